@@ -1,0 +1,36 @@
+"""The durable registry of agents: each agent name's current epoch.
+
+A writer's epoch travels with every write it makes; bumping it (the kill switch) makes
+resources refuse the old incarnation's writes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runtime import connect
+
+
+class AgentRegistry:
+    """Agent epochs in ``<root>/system.sqlite``."""
+
+    def __init__(self, root: Path) -> None:
+        self._conn = connect(root / "system.sqlite")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS agents(name TEXT PRIMARY KEY, epoch INTEGER NOT NULL)"
+        )
+
+    def current_epoch(self, name: str) -> int:
+        """The agent's epoch, registering it at epoch 1 if new."""
+        self._conn.execute("INSERT OR IGNORE INTO agents(name, epoch) VALUES(?, 1)", (name,))
+        row = self._conn.execute("SELECT epoch FROM agents WHERE name = ?", (name,)).fetchone()
+        return int(row[0])
+
+    def bump_epoch(self, name: str) -> int:
+        """Make the agent's current epoch stale; return the new one."""
+        self.current_epoch(name)
+        self._conn.execute("UPDATE agents SET epoch = epoch + 1 WHERE name = ?", (name,))
+        return self.current_epoch(name)
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,102 @@
+"""The ``Resource`` base class users subclass, and its ``@write`` / ``@read`` methods."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from runtime import ConfigurationError, InvalidArgumentError
+
+F = TypeVar("F", bound=Callable[..., Any])
+Kind = Literal["write", "read"]
+_KIND_ATTR = "__agentcast_kind__"
+
+
+def write(fn: F) -> F:
+    """Mark a method as a write: ``(self, state, *args) -> result``.
+
+    The resource's one applier runs it with the live state; the state changes it makes
+    are committed with a new version, or undone if it raises.
+    """
+    setattr(fn, _KIND_ATTR, "write")
+    return fn
+
+
+def read(fn: F) -> F:
+    """Mark a method as a read: ``(self, state, *args) -> value``, given a read-only view.
+
+    A read sees every write acknowledged before it was sent.
+    """
+    setattr(fn, _KIND_ATTR, "read")
+    return fn
+
+
+class Resource:
+    """A shared resource: state with ``@write`` and ``@read`` methods.
+
+    The state is a dict of plain data (str or int keys). It lives in one Ray actor that
+    applies writes one at a time and logs each durably before acknowledging it.
+    """
+
+    def initial_state(self) -> dict[Any, Any]:
+        """The state before the first write. Default: an empty dict."""
+        return {}
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """A ``@write`` or ``@read`` method and what its arguments should be."""
+
+    name: str
+    kind: Kind
+    fn: Callable[..., Any]
+    signature: inspect.Signature
+    models: dict[str, type[BaseModel]]
+
+    def bind(self, resource: Resource, state: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """Call the method with decoded plain-data arguments, rebuilding pydantic models.
+
+        Raises:
+            InvalidArgumentError: the arguments do not fit the signature or the models.
+        """
+        try:
+            bound = self.signature.bind(resource, state, *args, **kwargs)
+            for name, model in self.models.items():
+                if name in bound.arguments and not isinstance(bound.arguments[name], model):
+                    bound.arguments[name] = model.model_validate(bound.arguments[name])
+        except (TypeError, ValidationError) as error:
+            raise InvalidArgumentError(f"{self.name}: {error}") from error
+        return lambda: self.fn(*bound.args, **bound.kwargs)
+
+
+def operations(cls: type[Resource]) -> dict[str, Operation]:
+    """Every ``@write`` and ``@read`` method of a resource class, by name.
+
+    Raises:
+        ConfigurationError: ``cls`` is not a ``Resource`` subclass.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Resource)):
+        raise ConfigurationError(f"{cls!r} is not a subclass of Resource")
+    found: dict[str, Operation] = {}
+    for name, fn in inspect.getmembers(cls, inspect.isfunction):
+        kind = getattr(fn, _KIND_ATTR, None)
+        if kind is not None:
+            found[name] = Operation(name, kind, fn, inspect.signature(fn), _model_params(fn))
+    return found
+
+
+def _model_params(fn: Callable[..., Any]) -> dict[str, type[BaseModel]]:
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # unresolvable annotations: arguments stay plain data
+        return {}
+    return {
+        name: hint
+        for name, hint in hints.items()
+        if name != "return" and isinstance(hint, type) and issubclass(hint, BaseModel)
+    }

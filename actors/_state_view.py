@@ -1,0 +1,99 @@
+"""A journaled view of a resource's state, so a write costs O(what it touches).
+
+A write method gets a ``StateView`` instead of the state dict. The view remembers the
+value each key had before the write first touched it (a copy for mutable values, taken
+on first read, because the method may mutate nested data in place). That journal gives
+both the undo for a write that raises and the before/after audit record of what changed,
+without ever copying the whole state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+from runtime import decode, encode
+
+_IMMUTABLE = (int, float, str, bytes, bool, type(None))
+_ABSENT = object()
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, _IMMUTABLE):
+        return value
+    return decode(encode(value))  # plain data only: a msgpack round trip is a deep copy
+
+
+class StateView(MutableMapping[Any, Any]):
+    """A dict-like view of ``data`` that journals the keys it touches."""
+
+    def __init__(self, data: dict[Any, Any]) -> None:
+        self._data = data
+        self._before: dict[Any, Any] = {}
+
+    def _remember(self, key: Any, copy: bool) -> None:
+        if key not in self._before:
+            value = self._data.get(key, _ABSENT)
+            self._before[key] = _copy(value) if copy and value is not _ABSENT else value
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self._data[key]
+        if not isinstance(value, _IMMUTABLE):
+            self._remember(key, copy=True)
+        return value
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._remember(key, copy=False)  # the old object is replaced, never mutated
+        self._data[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        self._remember(key, copy=False)
+        del self._data[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._data))
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def changes(self) -> list[list[Any]]:
+        """``[key, had_before, before, has_after, after]`` for each key whose value changed."""
+        out = []
+        for key, before in self._before.items():
+            after = self._data.get(key, _ABSENT)
+            if before is _ABSENT and after is _ABSENT:
+                continue
+            if before is not _ABSENT and after is not _ABSENT and before == after:
+                continue
+            out.append(
+                [
+                    key,
+                    before is not _ABSENT,
+                    None if before is _ABSENT else before,
+                    after is not _ABSENT,
+                    None if after is _ABSENT else after,
+                ]
+            )
+        return out
+
+    def undo(self) -> None:
+        """Put back every touched key as it was before the write."""
+        for key, before in self._before.items():
+            if before is _ABSENT:
+                self._data.pop(key, None)
+            else:
+                self._data[key] = before
+        self._before.clear()
+
+
+def apply_changes(data: dict[Any, Any], changes: list[list[Any]], *, forward: bool = True) -> None:
+    """Replay (or, with ``forward=False``, revert) a record's changes onto ``data``."""
+    for key, had_before, before, has_after, after in changes:
+        present, value = (has_after, after) if forward else (had_before, before)
+        if present:
+            data[key] = value
+        else:
+            data.pop(key, None)

@@ -1,0 +1,236 @@
+"""``System``: starts or joins a Ray cluster and places agents and resources on it."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import ray
+from pydantic import BaseModel
+
+from policies import ResourcePolicy, WriteAuthority
+from runtime import Envelope, ResourceLog, check_name, new_trace_id, storage_root
+from runtime._ray_glue import (
+    STATE_RESOURCE,
+    agent_actor_name,
+    lookup,
+    resource_actor_name,
+    spawn,
+)
+
+from ._agent import Agent, AgentRuntime, handlers
+from ._agent_host import AgentHost
+from ._registry import AgentRegistry
+from ._resource import Resource, operations
+from ._resource_handle import Reconnect, ResourceHandle, WriterIdentity, _Stamper
+from ._resource_host import ResourceHost
+
+DEFAULT_NAMESPACE = "agentcast"
+
+
+class _DriverKeys:
+    """Keys of the driver's writes: unique per call, under the system's trace id."""
+
+    def __init__(self, trace_id: str) -> None:
+        self._trace_id = trace_id
+
+    def next_key(self) -> tuple[str, str]:
+        return self._trace_id, f"system:{uuid.uuid4().hex}"
+
+
+class AgentGroup:
+    """The replicas of one agent. ``call`` sends a message to the next replica."""
+
+    def __init__(self, name: str, actors: list[Any], trace_id: str) -> None:
+        self.name = name
+        self.actors = actors
+        self._trace_id = trace_id
+        self._next = itertools.cycle(range(len(actors)))
+
+    def call(
+        self, message: BaseModel, *, envelope: Envelope | None = None, replica: int | None = None
+    ) -> Any:
+        """Send ``message`` to a replica (round robin unless given); returns an ObjectRef."""
+        index = next(self._next) if replica is None else replica
+        env = envelope or Envelope(trace_id=self._trace_id)
+        return self.actors[index].handle.remote(message, env)
+
+    def ask(self, message: BaseModel, *, timeout: float | None = None) -> Any:
+        """Send ``message`` and wait for the output model."""
+        return ray.get(self.call(message), timeout=timeout)
+
+
+class System:
+    """A running agentcast system: agents and resources as named actors on Ray.
+
+    Use ``System.start()`` for the embedded default (a local Ray and SQLite under
+    ``./.agentcast``) or ``System.connect(address)`` to join a running cluster.
+    """
+
+    def __init__(self, *, root: Path, namespace: str, owns_ray: bool) -> None:
+        self.root = root
+        self.namespace = check_name("namespace", namespace)
+        self.trace_id = new_trace_id()
+        self._owns_ray = owns_ray
+        self._spawned: list[Any] = []
+        self._registry = AgentRegistry(root)
+        self._resources: dict[str, ResourcePolicy] = {}
+
+    @classmethod
+    def start(
+        cls,
+        storage: str | os.PathLike[str] | None = None,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        num_cpus: int | None = None,
+        dashboard: bool = True,
+    ) -> System:
+        """Start the embedded default: a local Ray (``address="local"``) and SQLite storage.
+
+        If this process is already connected to Ray, that cluster is used and left running.
+        """
+        owns = not ray.is_initialized()
+        if owns:
+            ray.init(
+                address="local",
+                num_cpus=num_cpus or os.cpu_count() or 2,
+                resources={STATE_RESOURCE: 1_000_000},
+                include_dashboard=dashboard,
+                dashboard_host="127.0.0.1",
+                namespace=namespace,
+                logging_level="WARNING",
+                log_to_driver=False,
+            )
+        return cls(root=storage_root(storage), namespace=namespace, owns_ray=owns)
+
+    @classmethod
+    def connect(
+        cls,
+        address: str = "auto",
+        *,
+        storage: str | os.PathLike[str] | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> System:
+        """Join a running Ray cluster (e.g. inside ``ray job submit``)."""
+        owns = not ray.is_initialized()
+        if owns:
+            ray.init(address=address, namespace=namespace, logging_level="WARNING")
+        return cls(root=storage_root(storage), namespace=namespace, owns_ray=owns)
+
+    def __enter__(self) -> System:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+    @property
+    def dashboard_url(self) -> str | None:
+        """The Ray dashboard's address, if it runs."""
+        from ray._private.worker import get_dashboard_url
+
+        url = get_dashboard_url()
+        return f"http://{url}" if url else None
+
+    def resource(
+        self,
+        cls: type[Resource],
+        *,
+        name: str,
+        writers: list[str] | None = None,
+        policy: ResourcePolicy | None = None,
+    ) -> ResourceHandle:
+        """Start the resource ``name`` (or join it if running) and return a driver handle.
+
+        Args:
+            cls: the ``Resource`` subclass.
+            name: the resource's name; its actor is ``resource:<name>``.
+            writers: agent names allowed to write; None admits all. The driver writes as
+                ``"system"``.
+            policy: limits, batching, snapshots and durability.
+
+        Raises:
+            ConfigurationError: a bad name or class.
+        """
+        check_name("resource", name)
+        operations(cls)
+        policy = policy or ResourcePolicy()
+        self._resources[name] = policy
+        actor_name = resource_actor_name(name)
+        try:
+            actor = lookup(actor_name, self.namespace)
+        except Exception:
+            actor = spawn(
+                ResourceHost, cls, name, str(self.root), policy, WriteAuthority.of(writers),
+                name=actor_name, namespace=self.namespace, pin_to_state=True,
+            )  # fmt: skip
+            self._spawned.append(actor)
+        return self.get_resource(name)
+
+    def get_resource(self, name: str) -> ResourceHandle:
+        """A driver handle (writer ``"system"``) to the running resource ``name``.
+
+        Raises:
+            ConfigurationError: no such resource.
+        """
+        actor = lookup(resource_actor_name(name), self.namespace)
+        described = ray.get(actor.describe.remote())
+        stamper = _Stamper(
+            name,
+            WriterIdentity("system", 0),
+            _DriverKeys(self.trace_id),
+            described["max_payload_bytes"],
+        )
+        return ResourceHandle(actor, stamper, described["kinds"], Reconnect())
+
+    def log(self, name: str) -> ResourceLog:
+        """The durable log of resource ``name``, opened from this machine's storage.
+
+        Opening it does not bump the incarnation; use it to read records and rejections.
+        """
+        return ResourceLog(self.root, check_name("resource", name))
+
+    def agent(
+        self, cls: type[Agent], *, name: str, replicas: int = 1, model: Any = None
+    ) -> AgentGroup:
+        """Start ``replicas`` actors ``agent:<name>:<i>`` running ``cls``.
+
+        Raises:
+            ConfigurationError: a bad name, class or handler signature.
+        """
+        check_name("agent", name)
+        handlers(cls)
+        if replicas < 1:
+            raise ValueError("replicas must be at least 1")
+        epoch = self._registry.current_epoch(name)
+        actors = []
+        for i in range(replicas):
+            runtime = AgentRuntime(
+                name=name, replica=i, epoch=epoch, namespace=self.namespace, model=model
+            )
+            actor = spawn(
+                AgentHost, cls, runtime,
+                name=agent_actor_name(name, i), namespace=self.namespace,
+                max_restarts=0, max_concurrency=cls.max_concurrency,
+            )  # fmt: skip
+            actors.append(actor)
+        self._spawned.extend(actors)
+        ray.get([a.ping.remote() for a in actors])
+        return AgentGroup(name, actors, self.trace_id)
+
+    def shutdown(self) -> None:
+        """Stop every actor this system started, and Ray if it started it."""
+        for actor in self._spawned:
+            ray.kill(actor, no_restart=True)
+        self._spawned.clear()
+        self._registry.close()
+        if self._owns_ray and ray.is_initialized():
+            ray.shutdown()

@@ -1,0 +1,46 @@
+"""Policies of a resource actor: limits, batching, snapshots, durability."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Durability(StrEnum):
+    """What an acknowledged write survives.
+
+    FULL: SQLite ``synchronous=FULL``, an fsync per group commit: survives a power loss.
+    PROCESS: SQLite WAL with ``synchronous=NORMAL``: survives the death of any process,
+    including the resource actor's, but the last commits may be lost if the machine loses
+    power.
+    """
+
+    FULL = "full"
+    PROCESS = "process"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourcePolicy:
+    """How a resource actor applies and stores writes.
+
+    Attributes:
+        max_payload_bytes: largest encoded arguments of one write; larger ones are refused
+            before they reach the applier. Default 1 MiB.
+        max_batch: most writes applied and committed in one group commit. Default 512.
+        snapshot_every: write a full snapshot after this many versions, so that recovery
+            replays at most this many records. Default 5,000.
+        durability: what an acknowledged write survives. Default ``Durability.FULL``.
+        idempotency_cache: idempotency keys kept in memory; older ones are looked up in
+            storage. Default 100,000.
+    """
+
+    max_payload_bytes: int = 1 << 20
+    max_batch: int = 512
+    snapshot_every: int = 5_000
+    durability: Durability = Durability.FULL
+    idempotency_cache: int = 100_000
+
+    def __post_init__(self) -> None:
+        for name in ("max_payload_bytes", "max_batch", "snapshot_every", "idempotency_cache"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ResourcePolicy.{name} must be at least 1")

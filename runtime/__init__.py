@@ -1,0 +1,68 @@
+"""The substrate every actor and driver uses: envelope and ids, errors, storage, clock,
+metrics, and the Ray glue that spawns a plain class as a named actor."""
+
+from ._clock import Clock as Clock
+from ._clock import SystemClock as SystemClock
+from ._codec import decode as decode
+from ._codec import encode as encode
+from ._envelope import Envelope as Envelope
+from ._envelope import Provenance as Provenance
+from ._ids import new_span_id as new_span_id
+from ._ids import new_task_id as new_task_id
+from ._ids import new_trace_id as new_trace_id
+from ._resource_log import LogRecord as LogRecord
+from ._resource_log import Recovered as Recovered
+from ._resource_log import Rejection as Rejection
+from ._resource_log import ResourceLog as ResourceLog
+from ._storage import check_name as check_name
+from ._storage import connect as connect
+from ._storage import storage_root as storage_root
+from .errors import AgentcastError as AgentcastError
+from .errors import AgentError as AgentError
+from .errors import ConfigurationError as ConfigurationError
+from .errors import ConflictError as ConflictError
+from .errors import FencedError as FencedError
+from .errors import HandlerOutputError as HandlerOutputError
+from .errors import InvalidArgumentError as InvalidArgumentError
+from .errors import PayloadTooLargeError as PayloadTooLargeError
+from .errors import ResourceError as ResourceError
+from .errors import ResourceUnavailableError as ResourceUnavailableError
+from .errors import StorageError as StorageError
+from .errors import UnauthorizedWriterError as UnauthorizedWriterError
+from .errors import UnknownHandlerError as UnknownHandlerError
+from .errors import UnknownOperationError as UnknownOperationError
+from .errors import WriteFailedError as WriteFailedError
+
+__all__ = [
+    "AgentError",
+    "AgentcastError",
+    "Clock",
+    "ConfigurationError",
+    "ConflictError",
+    "Envelope",
+    "FencedError",
+    "HandlerOutputError",
+    "InvalidArgumentError",
+    "LogRecord",
+    "PayloadTooLargeError",
+    "Provenance",
+    "Recovered",
+    "Rejection",
+    "ResourceError",
+    "ResourceLog",
+    "ResourceUnavailableError",
+    "StorageError",
+    "SystemClock",
+    "UnauthorizedWriterError",
+    "UnknownHandlerError",
+    "UnknownOperationError",
+    "WriteFailedError",
+    "check_name",
+    "connect",
+    "decode",
+    "encode",
+    "new_span_id",
+    "new_task_id",
+    "new_trace_id",
+    "storage_root",
+]

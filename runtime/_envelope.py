@@ -1,0 +1,73 @@
+"""The envelope: what travels with every task, write and event."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from ._ids import new_span_id, new_task_id, new_trace_id
+from .errors import InvalidArgumentError
+
+_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+
+
+class Provenance(StrEnum):
+    """Where a message's content comes from, so trust does not grow in transit."""
+
+    HUMAN = "human"
+    SYSTEM = "system"
+    VERIFIED_AGENT = "verified_agent"
+    UNVERIFIED_AGENT = "unverified_agent"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope:
+    """Trace context, identity and constraints of one unit of work.
+
+    Attributes:
+        trace_id: 32 hex digits shared by every task of one run (W3C trace id).
+        span_id: 16 hex digits naming this task.
+        parent_span_id: the span that caused this one; None at the root.
+        task_id: the task this envelope carries; idempotency keys derive from it.
+        sender: who sent it: an agent name, "system" or "human".
+        provenance: where the content comes from.
+        constraints: typed constraints that travel unchanged to every hop, e.g.
+            ``{"forbidden_paths": ["/prod"]}``; resources may enforce them.
+    """
+
+    trace_id: str = field(default_factory=new_trace_id)
+    span_id: str = field(default_factory=new_span_id)
+    parent_span_id: str | None = None
+    task_id: str = field(default_factory=new_task_id)
+    sender: str = "system"
+    provenance: Provenance = Provenance.SYSTEM
+    constraints: Mapping[str, object] = field(default_factory=dict)
+
+    def child(self, *, sender: str, task_id: str | None = None) -> Envelope:
+        """The envelope of a task caused by this one: same trace and constraints."""
+        return replace(
+            self,
+            span_id=new_span_id(),
+            parent_span_id=self.span_id,
+            task_id=task_id or new_task_id(),
+            sender=sender,
+            provenance=Provenance.UNVERIFIED_AGENT if sender != "system" else self.provenance,
+        )
+
+    def traceparent(self) -> str:
+        """This envelope as a W3C ``traceparent`` header value."""
+        return f"00-{self.trace_id}-{self.span_id}-01"
+
+    @classmethod
+    def from_traceparent(cls, header: str, *, sender: str = "system") -> Envelope:
+        """A root envelope continuing an incoming W3C trace.
+
+        Raises:
+            InvalidArgumentError: the header is not a version-00 traceparent.
+        """
+        match = _TRACEPARENT.match(header.strip())
+        if match is None:
+            raise InvalidArgumentError(f"not a W3C traceparent: {header!r}")
+        return cls(trace_id=match[1], parent_span_id=match[2], sender=sender)

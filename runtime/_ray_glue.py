@@ -1,0 +1,81 @@
+"""The glue that spawns a plain class as a named Ray actor with agentcast's options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+
+from .errors import ConfigurationError
+
+STATE_RESOURCE = "agentcast_state"
+"""Custom resource of the node that holds the storage; state actors are pinned to it."""
+
+
+def resource_actor_name(name: str) -> str:
+    return f"resource:{name}"
+
+
+def agent_actor_name(name: str, replica: int) -> str:
+    return f"agent:{name}:{replica}"
+
+
+def state_pinning() -> dict[str, float]:
+    """Ray ``resources`` that pin a state actor to the storage node.
+
+    On a single-node cluster without the custom resource there is nothing to pin to and
+    nothing to get wrong, so no pinning is asked for.
+
+    Raises:
+        ConfigurationError: a multi-node cluster without a node offering
+            ``agentcast_state``: state actors could land away from their storage.
+    """
+    if ray.cluster_resources().get(STATE_RESOURCE, 0) > 0:
+        return {STATE_RESOURCE: 0.001}
+    if len([n for n in ray.nodes() if n.get("Alive")]) > 1:
+        raise ConfigurationError(
+            f"multi-node cluster without the custom resource {STATE_RESOURCE!r} on the "
+            "storage node: start the head with it (see cluster.yaml)"
+        )
+    return {}
+
+
+def spawn(
+    cls: type,
+    *args: Any,
+    name: str,
+    namespace: str,
+    max_restarts: int = -1,
+    max_concurrency: int | None = None,
+    pin_to_state: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """Start ``cls`` as the named actor ``name`` in ``namespace`` and return its handle.
+
+    ``max_task_retries`` is always 0: Ray's own retries would run a call twice and lose
+    ordering; agentcast retries itself, with idempotency keys.
+    """
+    options: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "num_cpus": 0,
+        "max_restarts": max_restarts,
+        "max_task_retries": 0,
+    }
+    if max_concurrency is not None:
+        options["max_concurrency"] = max_concurrency
+    if pin_to_state:
+        options["resources"] = state_pinning()
+    return ray.remote(cls).options(**options).remote(*args, **kwargs)
+
+
+def lookup(name: str, namespace: str) -> Any:
+    """The handle of a running named actor.
+
+    Raises:
+        ConfigurationError: no such actor.
+    """
+    try:
+        return ray.get_actor(name, namespace=namespace)
+    except ValueError as error:
+        raise ConfigurationError(f"no actor {name!r} in namespace {namespace!r}") from error

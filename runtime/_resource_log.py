@@ -1,0 +1,237 @@
+"""The durable log of one resource: records, snapshots, rejections, epochs, fences.
+
+One SQLite file per resource, so resources never contend for a lock. The interface is
+small on purpose (open, recover, commit, lookup, snapshot, read back) so that another
+backend can implement it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from policies import Durability
+
+from ._storage import check_name, connect
+from .errors import FencedError, StorageError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS log(
+    version INTEGER PRIMARY KEY,
+    op TEXT NOT NULL,
+    args BLOB NOT NULL,
+    result BLOB NOT NULL,
+    writer TEXT NOT NULL,
+    writer_epoch INTEGER NOT NULL,
+    incarnation INTEGER NOT NULL,
+    idem_key TEXT NOT NULL UNIQUE,
+    trace_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    diff BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS snapshot(version INTEGER PRIMARY KEY, state BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS rejected(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    op TEXT NOT NULL,
+    writer TEXT NOT NULL,
+    writer_epoch INTEGER NOT NULL,
+    idem_key TEXT NOT NULL,
+    trace_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS writer_fence(writer TEXT PRIMARY KEY, min_epoch INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One committed write. ``diff`` is the encoded before/after of what changed."""
+
+    version: int
+    op: str
+    args: bytes
+    result: bytes
+    writer: str
+    writer_epoch: int
+    incarnation: int
+    idem_key: str
+    trace_id: str
+    at: str
+    diff: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One refused write attempt, kept for the audit."""
+
+    at: str
+    op: str
+    writer: str
+    writer_epoch: int
+    idem_key: str
+    trace_id: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """What a new incarnation starts from."""
+
+    incarnation: int
+    snapshot_version: int
+    snapshot_state: bytes | None
+    tail: list[LogRecord]
+    writer_fences: dict[str, int]
+
+
+_LOG_COLUMNS = (
+    "version, op, args, result, writer, writer_epoch, incarnation, idem_key, trace_id, at, diff"
+)
+
+
+class ResourceLog:
+    """The SQLite log of one resource. Not thread-safe: one owner at a time."""
+
+    def __init__(self, root: Path, name: str, durability: Durability = Durability.FULL) -> None:
+        self.path = root / "resources" / f"{check_name('resource', name)}.sqlite"
+        self._conn = connect(self.path, durability)
+        self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def open_incarnation(self) -> Recovered:
+        """Bump the incarnation (epoch) durably and load snapshot + tail of the log.
+
+        From this commit on, any older incarnation's commit is refused (fencing).
+        """
+        conn = self._conn
+        with self._transaction():
+            row = conn.execute("SELECT value FROM meta WHERE key='incarnation'").fetchone()
+            incarnation = (row[0] if row else 0) + 1
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES('incarnation', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (incarnation,),
+            )
+        snap = conn.execute(
+            "SELECT version, state FROM snapshot ORDER BY version DESC LIMIT 1"
+        ).fetchone()
+        snapshot_version, snapshot_state = (snap[0], snap[1]) if snap else (0, None)
+        fences = dict(conn.execute("SELECT writer, min_epoch FROM writer_fence").fetchall())
+        return Recovered(
+            incarnation=incarnation,
+            snapshot_version=snapshot_version,
+            snapshot_state=snapshot_state,
+            tail=list(self.records(after=snapshot_version)),
+            writer_fences=fences,
+        )
+
+    def commit(
+        self,
+        incarnation: int,
+        records: list[LogRecord],
+        rejections: list[Rejection],
+        fences: dict[str, int] | None = None,
+    ) -> None:
+        """Append records, rejections and writer fences in one transaction.
+
+        Raises:
+            FencedError: a newer incarnation has opened the log; nothing was written.
+            StorageError: the store failed; nothing was written.
+        """
+        conn = self._conn
+        try:
+            with self._transaction():
+                row = conn.execute("SELECT value FROM meta WHERE key='incarnation'").fetchone()
+                if row is None or row[0] != incarnation:
+                    raise FencedError(
+                        self.path.stem, f"incarnation {incarnation} superseded by {row and row[0]}"
+                    )
+                conn.executemany(
+                    f"INSERT INTO log({_LOG_COLUMNS}) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                    [_record_row(r) for r in records],
+                )
+                conn.executemany(
+                    "INSERT INTO rejected(at, op, writer, writer_epoch, idem_key, trace_id, "
+                    "reason, detail) VALUES(?,?,?,?,?,?,?,?)",
+                    [_rejection_row(r) for r in rejections],
+                )
+                for writer, epoch in (fences or {}).items():
+                    conn.execute(
+                        "INSERT INTO writer_fence(writer, min_epoch) VALUES(?, ?) ON CONFLICT"
+                        "(writer) DO UPDATE SET min_epoch=max(min_epoch, excluded.min_epoch)",
+                        (writer, epoch),
+                    )
+        except sqlite3.Error as error:
+            raise StorageError(f"commit to {self.path} failed: {error}") from error
+
+    def save_snapshot(self, version: int, state: bytes) -> None:
+        """Keep the full state at ``version`` and drop older snapshots."""
+        try:
+            with self._transaction():
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO snapshot(version, state) VALUES(?, ?)", (version, state)
+                )
+                self._conn.execute("DELETE FROM snapshot WHERE version < ?", (version,))
+        except sqlite3.Error as error:
+            raise StorageError(f"snapshot to {self.path} failed: {error}") from error
+
+    def lookup(self, idem_key: str) -> LogRecord | None:
+        """The committed record of an idempotency key, if any."""
+        row = self._conn.execute(
+            f"SELECT {_LOG_COLUMNS} FROM log WHERE idem_key = ?", (idem_key,)
+        ).fetchone()
+        return LogRecord(*row) if row else None
+
+    def records(self, *, after: int = 0) -> Iterator[LogRecord]:
+        """Committed records with version > ``after``, in version order."""
+        cursor = self._conn.execute(
+            f"SELECT {_LOG_COLUMNS} FROM log WHERE version > ? ORDER BY version", (after,)
+        )
+        for row in cursor:
+            yield LogRecord(*row)
+
+    def rejections(self) -> list[Rejection]:
+        """Every refused attempt, oldest first."""
+        rows = self._conn.execute(
+            "SELECT at, op, writer, writer_epoch, idem_key, trace_id, reason, detail "
+            "FROM rejected ORDER BY id"
+        ).fetchall()
+        return [Rejection(*row) for row in rows]
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._conn)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self._conn.execute("COMMIT")
+        else:
+            self._conn.execute("ROLLBACK")
+
+
+def _record_row(r: LogRecord) -> tuple[object, ...]:
+    return (
+        r.version, r.op, r.args, r.result, r.writer, r.writer_epoch,
+        r.incarnation, r.idem_key, r.trace_id, r.at, r.diff,
+    )  # fmt: skip
+
+
+def _rejection_row(r: Rejection) -> tuple[object, ...]:
+    return (r.at, r.op, r.writer, r.writer_epoch, r.idem_key, r.trace_id, r.reason, r.detail)

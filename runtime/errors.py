@@ -1,0 +1,289 @@
+"""The one error tree of agentcast.
+
+Every error the runtime raises on purpose is an ``AgentcastError``::
+
+    AgentcastError
+    ├── ConfigurationError            a setting or a cluster that cannot work
+    ├── InvalidArgumentError          input that is not plain data or pydantic models
+    │   └── PayloadTooLargeError      encoded input above the size limit
+    ├── StorageError                  the durable store failed; nothing was acknowledged
+    ├── ResourceError                 refused or failed by a resource actor
+    │   ├── UnknownOperationError     no such @write or @read method
+    │   ├── ConflictError             expected_version did not match
+    │   ├── UnauthorizedWriterError   writer not among the declared writers
+    │   ├── FencedError               a stale incarnation or a stale writer epoch
+    │   ├── WriteFailedError          the write method raised an error that cannot travel
+    │   └── ResourceUnavailableError  the actor died or restarted mid-call: outcome unknown
+    ├── AgentError                    raised by the agent layer
+    │   ├── UnknownHandlerError       no handler takes that message type
+    │   └── HandlerOutputError        a handler returned something other than its output model
+    └── ModelError                    a model call failed; carries the endpoint it called
+        ├── ModelUnavailableError     the endpoint failed (5xx, connection refused)
+        ├── ModelTimeoutError         no reply within the client's timeout
+        ├── ModelRateLimitedError     429: slow down, maybe for retry_after
+        ├── ModelAuthError            401/403: the credentials were refused
+        ├── ModelRequestError         another 4xx: the request itself is wrong
+        ├── ModelResponseError        a body that is not a chat completion
+        └── ModelOutputError          a reply that does not validate as the asked schema
+
+Every error survives a trip through Ray (pickling): ``__reduce__`` rebuilds it from
+its message and attributes, so subclasses never have to mirror their constructor.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+
+def _rebuild(cls: type[AgentcastError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
+
+class AgentcastError(Exception):
+    """Root of every error agentcast raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+class ConfigurationError(AgentcastError):
+    """A setting, a declaration or a cluster that cannot work as asked."""
+
+
+class InvalidArgumentError(AgentcastError):
+    """Input that is not plain data (None, bool, int, float, str, bytes, lists, dicts)
+    or pydantic models."""
+
+
+class PayloadTooLargeError(InvalidArgumentError):
+    """Encoded input larger than the configured limit.
+
+    Attributes:
+        size: encoded size in bytes.
+        limit: the limit in bytes.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"payload of {size} bytes exceeds the limit of {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class StorageError(AgentcastError):
+    """The durable store failed. Writes of the failed batch were not acknowledged."""
+
+
+class ResourceError(AgentcastError):
+    """Refused or failed by a resource actor.
+
+    Attributes:
+        resource: the resource's name.
+    """
+
+    def __init__(self, resource: str, message: str) -> None:
+        super().__init__(f"{resource}: {message}")
+        self.resource = resource
+
+
+class UnknownOperationError(ResourceError):
+    """The resource has no ``@write`` or ``@read`` method of that name."""
+
+    def __init__(self, resource: str, operation: str) -> None:
+        super().__init__(resource, f"no @write or @read method named {operation!r}")
+        self.operation = operation
+
+
+class ConflictError(ResourceError):
+    """A write's ``expected_version`` did not match the resource's version.
+
+    Attributes:
+        expected: the version the writer expected.
+        current: the version the resource is at.
+    """
+
+    def __init__(self, resource: str, expected: int, current: int) -> None:
+        super().__init__(resource, f"expected version {expected}, resource is at {current}")
+        self.expected = expected
+        self.current = current
+
+
+class UnauthorizedWriterError(ResourceError):
+    """The writer is not among the resource's declared writers. The attempt is logged."""
+
+    def __init__(self, resource: str, writer: str) -> None:
+        super().__init__(resource, f"writer {writer!r} is not a declared writer")
+        self.writer = writer
+
+
+class FencedError(ResourceError):
+    """Refused by fencing: a stale resource incarnation, or a writer whose epoch was bumped."""
+
+    def __init__(self, resource: str, reason: str) -> None:
+        super().__init__(resource, f"fenced: {reason}")
+        self.reason = reason
+
+
+class WriteFailedError(ResourceError):
+    """A write method raised an error that cannot be sent back as itself.
+
+    State is unchanged. Errors that pickle are raised to the caller as themselves.
+    """
+
+    def __init__(self, resource: str, operation: str, error_type: str, detail: str) -> None:
+        super().__init__(resource, f"{operation} raised {error_type}: {detail}")
+        self.operation = operation
+        self.error_type = error_type
+        self.detail = detail
+
+
+class ResourceUnavailableError(ResourceError):
+    """The resource actor died or restarted during the call: the write may or may not
+    have been applied. Retry with the same idempotency key to learn which."""
+
+
+class AgentError(AgentcastError):
+    """Raised by the agent layer."""
+
+
+class UnknownHandlerError(AgentError):
+    """No handler of the agent takes the message's type."""
+
+    def __init__(self, agent: str, message_type: str) -> None:
+        super().__init__(f"agent {agent!r} has no handler for {message_type}")
+        self.agent = agent
+        self.message_type = message_type
+
+
+class HandlerOutputError(AgentError):
+    """A handler returned a value that does not validate as its declared output model."""
+
+    def __init__(self, agent: str, handler: str, detail: str) -> None:
+        super().__init__(f"agent {agent!r} handler {handler!r} returned bad output: {detail}")
+        self.agent = agent
+        self.handler = handler
+        self.detail = detail
+
+
+class ModelError(AgentcastError):
+    """A model call failed.
+
+    Attributes:
+        endpoint: the dependency that failed (the client's ``endpoint``), the key of its
+            circuit breaker; empty when unknown.
+    """
+
+    def __init__(self, message: str, *, endpoint: str = "") -> None:
+        super().__init__(f"{endpoint}: {message}" if endpoint else message)
+        self.endpoint = endpoint
+
+
+class ModelUnavailableError(ModelError):
+    """The endpoint failed: a 5xx status or no connection. Retryable.
+
+    Attributes:
+        status: the HTTP status, or None when no response arrived.
+    """
+
+    def __init__(
+        self, detail: str = "unavailable", *, endpoint: str = "", status: int | None = None
+    ) -> None:
+        super().__init__(detail if status is None else f"{status} {detail}", endpoint=endpoint)
+        self.detail = detail
+        self.status = status
+
+
+class ModelTimeoutError(ModelError):
+    """No complete reply within the client's timeout. The call may still have been billed.
+
+    Attributes:
+        timeout: the timeout that ran out, or None when unknown.
+    """
+
+    def __init__(self, *, endpoint: str = "", timeout: timedelta | None = None) -> None:
+        after = "" if timeout is None else f" after {timeout.total_seconds():g}s"
+        super().__init__(f"timed out{after}", endpoint=endpoint)
+        self.timeout = timeout
+
+
+class ModelRateLimitedError(ModelError):
+    """429: the endpoint asks callers to slow down.
+
+    Attributes:
+        retry_after: how long the endpoint asked to wait (its Retry-After header), or None.
+    """
+
+    def __init__(self, *, endpoint: str = "", retry_after: timedelta | None = None) -> None:
+        after = "" if retry_after is None else f", retry after {retry_after.total_seconds():g}s"
+        super().__init__(f"rate limited{after}", endpoint=endpoint)
+        self.retry_after = retry_after
+
+
+class ModelAuthError(ModelError):
+    """401 or 403: the credentials were refused. Not retryable.
+
+    Attributes:
+        status: the HTTP status.
+        detail: the start of the response body.
+    """
+
+    def __init__(self, *, endpoint: str = "", status: int, detail: str = "") -> None:
+        super().__init__(f"{status} credentials refused: {detail}", endpoint=endpoint)
+        self.status = status
+        self.detail = detail
+
+
+class ModelRequestError(ModelError):
+    """Another 4xx status: the request itself is wrong. Not retryable as is.
+
+    Attributes:
+        status: the HTTP status.
+        detail: the start of the response body.
+    """
+
+    def __init__(self, *, endpoint: str = "", status: int, detail: str = "") -> None:
+        super().__init__(f"{status} request refused: {detail}", endpoint=endpoint)
+        self.status = status
+        self.detail = detail
+
+
+class ModelResponseError(ModelError):
+    """A success status with a body that is not a chat completion.
+
+    Attributes:
+        detail: what is wrong with the body.
+    """
+
+    def __init__(self, detail: str, *, endpoint: str = "") -> None:
+        super().__init__(f"malformed response: {detail}", endpoint=endpoint)
+        self.detail = detail
+
+
+class ModelOutputError(ModelError):
+    """The model replied, but the reply does not validate as the schema asked for:
+    invalid JSON, wrong fields, no text, or output cut off at the token limit.
+
+    Attributes:
+        schema: the name of the schema the reply was checked against.
+        text: the raw reply text, or None when the model sent none.
+        detail: the validation detail.
+        finish_reason: why the model stopped ("length" when truncated), or None.
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoint: str = "",
+        schema: str,
+        text: str | None,
+        detail: str,
+        finish_reason: str | None = None,
+    ) -> None:
+        super().__init__(f"reply does not validate as {schema}: {detail}", endpoint=endpoint)
+        self.schema = schema
+        self.text = text
+        self.detail = detail
+        self.finish_reason = finish_reason
