@@ -19,6 +19,7 @@ from ._resource_handle import AsyncResourceHandle, Reconnect, WriterIdentity
 
 F = TypeVar("F", bound=Callable[..., Any])
 _HANDLER_ATTR = "__agentcast_handler__"
+_CACHE_ATTR = "__agentcast_handlers__"
 
 
 def handler(fn: F) -> F:
@@ -50,6 +51,10 @@ def handlers(cls: type[Agent]) -> dict[type[BaseModel], HandlerSpec]:
     """
     if not (isinstance(cls, type) and issubclass(cls, Agent)):
         raise ConfigurationError(f"{cls!r} is not a subclass of Agent")
+    # Cached on the class in the driver: see actors._resource.operations.
+    cached: dict[type[BaseModel], HandlerSpec] | None = cls.__dict__.get(_CACHE_ATTR)
+    if cached is not None:
+        return cached
     found: dict[type[BaseModel], HandlerSpec] = {}
     for name, fn in inspect.getmembers(cls, inspect.isfunction):
         if getattr(fn, _HANDLER_ATTR, False):
@@ -60,6 +65,7 @@ def handlers(cls: type[Agent]) -> dict[type[BaseModel], HandlerSpec]:
                     f"{spec.input.__name__}"
                 )
             found[spec.input] = spec
+    setattr(cls, _CACHE_ATTR, found)
     return found
 
 

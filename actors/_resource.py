@@ -15,6 +15,7 @@ from runtime import ConfigurationError, InvalidArgumentError
 F = TypeVar("F", bound=Callable[..., Any])
 Kind = Literal["write", "read"]
 _KIND_ATTR = "__agentcast_kind__"
+_CACHE_ATTR = "__agentcast_operations__"
 
 
 def write(fn: F) -> F:
@@ -82,11 +83,17 @@ def operations(cls: type[Resource]) -> dict[str, Operation]:
     """
     if not (isinstance(cls, type) and issubclass(cls, Resource)):
         raise ConfigurationError(f"{cls!r} is not a subclass of Resource")
+    # Cached on the class where it is first declared (the driver): a class defined in a
+    # script travels to workers by value, where its annotations can no longer resolve.
+    cached: dict[str, Operation] | None = cls.__dict__.get(_CACHE_ATTR)
+    if cached is not None:
+        return cached
     found: dict[str, Operation] = {}
     for name, fn in inspect.getmembers(cls, inspect.isfunction):
         kind = getattr(fn, _KIND_ATTR, None)
         if kind is not None:
             found[name] = Operation(name, kind, fn, inspect.signature(fn), _model_params(fn))
+    setattr(cls, _CACHE_ATTR, found)
     return found
 
 

@@ -91,8 +91,12 @@ class System:
     ) -> System:
         """Start the embedded default: a local Ray (``address="local"``) and SQLite storage.
 
-        If this process is already connected to Ray, that cluster is used and left running.
+        Inside ``ray job submit`` (``RAY_ADDRESS`` is set) it joins the job's cluster
+        instead. If this process is already connected to Ray, that cluster is used and
+        left running.
         """
+        if not ray.is_initialized() and os.environ.get("RAY_ADDRESS"):
+            return cls.connect(os.environ["RAY_ADDRESS"], storage=storage, namespace=namespace)
         owns = not ray.is_initialized()
         if owns:
             ray.init(

@@ -1,0 +1,42 @@
+"""The ``agentcast`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentcast", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the storefront demo on the embedded default")
+    demo.add_argument("--seconds", type=float, default=5.0, help="how long agents work")
+    demo.add_argument("--storage", default=None, help="storage folder (default ./.agentcast)")
+    demo.add_argument("--keep", action="store_true", help="leave Ray up to look at the dashboard")
+
+    bench = sub.add_parser("bench", help="benchmarks against plain Ray, side by side")
+    bench.add_argument("target", choices=["resource"], help="what to measure")
+    bench.add_argument("--json", action="store_true", help="print one JSON document")
+    bench.add_argument("--quick", action="store_true", help="fewer operations per row")
+    bench.add_argument("--out", default=None, help="also write the JSON to this file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``agentcast`` console script."""
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        from ._demo import run_demo
+
+        return run_demo(seconds=args.seconds, storage=args.storage, keep=args.keep)
+    if args.command == "bench":
+        from ._bench_resource import run_bench
+
+        return run_bench(as_json=args.json, quick=args.quick, out=args.out)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
