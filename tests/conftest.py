@@ -1,0 +1,43 @@
+"""One local Ray for the whole test session; each test gets its own namespace and storage."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import ray
+
+from actors import System
+
+
+def _worker_path() -> str:
+    here = str(Path(__file__).resolve().parent)
+    existing = os.environ.get("PYTHONPATH")
+    return f"{here}{os.pathsep}{existing}" if existing else here
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    if not ray.is_initialized():
+        ray.init(
+            address="local",
+            num_cpus=2,
+            resources={"agentcast_state": 1_000_000},
+            include_dashboard=False,
+            logging_level="WARNING",
+            log_to_driver=False,
+            # Workers import the tests' own resources and agents by reference.
+            runtime_env={"env_vars": {"PYTHONPATH": _worker_path()}},
+        )
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def system(ray_session: None, tmp_path: Path) -> Iterator[System]:
+    started = System.start(tmp_path / "storage", namespace=f"test-{uuid.uuid4().hex[:12]}")
+    yield started
+    started.shutdown()

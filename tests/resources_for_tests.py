@@ -1,0 +1,144 @@
+"""Resources and agents shared by the tests (importable by Ray workers by reference)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from actors import Resource, read, write
+
+
+class OutOfStockError(Exception):
+    def __init__(self, sku: str, qty: int) -> None:
+        super().__init__(sku, qty)
+        self.sku = sku
+        self.qty = qty
+
+
+class Unpicklable(Exception):
+    def __init__(self, lock: Any) -> None:
+        super().__init__("holds a lock")
+        self.lock = lock
+
+    def __reduce__(self) -> Any:
+        raise TypeError("cannot pickle")
+
+
+class Item(BaseModel):
+    sku: str
+    qty: int
+
+
+class Inventory(Resource):
+    @write
+    def restock(self, state: dict[str, int], sku: str, qty: int) -> int:
+        state[sku] = state.get(sku, 0) + qty
+        return state[sku]
+
+    @write
+    def reserve(self, state: dict[str, int], sku: str, qty: int) -> int:
+        if state.get(sku, 0) < qty:
+            raise OutOfStockError(sku, qty)
+        state[sku] -= qty
+        return state[sku]
+
+    @write
+    def add_item(self, state: dict[str, int], item: Item) -> int:
+        state[item.sku] = state.get(item.sku, 0) + item.qty
+        return state[item.sku]
+
+    @write
+    def half_then_fail(self, state: dict[str, int], sku: str) -> None:
+        state[sku] = -999
+        state["other"] = 1
+        raise ValueError("failed after mutating")
+
+    @write
+    def unpicklable_failure(self, state: dict[str, int]) -> None:
+        import threading
+
+        raise Unpicklable(threading.Lock())
+
+    @write
+    def store_object(self, state: dict[str, Any], key: str) -> None:
+        state[key] = object()
+
+    @read
+    def available(self, state: dict[str, int], sku: str) -> int:
+        return state.get(sku, 0)
+
+    @read
+    def everything(self, state: dict[str, int]) -> dict[str, int]:
+        return dict(state)
+
+
+class Ledger(Resource):
+    """Nested state: accounts holding lists of entries, mutated in place."""
+
+    def initial_state(self) -> dict[str, Any]:
+        return {"accounts": {}}
+
+    @write
+    def post(self, state: dict[str, Any], account: str, amount: int) -> int:
+        entries = state["accounts"].setdefault(account, [])
+        entries.append(amount)
+        if sum(entries) < 0:
+            raise ValueError("overdrawn")
+        return sum(entries)
+
+
+# -- agents -----------------------------------------------------------------------------
+
+from actors import Agent, Write, handler  # noqa: E402
+
+
+class WriteBurst(BaseModel):
+    resource: str
+    prefix: str
+    count: int
+    explicit_keys: bool = True
+
+
+class Acked(BaseModel):
+    keys: list[str]
+    versions: list[int]
+
+
+class Writer(Agent):
+    """Restocks one unit at a time and reports what was acknowledged."""
+
+    @handler
+    async def burst(self, burst: WriteBurst) -> Acked:
+        handle = self.resource(burst.resource)
+        keys, versions = [], []
+        for i in range(burst.count):
+            key = f"{burst.prefix}:{i}" if burst.explicit_keys else None
+            result = await handle.write(Write(op="restock", args=("A", 1), key=key))
+            result.unwrap()
+            keys.append(key or "")
+            versions.append(result.version)
+        return Acked(keys=keys, versions=versions)
+
+
+class Order(BaseModel):
+    sku: str
+    qty: int
+
+
+class Placed(BaseModel):
+    left: int
+
+
+class Buyer(Agent):
+    @handler
+    async def place(self, order: Order) -> Placed:
+        return Placed(left=await self.resource("inventory").reserve(order.sku, order.qty))
+
+
+class Liar(Agent):
+    """Returns something that is not its declared output."""
+
+    @handler
+    async def place(self, order: Order) -> Placed:
+        return {"wrong": True}  # type: ignore[return-value]
