@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ray import cloudpickle
 from typing import Generic, TypeVar
+
+from ray import cloudpickle
 
 from runtime import WriteFailedError
 
@@ -67,7 +68,7 @@ def describe_error(error: BaseException) -> str:
 def error_payload(error: BaseException, resource: str, op: str) -> BaseException:
     """The error to send back: itself if it survives pickling, else ``WriteFailedError``."""
     try:
-        cloudpickle.loads(cloudpickle.dumps(error))
+        cloudpickle.loads(cloudpickle.dumps(error))  # type: ignore[no-untyped-call]
     except Exception:
         return WriteFailedError(resource, op, type(error).__name__, str(error))
     return error

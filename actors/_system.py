@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -106,7 +107,7 @@ class System:
                 include_dashboard=dashboard,
                 dashboard_host="127.0.0.1",
                 namespace=namespace,
-                logging_level="WARNING",
+                logging_level=logging.WARNING,
                 log_to_driver=False,
             )
         return cls(root=storage_root(storage), namespace=namespace, owns_ray=owns)
@@ -122,7 +123,7 @@ class System:
         """Join a running Ray cluster (e.g. inside ``ray job submit``)."""
         owns = not ray.is_initialized()
         if owns:
-            ray.init(address=address, namespace=namespace, logging_level="WARNING")
+            ray.init(address=address, namespace=namespace, logging_level=logging.WARNING)
         return cls(root=storage_root(storage), namespace=namespace, owns_ray=owns)
 
     def __enter__(self) -> System:
@@ -141,7 +142,7 @@ class System:
         """The Ray dashboard's address, if it runs."""
         from ray._private.worker import get_dashboard_url
 
-        url = get_dashboard_url()
+        url = get_dashboard_url()  # type: ignore[no-untyped-call]
         return f"http://{url}" if url else None
 
     def resource(

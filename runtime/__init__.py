@@ -10,10 +10,20 @@ from ._envelope import Provenance as Provenance
 from ._ids import new_span_id as new_span_id
 from ._ids import new_task_id as new_task_id
 from ._ids import new_trace_id as new_trace_id
+from ._model import Completion as Completion
+from ._model import Message as Message
+from ._model import ModelClient as ModelClient
+from ._model import Usage as Usage
+from ._model import estimate_prompt_tokens as estimate_prompt_tokens
+from ._model import estimate_text_tokens as estimate_text_tokens
+from ._openai_client import OpenAICompatibleClient as OpenAICompatibleClient
 from ._resource_log import LogRecord as LogRecord
 from ._resource_log import Recovered as Recovered
 from ._resource_log import Rejection as Rejection
 from ._resource_log import ResourceLog as ResourceLog
+from ._scripted_model import ScriptedCall as ScriptedCall
+from ._scripted_model import ScriptedModel as ScriptedModel
+from ._scripted_model import ScriptedRule as ScriptedRule
 from ._storage import check_name as check_name
 from ._storage import connect as connect
 from ._storage import storage_root as storage_root
@@ -24,6 +34,14 @@ from .errors import ConflictError as ConflictError
 from .errors import FencedError as FencedError
 from .errors import HandlerOutputError as HandlerOutputError
 from .errors import InvalidArgumentError as InvalidArgumentError
+from .errors import ModelAuthError as ModelAuthError
+from .errors import ModelError as ModelError
+from .errors import ModelOutputError as ModelOutputError
+from .errors import ModelRateLimitedError as ModelRateLimitedError
+from .errors import ModelRequestError as ModelRequestError
+from .errors import ModelResponseError as ModelResponseError
+from .errors import ModelTimeoutError as ModelTimeoutError
+from .errors import ModelUnavailableError as ModelUnavailableError
 from .errors import PayloadTooLargeError as PayloadTooLargeError
 from .errors import ResourceError as ResourceError
 from .errors import ResourceUnavailableError as ResourceUnavailableError
@@ -37,6 +55,7 @@ __all__ = [
     "AgentError",
     "AgentcastError",
     "Clock",
+    "Completion",
     "ConfigurationError",
     "ConflictError",
     "Envelope",
@@ -44,6 +63,17 @@ __all__ = [
     "HandlerOutputError",
     "InvalidArgumentError",
     "LogRecord",
+    "Message",
+    "ModelAuthError",
+    "ModelClient",
+    "ModelError",
+    "ModelOutputError",
+    "ModelRateLimitedError",
+    "ModelRequestError",
+    "ModelResponseError",
+    "ModelTimeoutError",
+    "ModelUnavailableError",
+    "OpenAICompatibleClient",
     "PayloadTooLargeError",
     "Provenance",
     "Recovered",
@@ -51,16 +81,22 @@ __all__ = [
     "ResourceError",
     "ResourceLog",
     "ResourceUnavailableError",
+    "ScriptedCall",
+    "ScriptedModel",
+    "ScriptedRule",
     "StorageError",
     "SystemClock",
     "UnauthorizedWriterError",
     "UnknownHandlerError",
     "UnknownOperationError",
+    "Usage",
     "WriteFailedError",
     "check_name",
     "connect",
     "decode",
     "encode",
+    "estimate_prompt_tokens",
+    "estimate_text_tokens",
     "new_span_id",
     "new_task_id",
     "new_trace_id",

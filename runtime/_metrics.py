@@ -16,7 +16,7 @@ def counter(name: str, description: str, tags: tuple[str, ...]) -> ray_metrics.C
     key = f"c:{name}"
     if key not in _CACHE:
         _CACHE[key] = ray_metrics.Counter(f"agentcast_{name}", description, tag_keys=tags)
-    return _CACHE[key]
+    return _CACHE[key]  # type: ignore[no-any-return]
 
 
 def gauge(name: str, description: str, tags: tuple[str, ...]) -> ray_metrics.Gauge:
@@ -24,7 +24,7 @@ def gauge(name: str, description: str, tags: tuple[str, ...]) -> ray_metrics.Gau
     key = f"g:{name}"
     if key not in _CACHE:
         _CACHE[key] = ray_metrics.Gauge(f"agentcast_{name}", description, tag_keys=tags)
-    return _CACHE[key]
+    return _CACHE[key]  # type: ignore[no-any-return]
 
 
 def histogram(name: str, description: str, tags: tuple[str, ...]) -> ray_metrics.Histogram:
@@ -34,4 +34,4 @@ def histogram(name: str, description: str, tags: tuple[str, ...]) -> ray_metrics
         _CACHE[key] = ray_metrics.Histogram(
             f"agentcast_{name}", description, boundaries=_LATENCY_MS, tag_keys=tags
         )
-    return _CACHE[key]
+    return _CACHE[key]  # type: ignore[no-any-return]

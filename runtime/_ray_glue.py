@@ -30,9 +30,9 @@ def state_pinning() -> dict[str, float]:
         ConfigurationError: a multi-node cluster without a node offering
             ``agentcast_state``: state actors could land away from their storage.
     """
-    if ray.cluster_resources().get(STATE_RESOURCE, 0) > 0:
+    if ray.cluster_resources().get(STATE_RESOURCE, 0) > 0:  # type: ignore[no-untyped-call]
         return {STATE_RESOURCE: 0.001}
-    if len([n for n in ray.nodes() if n.get("Alive")]) > 1:
+    if len([n for n in ray.nodes() if n.get("Alive")]) > 1:  # type: ignore[no-untyped-call]
         raise ConfigurationError(
             f"multi-node cluster without the custom resource {STATE_RESOURCE!r} on the "
             "storage node: start the head with it (see cluster.yaml)"

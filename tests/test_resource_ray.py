@@ -15,8 +15,8 @@ from resources_for_tests import (
     Inventory,
     Order,
     OutOfStockError,
-    Writer,
     WriteBurst,
+    Writer,
 )
 
 from actors import ResourceHost, System, Write

@@ -1,0 +1,77 @@
+"""Every error survives a trip through pickling and through Ray, caught by its class."""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+from datetime import timedelta
+
+import pytest
+import ray
+
+import runtime
+from runtime import errors
+
+SAMPLES: list[errors.AgentcastError] = [
+    errors.AgentcastError("root"),
+    errors.ConfigurationError("bad"),
+    errors.InvalidArgumentError("not plain"),
+    errors.PayloadTooLargeError(10, 5),
+    errors.StorageError("disk"),
+    errors.ResourceError("inv", "generic"),
+    errors.AgentError("agent"),
+    errors.UnknownOperationError("inv", "nope"),
+    errors.ConflictError("inv", 1, 2),
+    errors.UnauthorizedWriterError("inv", "mallory"),
+    errors.FencedError("inv", "stale"),
+    errors.WriteFailedError("inv", "op", "Boom", "detail"),
+    errors.ResourceUnavailableError("inv", "down"),
+    errors.UnknownHandlerError("agent", "Msg"),
+    errors.HandlerOutputError("agent", "h", "detail"),
+    errors.ModelError("model", endpoint="e"),
+    errors.ModelUnavailableError("down", endpoint="e", status=503),
+    errors.ModelTimeoutError(endpoint="e", timeout=timedelta(seconds=3)),
+    errors.ModelRateLimitedError(endpoint="e", retry_after=timedelta(seconds=2)),
+    errors.ModelAuthError(endpoint="e", status=401, detail="no key"),
+    errors.ModelRequestError(endpoint="e", status=400, detail="bad"),
+    errors.ModelResponseError("malformed", endpoint="e"),
+    errors.ModelOutputError(endpoint="e", schema="Out", text="{", detail="bad json"),
+]
+
+
+def all_error_classes() -> list[type[BaseException]]:
+    return [
+        obj
+        for _, obj in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(obj, errors.AgentcastError)
+    ]
+
+
+def test_every_error_class_is_exported_and_has_a_sample() -> None:
+    sampled = {type(e) for e in SAMPLES}
+    for cls in all_error_classes():
+        assert cls in sampled, f"add a {cls.__name__} to SAMPLES"
+        assert getattr(runtime, cls.__name__) is cls
+        assert cls.__name__.endswith("Error")
+
+
+@pytest.mark.parametrize("error", SAMPLES, ids=lambda e: type(e).__name__)
+def test_pickle_round_trip_keeps_type_message_and_fields(error: errors.AgentcastError) -> None:
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert str(copy) == str(error)
+    assert copy.__dict__ == error.__dict__
+
+
+@ray.remote(num_cpus=0)
+def _raise(error: BaseException) -> None:
+    raise error
+
+
+@pytest.mark.ray
+def test_errors_are_caught_by_their_own_class_through_ray(ray_session: None) -> None:
+    for error in SAMPLES:
+        with pytest.raises(type(error)) as caught:
+            ray.get(_raise.remote(error))
+        for field, value in error.__dict__.items():
+            assert getattr(caught.value, field) == value
