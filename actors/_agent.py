@@ -154,6 +154,11 @@ class Agent:
         return self._runtime.replica
 
     @property
+    def namespace(self) -> str:
+        """The Ray namespace of this system's actors, for looking up plain Ray actors."""
+        return self._runtime.namespace
+
+    @property
     def model(self) -> Any:
         """The agent's model client."""
         if self._runtime.model is None:

@@ -203,7 +203,7 @@ def _summary(system: System) -> tuple[list[list[str]], bool]:
         refused = [r.reason for r in rejections if r.reason != "conflict"]
         rows.append([
             name, str(state.version), str(len(rejections) - len(refused)), str(len(refused)),
-            ", ".join(sorted(set(refused))) or "-", check,
+            ",".join(sorted(set(refused))) or "-", check,
         ])  # fmt: skip
     return rows, ok
 

@@ -87,7 +87,7 @@ async def _think(ms: float) -> None:
 class OrderAgent(Agent):
     @handler
     async def sell(self, work: Work) -> Done:
-        return await (_sell_naive(work) if work.naive else self._sell(work))
+        return await (_sell_naive(work, self.namespace) if work.naive else self._sell(work))
 
     async def _sell(self, work: Work) -> Done:
         inventory, sold, refused = self.resource("inventory"), 0, 0
@@ -101,8 +101,8 @@ class OrderAgent(Agent):
         return Done(applied=sold, refused=refused)
 
 
-async def _sell_naive(work: Work) -> Done:
-    store, sold, refused = ray.get_actor("naive-store"), 0, 0
+async def _sell_naive(work: Work, namespace: str) -> Done:
+    store, sold, refused = ray.get_actor("naive-store", namespace=namespace), 0, 0
     for _ in range(work.units):
         stock, version = await store.get.remote(SKU)
         await _think(work.think_ms)
@@ -118,7 +118,7 @@ class SupplierAgent(Agent):
     @handler
     async def supply(self, work: Work) -> Done:
         if work.naive:
-            store = ray.get_actor("naive-store")
+            store = ray.get_actor("naive-store", namespace=self.namespace)
             for _ in range(work.units):
                 stock, version = await store.get.remote(SKU)
                 await _think(work.think_ms)

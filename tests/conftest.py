@@ -13,10 +13,14 @@ import ray
 from actors import System
 
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
 def _worker_path() -> str:
-    here = str(Path(__file__).resolve().parent)
-    existing = os.environ.get("PYTHONPATH")
-    return f"{here}{os.pathsep}{existing}" if existing else here
+    paths = [str(Path(__file__).resolve().parent), str(EXAMPLES)]
+    if os.environ.get("PYTHONPATH"):
+        paths.append(os.environ["PYTHONPATH"])
+    return os.pathsep.join(paths)
 
 
 @pytest.fixture(scope="session")

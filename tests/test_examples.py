@@ -1,0 +1,45 @@
+"""The example and the demo print what they promise, on the shared local Ray."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLES
+
+from actors._demo import run_demo
+
+pytestmark = pytest.mark.ray
+
+
+def test_inventory_race_naive_loses_updates_and_agentcast_none(
+    ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import inventory_race
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    code = inventory_race.main(["--quick", "--storage", str(tmp_path)])
+    out = capsys.readouterr().out
+    naive = re.search(r"naive\s+updates lost:\s+(\d+)\s+units oversold:\s+(\d+)", out)
+    ours = re.search(r"agentcast\s+updates lost:\s+(\d+)\s+units oversold:\s+(\d+)", out)
+    assert naive and ours, out
+    assert int(naive[1]) > 0
+    assert (int(ours[1]), int(ours[2])) == (0, 0)
+    assert code == 0
+
+
+def test_demo_prints_the_summary_and_checks_state_against_the_log(
+    ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_demo(seconds=1.5, storage=str(tmp_path), keep=False) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    for name in ("inventory", "orders", "prices"):
+        assert rows[name][-1] == "OK", out
+    assert int(rows["orders"][1]) > 0
+    assert "unauthorized" in rows["inventory"][4]
+    assert "dashboard:" in out
