@@ -1,7 +1,107 @@
 """Frozen policy values and pure decision functions. Never imports ray."""
 
 from ._authority import WriteAuthority as WriteAuthority
+from ._breaker import BreakerPolicy as BreakerPolicy
+from ._breaker import BreakerState as BreakerState
+from ._breaker import BreakerStatus as BreakerStatus
+from ._breaker import fingerprint as fingerprint
+from ._breaker import normalize_message as normalize_message
+from ._budget import BudgetLimit as BudgetLimit
+from ._budget import Dimension as Dimension
+from ._budget import LeaseMode as LeaseMode
+from ._budget import Ledger as Ledger
+from ._budget import ModelPrice as ModelPrice
+from ._budget import PriceTable as PriceTable
+from ._budget import Scope as Scope
+from ._budget import ScopeKind as ScopeKind
+from ._budget import UnknownModelError as UnknownModelError
+from ._budget import grant as grant
+from ._budget import settle as settle
+from ._deadlines import Deadlines as Deadlines
+from ._deadlines import Expiry as Expiry
+from ._deadlines import ExpiryReason as ExpiryReason
+from ._deadlines import expired as expired
+from ._deadlines import next_expiry as next_expiry
+from ._failure import Abandon as Abandon
+from ._failure import AbandonTask as AbandonTask
+from ._failure import Escalate as Escalate
+from ._failure import EscalateTo as EscalateTo
+from ._failure import FailureAction as FailureAction
+from ._failure import OnFailure as OnFailure
+from ._failure import Reroute as Reroute
+from ._failure import RerouteTo as RerouteTo
+from ._failure import Retry as Retry
+from ._failure import RetryAfter as RetryAfter
+from ._failure import StopCause as StopCause
+from ._failure import decide as decide
 from ._resource import Durability as Durability
 from ._resource import ResourcePolicy as ResourcePolicy
+from ._restart_intensity import RestartIntensity as RestartIntensity
+from ._restart_intensity import RestartTracker as RestartTracker
+from ._retry import RetryPolicy as RetryPolicy
+from ._retry import backoff as backoff
+from ._retry import should_retry as should_retry
+from ._retry_budget import RetryBudget as RetryBudget
+from ._retry_budget import RetryBudgetState as RetryBudgetState
+from ._yaml import PolicyFileError as PolicyFileError
+from ._yaml import PolicySet as PolicySet
+from ._yaml import PolicyTypeError as PolicyTypeError
+from ._yaml import PolicyValueError as PolicyValueError
+from ._yaml import UnknownPolicyKeyError as UnknownPolicyKeyError
+from ._yaml import load_policies as load_policies
+from ._yaml import load_policies_file as load_policies_file
+from ._yaml import parse_duration as parse_duration
 
-__all__ = ["Durability", "ResourcePolicy", "WriteAuthority"]
+__all__ = [
+    "Abandon",
+    "AbandonTask",
+    "BreakerPolicy",
+    "BreakerState",
+    "BreakerStatus",
+    "BudgetLimit",
+    "Deadlines",
+    "Dimension",
+    "Durability",
+    "Escalate",
+    "EscalateTo",
+    "Expiry",
+    "ExpiryReason",
+    "FailureAction",
+    "LeaseMode",
+    "Ledger",
+    "ModelPrice",
+    "OnFailure",
+    "PolicyFileError",
+    "PolicySet",
+    "PolicyTypeError",
+    "PolicyValueError",
+    "PriceTable",
+    "Reroute",
+    "RerouteTo",
+    "ResourcePolicy",
+    "RestartIntensity",
+    "RestartTracker",
+    "Retry",
+    "RetryAfter",
+    "RetryBudget",
+    "RetryBudgetState",
+    "RetryPolicy",
+    "Scope",
+    "ScopeKind",
+    "StopCause",
+    "UnknownModelError",
+    "UnknownPolicyKeyError",
+    "WriteAuthority",
+    "backoff",
+    "decide",
+    "expired",
+    "fingerprint",
+    "grant",
+    "load_policies",
+    "load_policies_file",
+    "next_expiry",
+    "normalize_message",
+    "parse_duration",
+    "settle",
+    "should_retry",
+]

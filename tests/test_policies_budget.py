@@ -421,6 +421,25 @@ def test_loose_leases_overshoot_by_less_than_one_request(
         assert ledger.committed + ledger.outstanding <= cap + max(largest - 1, 0)
 
 
+def test_strict_grant_absorbs_float_rounding() -> None:
+    # cap - committed - outstanding rounds up here: granting it whole would cross the cap.
+    granted = grant(cap=14.9, committed=4.3, outstanding=6.96, requested=100.0)
+    assert granted > 0.0 and 4.3 + (6.96 + granted) <= 14.9
+
+
+def test_strict_settle_absorbs_float_rounding() -> None:
+    # Settling these leases in full, in this order, rounds committed + outstanding up by an
+    # ulp unless the ledger takes the rounding off what is outstanding.
+    ledger = Ledger(cap=50.597)
+    leases = []
+    for requested in (14.65, 29.865, 50.0):
+        granted, ledger = ledger.grant(requested)
+        leases.append(granted)
+    for granted in leases:
+        _, ledger = ledger.settle(granted, granted)
+        assert ledger.committed + ledger.outstanding <= ledger.cap
+
+
 def test_grant_strict_is_partial_loose_is_whole() -> None:
     strict = grant(cap=100, committed=60, outstanding=30, requested=25)
     assert strict == 10
