@@ -109,20 +109,22 @@ class ResourceCore:
         records: list[LogRecord] = []
         rejections: list[Rejection] = []
         batch_keys: dict[str, tuple[int, bytes]] = {}
-        for call in calls:
-            try:
-                results.append(self._apply_one(call, records, batch_keys))
-            except _Refused as refused:
-                rejections.append(self._rejection(call, refused))
-                results.append(WriteResult(self.version, error=refused.error))
-        if not records and not rejections:
-            return results
         try:
-            self._log.commit(self.incarnation, records, rejections)
-        except (StorageError, FencedError) as error:
+            for call in calls:
+                try:
+                    results.append(self._apply_one(call, records, batch_keys))
+                except _Refused as refused:
+                    rejections.append(self._rejection(call, refused))
+                    results.append(WriteResult(self.version, error=refused.error))
+            if records or rejections:
+                self._log.commit(self.incarnation, records, rejections)
+        except Exception as error:
+            # Nothing of the batch is acknowledged: memory goes back to the committed state.
             self._rollback(records, start_version)
             if isinstance(error, FencedError):
                 self._fenced = error
+            elif not isinstance(error, StorageError):
+                error = StorageError(f"{self.name}: batch failed: {describe_error(error)}")
             return [WriteResult(start_version, error=error) for _ in calls]
         self._remember_keys(batch_keys)
         self._maybe_snapshot()

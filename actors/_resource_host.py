@@ -137,7 +137,14 @@ class ResourceHost:
         batch = self._take_batch()
         calls = [call for pending in batch for call in pending.calls or ()]
         started = time.perf_counter()
-        results = core.apply_batch(calls)
+        try:
+            results = core.apply_batch(calls)
+        except Exception as error:  # a bug, not a refusal: recover from the log
+            self._core = None
+            core.close()
+            for pending in batch:
+                pending.future.set_exception(StorageError(f"{self._name}: {error}"))
+            return
         self._record_metrics(results, (time.perf_counter() - started) * 1000)
         offset = 0
         for pending in batch:

@@ -19,6 +19,7 @@ from runtime import (
     FencedError,
     InvalidArgumentError,
     PayloadTooLargeError,
+    StorageError,
     UnauthorizedWriterError,
     UnknownOperationError,
     WriteFailedError,
@@ -275,3 +276,41 @@ def test_resource_matches_a_model(
     assert core.state == model == replay(core)
     versions = [r.version for r in core.log.records()]
     assert versions == list(range(1, len(sent) + 1))
+
+
+def test_a_failed_commit_acknowledges_nothing_and_the_next_batch_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    core = open_core(tmp_path)
+    core.apply_batch([call("restock", "A", 1)])
+    original = core.log.commit
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise StorageError("disk full")
+
+    monkeypatch.setattr(core.log, "commit", broken)
+    failed = core.apply_batch([call("restock", "A", 5, key="k"), call("restock", "B", 1)])
+    assert all(isinstance(r.error, StorageError) for r in failed)
+    assert core.state == {"A": 1} and core.version == 1
+    monkeypatch.setattr(core.log, "commit", original)
+    retried = core.apply_batch([call("restock", "A", 5, key="k")])[0]
+    assert (retried.value, retried.version, retried.duplicate) == (6, 2, False)
+    assert open_core(tmp_path).state == {"A": 6}
+
+
+def test_an_unexpected_failure_mid_batch_rolls_back_applied_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    core = open_core(tmp_path)
+    calls = [call("restock", "A", 1), call("restock", "B", 1, key="boom")]
+    real_lookup = core.log.lookup
+
+    def lookup(key: str) -> Any:
+        if key == "boom":
+            raise RuntimeError("index corrupted")
+        return real_lookup(key)
+
+    monkeypatch.setattr(core.log, "lookup", lookup)
+    results = core.apply_batch(calls)
+    assert all(isinstance(r.error, StorageError) for r in results)
+    assert core.state == {} and core.version == 0
