@@ -95,6 +95,12 @@ class TaskContext:
 current_task: ContextVar[TaskContext | None] = ContextVar("agentcast_task", default=None)
 
 
+def current_run() -> str:
+    """The run (trace id) of the task being handled; ``"driver"`` outside a handler."""
+    task = current_task.get()
+    return "driver" if task is None else task.envelope.trace_id
+
+
 class _TaskKeys:
     """Idempotency keys of an agent's writes: ``<task id>:<call index>``.
 
@@ -160,10 +166,27 @@ class Agent:
 
     @property
     def model(self) -> Any:
-        """The agent's model client."""
+        """The agent's model client, metered by the budget actor: every call reserves its
+        upper bound and settles its usage, and may raise ``BudgetExceededError`` or
+        ``CircuitOpenError`` without calling (see ``actors._metered_model``)."""
         if self._runtime.model is None:
             raise ConfigurationError(f"agent {self.name!r} was started without a model")
-        return self._runtime.model
+        from ._metered_model import metered_model
+
+        rt = self._runtime
+        return metered_model(
+            rt.model, namespace=rt.namespace, agent=rt.name, replica=rt.replica, run=current_run
+        )
+
+    @property
+    def budget(self) -> Any:
+        """The run's retry budget and the breakers of tools (an ``AgentBudget``)."""
+        from ._budget_client import AgentBudget
+        from ._metered_model import process_meter
+
+        rt = self._runtime
+        meter = process_meter(rt.namespace, f"{rt.name}:{rt.replica}")
+        return AgentBudget(meter.link, rt.name, current_run, holder=meter.holder)
 
     @property
     def task(self) -> Envelope:
@@ -176,6 +199,26 @@ class Agent:
         if task is None:
             raise ConfigurationError("there is no current task outside a handler")
         return task.envelope
+
+    async def heartbeat(self) -> None:
+        """Tell the supervisor that the current task is alive: a supervised subtask with a
+        ``Deadlines.heartbeat`` fails once it stays silent longer. Sends without waiting;
+        does nothing outside a handler or without a supervisor."""
+        from ._supervisor_handle import send_heartbeat
+
+        task = current_task.get()
+        if task is not None:
+            send_heartbeat(self._runtime.namespace, task.envelope)
+
+    @property
+    def supervisor(self) -> Any:
+        """The supervisor (an ``AsyncSupervisor``): ``self.supervisor.submit(...)``
+        delegates a subtask, a child of the current task under the same trace id."""
+        from ._supervisor_handle import AsyncSupervisor, supervisor_actor
+
+        task = current_task.get()
+        parent = None if task is None else task.envelope
+        return AsyncSupervisor(supervisor_actor(self._runtime.namespace), self.name, parent)
 
     def resource(self, name: str) -> AsyncResourceHandle:
         """The shared resource ``name``, reached as this agent."""

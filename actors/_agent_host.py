@@ -40,8 +40,14 @@ class AgentHost:
         return self._checked(spec, output)
 
     async def ping(self) -> dict[str, Any]:
-        """Who this replica is; answers once the actor is up."""
-        return {"name": self._runtime.name, "replica": self._runtime.replica}
+        """Who this replica is (and its epoch and capacity, for the supervisor); answers
+        once the actor is up."""
+        return {
+            "name": self._runtime.name,
+            "replica": self._runtime.replica,
+            "epoch": self._runtime.epoch,
+            "capacity": type(self._agent).max_concurrency,
+        }
 
     def _find(self, message: BaseModel) -> HandlerSpec:
         spec = self._handlers.get(type(message))

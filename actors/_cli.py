@@ -17,10 +17,16 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="leave Ray up to look at the dashboard")
 
     bench = sub.add_parser("bench", help="benchmarks against plain Ray, side by side")
-    bench.add_argument("target", choices=["resource"], help="what to measure")
+    bench.add_argument(
+        "target", choices=["resource", "budget", "supervisor"], help="what to measure"
+    )
     bench.add_argument("--json", action="store_true", help="print one JSON document")
     bench.add_argument("--quick", action="store_true", help="fewer operations per row")
     bench.add_argument("--out", default=None, help="also write the JSON to this file")
+
+    from ._cli_supervisor import add_commands
+
+    add_commands(sub)
     return parser
 
 
@@ -31,6 +37,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._demo import run_demo
 
         return run_demo(seconds=args.seconds, storage=args.storage, keep=args.keep)
+    if args.command in ("status", "escalations", "answer", "kill"):
+        from ._cli_supervisor import run_command
+
+        return run_command(args)
+    if args.command == "bench" and args.target == "supervisor":
+        from ._bench_supervisor import run_bench as run_supervisor_bench
+
+        return run_supervisor_bench(as_json=args.json, quick=args.quick, out=args.out)
+    if args.command == "bench" and args.target == "budget":
+        from ._bench_budget import run_bench as run_budget_bench
+
+        return run_budget_bench(as_json=args.json, quick=args.quick, out=args.out)
     if args.command == "bench":
         from ._bench_resource import run_bench
 

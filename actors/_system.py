@@ -14,7 +14,15 @@ import ray
 from pydantic import BaseModel
 
 from policies import ResourcePolicy, WriteAuthority
-from runtime import Envelope, ResourceLog, check_name, new_trace_id, storage_root
+from runtime import (
+    Clock,
+    ConfigurationError,
+    Envelope,
+    ResourceLog,
+    check_name,
+    new_trace_id,
+    storage_root,
+)
 from runtime._ray_glue import (
     STATE_RESOURCE,
     agent_actor_name,
@@ -25,10 +33,12 @@ from runtime._ray_glue import (
 
 from ._agent import Agent, AgentRuntime, handlers
 from ._agent_host import AgentHost
+from ._budget_client import BudgetHandle, BudgetSpec, budget_policy, ensure_budget
 from ._registry import AgentRegistry
 from ._resource import Resource, operations
 from ._resource_handle import Reconnect, ResourceHandle, WriterIdentity, _Stamper
 from ._resource_host import ResourceHost
+from ._supervisor_handle import Supervisor
 
 DEFAULT_NAMESPACE = "agentcast"
 
@@ -72,14 +82,18 @@ class System:
     ``./.agentcast``) or ``System.connect(address)`` to join a running cluster.
     """
 
-    def __init__(self, *, root: Path, namespace: str, owns_ray: bool) -> None:
+    def __init__(
+        self, *, root: Path, namespace: str, owns_ray: bool, budgets: BudgetSpec = None
+    ) -> None:
         self.root = root
         self.namespace = check_name("namespace", namespace)
         self.trace_id = new_trace_id()
         self._owns_ray = owns_ray
         self._spawned: list[Any] = []
         self._registry = AgentRegistry(root)
-        self._resources: dict[str, ResourcePolicy] = {}
+        self._budget_policy = budget_policy(budgets)
+        self._budget: BudgetHandle | None = None
+        self._supervisor: Supervisor | None = None
 
     @classmethod
     def start(
@@ -89,15 +103,20 @@ class System:
         namespace: str = DEFAULT_NAMESPACE,
         num_cpus: int | None = None,
         dashboard: bool = True,
+        budgets: BudgetSpec = None,
     ) -> System:
         """Start the embedded default: a local Ray (``address="local"``) and SQLite storage.
 
         Inside ``ray job submit`` (``RAY_ADDRESS`` is set) it joins the job's cluster
         instead. If this process is already connected to Ray, that cluster is used and
-        left running.
+        left running. ``budgets`` (a ``BudgetPolicy``, or caps for a default one) is the
+        policy of the budget actor, started on first use of ``system.budget`` or of an
+        agent with a model.
         """
         if not ray.is_initialized() and os.environ.get("RAY_ADDRESS"):
-            return cls.connect(os.environ["RAY_ADDRESS"], storage=storage, namespace=namespace)
+            return cls.connect(
+                os.environ["RAY_ADDRESS"], storage=storage, namespace=namespace, budgets=budgets
+            )
         owns = not ray.is_initialized()
         if owns:
             ray.init(
@@ -110,7 +129,7 @@ class System:
                 logging_level=logging.WARNING,
                 log_to_driver=False,
             )
-        return cls(root=storage_root(storage), namespace=namespace, owns_ray=owns)
+        return cls(root=storage_root(storage), namespace=namespace, owns_ray=owns, budgets=budgets)
 
     @classmethod
     def connect(
@@ -119,12 +138,13 @@ class System:
         *,
         storage: str | os.PathLike[str] | None = None,
         namespace: str = DEFAULT_NAMESPACE,
+        budgets: BudgetSpec = None,
     ) -> System:
         """Join a running Ray cluster (e.g. inside ``ray job submit``)."""
         owns = not ray.is_initialized()
         if owns:
             ray.init(address=address, namespace=namespace, logging_level=logging.WARNING)
-        return cls(root=storage_root(storage), namespace=namespace, owns_ray=owns)
+        return cls(root=storage_root(storage), namespace=namespace, owns_ray=owns, budgets=budgets)
 
     def __enter__(self) -> System:
         return self
@@ -168,11 +188,10 @@ class System:
         check_name("resource", name)
         operations(cls)
         policy = policy or ResourcePolicy()
-        self._resources[name] = policy
         actor_name = resource_actor_name(name)
         try:
-            actor = lookup(actor_name, self.namespace)
-        except Exception:
+            lookup(actor_name, self.namespace)
+        except ConfigurationError:
             actor = spawn(
                 ResourceHost, cls, name, str(self.root), policy, WriteAuthority.of(writers),
                 name=actor_name, namespace=self.namespace, pin_to_state=True,
@@ -213,6 +232,8 @@ class System:
         """
         check_name("agent", name)
         handlers(cls)
+        if model is not None:
+            self.budget  # noqa: B018 -- metered models need the budget actor running
         if replicas < 1:
             raise ValueError("replicas must be at least 1")
         epoch = self._registry.current_epoch(name)
@@ -230,6 +251,42 @@ class System:
         self._spawned.extend(actors)
         ray.get([a.ping.remote() for a in actors])
         return AgentGroup(name, actors, self.trace_id)
+
+    @property
+    def budget(self) -> BudgetHandle:
+        """The budget actor ``budget`` (started on first use, with the ``budgets`` given
+        to ``start``): caps, retry budgets, breakers. See the README, "Budgets"."""
+        if self._budget is None:
+            actor, started = ensure_budget(str(self.root), self.namespace, self._budget_policy)
+            if started:
+                self._spawned.append(actor)
+            self._budget = BudgetHandle(actor)
+        return self._budget
+
+    @property
+    def supervisor(self) -> Supervisor:
+        """The supervisor actor ``supervisor`` (started on first use): every subtask held
+        to a deadline and an output schema. See the README, "Supervisor"."""
+        return self.supervise()
+
+    def supervise(self, *, clock: Clock | None = None) -> Supervisor:
+        """The supervisor, started on ``clock`` if this call starts it (a ``FakeClock``
+        for tests: ``supervisor.actor.advance_clock.remote(s)`` moves it)."""
+        if self._supervisor is None:
+            from ._kill import start_supervisor
+
+            self._supervisor, started = start_supervisor(self, clock)
+            if started is not None:
+                self._spawned.append(started)
+        return self._supervisor
+
+    def kill(self, agent: str) -> dict[str, Any]:
+        """The kill switch: bump ``agent``'s epoch, fence it on every resource, fail its
+        attempts with reason killed (rerouted or escalated by their plans), kill its
+        replicas; audited. From its return, no write of the agent's commits anywhere."""
+        from ._kill import kill_agent
+
+        return kill_agent(self, agent)
 
     def shutdown(self) -> None:
         """Stop every actor this system started, and Ray if it started it."""

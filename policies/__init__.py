@@ -17,6 +17,10 @@ from ._budget import ScopeKind as ScopeKind
 from ._budget import UnknownModelError as UnknownModelError
 from ._budget import grant as grant
 from ._budget import settle as settle
+from ._budget_policy import BudgetPolicy as BudgetPolicy
+from ._budget_policy import Metering as Metering
+from ._budget_policy import call_bound as call_bound
+from ._budget_policy import usage_amounts as usage_amounts
 from ._deadlines import Deadlines as Deadlines
 from ._deadlines import Expiry as Expiry
 from ._deadlines import ExpiryReason as ExpiryReason
@@ -59,6 +63,7 @@ __all__ = [
     "BreakerState",
     "BreakerStatus",
     "BudgetLimit",
+    "BudgetPolicy",
     "Deadlines",
     "Dimension",
     "Durability",
@@ -69,6 +74,7 @@ __all__ = [
     "FailureAction",
     "LeaseMode",
     "Ledger",
+    "Metering",
     "ModelPrice",
     "OnFailure",
     "PolicyFileError",
@@ -93,6 +99,7 @@ __all__ = [
     "UnknownPolicyKeyError",
     "WriteAuthority",
     "backoff",
+    "call_bound",
     "decide",
     "expired",
     "fingerprint",
@@ -104,4 +111,5 @@ __all__ = [
     "parse_duration",
     "settle",
     "should_retry",
+    "usage_amounts",
 ]

@@ -27,8 +27,12 @@ from ._scripted_model import ScriptedRule as ScriptedRule
 from ._storage import check_name as check_name
 from ._storage import connect as connect
 from ._storage import storage_root as storage_root
+from ._subtask import AttemptRecord as AttemptRecord
+from ._subtask import FailureReason as FailureReason
 from .errors import AgentcastError as AgentcastError
 from .errors import AgentError as AgentError
+from .errors import BudgetExceededError as BudgetExceededError
+from .errors import CircuitOpenError as CircuitOpenError
 from .errors import ConfigurationError as ConfigurationError
 from .errors import ConflictError as ConflictError
 from .errors import FencedError as FencedError
@@ -46,6 +50,7 @@ from .errors import PayloadTooLargeError as PayloadTooLargeError
 from .errors import ResourceError as ResourceError
 from .errors import ResourceUnavailableError as ResourceUnavailableError
 from .errors import StorageError as StorageError
+from .errors import SubtaskFailedError as SubtaskFailedError
 from .errors import UnauthorizedWriterError as UnauthorizedWriterError
 from .errors import UnknownHandlerError as UnknownHandlerError
 from .errors import UnknownOperationError as UnknownOperationError
@@ -54,11 +59,15 @@ from .errors import WriteFailedError as WriteFailedError
 __all__ = [
     "AgentError",
     "AgentcastError",
+    "AttemptRecord",
+    "BudgetExceededError",
+    "CircuitOpenError",
     "Clock",
     "Completion",
     "ConfigurationError",
     "ConflictError",
     "Envelope",
+    "FailureReason",
     "FencedError",
     "HandlerOutputError",
     "InvalidArgumentError",
@@ -85,6 +94,7 @@ __all__ = [
     "ScriptedModel",
     "ScriptedRule",
     "StorageError",
+    "SubtaskFailedError",
     "SystemClock",
     "UnauthorizedWriterError",
     "UnknownHandlerError",

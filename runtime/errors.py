@@ -14,6 +14,9 @@ Every error the runtime raises on purpose is an ``AgentcastError``::
     │   ├── FencedError               a stale incarnation or a stale writer epoch
     │   ├── WriteFailedError          the write method raised an error that cannot travel
     │   └── ResourceUnavailableError  the actor died or restarted mid-call: outcome unknown
+    ├── BudgetExceededError           a cap would be crossed: the model call was not made
+    ├── CircuitOpenError              a dependency's breaker is open: the call was not made
+    ├── SubtaskFailedError            a supervised subtask failed: reason + attempt history
     ├── AgentError                    raised by the agent layer
     │   ├── UnknownHandlerError       no handler takes that message type
     │   └── HandlerOutputError        a handler returned something other than its output model
@@ -33,7 +36,10 @@ its message and attributes, so subclasses never have to mirror their constructor
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._subtask import AttemptRecord
 
 
 def _rebuild(cls: type[AgentcastError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
@@ -143,6 +149,75 @@ class WriteFailedError(ResourceError):
 class ResourceUnavailableError(ResourceError):
     """The resource actor died or restarted during the call: the write may or may not
     have been applied. Retry with the same idempotency key to learn which."""
+
+
+class BudgetExceededError(AgentcastError):
+    """A budget refused: spending would cross a cap (or retries are exhausted). Nothing
+    was called; a subtask that raises it fails with reason budget.
+
+    Attributes:
+        scope: the exhausted scope, ``"<kind>:<key>"`` (``"run:4bf9..."``, ``"cluster:*"``).
+        dimension: what ran out (``"cost"``, ``"prompt_tokens"``, ``"retries"``, ...).
+        cap: the cap, or None for a retry budget (a ratio, not a cap).
+        requested: what the call needed.
+        available: what was left.
+    """
+
+    def __init__(
+        self,
+        *,
+        scope: str,
+        dimension: str,
+        cap: float | None,
+        requested: float,
+        available: float,
+    ) -> None:
+        limit = "" if cap is None else f" of cap {cap:g}"
+        super().__init__(
+            f"budget exceeded: {scope} {dimension} needs {requested:g}, {available:g} left{limit}"
+        )
+        self.scope = scope
+        self.dimension = dimension
+        self.cap = cap
+        self.requested = requested
+        self.available = available
+
+
+class CircuitOpenError(AgentcastError):
+    """The circuit breaker of a dependency (model endpoint, tool) is open for the whole
+    cluster: the call was refused at once, without reaching the dependency.
+
+    Attributes:
+        dependency: the dependency's name (a model client's ``endpoint``, a tool name).
+        retry_after: how long until the breaker admits a probe, or None when unknown.
+    """
+
+    def __init__(self, dependency: str, *, retry_after: timedelta | None = None) -> None:
+        after = "" if retry_after is None else f", probe in {retry_after.total_seconds():.3g}s"
+        super().__init__(f"circuit open for {dependency}{after}")
+        self.dependency = dependency
+        self.retry_after = retry_after
+
+
+class SubtaskFailedError(AgentcastError):
+    """A supervised subtask failed for good: never an empty success.
+
+    Attributes:
+        subtask_id: the subtask.
+        reason: the ``FailureReason`` value of the last failure (``"schema"``,
+            ``"deadline"``, ``"agent_died"``, ``"killed"``...).
+        detail: what went wrong, and why it was not tried again.
+        attempts: every attempt, in order, late results included.
+    """
+
+    def __init__(
+        self, subtask_id: str, reason: str, detail: str, attempts: tuple[AttemptRecord, ...]
+    ) -> None:
+        super().__init__(f"subtask {subtask_id} failed ({reason}): {detail}")
+        self.subtask_id = subtask_id
+        self.reason = reason
+        self.detail = detail
+        self.attempts = attempts
 
 
 class AgentError(AgentcastError):

@@ -12,7 +12,6 @@ import ray
 
 from actors import System
 
-
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 

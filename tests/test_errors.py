@@ -20,6 +20,16 @@ SAMPLES: list[errors.AgentcastError] = [
     errors.StorageError("disk"),
     errors.ResourceError("inv", "generic"),
     errors.AgentError("agent"),
+    errors.BudgetExceededError(
+        scope="run:r1", dimension="cost", cap=1.0, requested=0.5, available=0.25
+    ),
+    errors.CircuitOpenError("tool:search", retry_after=timedelta(seconds=5)),
+    errors.SubtaskFailedError(
+        "t-1",
+        "schema",
+        "bad output",
+        (runtime.AttemptRecord(attempt_id="t-1:1", number=1, replica="a:0", outcome="schema"),),
+    ),
     errors.UnknownOperationError("inv", "nope"),
     errors.ConflictError("inv", 1, 2),
     errors.UnauthorizedWriterError("inv", "mallory"),

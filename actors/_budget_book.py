@@ -1,0 +1,232 @@
+"""The budget's books: caps, one ledger per capped scope, and the open grants.
+
+Every change is an event (declare, grant, settle, expire, charge) applied by ``apply``, both
+live and when the durable log is replayed, so a recovered book is the book that was lost.
+Deciding (``plan_grant``) never changes the book; only applying does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from policies import Dimension, LeaseMode, Ledger, ScopeKind
+from runtime import BudgetExceededError, ConfigurationError
+
+LedgerKey = tuple[str, str, str, str]
+"""(scope kind, scope key of the limit, the concrete key spent against, dimension)."""
+
+LimitKey = tuple[str, str, str]
+"""(scope kind, scope key, dimension)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpendContext:
+    """Who spends: the run (trace id), the agent, and the model or tool called.
+
+    Attributes:
+        run: the run's trace id; required.
+        agent: the agent's name; required.
+        model: the model called, or None.
+        tool: the tool called, or None.
+    """
+
+    run: str
+    agent: str
+    model: str | None = None
+    tool: str | None = None
+
+    def key_for(self, kind: ScopeKind) -> str | None:
+        """The key this context spends against in a scope of ``kind``, or None."""
+        if kind is ScopeKind.CLUSTER:
+            return "*"
+        return {
+            ScopeKind.RUN: self.run,
+            ScopeKind.AGENT: self.agent,
+            ScopeKind.MODEL: self.model,
+            ScopeKind.TOOL: self.tool,
+        }[kind]
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"run": self.run, "agent": self.agent, "model": self.model, "tool": self.tool}
+
+
+@dataclass(slots=True, kw_only=True)
+class OpenGrant:
+    """A reservation or a lease handed out and not yet settled."""
+
+    id: str
+    context: SpendContext
+    amounts: dict[str, float]
+    ledgers: list[LedgerKey]
+    expires_at: float
+    holder: str
+
+
+@dataclass(slots=True)
+class LedgerBook:
+    """Caps, ledgers, open grants and spend by (run, agent, model)."""
+
+    limits: dict[LimitKey, float] = field(default_factory=dict)
+    ledgers: dict[LedgerKey, Ledger] = field(default_factory=dict)
+    grants: dict[str, OpenGrant] = field(default_factory=dict)
+    closed: dict[str, str] = field(default_factory=dict)
+    spent: dict[tuple[str, str, str], dict[str, float]] = field(default_factory=dict)
+    late_settles: int = 0
+
+    # -- deciding -------------------------------------------------------------------
+
+    def matching(self, context: SpendContext, dimension: str) -> list[LedgerKey]:
+        """The ledgers spending by ``context`` on ``dimension`` counts against."""
+        keys: list[LedgerKey] = []
+        for kind, scope_key, dim in self.limits:
+            concrete = context.key_for(ScopeKind(kind))
+            if dim == dimension and concrete is not None and scope_key in ("*", concrete):
+                keys.append((kind, scope_key, concrete, dim))
+        return keys
+
+    def ledger(self, key: LedgerKey) -> Ledger:
+        """The ledger of ``key``; a fresh one at its limit's cap if never used."""
+        found = self.ledgers.get(key)
+        if found is None:
+            found = Ledger(cap=self.limits[(key[0], key[1], key[3])])
+        return found
+
+    def plan_grant(
+        self,
+        context: SpendContext,
+        need: dict[str, float],
+        want: dict[str, float],
+        *,
+        mode: LeaseMode,
+        share: float = 1.0,
+    ) -> tuple[dict[str, float], list[LedgerKey]]:
+        """What to hand out: at least ``need``, at most ``want``, per dimension.
+
+        Returns:
+            ``(amounts, ledgers)``: the grant and the ledgers it counts against.
+
+        Raises:
+            BudgetExceededError: a ledger cannot cover ``need``.
+            ConfigurationError: a cost cap covers the context but ``need`` has no cost
+                (the model has no price).
+        """
+        if Dimension.COST.value not in need and self.matching(context, Dimension.COST):
+            raise ConfigurationError(
+                f"a cost cap covers model {context.model!r}, which has no price"
+            )
+        amounts: dict[str, float] = {}
+        ledgers: list[LedgerKey] = []
+        for dim, needed in need.items():
+            keys = self.matching(context, dim)
+            asked = max(want.get(dim, needed), needed)
+            if keys:
+                remaining = min(self.ledger(k).remaining for k in keys)
+                asked = min(asked, max(needed, share * remaining))
+            granted = asked
+            for key in keys:
+                ledger = self.ledger(key)
+                got, _ = ledger.grant(asked, mode)
+                if got < needed:
+                    raise BudgetExceededError(
+                        scope=f"{key[0]}:{key[2]}", dimension=dim, cap=ledger.cap,
+                        requested=needed, available=ledger.remaining,
+                    )  # fmt: skip
+                granted = min(granted, got)
+            amounts[dim] = granted
+            ledgers.extend(keys)
+        return amounts, ledgers
+
+    def plan_charge(self, context: SpendContext, amounts: dict[str, float]) -> list[LedgerKey]:
+        """The ledgers an immediate charge of ``amounts`` goes to (strict: all of it fits).
+
+        Raises:
+            BudgetExceededError: a ledger cannot take the amount.
+        """
+        _, ledgers = self.plan_grant(context, amounts, amounts, mode=LeaseMode.STRICT)
+        return ledgers
+
+    # -- applying -------------------------------------------------------------------
+
+    def apply(self, kind: str, data: dict[str, Any]) -> None:
+        """Apply one event of the durable log.
+
+        Raises:
+            ValueError: an unknown event kind.
+        """
+        if kind == "declare":
+            self._declare((data["kind"], data["key"], data["dim"]), float(data["cap"]))
+        elif kind == "grant":
+            self._grant(data)
+        elif kind == "settle":
+            self._settle(data["id"], data["used"])
+        elif kind == "expire":
+            self._release(data["id"], "expired")
+        elif kind == "charge":
+            self._charge(data)
+        else:
+            raise ValueError(f"unknown budget event {kind!r}")
+
+    def _charge(self, data: dict[str, Any]) -> None:
+        """Spend committed at once: a retry, or the settle of a grant that had expired."""
+        for key in data["ledgers"]:
+            k: LedgerKey = (key[0], key[1], key[2], key[3])
+            old = self.ledger(k)
+            self.ledgers[k] = Ledger(
+                cap=old.cap, committed=old.committed + data["amounts"].get(k[3], 0.0),
+                outstanding=old.outstanding,
+            )  # fmt: skip
+        if data.get("late"):
+            self.late_settles += 1
+        self._record_spend(SpendContext(**data["ctx"]), data["amounts"])
+
+    def _declare(self, limit: LimitKey, cap: float) -> None:
+        self.limits[limit] = cap
+        for key, old in list(self.ledgers.items()):
+            if (key[0], key[1], key[3]) == limit:
+                self.ledgers[key] = Ledger(
+                    cap=cap, committed=old.committed, outstanding=old.outstanding
+                )
+
+    def _grant(self, data: dict[str, Any]) -> None:
+        grant = OpenGrant(
+            id=data["id"], context=SpendContext(**data["ctx"]), amounts=dict(data["amounts"]),
+            ledgers=[(k[0], k[1], k[2], k[3]) for k in data["ledgers"]],
+            expires_at=float(data["expires_at"]), holder=data["holder"],
+        )  # fmt: skip
+        for key in grant.ledgers:
+            old = self.ledger(key)
+            self.ledgers[key] = Ledger(
+                cap=old.cap, committed=old.committed,
+                outstanding=old.outstanding + grant.amounts.get(key[3], 0.0),
+            )  # fmt: skip
+        self.grants[grant.id] = grant
+
+    def _settle(self, grant_id: str, used: dict[str, float]) -> None:
+        grant = self.grants.pop(grant_id, None)
+        if grant is None:
+            return  # settled before (a repeated settle), or expired: see ``late_charge``
+        for key in grant.ledgers:
+            _, self.ledgers[key] = self.ledger(key).settle(
+                grant.amounts.get(key[3], 0.0), used.get(key[3], 0.0)
+            )
+        self.closed[grant_id] = "settled"
+        self._record_spend(grant.context, used)
+
+    def _release(self, grant_id: str, why: str) -> None:
+        grant = self.grants.pop(grant_id, None)
+        if grant is None:
+            return
+        for key in grant.ledgers:
+            old = self.ledger(key)
+            self.ledgers[key] = Ledger(
+                cap=old.cap, committed=old.committed,
+                outstanding=max(0.0, old.outstanding - grant.amounts.get(key[3], 0.0)),
+            )  # fmt: skip
+        self.closed[grant_id] = why
+
+    def _record_spend(self, context: SpendContext, used: dict[str, float]) -> None:
+        key = (context.run, context.agent, context.model or context.tool or "")
+        totals = self.spent.setdefault(key, {})
+        for dim, amount in used.items():
+            totals[dim] = totals.get(dim, 0.0) + amount

@@ -1,0 +1,249 @@
+"""The budget actor ``budget``: an async Ray actor whose one applier runs calls in order.
+
+Every call becomes an operation on ``BudgetCore``. The applier takes all queued operations,
+applies them in arrival order and commits their events in one SQLite transaction, without
+yielding between applying and committing; callers hear back only after the commit. Calls
+that arrive meanwhile form the next batch (group commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from policies import BudgetLimit, BudgetPolicy
+from runtime import (
+    BudgetExceededError,
+    CircuitOpenError,
+    Clock,
+    ConfigurationError,
+    StorageError,
+    SystemClock,
+)
+
+from ._budget_book import SpendContext
+from ._budget_core import BreakerView, BudgetCore, Grant, RetryDecision
+from ._budget_metrics import (
+    record_books,
+    record_breaker,
+    record_refusal,
+    record_retry,
+    record_spend,
+)
+
+_Op = Callable[[BudgetCore], Any]
+_GAUGE_EVERY_S = 1.0
+
+
+class BudgetHost:
+    """The cluster's one budget: caps, grants, retry budgets, breakers, error registry."""
+
+    def __init__(self, root: str, policy: BudgetPolicy, clock: Clock | None = None) -> None:
+        # Nothing here may raise: an exception in __init__ kills the actor for good.
+        self._root = Path(root)
+        self._policy = policy
+        self._clock: Clock = clock or SystemClock()
+        self._core: BudgetCore | None = None
+        self._queue: deque[tuple[_Op, asyncio.Future[Any]]] = deque()
+        self._wake: asyncio.Event | None = None
+        self._applier: asyncio.Task[None] | None = None
+        self._gauges_at = float("-inf")
+        self.calls = 0
+
+    def _open(self) -> BudgetCore:
+        if self._core is None:
+            try:
+                self._core = BudgetCore(self._root, self._policy, clock=self._clock)
+            except Exception as error:
+                raise StorageError(f"budget: recovery failed: {error}") from error
+        return self._core
+
+    async def describe(self) -> dict[str, Any]:
+        """What a metering agent needs: the policy (prices, metering, lease settings)."""
+        self.calls += 1
+        return {"policy": self._policy}
+
+    async def declare(self, limit: BudgetLimit) -> None:
+        """Set or change a cap (durable)."""
+        await self._run(lambda core: core.declare(limit))
+
+    async def reserve(
+        self,
+        grant_id: str,
+        context: SpendContext,
+        need: dict[str, float],
+        want: dict[str, float] | None = None,
+        holder: str = "",
+        dependency: str | None = None,
+    ) -> Grant:
+        """Reserve ``need`` (a lease: up to ``want``); see ``BudgetCore.reserve``.
+
+        Raises:
+            CircuitOpenError: the dependency's breaker is open.
+            BudgetExceededError: a cap cannot cover ``need``.
+        """
+
+        def op(core: BudgetCore) -> Grant:
+            return core.reserve(
+                grant_id=grant_id, context=context, need=need, want=want, holder=holder,
+                dependency=dependency,
+            )  # fmt: skip
+
+        return await self._spending(context.agent, op)  # type: ignore[no-any-return]
+
+    async def settle(self, grant_id: str, context: SpendContext, used: dict[str, float]) -> bool:
+        """Close a grant with what was spent; a repeat changes nothing.
+
+        Returns:
+            Whether the spend is counted (by this call or an earlier one); False for an
+            unknown grant.
+        """
+        outcome: str = await self._run(
+            lambda core: core.settle(grant_id=grant_id, context=context, used=used)
+        )
+        if outcome in ("settled", "late"):
+            record_spend(context, used)
+        return outcome != "unknown"
+
+    async def renew(
+        self,
+        settle_id: str | None,
+        context: SpendContext,
+        used: dict[str, float],
+        grant_id: str,
+        need: dict[str, float],
+        want: dict[str, float],
+        holder: str = "",
+        dependency: str | None = None,
+    ) -> Grant:
+        """Settle a lease and draw the next one, in one call and one commit. The settle
+        stands even when the new lease is refused.
+
+        Raises:
+            CircuitOpenError: the dependency's breaker is open.
+            BudgetExceededError: a cap cannot cover ``need``.
+        """
+        if settle_id is not None:
+            await self.settle(settle_id, context, used)
+        return await self.reserve(grant_id, context, need, want, holder, dependency)
+
+    async def try_retry(
+        self, run: str, agent: str = "", dependency: str | None = None
+    ) -> RetryDecision:
+        """May ``run`` retry now? Draws on the run's retry budget; see
+        ``BudgetCore.try_retry``. The supervisor calls it before each retry of a subtask."""
+        decision: RetryDecision = await self._run(
+            lambda core: core.try_retry(run, agent=agent, dependency=dependency)
+        )
+        record_retry(run, decision.reason)
+        return decision
+
+    async def record_attempt(self, run: str, count: int = 1) -> None:
+        """Count ``count`` first attempts of ``run``: each lets the run retry a bit more."""
+        await self._run(lambda core: core.record_attempts(run, count))
+
+    async def admit(self, dependency: str) -> BreakerView:
+        """Admit one call to ``dependency`` if its breaker allows it."""
+        view: BreakerView = await self._run(lambda core: core.admit(dependency))
+        record_breaker(view)
+        return view
+
+    async def report(
+        self, dependency: str, ok: bool, fingerprint: str | None = None, agent: str = ""
+    ) -> BreakerView:
+        """Report a call's outcome to the breaker and the error registry."""
+        view: BreakerView = await self._run(
+            lambda core: core.report(dependency, ok=ok, fingerprint=fingerprint, agent=agent)
+        )
+        record_breaker(view)
+        return view
+
+    async def breaker(self, dependency: str) -> BreakerView:
+        """The breaker of ``dependency``, without admitting a call."""
+        self.calls += 1
+        return self._open().breaker(dependency)
+
+    async def status(self) -> dict[str, Any]:
+        """Caps, ledgers, open grants, spend, breakers, incidents and call counts."""
+        core = self._open()
+        return {
+            "limits": dict(core.book.limits),
+            "ledgers": {
+                k: (v.cap, v.committed, v.outstanding) for k, v in core.book.ledgers.items()
+            },
+            "open_grants": len(core.book.grants),
+            "spent": {k: dict(v) for k, v in core.book.spent.items()},
+            "late_settles": core.book.late_settles,
+            "breakers": core.breakers(),
+            "incidents": {
+                fp: (i.dependency, i.reports, sorted(i.agents)) for fp, i in core.incidents.items()
+            },
+            "retries": dict(core.retry_outcomes),
+            "events": core.events,
+            "calls": self.calls,
+        }
+
+    async def _spending(self, agent: str, op: _Op) -> Any:
+        try:
+            return await self._run(op)
+        except BudgetExceededError:
+            record_refusal(agent, "budget")
+            raise
+        except CircuitOpenError:
+            record_refusal(agent, "circuit_open")
+            raise
+        except ConfigurationError:
+            record_refusal(agent, "configuration")
+            raise
+
+    async def _run(self, op: _Op) -> Any:
+        self.calls += 1
+        self._open()
+        if self._applier is None or self._applier.done():
+            self._wake = asyncio.Event()
+            self._applier = asyncio.create_task(self._apply_forever())
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((op, future))
+        assert self._wake is not None
+        self._wake.set()
+        return await future
+
+    async def _apply_forever(self) -> None:
+        assert self._wake is not None
+        while True:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+            self._apply_batch()
+            await asyncio.sleep(0)  # let arrived calls queue up for the next batch
+
+    def _apply_batch(self) -> None:
+        core = self._open()
+        batch = list(self._queue)
+        self._queue.clear()
+        outcomes: list[tuple[bool, Any]] = []
+        for op, _ in batch:
+            try:
+                outcomes.append((True, op(core)))
+            except Exception as error:
+                outcomes.append((False, error))
+        try:
+            core.commit()
+        except Exception as error:  # memory is ahead of the log: recover from the log
+            self._core = None
+            core.close()
+            outcomes = [(False, StorageError(f"budget: {error}"))] * len(batch)
+        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        now = self._clock.monotonic()
+        if self._core is not None and now - self._gauges_at >= _GAUGE_EVERY_S:
+            self._gauges_at = now
+            record_books(self._core)

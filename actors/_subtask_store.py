@@ -1,0 +1,204 @@
+"""The supervisor's durable tables in ``<root>/supervisor.sqlite``: subtasks, handoffs,
+escalations, stages and an audit trail of events.
+
+Writes are staged and committed together: ``await store.commit()`` returns once every
+statement staged before it is in one committed transaction (group commit), so many
+subtasks finishing in the same event-loop turn cost one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from policies import Durability
+from runtime import AttemptRecord, StorageError, connect
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS subtasks(
+        id TEXT PRIMARY KEY, trace_id TEXT NOT NULL, parent TEXT, target TEXT NOT NULL,
+        state TEXT NOT NULL, reason TEXT, detail TEXT, spec BLOB NOT NULL, output BLOB,
+        attempts TEXT NOT NULL, created REAL NOT NULL, finished REAL)""",
+    "CREATE INDEX IF NOT EXISTS subtasks_open ON subtasks(state) WHERE finished IS NULL",
+    """CREATE TABLE IF NOT EXISTS handoffs(
+        subtask_id TEXT PRIMARY KEY, status TEXT NOT NULL, output_ref TEXT,
+        stage TEXT, next_stage TEXT, trace_id TEXT NOT NULL, at REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS escalations(
+        subtask_id TEXT PRIMARY KEY, handler TEXT NOT NULL, reason TEXT NOT NULL,
+        detail TEXT NOT NULL, state TEXT NOT NULL, at REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS events(
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL,
+        subject TEXT NOT NULL, detail TEXT NOT NULL)""",
+)
+
+FINAL_STATES = ("done", "failed")
+
+
+class SubtaskStore:
+    """The supervisor's tables, written with group commit from one event loop."""
+
+    def __init__(self, root: Path, durability: Durability = Durability.PROCESS) -> None:
+        self.path = root / "supervisor.sqlite"
+        self._conn = connect(self.path, durability)
+        for statement in _SCHEMA:
+            self._conn.execute(statement)
+        self._staged: list[tuple[str, Sequence[Any]]] = []
+        self._flush: asyncio.Future[None] | None = None
+
+    # -- staging ---------------------------------------------------------------------
+
+    def stage_new(self, row: dict[str, Any]) -> None:
+        """A new subtask (``INSERT OR IGNORE``: a re-submitted id keeps its row)."""
+        self._stage(
+            "INSERT OR IGNORE INTO subtasks(id, trace_id, parent, target, state, spec, "
+            "attempts, created) VALUES(:id, :trace_id, :parent, :target, :state, :spec, '[]', "
+            ":created)",
+            row,
+        )
+
+    def stage_progress(
+        self, subtask_id: str, state: str, target: str, attempts: Sequence[AttemptRecord]
+    ) -> None:
+        """The subtask's state, next target and history, while it is not finished."""
+        self._stage(
+            "UPDATE subtasks SET state = ?, target = ?, attempts = ? WHERE id = ?",
+            (state, target, _history(attempts), subtask_id),
+        )
+
+    def stage_late(self, subtask_id: str, record: AttemptRecord) -> None:
+        """Append a late result to a subtask's history, finished or not."""
+        self._stage(
+            "UPDATE subtasks SET attempts = json_insert(attempts, '$[#]', json(?)) WHERE id = ?",
+            (json.dumps(record.to_dict()), subtask_id),
+        )
+
+    def stage_finish(self, row: dict[str, Any], handoff: dict[str, Any]) -> None:
+        """The final state, output or reason, history and the handoff record."""
+        self._stage(
+            "UPDATE subtasks SET state = :state, reason = :reason, detail = :detail, "
+            "output = :output, attempts = :attempts, finished = :at WHERE id = :id",
+            {**row, "attempts": _history(row["attempts"])},
+        )
+        self._stage(
+            "INSERT OR REPLACE INTO handoffs(subtask_id, status, output_ref, stage, "
+            "next_stage, trace_id, at) VALUES(:subtask_id, :status, :output_ref, :stage, "
+            ":next_stage, :trace_id, :at)",
+            handoff,
+        )
+
+    def stage_escalation(self, row: dict[str, Any]) -> None:
+        """An escalation, open until answered."""
+        self._stage(
+            "INSERT OR REPLACE INTO escalations(subtask_id, handler, reason, detail, state, at)"
+            " VALUES(:subtask_id, :handler, :reason, :detail, :state, :at)",
+            row,
+        )
+
+    def stage_escalation_closed(self, subtask_id: str, state: str) -> None:
+        self._stage("UPDATE escalations SET state = ? WHERE subtask_id = ?", (state, subtask_id))
+
+    def stage_event(self, at: float, kind: str, subject: str, detail: dict[str, Any]) -> None:
+        """An audit event: a kill, a stall, a late result, a re-drive."""
+        self._stage(
+            "INSERT INTO events(at, kind, subject, detail) VALUES(?, ?, ?, ?)",
+            (at, kind, subject, json.dumps(detail, sort_keys=True, default=str)),
+        )
+
+    def _stage(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> None:
+        self._staged.append((sql, params))  # type: ignore[arg-type]
+
+    # -- committing ------------------------------------------------------------------
+
+    async def commit(self) -> None:
+        """Return once everything staged so far is committed.
+
+        Raises:
+            StorageError: the transaction failed; nothing of it was committed.
+        """
+        if self._flush is None:
+            loop = asyncio.get_running_loop()
+            self._flush = loop.create_future()
+            loop.call_soon(self._commit_staged)
+        await asyncio.shield(self._flush)
+
+    def commit_now(self) -> None:
+        """Commit what is staged, synchronously (outside an event loop, or on close).
+
+        Raises:
+            StorageError: the transaction failed.
+        """
+        staged, self._staged = self._staged, []
+        if not staged:
+            return
+        try:
+            self._conn.execute("BEGIN")
+            for sql, params in staged:
+                self._conn.execute(sql, params)
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise StorageError(f"supervisor store: {error}") from error
+
+    def _commit_staged(self) -> None:
+        future, self._flush = self._flush, None
+        assert future is not None
+        try:
+            self.commit_now()
+        except StorageError as error:
+            future.set_exception(error)
+            return
+        future.set_result(None)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def unfinished(self) -> list[sqlite3.Row]:
+        """Every subtask not done or failed, oldest first (for recovery)."""
+        return self._rows("SELECT * FROM subtasks WHERE finished IS NULL ORDER BY created")
+
+    def subtask(self, subtask_id: str) -> sqlite3.Row | None:
+        rows = self._rows("SELECT * FROM subtasks WHERE id = ?", (subtask_id,))
+        return rows[0] if rows else None
+
+    def handoffs(self, trace_id: str | None = None) -> list[dict[str, Any]]:
+        """Handoff records, oldest first, of one trace or all."""
+        where, params = ("WHERE trace_id = ?", (trace_id,)) if trace_id else ("", ())
+        sql = f"SELECT * FROM handoffs {where} ORDER BY at"
+        return [dict(row) for row in self._rows(sql, params)]
+
+    def escalations(self, state: str | None = "open") -> list[dict[str, Any]]:
+        """Escalations, oldest first; ``state=None`` lists answered ones too."""
+        where, params = ("WHERE state = ?", (state,)) if state else ("", ())
+        sql = f"SELECT * FROM escalations {where} ORDER BY at"
+        return [dict(row) for row in self._rows(sql, params)]
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Audit events, oldest first, of one kind or all."""
+        where, params = ("WHERE kind = ?", (kind,)) if kind else ("", ())
+        rows = self._rows(f"SELECT * FROM events {where} ORDER BY seq", params)
+        return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Subtasks by state."""
+        rows = self._rows("SELECT state, COUNT(*) AS n FROM subtasks GROUP BY state")
+        return {row["state"]: int(row["n"]) for row in rows}
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        self._conn.row_factory = sqlite3.Row
+        return list(self._conn.execute(sql, params).fetchall())
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def history(text: str) -> tuple[AttemptRecord, ...]:
+    """The attempt history stored as JSON."""
+    return tuple(AttemptRecord.from_dict(item) for item in json.loads(text))
+
+
+def _history(attempts: Sequence[AttemptRecord]) -> str:
+    return json.dumps([a.to_dict() for a in attempts])

@@ -1,0 +1,151 @@
+"""Everything the budget actor enforces, as one value: caps, prices, leases, retry budget and
+breakers, and the upper bound of one model call."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+
+from ._breaker import BreakerPolicy
+from ._budget import BudgetLimit, Dimension, LeaseMode, PriceTable, UnknownModelError
+from ._resource import Durability
+from ._retry_budget import RetryBudget
+from ._yaml import PolicySet
+
+
+class Metering(StrEnum):
+    """How an agent's model calls reach the budget actor.
+
+    LEASE: the agent process draws an allowance worth many calls and settles in batches;
+        the budget actor is off the path of most calls.
+    PER_CALL: every call reserves its upper bound before it is made and settles after:
+        two budget-actor calls per model call, the tightest accounting.
+    """
+
+    LEASE = "lease"
+    PER_CALL = "per_call"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetPolicy:
+    """What the budget actor enforces.
+
+    Attributes:
+        limits: the caps, by scope and dimension. Default none (everything is metered,
+            nothing is capped).
+        mode: how allowances are handed out against a cap (see ``LeaseMode`` for the
+            worst overspend of each). Default ``LeaseMode.STRICT``.
+        prices: model prices, for the cost dimension. Default an empty table: an unpriced
+            model is refused when a cost cap covers it.
+        retry_budget: the retry budget of each run. Default ``RetryBudget()``.
+        breaker: the breaker of each dependency. Default ``BreakerPolicy()``.
+        block_after_agents: a failure fingerprint reported by this many distinct agents
+            opens its dependency's breaker at once, until a probe succeeds; at least 1.
+            Default 2.
+        metering: how agents reach the budget actor. Default ``Metering.LEASE``.
+        lease_calls: how many calls' worth of upper bounds a lease asks for; at least 1.
+            Default 64.
+        lease_share: the most of what remains under a cap one lease takes (never less than
+            the call at hand), so that the last part of a cap is not all held by one agent;
+            in (0, 1]. Default 0.1.
+        lease_ttl: how long a lease lives; its holder renews it sooner (at half). An
+            unsettled lease counts as spent until it expires. Default 60 seconds.
+        reservation_ttl: how long a per-call reservation lives if never settled.
+            Default 10 minutes.
+        breaker_refresh: how stale an agent's view of a closed breaker may get before it
+            asks the budget actor again (lease metering only). Default 1 second.
+        durability: what a settled spend survives. Default ``Durability.FULL``.
+    """
+
+    limits: tuple[BudgetLimit, ...] = ()
+    mode: LeaseMode = LeaseMode.STRICT
+    prices: PriceTable = field(default_factory=PriceTable)
+    retry_budget: RetryBudget = field(default_factory=RetryBudget)
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    block_after_agents: int = 2
+    metering: Metering = Metering.LEASE
+    lease_calls: int = 64
+    lease_share: float = 0.1
+    lease_ttl: timedelta = timedelta(seconds=60)
+    reservation_ttl: timedelta = timedelta(minutes=10)
+    breaker_refresh: timedelta = timedelta(seconds=1)
+    durability: Durability = Durability.FULL
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "limits", tuple(self.limits))
+        if self.block_after_agents < 1 or self.lease_calls < 1:
+            raise ValueError("block_after_agents and lease_calls must be at least 1")
+        if not 0.0 < self.lease_share <= 1.0:
+            raise ValueError(f"lease_share must be in (0, 1], got {self.lease_share}")
+        for name in ("lease_ttl", "reservation_ttl"):
+            if getattr(self, name) <= timedelta(0):
+                raise ValueError(f"BudgetPolicy.{name} must be positive")
+        if self.breaker_refresh < timedelta(0):
+            raise ValueError("BudgetPolicy.breaker_refresh must not be negative")
+
+    @classmethod
+    def from_policies(cls, policies: PolicySet, **overrides: object) -> BudgetPolicy:
+        """The budget part of a policy file (``load_policies``): budgets, lease mode,
+        prices, retry budget and breaker; ``overrides`` set the other fields.
+
+        Raises:
+            ValueError: an override is out of range.
+            TypeError: an override is not a field.
+        """
+        values: dict[str, object] = {
+            "limits": policies.budgets,
+            "mode": policies.lease_mode,
+            "prices": policies.prices,
+            "retry_budget": policies.retry_budget,
+            "breaker": policies.breaker,
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+Amounts = Mapping[Dimension, float]
+"""An amount per dimension; a missing dimension is 0."""
+
+
+def call_bound(
+    prices: PriceTable, model: str, *, prompt_tokens: int, max_tokens: int
+) -> dict[Dimension, float]:
+    """The most one model call can spend: its estimated prompt, ``max_tokens`` of
+    completion, their cost and one call. The cost is left out when the model has no price
+    (the budget actor refuses such a call when a cost cap covers it).
+
+    Raises:
+        ValueError: a token count is negative.
+    """
+    return usage_amounts(
+        prices, model, prompt_tokens=prompt_tokens, completion_tokens=max_tokens, calls=1
+    )
+
+
+def usage_amounts(
+    prices: PriceTable,
+    model: str,
+    *,
+    prompt_tokens: int,
+    completion_tokens: int,
+    calls: int = 1,
+) -> dict[Dimension, float]:
+    """What a call (or ``calls`` calls) really spent, as amounts per dimension; the cost
+    is left out when the model has no price.
+
+    Raises:
+        ValueError: a count is negative.
+    """
+    if calls < 0:
+        raise ValueError("calls must not be negative")
+    amounts = {
+        Dimension.PROMPT_TOKENS: float(prompt_tokens),
+        Dimension.COMPLETION_TOKENS: float(completion_tokens),
+        Dimension.CALLS: float(calls),
+    }
+    with contextlib.suppress(UnknownModelError):
+        amounts[Dimension.COST] = prices.cost(model, prompt_tokens, completion_tokens)
+    return amounts

@@ -1,0 +1,113 @@
+"""Agents of the budget tests (importable by Ray workers by reference)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from actors import Agent, handler
+from actors._budget_book import SpendContext
+from runtime import BudgetExceededError, Message, ResourceUnavailableError
+
+
+class Ask(BaseModel):
+    prompt: str
+    max_tokens: int = 16
+
+
+class Answer(BaseModel):
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class Outcome(BaseModel):
+    ok: bool
+    error: str = ""
+    detail: str = ""
+    model_calls: int = 0
+
+
+class Asker(Agent):
+    """Asks its (metered) model once per message."""
+
+    @handler
+    async def ask(self, message: Ask) -> Answer:
+        completion = await self.model.complete(
+            [Message(role="user", content=message.prompt)], max_tokens=message.max_tokens
+        )
+        usage = completion.usage
+        return Answer(
+            text=completion.text or "",
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+        )
+
+
+class TryAsk(BaseModel):
+    prompt: str
+    max_tokens: int = 16
+
+
+class TryAsker(Agent):
+    """Asks once and says how it went, typed errors included."""
+
+    @handler
+    async def ask(self, message: TryAsk) -> Outcome:
+        try:
+            await self.model.complete(
+                [Message(role="user", content=message.prompt)], max_tokens=message.max_tokens
+            )
+        except Exception as error:
+            return Outcome(
+                ok=False, error=type(error).__name__, detail=str(error), model_calls=self.calls
+            )
+        return Outcome(ok=True, model_calls=self.calls)
+
+    @property
+    def calls(self) -> int:
+        return int(self.model.inner.call_count)
+
+
+class Spend(BaseModel):
+    run: str
+    calls: int
+    amount: float
+
+
+class Spent(BaseModel):
+    settled: float
+    refused: int
+    unavailable: int
+
+
+class Banker(Agent):
+    """Reserves and settles against one cap, straight on the budget actor, keeping its own
+    record of what it settled (the bank test)."""
+
+    max_concurrency = 4
+
+    @handler
+    async def spend(self, message: Spend) -> Spent:
+        from actors._budget_client import BudgetLink
+
+        link = BudgetLink(self.namespace)
+        context = SpendContext(run=message.run, agent=f"{self.name}:{self.replica}")
+        settled, refused, unavailable = 0.0, 0, 0
+        for i in range(message.calls):
+            grant_id = f"{context.agent}:{self.task.task_id}:{i}"
+            need = {"cost": message.amount}
+            try:
+                await link.call("reserve", grant_id, context, need, None, context.agent)
+            except BudgetExceededError:
+                refused += 1
+                continue
+            except ResourceUnavailableError:
+                unavailable += 1
+                continue
+            used = {"cost": message.amount * (0.5 + (i % 2) * 0.5)}
+            counted: Any = await link.call("settle", grant_id, context, used)
+            if counted:
+                settled += used["cost"]
+        return Spent(settled=settled, refused=refused, unavailable=unavailable)

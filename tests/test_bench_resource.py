@@ -1,0 +1,103 @@
+"""``agentcast bench resource``: the report's shape and its correctness checks, never speed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors._bench_clients import CLIENT_COUNTS
+from actors._bench_resource import ratios, table, targets
+
+ROOT = Path(__file__).resolve().parent.parent
+ROWS = (
+    "noop_ceiling",
+    "durable_unbatched",
+    "durable_unbatched_process",
+    "batched",
+    "ttl_lock",
+    "naive_rmw",
+    "agentcast_rmw",
+)
+
+
+def _synthetic_rows() -> list[dict[str, Any]]:
+    rows = []
+    for name in ROWS:
+        for n in CLIENT_COUNTS:
+            row: dict[str, Any] = {
+                "row": name, "n": n, "throughput": 100.0 * n, "p50_ms": 1.0,
+                "p99_ms": 2.0 * n, "durability": "full", "throughput_unit": "writes/s",
+            }  # fmt: skip
+            if name in ("naive_rmw", "agentcast_rmw"):
+                lost = 5 if name == "naive_rmw" and n > 1 else 0
+                row.update(expected=10, lost_updates=lost)
+            rows.append(row)
+    return rows
+
+
+def test_targets_follow_the_ratios() -> None:
+    rows = _synthetic_rows()
+    found = ratios(rows)
+    assert found["batched/noop_ceiling"] == {"1": 1.0, "8": 1.0, "32": 1.0}
+    assert found["p99_growth_1_to_32"]["batched"] == 32.0
+    verdicts = targets(found, rows)
+    assert verdicts["unbatched_vs_ceiling"]["pass"] is True
+    assert verdicts["batched_vs_ceiling"]["pass"] is False
+    assert verdicts["p99_growth_at_most_linear"]["pass"] is True
+    assert verdicts["no_lost_updates"]["pass"] is True
+
+
+def test_a_lost_agentcast_update_fails_the_target() -> None:
+    rows = _synthetic_rows()
+    for row in rows:
+        if row["row"] == "agentcast_rmw" and row["n"] == 8:
+            row["lost_updates"] = 1
+    assert targets(ratios(rows), rows)["no_lost_updates"]["pass"] is False
+
+
+def test_table_names_every_row_and_target() -> None:
+    rows = _synthetic_rows()
+    found = ratios(rows)
+    document = {
+        "ray_version": "x", "cpu_count": 2, "config": {"ops": 30}, "rows": rows,
+        "ratios": found, "targets": targets(found, rows), "correctness": {"ok": True},
+    }  # fmt: skip
+    text = table(document)
+    for name in (*ROWS, *document["targets"]):
+        assert name in text
+
+
+@pytest.mark.slow
+def test_quick_run_reports_every_row_and_loses_nothing(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "actors._cli", "bench", "resource", "--quick", "--json",
+         "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    report = json.loads(done.stdout)  # stdout holds the JSON document and nothing else
+    assert json.loads(out.read_text()) == report
+    by = {(r["row"], r["n"]): r for r in report["rows"]}
+    assert set(by) == {(name, n) for name in ROWS for n in (1, 8, 32)}
+    for row in report["rows"]:
+        assert row["throughput"] > 0
+        assert 0 < row["p50_ms"] <= row["p99_ms"]
+        assert row["durability"]
+    assert sum(by["naive_rmw", n]["lost_updates"] for n in (8, 32)) > 0
+    for name in ("durable_unbatched", "durable_unbatched_process", "batched", "agentcast_rmw"):
+        for n in (1, 8, 32):
+            row = by[name, n]
+            assert row["lost_updates"] == 0
+            assert row["duplicated_updates"] == 0
+            assert row["final"] == row["logged"] == row["expected"]
+    assert report["correctness"]["ok"] is True
+    assert set(report["targets"]) >= {"unbatched_vs_ceiling", "no_lost_updates"}
+    assert report["ray_version"] and report["cpu_count"]

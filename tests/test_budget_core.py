@@ -1,0 +1,208 @@
+"""The budget actor's logic as a plain class: caps, leases, expiry, recovery, retry budgets,
+breakers and the error registry, on a real SQLite file and a fake clock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from actors._budget_book import SpendContext
+from actors._budget_core import BudgetCore
+from policies import (
+    BreakerPolicy,
+    BreakerStatus,
+    BudgetLimit,
+    BudgetPolicy,
+    Dimension,
+    LeaseMode,
+    RetryBudget,
+    Scope,
+    ScopeKind,
+)
+from runtime import BudgetExceededError, ConfigurationError
+from runtime.testing import FakeClock
+
+RUN = SpendContext(run="r1", agent="a", model="m")
+
+
+def _cap(kind: ScopeKind, dim: Dimension, cap: float, key: str = "*") -> BudgetLimit:
+    return BudgetLimit(scope=Scope(kind=kind, key=key), dimension=dim, cap=cap)
+
+
+def _core(tmp_path: Path, clock: FakeClock, **fields: object) -> BudgetCore:
+    return BudgetCore(tmp_path, BudgetPolicy(**fields), clock=clock)  # type: ignore[arg-type]
+
+
+def test_reserve_settle_and_refuse_at_the_cap(tmp_path: Path) -> None:
+    core = _core(tmp_path, FakeClock(), limits=(_cap(ScopeKind.RUN, Dimension.CALLS, 2),))
+    for i in range(2):
+        core.reserve(grant_id=f"g{i}", context=RUN, need={"calls": 1})
+    with pytest.raises(BudgetExceededError) as refused:
+        core.reserve(grant_id="g2", context=RUN, need={"calls": 1})
+    assert (refused.value.scope, refused.value.available) == ("run:r1", 0.0)
+    assert core.settle(grant_id="g0", context=RUN, used={"calls": 1}) == "settled"
+    assert core.settle(grant_id="g0", context=RUN, used={"calls": 1}) == "repeat"
+    # Another run has a cap of its own.
+    core.reserve(grant_id="o", context=SpendContext(run="r2", agent="a"), need={"calls": 1})
+    assert core.remaining(RUN, "calls") == 0.0
+
+
+def test_a_repeated_reserve_returns_the_same_grant(tmp_path: Path) -> None:
+    core = _core(tmp_path, FakeClock(), limits=(_cap(ScopeKind.CLUSTER, Dimension.CALLS, 5),))
+    first = core.reserve(grant_id="g", context=RUN, need={"calls": 1}, want={"calls": 3})
+    again = core.reserve(grant_id="g", context=RUN, need={"calls": 1}, want={"calls": 3})
+    assert first.amounts == again.amounts
+    assert core.remaining(RUN, "calls") == 5 - first.amounts["calls"]
+
+
+def test_leases_take_a_share_of_what_remains_but_cover_the_call(tmp_path: Path) -> None:
+    limits = (_cap(ScopeKind.CLUSTER, Dimension.PROMPT_TOKENS, 1000),)
+    core = _core(tmp_path, FakeClock(), limits=limits, lease_share=0.1)
+    grant = core.reserve(
+        grant_id="g", context=RUN, need={"prompt_tokens": 50}, want={"prompt_tokens": 5000}
+    )
+    assert grant.amounts["prompt_tokens"] == 100
+    grant = core.reserve(
+        grant_id="h", context=RUN, need={"prompt_tokens": 500}, want={"prompt_tokens": 5000}
+    )
+    assert grant.amounts["prompt_tokens"] == 500
+
+
+def test_an_unpriced_model_under_a_cost_cap_is_a_configuration_error(tmp_path: Path) -> None:
+    core = _core(tmp_path, FakeClock(), limits=(_cap(ScopeKind.RUN, Dimension.COST, 1),))
+    with pytest.raises(ConfigurationError):
+        core.reserve(grant_id="g", context=RUN, need={"calls": 1, "prompt_tokens": 5})
+
+
+def test_restart_keeps_spend_and_outstanding_grants(tmp_path: Path) -> None:
+    clock = FakeClock()
+    limits = (_cap(ScopeKind.RUN, Dimension.COST, 10),)
+    core = _core(tmp_path, clock, limits=limits)
+    core.reserve(grant_id="a", context=RUN, need={"cost": 4})
+    core.reserve(grant_id="b", context=RUN, need={"cost": 4})
+    core.settle(grant_id="a", context=RUN, used={"cost": 3})
+    core.commit()
+    core.close()
+    again = _core(tmp_path, clock, limits=limits)
+    assert again.remaining(RUN, "cost") == 3  # 10 - 3 spent - 4 still reserved
+    with pytest.raises(BudgetExceededError):
+        again.reserve(grant_id="c", context=RUN, need={"cost": 4})
+    clock.advance(timedelta(minutes=11))  # the reservation's TTL is 10 minutes
+    again.expire_due()
+    assert again.remaining(RUN, "cost") == 7
+
+
+def test_a_settle_after_expiry_is_charged_and_counted_late(tmp_path: Path) -> None:
+    clock = FakeClock()
+    core = _core(tmp_path, clock, limits=(_cap(ScopeKind.RUN, Dimension.CALLS, 1),))
+    core.reserve(grant_id="g", context=RUN, need={"calls": 1})
+    clock.advance(timedelta(hours=1))
+    assert core.expire_due() == 1
+    assert core.settle(grant_id="g", context=RUN, used={"calls": 1}) == "late"
+    assert core.book.late_settles == 1
+    assert core.remaining(RUN, "calls") == 0
+
+
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["reserve", "lease", "settle", "tick", "restart"]),
+        st.integers(1, 30),
+        st.floats(0.0, 1.0),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ops=_OPS, mode=st.sampled_from([LeaseMode.STRICT, LeaseMode.LOOSE]))
+def test_committed_plus_outstanding_never_exceeds_the_cap(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, int, float]], mode: LeaseMode
+) -> None:
+    root, clock, cap = tmp_path_factory.mktemp("bank"), FakeClock(), 100.0
+    limits = (_cap(ScopeKind.CLUSTER, Dimension.PROMPT_TOKENS, cap),)
+    policy = BudgetPolicy(limits=limits, mode=mode, lease_ttl=timedelta(seconds=30))
+    core, open_grants = BudgetCore(root, policy, clock=clock), {}
+    worst = 30 if mode is LeaseMode.LOOSE else 0  # loose: less than one request over
+    for n, (op, amount, fraction) in enumerate(ops):
+        if op in ("reserve", "lease"):
+            want = {"prompt_tokens": amount * 3.0} if op == "lease" else None
+            try:
+                grant = core.reserve(
+                    grant_id=str(n), context=RUN, need={"prompt_tokens": float(amount)}, want=want
+                )
+                open_grants[grant.id] = grant.amounts["prompt_tokens"]
+            except BudgetExceededError:
+                pass
+        elif op == "settle" and open_grants:
+            grant_id, granted = open_grants.popitem()
+            core.settle(grant_id=grant_id, context=RUN, used={"prompt_tokens": granted * fraction})
+        elif op == "tick":
+            clock.advance(amount)
+            core.expire_due()
+        elif op == "restart":
+            core.commit()
+            core.close()
+            core = BudgetCore(root, policy, clock=clock)
+        ledger = core.book.ledger(("cluster", "*", "*", "prompt_tokens"))
+        assert ledger.committed + ledger.outstanding <= cap + worst
+    core.commit()
+    replayed = BudgetCore(root, policy, clock=clock)
+    assert replayed.book.ledgers == core.book.ledgers
+    assert replayed.book.grants.keys() == core.book.grants.keys()
+
+
+def test_the_retry_budget_is_a_floor_plus_a_ratio_of_attempts(tmp_path: Path) -> None:
+    clock = FakeClock()
+    budget = RetryBudget(ratio=0.5, min_retries_per_window=1, window=timedelta(seconds=10))
+    core = _core(tmp_path, clock, retry_budget=budget)
+    assert core.try_retry("r1").allowed
+    assert core.try_retry("r1").reason == "retry_budget"
+    core.record_attempts("r1", 4)
+    assert [core.try_retry("r1").allowed for _ in range(3)] == [True, True, False]
+    assert core.try_retry("r2").allowed  # each run has its own
+    clock.advance(timedelta(seconds=11))
+    assert core.try_retry("r1").allowed
+
+
+def test_a_retries_cap_refuses_and_is_durable(tmp_path: Path) -> None:
+    limits = (_cap(ScopeKind.RUN, Dimension.RETRIES, 2),)
+    core = _core(tmp_path, FakeClock(), limits=limits)
+    assert [core.try_retry("r1").reason for _ in range(3)] == ["ok", "ok", "retries_cap"]
+    core.commit()
+    again = BudgetCore(tmp_path, BudgetPolicy(limits=limits), clock=FakeClock())
+    assert again.try_retry("r1").reason == "retries_cap"
+
+
+def test_breaker_opens_for_all_probes_and_closes(tmp_path: Path) -> None:
+    clock = FakeClock()
+    breaker = BreakerPolicy(failure_threshold=2, open_for=timedelta(seconds=30))
+    core = _core(tmp_path, clock, breaker=breaker, block_after_agents=3)
+    core.report("tool", ok=False, fingerprint="f1", agent="a")
+    assert core.admit("tool").allowed
+    core.report("tool", ok=False, fingerprint="f1", agent="a")
+    refused = core.admit("tool")
+    assert not refused.allowed and refused.retry_after == 30
+    assert core.try_retry("r1", dependency="tool").reason == "circuit_open"
+    clock.advance(timedelta(seconds=30))
+    probe = core.admit("tool")
+    assert probe.allowed and probe.probe
+    assert not core.admit("tool").allowed  # one probe per round
+    assert core.report("tool", ok=True).status is BreakerStatus.CLOSED
+    assert core.incidents == {}
+
+
+def test_one_fingerprint_from_many_agents_is_one_incident_and_opens_the_breaker(
+    tmp_path: Path,
+) -> None:
+    core = _core(tmp_path, FakeClock(), block_after_agents=2)
+    core.report("tool", ok=False, fingerprint="f1", agent="a")
+    core.report("tool", ok=False, fingerprint="f1", agent="a")
+    assert core.breaker("tool").status is BreakerStatus.CLOSED
+    view = core.report("tool", ok=False, fingerprint="f1", agent="b")
+    assert view.status is BreakerStatus.OPEN
+    assert len(core.incidents) == 1
+    assert core.incidents["f1"].reports == 3
