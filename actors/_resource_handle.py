@@ -21,7 +21,7 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 
 from runtime import ResourceUnavailableError, UnknownOperationError, encode
 
-from ._calls import ReadResult, WriteCall, WriteResult
+from ._calls import ReadResult, WriteCall, WriteResult, pack_calls, unpack_results
 
 _UNAVAILABLE = (RayActorError, ActorUnavailableError)
 
@@ -125,7 +125,8 @@ class ResourceHandle:
         """Apply many writes in one call and one group commit; each has its own key,
         version and result (they are not a transaction)."""
         calls = [self._stamper.write_call(w) for w in writes]
-        return self._call(lambda: self._actor.submit.remote(calls))  # type: ignore[no-any-return]
+        blob = pack_calls(calls)
+        return unpack_results(self._call(lambda: self._actor.submit.remote(blob)))
 
     def read(self, op: str, *args: Any, **kwargs: Any) -> ReadResult[Any]:
         """Run a ``@read`` op: its value and the version it saw."""
@@ -189,7 +190,8 @@ class AsyncResourceHandle:
         """Apply many writes in one call and one group commit."""
         stamper = await self._ready()
         calls = [stamper.write_call(w) for w in writes]
-        return await self._call(lambda: self._actor.submit.remote(calls))  # type: ignore[no-any-return]
+        blob = pack_calls(calls)
+        return unpack_results(await self._call(lambda: self._actor.submit.remote(blob)))
 
     async def read(self, op: str, *args: Any, **kwargs: Any) -> ReadResult[Any]:
         """Run a ``@read`` op: its value and the version it saw."""

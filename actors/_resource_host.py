@@ -21,7 +21,7 @@ from policies import ResourcePolicy, WriteAuthority
 from runtime import StorageError, decode
 from runtime._metrics import counter, gauge, histogram
 
-from ._calls import ReadResult, WriteCall, WriteResult
+from ._calls import ReadResult, WriteCall, WriteResult, pack_results, unpack_calls
 from ._resource import Resource
 from ._resource_core import ResourceCore
 
@@ -78,9 +78,12 @@ class ResourceHost:
             "max_payload_bytes": self._policy.max_payload_bytes,
         }
 
-    async def submit(self, calls: list[WriteCall]) -> list[WriteResult[Any]]:
-        """Queue writes for the applier; return once their batch is committed."""
-        return await self._enqueue(_Pending(calls, None, self._loop_future()))  # type: ignore[no-any-return]
+    async def submit(self, blob: bytes) -> bytes:
+        """Queue writes (``pack_calls``) for the applier; return their results
+        (``pack_results``) once their batch is committed."""
+        calls = unpack_calls(blob)
+        results = await self._enqueue(_Pending(calls, None, self._loop_future()))
+        return pack_results(results)
 
     async def fence_writer(self, writer: str, min_epoch: int) -> None:
         """From the moment this returns, no write of ``writer`` below ``min_epoch`` commits."""

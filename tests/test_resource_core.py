@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from resources_for_tests import Inventory, Item, Ledger, OutOfStockError
 
-from actors import ResourceCore, WriteCall
+from actors import ResourceCore, WriteCall, WriteResult
 from actors._state_view import apply_changes
 from policies import ResourcePolicy, WriteAuthority
 from runtime import (
@@ -314,3 +314,20 @@ def test_an_unexpected_failure_mid_batch_rolls_back_applied_writes(
     results = core.apply_batch(calls)
     assert all(isinstance(r.error, StorageError) for r in results)
     assert core.state == {} and core.version == 0
+
+
+def test_calls_and_results_survive_the_wire_form() -> None:
+    from actors._calls import pack_calls, pack_results, unpack_calls, unpack_results
+
+    calls = [call("restock", "A", 1, key="k1"), call("reserve", "B", 2, key="k2", expected=7)]
+    assert unpack_calls(pack_calls(calls)) == calls
+    results = [
+        WriteResult(3, {"left": [1, 2]}),
+        WriteResult(3, 5, duplicate=True),
+        WriteResult(3, error=ConflictError("inv", 7, 3)),
+    ]
+    back = unpack_results(pack_results(results))
+    assert [(r.version, r.value, r.duplicate) for r in back] == [
+        (3, {"left": [1, 2]}, False), (3, 5, True), (3, None, False),
+    ]  # fmt: skip
+    assert isinstance(back[2].error, ConflictError) and back[2].error.current == 3
