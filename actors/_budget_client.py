@@ -83,6 +83,28 @@ class BudgetLink:
                     raise ResourceUnavailableError(BUDGET_ACTOR, str(error)) from error
                 await asyncio.sleep(self._reconnect.pause.total_seconds())
 
+    def send(self, method: str, *args: Any) -> asyncio.Task[Any]:
+        """Call ``method`` without waiting for it: the call is submitted now, so it reaches
+        the actor before any call made after it; its answer (with ``call``'s re-sending
+        while the actor restarts) is awaited in the returned task.
+
+        Raises:
+            ConfigurationError: there is no budget actor.
+        """
+        if self._actor is None:
+            self._actor = lookup(BUDGET_ACTOR, self._namespace)
+        self.calls += 1
+        ref = getattr(self._actor, method).remote(*args)
+        return asyncio.get_running_loop().create_task(self._answer(ref, method, args))
+
+    async def _answer(self, ref: Any, method: str, args: tuple[Any, ...]) -> Any:
+        try:
+            return await ref
+        except RayTaskError as error:
+            raise _cause(error) from None
+        except _UNAVAILABLE:
+            return await self.call(method, *args)
+
     @property
     def known_policy(self) -> BudgetPolicy:
         """The policy learned by ``policy()``.

@@ -5,13 +5,15 @@ Operations change the books in memory and buffer their events; ``commit`` writes
 buffered events in one transaction. The Ray actor (``_budget_host``) commits after each
 batch of calls and only then answers them, so nothing is handed out that is not durable:
 after a restart, every grant of the log is outstanding until it is settled or expires,
-and no cap is handed out twice.
+and no cap is handed out twice. Breakers and the error registry are in the log too (see
+``_budget_breakers``): a restart does not close an open breaker. The retry budgets'
+windows are not: a restart starts them afresh.
 """
 
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from policies import (
 from runtime import BudgetExceededError, CircuitOpenError, Clock, InvalidArgumentError, SystemClock
 
 from ._budget_book import LedgerBook, SpendContext
+from ._budget_breakers import REGISTRY_EVENTS, Incident, breaker_snapshot, breaker_state
 from ._budget_store import BudgetStore
 
 
@@ -97,21 +100,6 @@ class RetryDecision:
             scope=f"run:{run}", dimension=Dimension.RETRIES.value, cap=None,
             requested=1.0, available=0.0,
         )  # fmt: skip
-
-
-@dataclass(slots=True)
-class Incident:
-    """One failure fingerprint in the shared error registry, counted once.
-
-    Attributes:
-        dependency: what failed.
-        reports: how many times it was reported, by any agent.
-        agents: the agents that reported it.
-    """
-
-    dependency: str
-    reports: int = 0
-    agents: set[str] = field(default_factory=set)
 
 
 class BudgetCore:
@@ -293,7 +281,7 @@ class BudgetCore:
     def admit(self, dependency: str) -> BreakerView:
         """Admit one call to ``dependency`` if its breaker allows (a probe when half-open)."""
         allowed, state, probe = self._state(dependency).allow(self._clock.monotonic())
-        self._breakers[dependency] = state
+        self._set_breaker(dependency, state)
         return self._view(dependency, state, allowed=allowed, probe=probe)
 
     def report(
@@ -301,26 +289,36 @@ class BudgetCore:
     ) -> BreakerView:
         """Report a call's outcome. A failure counts toward the breaker; its fingerprint
         is counted once in the registry, and once ``block_after_agents`` agents report
-        the same one, the breaker opens at once. A success of a probe closes the breaker
-        and clears the dependency's incidents."""
+        the same one, the breaker opens at once. A success that leaves the breaker closed
+        clears the dependency's incidents."""
         now = self._clock.monotonic()
         state = self._state(dependency)
         if ok:
             state = state.on_success(now)
-            if state.status is BreakerStatus.CLOSED:
-                for key in [k for k, i in self.incidents.items() if i.dependency == dependency]:
-                    del self.incidents[key]
+            if state.status is BreakerStatus.CLOSED and any(
+                i.dependency == dependency for i in self.incidents.values()
+            ):
+                self._log("cleared", {"dep": dependency})
         else:
             state = state.on_failure(now)
             if fingerprint is not None:
-                incident = self.incidents.setdefault(fingerprint, Incident(dependency))
-                incident.reports += 1
-                incident.agents.add(agent)
+                self._log("incident", {"fp": fingerprint, "dep": dependency, "agent": agent})
+                incident = self.incidents[fingerprint]
                 shared = len(incident.agents) >= self.policy.block_after_agents
                 if shared and state.status is BreakerStatus.CLOSED:
                     state = BreakerState(policy=state.policy, status=BreakerStatus.OPEN, since=now)
-        self._breakers[dependency] = state
+        self._set_breaker(dependency, state)
         return self._view(dependency, state)
+
+    def _set_breaker(self, dependency: str, state: BreakerState) -> None:
+        """Keep ``state``, and log it when it changed, so a restart finds it again."""
+        if state == self._state(dependency):
+            return
+        self._breakers[dependency] = state
+        self._pending.append((self._wall(), "breaker", breaker_snapshot(
+            dependency, state, wall=self._wall(), mono=self._clock.monotonic()
+        )))  # fmt: skip
+        self.events += 1
 
     def breakers(self) -> dict[str, BreakerView]:
         """Every breaker known, by dependency."""
@@ -358,8 +356,31 @@ class BudgetCore:
         self._apply(kind, data)
         self._pending.append((self._wall(), kind, data))
 
+    def _log(self, kind: str, data: dict[str, Any]) -> None:
+        """Apply and buffer an event of the breakers or the error registry."""
+        self._apply_registry(kind, data)
+        self._pending.append((self._wall(), kind, data))
+        self.events += 1
+
+    def _apply_registry(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "incident":
+            incident = self.incidents.setdefault(data["fp"], Incident(data["dep"]))
+            incident.reports += 1
+            incident.agents.add(data["agent"])
+        elif kind == "cleared":
+            for key in [k for k, i in self.incidents.items() if i.dependency == data["dep"]]:
+                del self.incidents[key]
+        else:  # "breaker", replayed: its instants move to this process's monotonic clock
+            state = breaker_state(
+                data, self.policy, wall=self._wall(), mono=self._clock.monotonic()
+            )
+            self._breakers[data["dep"]] = state
+
     def _apply(self, kind: str, data: dict[str, Any]) -> None:
-        self.book.apply(kind, data)
+        if kind in REGISTRY_EVENTS:
+            self._apply_registry(kind, data)
+        else:
+            self.book.apply(kind, data)
         self.events += 1
         if kind == "grant":
             heapq.heappush(self._expiry, (float(data["expires_at"]), data["id"]))

@@ -35,6 +35,8 @@ from ._budget_metrics import (
 )
 
 _Op = Callable[[BudgetCore], Any]
+COUNTED = ("settled", "late")
+"""Outcomes of ``BudgetCore.settle`` that count the spend."""
 _GAUGE_EVERY_S = 1.0
 
 
@@ -104,31 +106,46 @@ class BudgetHost:
         outcome: str = await self._run(
             lambda core: core.settle(grant_id=grant_id, context=context, used=used)
         )
-        if outcome in ("settled", "late"):
+        if outcome in COUNTED:
             record_spend(context, used)
         return outcome != "unknown"
 
     async def renew(
         self,
-        settle_id: str | None,
+        settles: list[tuple[str, dict[str, float]]],
         context: SpendContext,
-        used: dict[str, float],
         grant_id: str,
         need: dict[str, float],
         want: dict[str, float],
         holder: str = "",
         dependency: str | None = None,
     ) -> Grant:
-        """Settle a lease and draw the next one, in one call and one commit. The settle
-        stands even when the new lease is refused.
+        """Settle leases (``(grant id, used)`` each) and draw the next one, in one call and
+        one commit. The settles stand even when the new lease is refused.
 
         Raises:
             CircuitOpenError: the dependency's breaker is open.
             BudgetExceededError: a cap cannot cover ``need``.
         """
-        if settle_id is not None:
-            await self.settle(settle_id, context, used)
-        return await self.reserve(grant_id, context, need, want, holder, dependency)
+        counted: list[dict[str, float]] = []
+
+        def op(core: BudgetCore) -> Grant:
+            for settle_id, used in settles:
+                if core.settle(grant_id=settle_id, context=context, used=used) in COUNTED:
+                    counted.append(used)
+            return core.reserve(
+                grant_id=grant_id, context=context, need=need, want=want, holder=holder,
+                dependency=dependency,
+            )  # fmt: skip
+
+        try:
+            return await self._spending(context.agent, op)  # type: ignore[no-any-return]
+        except StorageError:
+            counted.clear()  # nothing of the batch was committed
+            raise
+        finally:
+            for used in counted:
+                record_spend(context, used)
 
     async def try_retry(
         self, run: str, agent: str = "", dependency: str | None = None

@@ -33,7 +33,8 @@ class BudgetEvent:
     Attributes:
         seq: its position, from 1, without gaps.
         at: wall-clock time it was applied, in seconds since the epoch.
-        kind: ``declare``, ``grant``, ``settle``, ``expire`` or ``charge``.
+        kind: ``declare``, ``grant``, ``settle``, ``expire`` or ``charge`` (the books),
+            ``breaker``, ``incident`` or ``cleared`` (breakers and the error registry).
         data: its fields (see ``actors._budget_book.LedgerBook.apply``).
     """
 

@@ -2,9 +2,9 @@
 
 Before a call, its upper bound (estimated prompt tokens + ``max_tokens``, their cost, one
 call) is reserved; after it, the real usage is settled. With ``Metering.PER_CALL`` both are
-calls to the budget actor. With ``Metering.LEASE`` (the default) the agent process draws an
-allowance worth ``lease_calls`` calls and admits calls against it locally, settling in one
-call when it runs out, at half its lifetime, or on ``flush``.
+calls to the budget actor. With ``Metering.LEASE`` (the default) the agent process admits
+calls against allowances it draws from the budget actor ahead of need and settles in
+batches (see ``actors._lease``).
 
 The breaker of the model's ``endpoint`` is checked before each call: an open breaker is a
 ``CircuitOpenError`` at once, without calling; a failure of the endpoint is reported with
@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from pydantic import BaseModel
 
-from policies import BreakerStatus, Dimension, Metering, call_bound, fingerprint, usage_amounts
+from policies import BreakerStatus, BudgetPolicy, Metering, fingerprint
 from runtime import (
     BudgetExceededError,
     CircuitOpenError,
@@ -42,6 +42,7 @@ from ._budget_book import SpendContext
 from ._budget_client import BudgetLink
 from ._budget_core import BreakerView, Grant
 from ._budget_metrics import record_refusal
+from ._lease import Lease, Pricing
 
 Amounts = dict[str, float]
 
@@ -54,46 +55,7 @@ _ENDPOINT_FAILURES = (
 )
 # Failures after which the endpoint may have billed the whole call.
 _BILLED_FAILURES = (ModelTimeoutError, ModelResponseError, ModelOutputError)
-
-
-@dataclass(slots=True)
-class _Lease:
-    """An allowance held by this process for one (run, agent, model)."""
-
-    grant_id: str | None = None
-    amounts: Amounts = field(default_factory=dict)
-    used: Amounts = field(default_factory=dict)
-    inflight: Amounts = field(default_factory=dict)
-    active: int = 0
-    renew_at: float = float("-inf")
-    cond: asyncio.Condition = field(default_factory=asyncio.Condition)
-
-    def fits(self, bound: Amounts, now: float) -> bool:
-        if self.grant_id is None or now >= self.renew_at:
-            return False
-        return all(
-            self.used.get(d, 0.0) + self.inflight.get(d, 0.0) + v <= self.amounts.get(d, 0.0)
-            for d, v in bound.items()
-        )
-
-    def take(self, bound: Amounts) -> None:
-        self.active += 1
-        for d, v in bound.items():
-            self.inflight[d] = self.inflight.get(d, 0.0) + v
-
-    def give_back(self, bound: Amounts, used: Amounts) -> None:
-        self.active -= 1
-        for d, v in bound.items():
-            self.inflight[d] = self.inflight.get(d, 0.0) - v
-        for d, v in used.items():
-            self.used[d] = self.used.get(d, 0.0) + v
-
-    def start(self, grant: Grant, now: float) -> None:
-        self.grant_id, self.amounts, self.used = grant.id, dict(grant.amounts), {}
-        self.renew_at = now + grant.expires_in / 2
-
-    def reset(self) -> None:
-        self.grant_id, self.amounts, self.used, self.renew_at = None, {}, {}, float("-inf")
+_CLOSED = BreakerStatus.CLOSED
 
 
 class Meter:
@@ -104,8 +66,9 @@ class Meter:
         self.link = link
         self.holder = holder
         self.clock: Clock = clock or SystemClock()
-        self.leases: dict[tuple[str, str, str], _Lease] = {}
+        self.leases: dict[tuple[str, str, str], Lease] = {}
         self.breakers: dict[str, tuple[BreakerView, float]] = {}
+        self.settling: dict[str, tuple[asyncio.Task[Any], SpendContext, Amounts]] = {}
 
     async def check_breaker(self, dependency: str, refresh: float) -> bool:
         """Admit a call to ``dependency``: returns whether it is a probe.
@@ -135,15 +98,31 @@ class Meter:
         view = await self.link.call("report", dependency, error is None, key, self.holder)
         self.breakers[dependency] = (view, self.clock.monotonic())
 
+    def settle_soon(self, grant_id: str, context: SpendContext, used: Amounts) -> None:
+        """Settle a per-call reservation without waiting for the answer (so a metered call
+        waits on one budget-actor round trip, its reserve); ``flush`` waits for it, and
+        sends it again if it failed."""
+        task = self.link.send("settle", grant_id, context, used)
+        self.settling[grant_id] = (task, context, used)
+        task.add_done_callback(lambda done: self._settled(grant_id, done))
+
+    def _settled(self, grant_id: str, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            del self.settling[grant_id]
+
     async def flush(self) -> None:
-        """Settle every lease now (e.g. before the process goes away)."""
-        for (run, agent, model), lease in list(self.leases.items()):
-            async with lease.cond:
-                await lease.cond.wait_for(lambda lease=lease: lease.active == 0)  # type: ignore[misc]
-                if lease.grant_id is not None:
-                    context = SpendContext(run=run, agent=agent, model=model)
-                    await self.link.call("settle", lease.grant_id, context, lease.used)
-                    lease.reset()
+        """Settle every lease and reservation now (e.g. before the process goes away).
+
+        Raises:
+            ResourceUnavailableError: the budget actor stayed unreachable.
+        """
+        for lease in list(self.leases.values()):
+            await lease.flush()
+        for grant_id, (task, context, used) in list(self.settling.items()):
+            await asyncio.wait((task,))
+            if grant_id in self.settling:  # it failed: once more, waiting this time
+                await self.link.call("settle", grant_id, context, used)
+                del self.settling[grant_id]
 
 
 class MeteredModel:
@@ -171,6 +150,14 @@ class MeteredModel:
         self._agent = agent
         self._run = run
         self._metering = metering
+        self._endpoint = inner.endpoint
+        # Learned with the policy, on the first call: looked up once, not per call.
+        self._policy: BudgetPolicy | None = None
+        self._pricing: Pricing | None = None
+        self._per_call_mode = False
+        self._refresh = 0.0
+        self._lease_run: str | None = None
+        self._lease: Lease | None = None
 
     @property
     def endpoint(self) -> str:
@@ -195,128 +182,107 @@ class MeteredModel:
             ModelError: the call itself failed (it is settled and reported first).
         """
         check_max_tokens(max_tokens)
-        policy = await self._meter.link.policy()
-        context = SpendContext(run=self._run(), agent=self._agent, model=self.inner.model)
-        bound = _plain(
-            call_bound(
-                policy.prices, self.inner.model,
-                prompt_tokens=estimate_prompt_tokens(messages), max_tokens=max_tokens,
-            )
-        )  # fmt: skip
+        pricing = self._pricing or await self._learn_policy()
+        prompt = estimate_prompt_tokens(messages)
+        cost = (prompt * pricing.prompt_per_1k + max_tokens * pricing.completion_per_1k) / 1000.0
+        bound = (prompt, max_tokens, cost)
         try:
-            if (self._metering or policy.metering) is Metering.PER_CALL:
-                return await self._per_call(context, bound, messages, max_tokens, schema)
-            return await self._leased(context, bound, messages, max_tokens, schema)
+            if self._per_call_mode:
+                return await self._per_call(bound, messages, max_tokens, schema)
+            # The leased path, inline: it runs on every call (see ``actors._lease``).
+            meter = self._meter
+            now = meter.clock.monotonic()
+            seen = meter.breakers.get(self._endpoint)
+            probe = False
+            if seen is None or seen[0].status is not _CLOSED or now - seen[1] > self._refresh:
+                probe = await meter.check_breaker(self._endpoint, self._refresh)
+            run = self._run()
+            lease = self._lease if run == self._lease_run else self._lease_for(run)
+            assert lease is not None
+            allowance = lease.take(prompt, max_tokens, cost, now) or await lease.admit(
+                prompt, max_tokens, cost
+            )
         except BudgetExceededError:
             record_refusal(self._agent, "budget")
             raise
         except CircuitOpenError:
             record_refusal(self._agent, "circuit_open")
             raise
+        try:
+            completion = await self.inner.complete(messages, max_tokens=max_tokens, schema=schema)
+        except Exception as error:
+            used_prompt, used_completion, _, _ = self._failed_usage(error, bound)
+            lease.give_back(allowance, bound, used_prompt, used_completion)
+            await self._after_failure(error, probe)
+            raise
+        usage = completion.usage
+        lease.give_back(allowance, bound, usage.prompt_tokens, usage.completion_tokens)
+        if probe:
+            await meter.report(self._endpoint, None)
+        return completion
+
+    async def _learn_policy(self) -> Pricing:
+        policy = self._policy = await self._meter.link.policy()
+        self._per_call_mode = (self._metering or policy.metering) is Metering.PER_CALL
+        self._refresh = policy.breaker_refresh.total_seconds()
+        self._pricing = Pricing(policy, self.inner.model)
+        return self._pricing
 
     async def _per_call(
         self,
-        context: SpendContext,
-        bound: Amounts,
+        bound: tuple[int, int, float],
         messages: Sequence[Message],
         max_tokens: int,
         schema: type[BaseModel] | None,
     ) -> Completion:
-        link, grant_id = self._meter.link, uuid.uuid4().hex
+        assert self._pricing is not None
+        link, grant_id, pricing = self._meter.link, uuid.uuid4().hex, self._pricing
+        context = SpendContext(run=self._run(), agent=self._agent, model=self.inner.model)
+        need = pricing.amounts(bound[0], bound[1], 1.0, bound[2])
         grant: Grant = await link.call(
-            "reserve", grant_id, context, bound, None, self._meter.holder, self.endpoint
+            "reserve", grant_id, context, need, None, self._meter.holder, self._endpoint
         )
         probe = grant.breaker is not None and grant.breaker.probe
         try:
             completion = await self.inner.complete(messages, max_tokens=max_tokens, schema=schema)
         except Exception as error:
-            await link.call("settle", grant_id, context, self._failed_usage(error, bound))
+            used = self._failed_usage(error, bound)
+            self._meter.settle_soon(grant_id, context, pricing.amounts(*used))
             await self._after_failure(error, probe)
             raise
-        await link.call("settle", grant_id, context, self._usage(completion))
+        usage = completion.usage
+        p, c = float(usage.prompt_tokens), float(usage.completion_tokens)
+        self._meter.settle_soon(grant_id, context, pricing.amounts(p, c, 1.0, pricing.cost(p, c)))
         if probe:
-            await self._meter.report(self.endpoint, None)
+            await self._meter.report(self._endpoint, None)
         return completion
 
-    async def _leased(
-        self,
-        context: SpendContext,
-        bound: Amounts,
-        messages: Sequence[Message],
-        max_tokens: int,
-        schema: type[BaseModel] | None,
-    ) -> Completion:
-        policy = await self._meter.link.policy()
-        probe = await self._meter.check_breaker(
-            self.endpoint, policy.breaker_refresh.total_seconds()
-        )
-        lease = self._meter.leases.setdefault(
-            (context.run, context.agent, self.inner.model), _Lease()
-        )
-        await self._admit(lease, context, bound, policy.lease_calls)
-        try:
-            completion = await self.inner.complete(messages, max_tokens=max_tokens, schema=schema)
-        except Exception as error:
-            await self._give_back(lease, bound, self._failed_usage(error, bound))
-            await self._after_failure(error, probe)
-            raise
-        await self._give_back(lease, bound, self._usage(completion))
-        if probe:
-            await self._meter.report(self.endpoint, None)
-        return completion
-
-    async def _admit(
-        self, lease: _Lease, context: SpendContext, bound: Amounts, lease_calls: int
-    ) -> None:
-        """Take ``bound`` from the lease, renewing it (settle + draw, one call) when it
-        cannot cover the call and no call of it is in flight."""
-        meter = self._meter
-        async with lease.cond:
-            while not lease.fits(bound, meter.clock.monotonic()):
-                if lease.active == 0:
-                    want = {d: v * lease_calls for d, v in bound.items()}
-                    new_id, old_id, used = uuid.uuid4().hex, lease.grant_id, lease.used
-                    try:
-                        grant: Grant = await meter.link.call(
-                            "renew", old_id, context, used, new_id, bound, want, meter.holder
-                        )
-                    except BaseException:
-                        lease.reset()  # the old lease was settled before the refusal
-                        raise
-                    lease.start(grant, meter.clock.monotonic())
-                else:
-                    await lease.cond.wait()
-            lease.take(bound)
-
-    async def _give_back(self, lease: _Lease, bound: Amounts, used: Amounts) -> None:
-        async with lease.cond:
-            lease.give_back(bound, used)
-            lease.cond.notify_all()
+    def _lease_for(self, run: str) -> Lease:
+        assert self._policy is not None and self._pricing is not None
+        meter, model = self._meter, self.inner.model
+        lease = meter.leases.get((run, self._agent, model))
+        if lease is None:
+            context = SpendContext(run=run, agent=self._agent, model=model)
+            lease = meter.leases[(run, self._agent, model)] = Lease(
+                meter.link, context, holder=meter.holder, pricing=self._pricing,
+                policy=self._policy, clock=meter.clock,
+            )  # fmt: skip
+        self._lease_run, self._lease = run, lease
+        return lease
 
     async def _after_failure(self, error: BaseException, probe: bool) -> None:
         if isinstance(error, _ENDPOINT_FAILURES):
-            await self._meter.report(self.endpoint, error)
+            await self._meter.report(self._endpoint, error)
         elif probe:  # the endpoint answered, if badly: it is up
-            await self._meter.report(self.endpoint, None)
+            await self._meter.report(self._endpoint, None)
 
-    def _usage(self, completion: Completion) -> Amounts:
-        policy = self._meter.link.known_policy
-        return _plain(
-            usage_amounts(
-                policy.prices, self.inner.model,
-                prompt_tokens=completion.usage.prompt_tokens,
-                completion_tokens=completion.usage.completion_tokens,
-            )
-        )  # fmt: skip
-
-    def _failed_usage(self, error: BaseException, bound: Amounts) -> Amounts:
+    def _failed_usage(
+        self, error: BaseException, bound: tuple[int, int, float]
+    ) -> tuple[float, float, float, float]:
+        """(prompt, completion, calls, cost) to count for a failed call."""
         if isinstance(error, _BILLED_FAILURES):
-            return dict(bound)  # it may have been billed in full: count the upper bound
-        return {d: (1.0 if d == "calls" else 0.0) for d in bound}
-
-
-def _plain(amounts: Mapping[Dimension, float]) -> Amounts:
-    return {str(k): float(v) for k, v in amounts.items()}
+            return bound[0], bound[1], 1.0, bound[2]  # it may have been billed in full
+        return 0.0, 0.0, 1.0, 0.0
 
 
 _METERS: dict[str, Meter] = {}

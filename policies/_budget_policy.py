@@ -22,7 +22,8 @@ class Metering(StrEnum):
     LEASE: the agent process draws an allowance worth many calls and settles in batches;
         the budget actor is off the path of most calls.
     PER_CALL: every call reserves its upper bound before it is made and settles after:
-        two budget-actor calls per model call, the tightest accounting.
+        two budget-actor calls per model call (the call waits for the reserve only), the
+        tightest accounting.
     """
 
     LEASE = "lease"
@@ -46,8 +47,11 @@ class BudgetPolicy:
             opens its dependency's breaker at once, until a probe succeeds; at least 1.
             Default 2.
         metering: how agents reach the budget actor. Default ``Metering.LEASE``.
-        lease_calls: how many calls' worth of upper bounds a lease asks for; at least 1.
-            Default 64.
+        lease_calls: how many calls' worth of upper bounds a lease asks for at first; at
+            least 1. Default 64.
+        max_lease_calls: the most calls' worth a lease grows to: an agent whose allowance
+            runs out before the next one (drawn in the background) arrives makes its
+            later leases four times larger, up to this. Default 4096.
         lease_share: the most of what remains under a cap one lease takes (never less than
             the call at hand), so that the last part of a cap is not all held by one agent;
             in (0, 1]. Default 0.1.
@@ -68,6 +72,7 @@ class BudgetPolicy:
     block_after_agents: int = 2
     metering: Metering = Metering.LEASE
     lease_calls: int = 64
+    max_lease_calls: int = 4096
     lease_share: float = 0.1
     lease_ttl: timedelta = timedelta(seconds=60)
     reservation_ttl: timedelta = timedelta(minutes=10)
@@ -76,8 +81,8 @@ class BudgetPolicy:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "limits", tuple(self.limits))
-        if self.block_after_agents < 1 or self.lease_calls < 1:
-            raise ValueError("block_after_agents and lease_calls must be at least 1")
+        if min(self.block_after_agents, self.lease_calls, self.max_lease_calls) < 1:
+            raise ValueError("block_after_agents and lease sizes must be at least 1")
         if not 0.0 < self.lease_share <= 1.0:
             raise ValueError(f"lease_share must be in (0, 1], got {self.lease_share}")
         for name in ("lease_ttl", "reservation_ttl"):

@@ -206,3 +206,28 @@ def test_one_fingerprint_from_many_agents_is_one_incident_and_opens_the_breaker(
     assert view.status is BreakerStatus.OPEN
     assert len(core.incidents) == 1
     assert core.incidents["f1"].reports == 3
+
+
+def test_an_open_breaker_and_its_incidents_survive_a_restart(tmp_path: Path) -> None:
+    clock = FakeClock()
+    breaker = BreakerPolicy(failure_threshold=5, open_for=timedelta(seconds=30))
+    core = _core(tmp_path, clock, breaker=breaker, block_after_agents=2)
+    core.report("tool", ok=False, fingerprint="f1", agent="a")
+    core.report("tool", ok=False, fingerprint="f1", agent="b")
+    clock.advance(timedelta(seconds=10))
+    core.commit()
+    core.close()
+    # A new process: its monotonic clock starts again from 0; the wall clock goes on.
+    later = FakeClock(start=clock.now())
+    again = _core(tmp_path, later, breaker=breaker, block_after_agents=2)
+    view = again.admit("tool")
+    assert (view.status, view.allowed, view.retry_after) == (BreakerStatus.OPEN, False, 20)
+    assert again.incidents["f1"].agents == {"a", "b"}
+    later.advance(timedelta(seconds=20))
+    assert again.admit("tool").probe
+    assert again.report("tool", ok=True).status is BreakerStatus.CLOSED
+    again.commit()
+    again.close()
+    third = _core(tmp_path, FakeClock(start=later.now()), breaker=breaker)
+    assert third.breaker("tool").status is BreakerStatus.CLOSED
+    assert third.incidents == {}

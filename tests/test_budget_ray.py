@@ -117,6 +117,29 @@ def test_an_open_breaker_refuses_every_agent_without_calling(
         system.shutdown()
 
 
+def test_an_open_breaker_stays_open_when_the_budget_actor_restarts(
+    ray_session: None, tmp_path: Path
+) -> None:
+    breaker = BreakerPolicy(failure_threshold=5, open_for=timedelta(minutes=5))
+    system = _system(tmp_path, BudgetPolicy(breaker=breaker, block_after_agents=2))
+    try:
+        budget, endpoint = system.budget, "scripted:scripted"
+        for agent in ("askers:0", "askers:1"):
+            budget.report(endpoint, ok=False, fingerprint="f1", agent=agent)
+        assert budget.breaker(endpoint).status is BreakerStatus.OPEN
+        before = budget.status()["calls"]
+        ray.kill(budget.actor, no_restart=False)
+        while (status := budget.status())["calls"] >= before:  # until a new actor answers
+            pass
+        assert status["breakers"][endpoint].status is BreakerStatus.OPEN
+        assert status["incidents"] == {"f1": (endpoint, 2, ["askers:0", "askers:1"])}
+        group = system.agent(TryAsker, name="askers", model=ScriptedModel())
+        outcome = group.ask(TryAsk(prompt="hello"))
+        assert (outcome.error, outcome.model_calls) == ("CircuitOpenError", 0)
+    finally:
+        system.shutdown()
+
+
 def test_bank_no_cap_is_crossed_and_totals_reconcile_while_the_actor_is_killed(
     ray_session: None, tmp_path: Path
 ) -> None:
