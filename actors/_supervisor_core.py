@@ -12,9 +12,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from policies import RestartIntensity
-from runtime import AttemptRecord, ConfigurationError, FailureReason, InvalidArgumentError
+from runtime import ConfigurationError, FailureReason, InvalidArgumentError
 
-from ._supervisor_engine import Attempt, Live, SubtaskEngine, validate
+from ._subtask_state import Attempt, Live, validate
+from ._supervisor_engine import SubtaskEngine
 from ._supervisor_pool import group_of
 from ._supervisor_types import SubtaskSpec
 
@@ -180,7 +181,3 @@ class SupervisorCore(SubtaskEngine):
             "open_escalations": len(self.store.escalations()),
             "stalls": self.stalls(),
         }
-
-    def history_of(self, subtask_id: str) -> tuple[AttemptRecord, ...]:
-        """The attempt history of a subtask."""
-        return self.status_of(subtask_id).attempts

@@ -93,9 +93,9 @@ class BudgetActorRetries:
         self._looked_at = float("-inf")
         self._deposits: dict[str, int] = {}
 
-    def _budget(self) -> Any:
+    def _budget(self, *, look_now: bool = False) -> Any:
         now = self._clock.monotonic()
-        if self._actor is None and now - self._looked_at >= 5.0:
+        if self._actor is None and (look_now or now - self._looked_at >= 5.0):
             self._looked_at = now
             try:
                 self._actor = ray.get_actor(BUDGET_ACTOR, namespace=self._namespace)
@@ -104,7 +104,7 @@ class BudgetActorRetries:
         return self._actor
 
     async def may_retry(self, run: str, agent: str) -> bool:
-        actor = self._budget()
+        actor = self._budget(look_now=True)  # a retry never misses a budget actor that runs
         if actor is not None:
             try:
                 decision = await actor.try_retry.remote(run, agent)

@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 RAY = str(VENV_BIN / "ray")
 EXAMPLE = ["python", "examples/inventory_race.py", "--quick"]
+ORPHANED = ["python", "examples/orphaned_subtasks.py", "--quick"]
 HEAD_READY_TIMEOUT_S = 60.0
 JOB_TIMEOUT_S = 150.0
 
@@ -238,10 +239,11 @@ def test_the_head_refuses_clients_without_the_token(head: Head) -> None:
     assert _http_status(f"{head.dashboard_url}/api/jobs/", "not-the-token") == 403
 
 
-def test_job_submit_runs_the_inventory_race_on_the_cluster(head: Head) -> None:
+def _submit_and_read_logs(head: Head, command: list[str]) -> str:
+    """Submit ``command`` with the repo as working dir; assert it succeeded; its logs."""
     submitted = _ray(
         head,
-        "job", "submit", "--address", head.dashboard_url, "--working-dir", ".", "--", *EXAMPLE,
+        "job", "submit", "--address", head.dashboard_url, "--working-dir", ".", "--", *command,
         timeout=JOB_TIMEOUT_S,
     )  # fmt: skip
     output = submitted.stdout + submitted.stderr
@@ -250,11 +252,15 @@ def test_job_submit_runs_the_inventory_race_on_the_cluster(head: Head) -> None:
     assert match, output
     job_id = match.group(1)
     assert _job_status(head, job_id) == "SUCCEEDED", output
-
     logs = _ray(head, "job", "logs", "--address", head.dashboard_url, job_id, timeout=60)
     assert logs.returncode == 0, logs.stderr
-    assert _lost_count(logs.stdout, "naive") >= 0
-    assert _lost_count(logs.stdout, "agentcast") == 0, logs.stdout
+    return logs.stdout
+
+
+def test_job_submit_runs_the_inventory_race_on_the_cluster(head: Head) -> None:
+    logs = _submit_and_read_logs(head, EXAMPLE)
+    assert _lost_count(logs, "naive") >= 0
+    assert _lost_count(logs, "agentcast") == 0, logs
 
     package = _uploaded_package(head)
     for module in ("actors", "runtime", "policies"):
@@ -263,3 +269,16 @@ def test_job_submit_runs_the_inventory_race_on_the_cluster(head: Head) -> None:
         assert not (package / left_behind).exists(), f"{left_behind} was uploaded"
     # The state actors wrote to the head's storage folder, not into the job's package.
     assert any(head.storage.iterdir())
+
+
+def test_job_submit_runs_the_orphaned_subtasks_example_on_the_cluster(head: Head) -> None:
+    logs = _submit_and_read_logs(head, ORPHANED)
+    summary = (
+        r"^{}\s+silently lost:\s+(\d+)\s+accepted with bad output:\s+(\d+)\s+done twice:\s+(\d+)"
+    )
+    naive = re.search(summary.format("naive"), logs, re.MULTILINE)
+    ours = re.search(summary.format("agentcast"), logs, re.MULTILINE)
+    assert naive and ours, logs
+    assert sum(int(n) for n in naive.groups()) > 0, logs
+    assert [int(n) for n in ours.groups()] == [0, 0, 0], logs
+    assert "no subtask lost, no bad output accepted, no effect applied twice" in logs

@@ -188,7 +188,23 @@ def test_errors_become_typed_reasons(
         await settle()
         error = failure(task)
         assert (error.reason, error.attempts[0].error_type) == (reason, kind)
-        assert "attempts_exhausted" in error.detail
+        assert ("attempts_exhausted" in error.detail) == (reason != "budget")
+
+    run(body)
+
+
+def test_a_budget_refusal_fails_the_subtask_at_once(tmp_path: Path) -> None:
+    async def body() -> None:
+        agents = FakeAgents({"r": 2})
+        core = make_core(tmp_path, agents, FakeClock())
+        task = await started(core, spec(retry=NOW))
+        refused = BudgetExceededError(
+            scope="run:x", dimension="calls", cap=1, requested=1, available=0
+        )
+        agents.calls[0].future.set_exception(refused)
+        await settle()
+        assert failure(task).reason == "budget"
+        assert len(agents.calls) == 1  # not retried: the run's caps bind every agent
 
     run(body)
 
@@ -372,5 +388,52 @@ def test_a_stage_silent_past_its_window_is_a_stall(tmp_path: Path) -> None:
         assert [e["kind"] for e in core.store.events()] == ["stall"]
         await started(core, spec(stage="write"))
         assert core.stalls() == []
+
+    run(body)
+
+
+def test_attempts_queued_for_a_replica_that_dies_fail_with_no_agent(tmp_path: Path) -> None:
+    async def body() -> None:
+        agents = FakeAgents({"r": 2})
+        core = make_core(tmp_path, agents, FakeClock())
+        plan = Reroute(to="r", policy=NOW)
+        first = await started(core, spec(to="r:0", retry=None, on_failure=plan))
+        queued = await started(core, spec(to="r:0", retry=None, on_failure=plan))
+        assert len(agents.calls) == 1  # the second waits for r:0, without a queue deadline
+        agents.calls[0].future.set_exception(AgentDiedError("r:0 died"))
+        await settle()
+        for index in (1, 2):  # one at a time on r:1, the replica left
+            assert agents.calls[index].replica == "r:1"
+            agents.calls[index].future.set_result(GOOD)
+            await settle()
+        assert first.result().output == GOOD and queued.result().output == GOOD
+        waited = core.status_of(queued.result().subtask_id).attempts
+        assert [(a.outcome, a.replica) for a in waited] == [
+            ("no_agent", None),
+            ("succeeded", "r:1"),
+        ]
+        assert "r:0 is gone" in waited[0].detail
+
+    run(body)
+
+
+def test_a_budget_refusal_does_not_count_toward_restart_intensity(tmp_path: Path) -> None:
+    async def body() -> None:
+        agents = FakeAgents({"r": 1})
+        core = make_core(tmp_path, agents, FakeClock())
+        core.configure_group("r", RestartIntensity(max_restarts=1))
+        refused = BudgetExceededError(
+            scope="run:x", dimension="calls", cap=1, requested=1, available=0
+        )
+        capped = await started(core, spec())
+        agents.calls[0].future.set_exception(refused)
+        await settle()
+        assert failure(capped).reason == "budget"
+        retried = await started(core, spec())
+        agents.calls[1].future.set_exception(ValueError("once"))
+        await settle()
+        agents.calls[2].future.set_result(GOOD)  # one failure of the group: retried
+        await settle()
+        assert retried.result().output == GOOD and core.failed_groups == set()
 
     run(body)

@@ -1,0 +1,45 @@
+"""The orphaned-subtasks example: naive loses or doubles work, agentcast none."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLES
+
+pytestmark = pytest.mark.ray
+
+SUMMARY = (
+    r"^{name}\s+silently lost:\s+(\d+)\s+accepted with bad output:\s+(\d+)"
+    r"\s+done twice:\s+(\d+)\s+done:\s+(\d+)/20"
+)
+
+
+def counts(out: str, name: str) -> tuple[int, ...]:
+    match = re.search(SUMMARY.format(name=name), out, re.MULTILINE)
+    assert match, out
+    return tuple(int(g) for g in match.groups())
+
+
+def test_orphaned_subtasks_naive_loses_work_and_agentcast_none(
+    ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import orphaned_subtasks
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    code = orphaned_subtasks.main(["--quick", "--storage", str(tmp_path)])
+    out = capsys.readouterr().out
+    lost, bad, twice, _ = counts(out, "naive")
+    assert lost + bad + twice > 0, out
+    assert counts(out, "agentcast")[:3] == (0, 0, 0), out
+    # Every subtask agentcast did not finish is an explicit, typed failure with its story.
+    done = counts(out, "agentcast")[3]
+    failed = re.search(r"failed explicitly: (\d+)", out)
+    assert done + (int(failed[1]) if failed else 0) == 20, out
+    assert re.search(r"^agentcast\s+t13: .*failed: ", out, re.MULTILINE), out
+    assert "no subtask lost, no bad output accepted, no effect applied twice" in out
+    assert code == 0
