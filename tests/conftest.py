@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+import logging
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import ray
@@ -13,6 +17,15 @@ import ray
 from actors import System
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def import_example(name: str) -> ModuleType:
+    """Import ``examples/<name>.py`` as the module ``name``, as Ray workers will."""
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(EXAMPLES))
 
 
 def _worker_path() -> str:
@@ -30,7 +43,7 @@ def ray_session() -> Iterator[None]:
             num_cpus=2,
             resources={"agentcast_state": 1_000_000},
             include_dashboard=False,
-            logging_level="WARNING",
+            logging_level=logging.WARNING,
             log_to_driver=False,
             # Workers import the tests' own resources and agents by reference.
             runtime_env={"env_vars": {"PYTHONPATH": _worker_path()}},

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES
+from conftest import import_example
 
 pytestmark = pytest.mark.ray
 
@@ -26,11 +25,7 @@ def counts(out: str, name: str) -> tuple[int, ...]:
 def test_orphaned_subtasks_naive_loses_work_and_agentcast_none(
     ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sys.path.insert(0, str(EXAMPLES))
-    try:
-        import orphaned_subtasks
-    finally:
-        sys.path.remove(str(EXAMPLES))
+    orphaned_subtasks = import_example("orphaned_subtasks")
     code = orphaned_subtasks.main(["--quick", "--storage", str(tmp_path)])
     out = capsys.readouterr().out
     lost, bad, twice, _ = counts(out, "naive")

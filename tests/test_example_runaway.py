@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES
+from conftest import import_example
 
 pytestmark = pytest.mark.ray
 
@@ -15,11 +14,7 @@ pytestmark = pytest.mark.ray
 def test_runaway_retries_caps_the_spend_and_opens_the_breaker_once(
     ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sys.path.insert(0, str(EXAMPLES))
-    try:
-        import runaway_retries
-    finally:
-        sys.path.remove(str(EXAMPLES))
+    runaway_retries = import_example("runaway_retries")
     code = runaway_retries.main(["--storage", str(tmp_path)])
     out = capsys.readouterr().out
     naive = re.search(r"naive\s+tokens:\s+([\d,]+)\s+model calls:\s+(\d+)", out)

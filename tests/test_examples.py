@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES
+from conftest import import_example
 
 from actors._demo import run_demo
 
@@ -17,11 +16,7 @@ pytestmark = pytest.mark.ray
 def test_inventory_race_naive_loses_updates_and_agentcast_none(
     ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sys.path.insert(0, str(EXAMPLES))
-    try:
-        import inventory_race
-    finally:
-        sys.path.remove(str(EXAMPLES))
+    inventory_race = import_example("inventory_race")
     code = inventory_race.main(["--quick", "--storage", str(tmp_path)])
     out = capsys.readouterr().out
     naive = re.search(r"naive\s+updates lost:\s+(\d+)\s+units oversold:\s+(\d+)", out)
