@@ -7,8 +7,6 @@ import argparse
 import json
 from typing import Any
 
-import ray
-
 from ._supervisor_handle import Supervisor, supervisor_actor
 from ._system import DEFAULT_NAMESPACE, System
 
@@ -50,8 +48,7 @@ def run_command(args: argparse.Namespace) -> int:
         elif args.command == "kill":
             print(json.dumps(system.kill(args.agent), sort_keys=True))
     finally:
-        if ray.is_initialized():
-            ray.shutdown()
+        system.shutdown()  # disconnects from Ray only if this command connected
     return 0
 
 
