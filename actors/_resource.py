@@ -58,6 +58,7 @@ class Operation:
     fn: Callable[..., Any]
     signature: inspect.Signature
     models: dict[str, type[BaseModel]]
+    positional: tuple[int, int] | None  # (min, max) count when only positional args are taken
 
     def bind(self, resource: Resource, state: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
         """Call the method with decoded plain-data arguments, rebuilding pydantic models.
@@ -65,6 +66,12 @@ class Operation:
         Raises:
             InvalidArgumentError: the arguments do not fit the signature or the models.
         """
+        # Fast path: plain positional arguments of the right count need no Signature.bind,
+        # which is a quarter of the applier's time per write.
+        if self.positional and not kwargs and not self.models:
+            low, high = self.positional
+            if low <= len(args) + 2 <= high:
+                return lambda: self.fn(resource, state, *args)
         try:
             bound = self.signature.bind(resource, state, *args, **kwargs)
             for name, model in self.models.items():
@@ -92,7 +99,10 @@ def operations(cls: type[Resource]) -> dict[str, Operation]:
     for name, fn in inspect.getmembers(cls, inspect.isfunction):
         kind = getattr(fn, _KIND_ATTR, None)
         if kind is not None:
-            found[name] = Operation(name, kind, fn, inspect.signature(fn), _model_params(fn))
+            signature = inspect.signature(fn)
+            found[name] = Operation(
+                name, kind, fn, signature, _model_params(fn), _positional_range(signature)
+            )
     setattr(cls, _CACHE_ATTR, found)
     return found
 
@@ -107,3 +117,13 @@ def _model_params(fn: Callable[..., Any]) -> dict[str, type[BaseModel]]:
         for name, hint in hints.items()
         if name != "return" and isinstance(hint, type) and issubclass(hint, BaseModel)
     }
+
+
+def _positional_range(signature: inspect.Signature) -> tuple[int, int] | None:
+    """How many positional arguments (self and state included) the method takes, if it
+    takes only plain positional parameters."""
+    params = list(signature.parameters.values())
+    if any(p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params):
+        return None
+    required = sum(1 for p in params if p.default is inspect.Parameter.empty)
+    return required, len(params)
