@@ -8,8 +8,6 @@ that arrive meanwhile form the next batch (group commit).
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from runtime import (
     StorageError,
     SystemClock,
 )
+from runtime._applier import SerialApplier
 
 from ._budget_book import SpendContext
 from ._budget_core import BreakerView, BudgetCore, Grant, RetryDecision
@@ -49,9 +48,7 @@ class BudgetHost:
         self._policy = policy
         self._clock: Clock = clock or SystemClock()
         self._core: BudgetCore | None = None
-        self._queue: deque[tuple[_Op, asyncio.Future[Any]]] = deque()
-        self._wake: asyncio.Event | None = None
-        self._applier: asyncio.Task[None] | None = None
+        self._applier: SerialApplier[_Op] = SerialApplier(self._apply_batch)
         self._gauges_at = float("-inf")
         self.calls = 0
 
@@ -219,30 +216,12 @@ class BudgetHost:
     async def _run(self, op: _Op) -> Any:
         self.calls += 1
         self._open()
-        if self._applier is None or self._applier.done():
-            self._wake = asyncio.Event()
-            self._applier = asyncio.create_task(self._apply_forever())
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((op, future))
-        assert self._wake is not None
-        self._wake.set()
-        return await future
+        return await self._applier.submit(op)
 
-    async def _apply_forever(self) -> None:
-        assert self._wake is not None
-        while True:
-            if not self._queue:
-                self._wake.clear()
-                await self._wake.wait()
-            self._apply_batch()
-            await asyncio.sleep(0)  # let arrived calls queue up for the next batch
-
-    def _apply_batch(self) -> None:
+    def _apply_batch(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
         core = self._open()
-        batch = list(self._queue)
-        self._queue.clear()
         outcomes: list[tuple[bool, Any]] = []
-        for op, _ in batch:
+        for op in batch:
             try:
                 outcomes.append((True, op(core)))
             except Exception as error:
@@ -252,14 +231,11 @@ class BudgetHost:
         except Exception as error:  # memory is ahead of the log: recover from the log
             self._core = None
             core.close()
-            outcomes = [(False, StorageError(f"budget: {error}"))] * len(batch)
-        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
-            if future.done():
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+            raise StorageError(f"budget: {error}") from error
+        self._record_gauges()
+        return outcomes
+
+    def _record_gauges(self) -> None:
         now = self._clock.monotonic()
         if self._core is not None and now - self._gauges_at >= _GAUGE_EVERY_S:
             self._gauges_at = now

@@ -10,15 +10,14 @@ form the next batch: group commit falls out of the design.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from policies import ResourcePolicy, WriteAuthority
 from runtime import StorageError, decode
+from runtime._applier import SerialApplier
 from runtime._metrics import counter, gauge, histogram
 
 from ._calls import ReadResult, WriteCall, WriteResult, pack_results, unpack_calls
@@ -26,11 +25,12 @@ from ._resource import Resource
 from ._resource_core import ResourceCore
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Pending:
-    calls: list[WriteCall] | None  # None: a writer fence, applied alone
-    fence: tuple[str, int] | None
-    future: asyncio.Future[Any]
+    """Writes of one call, or a writer fence (applied alone)."""
+
+    calls: list[WriteCall]
+    fence: tuple[str, int] | None = None
 
 
 class ResourceHost:
@@ -52,9 +52,7 @@ class ResourceHost:
         self._policy = policy
         self._authority = authority
         self._core: ResourceCore | None = None
-        self._queue: deque[_Pending] = deque()
-        self._wake: asyncio.Event | None = None
-        self._applier: asyncio.Task[None] | None = None
+        self._applier: SerialApplier[_Pending] = SerialApplier(self._apply, fits=self._fits)
         self._tags = {"resource": name}
 
     def _open(self) -> ResourceCore:
@@ -81,13 +79,13 @@ class ResourceHost:
     async def submit(self, blob: bytes) -> bytes:
         """Queue writes (``pack_calls``) for the applier; return their results
         (``pack_results``) once their batch is committed."""
-        calls = unpack_calls(blob)
-        results = await self._enqueue(_Pending(calls, None, self._loop_future()))
-        return pack_results(results)
+        self._open()
+        return pack_results(await self._applier.submit(_Pending(unpack_calls(blob))))
 
     async def fence_writer(self, writer: str, min_epoch: int) -> None:
         """From the moment this returns, no write of ``writer`` below ``min_epoch`` commits."""
-        await self._enqueue(_Pending(None, (writer, min_epoch), self._loop_future()))
+        self._open()
+        await self._applier.submit(_Pending([], fence=(writer, min_epoch)))
 
     async def read(self, op: str, args: bytes) -> ReadResult[Any]:
         """Run a ``@read`` method on the committed state."""
@@ -101,71 +99,33 @@ class ResourceHost:
             "name": self._name,
             "version": core.version,
             "incarnation": core.incarnation,
-            "queued": sum(len(p.calls or ()) for p in self._queue),
+            "queued": sum(len(p.calls) for p in self._applier.queued()),
         }
 
-    def _loop_future(self) -> asyncio.Future[Any]:
-        return asyncio.get_running_loop().create_future()
+    def _fits(self, taken: list[_Pending], item: _Pending) -> bool:
+        if taken[0].fence is not None or item.fence is not None:
+            return False
+        return sum(len(p.calls) for p in taken) + len(item.calls) <= self._policy.max_batch
 
-    async def _enqueue(self, pending: _Pending) -> Any:
-        self._open()
-        if self._applier is None or self._applier.done():
-            self._wake = asyncio.Event()
-            self._applier = asyncio.create_task(self._apply_forever())
-        self._queue.append(pending)
-        assert self._wake is not None
-        self._wake.set()
-        return await pending.future
-
-    async def _apply_forever(self) -> None:
-        assert self._wake is not None
-        while True:
-            if not self._queue:
-                self._wake.clear()
-                await self._wake.wait()
-            self._apply_next()
-            await asyncio.sleep(0)  # let arrived calls enqueue before the next batch
-
-    def _apply_next(self) -> None:
+    def _apply(self, batch: list[_Pending]) -> list[tuple[bool, Any]]:
         core = self._open()
-        head = self._queue[0]
-        if head.fence is not None:
-            self._queue.popleft()
-            try:
-                core.fence_writer(*head.fence)
-                head.future.set_result(None)
-            except Exception as error:
-                head.future.set_exception(error)
-            return
-        batch = self._take_batch()
-        calls = [call for pending in batch for call in pending.calls or ()]
+        if batch[0].fence is not None:
+            core.fence_writer(*batch[0].fence)
+            return [(True, None)]
+        calls = [call for pending in batch for call in pending.calls]
         started = time.perf_counter()
         try:
             results = core.apply_batch(calls)
         except Exception as error:  # a bug, not a refusal: recover from the log
             self._core = None
             core.close()
-            for pending in batch:
-                pending.future.set_exception(StorageError(f"{self._name}: {error}"))
-            return
+            raise StorageError(f"{self._name}: {error}") from error
         self._record_metrics(results, (time.perf_counter() - started) * 1000)
-        offset = 0
+        outcomes, offset = [], 0
         for pending in batch:
-            n = len(pending.calls or ())
-            if not pending.future.done():
-                pending.future.set_result(results[offset : offset + n])
-            offset += n
-
-    def _take_batch(self) -> list[_Pending]:
-        taken: list[_Pending] = []
-        size = 0
-        while self._queue and self._queue[0].fence is None:
-            n = len(self._queue[0].calls or ())
-            if taken and size + n > self._policy.max_batch:
-                break
-            taken.append(self._queue.popleft())
-            size += n
-        return taken
+            outcomes.append((True, results[offset : offset + len(pending.calls)]))
+            offset += len(pending.calls)
+        return outcomes
 
     def _record_metrics(self, results: list[WriteResult[Any]], commit_ms: float) -> None:
         committed = sum(1 for r in results if r.error is None and not r.duplicate)
