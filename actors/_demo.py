@@ -18,12 +18,12 @@ from typing import Any
 import ray
 from pydantic import BaseModel
 
-from runtime import ConflictError, Message, ScriptedModel, ScriptedRule, decode
+from runtime import ConflictError, Message, ScriptedModel, ScriptedRule
 
 from ._agent import Agent, handler
 from ._resource import Resource, read, write
 from ._resource_handle import Write
-from ._state_view import apply_changes
+from ._state_view import replay
 from ._system import System
 
 SKUS = ("mug", "lamp", "desk", "chair")
@@ -186,10 +186,8 @@ def _shop_model() -> ScriptedModel:
 
 def _check(system: System, name: str, state: dict[str, Any], initial: dict[str, Any]) -> str:
     replayed = dict(initial)
-    records = list(system.log(name).records())
-    for record in records:
-        apply_changes(replayed, decode(record.diff))
-    gap_free = [r.version for r in records] == list(range(1, len(records) + 1))
+    versions = replay(replayed, system.log(name).records())
+    gap_free = versions == list(range(1, len(versions) + 1))
     return "OK" if replayed == state and gap_free else "MISMATCH"
 
 

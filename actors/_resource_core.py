@@ -31,7 +31,7 @@ from runtime import (
 
 from ._calls import ReadResult, WriteCall, WriteResult, describe_error, error_payload
 from ._resource import Operation, Resource, operations
-from ._state_view import StateView, apply_changes
+from ._state_view import StateView, apply_changes, replay
 
 
 class _Refused(Exception):
@@ -76,10 +76,8 @@ class ResourceCore:
             if recovered.snapshot_state is not None
             else dict(resource.initial_state())
         )
-        self.version = recovered.snapshot_version
-        for record in recovered.tail:
-            apply_changes(self.state, decode(record.diff))
-            self.version = record.version
+        replayed = replay(self.state, recovered.tail)
+        self.version = replayed[-1] if replayed else recovered.snapshot_version
         self._snapshot_version = recovered.snapshot_version
 
     @property

@@ -9,10 +9,10 @@ without ever copying the whole state.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from typing import Any
 
-from runtime import decode, encode
+from runtime import LogRecord, decode, encode
 
 _IMMUTABLE = (int, float, str, bytes, bool, type(None))
 _ABSENT = object()
@@ -97,3 +97,12 @@ def apply_changes(data: dict[Any, Any], changes: list[list[Any]], *, forward: bo
             data[key] = value
         else:
             data.pop(key, None)
+
+
+def replay(state: dict[Any, Any], records: Iterable[LogRecord]) -> list[int]:
+    """Apply committed records' changes onto ``state`` in order; their versions."""
+    versions = []
+    for record in records:
+        apply_changes(state, decode(record.diff))
+        versions.append(record.version)
+    return versions

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from resources_for_tests import Inventory, Item, Ledger, OutOfStockError
 
 from actors import ResourceCore, WriteCall, WriteResult
-from actors._state_view import apply_changes
+from actors._state_view import replay as replay_log
 from policies import ResourcePolicy, WriteAuthority
 from runtime import (
     ConflictError,
@@ -43,8 +43,7 @@ def open_core(root: Path, **kwargs: Any) -> ResourceCore:
 
 def replay(core: ResourceCore) -> dict[str, Any]:
     state: dict[str, Any] = dict(Inventory().initial_state())
-    for record in core.log.records():
-        apply_changes(state, decode(record.diff))
+    replay_log(state, core.log.records())
     return state
 
 

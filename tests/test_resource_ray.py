@@ -20,7 +20,7 @@ from resources_for_tests import (
 )
 
 from actors import ResourceHost, System, Write
-from actors._state_view import apply_changes
+from actors._state_view import replay
 from policies import ResourcePolicy, WriteAuthority
 from runtime import (
     ConflictError,
@@ -28,7 +28,6 @@ from runtime import (
     InvalidArgumentError,
     PayloadTooLargeError,
     UnauthorizedWriterError,
-    decode,
 )
 
 pytestmark = pytest.mark.ray
@@ -36,8 +35,7 @@ pytestmark = pytest.mark.ray
 
 def replayed_state(system: System, name: str) -> dict[str, Any]:
     state: dict[str, Any] = {}
-    for record in system.log(name).records():
-        apply_changes(state, decode(record.diff))
+    replay(state, system.log(name).records())
     return state
 
 
