@@ -7,6 +7,7 @@ every rule here is tested without Ray.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -40,6 +41,16 @@ class _Refused(Exception):
     def __init__(self, error: BaseException, reason: str) -> None:
         self.error = error
         self.reason = reason
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What one group commit collects: records, rejections, known keys, one timestamp."""
+
+    at: str
+    records: list[LogRecord] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    keys: dict[str, tuple[int, bytes]] = field(default_factory=dict)
 
 
 class ResourceCore:
@@ -103,35 +114,32 @@ class ResourceCore:
         if self._fenced is not None:
             return [WriteResult(self.version, error=self._fenced) for _ in calls]
         start_version = self.version
+        batch = _Batch(self._clock.now().isoformat())
         results: list[WriteResult[Any]] = []
-        records: list[LogRecord] = []
-        rejections: list[Rejection] = []
-        batch_keys: dict[str, tuple[int, bytes]] = {}
         try:
+            batch.keys = self._committed([call.idem_key for call in calls])
             for call in calls:
                 try:
-                    results.append(self._apply_one(call, records, batch_keys))
+                    results.append(self._apply_one(call, batch))
                 except _Refused as refused:
-                    rejections.append(self._rejection(call, refused))
+                    batch.rejections.append(self._rejection(call, refused, batch.at))
                     results.append(WriteResult(self.version, error=refused.error))
-            if records or rejections:
-                self._log.commit(self.incarnation, records, rejections)
+            if batch.records or batch.rejections:
+                self._log.commit(self.incarnation, batch.records, batch.rejections)
         except Exception as error:
             # Nothing of the batch is acknowledged: memory goes back to the committed state.
-            self._rollback(records, start_version)
+            self._rollback(batch.records, start_version)
             if isinstance(error, FencedError):
                 self._fenced = error
             elif not isinstance(error, StorageError):
                 error = StorageError(f"{self.name}: batch failed: {describe_error(error)}")
             return [WriteResult(start_version, error=error) for _ in calls]
-        self._remember_keys(batch_keys)
+        self._remember_keys(batch.keys)
         self._maybe_snapshot()
         return results
 
-    def _apply_one(
-        self, call: WriteCall, records: list[LogRecord], batch_keys: dict[str, tuple[int, bytes]]
-    ) -> WriteResult[Any]:
-        seen = batch_keys.get(call.idem_key) or self._committed(call.idem_key)
+    def _apply_one(self, call: WriteCall, batch: _Batch) -> WriteResult[Any]:
+        seen = batch.keys.get(call.idem_key)
         if seen is not None:
             return WriteResult(seen[0], decode(seen[1]), duplicate=True)
         op = self._admit(call)
@@ -146,10 +154,15 @@ class ResourceCore:
                 raise
             reason = "invalid" if isinstance(error, InvalidArgumentError) else "raised"
             raise _Refused(error_payload(error, self.name, call.op), reason) from error
-        self.version += 1
-        records.append(self._record(call, result, diff))
-        batch_keys[call.idem_key] = (self.version, result)
-        return WriteResult(self.version, value)
+        try:
+            record = self._record(call, result, diff, self.version + 1, batch.at)
+        except BaseException:
+            view.undo()  # not yet among the batch's records, so the rollback cannot see it
+            raise
+        self.version = record.version
+        batch.records.append(record)
+        batch.keys[call.idem_key] = (record.version, result)
+        return WriteResult(record.version, value)
 
     def _admit(self, call: WriteCall) -> Operation:
         """The operation to run, or ``_Refused`` with the typed reason."""
@@ -170,12 +183,13 @@ class ResourceCore:
             raise _Refused(conflict, "conflict")
         return op
 
-    def _committed(self, key: str) -> tuple[int, bytes] | None:
-        hit = self._keys.get(key)
-        if hit is not None:
-            return hit
-        record = self._log.lookup(key)
-        return (record.version, record.result) if record else None
+    def _committed(self, keys: list[str]) -> dict[str, tuple[int, bytes]]:
+        """Version and stored result of each key already committed: one look-up per batch."""
+        found = {key: self._keys[key] for key in keys if key in self._keys}
+        missing = [key for key in keys if key not in found]
+        if missing:
+            found.update(self._log.committed(missing))
+        return found
 
     def _remember_keys(self, batch_keys: dict[str, tuple[int, bytes]]) -> None:
         self._keys.update(batch_keys)
@@ -196,9 +210,11 @@ class ResourceCore:
             return  # a snapshot only shortens recovery; the log alone is the truth
         self._snapshot_version = self.version
 
-    def _record(self, call: WriteCall, result: bytes, diff: bytes) -> LogRecord:
+    def _record(
+        self, call: WriteCall, result: bytes, diff: bytes, version: int, at: str
+    ) -> LogRecord:
         return LogRecord(
-            version=self.version,
+            version=version,
             op=call.op,
             args=call.args,
             result=result,
@@ -207,13 +223,13 @@ class ResourceCore:
             incarnation=self.incarnation,
             idem_key=call.idem_key,
             trace_id=call.trace_id,
-            at=self._clock.now().isoformat(),
+            at=at,
             diff=diff,
         )
 
-    def _rejection(self, call: WriteCall, refused: _Refused) -> Rejection:
+    def _rejection(self, call: WriteCall, refused: _Refused, at: str) -> Rejection:
         return Rejection(
-            at=self._clock.now().isoformat(),
+            at=at,
             op=call.op,
             writer=call.writer,
             writer_epoch=call.writer_epoch,

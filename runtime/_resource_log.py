@@ -183,12 +183,17 @@ class ResourceLog:
         except sqlite3.Error as error:
             raise StorageError(f"snapshot to {self.path} failed: {error}") from error
 
-    def lookup(self, idem_key: str) -> LogRecord | None:
-        """The committed record of an idempotency key, if any."""
-        row = self._conn.execute(
-            f"SELECT {_LOG_COLUMNS} FROM log WHERE idem_key = ?", (idem_key,)
-        ).fetchone()
-        return LogRecord(*row) if row else None
+    def committed(self, idem_keys: list[str]) -> dict[str, tuple[int, bytes]]:
+        """Version and stored result of each of ``idem_keys`` that has committed."""
+        found: dict[str, tuple[int, bytes]] = {}
+        for start in range(0, len(idem_keys), 500):  # under SQLite's bound-variable limit
+            chunk = idem_keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(
+                f"SELECT idem_key, version, result FROM log WHERE idem_key IN ({marks})", chunk
+            )
+            found.update({key: (version, result) for key, version, result in rows})
+        return found
 
     def records(self, *, after: int = 0) -> Iterator[LogRecord]:
         """Committed records with version > ``after``, in version order."""

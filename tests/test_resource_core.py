@@ -302,14 +302,14 @@ def test_an_unexpected_failure_mid_batch_rolls_back_applied_writes(
 ) -> None:
     core = open_core(tmp_path)
     calls = [call("restock", "A", 1), call("restock", "B", 1, key="boom")]
-    real_lookup = core.log.lookup
+    real_record = core._record
 
-    def lookup(key: str) -> Any:
-        if key == "boom":
-            raise RuntimeError("index corrupted")
-        return real_lookup(key)
+    def record(call: WriteCall, *args: Any) -> Any:  # fails after the write was applied
+        if call.idem_key == "boom":
+            raise RuntimeError("clock broken")
+        return real_record(call, *args)
 
-    monkeypatch.setattr(core.log, "lookup", lookup)
+    monkeypatch.setattr(core, "_record", record)
     results = core.apply_batch(calls)
     assert all(isinstance(r.error, StorageError) for r in results)
     assert core.state == {} and core.version == 0
