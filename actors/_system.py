@@ -1,4 +1,5 @@
-"""``System``: starts or joins a Ray cluster and places agents and resources on it."""
+"""``System``: starts or joins a Ray cluster, places agents and resources on it, starts the
+supervisor, and holds the kill switch."""
 
 from __future__ import annotations
 
@@ -31,14 +32,15 @@ from runtime._ray_glue import (
     spawn,
 )
 
-from ._agent import Agent, AgentRuntime, handlers
-from ._agent_host import AgentHost
-from ._budget_client import BudgetHandle, BudgetSpec, budget_policy, ensure_budget
-from ._registry import AgentRegistry
-from ._resource import Resource, operations
-from ._resource_handle import Reconnect, ResourceHandle, WriterIdentity, _Stamper
-from ._resource_host import ResourceHost
-from ._supervisor_handle import Supervisor
+from ._agent.agent import Agent, AgentRuntime, handlers
+from ._agent.host import AgentHost
+from ._agent.registry import AgentRegistry
+from ._budget.client import BudgetHandle, BudgetSpec, budget_policy, ensure_budget
+from ._resource.declare import Resource, operations
+from ._resource.handle import Reconnect, ResourceHandle, WriterIdentity, _Stamper
+from ._resource.host import ResourceHost
+from ._supervisor.handle import Supervisor
+from ._supervisor.host import SUPERVISOR_ACTOR, SupervisorHost
 
 DEFAULT_NAMESPACE = "agentcast"
 
@@ -273,8 +275,6 @@ class System:
         """The supervisor, started on ``clock`` if this call starts it (a ``FakeClock``
         for tests: ``supervisor.actor.advance_clock.remote(s)`` moves it)."""
         if self._supervisor is None:
-            from ._kill import start_supervisor
-
             self._supervisor, started = start_supervisor(self, clock)
             if started is not None:
                 self._spawned.append(started)
@@ -284,8 +284,6 @@ class System:
         """The kill switch: bump ``agent``'s epoch, fence it on every resource, fail its
         attempts with reason killed (rerouted or escalated by their plans), kill its
         replicas; audited. From its return, no write of the agent's commits anywhere."""
-        from ._kill import kill_agent
-
         return kill_agent(self, agent)
 
     def shutdown(self) -> None:
@@ -296,3 +294,63 @@ class System:
         self._registry.close()
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
+
+
+# An async actor runs at most this many calls at once; waiting subtasks are calls, so the
+# bound is high, or heartbeats and cancels would queue behind them.
+_SUPERVISOR_CONCURRENCY = 100_000
+
+
+def start_supervisor(system: System, clock: Clock | None = None) -> tuple[Supervisor, Any]:
+    """Join the namespace's ``supervisor`` actor, or start it; returns the handle and the
+    actor if this call started it (else None)."""
+    try:
+        return Supervisor(lookup(SUPERVISOR_ACTOR, system.namespace), system.trace_id), None
+    except Exception:
+        pass
+    actor = spawn(
+        SupervisorHost, str(system.root), system.namespace, clock,
+        name=SUPERVISOR_ACTOR, namespace=system.namespace, pin_to_state=True,
+        max_concurrency=_SUPERVISOR_CONCURRENCY,
+    )  # fmt: skip
+    ray.get(actor.overview.remote())
+    return Supervisor(actor, system.trace_id), actor
+
+
+def kill_agent(system: System, agent: str) -> dict[str, Any]:
+    """The kill switch: bump ``agent``'s epoch, fence it on every resource, fail its
+    attempts with reason killed (each follows its plan), kill its replicas; audited.
+
+    When it returns, no write of the agent's old epoch can commit on any resource.
+
+    Returns:
+        The audit record: agent, new epoch, resources fenced, attempts failed, replicas
+        killed.
+    """
+    epoch = system._registry.bump_epoch(agent)
+    resources = _resources(system.namespace)
+    for name in resources:
+        system.get_resource(name).fence_writer(agent, epoch)
+    replicas = _replicas(system.namespace, agent)
+    extra = {"resources_fenced": resources, "replicas_killed": sorted(replicas)}
+    done: dict[str, Any] = ray.get(system.supervisor.actor.kill_agent.remote(agent, epoch, extra))
+    for actor in replicas.values():
+        ray.kill(actor, no_restart=True)
+    return done
+
+
+def _resources(namespace: str) -> list[str]:
+    return sorted(
+        entry["name"].removeprefix("resource:")
+        for entry in ray.util.list_named_actors(all_namespaces=True)
+        if entry["namespace"] == namespace and entry["name"].startswith("resource:")
+    )
+
+
+def _replicas(namespace: str, agent: str) -> dict[str, Any]:
+    prefix = agent_actor_name(agent, 0)[:-1]
+    return {
+        entry["name"]: lookup(entry["name"], namespace)
+        for entry in ray.util.list_named_actors(all_namespaces=True)
+        if entry["namespace"] == namespace and entry["name"].startswith(prefix)
+    }

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from actors import Agent, handler
-from actors._budget_book import SpendContext
+from actors._budget.book import SpendContext
 from runtime import BudgetExceededError, Message, ResourceUnavailableError
 
 
@@ -90,7 +90,7 @@ class Banker(Agent):
 
     @handler
     async def spend(self, message: Spend) -> Spent:
-        from actors._budget_client import BudgetLink
+        from actors._budget.client import BudgetLink
 
         link = BudgetLink(self.namespace)
         context = SpendContext(run=message.run, agent=f"{self.name}:{self.replica}")

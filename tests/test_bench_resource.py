@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from actors._bench_clients import CLIENT_COUNTS
-from actors._bench_resource import ratios, table, targets
+from actors._cli.bench.clients import CLIENT_COUNTS
+from actors._cli.bench.resource import ratios, table, targets
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = (
@@ -78,7 +78,7 @@ def test_quick_run_reports_every_row_and_loses_nothing(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     out = tmp_path / "bench.json"
     done = subprocess.run(
-        [sys.executable, "-m", "actors._cli", "bench", "resource", "--quick", "--json",
+        [sys.executable, "-m", "actors._cli.main", "bench", "resource", "--quick", "--json",
          "--out", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors._budget_book import SpendContext
-from actors._budget_core import BudgetCore
+from actors._budget.book import SpendContext
+from actors._budget.core import BudgetCore
 from policies import (
     BreakerPolicy,
     BreakerStatus,

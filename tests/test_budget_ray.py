@@ -14,7 +14,7 @@ import ray
 from budget_agents_for_tests import Answer, Ask, Asker, Banker, Spend, Spent, TryAsk, TryAsker
 
 from actors import System
-from actors._budget_store import BudgetStore
+from actors._budget.store import BudgetStore
 from policies import (
     BreakerPolicy,
     BreakerStatus,

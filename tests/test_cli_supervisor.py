@@ -13,8 +13,8 @@ from resources_for_tests import Inventory
 from supervised_agents import Job, StrictDone, Worker
 
 from actors import System
-from actors._cli import main
-from actors._resource_handle import Reconnect, ResourceHandle, WriterIdentity, _Stamper
+from actors._cli.main import main
+from actors._resource.handle import Reconnect, ResourceHandle, WriterIdentity, _Stamper
 from actors._system import _DriverKeys
 from policies import Escalate, RetryPolicy
 from runtime import FencedError

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import import_example
 
-from actors._demo import run_demo
+from actors._cli.demo import run_demo
 
 pytestmark = pytest.mark.ray
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from resources_for_tests import Inventory, Item, Ledger, OutOfStockError
 
 from actors import ResourceCore, WriteCall, WriteResult
-from actors._state_view import replay as replay_log
+from actors._resource.state_view import replay as replay_log
 from policies import ResourcePolicy, WriteAuthority
 from runtime import (
     ConflictError,
@@ -316,7 +316,7 @@ def test_an_unexpected_failure_mid_batch_rolls_back_applied_writes(
 
 
 def test_calls_and_results_survive_the_wire_form() -> None:
-    from actors._calls import pack_calls, pack_results, unpack_calls, unpack_results
+    from actors._resource.calls import pack_calls, pack_results, unpack_calls, unpack_results
 
     calls = [call("restock", "A", 1, key="k1"), call("reserve", "B", 2, key="k2", expected=7)]
     assert unpack_calls(pack_calls(calls)) == calls

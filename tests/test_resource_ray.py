@@ -20,7 +20,7 @@ from resources_for_tests import (
 )
 
 from actors import ResourceHost, System, Write
-from actors._state_view import replay
+from actors._resource.state_view import replay
 from policies import ResourcePolicy, WriteAuthority
 from runtime import (
     ConflictError,

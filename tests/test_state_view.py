@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors._state_view import StateView, apply_changes
+from actors._resource.state_view import StateView, apply_changes
 
 
 def test_changes_hold_only_touched_keys_that_changed() -> None:

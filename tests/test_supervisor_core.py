@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
-from actors._subtask_store import SubtaskStore
-from actors._supervisor_core import SupervisorCore
-from actors._supervisor_handle import make_spec
-from actors._supervisor_types import AgentDiedError, Outcome, ReplicaInfo, SubtaskSpec
+from actors._supervisor.core import SupervisorCore
+from actors._supervisor.handle import make_spec
+from actors._supervisor.store import SubtaskStore
+from actors._supervisor.types import AgentDiedError, Outcome, ReplicaInfo, SubtaskSpec
 from policies import (
     Abandon,
     Deadlines,

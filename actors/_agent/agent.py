@@ -1,0 +1,233 @@
+"""The ``Agent`` base class users subclass, and its typed ``@handler`` methods."""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import typing
+import uuid
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel
+
+from runtime import ConfigurationError, Envelope
+
+from .._resource.handle import AsyncResourceHandle, Reconnect, WriterIdentity
+
+F = TypeVar("F", bound=Callable[..., Any])
+_HANDLER_ATTR = "__agentcast_handler__"
+_CACHE_ATTR = "__agentcast_handlers__"
+
+
+def handler(fn: F) -> F:
+    """Mark ``async def name(self, message: InModel) -> OutModel`` as a typed handler.
+
+    The agent receives messages of ``InModel`` on it; the output is checked against
+    ``OutModel`` before it leaves the agent.
+    """
+    setattr(fn, _HANDLER_ATTR, True)
+    return fn
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerSpec:
+    """A handler and its input and output models."""
+
+    name: str
+    fn: Callable[..., Any]
+    input: type[BaseModel]
+    output: type[BaseModel]
+
+
+def handlers(cls: type[Agent]) -> dict[type[BaseModel], HandlerSpec]:
+    """An agent class's handlers, by input model.
+
+    Raises:
+        ConfigurationError: a handler that is not ``async``, does not take exactly one
+            pydantic model, does not return one, or shares its input model with another.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Agent)):
+        raise ConfigurationError(f"{cls!r} is not a subclass of Agent")
+    # Cached on the class in the driver: see actors._resource.declare.operations.
+    cached: dict[type[BaseModel], HandlerSpec] | None = cls.__dict__.get(_CACHE_ATTR)
+    if cached is not None:
+        return cached
+    found: dict[type[BaseModel], HandlerSpec] = {}
+    for name, fn in inspect.getmembers(cls, inspect.isfunction):
+        if getattr(fn, _HANDLER_ATTR, False):
+            spec = _spec(cls, name, fn)
+            if spec.input in found:
+                raise ConfigurationError(
+                    f"{cls.__name__}: {name} and {found[spec.input].name} both take "
+                    f"{spec.input.__name__}"
+                )
+            found[spec.input] = spec
+    setattr(cls, _CACHE_ATTR, found)
+    return found
+
+
+def _spec(cls: type, name: str, fn: Callable[..., Any]) -> HandlerSpec:
+    where = f"{cls.__name__}.{name}"
+    if not inspect.iscoroutinefunction(fn):
+        raise ConfigurationError(f"{where} must be 'async def'")
+    hints = typing.get_type_hints(fn)
+    params = [p for p in inspect.signature(fn).parameters if p != "self"]
+    model_in = hints.get(params[0]) if len(params) == 1 else None
+    model_out = hints.get("return")
+    for what, model in (("input", model_in), ("output", model_out)):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise ConfigurationError(f"{where}: the {what} must be one pydantic model")
+    assert model_in is not None and model_out is not None
+    return HandlerSpec(name, fn, model_in, model_out)
+
+
+@dataclass(slots=True)
+class TaskContext:
+    """What the runtime knows about the task a handler is running."""
+
+    envelope: Envelope
+    calls: Iterator[int] = field(default_factory=itertools.count)
+
+
+current_task: ContextVar[TaskContext | None] = ContextVar("agentcast_task", default=None)
+
+
+def current_run() -> str:
+    """The run (trace id) of the task being handled; ``"driver"`` outside a handler."""
+    task = current_task.get()
+    return "driver" if task is None else task.envelope.trace_id
+
+
+class _TaskKeys:
+    """Idempotency keys of an agent's writes: ``<task id>:<call index>``.
+
+    A re-run of the same task (a retried attempt) derives the same keys in the same order,
+    so a write it repeats is applied once.
+    """
+
+    def __init__(self, agent: str) -> None:
+        self._agent = agent
+
+    def next_key(self) -> tuple[str, str]:
+        task = current_task.get()
+        if task is None:  # outside a handler: no task to derive from
+            return "0" * 32, f"{self._agent}:{uuid.uuid4().hex}"
+        return task.envelope.trace_id, f"{task.envelope.task_id}:{next(task.calls)}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentRuntime:
+    """What the runtime gives an agent instance: who it is and where things are."""
+
+    name: str
+    replica: int
+    epoch: int
+    namespace: str
+    model: Any = None
+    reconnect: Reconnect = field(default_factory=Reconnect)
+
+
+class Agent:
+    """Base class of agents. Subclass it and mark async methods with ``@handler``.
+
+    Inside a handler, ``self.resource(name)`` reaches a shared resource as this agent
+    (identity, epoch, trace id and idempotency keys are stamped by the runtime) and
+    ``self.model`` is the agent's model client.
+
+    Attributes:
+        max_concurrency: tasks one replica runs at once. Default 1.
+    """
+
+    max_concurrency: ClassVar[int] = 1
+    _runtime: AgentRuntime
+    _handles: dict[str, AsyncResourceHandle]
+
+    def _bind(self, runtime: AgentRuntime) -> None:
+        self._runtime = runtime
+        self._handles = {}
+
+    @property
+    def name(self) -> str:
+        """The agent's name (its kind, shared by its replicas)."""
+        return self._runtime.name
+
+    @property
+    def replica(self) -> int:
+        """Which replica this is, from 0."""
+        return self._runtime.replica
+
+    @property
+    def namespace(self) -> str:
+        """The Ray namespace of this system's actors, for looking up plain Ray actors."""
+        return self._runtime.namespace
+
+    @property
+    def model(self) -> Any:
+        """The agent's model client, metered by the budget actor: every call reserves its
+        upper bound and settles its usage, and may raise ``BudgetExceededError`` or
+        ``CircuitOpenError`` without calling (see ``actors._budget.metered_model``)."""
+        if self._runtime.model is None:
+            raise ConfigurationError(f"agent {self.name!r} was started without a model")
+        from .._budget.metered_model import metered_model
+
+        rt = self._runtime
+        return metered_model(
+            rt.model, namespace=rt.namespace, agent=rt.name, replica=rt.replica, run=current_run
+        )
+
+    @property
+    def budget(self) -> Any:
+        """The run's retry budget and the breakers of tools (an ``AgentBudget``)."""
+        from .._budget.client import AgentBudget
+        from .._budget.metered_model import process_meter
+
+        rt = self._runtime
+        meter = process_meter(rt.namespace, f"{rt.name}:{rt.replica}")
+        return AgentBudget(meter.link, rt.name, current_run, holder=meter.holder)
+
+    @property
+    def task(self) -> Envelope:
+        """The envelope of the task being handled.
+
+        Raises:
+            ConfigurationError: called outside a handler.
+        """
+        task = current_task.get()
+        if task is None:
+            raise ConfigurationError("there is no current task outside a handler")
+        return task.envelope
+
+    async def heartbeat(self) -> None:
+        """Tell the supervisor that the current task is alive: a supervised subtask with a
+        ``Deadlines.heartbeat`` fails once it stays silent longer. Sends without waiting;
+        does nothing outside a handler or without a supervisor."""
+        from .._supervisor.handle import send_heartbeat
+
+        task = current_task.get()
+        if task is not None:
+            send_heartbeat(self._runtime.namespace, task.envelope)
+
+    @property
+    def supervisor(self) -> Any:
+        """The supervisor (an ``AsyncSupervisor``): ``self.supervisor.submit(...)``
+        delegates a subtask, a child of the current task under the same trace id."""
+        from .._supervisor.handle import AsyncSupervisor, supervisor_actor
+
+        task = current_task.get()
+        parent = None if task is None else task.envelope
+        return AsyncSupervisor(supervisor_actor(self._runtime.namespace), self.name, parent)
+
+    def resource(self, name: str) -> AsyncResourceHandle:
+        """The shared resource ``name``, reached as this agent."""
+        from runtime._ray_glue import lookup, resource_actor_name
+
+        if name not in self._handles:
+            actor = lookup(resource_actor_name(name), self._runtime.namespace)
+            identity = WriterIdentity(self._runtime.name, self._runtime.epoch)
+            self._handles[name] = AsyncResourceHandle(
+                actor, name, identity, _TaskKeys(self.name), self._runtime.reconnect
+            )
+        return self._handles[name]

@@ -1,0 +1,67 @@
+"""The agent actor: hosts one replica of an ``Agent`` and runs its typed handlers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from runtime import Envelope, HandlerOutputError, UnknownHandlerError
+
+from .agent import Agent, AgentRuntime, HandlerSpec, TaskContext, current_task, handlers
+
+
+class AgentHost:
+    """One replica of an agent, as a Ray actor named ``agent:<name>:<replica>``.
+
+    The agent instance is a plain object inside it, so that one process could later host
+    many agents without changing the ``Agent`` API.
+    """
+
+    def __init__(self, agent_cls: type[Agent], runtime: AgentRuntime) -> None:
+        self._handlers = handlers(agent_cls)
+        self._agent = agent_cls()
+        self._agent._bind(runtime)
+        self._runtime = runtime
+
+    async def handle(self, message: BaseModel, envelope: Envelope) -> BaseModel:
+        """Run the handler that takes ``type(message)`` under ``envelope``.
+
+        Raises:
+            UnknownHandlerError: no handler takes this message type.
+            HandlerOutputError: the handler's return value is not its output model.
+        """
+        spec = self._find(message)
+        token = current_task.set(TaskContext(envelope))
+        try:
+            output = await spec.fn(self._agent, message)
+        finally:
+            current_task.reset(token)
+        return self._checked(spec, output)
+
+    async def ping(self) -> dict[str, Any]:
+        """Who this replica is (and its epoch and capacity, for the supervisor); answers
+        once the actor is up."""
+        return {
+            "name": self._runtime.name,
+            "replica": self._runtime.replica,
+            "epoch": self._runtime.epoch,
+            "capacity": type(self._agent).max_concurrency,
+        }
+
+    def _find(self, message: BaseModel) -> HandlerSpec:
+        spec = self._handlers.get(type(message))
+        if spec is not None:
+            return spec
+        by_name = [s for m, s in self._handlers.items() if m.__name__ == type(message).__name__]
+        if len(by_name) == 1:  # same model, defined in another module copy (e.g. __main__)
+            return by_name[0]
+        raise UnknownHandlerError(self._runtime.name, type(message).__name__)
+
+    def _checked(self, spec: HandlerSpec, output: Any) -> BaseModel:
+        try:
+            if isinstance(output, spec.output):
+                return spec.output.model_validate(output.model_dump())
+            return spec.output.model_validate(output)
+        except ValidationError as error:
+            raise HandlerOutputError(self._runtime.name, spec.name, str(error)) from error

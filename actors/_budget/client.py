@@ -1,0 +1,267 @@
+"""Reaching the budget actor: from agents (``BudgetLink``, ``AgentBudget``) and from the
+driver (``BudgetHandle``), and starting it (``ensure_budget``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any
+
+import ray
+from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
+
+from policies import BreakerStatus, BudgetLimit, BudgetPolicy, fingerprint
+from runtime import AgentcastError, ConfigurationError, ResourceUnavailableError
+from runtime._ray_glue import lookup, spawn
+
+from .._resource.handle import Reconnect
+from .core import BreakerView, RetryDecision
+from .host import BudgetHost
+
+BUDGET_ACTOR = "budget"
+
+BudgetSpec = BudgetPolicy | Sequence[BudgetLimit] | None
+"""What ``System.start(budgets=...)`` takes: a policy, or caps for a default policy."""
+
+
+def budget_policy(spec: BudgetSpec) -> BudgetPolicy:
+    """The budget policy ``spec`` stands for (a default one for None)."""
+    if isinstance(spec, BudgetPolicy):
+        return spec
+    return BudgetPolicy(limits=tuple(spec or ()))
+
+
+_UNAVAILABLE = (RayActorError, ActorUnavailableError)
+
+
+def ensure_budget(root: str, namespace: str, policy: BudgetPolicy) -> tuple[Any, bool]:
+    """The budget actor of ``namespace``: ``(actor, started)``, started if not running.
+
+    A running actor keeps the policy it was started with; caps declared later are durable.
+    """
+    try:
+        return lookup(BUDGET_ACTOR, namespace), False
+    except ConfigurationError:
+        actor = spawn(
+            BudgetHost, root, policy, name=BUDGET_ACTOR, namespace=namespace, pin_to_state=True
+        )
+        return actor, True
+
+
+class BudgetLink:
+    """An agent process's way to the budget actor: re-sends a call while the actor
+    restarts (every budget call is safe to repeat), learns the policy once."""
+
+    def __init__(self, namespace: str, reconnect: Reconnect | None = None) -> None:
+        self._namespace = namespace
+        self._reconnect = reconnect or Reconnect()
+        self._actor: Any = None
+        self._policy: BudgetPolicy | None = None
+        self.calls = 0
+
+    async def call(self, method: str, *args: Any) -> Any:
+        """Call ``method`` of the budget actor.
+
+        Raises:
+            ResourceUnavailableError: the actor stayed unreachable past the reconnect time.
+            ConfigurationError: there is no budget actor.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._reconnect.give_up_after.total_seconds()
+        while True:
+            if self._actor is None:
+                self._actor = lookup(BUDGET_ACTOR, self._namespace)
+            self.calls += 1
+            try:
+                return await getattr(self._actor, method).remote(*args)
+            except RayTaskError as error:
+                raise _cause(error) from None
+            except _UNAVAILABLE as error:
+                if loop.time() >= deadline:
+                    raise ResourceUnavailableError(BUDGET_ACTOR, str(error)) from error
+                await asyncio.sleep(self._reconnect.pause.total_seconds())
+
+    def send(self, method: str, *args: Any) -> asyncio.Task[Any]:
+        """Call ``method`` without waiting for it: the call is submitted now, so it reaches
+        the actor before any call made after it; its answer (with ``call``'s re-sending
+        while the actor restarts) is awaited in the returned task.
+
+        Raises:
+            ConfigurationError: there is no budget actor.
+        """
+        if self._actor is None:
+            self._actor = lookup(BUDGET_ACTOR, self._namespace)
+        self.calls += 1
+        ref = getattr(self._actor, method).remote(*args)
+        return asyncio.get_running_loop().create_task(self._answer(ref, method, args))
+
+    async def _answer(self, ref: Any, method: str, args: tuple[Any, ...]) -> Any:
+        try:
+            return await ref
+        except RayTaskError as error:
+            raise _cause(error) from None
+        except _UNAVAILABLE:
+            return await self.call(method, *args)
+
+    @property
+    def known_policy(self) -> BudgetPolicy:
+        """The policy learned by ``policy()``.
+
+        Raises:
+            ConfigurationError: ``policy()`` was never awaited.
+        """
+        if self._policy is None:
+            raise ConfigurationError("the budget policy is not known yet")
+        return self._policy
+
+    async def policy(self) -> BudgetPolicy:
+        """The budget's policy, asked once."""
+        if self._policy is None:
+            described = await self.call("describe")
+            self._policy = described["policy"]
+        return self._policy
+
+
+class AgentBudget:
+    """``self.budget`` in an agent: the run's retry budget and the breakers of tools.
+
+    ``await self.budget.retry("tool:search")`` before a retry raises unless the run may
+    retry; ``async with self.budget.guard("tool:search"): ...`` refuses at once while the
+    tool's breaker is open and reports a failure (by fingerprint) or a probe's success.
+    """
+
+    def __init__(
+        self, link: BudgetLink, agent: str, run: Callable[[], str], *, holder: str = ""
+    ) -> None:
+        self._link = link
+        self._agent = agent
+        self._run = run
+        self._holder = holder or agent
+
+    async def try_retry(self, dependency: str | None = None) -> RetryDecision:
+        """Whether the current run may retry now (an allowed retry is counted)."""
+        decision: RetryDecision = await self._link.call(
+            "try_retry", self._run(), self._agent, dependency
+        )
+        return decision
+
+    async def retry(self, dependency: str | None = None) -> None:
+        """Take one retry from the run's budget.
+
+        Raises:
+            BudgetExceededError: the run's retry budget or a retries cap refuses.
+            CircuitOpenError: ``dependency``'s breaker is open.
+        """
+        decision = await self.try_retry(dependency)
+        if not decision.allowed:
+            raise decision.refusal(self._run(), dependency)
+
+    async def record_attempt(self, count: int = 1) -> None:
+        """Count first attempts of the current run (each lets it retry a little more)."""
+        await self._link.call("record_attempt", self._run(), count)
+
+    def guard(
+        self, dependency: str, *, failures: tuple[type[BaseException], ...] = (Exception,)
+    ) -> ToolGuard:
+        """A context manager around one call to ``dependency`` (a tool)."""
+        return ToolGuard(self, dependency, failures)
+
+
+class ToolGuard:
+    """Admits one call through a dependency's breaker; reports how it went.
+
+    Raises:
+        CircuitOpenError: on entry, when the breaker refuses the call.
+    """
+
+    def __init__(
+        self, budget: AgentBudget, dependency: str, failures: tuple[type[BaseException], ...]
+    ) -> None:
+        self._budget = budget
+        self._dependency = dependency
+        self._failures = failures
+        self.view: BreakerView | None = None
+
+    async def __aenter__(self) -> ToolGuard:
+        link = self._budget._link
+        self.view = await link.call("admit", self._dependency)
+        assert self.view is not None
+        if not self.view.allowed:
+            raise self.view.refusal()
+        await link.call("record_attempt", self._budget._run(), 1)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self.view is not None
+        link, agent = self._budget._link, self._budget._holder
+        if exc is not None and isinstance(exc, self._failures):
+            key = fingerprint(self._dependency, type(exc).__name__, str(exc))
+            await link.call("report", self._dependency, False, key, agent)
+        elif exc is None and (self.view.probe or self.view.status is not BreakerStatus.CLOSED):
+            await link.call("report", self._dependency, True, None, agent)
+
+
+class BudgetHandle:
+    """``system.budget``: the budget actor, for the driver (blocking calls)."""
+
+    def __init__(self, actor: Any, reconnect: Reconnect | None = None) -> None:
+        self.actor = actor
+        self._reconnect = reconnect or Reconnect()
+
+    def declare(self, limit: BudgetLimit) -> None:
+        """Set or change a cap, durably."""
+        self._call("declare", limit)
+
+    def try_retry(
+        self, run: str, *, dependency: str | None = None, agent: str = ""
+    ) -> RetryDecision:
+        """May ``run`` retry now? An allowed retry is counted."""
+        decision: RetryDecision = self._call("try_retry", run, agent, dependency)
+        return decision
+
+    def record_attempt(self, run: str, count: int = 1) -> None:
+        """Count first attempts of ``run``."""
+        self._call("record_attempt", run, count)
+
+    def breaker(self, dependency: str) -> BreakerView:
+        """The breaker of ``dependency``."""
+        view: BreakerView = self._call("breaker", dependency)
+        return view
+
+    def report(
+        self, dependency: str, *, ok: bool, fingerprint: str | None = None, agent: str = ""
+    ) -> BreakerView:
+        """Report a call's outcome to a breaker and the error registry."""
+        view: BreakerView = self._call("report", dependency, ok, fingerprint, agent)
+        return view
+
+    def status(self) -> dict[str, Any]:
+        """Caps, ledgers, open grants, spend by (run, agent, model), breakers, incidents."""
+        status: dict[str, Any] = self._call("status")
+        return status
+
+    def _call(self, method: str, *args: Any) -> Any:
+        deadline = time.monotonic() + self._reconnect.give_up_after.total_seconds()
+        while True:
+            try:
+                return ray.get(getattr(self.actor, method).remote(*args))
+            except RayTaskError as error:
+                raise _cause(error) from None
+            except _UNAVAILABLE as error:
+                if time.monotonic() >= deadline:
+                    raise ResourceUnavailableError(BUDGET_ACTOR, str(error)) from error
+                time.sleep(self._reconnect.pause.total_seconds())
+
+
+def _cause(error: RayTaskError) -> BaseException:
+    """The budget's own error as itself (not wrapped in Ray's task error), so that agents
+    and the supervisor see a plain ``BudgetExceededError`` or ``CircuitOpenError``."""
+    cause = getattr(error, "cause", None)
+    return cause if isinstance(cause, AgentcastError) else error

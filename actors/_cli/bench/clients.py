@@ -1,0 +1,382 @@
+"""The client agent of ``agentcast bench resource``, the plain-Ray baselines it calls, and
+the table of workloads (one row each).
+
+Every row of the benchmark runs on the same client actors (replicas of ``BenchClient``),
+so the rows differ only in what a client does per operation. Each handler waits for a
+common start time, runs a fixed number of operations back to back, and times each one
+in the client with ``time.perf_counter``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from pydantic import BaseModel
+
+from policies import Durability
+from runtime import Clock, SystemClock
+
+from ..._agent.agent import Agent, handler
+from ..._resource.declare import Resource, read, write
+from ..._resource.handle import Write
+
+
+class BenchCounter(Resource):
+    """The agentcast side of the benchmark: counters under string keys."""
+
+    @write
+    def add(self, state: dict[str, int], key: str, n: int) -> int:
+        state[key] = state.get(key, 0) + n
+        return state[key]
+
+    @read
+    def get(self, state: dict[str, int], key: str) -> int:
+        return state.get(key, 0)
+
+
+# -- plain Ray baselines (spawned with ray.remote) -------------------------------------
+
+
+class NoopTarget:
+    """An async actor that does nothing: the ceiling of one actor's call rate."""
+
+    async def noop(self) -> None:
+        return None
+
+
+class DictStore:
+    """A plain dict behind an async actor, used the usual way: get, then put."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, int] = {}
+
+    async def get(self, key: str) -> int:
+        return self._data.get(key, 0)
+
+    async def put(self, key: str, value: int) -> None:
+        self._data[key] = value
+
+
+class LeaseLock:
+    """One lock with leases that expire after a TTL: the usual way to guard a store."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._owner: str | None = None
+        self._expires = 0.0
+        self._token = 0
+
+    async def acquire(self, owner: str, ttl_s: float) -> int | None:
+        """A lease token if the lock is free or its lease expired, else None."""
+        now = self._clock.monotonic()
+        if self._owner is not None and now < self._expires:
+            return None
+        self._token += 1
+        self._owner, self._expires = owner, now + ttl_s
+        return self._token
+
+    async def release(self, owner: str, token: int) -> bool:
+        """Give the lease back; False if it had expired and been taken over."""
+        if self._owner != owner or self._token != token:
+            return False
+        self._owner = None
+        return True
+
+
+# -- messages --------------------------------------------------------------------------
+
+
+class Run(BaseModel):
+    """What every workload takes: how many operations, on which key, from when.
+
+    ``start_at`` is wall-clock time (``time.time()``), the one clock every process on
+    the machine shares; 0 starts at once (warm-up).
+    """
+
+    ops: int
+    key: str
+    start_at: float = 0.0
+
+
+class NoopRun(Run):
+    target: str
+    namespace: str
+
+
+class WriteRun(Run):
+    resource: str
+    think_s: float = 0.0
+
+
+class BatchRun(Run):
+    resource: str
+    batch: int
+
+
+class LockRun(Run):
+    lock: str
+    store: str
+    namespace: str
+    ttl_s: float
+    retry_base_s: float
+    retry_cap_s: float
+
+
+class NaiveRun(Run):
+    store: str
+    namespace: str
+    think_s: float
+
+
+class RunOut(BaseModel):
+    """One client's measurements: a latency per operation and what went wrong."""
+
+    latencies_ms: list[float]
+    started: float
+    finished: float
+    failed: int = 0
+    duplicates: int = 0
+    retries: int = 0
+
+
+@dataclass(slots=True)
+class _Counts:
+    failed: int = 0
+    duplicates: int = 0
+    retries: int = 0
+
+
+async def _timed(run: Run, op: Callable[[], Awaitable[None]], counts: _Counts) -> RunOut:
+    """Wait for ``run.start_at``, then run ``op`` ``run.ops`` times, timing each."""
+    delay = run.start_at - time.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+    latencies: list[float] = []
+    started = time.time()
+    for _ in range(run.ops):
+        begin = time.perf_counter()
+        await op()
+        latencies.append((time.perf_counter() - begin) * 1000)
+    return RunOut(
+        latencies_ms=latencies,
+        started=started,
+        finished=time.time(),
+        failed=counts.failed,
+        duplicates=counts.duplicates,
+        retries=counts.retries,
+    )
+
+
+class BenchClient(Agent):
+    """One benchmark client. The same replicas run every row, one workload per handler."""
+
+    def __init__(self) -> None:
+        self._actors: dict[str, Any] = {}
+
+    def _actor(self, name: str, namespace: str) -> Any:
+        if name not in self._actors:
+            self._actors[name] = ray.get_actor(name, namespace=namespace)
+        return self._actors[name]
+
+    @handler
+    async def noop(self, run: NoopRun) -> RunOut:
+        """Sequential awaited no-op calls into one plain async actor."""
+        target = self._actor(run.target, run.namespace)
+
+        async def op() -> None:
+            await target.noop.remote()
+
+        return await _timed(run, op, _Counts())
+
+    @handler
+    async def write_one(self, run: WriteRun) -> RunOut:
+        """One awaited agentcast write per operation, after ``think_s`` of thinking."""
+        resource = self.resource(run.resource)
+        counts = _Counts()
+
+        async def op() -> None:
+            if run.think_s > 0:
+                await asyncio.sleep(run.think_s)
+            result = await resource.write("add", run.key, 1)
+            counts.failed += result.error is not None
+            counts.duplicates += result.duplicate
+
+        return await _timed(run, op, counts)
+
+    @handler
+    async def write_batch(self, run: BatchRun) -> RunOut:
+        """``write_many`` of ``batch`` writes per operation: one call, one group commit."""
+        resource = self.resource(run.resource)
+        counts = _Counts()
+
+        async def op() -> None:
+            batch = [Write(op="add", args=(run.key, 1)) for _ in range(run.batch)]
+            for result in await resource.write_many(batch):
+                counts.failed += result.error is not None
+                counts.duplicates += result.duplicate
+
+        return await _timed(run, op, counts)
+
+    @handler
+    async def ttl_lock(self, run: LockRun) -> RunOut:
+        """Acquire a lease, read, write, release: 4 round trips when the lock is free.
+
+        A refused acquire is asked again after an exponential backoff with full jitter
+        (a random pause up to ``retry_base_s * 2**attempt``, capped at ``retry_cap_s``).
+        """
+        lock, store = self._actor(run.lock, run.namespace), self._actor(run.store, run.namespace)
+        owner, counts = f"{self.name}:{self.replica}", _Counts()
+
+        async def op() -> None:
+            token = await lock.acquire.remote(owner, run.ttl_s)
+            attempt = 0
+            while token is None:
+                counts.retries += 1
+                bound = min(run.retry_cap_s, run.retry_base_s * 2**attempt)
+                await asyncio.sleep(random.uniform(0, bound))
+                attempt += 1
+                token = await lock.acquire.remote(owner, run.ttl_s)
+            value = await store.get.remote(run.key)
+            await store.put.remote(run.key, value + 1)
+            counts.failed += not await lock.release.remote(owner, token)
+
+        return await _timed(run, op, counts)
+
+    @handler
+    async def naive_rmw(self, run: NaiveRun) -> RunOut:
+        """Read, think for ``think_s``, write back the value read plus one."""
+        store = self._actor(run.store, run.namespace)
+
+        async def op() -> None:
+            value = await store.get.remote(run.key)
+            await asyncio.sleep(run.think_s)
+            await store.put.remote(run.key, value + 1)
+
+        return await _timed(run, op, _Counts())
+
+
+# -- the workloads -----------------------------------------------------------------------
+
+CLIENT_COUNTS = (1, 8, 32)
+NAMESPACE = "agentcast-bench"
+NOOP, LOCK, LOCK_STORE, NAIVE_STORE = "bench-noop", "bench-lock", "bench-lock-store", "bench-dict"
+RESOURCES = {
+    "bench-full": Durability.FULL,
+    "bench-process": Durability.PROCESS,
+    "bench-batched": Durability.FULL,
+    "bench-rmw": Durability.FULL,
+}
+IN_MEMORY = "none (plain actor memory)"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BenchConfig:
+    """The fixed workload.
+
+    Attributes:
+        ops: operations per client per row (a batched operation is ``batch`` writes).
+        lock_ops: operations per client of the TTL-lock row, fewer than ``ops``: under
+            contention the lock admits a few dozen updates a second on a small machine.
+        warmup: operations per client before each measured run, not counted.
+        batch: writes per ``write_many`` call.
+        think_s: "thinking" between read and write (naive) or before a write (agentcast).
+        lock_ttl_s: lease TTL of the TTL-lock pattern.
+        lock_retry_base_s: first backoff bound after a refused acquire; it doubles per
+            refusal (full jitter: the pause is uniform in [0, bound]).
+        lock_retry_cap_s: largest backoff bound.
+        start_slack_s: clients of a run start together this long after dispatch.
+    """
+
+    ops: int = 300
+    lock_ops: int = 60
+    warmup: int = 20
+    batch: int = 32
+    think_s: float = 0.002
+    lock_ttl_s: float = 5.0
+    lock_retry_base_s: float = 0.001
+    lock_retry_cap_s: float = 0.05
+    start_slack_s: float = 0.25
+
+
+QUICK = BenchConfig(ops=30, lock_ops=10, warmup=5)
+MessageFactory = Callable[[str, int, float], Run]
+
+
+@dataclass(frozen=True, slots=True)
+class RowSpec:
+    """One row: what a client does per operation and where the count lands."""
+
+    name: str
+    system: str
+    durability: str
+    unit: str
+    writes_per_op: int
+    op: str
+    round_trips_per_op: str
+    counter: str | None  # resource or store actor holding the count; None: nothing counted
+    message: MessageFactory
+    ops_per_client: int | None = None  # None: the configuration's ``ops``
+
+
+def _messages(c: BenchConfig, ns: str) -> dict[str, MessageFactory]:
+    """How each row builds its message from (key, ops, start_at)."""
+
+    def writes(resource: str, think_s: float = 0.0) -> MessageFactory:
+        return lambda k, n, t: WriteRun(
+            key=k, ops=n, start_at=t, resource=resource, think_s=think_s
+        )
+
+    return {
+        "noop_ceiling": lambda k, n, t: NoopRun(
+            key=k, ops=n, start_at=t, target=NOOP, namespace=ns
+        ),
+        "durable_unbatched": writes("bench-full"),
+        "durable_unbatched_process": writes("bench-process"),
+        "batched": lambda k, n, t: BatchRun(
+            key=k, ops=n, start_at=t, resource="bench-batched", batch=c.batch
+        ),
+        "ttl_lock": lambda k, n, t: LockRun(
+            key=k,
+            ops=n,
+            start_at=t,
+            lock=LOCK,
+            store=LOCK_STORE,
+            namespace=ns,
+            ttl_s=c.lock_ttl_s,
+            retry_base_s=c.lock_retry_base_s,
+            retry_cap_s=c.lock_retry_cap_s,
+        ),
+        "naive_rmw": lambda k, n, t: NaiveRun(
+            key=k, ops=n, start_at=t, store=NAIVE_STORE, namespace=ns, think_s=c.think_s
+        ),
+        "agentcast_rmw": writes("bench-rmw", c.think_s),
+    }
+
+
+def workloads(config: BenchConfig, ns: str) -> list[RowSpec]:
+    """The rows of the benchmark, in the order they run."""
+    c, m = config, _messages(config, ns)
+    full, process = Durability.FULL.value, Durability.PROCESS.value
+    write, think = "one awaited write", f"{c.think_s * 1000:g} ms think, one awaited write"
+    return [
+        RowSpec("noop_ceiling", "ray", IN_MEMORY, "calls", 1, "one awaited no-op call", "1",
+                None, m["noop_ceiling"]),
+        RowSpec("durable_unbatched", "agentcast", full, "writes", 1, write, "1", "bench-full",
+                m["durable_unbatched"]),
+        RowSpec("durable_unbatched_process", "agentcast", process, "writes", 1, write, "1",
+                "bench-process", m["durable_unbatched_process"]),
+        RowSpec("batched", "agentcast", full, "writes", c.batch,
+                f"one write_many of {c.batch} writes", "1", "bench-batched", m["batched"]),
+        RowSpec("ttl_lock", "ray", IN_MEMORY, "updates", 1, "acquire, read, write, release",
+                "4 + refused acquires", LOCK_STORE, m["ttl_lock"], c.lock_ops),
+        RowSpec("naive_rmw", "ray", IN_MEMORY, "updates", 1,
+                f"read, {c.think_s * 1000:g} ms think, write", "2", NAIVE_STORE, m["naive_rmw"]),
+        RowSpec("agentcast_rmw", "agentcast", full, "updates", 1, think, "1", "bench-rmw",
+                m["agentcast_rmw"]),
+    ]  # fmt: skip

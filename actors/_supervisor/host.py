@@ -1,0 +1,247 @@
+"""The supervisor actor ``supervisor``: a thin async Ray actor around ``SupervisorCore``.
+
+It is restarted by Ray when it dies (``max_restarts=-1``); the new incarnation loads every
+unfinished subtask from storage on its first call and drives it again. Nothing in
+``__init__`` may raise: an exception there would kill the actor for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import ray
+from pydantic import BaseModel
+from ray.exceptions import ActorUnavailableError, RayActorError
+
+from policies import Durability, RestartIntensity
+from runtime import Clock, Envelope, StorageError, SystemClock
+
+from .core import SupervisorCore
+from .metrics import SupervisorMetrics
+from .store import SubtaskStore
+from .types import (
+    AgentDiedError,
+    LocalRetryBudget,
+    Outcome,
+    ReplicaInfo,
+    SubtaskSpec,
+    SubtaskStatus,
+)
+
+SUPERVISOR_ACTOR = "supervisor"
+BUDGET_ACTOR = "budget"
+_TICK_S = 0.02
+_log = logging.getLogger(__name__)
+
+
+class RayDispatcher:
+    """Reaches agent replicas, the named actors ``agent:<group>:<i>`` of one namespace."""
+
+    def __init__(self, namespace: str) -> None:
+        self._namespace = namespace
+        self._actors: dict[str, Any] = {}
+
+    async def replicas(self, group: str) -> list[ReplicaInfo]:
+        prefix = f"agent:{group}:"
+        names = [
+            entry["name"]
+            for entry in ray.util.list_named_actors(all_namespaces=True)
+            if entry["namespace"] == self._namespace and entry["name"].startswith(prefix)
+        ]
+        infos: list[ReplicaInfo] = []
+        for name in names:
+            try:
+                actor = ray.get_actor(name, namespace=self._namespace)
+                info: dict[str, Any] = await asyncio.wait_for(actor.ping.remote(), timeout=10)
+            except Exception:  # dead or dying: not a replica to send work to
+                continue
+            replica = f"{group}:{name[len(prefix) :]}"
+            self._actors[replica] = actor
+            infos.append(
+                ReplicaInfo(replica, int(info.get("capacity", 1)), int(info.get("epoch", 0)))
+            )
+        return infos
+
+    def send(
+        self, replica: str, message: BaseModel, envelope: Envelope
+    ) -> tuple[Awaitable[Any], Callable[[], None]]:
+        ref = self._actors[replica].handle.remote(message, envelope)
+        return _result(ref, replica), lambda: ray.cancel(ref)
+
+
+async def _result(ref: Any, replica: str) -> Any:
+    try:
+        return await ref
+    except (RayActorError, ActorUnavailableError) as error:
+        raise AgentDiedError(f"replica {replica} died: {str(error).splitlines()[0]}") from None
+
+
+class BudgetActorRetries:
+    """The retry-budget hook: the budget actor's ``try_retry`` when ``budget`` runs in
+    the namespace, else a budget kept here. First attempts are sent in batches."""
+
+    def __init__(self, namespace: str, clock: Clock) -> None:
+        self._namespace = namespace
+        self._local = LocalRetryBudget(clock)
+        self._clock = clock
+        self._actor: Any = None
+        self._looked_at = float("-inf")
+        self._deposits: dict[str, int] = {}
+
+    def _budget(self, *, look_now: bool = False) -> Any:
+        now = self._clock.monotonic()
+        if self._actor is None and (look_now or now - self._looked_at >= 5.0):
+            self._looked_at = now
+            try:
+                self._actor = ray.get_actor(BUDGET_ACTOR, namespace=self._namespace)
+            except ValueError:
+                self._actor = None
+        return self._actor
+
+    async def may_retry(self, run: str, agent: str) -> bool:
+        actor = self._budget(look_now=True)  # a retry never misses a budget actor that runs
+        if actor is not None:
+            try:
+                decision = await actor.try_retry.remote(run, agent)
+                return bool(decision.allowed)
+            except Exception as error:
+                _log.warning("budget actor unreachable, using the local retry budget: %s", error)
+                self._actor = None
+        return await self._local.may_retry(run, agent)
+
+    def record_first_attempts(self, run: str, count: int) -> None:
+        self._local.record_first_attempts(run, count)
+        self._deposits[run] = self._deposits.get(run, 0) + count
+
+    def flush(self) -> None:
+        deposits, self._deposits = self._deposits, {}
+        actor = self._budget() if deposits else None
+        if actor is not None:
+            for run, count in deposits.items():
+                actor.record_attempt.remote(run, count)
+
+
+class SupervisorHost:
+    """Holds every subtask of the system to its deadline and its output schema."""
+
+    def __init__(
+        self,
+        root: str,
+        namespace: str,
+        clock: Clock | None = None,
+        durability: Durability = Durability.PROCESS,
+    ) -> None:
+        self._root = Path(root)
+        self._namespace = namespace
+        self._clock: Clock = clock or SystemClock()
+        self._durability = durability
+        self._core: SupervisorCore | None = None
+        self._retries = BudgetActorRetries(namespace, self._clock)
+        self._ticker: asyncio.Task[None] | None = None
+
+    def _open(self) -> SupervisorCore:
+        if self._core is None:
+            try:
+                store = SubtaskStore(self._root, self._durability)
+            except Exception as error:  # retried on the next call
+                raise StorageError(f"supervisor: cannot open storage: {error}") from error
+            core = SupervisorCore(
+                store, RayDispatcher(self._namespace), clock=self._clock,
+                retry_budget=self._retries, metrics=SupervisorMetrics(),
+            )  # fmt: skip
+            core.recover()
+            self._core = core
+            self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
+        return self._core
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_TICK_S)
+            try:
+                assert self._core is not None
+                self._core.tick()
+                self._core.metrics.flush()
+                self._retries.flush()
+            except Exception:
+                _log.exception("supervisor tick failed")
+
+    async def run(self, spec: SubtaskSpec) -> Outcome:
+        """Submit (or join) a subtask and return its outcome once final and stored."""
+        return await self._open().run(spec)
+
+    async def submit(self, spec: SubtaskSpec) -> None:
+        """Store a subtask and start it; return once it is stored."""
+        await self._open().submit(spec)
+
+    async def wait(self, subtask_id: str) -> Outcome:
+        return await self._open().wait(subtask_id)
+
+    async def status(self, subtask_id: str) -> SubtaskStatus:
+        return self._open().status_of(subtask_id)
+
+    async def cancel(self, subtask_id: str) -> bool:
+        return await self._open().cancel(subtask_id)
+
+    async def heartbeat(self, subtask_id: str, span_id: str) -> bool:
+        return self._open().heartbeat(subtask_id, span_id)
+
+    async def kill_agent(self, group: str, min_epoch: int, extra: dict[str, Any]) -> dict[str, Any]:
+        core = self._open()
+        done = await core.kill_agent(group, min_epoch)
+        core.store.stage_event(core.clock.now().timestamp(), "kill_done", group, extra)
+        await core.store.commit()
+        return {**done, **extra}
+
+    async def answer(self, subtask_id: str, output: Any, reject: str | None) -> str:
+        return await self._open().answer(subtask_id, output, reject)
+
+    async def escalations(self, state: str | None) -> list[dict[str, Any]]:
+        return self._open().store.escalations(state)
+
+    async def handoffs(self, trace_id: str | None) -> list[dict[str, Any]]:
+        return self._open().store.handoffs(trace_id)
+
+    async def events(self, kind: str | None) -> list[dict[str, Any]]:
+        return self._open().store.events(kind)
+
+    async def declare_stage(self, name: str, window_s: float) -> None:
+        self._open().declare_stage(name, window_s)
+
+    async def configure_group(self, group: str, intensity: RestartIntensity) -> None:
+        self._open().configure_group(group, intensity)
+
+    async def overview(self) -> dict[str, Any]:
+        return self._open().overview()
+
+    async def advance_clock(self, seconds: float) -> None:
+        """Move a ``FakeClock`` forward and act on what fell due (tests only).
+
+        Raises:
+            TypeError: the supervisor runs on a real clock.
+        """
+        advance = getattr(self._clock, "advance", None)
+        if advance is None:
+            raise TypeError("advance_clock needs a supervisor started with a FakeClock")
+        core = self._open()
+        advance(seconds)
+        core.tick()
+
+    async def stats(self) -> dict[str, Any]:
+        """Memory and bookkeeping sizes, for the benchmark."""
+        core = self._open()
+        return {"live": len(core.live), "rss_bytes": _rss_bytes(), "pid": os.getpid()}
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # not Linux: the peak instead
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
