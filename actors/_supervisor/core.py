@@ -1,46 +1,157 @@
-"""The supervisor as a plain class: the subtask engine plus what operators do with it:
-cancel, kill an agent, answer escalations, watch pipeline stages for stalls.
+"""The supervisor as a plain class: every subtask ends ``done`` with an output that
+validated as its ``expect``, or ``failed`` with a typed reason and its attempt history:
+nothing disappears.
 
-Tested without Ray (``tests/test_supervisor_core.py``) with a fake clock and dispatcher.
+``SupervisorCore`` owns and wires the parts, each holding one responsibility:
+
+- ``SubtaskTable`` (``table.py``): live subtasks, their waiters, their durable record;
+- ``AttemptEngine`` (``attempts.py``): attempts dispatched, awaited, timed out, late;
+- ``FailurePlanner`` (``planner.py``): retry, reroute, abandon or escalate after a failure;
+- ``Timers`` (``timers.py``), ``Pool`` (``pool.py``): deadlines due, replicas and queues;
+- ``StageWatcher`` (``stages.py``): pipeline stages silent past their window.
+
+The Ray actor (``host.py``) forwards calls and runs ``tick`` on a timer, so all of this is
+tested without Ray (``tests/test_supervisor_core.py``), with a fake clock and dispatcher.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
 from typing import Any
 
 from pydantic import BaseModel
 
 from policies import RestartIntensity
-from runtime import ConfigurationError, FailureReason, InvalidArgumentError
+from runtime import Clock
 
-from .engine import SubtaskEngine
-from .pool import group_of
-from .state import Attempt, Live, validate
-from .types import SubtaskSpec
+from .attempts import AttemptEngine
+from .background import Background
+from .metrics import Metrics, NoMetrics
+from .planner import FailurePlanner
+from .pool import Pool
+from .stages import StageWatcher
+from .state import Live
+from .store import SubtaskStore
+from .table import SubtaskTable
+from .timers import Timers
+from .types import (
+    Dispatcher,
+    LocalRetryBudget,
+    Outcome,
+    RetryBudgetHook,
+    SubtaskSpec,
+    SubtaskStatus,
+)
 
 
-@dataclass(slots=True)
-class _Stage:
-    window: float
-    armed_at: float | None = None
-    stalled: bool = False
+class SupervisorCore:
+    """Every subtask held to a deadline and an output schema.
 
+    Args:
+        store: the durable subtask table.
+        dispatcher: how agent replicas are found and sent attempts.
+        clock: the only source of time.
+        retry_budget: the run's retry budget. Default: one kept here.
+        metrics: where counts go. Default: nowhere.
+        rng: the jitter of backoffs. Default: a fresh ``random.Random()``.
+    """
 
-class SupervisorCore(SubtaskEngine):
-    """Every subtask held to a deadline and an output schema; see ``SubtaskEngine``."""
+    def __init__(
+        self,
+        store: SubtaskStore,
+        dispatcher: Dispatcher,
+        *,
+        clock: Clock,
+        retry_budget: RetryBudgetHook | None = None,
+        metrics: Metrics | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.metrics: Metrics = metrics or NoMetrics()
+        self.pool = Pool()
+        background = Background()
+        self._stages = StageWatcher(store, clock=clock, metrics=self.metrics, background=background)
+        self._table = SubtaskTable(
+            store, clock=clock, metrics=self.metrics, background=background,
+            on_finished=self._stages.handed_off,
+        )  # fmt: skip
+        self._planner = FailurePlanner(
+            store, clock=clock, retry_budget=retry_budget or LocalRetryBudget(clock),
+            rng=rng or random.Random(),
+        )  # fmt: skip
+        self._attempts = AttemptEngine(
+            self._table, self.pool, Timers(), self._planner, dispatcher,
+            clock=clock, metrics=self.metrics, background=background,
+        )  # fmt: skip
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._stages: dict[str, _Stage] = {}
+    @property
+    def live(self) -> dict[str, Live]:
+        """Every unfinished subtask by id."""
+        return self._table.live
 
-    def configure_group(self, group: str, intensity: RestartIntensity) -> None:
-        """Set the restart intensity of an agent group (default ``RestartIntensity()``)."""
-        self.intensity[group] = intensity
-        self._trackers.pop(group, None)
-        self.failed_groups.discard(group)
+    @property
+    def failed_groups(self) -> set[str]:
+        """Agent groups that exceeded their restart intensity."""
+        return self._planner.failed_groups
 
-    # -- cancel and kill -------------------------------------------------------------
+    # -- subtasks --------------------------------------------------------------------
+
+    async def run(self, spec: SubtaskSpec) -> Outcome:
+        """Submit ``spec`` (or join it if known) and wait for its outcome."""
+        await self.submit(spec)
+        return await self.wait(spec.subtask_id)
+
+    async def submit(self, spec: SubtaskSpec) -> None:
+        """Store the subtask, then start its first attempt. A known id is left as is.
+
+        Raises:
+            StorageError: it could not be stored; it was not started.
+        """
+        live = self._table.admit(spec)
+        if live is None:
+            return
+        self._stages.submitted(spec.stage)
+        self._planner.first_attempt(spec.envelope.trace_id)
+        if await self._table.stored(live):
+            self._attempts.start(live)
+
+    def recover(self) -> int:
+        """Load every unfinished subtask from storage and drive it again: its in-flight
+        attempt runs anew under the same subtask id (so the same idempotency keys).
+
+        Returns:
+            How many subtasks were re-driven.
+        """
+        redriven = self._table.restore()
+        for live in redriven:
+            self._attempts.start(live)
+        return len(redriven)
+
+    async def wait(self, subtask_id: str) -> Outcome:
+        """The subtask's outcome, once it is final and stored.
+
+        Raises:
+            ConfigurationError: no subtask has this id.
+        """
+        return await self._table.wait(subtask_id)
+
+    def status_of(self, subtask_id: str) -> SubtaskStatus:
+        """Where the subtask stands, from memory or from storage."""
+        return self._table.status_of(subtask_id)
+
+    def heartbeat(self, subtask_id: str, span_id: str) -> bool:
+        """Note a heartbeat of the running attempt with ``span_id``; False if it is not
+        the current attempt."""
+        return self._attempts.heartbeat(subtask_id, span_id)
+
+    def tick(self) -> None:
+        """Act on what fell due as of now: deadlines, retries, stalls."""
+        now = self.clock.monotonic()
+        self._attempts.tick(now)
+        self._stages.tick(now)
+
+    # -- operators -------------------------------------------------------------------
 
     async def cancel(self, subtask_id: str) -> bool:
         """Fail the subtask with reason cancelled and cancel its running attempt.
@@ -48,17 +159,10 @@ class SupervisorCore(SubtaskEngine):
         Returns:
             False if it was already final (or unknown).
         """
-        live = self.live.get(subtask_id)
+        live = self._table.live.get(subtask_id)
         if live is None:
             return False
-        attempt = live.current
-        if attempt is not None:
-            self._stop(live, attempt)
-            live.history.append(self._record(live, attempt, FailureReason.CANCELLED.value))
-            live.current = None
-        if live.state == "escalated":
-            self.store.stage_escalation_closed(subtask_id, "cancelled")
-        self.finish(live, reason=FailureReason.CANCELLED.value, detail="cancelled by its handle")
+        self._attempts.cancel(live)
         return True
 
     async def kill_agent(self, group: str, min_epoch: int) -> dict[str, Any]:
@@ -68,30 +172,11 @@ class SupervisorCore(SubtaskEngine):
         Returns:
             What was done, as stored in the audit event.
         """
-        self.pool.fence(group, min_epoch)
-        victims = [
-            (live, live.current)
-            for live in list(self.live.values())
-            if live.current is not None
-            and group_of(live.current.replica or live.current.target) == group
-        ]
-        for live, attempt in victims:
-            assert attempt is not None
-            self.failed(live, attempt, FailureReason.KILLED, None, f"agent {group} killed")
-            self._stop(live, attempt)
-        detail = {"agent": group, "epoch": min_epoch, "attempts_failed": len(victims)}
-        self.store.stage_event(self._wall(), "kill", group, detail)
+        failed = self._attempts.kill(group, min_epoch)
+        detail = {"agent": group, "epoch": min_epoch, "attempts_failed": failed}
+        self.store.stage_event(self.clock.now().timestamp(), "kill", group, detail)
         await self.store.commit()
         return detail
-
-    def _stop(self, live: Live, attempt: Attempt) -> None:
-        attempt.over = True
-        if attempt.replica is None:
-            self.pool.dequeue(attempt.target, live.spec.subtask_id)
-        elif attempt.cancel is not None:
-            attempt.cancel()
-
-    # -- escalations -----------------------------------------------------------------
 
     async def answer(
         self, subtask_id: str, output: dict[str, Any] | BaseModel | None, reject: str | None
@@ -106,70 +191,26 @@ class SupervisorCore(SubtaskEngine):
             ConfigurationError: the subtask is not waiting on an escalation.
             InvalidArgumentError: the output does not validate as the subtask's ``expect``.
         """
-        live = self.live.get(subtask_id)
-        if live is None or live.state != "escalated":
-            raise ConfigurationError(f"subtask {subtask_id!r} is not escalated to a human")
-        human = Attempt(number=live.attempts + 1, target="human", queued_at=0.0, replica="human")
-        if reject is not None:
-            live.history.append(self._record(live, human, FailureReason.REJECTED.value, reject))
-            self.store.stage_escalation_closed(subtask_id, "rejected")
-            self.finish(live, reason=FailureReason.REJECTED.value, detail=reject)
-            return "failed"
-        checked, problem = validate(live.spec.expect, output)
-        if checked is None:
-            raise InvalidArgumentError(problem)
-        live.history.append(self._record(live, human, "succeeded"))
-        self.store.stage_escalation_closed(subtask_id, "answered")
-        self.finish(live, output=checked)
-        return "done"
+        return self._table.answer(subtask_id, output, reject)
 
-    # -- pipeline stages -------------------------------------------------------------
+    def configure_group(self, group: str, intensity: RestartIntensity) -> None:
+        """Set the restart intensity of an agent group (default ``RestartIntensity()``)."""
+        self._planner.configure_group(group, intensity)
 
     def declare_stage(self, name: str, window: float) -> None:
         """Watch stage ``name``: once a handoff names it as the next stage, a subtask of
         it must be submitted within ``window`` seconds, or the stage is a stall."""
-        self._stages[name] = _Stage(window)
-
-    def signal_stage(self, stage: str | None) -> None:
-        found = self._stages.get(stage or "")
-        if found is not None:
-            found.armed_at, found.stalled = None, False
-
-    def on_finished(self, spec: SubtaskSpec) -> None:
-        found = self._stages.get(spec.next_stage or "")
-        if found is not None and found.armed_at is None:
-            found.armed_at = self.clock.monotonic()
-
-    def tick(self) -> None:
-        super().tick()
-        now = self.clock.monotonic()
-        for name, stage in self._stages.items():
-            if stage.armed_at is None or stage.stalled or now - stage.armed_at < stage.window:
-                continue
-            stage.stalled = True
-            self.metrics.stall(name)
-            silent = round(now - stage.armed_at, 3)
-            self.store.stage_event(
-                self._wall(), "stall", name, {"silent_s": silent, "window_s": stage.window}
-            )
-            self.spawn(self.store.commit())
+        self._stages.declare(name, window)
 
     def stalls(self) -> list[dict[str, Any]]:
         """Stages silent past their window, now."""
-        now = self.clock.monotonic()
-        return [
-            {"stage": name, "silent_s": round(now - (s.armed_at or now), 3), "window_s": s.window}
-            for name, s in self._stages.items()
-            if s.stalled
-        ]
-
-    # -- overview --------------------------------------------------------------------
+        return self._stages.stalls()
 
     def overview(self) -> dict[str, Any]:
         """What ``agentcast status`` prints: subtasks by state, replicas, failed groups,
         open escalations and stalls."""
         states: dict[str, int] = {}
-        for live in self.live.values():
+        for live in self._table.live.values():
             states[live.state] = states.get(live.state, 0) + 1
         return {
             "live": states,

@@ -156,19 +156,22 @@ class SupervisorHost:
             )  # fmt: skip
             core.recover()
             self._core = core
-            self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
+            if not _moved_by_hand(self._clock):
+                self._ticker = asyncio.get_running_loop().create_task(self._tick_forever(core))
         return self._core
 
-    async def _tick_forever(self) -> None:
+    async def _tick_forever(self, core: SupervisorCore) -> None:
         while True:
-            await asyncio.sleep(_TICK_S)
+            await self._clock.sleep(_TICK_S)
             try:
-                assert self._core is not None
-                self._core.tick()
-                self._core.metrics.flush()
-                self._retries.flush()
+                core.tick()
+                self._flush(core)
             except Exception:
                 _log.exception("supervisor tick failed")
+
+    def _flush(self, core: SupervisorCore) -> None:
+        core.metrics.flush()
+        self._retries.flush()
 
     async def run(self, spec: SubtaskSpec) -> Outcome:
         """Submit (or join) a subtask and return its outcome once final and stored."""
@@ -219,22 +222,31 @@ class SupervisorHost:
         return self._open().overview()
 
     async def advance_clock(self, seconds: float) -> None:
-        """Move a ``FakeClock`` forward and act on what fell due (tests only).
+        """Move a ``FakeClock`` forward, act on what fell due and send the metrics and
+        first-attempt counts (tests only: a fake clock is never ticked in the background).
 
         Raises:
             TypeError: the supervisor runs on a real clock.
         """
         advance = getattr(self._clock, "advance", None)
-        if advance is None:
+        if not callable(advance):
             raise TypeError("advance_clock needs a supervisor started with a FakeClock")
         core = self._open()
         advance(seconds)
         core.tick()
+        self._flush(core)
 
     async def stats(self) -> dict[str, Any]:
         """Memory and bookkeeping sizes, for the benchmark."""
         core = self._open()
         return {"live": len(core.live), "rss_bytes": _rss_bytes(), "pid": os.getpid()}
+
+
+def _moved_by_hand(clock: Clock) -> bool:
+    """Whether ``clock`` only moves when told (a ``FakeClock``). Then the clock is not
+    ticked in the background: sleeping on it would move it, and the test that moves it
+    ticks the supervisor itself (``advance_clock``)."""
+    return callable(getattr(clock, "advance", None))
 
 
 def _rss_bytes() -> int:

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from runtime._metrics import counter, histogram
 
 _HISTOGRAMS = {
     "subtask_queue_ms": "Time an attempt waited for a free replica",
     "subtask_run_ms": "Time an attempt ran",
 }
+
+
+class Metrics(Protocol):
+    """What the supervisor's parts report; ``flush`` sends it (the actor's timer calls it)."""
+
+    def finished(self, outcome: str, reason: str) -> None: ...
+    def attempt(self, group: str, outcome: str) -> None: ...
+    def deadline_miss(self, phase: str) -> None: ...
+    def late_result(self) -> None: ...
+    def stall(self, stage: str) -> None: ...
+    def queued_ms(self, value: float) -> None: ...
+    def ran_ms(self, value: float) -> None: ...
+    def flush(self) -> None: ...
 
 
 class SupervisorMetrics:
@@ -57,7 +72,7 @@ class SupervisorMetrics:
                 metric.observe(value)
 
 
-class NoMetrics(SupervisorMetrics):
+class NoMetrics:
     """Records nothing: for the plain-class tests, which run without Ray."""
 
     def finished(self, outcome: str, reason: str) -> None:

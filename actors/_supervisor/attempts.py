@@ -1,0 +1,310 @@
+"""The attempt engine: starts each attempt of a subtask on a free agent replica, awaits its
+result, holds it to its phase deadlines, and carries out what the planner decides after a
+failure. A result that comes after its attempt was failed or superseded is late: it is
+recorded and discarded.
+
+Time is the injected clock's: deadlines and backoffs are due at ``clock.monotonic()``
+instants and fire on the next ``tick`` at or after them (``timers.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from dataclasses import replace
+from typing import Any
+
+from pydantic import BaseModel
+
+from policies import AbandonTask, EscalateTo, FailureAction, RerouteTo
+from runtime import Clock, FailureReason, new_span_id
+
+from .background import Background
+from .metrics import Metrics
+from .planner import FailurePlanner
+from .pool import Pool, group_of
+from .state import Attempt, Live, validate
+from .table import SubtaskTable
+from .timers import Timers
+from .types import AgentDiedError, Dispatcher, classify
+
+_PHASES = (FailureReason.QUEUE_TIMEOUT, FailureReason.DEADLINE, FailureReason.HEARTBEAT_TIMEOUT)
+_log = logging.getLogger(__name__)
+
+
+class AttemptEngine:
+    """Runs the attempts of the table's live subtasks on the pool's replicas."""
+
+    def __init__(
+        self,
+        table: SubtaskTable,
+        pool: Pool,
+        timers: Timers,
+        planner: FailurePlanner,
+        dispatcher: Dispatcher,
+        *,
+        clock: Clock,
+        metrics: Metrics,
+        background: Background,
+    ) -> None:
+        self._table = table
+        self._pool = pool
+        self._timers = timers
+        self._planner = planner
+        self._dispatcher = dispatcher
+        self._clock = clock
+        self._metrics = metrics
+        self._background = background
+        self._discovering: set[str] = set()
+
+    # -- starting --------------------------------------------------------------------
+
+    def start(self, live: Live) -> None:
+        """Queue the subtask's next attempt for its target and start what can start."""
+        live.attempts += 1
+        attempt = Attempt(
+            number=live.attempts, target=live.target, queued_at=self._clock.monotonic()
+        )
+        live.current, live.state = attempt, "queued"
+        self._pool.enqueue(live.target, live.spec.subtask_id)
+        self._timers.arm(live.spec.subtask_id, attempt, live.spec.deadlines)
+        self._pump(live.target)
+
+    def _pump(self, target: str) -> None:
+        group = group_of(target)
+        if not self._pool.known(group):
+            self._discover(group)
+            return
+        for subtask_id, replica in self._pool.next_assignments(target, self._avoided):
+            self._dispatch(self._table.live[subtask_id], replica)
+
+    def _avoided(self, subtask_id: str) -> frozenset[str]:
+        return frozenset(self._table.live[subtask_id].failed_on)
+
+    def _discover(self, group: str) -> None:
+        if group not in self._discovering:
+            self._discovering.add(group)
+            self._background.spawn(self._discover_now(group))
+
+    async def _discover_now(self, group: str) -> None:
+        try:
+            infos = await self._dispatcher.replicas(group)
+        except Exception as error:
+            _log.warning("discovering agent %s failed: %s", group, error)
+            infos = []
+        self._discovering.discard(group)
+        self._pool.add(group, infos)
+        targets = [t for t in self._pool.queues if group_of(t) == group]
+        if self._pool.known(group):
+            for target in targets:
+                self._pump(target)
+            return
+        for target in targets:
+            for subtask_id in list(self._pool.queues[target]):
+                live = self._table.live[subtask_id]
+                assert live.current is not None
+                self.expire(
+                    live, live.current, FailureReason.NO_AGENT, f"no live replica of {target}"
+                )
+
+    def _dispatch(self, live: Live, replica: str) -> None:
+        attempt = live.current
+        assert attempt is not None
+        now = self._clock.monotonic()
+        attempt.replica, attempt.started_at, attempt.span_id = replica, now, new_span_id()
+        live.state = "running"
+        self._metrics.queued_ms((now - attempt.queued_at) * 1000)
+        envelope = replace(
+            live.spec.envelope, span_id=attempt.span_id, parent_span_id=live.spec.envelope.span_id
+        )
+        try:
+            result, attempt.cancel = self._dispatcher.send(replica, live.spec.message, envelope)
+        except Exception as error:
+            self._drop(replica, str(error))
+            self.expire(live, attempt, FailureReason.AGENT_DIED, str(error))
+            return
+        self._timers.arm(live.spec.subtask_id, attempt, live.spec.deadlines)
+        self._background.spawn(self._await_attempt(live, attempt, result))
+
+    # -- results ---------------------------------------------------------------------
+
+    async def _await_attempt(self, live: Live, attempt: Attempt, result: Awaitable[Any]) -> None:
+        error: BaseException | None = None
+        output: Any = None
+        try:
+            output = await result
+        except BaseException as raised:  # the agent's error, its death or a cancellation
+            error = raised
+        assert attempt.replica is not None
+        self._metrics.ran_ms((self._clock.monotonic() - (attempt.started_at or 0.0)) * 1000)
+        if isinstance(error, AgentDiedError):
+            self._drop(attempt.replica, str(error))
+        self._release(attempt.replica)
+        if attempt.over:
+            self._late(live, attempt, error)
+            return
+        if error is None:
+            checked, problem = validate(live.spec.expect, output)
+            if checked is not None:
+                self._succeed(live, attempt, checked)
+                return
+            reason, kind, detail = FailureReason.SCHEMA, None, problem
+        else:
+            reason, kind, detail = classify(error)
+        attempt.over = True
+        self.failed(live, attempt, reason, kind, detail)
+
+    def _drop(self, replica: str, why: str) -> None:
+        """Forget a dead replica, and fail the attempts queued for it alone (no_agent):
+        nothing else would ever start them."""
+        self._pool.remove(replica)
+        for subtask_id in list(self._pool.queues.get(replica, ())):
+            live = self._table.live[subtask_id]
+            assert live.current is not None
+            detail = f"replica {replica} is gone: {why}"
+            self.expire(live, live.current, FailureReason.NO_AGENT, detail)
+
+    def _release(self, replica: str) -> None:
+        self._pool.release(replica)
+        self._pump(replica)
+        self._pump(group_of(replica))
+
+    def _succeed(self, live: Live, attempt: Attempt, output: BaseModel) -> None:
+        attempt.over = True
+        live.history.append(self._table.record(live, attempt, "succeeded"))
+        self._metrics.attempt(group_of(attempt.replica or attempt.target), "succeeded")
+        self._table.finish(live, output=output)
+
+    def _late(self, live: Live, attempt: Attempt, error: BaseException | None) -> None:
+        outcome = "succeeded" if error is None else classify(error)[0].value
+        self._metrics.late_result()
+        self._table.late(
+            live, self._table.record(live, attempt, f"late:{outcome}", str(error or ""))
+        )
+
+    # -- failures --------------------------------------------------------------------
+
+    def expire(self, live: Live, attempt: Attempt, reason: FailureReason, detail: str) -> None:
+        """Fail the attempt now, whatever it is doing; a result it sends later is late."""
+        attempt.over = True
+        if attempt.replica is None:
+            self._pool.dequeue(attempt.target, live.spec.subtask_id)
+        if reason in _PHASES:
+            self._metrics.deadline_miss(reason.value)
+        self.failed(live, attempt, reason, None, detail)
+
+    def failed(
+        self, live: Live, attempt: Attempt, reason: FailureReason, kind: str | None, detail: str
+    ) -> None:
+        """Record the attempt's failure now, then follow the subtask's plan."""
+        live.history.append(self._table.record(live, attempt, reason.value, detail, kind))
+        live.current, live.state = None, "deciding"
+        group = group_of(attempt.replica or attempt.target)
+        self._metrics.attempt(group, reason.value)
+        if attempt.replica is not None:
+            live.failed_on.add(attempt.replica)
+            self._planner.restarted(group, reason)
+        if self._planner.is_final(live, reason):
+            self._table.finish(live, reason=reason.value, detail=detail)
+            return
+        self._background.spawn(self._follow_plan(live, reason, kind, detail, group))
+
+    async def _follow_plan(
+        self, live: Live, reason: FailureReason, kind: str | None, detail: str, group: str
+    ) -> None:
+        action = await self._planner.decide(live, reason, kind, group)
+        if self._table.live.get(live.spec.subtask_id) is not live or live.state != "deciding":
+            return  # cancelled while deciding
+        self._carry_out(live, action, reason, detail)
+
+    def _carry_out(
+        self, live: Live, action: FailureAction, reason: FailureReason, detail: str
+    ) -> None:
+        if isinstance(action, AbandonTask):
+            self._table.finish(
+                live, reason=reason.value, detail=f"{detail} [{action.because.value}]"
+            )
+        elif isinstance(action, EscalateTo):
+            live.escalated = True
+            if action.to != "human":
+                self._schedule(live, action.to, 0.0)
+            else:
+                why = f"{detail} [{action.because.value}]"
+                self._table.escalate(live, action.to, reason.value, why)
+        else:
+            to = action.to if isinstance(action, RerouteTo) else live.target
+            self._schedule(live, to, action.delay.total_seconds())
+
+    def _schedule(self, live: Live, target: str, delay: float) -> None:
+        self._table.retrying(live, target)
+        if delay <= 0:
+            self.start(live)
+        else:
+            self._timers.retry_at(self._clock.monotonic() + delay, live.spec.subtask_id)
+
+    # -- the clock -------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Fail attempts past a deadline and start retries that are due at ``now``."""
+        for subtask_id, number in self._timers.due_expiries(now):
+            live = self._table.live.get(subtask_id)
+            attempt = None if live is None else live.current
+            if live is None or attempt is None or attempt.number != number or attempt.over:
+                continue
+            expiry = self._timers.passed(subtask_id, attempt, live.spec.deadlines, now)
+            if expiry is not None:
+                reason = FailureReason(expiry.reason.value)
+                self.expire(live, attempt, reason, f"missed {expiry.reason.value}")
+        for subtask_id in self._timers.due_retries(now):
+            live = self._table.live.get(subtask_id)
+            if live is not None and live.state == "retrying":
+                self.start(live)
+        self._timers.compact(self._current, len(self._table.live))
+
+    def _current(self, subtask_id: str, number: int) -> bool:
+        live = self._table.live.get(subtask_id)
+        return live is not None and live.current is not None and live.current.number == number
+
+    def heartbeat(self, subtask_id: str, span_id: str) -> bool:
+        """Note a heartbeat of the running attempt with ``span_id``; False if it is not
+        the current attempt (a superseded attempt's heartbeat keeps nothing alive)."""
+        live = self._table.live.get(subtask_id)
+        attempt = None if live is None else live.current
+        if attempt is None or attempt.over or attempt.span_id != span_id:
+            return False
+        attempt.heartbeat_at = self._clock.monotonic()
+        return True
+
+    # -- operators -------------------------------------------------------------------
+
+    def cancel(self, live: Live) -> None:
+        """Stop the subtask's attempt (recorded as cancelled) and fail it as cancelled."""
+        attempt = live.current
+        if attempt is not None:
+            self._stop(live, attempt)
+            live.history.append(self._table.record(live, attempt, FailureReason.CANCELLED.value))
+            live.current = None
+        self._table.cancel(live)
+
+    def kill(self, group: str, min_epoch: int) -> int:
+        """Stop using ``group``'s replicas below ``min_epoch`` and fail its attempts with
+        reason killed (each then follows its plan); how many were failed."""
+        self._pool.fence(group, min_epoch)
+        victims = [
+            (live, live.current)
+            for live in list(self._table.live.values())
+            if live.current is not None
+            and group_of(live.current.replica or live.current.target) == group
+        ]
+        for live, attempt in victims:
+            assert attempt is not None
+            self.failed(live, attempt, FailureReason.KILLED, None, f"agent {group} killed")
+            self._stop(live, attempt)
+        return len(victims)
+
+    def _stop(self, live: Live, attempt: Attempt) -> None:
+        attempt.over = True
+        if attempt.replica is None:
+            self._pool.dequeue(attempt.target, live.spec.subtask_id)
+        elif attempt.cancel is not None:
+            attempt.cancel()

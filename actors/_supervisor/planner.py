@@ -1,0 +1,99 @@
+"""What follows a failed attempt: the subtask's plan (``policies.decide``) says retry it,
+reroute it, abandon it or escalate it, given the restart intensity of the agent group that
+failed and the run's retry budget, from which every retry is drawn.
+
+The planner only decides; ``AttemptEngine`` (``attempts.py``) carries the decision out.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from policies import FailureAction, RerouteTo, RestartIntensity, RestartTracker, RetryAfter, decide
+from runtime import Clock, FailureReason
+
+from .state import Live
+from .store import SubtaskStore
+from .types import RetryBudgetHook
+
+# Failures no plan follows: the subtask fails at once. A budget refusal is final because
+# every agent of the run draws on the same caps: another attempt would be refused too.
+_FINAL = (FailureReason.CANCELLED, FailureReason.REJECTED, FailureReason.BUDGET)
+
+
+class FailurePlanner:
+    """Restart intensity per agent group, the groups that exceeded it, and the retry budget.
+
+    Args:
+        store: where a group that exceeds its restart intensity is recorded (an event).
+        clock: the instants of restarts.
+        retry_budget: the run's retry budget.
+        rng: the jitter of backoffs.
+    """
+
+    def __init__(
+        self,
+        store: SubtaskStore,
+        *,
+        clock: Clock,
+        retry_budget: RetryBudgetHook,
+        rng: random.Random,
+    ) -> None:
+        self.failed_groups: set[str] = set()
+        self._store = store
+        self._clock = clock
+        self._budget = retry_budget
+        self._rng = rng
+        self._intensity: dict[str, RestartIntensity] = {}
+        self._trackers: dict[str, RestartTracker] = {}
+
+    def configure_group(self, group: str, intensity: RestartIntensity) -> None:
+        """Set the restart intensity of an agent group (default ``RestartIntensity()``)."""
+        self._intensity[group] = intensity
+        self._trackers.pop(group, None)
+        self.failed_groups.discard(group)
+
+    def first_attempt(self, run: str) -> None:
+        """A subtask of ``run`` was submitted: its first attempt lets the run retry more."""
+        self._budget.record_first_attempts(run, 1)
+
+    def restarted(self, group: str, reason: FailureReason) -> None:
+        """An attempt that ran on a replica of ``group`` failed: one restart of the group,
+        unless the run's caps refused it (not the agent's fault)."""
+        if reason is not FailureReason.BUDGET:
+            self._trackers[group] = self._tracker(group).record(self._clock.monotonic())
+
+    @staticmethod
+    def is_final(live: Live, reason: FailureReason) -> bool:
+        """Whether the subtask fails at once, without asking its plan: the reason is final,
+        or it was escalated already."""
+        return reason in _FINAL or live.escalated
+
+    async def decide(
+        self, live: Live, reason: FailureReason, kind: str | None, group: str
+    ) -> FailureAction:
+        """What follows the failed attempt of ``live`` on ``group``; a retry or a reroute
+        is drawn from the run's retry budget, and its refusal asks the plan again."""
+        exceeded = self._tracker(group).exceeded(self._clock.monotonic())
+        if exceeded and group not in self.failed_groups:
+            self.failed_groups.add(group)
+            self._store.stage_event(
+                self._clock.now().timestamp(), "group_failed", group, {"reason": reason.value}
+            )
+        inputs: dict[str, Any] = {
+            "attempts": live.attempts, "reason": reason.value, "error_type": kind,
+            "intensity_exceeded": exceeded, "rng_value": self._rng.random(),
+        }  # fmt: skip
+        action = decide(live.spec.on_failure, budget_allows=True, **inputs)
+        if isinstance(action, RetryAfter | RerouteTo) and not await self._budget.may_retry(
+            live.spec.envelope.trace_id, group
+        ):
+            action = decide(live.spec.on_failure, budget_allows=False, **inputs)
+        return action
+
+    def _tracker(self, group: str) -> RestartTracker:
+        found = self._trackers.get(group)
+        if found is None:
+            found = RestartTracker(intensity=self._intensity.get(group, RestartIntensity()))
+        return found
