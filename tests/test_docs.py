@@ -1,0 +1,162 @@
+"""Every Python block of README.md and docs/*.md runs as written and prints what the page says.
+
+A block is run as a script in a fresh interpreter: its working directory is a temporary one,
+``AGENTCAST_STORAGE`` points at a temporary folder, and no ``RAY_*`` variable leaks in, so a
+block starts its own local Ray and never joins another cluster. The output a page states is
+the ```text block right after the Python block; a block followed by none must print nothing.
+
+Every ```yaml block is a policy file, loaded with ``load_policies``.
+
+A block that is deliberately a fragment is marked ```python no-run and listed in
+``FRAGMENTS``; the number of runnable blocks per page is pinned in ``RUNNABLE``, so a block is
+never skipped by accident (a misspelled fence, a parse slip).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from policies import load_policies
+
+REPO = Path(__file__).resolve().parent.parent
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+BLOCK_TIMEOUT_S = 240
+RUNNABLE_INFO = "python"
+FRAGMENT_INFO = "python no-run"
+
+# Runnable blocks per page. Each one that starts a System costs a Ray start (10-20 s).
+RUNNABLE = {
+    "README.md": 2,
+    "docs/benchmarks.md": 0,
+    "docs/budgets.md": 2,
+    "docs/metrics.md": 0,
+    "docs/operations.md": 0,
+    "docs/resources.md": 2,
+    "docs/supervisor.md": 1,
+}
+# Fragments, by page and first line: none today. A new one must be added here on purpose.
+FRAGMENTS: frozenset[tuple[str, str]] = frozenset()
+
+# Fences: the info string, the body, and where the body starts.
+_FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Block:
+    """One ```python block of a page, and the output the page states for it."""
+
+    page: str
+    line: int
+    info: str
+    code: str
+    expected: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.page}:{self.line}"
+
+
+def _blocks(path: Path) -> list[Block]:
+    text = path.read_text(encoding="utf-8")
+    page = path.relative_to(REPO).as_posix()
+    fences = list(_FENCE.finditer(text))
+    found = []
+    for index, fence in enumerate(fences):
+        info = fence.group(1).strip()
+        if not info.startswith("py"):
+            continue
+        after = fences[index + 1] if index + 1 < len(fences) else None
+        stated = (
+            after is not None
+            and after.group(1).strip() == "text"
+            and text[fence.end() : after.start()].strip() == ""
+        )
+        found.append(
+            Block(
+                page=page,
+                line=text.count("\n", 0, fence.start()) + 1,
+                info=info,
+                code=fence.group(2),
+                expected=after.group(2) if stated and after is not None else "",
+            )
+        )
+    return found
+
+
+ALL_BLOCKS = [block for path in PAGES for block in _blocks(path)]
+RUNNABLE_BLOCKS = [block for block in ALL_BLOCKS if block.info == RUNNABLE_INFO]
+FIRST_PROGRAM = RUNNABLE_BLOCKS[0]
+
+
+def _run(block: Block, cwd: Path) -> subprocess.CompletedProcess[str]:
+    script = cwd / "snippet.py"
+    script.write_text(block.code, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env["AGENTCAST_STORAGE"] = str(cwd / "agentcast-storage")
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.run(
+        [sys.executable, str(script)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BLOCK_TIMEOUT_S,
+    )
+
+
+def _check(block: Block, done: subprocess.CompletedProcess[str]) -> None:
+    where = f"{block.id} exited {done.returncode}; stderr:\n{done.stderr[-4000:]}"
+    assert done.returncode == 0, where
+    assert done.stdout == block.expected, f"{block.id} printed other output:\n{done.stderr[-2000:]}"
+
+
+def test_every_python_block_is_runnable_or_a_listed_fragment() -> None:
+    infos = {block.info for block in ALL_BLOCKS}
+    assert infos <= {RUNNABLE_INFO, FRAGMENT_INFO}, f"unknown Python fences: {infos}"
+    fragments = {
+        (block.page, block.code.splitlines()[0]) for block in ALL_BLOCKS if block.info != "python"
+    }
+    assert fragments == FRAGMENTS
+    counts = {page.relative_to(REPO).as_posix(): 0 for page in PAGES}
+    for block in RUNNABLE_BLOCKS:
+        counts[block.page] += 1
+    assert counts == RUNNABLE
+
+
+def test_every_yaml_block_is_a_policy_file_that_loads() -> None:
+    bodies = [
+        fence.group(2)
+        for path in PAGES
+        for fence in _FENCE.finditer(path.read_text(encoding="utf-8"))
+        if fence.group(1).strip() == "yaml"
+    ]
+    assert len(bodies) == 1
+    assert [len(load_policies(body).budgets) for body in bodies] == [2]
+
+
+def test_the_first_program_is_the_readme_s_first_block() -> None:
+    assert (FIRST_PROGRAM.page, FIRST_PROGRAM.expected != "") == ("README.md", True)
+    assert "System.start" in FIRST_PROGRAM.code
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2 * BLOCK_TIMEOUT_S + 60)
+def test_the_first_program_prints_the_same_on_a_second_run(tmp_path: Path) -> None:
+    first = _run(FIRST_PROGRAM, tmp_path)
+    _check(FIRST_PROGRAM, first)
+    second = _run(FIRST_PROGRAM, tmp_path)  # same folder, same storage: nothing carries over
+    _check(FIRST_PROGRAM, second)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(BLOCK_TIMEOUT_S + 60)
+@pytest.mark.parametrize("block", RUNNABLE_BLOCKS[1:], ids=lambda block: block.id)
+def test_block_runs_and_prints_what_the_page_says(block: Block, tmp_path: Path) -> None:
+    _check(block, _run(block, tmp_path))
