@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from runtime._applier import SerialApplier
+from runtime import SerialApplier
 
 
 def test_items_are_applied_in_order_and_arrivals_form_one_batch() -> None:

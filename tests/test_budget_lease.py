@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from actors._budget.core import BudgetCore
-from actors._budget.metered_model import Meter, MeteredModel
+from actors._budget.metered_model import Meter
+from actors.lowlevel import BudgetCore, MeteredModel
 from policies import BudgetLimit, BudgetPolicy, Dimension, ModelPrice, PriceTable, Scope, ScopeKind
 from runtime import BudgetExceededError, Message
 from runtime.testing import FakeClock, ScriptedModel

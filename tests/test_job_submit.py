@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime._ray_glue import STATE_RESOURCE
+from runtime import STATE_RESOURCE
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from resources_for_tests import Inventory, Item, Ledger, OutOfStockError
 
-from actors import ResourceCore, WriteCall, WriteResult
+from actors import WriteResult
 from actors._resource.state_view import replay as replay_log
+from actors.lowlevel import ResourceCore, WriteCall
 from policies import ResourcePolicy, WriteAuthority
 from runtime import (
     ConflictError,

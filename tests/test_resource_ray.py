@@ -19,8 +19,9 @@ from resources_for_tests import (
     Writer,
 )
 
-from actors import ResourceHost, System, Write
+from actors import System, Write
 from actors._resource.state_view import replay
+from actors.lowlevel import ResourceHost
 from policies import ResourcePolicy, WriteAuthority
 from runtime import (
     ConflictError,

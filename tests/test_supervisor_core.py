@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
-from actors._supervisor.core import SupervisorCore
+from actors import Outcome
 from actors._supervisor.handle import make_spec
 from actors._supervisor.store import SubtaskStore
-from actors._supervisor.types import AgentDiedError, Outcome, ReplicaInfo, SubtaskSpec
+from actors._supervisor.types import AgentDiedError, ReplicaInfo
+from actors.lowlevel import SubtaskSpec, SupervisorCore
 from policies import (
     Abandon,
     Deadlines,

@@ -34,9 +34,9 @@ from runtime import (
     ModelTimeoutError,
     ModelUnavailableError,
     SystemClock,
+    check_max_tokens,
     estimate_prompt_tokens,
 )
-from runtime._model import check_max_tokens
 
 from .book import SpendContext
 from .client import BudgetLink
