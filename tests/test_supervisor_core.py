@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel, Field
+from waiting import settle
 
 from actors import Outcome
 from actors._supervisor.handle import make_spec
@@ -83,11 +84,6 @@ class Refusing:
 
     def record_first_attempts(self, run: str, count: int) -> None:
         pass
-
-
-async def settle() -> None:
-    for _ in range(30):
-        await asyncio.sleep(0)
 
 
 def run(test: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
