@@ -107,4 +107,3 @@ class BudgetPolicy:
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
-
