@@ -103,9 +103,12 @@ def test_deadlines_by_phase_on_a_fake_clock_and_the_late_result(
     alive = supervisor.submit(Job(key="b", mode="beat", gate=str(tmp_path / "g2")),
                               to="workers", deadline=beat, retry=ONCE)  # fmt: skip
     silent = supervisor.submit(Job(key="q", mode="hang"), to="workers", deadline=beat, retry=ONCE)
+    # Ray may start an async actor's calls out of order: the third is submitted only once
+    # both replicas are taken, so it is the one that waits.
+    wait_until(lambda: alive.status().state == silent.status().state == "running",
+               "both replicas busy")  # fmt: skip
     queued = supervisor.submit(Job(key="w"), to="workers", retry=ONCE,
                                deadline=Deadlines(queued=timedelta(seconds=1)))  # fmt: skip
-    wait_until(lambda: silent.status().state == "running", "both replicas busy")
     wait_until(lambda: queued.status().state == "queued", "the third one waits")
     ray.get(supervisor.actor.advance_clock.remote(1.0))
     with pytest.raises(SubtaskFailedError, match="queue_timeout"):
