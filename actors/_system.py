@@ -16,20 +16,18 @@ from pydantic import BaseModel
 
 from policies import ResourcePolicy, WriteAuthority
 from runtime import (
+    STATE_RESOURCE,
     Clock,
     ConfigurationError,
     Envelope,
     ResourceLog,
-    check_name,
-    new_trace_id,
-    storage_root,
-)
-from runtime._ray_glue import (
-    STATE_RESOURCE,
     agent_actor_name,
+    check_name,
     lookup,
+    new_trace_id,
     resource_actor_name,
     spawn,
+    storage_root,
 )
 
 from ._agent.agent import Agent, AgentRuntime, handlers

@@ -4,6 +4,10 @@ Order agents sell one unit at a time and supplier agents restock one unit at a t
 at once, with a little "thinking" between reading the stock and writing it back. Demand
 exceeds supply, so every unit should sell exactly once.
 
+The naive agents meet once at a start line, after their first read and before their first
+write, so the race shows on every run however the machine schedules them: all their first
+writes rest on one reading, and all but one of them overwrite an update.
+
 Run it on the embedded default:        python examples/inventory_race.py
 or on a cluster:   ray job submit --working-dir . -- python examples/inventory_race.py
 
@@ -69,6 +73,27 @@ class NaiveStore:
         return self.stock.get(SKU, 0), self.overwritten
 
 
+@ray.remote(num_cpus=0)
+class StartLine:
+    """Holds each naive agent until ``parties`` of them have arrived (a one-shot barrier)."""
+
+    def __init__(self, parties: int) -> None:
+        self.parties = parties
+        self.arrived = 0
+        self.all_in = asyncio.Event()
+
+    async def wait(self, timeout_s: float = 60.0) -> None:
+        """Return once every party has arrived.
+
+        Raises:
+            TimeoutError: they did not all arrive within ``timeout_s``.
+        """
+        self.arrived += 1
+        if self.arrived >= self.parties:
+            self.all_in.set()
+        await asyncio.wait_for(self.all_in.wait(), timeout_s)
+
+
 class Work(BaseModel):
     units: int
     think_ms: float
@@ -87,7 +112,9 @@ async def _think(ms: float) -> None:
 class OrderAgent(Agent):
     @handler
     async def sell(self, work: Work) -> Done:
-        return await (_sell_naive(work, self.namespace) if work.naive else self._sell(work))
+        if work.naive:
+            return await _naive_units(work, self.namespace, change=-1)
+        return await self._sell(work)
 
     async def _sell(self, work: Work) -> Done:
         inventory, sold, refused = self.resource("inventory"), 0, 0
@@ -101,33 +128,34 @@ class OrderAgent(Agent):
         return Done(applied=sold, refused=refused)
 
 
-async def _sell_naive(work: Work, namespace: str) -> Done:
-    store, sold, refused = ray.get_actor("naive-store", namespace=namespace), 0, 0
-    for _ in range(work.units):
+async def _naive_units(work: Work, namespace: str, change: int) -> Done:
+    """Read the stock, think, write back the stock read plus ``change``, one unit at a time:
+    plain Ray, the usual way. A sale (``change`` -1) is refused when none is left."""
+    store = ray.get_actor("naive-store", namespace=namespace)
+    start_line = ray.get_actor("naive-start-line", namespace=namespace)
+    applied = refused = 0
+    for unit in range(work.units):
         stock, version = await store.get.remote(SKU)
+        if unit == 0:
+            await start_line.wait.remote()
         await _think(work.think_ms)
-        if stock >= 1:
-            await store.put.remote(SKU, stock - 1, version)
-            sold += 1
-        else:
+        if stock + change < 0:
             refused += 1
-    return Done(applied=sold, refused=refused)
+            continue
+        await store.put.remote(SKU, stock + change, version)
+        applied += 1
+    return Done(applied=applied, refused=refused)
 
 
 class SupplierAgent(Agent):
     @handler
     async def supply(self, work: Work) -> Done:
         if work.naive:
-            store = ray.get_actor("naive-store", namespace=self.namespace)
-            for _ in range(work.units):
-                stock, version = await store.get.remote(SKU)
-                await _think(work.think_ms)
-                await store.put.remote(SKU, stock + 1, version)
-        else:
-            inventory = self.resource("inventory")
-            for _ in range(work.units):
-                await _think(work.think_ms)
-                await inventory.restock(SKU, 1)
+            return await _naive_units(work, self.namespace, change=+1)
+        inventory = self.resource("inventory")
+        for _ in range(work.units):
+            await _think(work.think_ms)
+            await inventory.restock(SKU, 1)
         return Done(applied=work.units, refused=0)
 
 
@@ -175,9 +203,16 @@ def run_naive(
 ) -> Outcome:
     store = NaiveStore.options(name="naive-store", namespace=system.namespace).remote()
     ray.get(store.put.remote(SKU, args.initial, 0))
+    # Every replica with units to move meets the others at the start line once.
+    parties = (len(orders.actors) if args.units else 0) + (
+        len(suppliers.actors) if args.restock_units else 0
+    )
+    start_line = StartLine.options(name="naive-start-line", namespace=system.namespace)
+    start_line = start_line.remote(parties)
     sold, restocked = _run_agents(orders, suppliers, args, naive=True)
     final, overwritten = ray.get(store.summary.remote())
-    ray.kill(store)
+    for actor in (store, start_line):
+        ray.kill(actor)
     return Outcome("naive", args.initial, restocked, sold, final, lost_updates=overwritten)
 
 

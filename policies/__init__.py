@@ -19,8 +19,6 @@ from ._budget import grant as grant
 from ._budget import settle as settle
 from ._budget_policy import BudgetPolicy as BudgetPolicy
 from ._budget_policy import Metering as Metering
-from ._budget_policy import call_bound as call_bound
-from ._budget_policy import usage_amounts as usage_amounts
 from ._deadlines import Deadlines as Deadlines
 from ._deadlines import Expiry as Expiry
 from ._deadlines import ExpiryReason as ExpiryReason
@@ -99,7 +97,6 @@ __all__ = [
     "UnknownPolicyKeyError",
     "WriteAuthority",
     "backoff",
-    "call_bound",
     "decide",
     "expired",
     "fingerprint",
@@ -111,5 +108,4 @@ __all__ = [
     "parse_duration",
     "settle",
     "should_retry",
-    "usage_amounts",
 ]

@@ -209,6 +209,12 @@ def grant(
         _check_amount(name, value)
     if mode is LeaseMode.LOOSE:
         return requested if committed + outstanding < cap else 0.0
+    return _strict_grant(cap, committed, outstanding, requested)
+
+
+def _strict_grant(cap: float, committed: float, outstanding: float, requested: float) -> float:
+    """The most of ``requested`` that keeps ``committed + (outstanding + g) <= cap`` in
+    floating point."""
     granted = min(requested, max(0.0, cap - committed - outstanding))
     while granted > 0.0 and committed + (outstanding + granted) > cap:
         # Rounding of the sums can cross the cap by a few ulps; step down by the sum's ulp.

@@ -1,16 +1,14 @@
 """Everything the budget actor enforces, as one value: caps, prices, leases, retry budget and
-breakers, and the upper bound of one model call."""
+breakers."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 
 from ._breaker import BreakerPolicy
-from ._budget import BudgetLimit, Dimension, LeaseMode, PriceTable, UnknownModelError
+from ._budget import BudgetLimit, LeaseMode, PriceTable
 from ._resource import Durability
 from ._retry_budget import RetryBudget
 from ._yaml import PolicySet
@@ -109,48 +107,3 @@ class BudgetPolicy:
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
-
-
-Amounts = Mapping[Dimension, float]
-"""An amount per dimension; a missing dimension is 0."""
-
-
-def call_bound(
-    prices: PriceTable, model: str, *, prompt_tokens: int, max_tokens: int
-) -> dict[Dimension, float]:
-    """The most one model call can spend: its estimated prompt, ``max_tokens`` of
-    completion, their cost and one call. The cost is left out when the model has no price
-    (the budget actor refuses such a call when a cost cap covers it).
-
-    Raises:
-        ValueError: a token count is negative.
-    """
-    return usage_amounts(
-        prices, model, prompt_tokens=prompt_tokens, completion_tokens=max_tokens, calls=1
-    )
-
-
-def usage_amounts(
-    prices: PriceTable,
-    model: str,
-    *,
-    prompt_tokens: int,
-    completion_tokens: int,
-    calls: int = 1,
-) -> dict[Dimension, float]:
-    """What a call (or ``calls`` calls) really spent, as amounts per dimension; the cost
-    is left out when the model has no price.
-
-    Raises:
-        ValueError: a count is negative.
-    """
-    if calls < 0:
-        raise ValueError("calls must not be negative")
-    amounts = {
-        Dimension.PROMPT_TOKENS: float(prompt_tokens),
-        Dimension.COMPLETION_TOKENS: float(completion_tokens),
-        Dimension.CALLS: float(calls),
-    }
-    with contextlib.suppress(UnknownModelError):
-        amounts[Dimension.COST] = prices.cost(model, prompt_tokens, completion_tokens)
-    return amounts

@@ -134,6 +134,7 @@ FailureAction = RetryAfter | RerouteTo | AbandonTask | EscalateTo
 """What ``decide`` tells the supervisor to do."""
 
 
+# long: the docstring is the decision table, with its order of refusals; the code is six lines.
 def decide(
     on_failure: OnFailure,
     *,

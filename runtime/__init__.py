@@ -1,6 +1,12 @@
 """The substrate every actor and driver uses: envelope and ids, errors, storage, clock,
-metrics, and the Ray glue that spawns a plain class as a named actor."""
+metrics, model clients, the serial applier of state actors, and the Ray glue that spawns a
+plain class as a named actor.
 
+Everything ``actors`` needs from here is exported below: no other package imports a
+``runtime._private`` module (an import-linter contract holds it).
+"""
+
+from ._applier import SerialApplier as SerialApplier
 from ._clock import Clock as Clock
 from ._clock import SystemClock as SystemClock
 from ._codec import decode as decode
@@ -10,18 +16,26 @@ from ._envelope import Provenance as Provenance
 from ._ids import new_span_id as new_span_id
 from ._ids import new_task_id as new_task_id
 from ._ids import new_trace_id as new_trace_id
+from ._metrics import counter as counter
+from ._metrics import gauge as gauge
+from ._metrics import histogram as histogram
 from ._model import Completion as Completion
 from ._model import Message as Message
 from ._model import ModelClient as ModelClient
 from ._model import Usage as Usage
+from ._model import check_max_tokens as check_max_tokens
 from ._model import estimate_prompt_tokens as estimate_prompt_tokens
 from ._model import estimate_text_tokens as estimate_text_tokens
 from ._openai_client import OpenAICompatibleClient as OpenAICompatibleClient
+from ._ray_glue import STATE_RESOURCE as STATE_RESOURCE
+from ._ray_glue import agent_actor_name as agent_actor_name
+from ._ray_glue import lookup as lookup
+from ._ray_glue import resource_actor_name as resource_actor_name
+from ._ray_glue import spawn as spawn
 from ._resource_log import LogRecord as LogRecord
 from ._resource_log import Recovered as Recovered
 from ._resource_log import Rejection as Rejection
 from ._resource_log import ResourceLog as ResourceLog
-from ._scripted_model import ScriptedCall as ScriptedCall
 from ._scripted_model import ScriptedModel as ScriptedModel
 from ._scripted_model import ScriptedRule as ScriptedRule
 from ._storage import check_name as check_name
@@ -57,6 +71,7 @@ from .errors import UnknownOperationError as UnknownOperationError
 from .errors import WriteFailedError as WriteFailedError
 
 __all__ = [
+    "STATE_RESOURCE",
     "AgentError",
     "AgentcastError",
     "AttemptRecord",
@@ -90,9 +105,9 @@ __all__ = [
     "ResourceError",
     "ResourceLog",
     "ResourceUnavailableError",
-    "ScriptedCall",
     "ScriptedModel",
     "ScriptedRule",
+    "SerialApplier",
     "StorageError",
     "SubtaskFailedError",
     "SystemClock",
@@ -101,14 +116,22 @@ __all__ = [
     "UnknownOperationError",
     "Usage",
     "WriteFailedError",
+    "agent_actor_name",
+    "check_max_tokens",
     "check_name",
     "connect",
+    "counter",
     "decode",
     "encode",
     "estimate_prompt_tokens",
     "estimate_text_tokens",
+    "gauge",
+    "histogram",
+    "lookup",
     "new_span_id",
     "new_task_id",
     "new_trace_id",
+    "resource_actor_name",
+    "spawn",
     "storage_root",
 ]

@@ -7,7 +7,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from actors import Agent, handler
-from actors._budget.book import SpendContext
+from actors._budget.metered_model import process_meter
+from actors.lowlevel import SpendContext
 from runtime import BudgetExceededError, Message, ResourceUnavailableError
 
 
@@ -50,6 +51,10 @@ class TryAsk(BaseModel):
     max_tokens: int = 16
 
 
+class SettleNow(BaseModel):
+    """Settle what the replica holds now, rather than when its leases run out."""
+
+
 class TryAsker(Agent):
     """Asks once and says how it went, typed errors included."""
 
@@ -63,6 +68,12 @@ class TryAsker(Agent):
             return Outcome(
                 ok=False, error=type(error).__name__, detail=str(error), model_calls=self.calls
             )
+        return Outcome(ok=True, model_calls=self.calls)
+
+    @handler
+    async def settle_now(self, message: SettleNow) -> Outcome:
+        """Settle this replica's leases with the budget actor at once."""
+        await process_meter(self.namespace, f"{self.name}:{self.replica}").flush()
         return Outcome(ok=True, model_calls=self.calls)
 
     @property

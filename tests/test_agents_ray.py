@@ -20,9 +20,9 @@ class Unrelated(BaseModel):
 def test_replicas_are_named_actors_and_handlers_are_typed(system: System) -> None:
     system.resource(Inventory, name="inventory").restock("A", 10)
     buyers = system.agent(Buyer, name="buyers", replicas=3)
-    names = {f"agent:buyers:{i}" for i in range(3)}
-    for name in names:
-        assert ray.get_actor(name, namespace=system.namespace) is not None
+    # Replica i is the named actor agent:buyers:i (get_actor raises for an unknown name).
+    named = [ray.get_actor(f"agent:buyers:{i}", namespace=system.namespace) for i in range(3)]
+    assert named == buyers.actors
     outputs = [buyers.ask(Order(sku="A", qty=1)) for _ in range(3)]
     assert all(isinstance(o, Placed) for o in outputs)
     assert sorted(o.left for o in outputs) == [7, 8, 9]

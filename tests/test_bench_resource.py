@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from actors._cli.bench.clients import CLIENT_COUNTS
+from actors._cli.bench.clients import CLIENT_COUNTS, RESOURCES
 from actors._cli.bench.resource import ratios, table, targets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +74,7 @@ def test_table_names_every_row_and_target() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # its own Ray and 21 measured rows: longer than the default
 def test_quick_run_reports_every_row_and_loses_nothing(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     out = tmp_path / "bench.json"
@@ -91,13 +92,23 @@ def test_quick_run_reports_every_row_and_loses_nothing(tmp_path: Path) -> None:
         assert row["throughput"] > 0
         assert 0 < row["p50_ms"] <= row["p99_ms"]
         assert row["durability"]
-    assert sum(by["naive_rmw", n]["lost_updates"] for n in (8, 32)) > 0
+    # One naive client has nobody to race; N of them meet after their first read, so all N
+    # first writes rest on one reading and at least N - 1 updates are lost, on every run.
+    assert by["naive_rmw", 1]["lost_updates"] == 0
+    for n in (8, 32):
+        assert by["naive_rmw", n]["lost_updates"] >= n - 1, by["naive_rmw", n]
     for name in ("durable_unbatched", "durable_unbatched_process", "batched", "agentcast_rmw"):
         for n in (1, 8, 32):
             row = by[name, n]
             assert row["lost_updates"] == 0
             assert row["duplicated_updates"] == 0
             assert row["final"] == row["logged"] == row["expected"]
-    assert report["correctness"]["ok"] is True
-    assert set(report["targets"]) >= {"unbatched_vs_ceiling", "no_lost_updates"}
+    assert report["correctness"] == {
+        "ok": True, "problems": [], "logs_gap_free": dict.fromkeys(RESOURCES, True),
+    }  # fmt: skip
+    assert set(report["targets"]) == {
+        "unbatched_vs_ceiling", "batched_vs_ceiling", "batched_vs_ttl_lock",
+        "p99_growth_at_most_linear", "no_lost_updates",
+    }  # fmt: skip
+    assert report["targets"]["no_lost_updates"]["pass"] is True
     assert report["ray_version"] and report["cpu_count"]

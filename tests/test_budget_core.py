@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors._budget.book import SpendContext
-from actors._budget.core import BudgetCore
+from actors.lowlevel import BudgetCore, SpendContext
 from policies import (
     BreakerPolicy,
     BreakerStatus,

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import until
 
-from actors._budget.core import BudgetCore
-from actors._budget.metered_model import Meter, MeteredModel
+from actors._budget.metered_model import Meter
+from actors.lowlevel import BudgetCore, MeteredModel
 from policies import BudgetLimit, BudgetPolicy, Dimension, ModelPrice, PriceTable, Scope, ScopeKind
 from runtime import BudgetExceededError, Message
 from runtime.testing import FakeClock, ScriptedModel
@@ -92,8 +93,7 @@ def test_the_next_allowance_is_drawn_ahead_and_calls_wait_only_when_none_covers_
         waiting = asyncio.ensure_future(model.complete(HELLO, max_tokens=8))
         # Nothing covers the ninth call: it waits for the draw in flight, and since that
         # draw was made ahead of need yet came too late, later draws are four times larger.
-        while lease.calls_per_draw == 8:
-            await asyncio.sleep(0)
+        await until(lambda: lease.calls_per_draw != 8, "the next draw is sized up")
         assert lease.calls_per_draw == 32
         assert not waiting.done()
         assert model.inner.call_count == 8  # type: ignore[attr-defined]
@@ -112,7 +112,7 @@ def test_a_strict_cap_holds_with_allowances_drawn_ahead(tmp_path: Path) -> None:
         core, made = link.core, 0
         key = ("run", "*", "r1", "calls")
         with pytest.raises(BudgetExceededError):
-            while True:
+            for _ in range(51):  # the 51st call, if not before, is over the cap
                 await model.complete(HELLO, max_tokens=8)
                 made += 1
                 ledger = core.book.ledger(key)

@@ -8,10 +8,22 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import ray
-from budget_agents_for_tests import Answer, Ask, Asker, Banker, Spend, Spent, TryAsk, TryAsker
+from budget_agents_for_tests import (
+    Answer,
+    Ask,
+    Asker,
+    Banker,
+    SettleNow,
+    Spend,
+    Spent,
+    TryAsk,
+    TryAsker,
+)
+from waiting import wait_until
 
 from actors import System
 from actors._budget.store import BudgetStore
@@ -80,11 +92,14 @@ def test_leases_keep_a_strict_cap_across_replicas(ray_session: None, tmp_path: P
         made = sum(1 for o in outcomes if o.ok)
         assert 1 <= made <= 10
         assert {o.error for o in outcomes if not o.ok} == {"BudgetExceededError"}
-        (cap_, committed, outstanding) = system.budget.status()["ledgers"][
-            ("cluster", "*", "*", "calls")
-        ]
+        key = ("cluster", "*", "*", "calls")
+        (cap_, committed, outstanding) = system.budget.status()["ledgers"][key]
+        assert cap_ == 10
         assert committed + outstanding <= cap_
         assert committed <= made  # leases still held are not settled yet
+        # Once every replica settles what it holds, the ledger holds exactly the calls made.
+        ray.get([group.call(SettleNow(), replica=i) for i in range(3)])
+        assert system.budget.status()["ledgers"][key] == (10, made, 0)
     finally:
         system.shutdown()
 
@@ -129,8 +144,12 @@ def test_an_open_breaker_stays_open_when_the_budget_actor_restarts(
         assert budget.breaker(endpoint).status is BreakerStatus.OPEN
         before = budget.status()["calls"]
         ray.kill(budget.actor, no_restart=False)
-        while (status := budget.status())["calls"] >= before:  # until a new actor answers
-            pass
+
+        def restarted() -> dict[str, Any] | None:
+            status: dict[str, Any] = budget.status()
+            return status if status["calls"] < before else None  # a new actor's count
+
+        status = wait_until(restarted, "the restarted budget actor answers")
         assert status["breakers"][endpoint].status is BreakerStatus.OPEN
         assert status["incidents"] == {"f1": (endpoint, 2, ["askers:0", "askers:1"])}
         group = system.agent(TryAsker, name="askers", model=ScriptedModel())
@@ -173,18 +192,24 @@ def test_bank_no_cap_is_crossed_and_totals_reconcile_while_the_actor_is_killed(
 
 
 def _wait_for_events(root: Path, count: int, refs: list[ray.ObjectRef]) -> bool:
-    """Wait until the budget log holds ``count`` events; False if the work ends first."""
-    while True:
+    """Wait until the budget log holds ``count`` events; False if the work ends first.
+
+    Raises:
+        AssertionError: neither within 120 s.
+    """
+
+    def logged_or_ended() -> str | None:
         conn = sqlite3.connect(root / "budget.sqlite")
         try:
             (n,) = conn.execute("SELECT COUNT(*) FROM events").fetchone()
         finally:
             conn.close()
         if n >= count:
-            return True
+            return "logged"
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0.01)
-        if len(ready) == len(refs):
-            return False
+        return "ended" if len(ready) == len(refs) else None
+
+    return wait_until(logged_or_ended, f"{count} budget events or the end", 120) == "logged"
 
 
 def _replay_and_check(root: Path, cap: float) -> tuple[float, dict[str, float]]:

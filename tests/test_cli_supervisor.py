@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 import ray
 from resources_for_tests import Inventory
 from supervised_agents import Job, StrictDone, Worker
+from waiting import wait_until
 
 from actors import System
 from actors._cli.main import main
@@ -20,15 +18,6 @@ from policies import Escalate, RetryPolicy
 from runtime import FencedError
 
 pytestmark = pytest.mark.ray
-
-
-def wait_until(condition: Callable[[], Any], what: str, limit: float = 60.0) -> Any:
-    ends = time.monotonic() + limit
-    while time.monotonic() < ends:
-        if value := condition():
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"never happened: {what}")
 
 
 def cli(system: System, capsys: pytest.CaptureFixture[str], *args: str) -> str:
@@ -61,7 +50,10 @@ def test_kill_from_the_command_line_fences_the_agent(
     system.agent(Worker, name="workers")
     system.supervisor.submit(Job(key="w", writes=1), to="workers").result(timeout=60)
     (old_epoch,) = {r.writer_epoch for r in system.log("inventory").records()}
-    assert json.loads(cli(system, capsys, "kill", "workers"))
+    assert json.loads(cli(system, capsys, "kill", "workers")) == {
+        "agent": "workers", "epoch": old_epoch + 1, "attempts_failed": 0,
+        "resources_fenced": ["inventory"], "replicas_killed": ["agent:workers:0"],
+    }  # fmt: skip
     # A write stamped as the killed incarnation of the agent is refused from now on.
     actor = ray.get_actor("resource:inventory", namespace=system.namespace)
     identity = WriterIdentity("workers", old_epoch)

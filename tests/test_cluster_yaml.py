@@ -20,7 +20,7 @@ import yaml
 from ray.autoscaler._private.commands import _bootstrap_config
 from ray.autoscaler._private.util import validate_config
 
-from runtime._ray_glue import STATE_RESOURCE
+from runtime import STATE_RESOURCE
 
 CLUSTER_YAML = Path(__file__).resolve().parent.parent / "cluster.yaml"
 

@@ -15,6 +15,8 @@ SUMMARY = (
     r"\s+done twice:\s+(\d+)\s+done:\s+(\d+)/20"
 )
 
+NAIVE_T13 = r"^naive\s+t13: .*(a truncated answer|given up \(nobody is told\))"
+
 
 def counts(out: str, name: str) -> tuple[int, ...]:
     match = re.search(SUMMARY.format(name=name), out, re.MULTILINE)
@@ -30,6 +32,9 @@ def test_orphaned_subtasks_naive_loses_work_and_agentcast_none(
     out = capsys.readouterr().out
     lost, bad, twice, _ = counts(out, "naive")
     assert lost + bad + twice > 0, out
+    # t13's answer is cut off on every agent, so however the agents are scheduled the naive
+    # orchestrator either accepts it truncated or gives it up without telling anyone.
+    assert re.search(NAIVE_T13, out, re.MULTILINE), out
     assert counts(out, "agentcast")[:3] == (0, 0, 0), out
     # Every subtask agentcast did not finish is an explicit, typed failure with its story.
     done = counts(out, "agentcast")[3]

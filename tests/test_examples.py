@@ -22,7 +22,9 @@ def test_inventory_race_naive_loses_updates_and_agentcast_none(
     naive = re.search(r"naive\s+updates lost:\s+(\d+)\s+units oversold:\s+(\d+)", out)
     ours = re.search(r"agentcast\s+updates lost:\s+(\d+)\s+units oversold:\s+(\d+)", out)
     assert naive and ours, out
-    assert int(naive[1]) > 0
+    # The 6 naive agents (4 orders, 2 suppliers) meet after their first read: all 6 first
+    # writes rest on one reading, so at least 5 of them overwrite an update, on every run.
+    assert int(naive[1]) >= 5, out
     assert (int(ours[1]), int(ours[2])) == (0, 0)
     assert code == 0
 
@@ -35,6 +37,7 @@ def test_demo_prints_the_summary_and_checks_state_against_the_log(
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
     for name in ("inventory", "orders", "prices"):
         assert rows[name][-1] == "OK", out
-    assert int(rows["orders"][1]) > 0
+    # Each of the 3 shops serves at least its first customer, from the initial stock.
+    assert int(rows["orders"][1]) >= 3, out
     assert "unauthorized" in rows["inventory"][4]
     assert "dashboard:" in out

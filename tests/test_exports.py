@@ -2,29 +2,124 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
 import actors
+import actors.lowlevel
 import policies
 import runtime
 
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("actors", "runtime", "policies")
 
-def test_actors_exports() -> None:
-    assert {
-        "Agent", "AgentGroup", "AgentHost", "AsyncResourceHandle", "ReadResult", "Reconnect",
-        "Resource", "ResourceCore", "ResourceHandle", "ResourceHost", "System", "Write",
-        "WriteCall", "WriteResult", "handler", "read", "write",
-    } <= set(actors.__all__)  # fmt: skip
+ACTORS = {
+    "Agent", "AgentBudget", "AgentGroup", "AsyncResourceHandle", "AsyncSubtaskHandle",
+    "AsyncSupervisor", "BreakerView", "BudgetHandle", "LogRecord", "Outcome", "ReadResult",
+    "Reconnect", "Resource", "ResourceHandle", "ResourceLog", "RetryDecision", "SubtaskHandle",
+    "SubtaskStatus", "Supervisor", "System", "ToolGuard", "Write", "WriteResult", "handler",
+    "read", "write",
+}  # fmt: skip
+
+LOWLEVEL = {
+    "AgentHost", "BudgetCore", "BudgetHost", "Grant", "MeteredModel", "ResourceCore",
+    "ResourceHost", "SpendContext", "SubtaskSpec", "SupervisorCore", "SupervisorHost",
+    "WriteCall",
+}  # fmt: skip
+
+RUNTIME = {
+    # errors
+    "AgentError", "AgentcastError", "BudgetExceededError", "CircuitOpenError",
+    "ConfigurationError", "ConflictError", "FencedError", "HandlerOutputError",
+    "InvalidArgumentError", "ModelAuthError", "ModelError", "ModelOutputError",
+    "ModelRateLimitedError", "ModelRequestError", "ModelResponseError", "ModelTimeoutError",
+    "ModelUnavailableError", "PayloadTooLargeError", "ResourceError",
+    "ResourceUnavailableError", "StorageError", "SubtaskFailedError",
+    "UnauthorizedWriterError", "UnknownHandlerError", "UnknownOperationError",
+    "WriteFailedError",
+    # envelope, ids, codec, clock
+    "Envelope", "Provenance", "new_span_id", "new_task_id", "new_trace_id", "decode", "encode",
+    "Clock", "SystemClock",
+    # model clients
+    "Completion", "Message", "ModelClient", "OpenAICompatibleClient", "ScriptedModel",
+    "ScriptedRule", "Usage", "check_max_tokens", "estimate_prompt_tokens",
+    "estimate_text_tokens",
+    # storage, the resource log, subtask records
+    "LogRecord", "Recovered", "Rejection", "ResourceLog", "check_name", "connect",
+    "storage_root", "AttemptRecord", "FailureReason",
+    # what the actor families are built from: the applier, metrics, the Ray glue
+    "SerialApplier", "counter", "gauge", "histogram", "STATE_RESOURCE", "agent_actor_name",
+    "lookup", "resource_actor_name", "spawn",
+}  # fmt: skip
+
+POLICIES = {
+    # resources
+    "Durability", "ResourcePolicy", "WriteAuthority",
+    # supervision: deadlines, retries, failure plans, restart intensity
+    "Deadlines", "Expiry", "ExpiryReason", "expired", "next_expiry", "RetryPolicy", "backoff",
+    "should_retry", "Abandon", "AbandonTask", "Escalate", "EscalateTo", "FailureAction",
+    "OnFailure", "Reroute", "RerouteTo", "Retry", "RetryAfter", "StopCause", "decide",
+    "RestartIntensity", "RestartTracker",
+    # budgets, retry budgets, breakers
+    "BudgetLimit", "BudgetPolicy", "Dimension", "LeaseMode", "Ledger", "Metering",
+    "ModelPrice", "PriceTable", "Scope", "ScopeKind", "UnknownModelError", "grant", "settle",
+    "RetryBudget", "RetryBudgetState", "BreakerPolicy", "BreakerState", "BreakerStatus",
+    "fingerprint", "normalize_message",
+    # policy files
+    "PolicyFileError", "PolicySet", "PolicyTypeError", "PolicyValueError",
+    "UnknownPolicyKeyError", "load_policies", "load_policies_file", "parse_duration",
+}  # fmt: skip
+
+PINNED = [(actors, ACTORS), (actors.lowlevel, LOWLEVEL), (runtime, RUNTIME), (policies, POLICIES)]
 
 
-def test_every_export_exists_and_all_is_sorted() -> None:
-    for package in (actors, runtime, policies):
-        assert list(package.__all__) == sorted(package.__all__), package.__name__
-        for name in package.__all__:
-            assert hasattr(package, name), f"{package.__name__}.{name}"
+@pytest.mark.parametrize(("package", "names"), PINNED, ids=lambda p: getattr(p, "__name__", ""))
+def test_exports_are_exactly_the_pinned_names(package: ModuleType, names: set[str]) -> None:
+    assert set(package.__all__) == names
+    assert len(package.__all__) == len(names), "a name is listed twice"
 
 
-def test_runtime_and_policies_core_exports() -> None:
-    assert {
-        "AgentcastError", "Clock", "Envelope", "Provenance", "ResourceLog", "SystemClock",
-        "decode", "encode", "storage_root",
-    } <= set(runtime.__all__)  # fmt: skip
-    assert {"Durability", "ResourcePolicy", "WriteAuthority"} <= set(policies.__all__)
+@pytest.mark.parametrize("package", [p for p, _ in PINNED], ids=lambda p: p.__name__)
+def test_every_export_exists_and_all_is_sorted(package: ModuleType) -> None:
+    # ruff's order (RUF022): constants first, then the rest in plain string order.
+    assert list(package.__all__) == sorted(package.__all__, key=lambda n: (not n.isupper(), n))
+    for name in package.__all__:
+        assert hasattr(package, name), f"{package.__name__}.{name}"
+
+
+def test_the_user_api_is_small_and_holds_no_core_or_host() -> None:
+    assert len(actors.__all__) == 26
+    assert not [n for n in actors.__all__ if n.endswith(("Core", "Host"))]
+    assert not set(actors.__all__) & set(actors.lowlevel.__all__)
+
+
+def _imported_modules(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def _private(module: str) -> bool:
+    return any(part.startswith("_") for part in module.split(".")[1:])
+
+
+def test_examples_use_only_public_names() -> None:
+    """An example is what a user copies: it imports no package's private module."""
+    for path in sorted((ROOT / "examples").glob("*.py")):
+        ours = {m for m in _imported_modules(path) if m.split(".")[0] in PACKAGES}
+        assert not [m for m in ours if _private(m)], path.name
+
+
+def test_tests_reach_runtime_and_policies_only_through_their_public_names() -> None:
+    """Tests may import the ``actors`` internals they test; the lower layers they use
+    through the same public names as ``actors`` does (import-linter checks ``actors``)."""
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        lower = {m for m in _imported_modules(path) if m.split(".")[0] in ("runtime", "policies")}
+        assert not [m for m in lower if _private(m)], path.name

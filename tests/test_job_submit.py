@@ -27,9 +27,10 @@ from pathlib import Path
 
 import pytest
 
-from runtime._ray_glue import STATE_RESOURCE
+from runtime import STATE_RESOURCE
 
-pytestmark = pytest.mark.slow
+# Its own head, then each job up to JOB_TIMEOUT_S: longer than the default test timeout.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -259,7 +260,8 @@ def _submit_and_read_logs(head: Head, command: list[str]) -> str:
 
 def test_job_submit_runs_the_inventory_race_on_the_cluster(head: Head) -> None:
     logs = _submit_and_read_logs(head, EXAMPLE)
-    assert _lost_count(logs, "naive") >= 0
+    # The 6 naive agents' first writes rest on one reading: at least 5 are overwritten.
+    assert _lost_count(logs, "naive") >= 5, logs
     assert _lost_count(logs, "agentcast") == 0, logs
 
     package = _uploaded_package(head)
@@ -280,5 +282,9 @@ def test_job_submit_runs_the_orphaned_subtasks_example_on_the_cluster(head: Head
     ours = re.search(summary.format("agentcast"), logs, re.MULTILINE)
     assert naive and ours, logs
     assert sum(int(n) for n in naive.groups()) > 0, logs
+    # t13 is cut off on every agent: the naive run accepts it truncated or gives it up.
+    assert re.search(
+        r"^naive\s+t13: .*(a truncated answer|given up \(nobody is told\))", logs, re.MULTILINE
+    ), logs
     assert [int(n) for n in ours.groups()] == [0, 0, 0], logs
     assert "no subtask lost, no bad output accepted, no effect applied twice" in logs

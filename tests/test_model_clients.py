@@ -256,7 +256,7 @@ def test_hang_waits_out_the_timeout_on_the_fake_clock_without_real_sleep() -> No
     with pytest.raises(ModelTimeoutError):
         run(model.complete(user("stuck"), max_tokens=5))
     assert clock.monotonic() == 60.0
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10.0  # 60 s on the fake clock, not in real time
 
 
 def test_latency_is_awaited_on_the_clock_and_too_slow_times_out() -> None:
@@ -339,14 +339,14 @@ def test_scripted_model_satisfies_the_protocol() -> None:
 def test_fake_clock_moves_only_when_told() -> None:
     clock = FakeClock(start=datetime(2030, 5, 1, 12, tzinfo=UTC))
     assert clock.now() == datetime(2030, 5, 1, 12, tzinfo=UTC)
-    assert clock.now().tzinfo is not None
+    assert clock.now().tzinfo == UTC
     assert clock.monotonic() == 0.0
     clock.advance(timedelta(minutes=2))
     clock.advance(1.5)
     assert clock.monotonic() == 121.5
     started = time.monotonic()
     run(clock.sleep(3600))
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10.0  # an hour on the fake clock, not in real time
     assert clock.now() == datetime(2030, 5, 1, 13, 2, 1, 500000, tzinfo=UTC)
     with pytest.raises(ValueError):
         clock.advance(-1)
@@ -607,12 +607,13 @@ def test_malformed_body_raises_model_response_error(server: ChatServer, body: by
 
 
 def test_slow_response_times_out(server: ChatServer) -> None:
-    server.reply = Reply(body=chat_body("late"), delay=1.0)
+    server.reply = Reply(body=chat_body("late"), delay=30.0)
     client = client_for(server, timeout=timedelta(milliseconds=200))
     started = time.monotonic()
     with pytest.raises(ModelTimeoutError) as caught:
         run(client.complete(user("hi"), max_tokens=8))
-    assert time.monotonic() - started < 0.9
+    # Given up long before the reply, with room for a loaded machine.
+    assert time.monotonic() - started < 10.0
     assert caught.value.timeout == timedelta(milliseconds=200)
 
 

@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel, Field
+from waiting import settle
 
-from actors._supervisor.core import SupervisorCore
+from actors import Outcome
 from actors._supervisor.handle import make_spec
 from actors._supervisor.store import SubtaskStore
-from actors._supervisor.types import AgentDiedError, Outcome, ReplicaInfo, SubtaskSpec
+from actors._supervisor.types import AgentDiedError, ReplicaInfo
+from actors.lowlevel import SubtaskSpec, SupervisorCore
 from policies import (
     Abandon,
     Deadlines,
@@ -82,11 +84,6 @@ class Refusing:
 
     def record_first_attempts(self, run: str, count: int) -> None:
         pass
-
-
-async def settle() -> None:
-    for _ in range(30):
-        await asyncio.sleep(0)
 
 
 def run(test: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:

@@ -222,7 +222,7 @@ class Agent:
 
     def resource(self, name: str) -> AsyncResourceHandle:
         """The shared resource ``name``, reached as this agent."""
-        from runtime._ray_glue import lookup, resource_actor_name
+        from runtime import lookup, resource_actor_name
 
         if name not in self._handles:
             actor = lookup(resource_actor_name(name), self._runtime.namespace)

@@ -119,23 +119,42 @@ class LedgerBook:
         ledgers: list[LedgerKey] = []
         for dim, needed in need.items():
             keys = self.matching(context, dim)
-            asked = max(want.get(dim, needed), needed)
-            if keys:
-                remaining = min(self.ledger(k).remaining for k in keys)
-                asked = min(asked, max(needed, share * remaining))
-            granted = asked
-            for key in keys:
-                ledger = self.ledger(key)
-                got, _ = ledger.grant(asked, mode)
-                if got < needed:
-                    raise BudgetExceededError(
-                        scope=f"{key[0]}:{key[2]}", dimension=dim, cap=ledger.cap,
-                        requested=needed, available=ledger.remaining,
-                    )  # fmt: skip
-                granted = min(granted, got)
-            amounts[dim] = granted
+            wanted = want.get(dim, needed)
+            amounts[dim] = self._grant_dimension(dim, keys, needed, wanted, mode, share)
             ledgers.extend(keys)
         return amounts, ledgers
+
+    def _grant_dimension(
+        self,
+        dim: str,
+        keys: list[LedgerKey],
+        needed: float,
+        wanted: float,
+        mode: LeaseMode,
+        share: float,
+    ) -> float:
+        """What every ledger of ``keys`` can grant on ``dim``: at least ``needed``, at most
+        ``wanted`` and at most ``share`` of the tightest ledger's remaining (not below
+        ``needed``).
+
+        Raises:
+            BudgetExceededError: a ledger cannot cover ``needed``.
+        """
+        asked = max(wanted, needed)
+        if keys:
+            remaining = min(self.ledger(k).remaining for k in keys)
+            asked = min(asked, max(needed, share * remaining))
+        granted = asked
+        for key in keys:
+            ledger = self.ledger(key)
+            got, _ = ledger.grant(asked, mode)
+            if got < needed:
+                raise BudgetExceededError(
+                    scope=f"{key[0]}:{key[2]}", dimension=dim, cap=ledger.cap,
+                    requested=needed, available=ledger.remaining,
+                )  # fmt: skip
+            granted = min(granted, got)
+        return granted
 
     def plan_charge(self, context: SpendContext, amounts: dict[str, float]) -> list[LedgerKey]:
         """The ledgers an immediate charge of ``amounts`` goes to (strict: all of it fits).

@@ -13,8 +13,7 @@ import ray
 from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
 from policies import BreakerStatus, BudgetLimit, BudgetPolicy, fingerprint
-from runtime import AgentcastError, ConfigurationError, ResourceUnavailableError
-from runtime._ray_glue import lookup, spawn
+from runtime import AgentcastError, ConfigurationError, ResourceUnavailableError, lookup, spawn
 
 from .._resource.handle import Reconnect
 from .core import BreakerView, RetryDecision

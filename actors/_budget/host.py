@@ -18,10 +18,10 @@ from runtime import (
     CircuitOpenError,
     Clock,
     ConfigurationError,
+    SerialApplier,
     StorageError,
     SystemClock,
 )
-from runtime._applier import SerialApplier
 
 from .book import SpendContext
 from .core import BreakerView, BudgetCore, Grant, RetryDecision

@@ -34,14 +34,14 @@ from runtime import (
     ModelTimeoutError,
     ModelUnavailableError,
     SystemClock,
+    check_max_tokens,
     estimate_prompt_tokens,
 )
-from runtime._model import check_max_tokens
 
 from .book import SpendContext
 from .client import BudgetLink
 from .core import BreakerView, Grant
-from .lease import Lease, Pricing
+from .lease import Allowance, Lease, Pricing
 from .metrics import record_refusal
 
 Amounts = dict[str, float]
@@ -189,24 +189,10 @@ class MeteredModel:
         try:
             if self._per_call_mode:
                 return await self._per_call(bound, messages, max_tokens, schema)
-            # The leased path, inline: it runs on every call (see ``actors._budget.lease``).
-            meter = self._meter
-            now = meter.clock.monotonic()
-            seen = meter.breakers.get(self._endpoint)
-            probe = False
-            if seen is None or seen[0].status is not _CLOSED or now - seen[1] > self._refresh:
-                probe = await meter.check_breaker(self._endpoint, self._refresh)
-            run = self._run()
-            lease = self._lease if run == self._lease_run else self._lease_for(run)
-            assert lease is not None
-            allowance = lease.take(prompt, max_tokens, cost, now) or await lease.admit(
-                prompt, max_tokens, cost
-            )
-        except BudgetExceededError:
-            record_refusal(self._agent, "budget")
-            raise
-        except CircuitOpenError:
-            record_refusal(self._agent, "circuit_open")
+            lease, allowance, probe = await self._admit_leased(prompt, max_tokens, cost)
+        except (BudgetExceededError, CircuitOpenError) as refused:
+            budget = isinstance(refused, BudgetExceededError)
+            record_refusal(self._agent, "budget" if budget else "circuit_open")
             raise
         try:
             completion = await self.inner.complete(messages, max_tokens=max_tokens, schema=schema)
@@ -218,8 +204,37 @@ class MeteredModel:
         usage = completion.usage
         lease.give_back(allowance, bound, usage.prompt_tokens, usage.completion_tokens)
         if probe:
-            await meter.report(self._endpoint, None)
+            await self._meter.report(self._endpoint, None)
         return completion
+
+    async def _admit_leased(
+        self, prompt: int, max_tokens: int, cost: float
+    ) -> tuple[Lease, Allowance, bool]:
+        """Admit a call on the run's lease: the breaker view refreshed when stale or not
+        closed, then an allowance taken (or waited for). It runs on every leased call, so
+        it stays plain arithmetic on cached values (see ``actors._budget.lease``).
+
+        Returns:
+            ``(lease, allowance, probe)``: ``probe`` if the call is a half-open breaker's
+            probe.
+
+        Raises:
+            BudgetExceededError: no allowance can cover the call.
+            CircuitOpenError: the endpoint's breaker is open.
+        """
+        meter = self._meter
+        now = meter.clock.monotonic()
+        seen = meter.breakers.get(self._endpoint)
+        probe = False
+        if seen is None or seen[0].status is not _CLOSED or now - seen[1] > self._refresh:
+            probe = await meter.check_breaker(self._endpoint, self._refresh)
+        run = self._run()
+        lease = self._lease if run == self._lease_run else self._lease_for(run)
+        assert lease is not None
+        allowance = lease.take(prompt, max_tokens, cost, now) or await lease.admit(
+            prompt, max_tokens, cost
+        )
+        return lease, allowance, probe
 
     async def _learn_policy(self) -> Pricing:
         policy = self._policy = await self._meter.link.policy()

@@ -1,9 +1,9 @@
-"""The budget's metrics, through ``runtime._metrics`` (Ray's Prometheus endpoint)."""
+"""The budget's metrics, on Ray's Prometheus endpoint."""
 
 from __future__ import annotations
 
 from policies import BreakerStatus, Dimension
-from runtime._metrics import counter, gauge
+from runtime import counter, gauge
 
 from .book import SpendContext
 from .core import BreakerView, BudgetCore

@@ -27,6 +27,7 @@ from .._resource.state_view import replay
 from .._system import System
 
 SKUS = ("mug", "lamp", "desk", "chair")
+SHOPS = 3
 
 
 class OutOfStockError(Exception):
@@ -34,6 +35,11 @@ class OutOfStockError(Exception):
 
 
 class Inventory(Resource):
+    def initial_state(self) -> dict[str, int]:
+        # One unit per shop agent: every shop's first customer finds stock, however late
+        # the supplier's first delivery lands.
+        return dict.fromkeys(SKUS, SHOPS)
+
     @write
     def restock(self, state: dict[str, int], sku: str, qty: int) -> int:
         state[sku] = state.get(sku, 0) + qty
@@ -106,7 +112,7 @@ class ShopAgent(Agent):
     @handler
     async def work(self, shift: Shift) -> ShiftReport:
         report, deadline, n = ShiftReport(), _deadline(shift.seconds), 0
-        while _open(deadline):
+        while n == 0 or _open(deadline):  # every shift serves at least one customer
             n += 1
             reply = await self.model.complete(
                 [Message(role="user", content=f"customer {self.replica}-{n} wants?")],
@@ -221,17 +227,20 @@ def run_demo(*, seconds: float, storage: str | None, keep: bool) -> int:
         system.resource(Prices, name="prices", writers=["pricing"])
         model = _shop_model()
         groups = [
-            system.agent(ShopAgent, name="shop", replicas=3, model=model),
+            system.agent(ShopAgent, name="shop", replicas=SHOPS, model=model),
             system.agent(SupplierAgent, name="supplier"),
             system.agent(PricingAgent, name="pricing", replicas=2, model=model),
             system.agent(InternAgent, name="intern"),
         ]
-        print(f"storefront running for {seconds:.0f} s: 3 shop, 1 supplier, 2 pricing, 1 intern")
+        print(
+            f"storefront running for {seconds:.0f} s: {SHOPS} shop, 1 supplier, 2 pricing, 1 intern"
+        )
         shift = Shift(seconds=seconds)
         refs = [g.call(shift, replica=i) for g in groups for i in range(len(g.actors))]
         reports = ray.get(refs)
-        orders = sum(r.done for r in reports[:3])
-        print(f"orders placed: {orders}, out of stock: {sum(r.refused for r in reports[:3])}")
+        shops = reports[:SHOPS]
+        orders = sum(r.done for r in shops)
+        print(f"orders placed: {orders}, out of stock: {sum(r.refused for r in shops)}")
         rows, ok = _summary(system)
         _print_table(rows)
         print(f"dashboard: {system.dashboard_url or 'not running'}")

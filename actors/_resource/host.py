@@ -16,9 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from policies import ResourcePolicy, WriteAuthority
-from runtime import StorageError, decode
-from runtime._applier import SerialApplier
-from runtime._metrics import counter, gauge, histogram
+from runtime import SerialApplier, StorageError, counter, decode, gauge, histogram
 
 from .calls import ReadResult, WriteCall, WriteResult, pack_results, unpack_calls
 from .core import ResourceCore

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from runtime._metrics import counter, histogram
+from runtime import counter, histogram
 
 _HISTOGRAMS = {
     "subtask_queue_ms": "Time an attempt waited for a free replica",

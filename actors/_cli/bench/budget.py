@@ -25,8 +25,7 @@ import ray
 from pydantic import BaseModel
 
 from policies import BudgetLimit, Dimension, Metering, Scope, ScopeKind
-from runtime import BudgetExceededError, Envelope, Message, new_trace_id
-from runtime.testing import ScriptedModel
+from runtime import BudgetExceededError, Envelope, Message, ScriptedModel, new_trace_id
 
 from ..._agent.agent import Agent, handler
 from ..._budget.metered_model import MeteredModel, process_meter

@@ -1,5 +1,5 @@
-"""The client agent of ``agentcast bench resource``, the plain-Ray baselines it calls, and
-the table of workloads (one row each).
+"""The client agent of ``agentcast bench resource`` and the table of workloads (one row
+each); the plain-Ray actors it calls are in ``baselines``.
 
 Every row of the benchmark runs on the same client actors (replicas of ``BenchClient``),
 so the rows differ only in what a client does per operation. Each handler waits for a
@@ -20,7 +20,6 @@ import ray
 from pydantic import BaseModel
 
 from policies import Durability
-from runtime import Clock, SystemClock
 
 from ..._agent.agent import Agent, handler
 from ..._resource.declare import Resource, read, write
@@ -40,55 +39,6 @@ class BenchCounter(Resource):
         return state.get(key, 0)
 
 
-# -- plain Ray baselines (spawned with ray.remote) -------------------------------------
-
-
-class NoopTarget:
-    """An async actor that does nothing: the ceiling of one actor's call rate."""
-
-    async def noop(self) -> None:
-        return None
-
-
-class DictStore:
-    """A plain dict behind an async actor, used the usual way: get, then put."""
-
-    def __init__(self) -> None:
-        self._data: dict[str, int] = {}
-
-    async def get(self, key: str) -> int:
-        return self._data.get(key, 0)
-
-    async def put(self, key: str, value: int) -> None:
-        self._data[key] = value
-
-
-class LeaseLock:
-    """One lock with leases that expire after a TTL: the usual way to guard a store."""
-
-    def __init__(self, clock: Clock | None = None) -> None:
-        self._clock = clock or SystemClock()
-        self._owner: str | None = None
-        self._expires = 0.0
-        self._token = 0
-
-    async def acquire(self, owner: str, ttl_s: float) -> int | None:
-        """A lease token if the lock is free or its lease expired, else None."""
-        now = self._clock.monotonic()
-        if self._owner is not None and now < self._expires:
-            return None
-        self._token += 1
-        self._owner, self._expires = owner, now + ttl_s
-        return self._token
-
-    async def release(self, owner: str, token: int) -> bool:
-        """Give the lease back; False if it had expired and been taken over."""
-        if self._owner != owner or self._token != token:
-            return False
-        self._owner = None
-        return True
-
-
 # -- messages --------------------------------------------------------------------------
 
 
@@ -102,6 +52,7 @@ class Run(BaseModel):
     ops: int
     key: str
     start_at: float = 0.0
+    clients: int = 1  # how many clients run this message at once
 
 
 class NoopRun(Run):
@@ -130,6 +81,7 @@ class LockRun(Run):
 
 class NaiveRun(Run):
     store: str
+    start_line: str
     namespace: str
     think_s: float
 
@@ -250,11 +202,22 @@ class BenchClient(Agent):
 
     @handler
     async def naive_rmw(self, run: NaiveRun) -> RunOut:
-        """Read, think for ``think_s``, write back the value read plus one."""
+        """Read, think for ``think_s``, write back the value read plus one.
+
+        The first operation meets the other clients at the start line between its read
+        and its write: all first writes rest on one reading, so ``clients - 1`` updates
+        are lost on every run.
+        """
         store = self._actor(run.store, run.namespace)
+        start_line = self._actor(run.start_line, run.namespace)
+        first = True
 
         async def op() -> None:
+            nonlocal first
             value = await store.get.remote(run.key)
+            if first:
+                first = False
+                await start_line.wait.remote(run.key, run.clients)
             await asyncio.sleep(run.think_s)
             await store.put.remote(run.key, value + 1)
 
@@ -266,6 +229,7 @@ class BenchClient(Agent):
 CLIENT_COUNTS = (1, 8, 32)
 NAMESPACE = "agentcast-bench"
 NOOP, LOCK, LOCK_STORE, NAIVE_STORE = "bench-noop", "bench-lock", "bench-lock-store", "bench-dict"
+START_LINE = "bench-start-line"
 RESOURCES = {
     "bench-full": Durability.FULL,
     "bench-process": Durability.PROCESS,
@@ -353,7 +317,13 @@ def _messages(c: BenchConfig, ns: str) -> dict[str, MessageFactory]:
             retry_cap_s=c.lock_retry_cap_s,
         ),
         "naive_rmw": lambda k, n, t: NaiveRun(
-            key=k, ops=n, start_at=t, store=NAIVE_STORE, namespace=ns, think_s=c.think_s
+            key=k,
+            ops=n,
+            start_at=t,
+            store=NAIVE_STORE,
+            start_line=START_LINE,
+            namespace=ns,
+            think_s=c.think_s,
         ),
         "agentcast_rmw": writes("bench-rmw", c.think_s),
     }

@@ -29,6 +29,7 @@ from runtime import decode
 
 from ..._resource.handle import ResourceHandle
 from ..._system import AgentGroup, System
+from .baselines import DictStore, LeaseLock, NoopTarget, StartLine
 from .clients import (
     CLIENT_COUNTS,
     LOCK,
@@ -38,12 +39,10 @@ from .clients import (
     NOOP,
     QUICK,
     RESOURCES,
+    START_LINE,
     BenchClient,
     BenchConfig,
     BenchCounter,
-    DictStore,
-    LeaseLock,
-    NoopTarget,
     RowSpec,
     Run,
     RunOut,
@@ -67,7 +66,7 @@ class _Bench:
             policy = ResourcePolicy(durability=durability)
             self.handles[name] = self.system.resource(BenchCounter, name=name, policy=policy)
         for name, cls in ((NOOP, NoopTarget), (LOCK, LeaseLock), (LOCK_STORE, DictStore),
-                          (NAIVE_STORE, DictStore)):  # fmt: skip
+                          (NAIVE_STORE, DictStore), (START_LINE, StartLine)):  # fmt: skip
             actor = ray.remote(cls).options(name=name, namespace=ns, num_cpus=0).remote()
             self.stores[name] = actor
         ray.get([self.stores[NOOP].noop.remote(), self.stores[LOCK_STORE].get.remote("x"),
@@ -75,7 +74,9 @@ class _Bench:
         self.group = self.system.agent(BenchClient, name="clients", replicas=max(CLIENT_COUNTS))
 
     def call_all(self, message: Run, n: int) -> list[RunOut]:
+        """Clients 0..n-1 run ``message`` at once; their measurements."""
         assert self.group is not None
+        message = message.model_copy(update={"clients": n})
         outs: list[RunOut] = ray.get([self.group.call(message, replica=i) for i in range(n)])
         return outs
 

@@ -1,0 +1,34 @@
+"""The cores and hosts behind the public faces, for tests and for embedding.
+
+Each actor family is a plain-class core (its logic, unit-tested without Ray) and a host
+(the Ray actor that serves it). A user of ``actors`` never needs these; a test of the
+logic, or a program that hosts a core its own way, does.
+"""
+
+from ._agent.host import AgentHost as AgentHost
+from ._budget.book import SpendContext as SpendContext
+from ._budget.core import BudgetCore as BudgetCore
+from ._budget.core import Grant as Grant
+from ._budget.host import BudgetHost as BudgetHost
+from ._budget.metered_model import MeteredModel as MeteredModel
+from ._resource.calls import WriteCall as WriteCall
+from ._resource.core import ResourceCore as ResourceCore
+from ._resource.host import ResourceHost as ResourceHost
+from ._supervisor.core import SupervisorCore as SupervisorCore
+from ._supervisor.host import SupervisorHost as SupervisorHost
+from ._supervisor.types import SubtaskSpec as SubtaskSpec
+
+__all__ = [
+    "AgentHost",
+    "BudgetCore",
+    "BudgetHost",
+    "Grant",
+    "MeteredModel",
+    "ResourceCore",
+    "ResourceHost",
+    "SpendContext",
+    "SubtaskSpec",
+    "SupervisorCore",
+    "SupervisorHost",
+    "WriteCall",
+]
