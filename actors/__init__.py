@@ -13,6 +13,7 @@ from ._budget.core import Grant as Grant
 from ._budget.core import RetryDecision as RetryDecision
 from ._budget.host import BudgetHost as BudgetHost
 from ._budget.metered_model import MeteredModel as MeteredModel
+from ._reconnect import Reconnect as Reconnect
 from ._resource.calls import ReadResult as ReadResult
 from ._resource.calls import WriteCall as WriteCall
 from ._resource.calls import WriteResult as WriteResult
@@ -21,10 +22,11 @@ from ._resource.declare import Resource as Resource
 from ._resource.declare import read as read
 from ._resource.declare import write as write
 from ._resource.handle import AsyncResourceHandle as AsyncResourceHandle
-from ._resource.handle import Reconnect as Reconnect
 from ._resource.handle import ResourceHandle as ResourceHandle
 from ._resource.handle import Write as Write
 from ._resource.host import ResourceHost as ResourceHost
+from ._resource.store import LogRecord as LogRecord
+from ._resource.store import ResourceLog as ResourceLog
 from ._supervisor.core import SupervisorCore as SupervisorCore
 from ._supervisor.handle import AsyncSubtaskHandle as AsyncSubtaskHandle
 from ._supervisor.handle import AsyncSupervisor as AsyncSupervisor
@@ -50,6 +52,7 @@ __all__ = [
     "BudgetHandle",
     "BudgetHost",
     "Grant",
+    "LogRecord",
     "MeteredModel",
     "Outcome",
     "ReadResult",
@@ -58,6 +61,7 @@ __all__ = [
     "ResourceCore",
     "ResourceHandle",
     "ResourceHost",
+    "ResourceLog",
     "RetryDecision",
     "SpendContext",
     "SubtaskHandle",

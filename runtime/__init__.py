@@ -17,16 +17,13 @@ from ._model import Usage as Usage
 from ._model import estimate_prompt_tokens as estimate_prompt_tokens
 from ._model import estimate_text_tokens as estimate_text_tokens
 from ._openai_client import OpenAICompatibleClient as OpenAICompatibleClient
-from ._resource_log import LogRecord as LogRecord
-from ._resource_log import Recovered as Recovered
-from ._resource_log import Rejection as Rejection
-from ._resource_log import ResourceLog as ResourceLog
 from ._scripted_model import ScriptedCall as ScriptedCall
 from ._scripted_model import ScriptedModel as ScriptedModel
 from ._scripted_model import ScriptedRule as ScriptedRule
 from ._storage import check_name as check_name
 from ._storage import connect as connect
 from ._storage import storage_root as storage_root
+from ._storage import transaction as transaction
 from ._subtask import AttemptRecord as AttemptRecord
 from ._subtask import FailureReason as FailureReason
 from .errors import AgentcastError as AgentcastError
@@ -71,7 +68,6 @@ __all__ = [
     "FencedError",
     "HandlerOutputError",
     "InvalidArgumentError",
-    "LogRecord",
     "Message",
     "ModelAuthError",
     "ModelClient",
@@ -85,10 +81,7 @@ __all__ = [
     "OpenAICompatibleClient",
     "PayloadTooLargeError",
     "Provenance",
-    "Recovered",
-    "Rejection",
     "ResourceError",
-    "ResourceLog",
     "ResourceUnavailableError",
     "ScriptedCall",
     "ScriptedModel",
@@ -111,4 +104,5 @@ __all__ = [
     "new_task_id",
     "new_trace_id",
     "storage_root",
+    "transaction",
 ]

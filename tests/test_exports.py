@@ -9,9 +9,9 @@ import runtime
 
 def test_actors_exports() -> None:
     assert {
-        "Agent", "AgentGroup", "AgentHost", "AsyncResourceHandle", "ReadResult", "Reconnect",
-        "Resource", "ResourceCore", "ResourceHandle", "ResourceHost", "System", "Write",
-        "WriteCall", "WriteResult", "handler", "read", "write",
+        "Agent", "AgentGroup", "AgentHost", "AsyncResourceHandle", "LogRecord", "ReadResult",
+        "Reconnect", "Resource", "ResourceCore", "ResourceHandle", "ResourceHost", "ResourceLog",
+        "System", "Write", "WriteCall", "WriteResult", "handler", "read", "write",
     } <= set(actors.__all__)  # fmt: skip
 
 
@@ -24,7 +24,7 @@ def test_every_export_exists_and_all_is_sorted() -> None:
 
 def test_runtime_and_policies_core_exports() -> None:
     assert {
-        "AgentcastError", "Clock", "Envelope", "Provenance", "ResourceLog", "SystemClock",
-        "decode", "encode", "storage_root",
+        "AgentcastError", "Clock", "Envelope", "Provenance", "SystemClock", "decode",
+        "encode", "storage_root", "transaction",
     } <= set(runtime.__all__)  # fmt: skip
     assert {"Durability", "ResourcePolicy", "WriteAuthority"} <= set(policies.__all__)

@@ -18,10 +18,7 @@ from runtime import (
     ConflictError,
     FencedError,
     InvalidArgumentError,
-    LogRecord,
     PayloadTooLargeError,
-    Rejection,
-    ResourceLog,
     StorageError,
     SystemClock,
     UnauthorizedWriterError,
@@ -33,6 +30,7 @@ from runtime import (
 from .calls import ReadResult, WriteCall, WriteResult, describe_error, error_payload
 from .declare import Operation, Resource, operations
 from .state_view import StateView, apply_changes, replay
+from .store import LogRecord, Rejection, ResourceLog
 
 
 class _Refused(Exception):
