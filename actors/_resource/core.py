@@ -144,7 +144,7 @@ class ResourceCore:
         view = StateView(self.state)
         try:
             args, kwargs = decode(call.args)
-            value = op.bind(self._resource, view, args, kwargs)()
+            value = op.call(self._resource, view, args, kwargs)
             result, diff = encode(value), encode(view.changes())
         except BaseException as error:
             view.undo()
@@ -267,5 +267,5 @@ class ResourceCore:
         op = self._ops.get(op_name)
         if op is None or op.kind != "read":
             raise UnknownOperationError(self.name, op_name)
-        value = op.bind(self._resource, MappingProxyType(self.state), args, kwargs)()
+        value = op.call(self._resource, MappingProxyType(self.state), args, kwargs)
         return ReadResult(value, self.version)

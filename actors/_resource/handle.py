@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from runtime import Clock, SystemClock, UnknownOperationError, encode
@@ -90,38 +91,42 @@ class ResourceCalls:
         self.reconnect = reconnect
         self.clock = clock
         self._described: _Described | None = None
+        # Every call to the actor: re-sent while it restarts, its own errors as themselves.
+        self._call = partial(reconnecting, reconnect=reconnect, clock=clock, target=name)
 
     def describe(self) -> Plan[_Described]:
-        """The operations and the payload limit, asked once."""
+        """The operations and the payload limit, asked on first use only (the calls
+        below test ``_described`` first, sparing a plan per call)."""
         if self._described is None:
-            answer = yield from self._call(lambda: self.actor.describe.remote())
+            answer = yield from self._call(self.actor.describe.remote)
             self._described = _Described(answer["kinds"], answer["max_payload_bytes"])
         return self._described
 
     def operations(self) -> Plan[dict[str, str]]:
-        return dict((yield from self.describe()).kinds)
+        described = self._described or (yield from self.describe())
+        return dict(described.kinds)
 
     def write(
         self, write: Write | str, args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> Plan[WriteResult[Any]]:
         item = write if isinstance(write, Write) else Write(op=write, args=args, kwargs=kwargs)
-        described = yield from self.describe()
+        described = self._described or (yield from self.describe())
         (result,) = yield from self._submit(described, [item])
         return result
 
     def write_many(self, writes: Iterable[Write]) -> Plan[list[WriteResult[Any]]]:
-        described = yield from self.describe()
+        described = self._described or (yield from self.describe())
         return (yield from self._submit(described, writes))
 
     def read(
         self, op: str, args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> Plan[ReadResult[Any]]:
-        described = yield from self.describe()
+        described = self._described or (yield from self.describe())
         return (yield from self._read(described, op, args, kwargs))
 
     def call_op(self, op: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Plan[Any]:
         """``handle.op(...)``: a write's value (its error raised) or a read's value."""
-        described = yield from self.describe()
+        described = self._described or (yield from self.describe())
         kind = described.kinds.get(op)
         if kind == "write":
             write = Write(op=op, args=args, kwargs=kwargs)
@@ -132,17 +137,17 @@ class ResourceCalls:
         raise UnknownOperationError(self.name, op)
 
     def status(self) -> Plan[dict[str, Any]]:
-        status: dict[str, Any] = yield from self._call(lambda: self.actor.status.remote())
+        status: dict[str, Any] = yield from self._call(self.actor.status.remote)
         return status
 
     def fence_writer(self, writer: str, min_epoch: int) -> Plan[None]:
-        yield from self._call(lambda: self.actor.fence_writer.remote(writer, min_epoch))
+        yield from self._call(partial(self.actor.fence_writer.remote, writer, min_epoch))
 
     def _submit(
         self, described: _Described, writes: Iterable[Write]
     ) -> Plan[list[WriteResult[Any]]]:
         blob = pack_calls([self._stamp(w, described.max_payload) for w in writes])
-        return unpack_results((yield from self._call(lambda: self.actor.submit.remote(blob))))
+        return unpack_results((yield from self._call(partial(self.actor.submit.remote, blob))))
 
     def _read(
         self, described: _Described, op: str, args: Sequence[Any], kwargs: Mapping[str, Any]
@@ -150,7 +155,7 @@ class ResourceCalls:
         if described.kinds.get(op) != "read":
             raise UnknownOperationError(self.name, op)
         data = encode([list(args), dict(kwargs)], limit=described.max_payload)
-        result: ReadResult[Any] = yield from self._call(lambda: self.actor.read.remote(op, data))
+        result: ReadResult[Any] = yield from self._call(partial(self.actor.read.remote, op, data))
         return result
 
     def _stamp(self, write: Write, max_payload: int) -> WriteCall:
@@ -165,9 +170,6 @@ class ResourceCalls:
             trace_id=trace_id,
             expected_version=write.expected_version,
         )
-
-    def _call(self, send: Callable[[], Any]) -> Plan[Any]:
-        return reconnecting(send, reconnect=self.reconnect, clock=self.clock, target=self.name)
 
 
 class ResourceHandle:
@@ -224,8 +226,9 @@ class ResourceHandle:
         version and result (they are not a transaction).
 
         Raises:
-            InvalidArgumentError, PayloadTooLargeError, ResourceUnavailableError: as
-                ``write``.
+            InvalidArgumentError: a write's arguments are not plain data.
+            PayloadTooLargeError: a write's arguments are over the payload limit.
+            ResourceUnavailableError: the actor stayed unreachable (see ``write``).
         """
         return run_blocking(self._calls.write_many(writes), self._calls.clock)
 
@@ -234,17 +237,28 @@ class ResourceHandle:
 
         Raises:
             UnknownOperationError: the resource has no ``@read`` method ``op``.
-            InvalidArgumentError, PayloadTooLargeError, ResourceUnavailableError: as
-                ``write``.
+            InvalidArgumentError: the arguments are not plain data, or do not fit ``op``.
+            PayloadTooLargeError: the arguments are over the payload limit.
+            ResourceUnavailableError: the actor stayed unreachable.
         """
         return run_blocking(self._calls.read(op, args, kwargs), self._calls.clock)
 
     def status(self) -> dict[str, Any]:
-        """The resource's version, incarnation and queue depth."""
+        """The resource's version, incarnation and queue depth.
+
+        Raises:
+            ResourceUnavailableError: the actor stayed unreachable.
+        """
         return run_blocking(self._calls.status(), self._calls.clock)
 
     def fence_writer(self, writer: str, min_epoch: int) -> None:
-        """Refuse every later write of ``writer`` with an epoch below ``min_epoch``."""
+        """Refuse every later write of ``writer`` with an epoch below ``min_epoch``.
+
+        Raises:
+            FencedError: this incarnation of the resource is stale.
+            StorageError: the fence could not be stored.
+            ResourceUnavailableError: the actor stayed unreachable.
+        """
         run_blocking(self._calls.fence_writer(writer, min_epoch), self._calls.clock)
 
     def __getattr__(self, op: str) -> Callable[..., Any]:
@@ -284,14 +298,20 @@ class AsyncResourceHandle:
         return self._calls.name
 
     async def operations(self) -> dict[str, str]:
-        """See ``ResourceHandle.operations``."""
+        """See ``ResourceHandle.operations``.
+
+        Raises:
+            ResourceUnavailableError: the actor stayed unreachable.
+        """
         return await run_async(self._calls.operations(), self._calls.clock)
 
     async def write(self, write: Write | str, /, *args: Any, **kwargs: Any) -> WriteResult[Any]:
         """See ``ResourceHandle.write``.
 
         Raises:
-            InvalidArgumentError, PayloadTooLargeError, ResourceUnavailableError: as there.
+            InvalidArgumentError: arguments that are not plain data or pydantic models.
+            PayloadTooLargeError: arguments over the resource's payload limit.
+            ResourceUnavailableError: the actor stayed unreachable (see there).
         """
         return await run_async(self._calls.write(write, args, kwargs), self._calls.clock)
 
@@ -299,7 +319,9 @@ class AsyncResourceHandle:
         """See ``ResourceHandle.write_many``.
 
         Raises:
-            InvalidArgumentError, PayloadTooLargeError, ResourceUnavailableError: as there.
+            InvalidArgumentError: a write's arguments are not plain data.
+            PayloadTooLargeError: a write's arguments are over the payload limit.
+            ResourceUnavailableError: the actor stayed unreachable.
         """
         return await run_async(self._calls.write_many(writes), self._calls.clock)
 
@@ -307,17 +329,29 @@ class AsyncResourceHandle:
         """See ``ResourceHandle.read``.
 
         Raises:
-            UnknownOperationError, InvalidArgumentError, PayloadTooLargeError,
-                ResourceUnavailableError: as there.
+            UnknownOperationError: the resource has no ``@read`` method ``op``.
+            InvalidArgumentError: the arguments are not plain data, or do not fit ``op``.
+            PayloadTooLargeError: the arguments are over the payload limit.
+            ResourceUnavailableError: the actor stayed unreachable.
         """
         return await run_async(self._calls.read(op, args, kwargs), self._calls.clock)
 
     async def status(self) -> dict[str, Any]:
-        """See ``ResourceHandle.status``."""
+        """See ``ResourceHandle.status``.
+
+        Raises:
+            ResourceUnavailableError: the actor stayed unreachable.
+        """
         return await run_async(self._calls.status(), self._calls.clock)
 
     async def fence_writer(self, writer: str, min_epoch: int) -> None:
-        """See ``ResourceHandle.fence_writer``."""
+        """See ``ResourceHandle.fence_writer``.
+
+        Raises:
+            FencedError: this incarnation of the resource is stale.
+            StorageError: the fence could not be stored.
+            ResourceUnavailableError: the actor stayed unreachable.
+        """
         await run_async(self._calls.fence_writer(writer, min_epoch), self._calls.clock)
 
     def __getattr__(self, op: str) -> Callable[..., Coroutine[Any, Any, Any]]:
