@@ -4,9 +4,6 @@ These are the names a user writes code against. The plain-class cores and the Ra
 behind them, for tests and for embedding, are in ``actors.lowlevel``.
 """
 
-from runtime import LogRecord as LogRecord
-from runtime import ResourceLog as ResourceLog
-
 from ._agent.agent import Agent as Agent
 from ._agent.agent import handler as handler
 from ._budget.client import AgentBudget as AgentBudget
@@ -14,15 +11,17 @@ from ._budget.client import BudgetHandle as BudgetHandle
 from ._budget.client import ToolGuard as ToolGuard
 from ._budget.core import BreakerView as BreakerView
 from ._budget.core import RetryDecision as RetryDecision
+from ._reconnect import Reconnect as Reconnect
 from ._resource.calls import ReadResult as ReadResult
 from ._resource.calls import WriteResult as WriteResult
 from ._resource.declare import Resource as Resource
 from ._resource.declare import read as read
 from ._resource.declare import write as write
 from ._resource.handle import AsyncResourceHandle as AsyncResourceHandle
-from ._resource.handle import Reconnect as Reconnect
 from ._resource.handle import ResourceHandle as ResourceHandle
 from ._resource.handle import Write as Write
+from ._resource.store import LogRecord as LogRecord
+from ._resource.store import ResourceLog as ResourceLog
 from ._supervisor.handle import AsyncSubtaskHandle as AsyncSubtaskHandle
 from ._supervisor.handle import AsyncSupervisor as AsyncSupervisor
 from ._supervisor.handle import SubtaskHandle as SubtaskHandle

@@ -20,7 +20,6 @@ from runtime import (
     Clock,
     ConfigurationError,
     Envelope,
-    ResourceLog,
     agent_actor_name,
     check_name,
     lookup,
@@ -35,8 +34,9 @@ from ._agent.host import AgentHost
 from ._agent.registry import AgentRegistry
 from ._budget.client import BudgetHandle, BudgetSpec, budget_policy, ensure_budget
 from ._resource.declare import Resource, operations
-from ._resource.handle import Reconnect, ResourceHandle, WriterIdentity, _Stamper
+from ._resource.handle import ResourceHandle, WriterIdentity
 from ._resource.host import ResourceHost
+from ._resource.store import ResourceLog
 from ._supervisor.handle import Supervisor
 from ._supervisor.host import SUPERVISOR_ACTOR, SupervisorHost
 
@@ -206,14 +206,11 @@ class System:
             ConfigurationError: no such resource.
         """
         actor = lookup(resource_actor_name(name), self.namespace)
-        described = ray.get(actor.describe.remote())
-        stamper = _Stamper(
-            name,
-            WriterIdentity("system", 0),
-            _DriverKeys(self.trace_id),
-            described["max_payload_bytes"],
+        handle = ResourceHandle(
+            actor, name, WriterIdentity("system", 0), _DriverKeys(self.trace_id)
         )
-        return ResourceHandle(actor, stamper, described["kinds"], Reconnect())
+        handle.operations()  # the resource has recovered and answers before this returns
+        return handle
 
     def log(self, name: str) -> ResourceLog:
         """The durable log of resource ``name``, opened from this machine's storage.

@@ -32,15 +32,12 @@ from ._ray_glue import agent_actor_name as agent_actor_name
 from ._ray_glue import lookup as lookup
 from ._ray_glue import resource_actor_name as resource_actor_name
 from ._ray_glue import spawn as spawn
-from ._resource_log import LogRecord as LogRecord
-from ._resource_log import Recovered as Recovered
-from ._resource_log import Rejection as Rejection
-from ._resource_log import ResourceLog as ResourceLog
 from ._scripted_model import ScriptedModel as ScriptedModel
 from ._scripted_model import ScriptedRule as ScriptedRule
 from ._storage import check_name as check_name
 from ._storage import connect as connect
 from ._storage import storage_root as storage_root
+from ._storage import transaction as transaction
 from ._subtask import AttemptRecord as AttemptRecord
 from ._subtask import FailureReason as FailureReason
 from .errors import AgentcastError as AgentcastError
@@ -86,7 +83,6 @@ __all__ = [
     "FencedError",
     "HandlerOutputError",
     "InvalidArgumentError",
-    "LogRecord",
     "Message",
     "ModelAuthError",
     "ModelClient",
@@ -100,10 +96,7 @@ __all__ = [
     "OpenAICompatibleClient",
     "PayloadTooLargeError",
     "Provenance",
-    "Recovered",
-    "Rejection",
     "ResourceError",
-    "ResourceLog",
     "ResourceUnavailableError",
     "ScriptedModel",
     "ScriptedRule",
@@ -134,4 +127,5 @@ __all__ = [
     "resource_actor_name",
     "spawn",
     "storage_root",
+    "transaction",
 ]

@@ -23,6 +23,11 @@ class Clock(Protocol):
         """Wait ``seconds`` of this clock's time."""
         ...
 
+    def sleep_blocking(self, seconds: float) -> None:
+        """Block the calling thread for ``seconds`` of this clock's time (blocking
+        handles pause with it between tries)."""
+        ...
+
 
 class SystemClock:
     """The real clock."""
@@ -35,3 +40,6 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+    def sleep_blocking(self, seconds: float) -> None:
+        time.sleep(seconds)

@@ -53,6 +53,11 @@ class FakeClock:
         self.advance(max(0.0, seconds))
         await asyncio.sleep(0)
 
+    def sleep_blocking(self, seconds: float) -> None:
+        """Like ``sleep``, for blocking code: advance the time by ``seconds`` at once."""
+        self._slept.append(seconds)
+        self.advance(max(0.0, seconds))
+
     def advance(self, by: float | timedelta) -> None:
         """Move the time forward.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -73,6 +74,19 @@ class Inventory(Resource):
         return dict(state)
 
 
+class Tags(Resource):
+    """Operations whose keyword arguments are named like the handles' own parameters."""
+
+    @write
+    def tag(this, state: dict[str, Any], self: str, op: str, write: str) -> list[str]:
+        state["tag"] = [self, op, write]
+        return list(state["tag"])
+
+    @read
+    def echo(this, state: dict[str, Any], self: str, op: str, write: str) -> list[str]:
+        return [self, op, write]
+
+
 class Ledger(Resource):
     """Nested state: accounts holding lists of entries, mutated in place."""
 
@@ -142,3 +156,64 @@ class Liar(Agent):
     @handler
     async def place(self, order: Order) -> Placed:
         return {"wrong": True}  # type: ignore[return-value]
+
+
+# -- the same calls through both faces of a handle ----------------------------------------
+
+# Each probe is one call on a handle to an ``Inventory`` with ``max_payload_bytes=1024``:
+# a value on the blocking face, an awaitable on the async one.
+FACE_PROBES: dict[str, Callable[[Any], Any]] = {
+    "unknown op": lambda h: h.nope(1),
+    "read of an unknown op": lambda h: h.read("nope"),
+    "read of a write op": lambda h: h.read("restock", "A", 1),
+    "not plain data": lambda h: h.restock({1, 2}, 1),
+    "too large": lambda h: h.restock("A" * 5000, 1),
+    "a write that raises": lambda h: h.reserve("A", 99),
+    "a write of an unknown op": lambda h: h.write("nope"),
+    "bad arguments to a read": lambda h: h.read("available", "A", "B"),
+}
+
+
+def outcome(value: Any) -> list[str]:
+    """``[type, message]`` of a probe's error (raised, or carried by a ``WriteResult``),
+    or ``["ok", repr(value)]``."""
+    error = value if isinstance(value, BaseException) else getattr(value, "error", None)
+    if error is None:
+        return ["ok", repr(value)]
+    return [type(error).__name__, str(error)]
+
+
+def probe_blocking(handle: Any) -> dict[str, list[str]]:
+    found = {}
+    for name, probe in FACE_PROBES.items():
+        try:
+            found[name] = outcome(probe(handle))
+        except Exception as error:
+            found[name] = outcome(error)
+    return found
+
+
+async def probe_async(handle: Any) -> dict[str, list[str]]:
+    found = {}
+    for name, probe in FACE_PROBES.items():
+        try:
+            found[name] = outcome(await probe(handle))
+        except Exception as error:
+            found[name] = outcome(error)
+    return found
+
+
+class Probe(BaseModel):
+    resource: str
+
+
+class ProbeReport(BaseModel):
+    outcomes: dict[str, list[str]]
+
+
+class FaceProber(Agent):
+    """Runs ``FACE_PROBES`` through its own (async) handle."""
+
+    @handler
+    async def probe(self, probe: Probe) -> ProbeReport:
+        return ProbeReport(outcomes=await probe_async(self.resource(probe.resource)))

@@ -12,7 +12,7 @@ from waiting import wait_until
 
 from actors import System
 from actors._cli.main import main
-from actors._resource.handle import Reconnect, ResourceHandle, WriterIdentity, _Stamper
+from actors._resource.handle import ResourceHandle, WriterIdentity
 from actors._system import _DriverKeys
 from policies import Escalate, RetryPolicy
 from runtime import FencedError
@@ -57,8 +57,7 @@ def test_kill_from_the_command_line_fences_the_agent(
     # A write stamped as the killed incarnation of the agent is refused from now on.
     actor = ray.get_actor("resource:inventory", namespace=system.namespace)
     identity = WriterIdentity("workers", old_epoch)
-    stamper = _Stamper("inventory", identity, _DriverKeys(system.trace_id), 1 << 20)
-    as_killed_agent = ResourceHandle(actor, stamper, {"restock": "write"}, Reconnect())
+    as_killed_agent = ResourceHandle(actor, "inventory", identity, _DriverKeys(system.trace_id))
     assert isinstance(as_killed_agent.write("restock", "A", 1).error, FencedError)
     assert [r.writer for r in system.log("inventory").records()] == ["workers"]
     with pytest.raises(ValueError):

@@ -48,8 +48,7 @@ RUNTIME = {
     "ScriptedRule", "Usage", "check_max_tokens", "estimate_prompt_tokens",
     "estimate_text_tokens",
     # storage, the resource log, subtask records
-    "LogRecord", "Recovered", "Rejection", "ResourceLog", "check_name", "connect",
-    "storage_root", "AttemptRecord", "FailureReason",
+    "check_name", "connect", "storage_root", "transaction", "AttemptRecord", "FailureReason",
     # what the actor families are built from: the applier, metrics, the Ray glue
     "SerialApplier", "counter", "gauge", "histogram", "STATE_RESOURCE", "agent_actor_name",
     "lookup", "resource_actor_name", "spawn",

@@ -12,11 +12,14 @@ import ray
 from resources_for_tests import (
     Acked,
     Buyer,
+    FaceProber,
     Inventory,
     Order,
     OutOfStockError,
+    Probe,
     WriteBurst,
     Writer,
+    probe_blocking,
 )
 
 from actors import System, Write
@@ -151,6 +154,20 @@ def test_errors_are_caught_by_their_own_class_through_agents(system: System) -> 
     with pytest.raises(OutOfStockError) as error:
         buyers.ask(Order(sku="A", qty=1))
     assert (error.value.sku, error.value.qty) == ("A", 1)
+
+
+def test_the_driver_and_an_agent_get_identical_outcomes_for_the_same_calls(
+    system: System,
+) -> None:
+    policy = ResourcePolicy(max_payload_bytes=1024)
+    inventory = system.resource(Inventory, name="inventory", policy=policy)
+    from_agent = system.agent(FaceProber, name="prober").ask(Probe(resource="inventory"))
+    from_driver = probe_blocking(inventory)
+    assert from_driver == from_agent.outcomes
+    assert from_driver["unknown op"] == [
+        "UnknownOperationError",
+        "inventory: no @write or @read method named 'nope'",
+    ]
 
 
 def test_write_many_is_one_call_with_a_version_per_write(system: System) -> None:

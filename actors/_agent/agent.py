@@ -15,7 +15,8 @@ from pydantic import BaseModel
 
 from runtime import ConfigurationError, Envelope
 
-from .._resource.handle import AsyncResourceHandle, Reconnect, WriterIdentity
+from .._reconnect import Reconnect
+from .._resource.handle import AsyncResourceHandle, WriterIdentity
 
 F = TypeVar("F", bound=Callable[..., Any])
 _HANDLER_ATTR = "__agentcast_handler__"

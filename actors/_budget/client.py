@@ -4,18 +4,20 @@ driver (``BudgetHandle``), and starting it (``ensure_budget``)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
-import ray
-from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
-
 from policies import BreakerStatus, BudgetLimit, BudgetPolicy, fingerprint
-from runtime import AgentcastError, ConfigurationError, ResourceUnavailableError, lookup, spawn
+from runtime import (
+    Clock,
+    ConfigurationError,
+    SystemClock,
+    lookup,
+    spawn,
+)
 
-from .._resource.handle import Reconnect
+from .._reconnect import Plan, Reconnect, reconnecting, run_async, run_blocking
 from .core import BreakerView, RetryDecision
 from .host import BudgetHost
 
@@ -30,9 +32,6 @@ def budget_policy(spec: BudgetSpec) -> BudgetPolicy:
     if isinstance(spec, BudgetPolicy):
         return spec
     return BudgetPolicy(limits=tuple(spec or ()))
-
-
-_UNAVAILABLE = (RayActorError, ActorUnavailableError)
 
 
 def ensure_budget(root: str, namespace: str, policy: BudgetPolicy) -> tuple[Any, bool]:
@@ -53,9 +52,12 @@ class BudgetLink:
     """An agent process's way to the budget actor: re-sends a call while the actor
     restarts (every budget call is safe to repeat), learns the policy once."""
 
-    def __init__(self, namespace: str, reconnect: Reconnect | None = None) -> None:
+    def __init__(
+        self, namespace: str, reconnect: Reconnect | None = None, clock: Clock | None = None
+    ) -> None:
         self._namespace = namespace
         self._reconnect = reconnect or Reconnect()
+        self._clock = clock or SystemClock()
         self._actor: Any = None
         self._policy: BudgetPolicy | None = None
         self.calls = 0
@@ -67,20 +69,7 @@ class BudgetLink:
             ResourceUnavailableError: the actor stayed unreachable past the reconnect time.
             ConfigurationError: there is no budget actor.
         """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._reconnect.give_up_after.total_seconds()
-        while True:
-            if self._actor is None:
-                self._actor = lookup(BUDGET_ACTOR, self._namespace)
-            self.calls += 1
-            try:
-                return await getattr(self._actor, method).remote(*args)
-            except RayTaskError as error:
-                raise _cause(error) from None
-            except _UNAVAILABLE as error:
-                if loop.time() >= deadline:
-                    raise ResourceUnavailableError(BUDGET_ACTOR, str(error)) from error
-                await asyncio.sleep(self._reconnect.pause.total_seconds())
+        return await run_async(self._answer(method, args), self._clock)
 
     def send(self, method: str, *args: Any) -> asyncio.Task[Any]:
         """Call ``method`` without waiting for it: the call is submitted now, so it reaches
@@ -90,19 +79,23 @@ class BudgetLink:
         Raises:
             ConfigurationError: there is no budget actor.
         """
+        plan = self._answer(method, args, sent=self._send(method, args))
+        return asyncio.get_running_loop().create_task(run_async(plan, self._clock))
+
+    def _answer(self, method: str, args: tuple[Any, ...], sent: Any = None) -> Plan[Any]:
+        """The answer, re-sent while the actor restarts; the budget's own errors come out
+        as themselves, so agents and the supervisor see a plain ``BudgetExceededError``
+        or ``CircuitOpenError``."""
+        return reconnecting(
+            lambda: self._send(method, args), reconnect=self._reconnect, clock=self._clock,
+            target=BUDGET_ACTOR, sent=sent,
+        )  # fmt: skip
+
+    def _send(self, method: str, args: tuple[Any, ...]) -> Any:
         if self._actor is None:
             self._actor = lookup(BUDGET_ACTOR, self._namespace)
         self.calls += 1
-        ref = getattr(self._actor, method).remote(*args)
-        return asyncio.get_running_loop().create_task(self._answer(ref, method, args))
-
-    async def _answer(self, ref: Any, method: str, args: tuple[Any, ...]) -> Any:
-        try:
-            return await ref
-        except RayTaskError as error:
-            raise _cause(error) from None
-        except _UNAVAILABLE:
-            return await self.call(method, *args)
+        return getattr(self._actor, method).remote(*args)
 
     @property
     def known_policy(self) -> BudgetPolicy:
@@ -210,9 +203,12 @@ class ToolGuard:
 class BudgetHandle:
     """``system.budget``: the budget actor, for the driver (blocking calls)."""
 
-    def __init__(self, actor: Any, reconnect: Reconnect | None = None) -> None:
+    def __init__(
+        self, actor: Any, reconnect: Reconnect | None = None, clock: Clock | None = None
+    ) -> None:
         self.actor = actor
         self._reconnect = reconnect or Reconnect()
+        self._clock = clock or SystemClock()
 
     def declare(self, limit: BudgetLimit) -> None:
         """Set or change a cap, durably."""
@@ -247,20 +243,9 @@ class BudgetHandle:
         return status
 
     def _call(self, method: str, *args: Any) -> Any:
-        deadline = time.monotonic() + self._reconnect.give_up_after.total_seconds()
-        while True:
-            try:
-                return ray.get(getattr(self.actor, method).remote(*args))
-            except RayTaskError as error:
-                raise _cause(error) from None
-            except _UNAVAILABLE as error:
-                if time.monotonic() >= deadline:
-                    raise ResourceUnavailableError(BUDGET_ACTOR, str(error)) from error
-                time.sleep(self._reconnect.pause.total_seconds())
-
-
-def _cause(error: RayTaskError) -> BaseException:
-    """The budget's own error as itself (not wrapped in Ray's task error), so that agents
-    and the supervisor see a plain ``BudgetExceededError`` or ``CircuitOpenError``."""
-    cause = getattr(error, "cause", None)
-    return cause if isinstance(cause, AgentcastError) else error
+        send = getattr(self.actor, method).remote
+        plan = reconnecting(
+            lambda: send(*args), reconnect=self._reconnect, clock=self._clock,
+            target=BUDGET_ACTOR,
+        )  # fmt: skip
+        return run_blocking(plan, self._clock)

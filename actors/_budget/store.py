@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from policies import Durability
-from runtime import StorageError, connect
+from runtime import StorageError, connect, transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -74,14 +74,8 @@ class BudgetStore:
         if not events:
             return
         rows = [(at, kind, json.dumps(data, separators=(",", ":"))) for at, kind, data in events]
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.executemany("INSERT INTO events (at, kind, data) VALUES (?, ?, ?)", rows)
-            self._conn.execute("COMMIT")
-        except sqlite3.Error as error:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise StorageError(f"budget: commit failed: {error}") from error
+        with transaction(self._conn, "budget: commit failed") as conn:
+            conn.executemany("INSERT INTO events (at, kind, data) VALUES (?, ?, ?)", rows)
 
     def close(self) -> None:
         self._conn.close()

@@ -18,10 +18,7 @@ from runtime import (
     ConflictError,
     FencedError,
     InvalidArgumentError,
-    LogRecord,
     PayloadTooLargeError,
-    Rejection,
-    ResourceLog,
     StorageError,
     SystemClock,
     UnauthorizedWriterError,
@@ -33,6 +30,7 @@ from runtime import (
 from .calls import ReadResult, WriteCall, WriteResult, describe_error, error_payload
 from .declare import Operation, Resource, operations
 from .state_view import StateView, apply_changes, replay
+from .store import LogRecord, Rejection, ResourceLog
 
 
 class _Refused(Exception):
@@ -146,7 +144,7 @@ class ResourceCore:
         view = StateView(self.state)
         try:
             args, kwargs = decode(call.args)
-            value = op.bind(self._resource, view, args, kwargs)()
+            value = op.call(self._resource, view, args, kwargs)
             result, diff = encode(value), encode(view.changes())
         except BaseException as error:
             view.undo()
@@ -269,5 +267,5 @@ class ResourceCore:
         op = self._ops.get(op_name)
         if op is None or op.kind != "read":
             raise UnknownOperationError(self.name, op_name)
-        value = op.bind(self._resource, MappingProxyType(self.state), args, kwargs)()
+        value = op.call(self._resource, MappingProxyType(self.state), args, kwargs)
         return ReadResult(value, self.version)

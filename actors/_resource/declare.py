@@ -60,18 +60,19 @@ class Operation:
     models: dict[str, type[BaseModel]]
     positional: tuple[int, int] | None  # (min, max) count when only positional args are taken
 
-    def bind(self, resource: Resource, state: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    def call(self, resource: Resource, state: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
         """Call the method with decoded plain-data arguments, rebuilding pydantic models.
 
         Raises:
             InvalidArgumentError: the arguments do not fit the signature or the models.
+            Exception: whatever the method raises.
         """
         # Fast path: plain positional arguments of the right count need no Signature.bind,
         # which is a quarter of the applier's time per write.
         if self.positional and not kwargs and not self.models:
             low, high = self.positional
             if low <= len(args) + 2 <= high:
-                return lambda: self.fn(resource, state, *args)
+                return self.fn(resource, state, *args)
         try:
             bound = self.signature.bind(resource, state, *args, **kwargs)
             for name, model in self.models.items():
@@ -79,7 +80,7 @@ class Operation:
                     bound.arguments[name] = model.model_validate(bound.arguments[name])
         except (TypeError, ValidationError) as error:
             raise InvalidArgumentError(f"{self.name}: {error}") from error
-        return lambda: self.fn(*bound.args, **bound.kwargs)
+        return self.fn(*bound.args, **bound.kwargs)
 
 
 def operations(cls: type[Resource]) -> dict[str, Operation]:

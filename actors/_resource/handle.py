@@ -5,25 +5,25 @@ agent, or ``"system"`` for the driver) and stamps every write with it. Arguments
 encoded on the caller's side, so data that is not plain, or too large, never reaches the
 applier. A call that meets a dead or restarting actor is sent again with the same
 idempotency key, which makes the retry safe: the resource applies a key at most once.
+
+``ResourceCalls`` holds the logic once; ``ResourceHandle`` (blocking, for drivers) and
+``AsyncResourceHandle`` (awaiting, for agents) only run its plans (``actors._reconnect``).
+Both learn the resource's operations on first use, take the same arguments and raise
+the same errors.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+import copy
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from functools import partial
 from typing import Any, Protocol
 
-import ray
-from ray.exceptions import ActorUnavailableError, RayActorError
+from runtime import Clock, SystemClock, UnknownOperationError, encode
 
-from runtime import ResourceUnavailableError, UnknownOperationError, encode
-
+from .._reconnect import Plan, Reconnect, reconnecting, run_async, run_blocking
 from .calls import ReadResult, WriteCall, WriteResult, pack_calls, unpack_results
-
-_UNAVAILABLE = (RayActorError, ActorUnavailableError)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,19 +60,106 @@ class WriterIdentity:
     epoch: int
 
 
-class _Stamper:
-    """Builds the wire form of calls for one resource and one writer."""
+@dataclass(frozen=True, slots=True)
+class _Described:
+    """What a handle learns from the resource on first use."""
+
+    kinds: dict[str, str]
+    max_payload: int
+
+
+class ResourceCalls:
+    """The logic of a resource handle, for both faces: each call is a plan.
+
+    Writes are always sent, even to an unknown operation, so that the resource refuses
+    and audits the attempt; reads and ``handle.op(...)`` calls are checked here first.
+    """
 
     def __init__(
-        self, name: str, identity: WriterIdentity, keys: KeySource, max_payload: int
+        self,
+        actor: Any,
+        name: str,
+        identity: WriterIdentity,
+        keys: KeySource,
+        reconnect: Reconnect,
+        clock: Clock,
     ) -> None:
+        self.actor = actor
         self.name = name
         self.identity = identity
         self.keys = keys
-        self.max_payload = max_payload
+        self.reconnect = reconnect
+        self.clock = clock
+        self._described: _Described | None = None
+        # Every call to the actor: re-sent while it restarts, its own errors as themselves.
+        self._call = partial(reconnecting, reconnect=reconnect, clock=clock, target=name)
 
-    def write_call(self, write: Write) -> WriteCall:
-        args = encode([list(write.args), dict(write.kwargs)], limit=self.max_payload)
+    def describe(self) -> Plan[_Described]:
+        """The operations and the payload limit, asked on first use only (the calls
+        below test ``_described`` first, sparing a plan per call)."""
+        if self._described is None:
+            answer = yield from self._call(self.actor.describe.remote)
+            self._described = _Described(answer["kinds"], answer["max_payload_bytes"])
+        return self._described
+
+    def operations(self) -> Plan[dict[str, str]]:
+        described = self._described or (yield from self.describe())
+        return dict(described.kinds)
+
+    def write(
+        self, write: Write | str, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> Plan[WriteResult[Any]]:
+        item = write if isinstance(write, Write) else Write(op=write, args=args, kwargs=kwargs)
+        described = self._described or (yield from self.describe())
+        (result,) = yield from self._submit(described, [item])
+        return result
+
+    def write_many(self, writes: Iterable[Write]) -> Plan[list[WriteResult[Any]]]:
+        described = self._described or (yield from self.describe())
+        return (yield from self._submit(described, writes))
+
+    def read(
+        self, op: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> Plan[ReadResult[Any]]:
+        described = self._described or (yield from self.describe())
+        return (yield from self._read(described, op, args, kwargs))
+
+    def call_op(self, op: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Plan[Any]:
+        """``handle.op(...)``: a write's value (its error raised) or a read's value."""
+        described = self._described or (yield from self.describe())
+        kind = described.kinds.get(op)
+        if kind == "write":
+            write = Write(op=op, args=args, kwargs=kwargs)
+            (result,) = yield from self._submit(described, [write])
+            return result.unwrap()
+        if kind == "read":
+            return (yield from self._read(described, op, args, kwargs)).value
+        raise UnknownOperationError(self.name, op)
+
+    def status(self) -> Plan[dict[str, Any]]:
+        status: dict[str, Any] = yield from self._call(self.actor.status.remote)
+        return status
+
+    def fence_writer(self, writer: str, min_epoch: int) -> Plan[None]:
+        yield from self._call(partial(self.actor.fence_writer.remote, writer, min_epoch))
+
+    def _submit(
+        self, described: _Described, writes: Iterable[Write]
+    ) -> Plan[list[WriteResult[Any]]]:
+        blob = pack_calls([self._stamp(w, described.max_payload) for w in writes])
+        return unpack_results((yield from self._call(partial(self.actor.submit.remote, blob))))
+
+    def _read(
+        self, described: _Described, op: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> Plan[ReadResult[Any]]:
+        if described.kinds.get(op) != "read":
+            raise UnknownOperationError(self.name, op)
+        data = encode([list(args), dict(kwargs)], limit=described.max_payload)
+        result: ReadResult[Any] = yield from self._call(partial(self.actor.read.remote, op, data))
+        return result
+
+    def _stamp(self, write: Write, max_payload: int) -> WriteCall:
+        args = encode([list(write.args), dict(write.kwargs)], limit=max_payload)
         trace_id, derived = self.keys.next_key()
         return WriteCall(
             op=write.op,
@@ -84,151 +171,196 @@ class _Stamper:
             expected_version=write.expected_version,
         )
 
-    def read_args(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> bytes:
-        return encode([list(args), dict(kwargs)], limit=self.max_payload)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Reconnect:
-    """How long a handle keeps re-sending a call to a dead or restarting actor.
-
-    Attributes:
-        give_up_after: then ``ResourceUnavailableError``. Default 60 s.
-        pause: wait between tries. Default 50 ms.
-    """
-
-    give_up_after: timedelta = timedelta(seconds=60)
-    pause: timedelta = timedelta(milliseconds=50)
-
 
 class ResourceHandle:
-    """A blocking handle for drivers. ``handle.op(*args)`` calls ``@write``/``@read`` ops."""
+    """A blocking handle for drivers. ``handle.op(*args)`` calls ``@write``/``@read`` ops.
+
+    Args:
+        actor: the resource actor.
+        name: the resource's name.
+        identity: the writer the handle stamps on every write.
+        keys: where the trace id and idempotency key of each write come from.
+        reconnect: how long to re-send a call while the actor restarts. Default
+            ``Reconnect()``.
+        clock: the time of reconnect deadlines and pauses. Default ``SystemClock()``.
+    """
 
     def __init__(
-        self, actor: Any, stamper: _Stamper, kinds: dict[str, str], reconnect: Reconnect
+        self,
+        actor: Any,
+        name: str,
+        identity: WriterIdentity,
+        keys: KeySource,
+        reconnect: Reconnect | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        self._actor = actor
-        self._stamper = stamper
-        self._kinds = kinds
-        self._reconnect = reconnect
+        self._calls = ResourceCalls(
+            actor, name, identity, keys, reconnect or Reconnect(), clock or SystemClock()
+        )
 
     @property
     def name(self) -> str:
-        return self._stamper.name
+        return self._calls.name
 
-    def write(self, write: Write | str, *args: Any, **kwargs: Any) -> WriteResult[Any]:
-        """Apply one write; ``write`` is a ``Write`` or an op name with its arguments."""
-        item = write if isinstance(write, Write) else Write(op=write, args=args, kwargs=kwargs)
-        return self.write_many([item])[0]
+    def operations(self) -> dict[str, str]:
+        """The resource's operations: name -> ``"write"`` or ``"read"``.
 
-    def write_many(self, writes: Iterable[Write]) -> list[WriteResult[Any]]:
+        Raises:
+            ResourceUnavailableError: the actor stayed unreachable.
+        """
+        return run_blocking(self._calls.operations(), self._calls.clock)
+
+    def write(self, write: Write | str, /, *args: Any, **kwargs: Any) -> WriteResult[Any]:
+        """Apply one write; ``write`` is a ``Write`` or an op name with its arguments.
+
+        Raises:
+            InvalidArgumentError: arguments that are not plain data or pydantic models.
+            PayloadTooLargeError: arguments over the resource's payload limit.
+            ResourceUnavailableError: the actor stayed unreachable; the write may or may
+                not have been applied (send it again with the same key to learn which).
+        """
+        return run_blocking(self._calls.write(write, args, kwargs), self._calls.clock)
+
+    def write_many(self, writes: Iterable[Write], /) -> list[WriteResult[Any]]:
         """Apply many writes in one call and one group commit; each has its own key,
-        version and result (they are not a transaction)."""
-        calls = [self._stamper.write_call(w) for w in writes]
-        blob = pack_calls(calls)
-        return unpack_results(self._call(lambda: self._actor.submit.remote(blob)))
+        version and result (they are not a transaction).
 
-    def read(self, op: str, *args: Any, **kwargs: Any) -> ReadResult[Any]:
-        """Run a ``@read`` op: its value and the version it saw."""
-        data = self._stamper.read_args(args, kwargs)
-        return self._call(lambda: self._actor.read.remote(op, data))  # type: ignore[no-any-return]
+        Raises:
+            InvalidArgumentError: a write's arguments are not plain data.
+            PayloadTooLargeError: a write's arguments are over the payload limit.
+            ResourceUnavailableError: the actor stayed unreachable (see ``write``).
+        """
+        return run_blocking(self._calls.write_many(writes), self._calls.clock)
+
+    def read(self, op: str, /, *args: Any, **kwargs: Any) -> ReadResult[Any]:
+        """Run a ``@read`` op: its value and the version it saw.
+
+        Raises:
+            UnknownOperationError: the resource has no ``@read`` method ``op``.
+            InvalidArgumentError: the arguments are not plain data, or do not fit ``op``.
+            PayloadTooLargeError: the arguments are over the payload limit.
+            ResourceUnavailableError: the actor stayed unreachable.
+        """
+        return run_blocking(self._calls.read(op, args, kwargs), self._calls.clock)
 
     def status(self) -> dict[str, Any]:
-        """The resource's version, incarnation and queue depth."""
-        return self._call(lambda: self._actor.status.remote())  # type: ignore[no-any-return]
+        """The resource's version, incarnation and queue depth.
+
+        Raises:
+            ResourceUnavailableError: the actor stayed unreachable.
+        """
+        return run_blocking(self._calls.status(), self._calls.clock)
 
     def fence_writer(self, writer: str, min_epoch: int) -> None:
-        """Refuse every later write of ``writer`` with an epoch below ``min_epoch``."""
-        self._call(lambda: self._actor.fence_writer.remote(writer, min_epoch))
+        """Refuse every later write of ``writer`` with an epoch below ``min_epoch``.
 
-    def _call(self, send: Callable[[], Any]) -> Any:
-        deadline = time.monotonic() + self._reconnect.give_up_after.total_seconds()
-        while True:
-            try:
-                return ray.get(send())
-            except _UNAVAILABLE as error:
-                if time.monotonic() >= deadline:
-                    raise ResourceUnavailableError(self.name, str(error)) from error
-                time.sleep(self._reconnect.pause.total_seconds())
+        Raises:
+            FencedError: this incarnation of the resource is stale.
+            StorageError: the fence could not be stored.
+            ResourceUnavailableError: the actor stayed unreachable.
+        """
+        run_blocking(self._calls.fence_writer(writer, min_epoch), self._calls.clock)
 
     def __getattr__(self, op: str) -> Callable[..., Any]:
-        kind = self._kinds.get(op)
-        if kind == "write":
-            return lambda *a, **kw: self.write(op, *a, **kw).unwrap()
-        if kind == "read":
-            return lambda *a, **kw: self.read(op, *a, **kw).value
-        raise AttributeError(f"resource {self.name!r} has no @write or @read method {op!r}")
+        """``handle.op(*args, **kwargs)``: a write's value (its error raised) or a read's
+        value; ``UnknownOperationError`` when called if there is no such operation."""
+        if op.startswith("_"):  # also what copy and pickle look up on a bare instance
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {op!r}")
+        calls = self._calls
+        return lambda *args, **kwargs: run_blocking(calls.call_op(op, args, kwargs), calls.clock)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ResourceHandle:
+        """A handle refers to one remote resource: a deep copy refers to the same one,
+        as the same writer."""
+        return copy.copy(self)
 
 
 class AsyncResourceHandle:
-    """The same handle for code running in an event loop, such as agent handlers.
-
-    It learns the resource's operations on first use, so making one costs no call.
+    """The same handle for code running in an event loop, such as agent handlers:
+    ``await handle.op(*args)``. Arguments, errors and behaviour are ``ResourceHandle``'s.
     """
 
     def __init__(
-        self, actor: Any, name: str, identity: WriterIdentity, keys: KeySource, reconnect: Reconnect
+        self,
+        actor: Any,
+        name: str,
+        identity: WriterIdentity,
+        keys: KeySource,
+        reconnect: Reconnect | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        self._actor = actor
-        self._name = name
-        self._identity = identity
-        self._keys = keys
-        self._reconnect = reconnect
-        self._stamper: _Stamper | None = None
-        self._kinds: dict[str, str] = {}
+        self._calls = ResourceCalls(
+            actor, name, identity, keys, reconnect or Reconnect(), clock or SystemClock()
+        )
 
     @property
     def name(self) -> str:
-        return self._name
+        return self._calls.name
 
-    async def write(self, write: Write | str, *args: Any, **kwargs: Any) -> WriteResult[Any]:
-        """Apply one write; ``write`` is a ``Write`` or an op name with its arguments."""
-        item = write if isinstance(write, Write) else Write(op=write, args=args, kwargs=kwargs)
-        return (await self.write_many([item]))[0]
+    async def operations(self) -> dict[str, str]:
+        """See ``ResourceHandle.operations``.
 
-    async def write_many(self, writes: Iterable[Write]) -> list[WriteResult[Any]]:
-        """Apply many writes in one call and one group commit."""
-        stamper = await self._ready()
-        calls = [stamper.write_call(w) for w in writes]
-        blob = pack_calls(calls)
-        return unpack_results(await self._call(lambda: self._actor.submit.remote(blob)))
+        Raises:
+            ResourceUnavailableError: the actor stayed unreachable.
+        """
+        return await run_async(self._calls.operations(), self._calls.clock)
 
-    async def read(self, op: str, *args: Any, **kwargs: Any) -> ReadResult[Any]:
-        """Run a ``@read`` op: its value and the version it saw."""
-        data = (await self._ready()).read_args(args, kwargs)
-        return await self._call(lambda: self._actor.read.remote(op, data))  # type: ignore[no-any-return]
+    async def write(self, write: Write | str, /, *args: Any, **kwargs: Any) -> WriteResult[Any]:
+        """See ``ResourceHandle.write``.
 
-    async def _ready(self) -> _Stamper:
-        if self._stamper is None:
-            described = await self._call(lambda: self._actor.describe.remote())
-            self._kinds = described["kinds"]
-            self._stamper = _Stamper(
-                self._name, self._identity, self._keys, described["max_payload_bytes"]
-            )
-        return self._stamper
+        Raises:
+            InvalidArgumentError: arguments that are not plain data or pydantic models.
+            PayloadTooLargeError: arguments over the resource's payload limit.
+            ResourceUnavailableError: the actor stayed unreachable (see there).
+        """
+        return await run_async(self._calls.write(write, args, kwargs), self._calls.clock)
 
-    async def _call(self, send: Callable[[], Awaitable[Any]]) -> Any:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._reconnect.give_up_after.total_seconds()
-        while True:
-            try:
-                return await send()
-            except _UNAVAILABLE as error:
-                if loop.time() >= deadline:
-                    raise ResourceUnavailableError(self.name, str(error)) from error
-                await asyncio.sleep(self._reconnect.pause.total_seconds())
+    async def write_many(self, writes: Iterable[Write], /) -> list[WriteResult[Any]]:
+        """See ``ResourceHandle.write_many``.
 
-    def __getattr__(self, op: str) -> Callable[..., Awaitable[Any]]:
-        if op.startswith("_"):
-            raise AttributeError(op)
+        Raises:
+            InvalidArgumentError: a write's arguments are not plain data.
+            PayloadTooLargeError: a write's arguments are over the payload limit.
+            ResourceUnavailableError: the actor stayed unreachable.
+        """
+        return await run_async(self._calls.write_many(writes), self._calls.clock)
 
-        async def call(*a: Any, **kw: Any) -> Any:
-            await self._ready()
-            kind = self._kinds.get(op)
-            if kind == "write":
-                return (await self.write(op, *a, **kw)).unwrap()
-            if kind == "read":
-                return (await self.read(op, *a, **kw)).value
-            raise UnknownOperationError(self.name, op)
+    async def read(self, op: str, /, *args: Any, **kwargs: Any) -> ReadResult[Any]:
+        """See ``ResourceHandle.read``.
 
-        return call
+        Raises:
+            UnknownOperationError: the resource has no ``@read`` method ``op``.
+            InvalidArgumentError: the arguments are not plain data, or do not fit ``op``.
+            PayloadTooLargeError: the arguments are over the payload limit.
+            ResourceUnavailableError: the actor stayed unreachable.
+        """
+        return await run_async(self._calls.read(op, args, kwargs), self._calls.clock)
+
+    async def status(self) -> dict[str, Any]:
+        """See ``ResourceHandle.status``.
+
+        Raises:
+            ResourceUnavailableError: the actor stayed unreachable.
+        """
+        return await run_async(self._calls.status(), self._calls.clock)
+
+    async def fence_writer(self, writer: str, min_epoch: int) -> None:
+        """See ``ResourceHandle.fence_writer``.
+
+        Raises:
+            FencedError: this incarnation of the resource is stale.
+            StorageError: the fence could not be stored.
+            ResourceUnavailableError: the actor stayed unreachable.
+        """
+        await run_async(self._calls.fence_writer(writer, min_epoch), self._calls.clock)
+
+    def __getattr__(self, op: str) -> Callable[..., Coroutine[Any, Any, Any]]:
+        """See ``ResourceHandle.__getattr__``; the call is awaited."""
+        if op.startswith("_"):  # also what copy and pickle look up on a bare instance
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {op!r}")
+        calls = self._calls
+        return lambda *args, **kwargs: run_async(calls.call_op(op, args, kwargs), calls.clock)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> AsyncResourceHandle:
+        """See ``ResourceHandle.__deepcopy__``."""
+        return copy.copy(self)

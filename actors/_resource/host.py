@@ -118,32 +118,29 @@ class ResourceHost:
             self._core = None
             core.close()
             raise StorageError(f"{self._name}: {error}") from error
-        self._record_metrics(results, (time.perf_counter() - started) * 1000)
+        self._record_metrics(core, results, (time.perf_counter() - started) * 1000)
         outcomes, offset = [], 0
         for pending in batch:
             outcomes.append((True, results[offset : offset + len(pending.calls)]))
             offset += len(pending.calls)
         return outcomes
 
-    def _record_metrics(self, results: list[WriteResult[Any]], commit_ms: float) -> None:
-        committed = sum(1 for r in results if r.error is None and not r.duplicate)
-        refused: dict[str, int] = {}
+    def _record_metrics(
+        self, core: ResourceCore, results: list[WriteResult[Any]], commit_ms: float
+    ) -> None:
+        outcomes: dict[str, int] = {}  # committed, duplicate, or the refusal's error type
         for r in results:
             if r.error is not None:
-                kind = type(r.error).__name__
-                refused[kind] = refused.get(kind, 0) + 1
+                outcome = type(r.error).__name__
+            else:
+                outcome = "duplicate" if r.duplicate else "committed"
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
         writes = counter("resource_writes_total", "Writes by outcome", ("resource", "outcome"))
-        if committed:
-            writes.inc(committed, tags={**self._tags, "outcome": "committed"})
-        duplicates = sum(1 for r in results if r.duplicate)
-        if duplicates:
-            writes.inc(duplicates, tags={**self._tags, "outcome": "duplicate"})
-        for kind, n in refused.items():
-            writes.inc(n, tags={**self._tags, "outcome": kind})
+        for outcome, n in outcomes.items():
+            writes.inc(n, tags={**self._tags, "outcome": outcome})
         histogram("resource_batch_ms", "Apply + commit time of one batch", ("resource",)).observe(
             commit_ms, tags=self._tags
         )
-        core = self._open()
         gauge("resource_version", "Committed version", ("resource",)).set(
             core.version, tags=self._tags
         )

@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, MutableMapping
 from typing import Any
 
-from runtime import LogRecord, decode, encode
+from runtime import decode, encode
+
+from .store import LogRecord
 
 _IMMUTABLE = (int, float, str, bytes, bool, type(None))
 _ABSENT = object()

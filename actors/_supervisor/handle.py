@@ -1,24 +1,25 @@
-"""Handles to the supervisor: blocking ones for drivers, awaitable ones for agents."""
+"""Handles to the supervisor: blocking ones for drivers, awaitable ones for agents.
+
+``SubtaskCalls`` holds a subtask handle's logic once; ``SubtaskHandle`` and
+``AsyncSubtaskHandle`` only run its plans (``actors._reconnect``), so they take the same
+arguments and raise the same errors.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import timedelta
 from typing import Any
 
 import ray
 from pydantic import BaseModel
-from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
 from policies import Deadlines, OnFailure, RestartIntensity, Retry, RetryPolicy
-from runtime import ConfigurationError, Envelope, new_task_id
+from runtime import Clock, ConfigurationError, Envelope, SystemClock, new_task_id
 
+from .._reconnect import Plan, Reconnect, Resolve, reconnecting, run_async, run_blocking
 from .types import Outcome, SubtaskSpec, SubtaskStatus
 
-_GONE = (RayActorError, ActorUnavailableError)
-_RECONNECT_S = 60.0
-_PAUSE_S = 0.05
+_SUPERVISOR = "supervisor"
 
 
 def make_spec(
@@ -57,6 +58,49 @@ def make_spec(
     )  # fmt: skip
 
 
+class SubtaskCalls:
+    """The logic of a submitted subtask, for both faces: each call is a plan
+    (``actors._reconnect``). Submitting runs the subtask at once."""
+
+    def __init__(self, actor: Any, spec: SubtaskSpec, reconnect: Reconnect, clock: Clock) -> None:
+        self.actor = actor
+        self.spec = spec
+        self.reconnect = reconnect
+        self.clock = clock
+        self.ref = actor.run.remote(spec)
+
+    def result(self, timeout: float | None) -> Plan[BaseModel]:
+        """The output. While the supervisor restarts, the subtask is joined again by id
+        (``run`` of a known id waits for it rather than starting it again)."""
+        ends = None if timeout is None else self.clock.monotonic() + timeout
+
+        def left() -> float | None:
+            return None if ends is None else max(0.0, ends - self.clock.monotonic())
+
+        try:
+            outcome: Outcome = yield from reconnecting(
+                self._join_again, reconnect=self.reconnect, clock=self.clock,
+                target=_SUPERVISOR, sent=self.ref, timeout=left,
+            )  # fmt: skip
+        except TimeoutError:
+            raise TimeoutError(
+                f"subtask {self.spec.subtask_id} not finished after {timeout}s"
+            ) from None
+        return outcome.unwrap()
+
+    def status(self) -> Plan[SubtaskStatus]:
+        status: SubtaskStatus = yield Resolve(self.actor.status.remote(self.spec.subtask_id))
+        return status
+
+    def cancel(self) -> Plan[bool]:
+        cancelled: bool = yield Resolve(self.actor.cancel.remote(self.spec.subtask_id))
+        return cancelled
+
+    def _join_again(self) -> Any:
+        self.ref = self.actor.run.remote(self.spec)
+        return self.ref
+
+
 class SubtaskHandle:
     """A submitted subtask, for a driver.
 
@@ -64,11 +108,20 @@ class SubtaskHandle:
         id: the subtask id (the ``task_id`` of every attempt's envelope).
     """
 
-    def __init__(self, actor: Any, spec: SubtaskSpec) -> None:
+    def __init__(
+        self,
+        actor: Any,
+        spec: SubtaskSpec,
+        reconnect: Reconnect | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.id = spec.subtask_id
-        self._actor = actor
-        self._spec = spec
-        self.ref = actor.run.remote(spec)
+        self._calls = SubtaskCalls(actor, spec, reconnect or Reconnect(), clock or SystemClock())
+
+    @property
+    def ref(self) -> Any:
+        """The Ray ``ObjectRef`` of the subtask's ``Outcome``."""
+        return self._calls.ref
 
     def result(self, timeout: float | None = None) -> BaseModel:
         """The output, validated as ``expect``. If the supervisor restarts meanwhile,
@@ -77,39 +130,81 @@ class SubtaskHandle:
         Raises:
             SubtaskFailedError: the subtask failed; ``reason`` and ``attempts`` say how.
             TimeoutError: ``timeout`` seconds passed first (the subtask goes on).
+            ResourceUnavailableError: the supervisor stayed unreachable past the
+                reconnect time.
         """
-        ends = None if timeout is None else time.monotonic() + timeout
-        gone_since: float | None = None
-        while True:
-            left = None if ends is None else max(0.0, ends - time.monotonic())
-            try:
-                outcome: Outcome = ray.get(self.ref, timeout=left)
-            except GetTimeoutError:
-                raise TimeoutError(f"subtask {self.id} not finished after {timeout}s") from None
-            except _GONE:
-                gone_since = gone_since or time.monotonic()
-                if time.monotonic() - gone_since > _RECONNECT_S:
-                    raise
-                time.sleep(_PAUSE_S)
-                self.ref = self._actor.run.remote(self._spec)
-                continue
-            return outcome.unwrap()
+        return run_blocking(self._calls.result(timeout), self._calls.clock)
 
     def status(self) -> SubtaskStatus:
         """Where it stands: state, target, reason and attempt history."""
-        return ray.get(self._actor.status.remote(self.id))  # type: ignore[no-any-return]
+        return run_blocking(self._calls.status(), self._calls.clock)
 
     def cancel(self) -> bool:
         """Fail it with reason cancelled; False if it had already finished."""
-        return ray.get(self._actor.cancel.remote(self.id))  # type: ignore[no-any-return]
+        return run_blocking(self._calls.cancel(), self._calls.clock)
+
+
+class AsyncSubtaskHandle:
+    """A subtask submitted from inside an agent; ``await handle.result()``. Arguments,
+    errors and behaviour are ``SubtaskHandle``'s."""
+
+    def __init__(
+        self,
+        actor: Any,
+        spec: SubtaskSpec,
+        reconnect: Reconnect | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.id = spec.subtask_id
+        self._calls = SubtaskCalls(actor, spec, reconnect or Reconnect(), clock or SystemClock())
+
+    @property
+    def ref(self) -> Any:
+        """See ``SubtaskHandle.ref``."""
+        return self._calls.ref
+
+    async def result(self, timeout: float | None = None) -> BaseModel:
+        """See ``SubtaskHandle.result``.
+
+        Raises:
+            SubtaskFailedError: the subtask failed.
+            TimeoutError: ``timeout`` seconds passed first.
+            ResourceUnavailableError: the supervisor stayed unreachable.
+        """
+        return await run_async(self._calls.result(timeout), self._calls.clock)
+
+    async def status(self) -> SubtaskStatus:
+        """See ``SubtaskHandle.status``."""
+        return await run_async(self._calls.status(), self._calls.clock)
+
+    async def cancel(self) -> bool:
+        """See ``SubtaskHandle.cancel``."""
+        return await run_async(self._calls.cancel(), self._calls.clock)
 
 
 class Supervisor:
-    """The driver's handle to the ``supervisor`` actor (``system.supervisor``)."""
+    """The driver's handle to the ``supervisor`` actor (``system.supervisor``).
 
-    def __init__(self, actor: Any, trace_id: str) -> None:
+    Args:
+        actor: the supervisor actor.
+        trace_id: the trace of the driver's submissions.
+        reconnect: how long a subtask handle rejoins a restarting supervisor. Default
+            ``Reconnect()``.
+        clock: the time of subtask handles' timeouts and reconnects. Default
+            ``SystemClock()``.
+    """
+
+    def __init__(
+        self,
+        actor: Any,
+        trace_id: str,
+        reconnect: Reconnect | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.actor = actor
         self._trace_id = trace_id
+        self._reconnect = reconnect or Reconnect()
+        self._clock = clock or SystemClock()
 
     def submit(
         self,
@@ -135,7 +230,7 @@ class Supervisor:
             task, to=to, expect=expect, deadline=deadline, retry=retry, on_failure=on_failure,
             envelope=env, stage=stage, next_stage=next_stage,
         )  # fmt: skip
-        return SubtaskHandle(self.actor, spec)
+        return SubtaskHandle(self.actor, spec, self._reconnect, self._clock)
 
     def declare_stage(self, name: str, window: timedelta) -> None:
         """Report stage ``name`` as stalled if, once a finished subtask's handoff names it
@@ -176,51 +271,23 @@ class Supervisor:
         return ray.get(self.actor.overview.remote())  # type: ignore[no-any-return]
 
 
-class AsyncSubtaskHandle:
-    """A subtask submitted from inside an agent; ``await handle.result()``."""
-
-    def __init__(self, actor: Any, spec: SubtaskSpec) -> None:
-        self.id = spec.subtask_id
-        self._actor = actor
-        self._spec = spec
-        self._ref = actor.run.remote(spec)
-
-    async def result(self, timeout: float | None = None) -> BaseModel:
-        """See ``SubtaskHandle.result``.
-
-        Raises:
-            SubtaskFailedError: the subtask failed.
-            TimeoutError: ``timeout`` seconds passed first.
-        """
-        loop = asyncio.get_running_loop()
-        gone_since: float | None = None
-        while True:
-            try:
-                outcome: Outcome = await asyncio.wait_for(asyncio.shield(self._ref), timeout)
-            except _GONE:
-                gone_since = gone_since or loop.time()
-                if loop.time() - gone_since > _RECONNECT_S:
-                    raise
-                await asyncio.sleep(_PAUSE_S)
-                self._ref = self._actor.run.remote(self._spec)
-                continue
-            return outcome.unwrap()
-
-    async def status(self) -> SubtaskStatus:
-        return await self._actor.status.remote(self.id)  # type: ignore[no-any-return]
-
-    async def cancel(self) -> bool:
-        return await self._actor.cancel.remote(self.id)  # type: ignore[no-any-return]
-
-
 class AsyncSupervisor:
     """The supervisor as an agent sees it (``self.supervisor``): subtasks it submits are
     children of its current task, under the same trace id."""
 
-    def __init__(self, actor: Any, sender: str, parent: Envelope | None) -> None:
+    def __init__(
+        self,
+        actor: Any,
+        sender: str,
+        parent: Envelope | None,
+        reconnect: Reconnect | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self._actor = actor
         self._sender = sender
         self._parent = parent
+        self._reconnect = reconnect or Reconnect()
+        self._clock = clock or SystemClock()
 
     def submit(
         self,
@@ -246,7 +313,7 @@ class AsyncSupervisor:
             envelope=env, parent=None if self._parent is None else self._parent.task_id,
             stage=stage, next_stage=next_stage,
         )  # fmt: skip
-        return AsyncSubtaskHandle(self._actor, spec)
+        return AsyncSubtaskHandle(self._actor, spec, self._reconnect, self._clock)
 
 
 _ACTORS: dict[str, Any] = {}
@@ -260,7 +327,7 @@ def supervisor_actor(namespace: str) -> Any:
     """
     if namespace not in _ACTORS:
         try:
-            _ACTORS[namespace] = ray.get_actor("supervisor", namespace=namespace)
+            _ACTORS[namespace] = ray.get_actor(_SUPERVISOR, namespace=namespace)
         except ValueError as error:
             raise ConfigurationError(f"no supervisor in namespace {namespace!r}") from error
     return _ACTORS[namespace]

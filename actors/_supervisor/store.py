@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from policies import Durability
-from runtime import AttemptRecord, StorageError, connect
+from runtime import AttemptRecord, StorageError, connect, transaction
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS subtasks(
@@ -134,15 +134,9 @@ class SubtaskStore:
         staged, self._staged = self._staged, []
         if not staged:
             return
-        try:
-            self._conn.execute("BEGIN")
+        with transaction(self._conn, "supervisor store") as conn:
             for sql, params in staged:
-                self._conn.execute(sql, params)
-            self._conn.execute("COMMIT")
-        except sqlite3.Error as error:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise StorageError(f"supervisor store: {error}") from error
+                conn.execute(sql, params)
 
     def _commit_staged(self) -> None:
         future, self._flush = self._flush, None

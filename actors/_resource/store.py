@@ -7,15 +7,13 @@ backend can implement it.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from pathlib import Path
 
 from policies import Durability
-
-from ._storage import check_name, connect
-from .errors import FencedError, StorageError
+from runtime import FencedError, check_name, connect, transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -90,9 +88,14 @@ class Recovered:
     writer_fences: dict[str, int]
 
 
-_LOG_COLUMNS = (
-    "version, op, args, result, writer, writer_epoch, incarnation, idem_key, trace_id, at, diff"
-)
+# Columns are the records' fields, in order: a row is ``LogRecord(*row)``, and a record's
+# row is made in C by ``attrgetter``, with no Python call per record of a batch.
+_LOG_FIELDS = tuple(f.name for f in fields(LogRecord))
+_LOG_COLUMNS = ", ".join(_LOG_FIELDS)
+_REJECTION_FIELDS = tuple(f.name for f in fields(Rejection))
+_REJECTION_COLUMNS = ", ".join(_REJECTION_FIELDS)
+_record_row = attrgetter(*_LOG_FIELDS)
+_rejection_row = attrgetter(*_REJECTION_FIELDS)
 
 
 class ResourceLog:
@@ -110,9 +113,12 @@ class ResourceLog:
         """Bump the incarnation (epoch) durably and load snapshot + tail of the log.
 
         From this commit on, any older incarnation's commit is refused (fencing).
+
+        Raises:
+            StorageError: the store failed; the incarnation is unchanged.
         """
         conn = self._conn
-        with self._transaction():
+        with transaction(conn, f"opening {self.path} failed"):
             row = conn.execute("SELECT value FROM meta WHERE key='incarnation'").fetchone()
             incarnation = (row[0] if row else 0) + 1
             conn.execute(
@@ -147,41 +153,38 @@ class ResourceLog:
             StorageError: the store failed; nothing was written.
         """
         conn = self._conn
-        try:
-            with self._transaction():
-                row = conn.execute("SELECT value FROM meta WHERE key='incarnation'").fetchone()
-                if row is None or row[0] != incarnation:
-                    raise FencedError(
-                        self.path.stem, f"incarnation {incarnation} superseded by {row and row[0]}"
-                    )
-                conn.executemany(
-                    f"INSERT INTO log({_LOG_COLUMNS}) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
-                    [_record_row(r) for r in records],
+        with transaction(conn, f"commit to {self.path} failed"):
+            row = conn.execute("SELECT value FROM meta WHERE key='incarnation'").fetchone()
+            if row is None or row[0] != incarnation:
+                raise FencedError(
+                    self.path.stem, f"incarnation {incarnation} superseded by {row and row[0]}"
                 )
-                conn.executemany(
-                    "INSERT INTO rejected(at, op, writer, writer_epoch, idem_key, trace_id, "
-                    "reason, detail) VALUES(?,?,?,?,?,?,?,?)",
-                    [_rejection_row(r) for r in rejections],
+            conn.executemany(
+                f"INSERT INTO log({_LOG_COLUMNS}) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                map(_record_row, records),
+            )
+            conn.executemany(
+                f"INSERT INTO rejected({_REJECTION_COLUMNS}) VALUES(?,?,?,?,?,?,?,?)",
+                map(_rejection_row, rejections),
+            )
+            for writer, epoch in (fences or {}).items():
+                conn.execute(
+                    "INSERT INTO writer_fence(writer, min_epoch) VALUES(?, ?) ON CONFLICT"
+                    "(writer) DO UPDATE SET min_epoch=max(min_epoch, excluded.min_epoch)",
+                    (writer, epoch),
                 )
-                for writer, epoch in (fences or {}).items():
-                    conn.execute(
-                        "INSERT INTO writer_fence(writer, min_epoch) VALUES(?, ?) ON CONFLICT"
-                        "(writer) DO UPDATE SET min_epoch=max(min_epoch, excluded.min_epoch)",
-                        (writer, epoch),
-                    )
-        except sqlite3.Error as error:
-            raise StorageError(f"commit to {self.path} failed: {error}") from error
 
     def save_snapshot(self, version: int, state: bytes) -> None:
-        """Keep the full state at ``version`` and drop older snapshots."""
-        try:
-            with self._transaction():
-                self._conn.execute(
-                    "INSERT OR REPLACE INTO snapshot(version, state) VALUES(?, ?)", (version, state)
-                )
-                self._conn.execute("DELETE FROM snapshot WHERE version < ?", (version,))
-        except sqlite3.Error as error:
-            raise StorageError(f"snapshot to {self.path} failed: {error}") from error
+        """Keep the full state at ``version`` and drop older snapshots.
+
+        Raises:
+            StorageError: the store failed; the older snapshot is kept.
+        """
+        with transaction(self._conn, f"snapshot to {self.path} failed") as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO snapshot(version, state) VALUES(?, ?)", (version, state)
+            )
+            conn.execute("DELETE FROM snapshot WHERE version < ?", (version,))
 
     def committed(self, idem_keys: list[str]) -> dict[str, tuple[int, bytes]]:
         """Version and stored result of each of ``idem_keys`` that has committed."""
@@ -206,37 +209,6 @@ class ResourceLog:
     def rejections(self) -> list[Rejection]:
         """Every refused attempt, oldest first."""
         rows = self._conn.execute(
-            "SELECT at, op, writer, writer_epoch, idem_key, trace_id, reason, detail "
-            "FROM rejected ORDER BY id"
+            f"SELECT {_REJECTION_COLUMNS} FROM rejected ORDER BY id"
         ).fetchall()
         return [Rejection(*row) for row in rows]
-
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._conn)
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self._conn.execute("COMMIT")
-        else:
-            self._conn.execute("ROLLBACK")
-
-
-def _record_row(r: LogRecord) -> tuple[object, ...]:
-    return (
-        r.version, r.op, r.args, r.result, r.writer, r.writer_epoch,
-        r.incarnation, r.idem_key, r.trace_id, r.at, r.diff,
-    )  # fmt: skip
-
-
-def _rejection_row(r: Rejection) -> tuple[object, ...]:
-    return (r.at, r.op, r.writer, r.writer_epoch, r.idem_key, r.trace_id, r.reason, r.detail)
