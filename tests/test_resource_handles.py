@@ -29,7 +29,6 @@ from actors import (
     BudgetHandle,
     Reconnect,
     ResourceHandle,
-    ResourceHost,
     ResourceLog,
     SubtaskHandle,
 )
@@ -37,6 +36,7 @@ from actors._budget.client import BudgetLink
 from actors._resource.handle import WriterIdentity
 from actors._supervisor.handle import make_spec
 from actors._supervisor.types import Outcome
+from actors.lowlevel import ResourceHost
 from policies import ResourcePolicy, WriteAuthority
 from runtime import Envelope, ResourceUnavailableError, UnknownOperationError
 from runtime.testing import FakeClock
