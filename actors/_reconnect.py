@@ -67,6 +67,7 @@ Plan = Generator[Resolve | Pause, Any, T]
 """A handle's logic for one call: yields what to wait for, returns the call's result."""
 
 
+# long: the docstring states the loop's whole contract; the loop itself is 20 lines.
 def reconnecting(
     send: Callable[[], Any],
     *,
