@@ -33,8 +33,8 @@ from runtime._ray_glue import (
 )
 
 from ._agent.agent import Agent, AgentRuntime, handlers
-from ._agent.host import AgentHost
 from ._agent.registry import AgentRegistry
+from ._agent.spawn import spawn_replica
 from ._budget.client import BudgetHandle, BudgetSpec, budget_policy, ensure_budget
 from ._resource.declare import Resource, operations
 from ._resource.handle import Reconnect, ResourceHandle, WriterIdentity, _Stamper
@@ -92,6 +92,7 @@ class System:
         self.trace_id = new_trace_id()
         self._owns_ray = owns_ray
         self._spawned: list[Any] = []
+        self._agents: set[str] = set()
         self._registry = AgentRegistry(root)
         self._budget_policy = budget_policy(budgets)
         self._budget: BudgetHandle | None = None
@@ -244,13 +245,9 @@ class System:
             runtime = AgentRuntime(
                 name=name, replica=i, epoch=epoch, namespace=self.namespace, model=model
             )
-            actor = spawn(
-                AgentHost, cls, runtime,
-                name=agent_actor_name(name, i), namespace=self.namespace,
-                max_restarts=0, max_concurrency=cls.max_concurrency,
-            )  # fmt: skip
-            actors.append(actor)
+            actors.append(spawn_replica(cls, runtime))
         self._spawned.extend(actors)
+        self._agents.add(name)
         ray.get([a.ping.remote() for a in actors])
         return AgentGroup(name, actors, self.trace_id)
 
@@ -288,6 +285,9 @@ class System:
 
     def shutdown(self) -> None:
         """Stop every actor this system started, and Ray if it started it."""
+        for agent in self._agents:  # replicas the supervisor restarted are detached
+            for actor in _replicas(self.namespace, agent).values():
+                ray.kill(actor, no_restart=True)
         for actor in self._spawned:
             ray.kill(actor, no_restart=True)
         self._spawned.clear()

@@ -23,6 +23,7 @@ from .background import Background
 from .metrics import Metrics
 from .planner import FailurePlanner
 from .pool import Pool, group_of
+from .restarts import ReplicaRestarts
 from .state import Attempt, Live, validate
 from .table import SubtaskTable
 from .timers import Timers
@@ -56,6 +57,10 @@ class AttemptEngine:
         self._metrics = metrics
         self._background = background
         self._discovering: set[str] = set()
+        self.restarts = ReplicaRestarts(
+            pool, planner, dispatcher, table.store, clock=clock, background=background,
+            on_back=self._back, on_lost=self._drop,
+        )  # fmt: skip
 
     # -- starting --------------------------------------------------------------------
 
@@ -71,12 +76,19 @@ class AttemptEngine:
         self._pump(live.target)
 
     def _pump(self, target: str) -> None:
-        group = group_of(target)
-        if not self._pool.known(group):
-            self._discover(group)
+        if not self._pool.queues.get(target):
+            return
+        if not self._reachable(target):
+            self._discover(group_of(target))  # it may have come (back) since
             return
         for subtask_id, replica in self._pool.next_assignments(target, self._avoided):
             self._dispatch(self._table.live[subtask_id], replica)
+
+    def _reachable(self, target: str) -> bool:
+        """Whether ``target`` has a replica to wait for: alive, or being restarted."""
+        if ":" in target:
+            return target in self._pool.replicas or target in self.restarts.restarting
+        return self._pool.known(target)
 
     def _avoided(self, subtask_id: str) -> frozenset[str]:
         return frozenset(self._table.live[subtask_id].failed_on)
@@ -87,6 +99,8 @@ class AttemptEngine:
             self._background.spawn(self._discover_now(group))
 
     async def _discover_now(self, group: str) -> None:
+        """Look the group's replicas up; a queue whose target is not among them fails
+        no_agent at once (each subtask then follows its plan)."""
         try:
             infos = await self._dispatcher.replicas(group)
         except Exception as error:
@@ -94,24 +108,24 @@ class AttemptEngine:
             infos = []
         self._discovering.discard(group)
         self._pool.add(group, infos)
-        targets = [t for t in self._pool.queues if group_of(t) == group]
-        if self._pool.known(group):
-            for target in targets:
+        for target in [t for t in self._pool.queues if group_of(t) == group]:
+            if self._reachable(target):
                 self._pump(target)
-            return
-        for target in targets:
-            for subtask_id in list(self._pool.queues[target]):
-                live = self._table.live[subtask_id]
-                assert live.current is not None
-                self.expire(
-                    live, live.current, FailureReason.NO_AGENT, f"no live replica of {target}"
-                )
+            else:
+                self._fail_queue(target, f"no live replica of {target}")
+
+    def _fail_queue(self, target: str, detail: str) -> None:
+        for subtask_id in list(self._pool.queues.get(target, ())):
+            live = self._table.live[subtask_id]
+            assert live.current is not None
+            self.expire(live, live.current, FailureReason.NO_AGENT, detail)
 
     def _dispatch(self, live: Live, replica: str) -> None:
         attempt = live.current
         assert attempt is not None
         now = self._clock.monotonic()
         attempt.replica, attempt.started_at, attempt.span_id = replica, now, new_span_id()
+        attempt.generation = self._pool.generation(replica) or 0
         live.state = "running"
         self._metrics.queued_ms((now - attempt.queued_at) * 1000)
         envelope = replace(
@@ -120,7 +134,9 @@ class AttemptEngine:
         try:
             result, attempt.cancel = self._dispatcher.send(replica, live.spec.message, envelope)
         except Exception as error:
-            self._drop(replica, str(error))
+            attempt.returned = True
+            self._pool.release(replica, attempt.generation)
+            self._drop(replica, attempt.generation, str(error))
             self.expire(live, attempt, FailureReason.AGENT_DIED, str(error))
             return
         self._timers.arm(live.spec.subtask_id, attempt, live.spec.deadlines)
@@ -136,10 +152,11 @@ class AttemptEngine:
         except BaseException as raised:  # the agent's error, its death or a cancellation
             error = raised
         assert attempt.replica is not None
+        attempt.returned = True
         self._metrics.ran_ms((self._clock.monotonic() - (attempt.started_at or 0.0)) * 1000)
         if isinstance(error, AgentDiedError):
-            self._drop(attempt.replica, str(error))
-        self._release(attempt.replica)
+            self._drop(attempt.replica, attempt.generation, str(error))
+        self._release(attempt.replica, attempt.generation)
         if attempt.over:
             self._late(live, attempt, error)
             return
@@ -154,18 +171,21 @@ class AttemptEngine:
         attempt.over = True
         self.failed(live, attempt, reason, kind, detail)
 
-    def _drop(self, replica: str, why: str) -> None:
+    def _drop(self, replica: str, generation: int, why: str) -> None:
         """Forget a dead replica, and fail the attempts queued for it alone (no_agent):
-        nothing else would ever start them."""
-        self._pool.remove(replica)
-        for subtask_id in list(self._pool.queues.get(replica, ())):
-            live = self._table.live[subtask_id]
-            assert live.current is not None
-            detail = f"replica {replica} is gone: {why}"
-            self.expire(live, live.current, FailureReason.NO_AGENT, detail)
+        nothing else would ever start them. A replica being restarted is not dead."""
+        if replica in self.restarts.restarting:
+            return
+        self._pool.remove(replica, generation)
+        if replica not in self._pool.replicas:
+            self._fail_queue(replica, f"replica {replica} is gone: {why}")
 
-    def _release(self, replica: str) -> None:
-        self._pool.release(replica)
+    def _back(self, replica: str) -> None:
+        self._pump(replica)
+        self._pump(group_of(replica))
+
+    def _release(self, replica: str, generation: int) -> None:
+        self._pool.release(replica, generation)
         self._pump(replica)
         self._pump(group_of(replica))
 
@@ -185,10 +205,9 @@ class AttemptEngine:
     # -- failures --------------------------------------------------------------------
 
     def expire(self, live: Live, attempt: Attempt, reason: FailureReason, detail: str) -> None:
-        """Fail the attempt now, whatever it is doing; a result it sends later is late."""
-        attempt.over = True
-        if attempt.replica is None:
-            self._pool.dequeue(attempt.target, live.spec.subtask_id)
+        """Fail the attempt now, whatever it is doing: a running one is cancelled and must
+        let go of its replica within its grace; a result it sends later is late."""
+        self._stop(live, attempt)
         if reason in _PHASES:
             self._metrics.deadline_miss(reason.value)
         self.failed(live, attempt, reason, None, detail)
@@ -255,6 +274,7 @@ class AttemptEngine:
             if expiry is not None:
                 reason = FailureReason(expiry.reason.value)
                 self.expire(live, attempt, reason, f"missed {expiry.reason.value}")
+        self.restarts.tick(now)
         for subtask_id in self._timers.due_retries(now):
             live = self._table.live.get(subtask_id)
             if live is not None and live.state == "retrying":
@@ -306,5 +326,6 @@ class AttemptEngine:
         attempt.over = True
         if attempt.replica is None:
             self._pool.dequeue(attempt.target, live.spec.subtask_id)
-        elif attempt.cancel is not None:
+        elif not attempt.returned and attempt.cancel is not None:
             attempt.cancel()
+            self.restarts.watch(attempt, live.spec.deadlines.grace.total_seconds())

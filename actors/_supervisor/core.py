@@ -207,8 +207,8 @@ class SupervisorCore:
         return self._stages.stalls()
 
     def overview(self) -> dict[str, Any]:
-        """What ``agentcast status`` prints: subtasks by state, replicas, failed groups,
-        open escalations and stalls."""
+        """What ``agentcast status`` prints: subtasks by state, replicas, restarts of
+        wedged replicas (done and under way), failed groups, open escalations and stalls."""
         states: dict[str, int] = {}
         for live in self._table.live.values():
             states[live.state] = states.get(live.state, 0) + 1
@@ -218,6 +218,8 @@ class SupervisorCore:
             "replicas": {
                 n: f"{r.busy}/{r.capacity}" for n, r in sorted(self.pool.replicas.items())
             },
+            "restarts": dict(sorted(self._attempts.restarts.restarts.items())),
+            "restarting": sorted(self._attempts.restarts.restarting),
             "failed_groups": sorted(self.failed_groups),
             "open_escalations": len(self.store.escalations()),
             "stalls": self.stalls(),

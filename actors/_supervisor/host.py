@@ -16,10 +16,11 @@ from typing import Any
 
 import ray
 from pydantic import BaseModel
-from ray.exceptions import ActorUnavailableError, RayActorError
+from ray import cloudpickle
+from ray.exceptions import ActorUnavailableError, RayActorError, TaskCancelledError
 
 from policies import Durability, RestartIntensity
-from runtime import Clock, Envelope, StorageError, SystemClock
+from runtime import Clock, ConfigurationError, Envelope, StorageError, SystemClock
 
 from .core import SupervisorCore
 from .metrics import SupervisorMetrics
@@ -36,6 +37,9 @@ from .types import (
 SUPERVISOR_ACTOR = "supervisor"
 BUDGET_ACTOR = "budget"
 _TICK_S = 0.02
+_PING_S = 10.0
+_START_S = 60.0
+_PAUSE_S = 0.05
 _log = logging.getLogger(__name__)
 
 
@@ -45,6 +49,7 @@ class RayDispatcher:
     def __init__(self, namespace: str) -> None:
         self._namespace = namespace
         self._actors: dict[str, Any] = {}
+        self._recipes: dict[str, bytes] = {}
 
     async def replicas(self, group: str) -> list[ReplicaInfo]:
         prefix = f"agent:{group}:"
@@ -55,17 +60,21 @@ class RayDispatcher:
         ]
         infos: list[ReplicaInfo] = []
         for name in names:
+            replica = f"{group}:{name[len(prefix) :]}"
             try:
                 actor = ray.get_actor(name, namespace=self._namespace)
-                info: dict[str, Any] = await asyncio.wait_for(actor.ping.remote(), timeout=10)
+                infos.append(await self._ping(replica, actor, _PING_S))
             except Exception:  # dead or dying: not a replica to send work to
                 continue
-            replica = f"{group}:{name[len(prefix) :]}"
-            self._actors[replica] = actor
-            infos.append(
-                ReplicaInfo(replica, int(info.get("capacity", 1)), int(info.get("epoch", 0)))
-            )
         return infos
+
+    async def _ping(self, replica: str, actor: Any, timeout: float) -> ReplicaInfo:
+        # ping runs in the replica's control group: it answers while handlers are busy.
+        info: dict[str, Any] = await asyncio.wait_for(actor.ping.remote(), timeout=timeout)
+        self._actors[replica] = actor
+        if "recipe" in info:
+            self._recipes[replica] = info["recipe"]
+        return ReplicaInfo(replica, int(info.get("capacity", 1)), int(info.get("epoch", 0)))
 
     def send(
         self, replica: str, message: BaseModel, envelope: Envelope
@@ -73,12 +82,47 @@ class RayDispatcher:
         ref = self._actors[replica].handle.remote(message, envelope)
         return _result(ref, replica), lambda: ray.cancel(ref)
 
+    async def restart(self, replica: str) -> ReplicaInfo:
+        """Kill ``replica``'s actor and start it again from the recipe it handed out.
+
+        Raises:
+            ConfigurationError: no recipe is known for it.
+        """
+        from .._agent.spawn import spawn_replica
+
+        recipe = self._recipes.get(replica)
+        if recipe is None:
+            raise ConfigurationError(f"no recipe to restart {replica}")
+        cls, runtime = cloudpickle.loads(recipe)
+        ray.kill(self._actors.pop(replica), no_restart=True)
+        while _named(f"agent:{replica}", self._namespace):  # the name is freed once it is dead
+            await asyncio.sleep(_PAUSE_S)
+        return await self._ping(replica, spawn_replica(cls, runtime, detached=True), _START_S)
+
+    def follow(self, replica: str, span_id: str) -> Awaitable[Any]:
+        """The result of attempt ``span_id``, started on ``replica`` by an earlier
+        incarnation of the supervisor."""
+        actor = self._actors.get(replica) or ray.get_actor(
+            f"agent:{replica}", namespace=self._namespace
+        )
+        return _result(actor.outcome.remote(span_id), replica)
+
+
+def _named(name: str, namespace: str) -> bool:
+    try:
+        ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        return False
+    return True
+
 
 async def _result(ref: Any, replica: str) -> Any:
     try:
         return await ref
     except (RayActorError, ActorUnavailableError) as error:
         raise AgentDiedError(f"replica {replica} died: {str(error).splitlines()[0]}") from None
+    except TaskCancelledError:
+        raise asyncio.CancelledError(f"attempt on {replica} cancelled") from None
 
 
 class BudgetActorRetries:

@@ -64,6 +64,23 @@ class FailurePlanner:
         if reason is not FailureReason.BUDGET:
             self._trackers[group] = self._tracker(group).record(self._clock.monotonic())
 
+    def may_restart(self, group: str) -> bool:
+        """Count a restart of one of ``group``'s replicas; whether the group's restart
+        intensity allows it (if not, the group has failed: recorded once, as an event)."""
+        now = self._clock.monotonic()
+        self._trackers[group] = self._tracker(group).record(now)
+        exceeded = self._trackers[group].exceeded(now)
+        if exceeded:
+            self._group_failed(group, "wedged")
+        return not exceeded
+
+    def _group_failed(self, group: str, reason: str) -> None:
+        if group not in self.failed_groups:
+            self.failed_groups.add(group)
+            self._store.stage_event(
+                self._clock.now().timestamp(), "group_failed", group, {"reason": reason}
+            )
+
     @staticmethod
     def is_final(live: Live, reason: FailureReason) -> bool:
         """Whether the subtask fails at once, without asking its plan: the reason is final,
@@ -76,11 +93,8 @@ class FailurePlanner:
         """What follows the failed attempt of ``live`` on ``group``; a retry or a reroute
         is drawn from the run's retry budget, and its refusal asks the plan again."""
         exceeded = self._tracker(group).exceeded(self._clock.monotonic())
-        if exceeded and group not in self.failed_groups:
-            self.failed_groups.add(group)
-            self._store.stage_event(
-                self._clock.now().timestamp(), "group_failed", group, {"reason": reason.value}
-            )
+        if exceeded:
+            self._group_failed(group, reason.value)
         inputs: dict[str, Any] = {
             "attempts": live.attempts, "reason": reason.value, "error_type": kind,
             "intensity_exceeded": exceeded, "rng_value": self._rng.random(),

@@ -20,12 +20,15 @@ from .types import Outcome, SubtaskSpec
 @dataclass(slots=True)
 class Attempt:
     """One attempt of a subtask: where it runs and the supervisor-clock instants of its
-    phases. ``over`` once it failed or ended: a result it sends after that is late."""
+    phases. ``over`` once it failed or ended: a result it sends after that is late;
+    ``returned`` once its call came back (its replica slot is free again)."""
 
     number: int
     target: str
     queued_at: float
     replica: str | None = None
+    generation: int = 0
+    returned: bool = False
     started_at: float | None = None
     heartbeat_at: float | None = None
     span_id: str = ""

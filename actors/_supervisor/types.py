@@ -120,6 +120,10 @@ class Dispatcher(Protocol):
         replica dies) and a function that cancels it."""
         ...
 
+    async def restart(self, replica: str) -> ReplicaInfo:
+        """Stop ``replica`` for good, whatever it runs, and start it anew under its name."""
+        ...
+
 
 class RetryBudgetHook(Protocol):
     """The run's retry budget, as the supervisor uses it: the one hook through which
