@@ -305,7 +305,8 @@ def start_supervisor(system: System, clock: Clock | None = None) -> tuple[Superv
     """Join the namespace's ``supervisor`` actor, or start it; returns the handle and the
     actor if this call started it (else None)."""
     try:
-        return Supervisor(lookup(SUPERVISOR_ACTOR, system.namespace), system.trace_id), None
+        actor = lookup(SUPERVISOR_ACTOR, system.namespace)
+        return Supervisor(actor, system.trace_id, system.namespace), None
     except Exception:
         pass
     actor = spawn(
@@ -314,7 +315,7 @@ def start_supervisor(system: System, clock: Clock | None = None) -> tuple[Superv
         max_concurrency=_SUPERVISOR_CONCURRENCY,
     )  # fmt: skip
     ray.get(actor.overview.remote())
-    return Supervisor(actor, system.trace_id), actor
+    return Supervisor(actor, system.trace_id, system.namespace), actor
 
 
 def kill_agent(system: System, agent: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from actors._supervisor.types import AgentDiedError, ReplicaInfo
-from runtime import Envelope
+from runtime import ConfigurationError, Envelope
 
 
 @dataclass
@@ -57,8 +57,10 @@ class Replicas:
         return ReplicaInfo(replica, self.capacity, 1)
 
     def follow(self, replica: str, span_id: str) -> Awaitable[Any]:
-        (call,) = [c for c in self.calls if c.envelope.span_id == span_id]
-        return asyncio.shield(call.future)
+        found = [c for c in self.calls if c.envelope.span_id == span_id]
+        if not found or found[0].replica != replica:
+            raise ConfigurationError(f"no attempt {span_id!r} on {replica}")
+        return asyncio.shield(found[0].future)
 
     def die(self, replica: str) -> None:
         """The replica dies: its running calls fail, later ones are refused."""

@@ -77,6 +77,9 @@ class FakeAgents:
         self.calls.append(Call(replica, message, envelope, future))
         return future, (lambda: None) if self.ignore_cancel else future.cancel
 
+    def follow(self, replica: str, span_id: str) -> Awaitable[Any]:
+        return asyncio.get_running_loop().create_future()  # never ends: nothing to record
+
 
 class Refusing:
     async def may_retry(self, run: str, agent: str) -> bool:

@@ -195,18 +195,21 @@ def test_recovery_checks_the_stored_target(tmp_path: Path) -> None:
         plan = Reroute(to="r", policy=NOW)
         task = await started(core, spec(to="r:1", retry=None, on_failure=plan))
         assert not task.done()
-        again = Replicas({"r": 2})
-        again.dead.add("r:1")  # it died while the supervisor restarted
-        core2 = SupervisorCore(SubtaskStore(tmp_path), again, clock=FakeClock())
+        agents.die("r:1")  # it died while the supervisor restarted
+        core2 = SupervisorCore(SubtaskStore(tmp_path), agents, clock=FakeClock())
         core2.recover()
         await settle()
-        (call,) = again.calls
+        call = agents.calls[-1]
         assert call.replica == "r:0"
         call.future.set_result(GOOD)
         await settle()
         sid = call.envelope.task_id
         assert (await core2.wait(sid)).output == GOOD
-        assert [o for o, _ in outcomes(core2, sid)] == ["interrupted", "no_agent", "succeeded"]
+        assert outcomes(core2, sid) == [
+            ("interrupted", "r:1"), ("late:agent_died", "r:1"), ("no_agent", None),
+            ("succeeded", "r:0"),
+        ]  # fmt: skip
+        assert [a.number for a in core2.status_of(sid).attempts] == [1, 1, 2, 3]
 
     run(body)
 

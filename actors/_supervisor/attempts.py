@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from policies import AbandonTask, EscalateTo, FailureAction, RerouteTo
-from runtime import Clock, FailureReason, new_span_id
+from runtime import Clock, ConfigurationError, FailureReason, new_span_id
 
 from .background import Background
 from .metrics import Metrics
@@ -128,6 +128,21 @@ class AttemptEngine:
         attempt.generation = self._pool.generation(replica) or 0
         live.state = "running"
         self._metrics.queued_ms((now - attempt.queued_at) * 1000)
+        self._table.started(live, attempt)
+        self._timers.arm(live.spec.subtask_id, attempt, live.spec.deadlines)
+        self._background.spawn(self._send(live, attempt, replica))
+
+    async def _send(self, live: Live, attempt: Attempt, replica: str) -> None:
+        """Send the attempt once its start is stored (so a supervisor that restarts finds
+        it), unless it ended meanwhile."""
+        try:
+            await self._table.store.commit()
+        except Exception as error:  # the attempt still runs: liveness before history
+            _log.warning("the start of %s was not stored: %s", live.spec.subtask_id, error)
+        if attempt.over:
+            attempt.returned = True
+            self._release(replica, attempt.generation)
+            return
         envelope = replace(
             live.spec.envelope, span_id=attempt.span_id, parent_span_id=live.spec.envelope.span_id
         )
@@ -139,8 +154,25 @@ class AttemptEngine:
             self._drop(replica, attempt.generation, str(error))
             self.expire(live, attempt, FailureReason.AGENT_DIED, str(error))
             return
-        self._timers.arm(live.spec.subtask_id, attempt, live.spec.deadlines)
-        self._background.spawn(self._await_attempt(live, attempt, result))
+        await self._await_attempt(live, attempt, result)
+
+    def follow(self, live: Live) -> None:
+        """Record, as late, the result of the attempt that ran when an earlier supervisor
+        stopped (its replica keeps it)."""
+        gone = live.interrupted
+        if gone is not None and gone.replica is not None:
+            gone.over = True
+            self._background.spawn(self._follow(live, gone, gone.replica))
+
+    async def _follow(self, live: Live, gone: Attempt, replica: str) -> None:
+        error: BaseException | None = None
+        try:
+            await self._dispatcher.follow(replica, gone.span_id)
+        except ConfigurationError:
+            return  # the replica does not know it: it never started, nothing to record
+        except BaseException as raised:
+            error = raised
+        self._late(live, gone, error)
 
     # -- results ---------------------------------------------------------------------
 

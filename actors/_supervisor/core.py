@@ -103,13 +103,15 @@ class SupervisorCore:
         return await self.wait(spec.subtask_id)
 
     async def submit(self, spec: SubtaskSpec) -> None:
-        """Store the subtask, then start its first attempt. A known id is left as is.
+        """Store the subtask, then start its first attempt. A known id is left as is
+        (returning once it is stored, if another submit of it is storing it).
 
         Raises:
             StorageError: it could not be stored; it was not started.
         """
         live = self._table.admit(spec)
         if live is None:
+            await self._table.being_stored(spec.subtask_id)
             return
         self._stages.submitted(spec.stage)
         self._planner.first_attempt(spec.envelope.trace_id)
@@ -118,13 +120,15 @@ class SupervisorCore:
 
     def recover(self) -> int:
         """Load every unfinished subtask from storage and drive it again: its in-flight
-        attempt runs anew under the same subtask id (so the same idempotency keys).
+        attempt runs anew under the same subtask id (so the same idempotency keys), with
+        the next attempt number; the interrupted one's result is recorded as late.
 
         Returns:
             How many subtasks were re-driven.
         """
         redriven = self._table.restore()
         for live in redriven:
+            self._attempts.follow(live)
             self._attempts.start(live)
         return len(redriven)
 

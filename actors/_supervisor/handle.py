@@ -14,7 +14,9 @@ from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 from policies import Deadlines, OnFailure, RestartIntensity, Retry, RetryPolicy
 from runtime import ConfigurationError, Envelope, new_task_id
 
+from .reconnect import await_through_restarts, call_through_restarts
 from .types import Outcome, SubtaskSpec, SubtaskStatus
+from .validate import check_submission
 
 _GONE = (RayActorError, ActorUnavailableError)
 _RECONNECT_S = 60.0
@@ -96,8 +98,9 @@ class SubtaskHandle:
             return outcome.unwrap()
 
     def status(self) -> SubtaskStatus:
-        """Where it stands: state, target, reason and attempt history."""
-        return ray.get(self._actor.status.remote(self.id))  # type: ignore[no-any-return]
+        """Where it stands: state, target, reason and attempt history (waiting out a
+        restart of the supervisor, as ``result`` does)."""
+        return call_through_restarts(lambda: self._actor.status.remote(self.id))  # type: ignore[no-any-return]
 
     def cancel(self) -> bool:
         """Fail it with reason cancelled; False if it had already finished."""
@@ -107,9 +110,10 @@ class SubtaskHandle:
 class Supervisor:
     """The driver's handle to the ``supervisor`` actor (``system.supervisor``)."""
 
-    def __init__(self, actor: Any, trace_id: str) -> None:
+    def __init__(self, actor: Any, trace_id: str, namespace: str | None = None) -> None:
         self.actor = actor
         self._trace_id = trace_id
+        self._namespace = namespace
 
     def submit(
         self,
@@ -128,8 +132,10 @@ class Supervisor:
         ``deadline`` (a ``timedelta`` bounds the running phase) and to ``expect``.
 
         Raises:
-            ConfigurationError: both ``retry`` and ``on_failure=Retry(...)``.
+            ConfigurationError: both ``retry`` and ``on_failure=Retry(...)``; ``to`` is
+                not an agent or a replica that runs; ``expect`` is not a model class.
         """
+        check_submission(to, expect, self._namespace)
         env = envelope or Envelope(trace_id=self._trace_id, task_id=new_task_id())
         spec = make_spec(
             task, to=to, expect=expect, deadline=deadline, retry=retry, on_failure=on_failure,
@@ -207,7 +213,8 @@ class AsyncSubtaskHandle:
             return outcome.unwrap()
 
     async def status(self) -> SubtaskStatus:
-        return await self._actor.status.remote(self.id)  # type: ignore[no-any-return]
+        """See ``SubtaskHandle.status``."""
+        return await await_through_restarts(lambda: self._actor.status.remote(self.id))  # type: ignore[no-any-return]
 
     async def cancel(self) -> bool:
         return await self._actor.cancel.remote(self.id)  # type: ignore[no-any-return]
@@ -234,7 +241,12 @@ class AsyncSupervisor:
         stage: str | None = None,
         next_stage: str | None = None,
     ) -> AsyncSubtaskHandle:
-        """See ``Supervisor.submit``; the subtask is a child of the current task."""
+        """See ``Supervisor.submit``; the subtask is a child of the current task.
+
+        Raises:
+            ConfigurationError: as for ``Supervisor.submit``.
+        """
+        check_submission(to, expect, ray.get_runtime_context().namespace)
         task_id = new_task_id()
         env = (
             Envelope(sender=self._sender, task_id=task_id)

@@ -38,7 +38,8 @@ class Attempt:
 
 @dataclass(slots=True)
 class Live:
-    """An unfinished subtask: its spec, its current attempt and its history so far."""
+    """An unfinished subtask: its spec, its current attempt and its history so far;
+    ``interrupted`` is the attempt that ran when an earlier supervisor stopped."""
 
     spec: SubtaskSpec
     target: str
@@ -49,6 +50,7 @@ class Live:
     waiters: list[asyncio.Future[Outcome]] = field(default_factory=list)
     failed_on: set[str] = field(default_factory=set)
     escalated: bool = False
+    interrupted: Attempt | None = None
 
 
 def dumps(value: Any) -> bytes:

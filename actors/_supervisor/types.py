@@ -120,6 +120,11 @@ class Dispatcher(Protocol):
         replica dies) and a function that cancels it."""
         ...
 
+    def follow(self, replica: str, span_id: str) -> Awaitable[Any]:
+        """The result of attempt ``span_id`` that an earlier supervisor started on
+        ``replica`` (raises ``ConfigurationError`` if the replica does not know it)."""
+        ...
+
     async def restart(self, replica: str) -> ReplicaInfo:
         """Stop ``replica`` for good, whatever it runs, and start it anew under its name."""
         ...
