@@ -14,7 +14,7 @@ from typing import Any
 import ray
 from pydantic import BaseModel
 
-from policies import ResourcePolicy, WriteAuthority
+from policies import ResourcePolicy, RetryBudget, WriteAuthority
 from runtime import (
     Clock,
     ConfigurationError,
@@ -85,7 +85,13 @@ class System:
     """
 
     def __init__(
-        self, *, root: Path, namespace: str, owns_ray: bool, budgets: BudgetSpec = None
+        self,
+        *,
+        root: Path,
+        namespace: str,
+        owns_ray: bool,
+        budgets: BudgetSpec = None,
+        retry_budget: RetryBudget | None = None,
     ) -> None:
         self.root = root
         self.namespace = check_name("namespace", namespace)
@@ -95,6 +101,7 @@ class System:
         self._agents: set[str] = set()
         self._registry = AgentRegistry(root)
         self._budget_policy = budget_policy(budgets)
+        self.retry_budget = retry_budget
         self._budget: BudgetHandle | None = None
         self._supervisor: Supervisor | None = None
 
@@ -107,6 +114,7 @@ class System:
         num_cpus: int | None = None,
         dashboard: bool = True,
         budgets: BudgetSpec = None,
+        retry_budget: RetryBudget | None = None,
     ) -> System:
         """Start the embedded default: a local Ray (``address="local"``) and SQLite storage.
 
@@ -114,12 +122,16 @@ class System:
         instead. If this process is already connected to Ray, that cluster is used and
         left running. ``budgets`` (a ``BudgetPolicy``, or caps for a default one) is the
         policy of the budget actor, started on first use of ``system.budget`` or of an
-        agent with a model.
+        agent with a model. ``retry_budget`` is the retry budget of every run of the
+        supervisor this system starts (a run is a trace: all of this system's driver
+        submissions, or one agent task's subtasks), winning over the budget actor's;
+        ``submit(run=..., retry_budget=...)`` sets one run's.
         """
         if not ray.is_initialized() and os.environ.get("RAY_ADDRESS"):
             return cls.connect(
-                os.environ["RAY_ADDRESS"], storage=storage, namespace=namespace, budgets=budgets
-            )
+                os.environ["RAY_ADDRESS"], storage=storage, namespace=namespace, budgets=budgets,
+                retry_budget=retry_budget,
+            )  # fmt: skip
         owns = not ray.is_initialized()
         if owns:
             ray.init(
@@ -132,7 +144,10 @@ class System:
                 logging_level=logging.WARNING,
                 log_to_driver=False,
             )
-        return cls(root=storage_root(storage), namespace=namespace, owns_ray=owns, budgets=budgets)
+        return cls(
+            root=storage_root(storage), namespace=namespace, owns_ray=owns, budgets=budgets,
+            retry_budget=retry_budget,
+        )  # fmt: skip
 
     @classmethod
     def connect(
@@ -142,12 +157,16 @@ class System:
         storage: str | os.PathLike[str] | None = None,
         namespace: str = DEFAULT_NAMESPACE,
         budgets: BudgetSpec = None,
+        retry_budget: RetryBudget | None = None,
     ) -> System:
         """Join a running Ray cluster (e.g. inside ``ray job submit``)."""
         owns = not ray.is_initialized()
         if owns:
             ray.init(address=address, namespace=namespace, logging_level=logging.WARNING)
-        return cls(root=storage_root(storage), namespace=namespace, owns_ray=owns, budgets=budgets)
+        return cls(
+            root=storage_root(storage), namespace=namespace, owns_ray=owns, budgets=budgets,
+            retry_budget=retry_budget,
+        )  # fmt: skip
 
     def __enter__(self) -> System:
         return self
@@ -311,6 +330,7 @@ def start_supervisor(system: System, clock: Clock | None = None) -> tuple[Superv
         pass
     actor = spawn(
         SupervisorHost, str(system.root), system.namespace, clock,
+        retry_budget=system.retry_budget,
         name=SUPERVISOR_ACTOR, namespace=system.namespace, pin_to_state=True,
         max_concurrency=_SUPERVISOR_CONCURRENCY,
     )  # fmt: skip

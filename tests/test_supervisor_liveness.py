@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from liveness_fakes import Replicas
 from pydantic import BaseModel
 
@@ -16,12 +17,20 @@ from actors._supervisor.core import SupervisorCore
 from actors._supervisor.handle import make_spec
 from actors._supervisor.store import SubtaskStore
 from actors._supervisor.types import Outcome, SubtaskSpec
-from policies import Deadlines, OnFailure, Reroute, RestartIntensity, RetryPolicy
-from runtime import Envelope, SubtaskFailedError, new_task_id
+from policies import Deadlines, OnFailure, Reroute, RestartIntensity, RetryBudget, RetryPolicy
+from runtime import (
+    ConfigurationError,
+    Envelope,
+    StorageError,
+    SubtaskFailedError,
+    new_task_id,
+    new_trace_id,
+)
 from runtime.testing import FakeClock
 
 NOW = RetryPolicy(max_attempts=3, initial_backoff=timedelta(0), max_backoff=timedelta(0))
 FIVE = Deadlines(running=timedelta(seconds=5))
+DRIVER = new_trace_id()  # every driver submission of one System shares its trace id
 
 
 class Ask(BaseModel):
@@ -53,7 +62,7 @@ def spec(
 ) -> SubtaskSpec:
     return make_spec(
         Ask(topic="x"), to=to, expect=Answer, deadline=deadline, retry=retry,
-        on_failure=on_failure, envelope=Envelope(task_id=new_task_id()),
+        on_failure=on_failure, envelope=Envelope(trace_id=DRIVER, task_id=new_task_id()),
     )  # fmt: skip
 
 
@@ -228,5 +237,159 @@ def test_a_retry_in_place_on_a_pinned_target_runs(tmp_path: Path) -> None:
         agents.calls[1].future.set_result(GOOD)
         await settle()
         assert task.result().output == GOOD
+
+    run(body)
+
+
+# -- 5. an attempt running when the supervisor stops stays in the history ------------------
+
+
+def test_an_interrupted_attempt_keeps_its_number_and_its_result_is_late(tmp_path: Path) -> None:
+    async def body() -> None:
+        agents = Replicas({"r": 2})
+        core = SupervisorCore(SubtaskStore(tmp_path), agents, clock=FakeClock())
+        s = spec()
+        await started(core, s)
+        (old,) = agents.calls
+        core2 = SupervisorCore(SubtaskStore(tmp_path), agents, clock=FakeClock())  # restarted
+        assert core2.recover() == 1
+        await settle()
+        new = agents.calls[1]
+        assert new.envelope.task_id == old.envelope.task_id  # same idempotency keys
+        old.future.set_result(Answer(summary="late"))
+        await settle()
+        new.future.set_result(GOOD)
+        await settle()
+        assert (await core2.wait(s.subtask_id)).output == GOOD
+        records = core2.status_of(s.subtask_id).attempts
+        assert [(a.number, a.outcome, a.replica) for a in records] == [
+            (1, "interrupted", old.replica), (1, "late:succeeded", old.replica),
+            (2, "succeeded", new.replica),
+        ]  # fmt: skip
+
+    run(body)
+
+
+# -- 6. a subtask stays live until its outcome commits -------------------------------------
+
+
+def test_a_failed_final_commit_is_retried_and_nobody_sees_storage_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def body() -> None:
+        agents = Replicas({"r": 1})
+        core = SupervisorCore(SubtaskStore(tmp_path), agents, clock=FakeClock())
+        s = spec()
+        task = await started(core, s)
+        real, failures = core.store.commit_now, [2]
+
+        def flaky() -> None:
+            if failures[0] > 0:
+                failures[0] -= 1
+                core.store._staged.clear()  # the transaction and its statements are lost
+                raise StorageError("disk full")
+            real()
+
+        monkeypatch.setattr(core.store, "commit_now", flaky)
+        agents.calls[0].future.set_result(GOOD)
+        await settle()
+        assert not task.done()  # still being stored
+        assert core.store.subtask(s.subtask_id)["finished"] is None
+        joined = asyncio.ensure_future(core.wait(s.subtask_id))
+        outcome = await asyncio.wait_for(task, timeout=5)
+        assert outcome.output == GOOD and (await joined).output == GOOD
+        assert core.store.subtask(s.subtask_id)["state"] == "done"
+
+    run(body)
+
+
+def test_an_undecodable_row_is_quarantined_and_the_rest_recover(tmp_path: Path) -> None:
+    async def body() -> None:
+        agents = Replicas({"r": 1})
+        core = SupervisorCore(SubtaskStore(tmp_path), agents, clock=FakeClock())
+        bad, good = spec(), spec()
+        await started(core, bad)
+        await started(core, good)
+        core.store._conn.execute(
+            "UPDATE subtasks SET spec = ? WHERE id = ?", (b"not a pickle", bad.subtask_id)
+        )
+        core2 = SupervisorCore(SubtaskStore(tmp_path), agents, clock=FakeClock())
+        assert core2.recover() == 1
+        assert [e["subject"] for e in core2.store.events("quarantined")] == [bad.subtask_id]
+        assert core2.status_of(bad.subtask_id).state == "quarantined"
+        with pytest.raises(ConfigurationError, match="quarantined"):
+            await core2.wait(bad.subtask_id)
+
+    run(body)
+
+
+# -- 7. a second submit of the same id waits until it is stored ----------------------------
+
+
+def test_a_concurrent_submit_of_the_same_id_returns_once_it_is_stored(tmp_path: Path) -> None:
+    async def body() -> None:
+        agents = Replicas({"r": 1})
+        core = SupervisorCore(SubtaskStore(tmp_path), agents, clock=FakeClock())
+        s = spec()
+        first = asyncio.ensure_future(core.submit(s))
+        second = asyncio.ensure_future(core.submit(s))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert not second.done()  # the first one's row is not committed yet
+        await first
+        await second
+        assert core.store.subtask(s.subtask_id) is not None
+
+    run(body)
+
+
+# -- 8. the retry budget is configured where subtasks are submitted -------------------------
+
+
+async def _failing_once(core: SupervisorCore, agents: Replicas, specs: list[SubtaskSpec]) -> int:
+    """Submit ``specs``, fail every first attempt, answer every retry; how many failed."""
+    core.configure_group("r", RestartIntensity(max_restarts=1000))
+    tasks = [await started(core, s) for s in specs]
+    for call in list(agents.calls):
+        call.future.set_exception(ValueError("first attempts fail"))
+    await settle()
+    for call in agents.running():
+        call.future.set_result(GOOD)
+    await settle()
+    return sum(1 for t in tasks if t.result().error is not None)
+
+
+def test_the_retry_budget_is_set_where_subtasks_are_submitted(tmp_path: Path) -> None:
+    async def body() -> None:
+        agents = Replicas({"r": 1}, capacity=100)
+        core = SupervisorCore(SubtaskStore(tmp_path / "a"), agents, clock=FakeClock())
+        specs = [spec() for _ in range(30)]
+        assert await _failing_once(core, agents, specs) == 14  # 10 + 0.2 * 30 retries
+        refused = [core.status_of(s.subtask_id) for s in specs]
+        assert sum("[retry_budget_exhausted]" in s.detail for s in refused) == 14
+
+        generous = RetryBudget(ratio=1.0, min_retries_per_window=0)
+        agents = Replicas({"r": 1}, capacity=100)
+        core = SupervisorCore(SubtaskStore(tmp_path / "b"), agents, clock=FakeClock())
+        batch = [
+            make_spec(
+                Ask(topic="x"),
+                to="r",
+                expect=Answer,
+                deadline=None,
+                retry=NOW,
+                on_failure=None,
+                envelope=Envelope(trace_id=DRIVER, task_id=new_task_id()),
+                run="batch",
+                retry_budget=generous,
+            )  # fmt: skip
+            for _ in range(30)
+        ]
+        assert await _failing_once(core, agents, batch) == 0
+
+        agents = Replicas({"r": 1}, capacity=100)
+        core = SupervisorCore(SubtaskStore(tmp_path / "c"), agents, clock=FakeClock())
+        core.configure_retry_budget(generous)
+        assert await _failing_once(core, agents, [spec() for _ in range(30)]) == 0
 
     run(body)

@@ -9,6 +9,7 @@ instants and fire on the next ``tick`` at or after them (``timers.py``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable
 from dataclasses import replace
@@ -31,6 +32,13 @@ from .types import AgentDiedError, Dispatcher, classify
 
 _PHASES = (FailureReason.QUEUE_TIMEOUT, FailureReason.DEADLINE, FailureReason.HEARTBEAT_TIMEOUT)
 _log = logging.getLogger(__name__)
+
+
+def _shutting_down() -> bool:
+    """Whether the running task itself is being cancelled (the event loop is closing), as
+    opposed to the attempt it awaits."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 class AttemptEngine:
@@ -182,6 +190,8 @@ class AttemptEngine:
         try:
             output = await result
         except BaseException as raised:  # the agent's error, its death or a cancellation
+            if _shutting_down():
+                raise
             error = raised
         assert attempt.replica is not None
         attempt.returned = True

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from policies import RestartIntensity
+from policies import RestartIntensity, RetryBudget
 from runtime import Clock
 
 from .attempts import AttemptEngine
@@ -114,7 +114,7 @@ class SupervisorCore:
             await self._table.being_stored(spec.subtask_id)
             return
         self._stages.submitted(spec.stage)
-        self._planner.first_attempt(spec.envelope.trace_id)
+        self._planner.first_attempt(spec)
         if await self._table.stored(live):
             self._attempts.start(live)
 
@@ -200,6 +200,12 @@ class SupervisorCore:
     def configure_group(self, group: str, intensity: RestartIntensity) -> None:
         """Set the restart intensity of an agent group (default ``RestartIntensity()``)."""
         self._planner.configure_group(group, intensity)
+
+    def configure_retry_budget(self, budget: RetryBudget | None) -> None:
+        """The retry budget of every run whose subtasks name none (see
+        ``SubtaskSpec.retry_budget``); None leaves them to the budget actor, if it runs,
+        else to ``RetryBudget()``."""
+        self._planner.configure_retry_budget(budget)
 
     def declare_stage(self, name: str, window: float) -> None:
         """Watch stage ``name``: once a handoff names it as the next stage, a subtask of

@@ -11,7 +11,7 @@ import ray
 from pydantic import BaseModel
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
-from policies import Deadlines, OnFailure, RestartIntensity, Retry, RetryPolicy
+from policies import Deadlines, OnFailure, RestartIntensity, Retry, RetryBudget, RetryPolicy
 from runtime import ConfigurationError, Envelope, new_task_id
 
 from .reconnect import await_through_restarts, call_through_restarts
@@ -35,9 +35,12 @@ def make_spec(
     parent: str | None = None,
     stage: str | None = None,
     next_stage: str | None = None,
+    run: str | None = None,
+    retry_budget: RetryBudget | None = None,
 ) -> SubtaskSpec:
     """The stored form of a submission. ``retry`` alone means ``Retry(policy=retry)``;
     with a non-``Retry`` ``on_failure`` it means "retry like this, then ``on_failure``".
+    ``run`` and ``retry_budget``: see ``SubtaskSpec``.
 
     Raises:
         ConfigurationError: both ``retry`` and a ``Retry`` plan are given.
@@ -55,7 +58,7 @@ def make_spec(
     return SubtaskSpec(
         subtask_id=envelope.task_id, message=task, to=to, expect=expect,
         deadlines=deadline or Deadlines(), on_failure=plan, envelope=envelope,
-        parent=parent, stage=stage, next_stage=next_stage,
+        parent=parent, stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget,
     )  # fmt: skip
 
 
@@ -127,9 +130,14 @@ class Supervisor:
         stage: str | None = None,
         next_stage: str | None = None,
         envelope: Envelope | None = None,
+        run: str | None = None,
+        retry_budget: RetryBudget | None = None,
     ) -> SubtaskHandle:
         """Run ``task`` on agent ``to`` (a name, or one replica ``"name:i"``), held to
-        ``deadline`` (a ``timedelta`` bounds the running phase) and to ``expect``.
+        ``deadline`` (a ``timedelta`` bounds the running phase) and to ``expect``. Its
+        retries draw on the retry budget of ``run`` (default: the system's trace id, so
+        every driver submission shares one), which is ``retry_budget`` if the run has
+        none yet (see ``configure``).
 
         Raises:
             ConfigurationError: both ``retry`` and ``on_failure=Retry(...)``; ``to`` is
@@ -139,9 +147,14 @@ class Supervisor:
         env = envelope or Envelope(trace_id=self._trace_id, task_id=new_task_id())
         spec = make_spec(
             task, to=to, expect=expect, deadline=deadline, retry=retry, on_failure=on_failure,
-            envelope=env, stage=stage, next_stage=next_stage,
+            envelope=env, stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget,
         )  # fmt: skip
         return SubtaskHandle(self.actor, spec)
+
+    def configure(self, *, retry_budget: RetryBudget | None) -> None:
+        """The retry budget of every run whose subtasks name none; it wins over the
+        budget actor's. None hands runs back to the budget actor (else ``RetryBudget()``)."""
+        ray.get(self.actor.configure_retry_budget.remote(retry_budget))
 
     def declare_stage(self, name: str, window: timedelta) -> None:
         """Report stage ``name`` as stalled if, once a finished subtask's handoff names it
@@ -240,6 +253,8 @@ class AsyncSupervisor:
         on_failure: OnFailure | None = None,
         stage: str | None = None,
         next_stage: str | None = None,
+        run: str | None = None,
+        retry_budget: RetryBudget | None = None,
     ) -> AsyncSubtaskHandle:
         """See ``Supervisor.submit``; the subtask is a child of the current task.
 
@@ -256,7 +271,7 @@ class AsyncSupervisor:
         spec = make_spec(
             task, to=to, expect=expect, deadline=deadline, retry=retry, on_failure=on_failure,
             envelope=env, parent=None if self._parent is None else self._parent.task_id,
-            stage=stage, next_stage=next_stage,
+            stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget,
         )  # fmt: skip
         return AsyncSubtaskHandle(self._actor, spec)
 

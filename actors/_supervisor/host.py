@@ -1,8 +1,9 @@
 """The supervisor actor ``supervisor``: a thin async Ray actor around ``SupervisorCore``.
 
 It is restarted by Ray when it dies (``max_restarts=-1``); the new incarnation loads every
-unfinished subtask from storage on its first call and drives it again. Nothing in
-``__init__`` may raise: an exception there would kill the actor for good.
+unfinished subtask from storage as soon as it starts (a call it sends itself from
+``__init__``; any later call retries if storage was not ready) and drives it again. Nothing
+in ``__init__`` may raise: an exception there would kill the actor for good.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydantic import BaseModel
 from ray import cloudpickle
 from ray.exceptions import ActorUnavailableError, RayActorError, TaskCancelledError
 
-from policies import Durability, RestartIntensity
+from policies import Durability, RestartIntensity, RetryBudget
 from runtime import Clock, ConfigurationError, Envelope, StorageError, SystemClock
 
 from .core import SupervisorCore
@@ -178,15 +179,22 @@ class SupervisorHost:
         root: str,
         namespace: str,
         clock: Clock | None = None,
-        durability: Durability = Durability.PROCESS,
+        durability: Durability = Durability.FULL,
+        retry_budget: RetryBudget | None = None,
     ) -> None:
         self._root = Path(root)
         self._namespace = namespace
         self._clock: Clock = clock or SystemClock()
         self._durability = durability
+        self._retry_budget = retry_budget
         self._core: SupervisorCore | None = None
         self._retries = BudgetActorRetries(namespace, self._clock)
         self._ticker: asyncio.Task[None] | None = None
+        _recover_soon()
+
+    async def recover(self) -> None:
+        """Load and re-drive every unfinished subtask now (sent by ``__init__``)."""
+        self._open()
 
     def _open(self) -> SupervisorCore:
         if self._core is None:
@@ -198,6 +206,7 @@ class SupervisorHost:
                 store, RayDispatcher(self._namespace), clock=self._clock,
                 retry_budget=self._retries, metrics=SupervisorMetrics(),
             )  # fmt: skip
+            core.configure_retry_budget(self._retry_budget)
             core.recover()
             self._core = core
             if not _moved_by_hand(self._clock):
@@ -262,6 +271,10 @@ class SupervisorHost:
     async def configure_group(self, group: str, intensity: RestartIntensity) -> None:
         self._open().configure_group(group, intensity)
 
+    async def configure_retry_budget(self, budget: RetryBudget | None) -> None:
+        self._retry_budget = budget
+        self._open().configure_retry_budget(budget)
+
     async def overview(self) -> dict[str, Any]:
         return self._open().overview()
 
@@ -284,6 +297,15 @@ class SupervisorHost:
         """Memory and bookkeeping sizes, for the benchmark."""
         core = self._open()
         return {"live": len(core.live), "rss_bytes": _rss_bytes(), "pid": os.getpid()}
+
+
+def _recover_soon() -> None:
+    """Queue a ``recover`` call to this actor: it runs once ``__init__`` returns, so a
+    restarted supervisor drives its subtasks again without waiting for a caller."""
+    try:
+        ray.get_runtime_context().current_actor.recover.remote()
+    except Exception as error:  # not in an actor (tests), or Ray is shutting down
+        _log.info("no eager recovery: %s", error)
 
 
 def _moved_by_hand(clock: Clock) -> bool:

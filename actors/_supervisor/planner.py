@@ -10,12 +10,20 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from policies import FailureAction, RerouteTo, RestartIntensity, RestartTracker, RetryAfter, decide
+from policies import (
+    FailureAction,
+    RerouteTo,
+    RestartIntensity,
+    RestartTracker,
+    RetryAfter,
+    RetryBudget,
+    decide,
+)
 from runtime import Clock, FailureReason
 
 from .state import Live
 from .store import SubtaskStore
-from .types import RetryBudgetHook
+from .types import LocalRetryBudget, RetryBudgetHook, SubtaskSpec
 
 # Failures no plan follows: the subtask fails at once. A budget refusal is final because
 # every agent of the run draws on the same caps: another attempt would be refused too.
@@ -47,6 +55,8 @@ class FailurePlanner:
         self._rng = rng
         self._intensity: dict[str, RestartIntensity] = {}
         self._trackers: dict[str, RestartTracker] = {}
+        self._configured = LocalRetryBudget(clock)
+        self.retry_budget: RetryBudget | None = None
 
     def configure_group(self, group: str, intensity: RestartIntensity) -> None:
         """Set the restart intensity of an agent group (default ``RestartIntensity()``)."""
@@ -54,9 +64,25 @@ class FailurePlanner:
         self._trackers.pop(group, None)
         self.failed_groups.discard(group)
 
-    def first_attempt(self, run: str) -> None:
-        """A subtask of ``run`` was submitted: its first attempt lets the run retry more."""
-        self._budget.record_first_attempts(run, 1)
+    def configure_retry_budget(self, budget: RetryBudget | None) -> None:
+        """The retry budget of runs whose subtasks name none; None leaves them to the
+        budget actor (when it runs) or ``RetryBudget()``."""
+        self.retry_budget = budget
+
+    def first_attempt(self, spec: SubtaskSpec) -> None:
+        """A subtask was submitted: its first attempt lets its run retry more."""
+        budget = spec.retry_budget or self.retry_budget
+        if budget is not None:
+            self._configured.deposit(spec.budget_scope, 1, budget)
+        else:
+            self._budget.record_first_attempts(spec.budget_scope, 1)
+
+    async def _may_retry(self, spec: SubtaskSpec, group: str) -> bool:
+        # A budget given where subtasks are submitted wins over the budget actor's.
+        budget = spec.retry_budget or self.retry_budget
+        if budget is not None:
+            return self._configured.withdraw(spec.budget_scope, budget)
+        return await self._budget.may_retry(spec.budget_scope, group)
 
     def restarted(self, group: str, reason: FailureReason) -> None:
         """An attempt that ran on a replica of ``group`` failed: one restart of the group,
@@ -100,8 +126,8 @@ class FailurePlanner:
             "intensity_exceeded": exceeded, "rng_value": self._rng.random(),
         }  # fmt: skip
         action = decide(live.spec.on_failure, budget_allows=True, **inputs)
-        if isinstance(action, RetryAfter | RerouteTo) and not await self._budget.may_retry(
-            live.spec.envelope.trace_id, group
+        if isinstance(action, RetryAfter | RerouteTo) and not await self._may_retry(
+            live.spec, group
         ):
             action = decide(live.spec.on_failure, budget_allows=False, **inputs)
         return action

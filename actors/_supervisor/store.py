@@ -39,9 +39,16 @@ FINAL_STATES = ("done", "failed")
 
 
 class SubtaskStore:
-    """The supervisor's tables, written with group commit from one event loop."""
+    """The supervisor's tables, written with group commit from one event loop.
 
-    def __init__(self, root: Path, durability: Durability = Durability.PROCESS) -> None:
+    Args:
+        root: the storage root.
+        durability: what a committed outcome survives. Default ``Durability.FULL``: an
+            fsync per group commit, so a stored outcome survives a power loss;
+            ``Durability.PROCESS`` survives any process's death only.
+    """
+
+    def __init__(self, root: Path, durability: Durability = Durability.FULL) -> None:
         self.path = root / "supervisor.sqlite"
         self._conn = connect(self.path, durability)
         for statement in _SCHEMA:

@@ -336,7 +336,7 @@ class SubtaskTable:
             return SubtaskStatus(subtask_id=subtask_id, state="unknown")
         return SubtaskStatus(
             subtask_id=subtask_id, state=row["state"], target=row["target"],
-            reason=row["reason"], attempts=history(row["attempts"]),
+            reason=row["reason"], attempts=history(row["attempts"]), detail=row["detail"] or "",
         )  # fmt: skip
 
     def _wall(self) -> float:
