@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -371,20 +372,13 @@ def test_the_retry_budget_is_set_where_subtasks_are_submitted(tmp_path: Path) ->
         generous = RetryBudget(ratio=1.0, min_retries_per_window=0)
         agents = Replicas({"r": 1}, capacity=100)
         core = SupervisorCore(SubtaskStore(tmp_path / "b"), agents, clock=FakeClock())
-        batch = [
-            make_spec(
-                Ask(topic="x"),
-                to="r",
-                expect=Answer,
-                deadline=None,
-                retry=NOW,
-                on_failure=None,
-                envelope=Envelope(trace_id=DRIVER, task_id=new_task_id()),
-                run="batch",
-                retry_budget=generous,
-            )  # fmt: skip
-            for _ in range(30)
-        ]
+        envelope = Envelope(trace_id=DRIVER, task_id=new_task_id())
+        one = make_spec(
+            Ask(topic="x"), to="r", expect=Answer, deadline=None, retry=NOW, on_failure=None,
+            envelope=envelope, run="batch", retry_budget=generous,
+        )  # fmt: skip
+        batch = [replace(one, subtask_id=t, envelope=replace(envelope, task_id=t))
+                 for t in (new_task_id() for _ in range(30))]  # fmt: skip
         assert await _failing_once(core, agents, batch) == 0
 
         agents = Replicas({"r": 1}, capacity=100)
