@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from actors._supervisor.core import SupervisorCore
 from actors._supervisor.types import AgentDiedError, ReplicaInfo
 from runtime import ConfigurationError, Envelope
 
@@ -21,6 +22,11 @@ class Call:
     message: BaseModel
     envelope: Envelope
     future: asyncio.Future[Any]
+    stubborn: bool = False  # ignores cancels
+
+    def cancel(self) -> None:
+        if not self.stubborn:
+            self.future.cancel()
 
 
 class Replicas:
@@ -44,9 +50,9 @@ class Replicas:
         if replica in self.dead:
             raise AgentDiedError(f"{replica} is dead")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.calls.append(Call(replica, message, envelope, future))
-        stubborn = replica in self.stubborn
-        return future, (lambda: None) if stubborn else future.cancel
+        call = Call(replica, message, envelope, future, stubborn=replica in self.stubborn)
+        self.calls.append(call)
+        return asyncio.shield(future), call.cancel  # a dying supervisor leaves it running
 
     async def restart(self, replica: str) -> ReplicaInfo:
         if replica in self.dead:
@@ -74,3 +80,14 @@ class Replicas:
 
     def running(self) -> list[Call]:
         return [c for c in self.calls if not c.future.done()]
+
+
+async def stop(core: SupervisorCore) -> None:
+    """The supervisor's process dies: its tasks stop and its staged writes are lost (the
+    calls it sent go on, as agents' calls do)."""
+    for task in list(core._table._background._tasks):
+        task.cancel()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    core.store._staged.clear()
+    core.store.close()

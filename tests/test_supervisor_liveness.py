@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from liveness_fakes import Replicas
+from liveness_fakes import Replicas, stop
 from pydantic import BaseModel
 
 from actors._supervisor.core import SupervisorCore
@@ -205,6 +205,7 @@ def test_recovery_checks_the_stored_target(tmp_path: Path) -> None:
         plan = Reroute(to="r", policy=NOW)
         task = await started(core, spec(to="r:1", retry=None, on_failure=plan))
         assert not task.done()
+        await stop(core)
         agents.die("r:1")  # it died while the supervisor restarted
         core2 = SupervisorCore(SubtaskStore(tmp_path), agents, clock=FakeClock())
         core2.recover()
@@ -252,6 +253,7 @@ def test_an_interrupted_attempt_keeps_its_number_and_its_result_is_late(tmp_path
         s = spec()
         await started(core, s)
         (old,) = agents.calls
+        await stop(core)
         core2 = SupervisorCore(SubtaskStore(tmp_path), agents, clock=FakeClock())  # restarted
         assert core2.recover() == 1
         await settle()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from concurrent.futures import Future
 from typing import Any
 
 from runtime import ConfigurationError
@@ -14,15 +15,18 @@ _KEEP = 1024
 
 
 class AttemptLedger:
-    """Running attempts (a future each) and the last ``_KEEP`` outcomes."""
+    """Running attempts (a future each) and the last ``_KEEP`` outcomes.
+
+    Handlers and control calls run on different event loops (one per concurrency group),
+    so the futures are thread-safe ones."""
 
     def __init__(self) -> None:
-        self._running: dict[str, asyncio.Future[Any]] = {}
+        self._running: dict[str, Future[None]] = {}
         self._ended: OrderedDict[str, tuple[Any, BaseException | None]] = OrderedDict()
 
     def begin(self, span_id: str) -> None:
         """The attempt ``span_id`` started."""
-        self._running[span_id] = asyncio.get_running_loop().create_future()
+        self._running[span_id] = Future()
 
     def end(self, span_id: str, output: Any = None, error: BaseException | None = None) -> None:
         """The attempt ``span_id`` ended with ``output`` or ``error``."""
@@ -42,7 +46,7 @@ class AttemptLedger:
         """
         waiting = self._running.get(span_id)
         if waiting is not None:
-            await asyncio.shield(waiting)
+            await asyncio.shield(asyncio.wrap_future(waiting))
         if span_id not in self._ended:
             raise ConfigurationError(f"no attempt {span_id!r} on this replica")
         output, error = self._ended[span_id]

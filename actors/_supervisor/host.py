@@ -80,8 +80,9 @@ class RayDispatcher:
     def send(
         self, replica: str, message: BaseModel, envelope: Envelope
     ) -> tuple[Awaitable[Any], Callable[[], None]]:
-        ref = self._actors[replica].handle.remote(message, envelope)
-        return _result(ref, replica), lambda: ray.cancel(ref)
+        actor = self._actors[replica]
+        ref = actor.handle.remote(message, envelope)
+        return _result(ref, replica, actor, envelope.span_id), lambda: ray.cancel(ref)
 
     async def restart(self, replica: str) -> ReplicaInfo:
         """Kill ``replica``'s actor and start it again from the recipe it handed out.
@@ -106,7 +107,7 @@ class RayDispatcher:
         actor = self._actors.get(replica) or ray.get_actor(
             f"agent:{replica}", namespace=self._namespace
         )
-        return _result(actor.outcome.remote(span_id), replica)
+        return _result(actor.outcome.remote(span_id), replica, None, span_id)
 
 
 def _named(name: str, namespace: str) -> bool:
@@ -117,13 +118,18 @@ def _named(name: str, namespace: str) -> bool:
     return True
 
 
-async def _result(ref: Any, replica: str) -> Any:
+async def _result(ref: Any, replica: str, actor: Any, span_id: str) -> Any:
+    """The attempt's output; its replica's death as ``AgentDiedError``. Ray reports a
+    cancelled call as cancelled even when its handler ignored the cancel and answered:
+    the replica's ledger then says what the handler really did."""
     try:
         return await ref
     except (RayActorError, ActorUnavailableError) as error:
         raise AgentDiedError(f"replica {replica} died: {str(error).splitlines()[0]}") from None
     except TaskCancelledError:
-        raise asyncio.CancelledError(f"attempt on {replica} cancelled") from None
+        if actor is None:
+            raise asyncio.CancelledError(f"attempt on {replica} cancelled") from None
+    return await _result(actor.outcome.remote(span_id), replica, None, span_id)
 
 
 class BudgetActorRetries:
