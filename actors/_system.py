@@ -14,7 +14,7 @@ from typing import Any
 import ray
 from pydantic import BaseModel
 
-from policies import ResourcePolicy, RetryBudget, WriteAuthority
+from policies import Durability, ResourcePolicy, RetryBudget, WriteAuthority
 from runtime import (
     Clock,
     ConfigurationError,
@@ -287,11 +287,15 @@ class System:
         to a deadline and an output schema. See the README, "Supervisor"."""
         return self.supervise()
 
-    def supervise(self, *, clock: Clock | None = None) -> Supervisor:
+    def supervise(
+        self, *, clock: Clock | None = None, durability: Durability = Durability.FULL
+    ) -> Supervisor:
         """The supervisor, started on ``clock`` if this call starts it (a ``FakeClock``
-        for tests: ``supervisor.actor.advance_clock.remote(s)`` moves it)."""
+        for tests: ``supervisor.actor.advance_clock.remote(s)`` moves it), storing
+        outcomes with ``durability`` (default ``FULL``: an fsync per group commit;
+        ``PROCESS`` survives process deaths only, and commits faster)."""
         if self._supervisor is None:
-            self._supervisor, started = start_supervisor(self, clock)
+            self._supervisor, started = start_supervisor(self, clock, durability)
             if started is not None:
                 self._spawned.append(started)
         return self._supervisor
@@ -320,7 +324,9 @@ class System:
 _SUPERVISOR_CONCURRENCY = 100_000
 
 
-def start_supervisor(system: System, clock: Clock | None = None) -> tuple[Supervisor, Any]:
+def start_supervisor(
+    system: System, clock: Clock | None = None, durability: Durability = Durability.FULL
+) -> tuple[Supervisor, Any]:
     """Join the namespace's ``supervisor`` actor, or start it; returns the handle and the
     actor if this call started it (else None)."""
     try:
@@ -329,7 +335,7 @@ def start_supervisor(system: System, clock: Clock | None = None) -> tuple[Superv
     except Exception:
         pass
     actor = spawn(
-        SupervisorHost, str(system.root), system.namespace, clock,
+        SupervisorHost, str(system.root), system.namespace, clock, durability,
         retry_budget=system.retry_budget,
         name=SUPERVISOR_ACTOR, namespace=system.namespace, pin_to_state=True,
         max_concurrency=_SUPERVISOR_CONCURRENCY,

@@ -39,6 +39,7 @@ class Replicas:
         self.stubborn: set[str] = set()
         self.dead: set[str] = set()
         self.restarted: list[str] = []
+        self.sent: list[str] = []  # the task id of every send, refused ones included
 
     async def replicas(self, group: str) -> list[ReplicaInfo]:
         names = [n for n in self.groups.get(group, []) if n not in self.dead]
@@ -47,6 +48,7 @@ class Replicas:
     def send(
         self, replica: str, message: BaseModel, envelope: Envelope
     ) -> tuple[Awaitable[Any], Callable[[], None]]:
+        self.sent.append(envelope.task_id)
         if replica in self.dead:
             raise AgentDiedError(f"{replica} is dead")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

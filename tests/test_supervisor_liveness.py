@@ -18,7 +18,15 @@ from actors._supervisor.core import SupervisorCore
 from actors._supervisor.handle import make_spec
 from actors._supervisor.store import SubtaskStore
 from actors._supervisor.types import Outcome, SubtaskSpec
-from policies import Deadlines, OnFailure, Reroute, RestartIntensity, RetryBudget, RetryPolicy
+from policies import (
+    Deadlines,
+    Durability,
+    OnFailure,
+    Reroute,
+    RestartIntensity,
+    RetryBudget,
+    RetryPolicy,
+)
 from runtime import (
     ConfigurationError,
     Envelope,
@@ -389,3 +397,14 @@ def test_the_retry_budget_is_set_where_subtasks_are_submitted(tmp_path: Path) ->
         assert await _failing_once(core, agents, [spec() for _ in range(30)]) == 0
 
     run(body)
+
+
+def test_the_subtask_store_fsyncs_by_default(tmp_path: Path) -> None:
+    synchronous = {1: "NORMAL", 2: "FULL"}
+    default = SubtaskStore(tmp_path / "a")._conn.execute("PRAGMA synchronous").fetchone()[0]
+    process = (
+        SubtaskStore(tmp_path / "b", Durability.PROCESS)
+        ._conn.execute("PRAGMA synchronous")
+        .fetchone()[0]
+    )
+    assert (synchronous[default], synchronous[process]) == ("FULL", "NORMAL")

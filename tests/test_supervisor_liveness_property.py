@@ -65,12 +65,14 @@ async def settle() -> None:
 class Simulation:
     """Subtasks whose attempts behave as planned, one supervisor incarnation at a time."""
 
-    def __init__(self, plans: list[list[str]], agents: Replicas, rng: random.Random) -> None:
+    def __init__(
+        self, plans: list[list[str]], targets: list[str], agents: Replicas, rng: random.Random
+    ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="liveness-"))
         self.clock = FakeClock()
         self.agents = agents
         self.rng = rng
-        self.specs = [self._spec() for _ in plans]
+        self.specs = [self._spec(to) for to in targets]
         self.plans = {s.subtask_id: p for s, p in zip(self.specs, plans, strict=True)}
         self.outcomes: dict[str, list[tuple[float, Outcome]]] = {s: [] for s in self.plans}
         self.due: list[tuple[float, Callable[[], None]]] = []
@@ -79,9 +81,9 @@ class Simulation:
         self.core = self._core()
         self.clients: list[asyncio.Task[None]] = []
 
-    def _spec(self) -> SubtaskSpec:
+    def _spec(self, to: str) -> SubtaskSpec:
         return make_spec(
-            Ask(topic="x"), to="r", expect=Answer, deadline=PHASES, on_failure=None,
+            Ask(topic="x"), to=to, expect=Answer, deadline=PHASES, on_failure=None,
             retry=RetryPolicy(max_attempts=ATTEMPTS, initial_backoff=timedelta(0)),
             envelope=Envelope(task_id=new_task_id()),
         )  # fmt: skip
@@ -151,9 +153,17 @@ class Simulation:
 
 
 async def simulate(
-    plans: list[list[str]], replicas: int, capacity: int, kill_at: int | None, seed: int
+    plans: list[tuple[int, list[str]]],
+    replicas: int,
+    capacity: int,
+    kill_at: int | None,
+    seed: int,
 ) -> Simulation:
-    sim = Simulation(plans, Replicas({"r": replicas}, capacity), random.Random(seed))
+    """Run ``plans`` (a target, ``-1`` for the group or a replica index that may not
+    exist, and the behaviours of its attempts) to their end, or past every bound."""
+    targets = ["r" if index < 0 else f"r:{index}" for index, _ in plans]
+    agents = Replicas({"r": replicas}, capacity)
+    sim = Simulation([p for _, p in plans], targets, agents, random.Random(seed))
     sim.start_clients()
     await settle()
     steps = int(bound_s(1) / TICK_S) + 5
@@ -171,12 +181,17 @@ async def simulate(
 
 
 plans = st.lists(
-    st.lists(st.sampled_from(BEHAVIOURS), min_size=1, max_size=ATTEMPTS), min_size=1, max_size=10
+    st.tuples(
+        st.integers(min_value=-1, max_value=3),
+        st.lists(st.sampled_from(BEHAVIOURS), min_size=1, max_size=ATTEMPTS),
+    ),
+    min_size=1,
+    max_size=10,
 )
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow],
 )  # fmt: skip
 @given(
     plans=plans,
@@ -186,7 +201,11 @@ plans = st.lists(
     seed=st.integers(min_value=0, max_value=2**16),
 )
 def test_every_subtask_ends_once_within_its_deadlines(
-    plans: list[list[str]], replicas: int, capacity: int, kill_at: int | None, seed: int
+    plans: list[tuple[int, list[str]]],
+    replicas: int,
+    capacity: int,
+    kill_at: int | None,
+    seed: int,
 ) -> None:
     sim = asyncio.run(simulate(plans, replicas, capacity, kill_at, seed))
     kills = 0 if kill_at is None else 1
@@ -198,5 +217,7 @@ def test_every_subtask_ends_once_within_its_deadlines(
         assert status.state == ("done" if outcome.error is None else "failed")
         numbers = [a.number for a in status.attempts if not a.outcome.startswith("late:")]
         assert len(numbers) == len(set(numbers)) and len(numbers) <= ATTEMPTS + kills, status
+        started = sim.agents.sent.count(sid)  # every attempt started is in the history
+        assert started == len({a.number for a in status.attempts if a.replica}), status
     assert {c.envelope.task_id for c in sim.agents.calls} <= set(sim.outcomes)
     assert all(count == 1 for count in sim.writes.values())  # no write applied twice
