@@ -72,13 +72,24 @@ class AttemptEngine:
 
     # -- starting --------------------------------------------------------------------
 
-    def start(self, live: Live) -> None:
-        """Queue the subtask's next attempt for its target and start what can start."""
+    def prepare(self, live: Live) -> Attempt:
+        """Number the subtask's next attempt and stage it as about to start, so that its
+        number is durable with the next commit (a submit's commit, for a first one)."""
         live.attempts += 1
         attempt = Attempt(
-            number=live.attempts, target=live.target, queued_at=self._clock.monotonic()
-        )
+            number=live.attempts, target=live.target, queued_at=self._clock.monotonic(),
+            span_id=new_span_id(),
+        )  # fmt: skip
         live.current, live.state = attempt, "queued"
+        self._table.started(live, attempt)
+        return attempt
+
+    def start(self, live: Live, *, prepared: bool = False) -> None:
+        """Queue the subtask's next attempt for its target and start what can start;
+        ``prepared``: it is ``live.current``, prepared and committed already."""
+        attempt = live.current if prepared else self.prepare(live)
+        assert attempt is not None
+        attempt.recorded = prepared
         self._pool.enqueue(live.target, live.spec.subtask_id)
         self._timers.arm(live.spec.subtask_id, attempt, live.spec.deadlines)
         self._pump(live.target)
@@ -132,17 +143,21 @@ class AttemptEngine:
         attempt = live.current
         assert attempt is not None
         now = self._clock.monotonic()
-        attempt.replica, attempt.started_at, attempt.span_id = replica, now, new_span_id()
+        attempt.replica, attempt.started_at = replica, now
         attempt.generation = self._pool.generation(replica) or 0
         live.state = "running"
         self._metrics.queued_ms((now - attempt.queued_at) * 1000)
-        self._table.started(live, attempt)
+        self._table.started(live, attempt)  # its replica, to follow it after a restart
         self._timers.arm(live.spec.subtask_id, attempt, live.spec.deadlines)
-        self._background.spawn(self._send(live, attempt, replica))
+        if attempt.recorded:
+            self._background.spawn(self._table.store.commit())
+            self._send(live, attempt, replica)
+        else:
+            self._background.spawn(self._send_once_recorded(live, attempt, replica))
 
-    async def _send(self, live: Live, attempt: Attempt, replica: str) -> None:
-        """Send the attempt once its start is stored (so a supervisor that restarts finds
-        it), unless it ended meanwhile."""
+    async def _send_once_recorded(self, live: Live, attempt: Attempt, replica: str) -> None:
+        """Send the attempt once its number is stored (so a supervisor that restarts
+        numbers the next one after it), unless it ended meanwhile."""
         try:
             await self._table.store.commit()
         except Exception as error:  # the attempt still runs: liveness before history
@@ -151,6 +166,9 @@ class AttemptEngine:
             attempt.returned = True
             self._release(replica, attempt.generation)
             return
+        self._send(live, attempt, replica)
+
+    def _send(self, live: Live, attempt: Attempt, replica: str) -> None:
         envelope = replace(
             live.spec.envelope, span_id=attempt.span_id, parent_span_id=live.spec.envelope.span_id
         )
@@ -162,7 +180,7 @@ class AttemptEngine:
             self._drop(replica, attempt.generation, str(error))
             self.expire(live, attempt, FailureReason.AGENT_DIED, str(error))
             return
-        await self._await_attempt(live, attempt, result)
+        self._background.spawn(self._await_attempt(live, attempt, result))
 
     def follow(self, live: Live) -> None:
         """Record, as late, the result of the attempt that ran when an earlier supervisor

@@ -115,8 +115,9 @@ class SupervisorCore:
             return
         self._stages.submitted(spec.stage)
         self._planner.first_attempt(spec)
+        self._attempts.prepare(live)  # its number is committed with the subtask
         if await self._table.stored(live):
-            self._attempts.start(live)
+            self._attempts.start(live, prepared=True)
 
     def recover(self) -> int:
         """Load every unfinished subtask from storage and drive it again: its in-flight

@@ -21,7 +21,8 @@ from .types import Outcome, SubtaskSpec
 class Attempt:
     """One attempt of a subtask: where it runs and the supervisor-clock instants of its
     phases. ``over`` once it failed or ended: a result it sends after that is late;
-    ``returned`` once its call came back (its replica slot is free again)."""
+    ``returned`` once its call came back (its replica slot is free again); ``recorded``
+    once its number is committed (it may be sent at once)."""
 
     number: int
     target: str
@@ -29,6 +30,7 @@ class Attempt:
     replica: str | None = None
     generation: int = 0
     returned: bool = False
+    recorded: bool = False
     started_at: float | None = None
     heartbeat_at: float | None = None
     span_id: str = ""

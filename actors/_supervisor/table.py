@@ -158,8 +158,9 @@ class SubtaskTable:
                 number=running["number"], target=row["target"], queued_at=0.0,
                 replica=running["replica"], span_id=running["span_id"],
             )  # fmt: skip
-            past.append(self.record(live, gone, "interrupted", "the supervisor restarted"))
-            live.interrupted = gone
+            why = "the supervisor restarted" + ("" if gone.replica else " before it was sent")
+            past.append(self.record(live, gone, "interrupted", why))
+            live.interrupted = gone if gone.replica else None
             self.store.stage_progress(spec.subtask_id, row["state"], row["target"], past)
         live.attempts = max((a.number for a in past), default=0)
         live.failed_on = {a.replica for a in past if a.replica and a.replica != "human"}
@@ -178,7 +179,8 @@ class SubtaskTable:
         )  # fmt: skip
 
     def started(self, live: Live, attempt: Attempt) -> None:
-        """Stage the attempt about to start (``Live.attempts`` numbers it uniquely)."""
+        """Stage the attempt about to start (``Live.attempts`` numbers it uniquely), and
+        its replica once it has one."""
         self.store.stage_running(
             live.spec.subtask_id,
             {"number": attempt.number, "replica": attempt.replica, "span_id": attempt.span_id},
