@@ -309,7 +309,11 @@ class System:
     def shutdown(self) -> None:
         """Stop every actor this system started, and Ray if it started it."""
         for agent in self._agents:  # replicas the supervisor restarted are detached
-            for actor in _replicas(self.namespace, agent).values():
+            try:
+                restarted = _replicas(self.namespace, agent)
+            except ConfigurationError:  # one went away meanwhile: the rest go below
+                restarted = {}
+            for actor in restarted.values():
                 ray.kill(actor, no_restart=True)
         for actor in self._spawned:
             ray.kill(actor, no_restart=True)

@@ -17,6 +17,15 @@ CONTROL_GROUP = "control"
 """The concurrency group of calls that must never queue behind handlers."""
 
 
+def _recipe(agent_cls: type[Agent], runtime: AgentRuntime) -> bytes | None:
+    """How to start this replica again, pickled; None if it cannot be (nothing in
+    ``__init__`` may raise: the supervisor then cannot restart it, and says so)."""
+    try:
+        return bytes(cloudpickle.dumps((agent_cls, runtime)))  # type: ignore[no-untyped-call]
+    except Exception:
+        return None
+
+
 class AgentHost:
     """One replica of an agent, as a Ray actor named ``agent:<name>:<replica>``.
 
@@ -29,7 +38,7 @@ class AgentHost:
         self._agent = agent_cls()
         self._agent._bind(runtime)
         self._runtime = runtime
-        self._recipe = bytes(cloudpickle.dumps((agent_cls, runtime)))  # type: ignore[no-untyped-call]
+        self._recipe = _recipe(agent_cls, runtime)
         self._ledger = AttemptLedger()
 
     async def handle(self, message: BaseModel, envelope: Envelope) -> BaseModel:

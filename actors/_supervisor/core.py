@@ -8,6 +8,8 @@ nothing disappears.
 - ``AttemptEngine`` (``attempts.py``): attempts dispatched, awaited, timed out, late;
 - ``FailurePlanner`` (``planner.py``): retry, reroute, abandon or escalate after a failure;
 - ``Timers`` (``timers.py``), ``Pool`` (``pool.py``): deadlines due, replicas and queues;
+- ``ReplicaRestarts`` (``restarts.py``, owned by the engine): replicas wedged by an
+  attempt that does not let go after its cancel, restarted within restart intensity;
 - ``StageWatcher`` (``stages.py``): pipeline stages silent past their window.
 
 The Ray actor (``host.py``) forwards calls and runs ``tick`` on a timer, so all of this is

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ _TICK_S = 0.02
 _PING_S = 10.0
 _START_S = 60.0
 _PAUSE_S = 0.05
+_RECOVER_TRIES = 20
 _log = logging.getLogger(__name__)
 
 
@@ -73,7 +76,7 @@ class RayDispatcher:
         # ping runs in the replica's control group: it answers while handlers are busy.
         info: dict[str, Any] = await asyncio.wait_for(actor.ping.remote(), timeout=timeout)
         self._actors[replica] = actor
-        if "recipe" in info:
+        if info.get("recipe") is not None:
             self._recipes[replica] = info["recipe"]
         return ReplicaInfo(replica, int(info.get("capacity", 1)), int(info.get("epoch", 0)))
 
@@ -88,7 +91,7 @@ class RayDispatcher:
         """Kill ``replica``'s actor and start it again from the recipe it handed out.
 
         Raises:
-            ConfigurationError: no recipe is known for it.
+            ConfigurationError: no recipe is known for it, or its name stays taken.
         """
         from .._agent.spawn import spawn_replica
 
@@ -97,9 +100,13 @@ class RayDispatcher:
             raise ConfigurationError(f"no recipe to restart {replica}")
         cls, runtime = cloudpickle.loads(recipe)
         ray.kill(self._actors.pop(replica), no_restart=True)
-        while _named(f"agent:{replica}", self._namespace):  # the name is freed once it is dead
+        for _ in range(int(_START_S / _PAUSE_S)):  # the name is freed once it is dead
+            if not _named(f"agent:{replica}", self._namespace):
+                return await self._ping(
+                    replica, spawn_replica(cls, runtime, detached=True), _START_S
+                )
             await asyncio.sleep(_PAUSE_S)
-        return await self._ping(replica, spawn_replica(cls, runtime, detached=True), _START_S)
+        raise ConfigurationError(f"{replica} was killed but its name is still taken")
 
     def follow(self, replica: str, span_id: str) -> Awaitable[Any]:
         """The result of attempt ``span_id``, started on ``replica`` by an earlier
@@ -306,12 +313,25 @@ class SupervisorHost:
 
 
 def _recover_soon() -> None:
-    """Queue a ``recover`` call to this actor: it runs once ``__init__`` returns, so a
-    restarted supervisor drives its subtasks again without waiting for a caller."""
+    """Have this actor call its own ``recover`` once ``__init__`` returns, from a thread
+    that retries while the call cannot get through (the actor is still being restarted),
+    so a restarted supervisor drives its subtasks again without waiting for a caller."""
     try:
-        ray.get_runtime_context().current_actor.recover.remote()
+        actor = ray.get_runtime_context().current_actor
     except Exception as error:  # not in an actor (tests), or Ray is shutting down
         _log.info("no eager recovery: %s", error)
+        return
+    threading.Thread(target=_recover, args=(actor,), name="recover", daemon=True).start()
+
+
+def _recover(actor: Any) -> None:
+    for _ in range(_RECOVER_TRIES):
+        try:
+            ray.get(actor.recover.remote(), timeout=_START_S)
+            return
+        except Exception as error:  # unreachable yet, or storage not ready: try again
+            _log.warning("eager recovery failed, trying again: %s", error)
+            time.sleep(_PAUSE_S * 10)
 
 
 def _moved_by_hand(clock: Clock) -> bool:
