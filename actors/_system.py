@@ -14,7 +14,7 @@ from typing import Any
 import ray
 from pydantic import BaseModel
 
-from policies import ResourcePolicy, WriteAuthority
+from policies import Durability, ResourcePolicy, RetryBudget, WriteAuthority
 from runtime import (
     STATE_RESOURCE,
     Clock,
@@ -30,8 +30,8 @@ from runtime import (
 )
 
 from ._agent.agent import Agent, AgentRuntime, handlers
-from ._agent.host import AgentHost
 from ._agent.registry import AgentRegistry
+from ._agent.spawn import spawn_replica
 from ._budget.client import BudgetHandle, BudgetSpec, budget_policy, ensure_budget
 from ._resource.declare import Resource, operations
 from ._resource.handle import ResourceHandle, WriterIdentity
@@ -83,15 +83,23 @@ class System:
     """
 
     def __init__(
-        self, *, root: Path, namespace: str, owns_ray: bool, budgets: BudgetSpec = None
+        self,
+        *,
+        root: Path,
+        namespace: str,
+        owns_ray: bool,
+        budgets: BudgetSpec = None,
+        retry_budget: RetryBudget | None = None,
     ) -> None:
         self.root = root
         self.namespace = check_name("namespace", namespace)
         self.trace_id = new_trace_id()
         self._owns_ray = owns_ray
         self._spawned: list[Any] = []
+        self._agents: set[str] = set()
         self._registry = AgentRegistry(root)
         self._budget_policy = budget_policy(budgets)
+        self.retry_budget = retry_budget
         self._budget: BudgetHandle | None = None
         self._supervisor: Supervisor | None = None
 
@@ -104,6 +112,7 @@ class System:
         num_cpus: int | None = None,
         dashboard: bool = True,
         budgets: BudgetSpec = None,
+        retry_budget: RetryBudget | None = None,
     ) -> System:
         """Start the embedded default: a local Ray (``address="local"``) and SQLite storage.
 
@@ -111,12 +120,16 @@ class System:
         instead. If this process is already connected to Ray, that cluster is used and
         left running. ``budgets`` (a ``BudgetPolicy``, or caps for a default one) is the
         policy of the budget actor, started on first use of ``system.budget`` or of an
-        agent with a model.
+        agent with a model. ``retry_budget`` is the retry budget of every run of the
+        supervisor this system starts (a run is a trace: all of this system's driver
+        submissions, or one agent task's subtasks), winning over the budget actor's;
+        ``submit(run=..., retry_budget=...)`` sets one run's.
         """
         if not ray.is_initialized() and os.environ.get("RAY_ADDRESS"):
             return cls.connect(
-                os.environ["RAY_ADDRESS"], storage=storage, namespace=namespace, budgets=budgets
-            )
+                os.environ["RAY_ADDRESS"], storage=storage, namespace=namespace, budgets=budgets,
+                retry_budget=retry_budget,
+            )  # fmt: skip
         owns = not ray.is_initialized()
         if owns:
             ray.init(
@@ -129,7 +142,10 @@ class System:
                 logging_level=logging.WARNING,
                 log_to_driver=False,
             )
-        return cls(root=storage_root(storage), namespace=namespace, owns_ray=owns, budgets=budgets)
+        return cls(
+            root=storage_root(storage), namespace=namespace, owns_ray=owns, budgets=budgets,
+            retry_budget=retry_budget,
+        )  # fmt: skip
 
     @classmethod
     def connect(
@@ -139,12 +155,16 @@ class System:
         storage: str | os.PathLike[str] | None = None,
         namespace: str = DEFAULT_NAMESPACE,
         budgets: BudgetSpec = None,
+        retry_budget: RetryBudget | None = None,
     ) -> System:
         """Join a running Ray cluster (e.g. inside ``ray job submit``)."""
         owns = not ray.is_initialized()
         if owns:
             ray.init(address=address, namespace=namespace, logging_level=logging.WARNING)
-        return cls(root=storage_root(storage), namespace=namespace, owns_ray=owns, budgets=budgets)
+        return cls(
+            root=storage_root(storage), namespace=namespace, owns_ray=owns, budgets=budgets,
+            retry_budget=retry_budget,
+        )  # fmt: skip
 
     def __enter__(self) -> System:
         return self
@@ -239,13 +259,9 @@ class System:
             runtime = AgentRuntime(
                 name=name, replica=i, epoch=epoch, namespace=self.namespace, model=model
             )
-            actor = spawn(
-                AgentHost, cls, runtime,
-                name=agent_actor_name(name, i), namespace=self.namespace,
-                max_restarts=0, max_concurrency=cls.max_concurrency,
-            )  # fmt: skip
-            actors.append(actor)
+            actors.append(spawn_replica(cls, runtime))
         self._spawned.extend(actors)
+        self._agents.add(name)
         ray.get([a.ping.remote() for a in actors])
         return AgentGroup(name, actors, self.trace_id)
 
@@ -266,11 +282,15 @@ class System:
         to a deadline and an output schema. See the README, "Supervisor"."""
         return self.supervise()
 
-    def supervise(self, *, clock: Clock | None = None) -> Supervisor:
+    def supervise(
+        self, *, clock: Clock | None = None, durability: Durability = Durability.FULL
+    ) -> Supervisor:
         """The supervisor, started on ``clock`` if this call starts it (a ``FakeClock``
-        for tests: ``supervisor.actor.advance_clock.remote(s)`` moves it)."""
+        for tests: ``supervisor.actor.advance_clock.remote(s)`` moves it), storing
+        outcomes with ``durability`` (default ``FULL``: an fsync per group commit;
+        ``PROCESS`` survives process deaths only, and commits faster)."""
         if self._supervisor is None:
-            self._supervisor, started = start_supervisor(self, clock)
+            self._supervisor, started = start_supervisor(self, clock, durability)
             if started is not None:
                 self._spawned.append(started)
         return self._supervisor
@@ -283,6 +303,13 @@ class System:
 
     def shutdown(self) -> None:
         """Stop every actor this system started, and Ray if it started it."""
+        for agent in self._agents:  # replicas the supervisor restarted are detached
+            try:
+                restarted = _replicas(self.namespace, agent)
+            except ConfigurationError:  # one went away meanwhile: the rest go below
+                restarted = {}
+            for actor in restarted.values():
+                ray.kill(actor, no_restart=True)
         for actor in self._spawned:
             ray.kill(actor, no_restart=True)
         self._spawned.clear()
@@ -296,20 +323,24 @@ class System:
 _SUPERVISOR_CONCURRENCY = 100_000
 
 
-def start_supervisor(system: System, clock: Clock | None = None) -> tuple[Supervisor, Any]:
+def start_supervisor(
+    system: System, clock: Clock | None = None, durability: Durability = Durability.FULL
+) -> tuple[Supervisor, Any]:
     """Join the namespace's ``supervisor`` actor, or start it; returns the handle and the
     actor if this call started it (else None)."""
     try:
-        return Supervisor(lookup(SUPERVISOR_ACTOR, system.namespace), system.trace_id), None
+        actor = lookup(SUPERVISOR_ACTOR, system.namespace)
+        return Supervisor(actor, system.trace_id, system.namespace), None
     except Exception:
         pass
     actor = spawn(
-        SupervisorHost, str(system.root), system.namespace, clock,
+        SupervisorHost, str(system.root), system.namespace, clock, durability,
+        retry_budget=system.retry_budget,
         name=SUPERVISOR_ACTOR, namespace=system.namespace, pin_to_state=True,
         max_concurrency=_SUPERVISOR_CONCURRENCY,
     )  # fmt: skip
     ray.get(actor.overview.remote())
-    return Supervisor(actor, system.trace_id), actor
+    return Supervisor(actor, system.trace_id, system.namespace), actor
 
 
 def kill_agent(system: System, agent: str) -> dict[str, Any]:

@@ -33,22 +33,29 @@ class ExpiryReason(StrEnum):
 class Deadlines:
     """How long an attempt may spend in each phase.
 
-    Every bound must be positive: a zero or negative duration is a ``ValueError``.
+    Every default is finite, so an attempt left to the defaults ends within
+    ``queued + running + grace`` (15 minutes 10 seconds) whatever its agent does. Every
+    bound must be positive: a zero or negative duration is a ``ValueError``.
 
     Attributes:
-        queued: longest wait from being queued to being started; None (the default) waits
-            for a worker indefinitely.
+        queued: longest wait from being queued to being started. Default 10 minutes; None
+            waits for a worker indefinitely (only when asked for explicitly).
         running: longest run from start to result. Default 5 minutes.
         heartbeat: longest silence while running, measured from the start or the last
-            heartbeat; None (the default) requires no heartbeats.
+            heartbeat. Default None: no heartbeats are required, and the running phase is
+            bounded by ``running`` alone.
+        grace: how long an attempt that missed its deadline (and was cancelled) may take to
+            let go of its replica; past it, the replica is wedged and restarted. Default
+            10 seconds.
     """
 
-    queued: timedelta | None = None
+    queued: timedelta | None = timedelta(minutes=10)
     running: timedelta = timedelta(minutes=5)
     heartbeat: timedelta | None = None
+    grace: timedelta = timedelta(seconds=10)
 
     def __post_init__(self) -> None:
-        for name in ("queued", "running", "heartbeat"):
+        for name in ("queued", "running", "heartbeat", "grace"):
             value = getattr(self, name)
             if value is not None and value <= timedelta(0):
                 raise ValueError(f"Deadlines.{name} must be positive, got {value!r}")

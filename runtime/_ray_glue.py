@@ -48,12 +48,17 @@ def spawn(
     max_restarts: int = -1,
     max_concurrency: int | None = None,
     pin_to_state: bool = False,
+    concurrency_groups: dict[str, int] | None = None,
+    detached: bool = False,
     **kwargs: Any,
 ) -> Any:
     """Start ``cls`` as the named actor ``name`` in ``namespace`` and return its handle.
 
     ``max_task_retries`` is always 0: Ray's own retries would run a call twice and lose
-    ordering; agentcast retries itself, with idempotency keys.
+    ordering; agentcast retries itself, with idempotency keys. ``concurrency_groups``
+    are extra groups for methods marked ``ray.method(concurrency_group=...)``; the
+    default group runs ``max_concurrency`` calls. A ``detached`` actor outlives the
+    process that started it.
     """
     options: dict[str, Any] = {
         "name": name,
@@ -66,7 +71,13 @@ def spawn(
         options["max_concurrency"] = max_concurrency
     if pin_to_state:
         options["resources"] = state_pinning()
-    return ray.remote(cls).options(**options).remote(*args, **kwargs)
+    if detached:
+        options["lifetime"] = "detached"
+    # Concurrency groups are read by ray.remote(...), not by .options(...).
+    remote: Any = ray.remote
+    if concurrency_groups:
+        remote = ray.remote(concurrency_groups=concurrency_groups)  # type: ignore[call-overload]
+    return remote(cls).options(**options).remote(*args, **kwargs)
 
 
 def lookup(name: str, namespace: str) -> Any:

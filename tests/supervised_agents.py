@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -17,7 +18,7 @@ from runtime import BudgetExceededError
 
 class Job(BaseModel):
     key: str
-    mode: str = "ok"  # ok, raise, bad, hang, die, budget, beat, write, gate
+    mode: str = "ok"  # ok, raise, bad, hang, die, budget, beat, write, gate, stubborn, block_once
     gate: str = ""  # a file the agent waits for (mode gate)
     only_replica: int | None = None  # misbehave only on this replica
     writes: int = 0
@@ -64,6 +65,21 @@ class Worker(Agent):
         if mode == "gate":
             while not Path(job.gate).exists():
                 await asyncio.sleep(0.02)
+        if mode == "stubborn":  # waits for its gate even when cancelled
+            while not Path(job.gate).exists():
+                try:
+                    await asyncio.sleep(0.02)
+                except asyncio.CancelledError:
+                    continue
+        if mode == "block_once" and not Path(job.gate).exists():  # blocks its event loop
+            Path(job.gate).touch()
+            time.sleep(3600)
+
+
+class PairWorker(Worker):
+    """A ``Worker`` whose replicas run two tasks at once."""
+
+    max_concurrency = 2
 
 
 class Delegate(BaseModel):

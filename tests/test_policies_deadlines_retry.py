@@ -213,8 +213,22 @@ def test_running_deadline_beats_a_late_heartbeat_and_wins_ties() -> None:
 
 
 def test_no_queue_bound_means_no_timer_while_queued() -> None:
-    assert next_expiry(Deadlines(), queued_at=0.0) is None
-    assert expired(Deadlines(), queued_at=0.0, now=1e9) is None
+    unbounded = Deadlines(queued=None)
+    assert next_expiry(unbounded, queued_at=0.0) is None
+    assert expired(unbounded, queued_at=0.0, now=1e9) is None
+
+
+def test_every_phase_has_a_finite_default() -> None:
+    default = Deadlines()
+    assert (default.queued, default.running, default.heartbeat, default.grace) == (
+        timedelta(minutes=10),
+        timedelta(minutes=5),
+        None,
+        timedelta(seconds=10),
+    )
+    assert next_expiry(default, queued_at=0.0) == Expiry(
+        at=600.0, reason=ExpiryReason.QUEUE_TIMEOUT
+    )
 
 
 def model_expiry(

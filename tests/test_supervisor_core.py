@@ -59,13 +59,15 @@ class Call:
 
 
 class FakeAgents:
-    """Replicas by group; every call waits until the test resolves it."""
+    """Replicas by group; every call waits until the test resolves it (a cancel resolves
+    it as cancelled, unless the agent ignores cancels)."""
 
-    def __init__(self, groups: dict[str, int]) -> None:
+    def __init__(self, groups: dict[str, int], *, ignore_cancel: bool = False) -> None:
         self.groups = {
             g: [ReplicaInfo(f"{g}:{i}", 1, 1) for i in range(n)] for g, n in groups.items()
         }
         self.calls: list[Call] = []
+        self.ignore_cancel = ignore_cancel
 
     async def replicas(self, group: str) -> list[ReplicaInfo]:
         return list(self.groups.get(group, []))
@@ -75,7 +77,10 @@ class FakeAgents:
     ) -> tuple[Awaitable[Any], Callable[[], None]]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.calls.append(Call(replica, message, envelope, future))
-        return future, future.cancel
+        return future, (lambda: None) if self.ignore_cancel else future.cancel
+
+    def follow(self, replica: str, span_id: str) -> Awaitable[Any]:
+        return asyncio.get_running_loop().create_future()  # never ends: nothing to record
 
 
 class Refusing:
@@ -209,7 +214,7 @@ def test_a_budget_refusal_fails_the_subtask_at_once(tmp_path: Path) -> None:
 def test_running_deadline_then_the_late_result_is_recorded_and_discarded(tmp_path: Path) -> None:
     async def body() -> None:
         clock = FakeClock()
-        agents = FakeAgents({"r": 2})
+        agents = FakeAgents({"r": 2}, ignore_cancel=True)  # answers after it was cancelled
         core = make_core(tmp_path, agents, clock)
         s = spec(deadline=Deadlines(running=timedelta(seconds=5)))
         task = await started(core, s)

@@ -85,7 +85,7 @@ def test_deadlines_by_phase_on_a_fake_clock_and_the_late_result(
     system.agent(Worker, name="workers", replicas=2)
     gate = tmp_path / "gate"
     slow = supervisor.submit(
-        Job(key="s", mode="gate", gate=str(gate), only_replica=0), to="workers:0",
+        Job(key="s", mode="stubborn", gate=str(gate), only_replica=0), to="workers:0",
         expect=StrictDone, deadline=Deadlines(running=timedelta(seconds=5)),
         retry=None, on_failure=Reroute(to="workers:1", policy=AGAIN),
     )  # fmt: skip

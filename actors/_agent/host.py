@@ -4,11 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
+import ray
 from pydantic import BaseModel, ValidationError
+from ray import cloudpickle
 
 from runtime import Envelope, HandlerOutputError, UnknownHandlerError
 
 from .agent import Agent, AgentRuntime, HandlerSpec, TaskContext, current_task, handlers
+from .ledger import AttemptLedger
+
+CONTROL_GROUP = "control"
+"""The concurrency group of calls that must never queue behind handlers."""
+
+
+def _recipe(agent_cls: type[Agent], runtime: AgentRuntime) -> bytes | None:
+    """How to start this replica again, pickled; None if it cannot be (nothing in
+    ``__init__`` may raise: the supervisor then cannot restart it, and says so)."""
+    try:
+        return bytes(cloudpickle.dumps((agent_cls, runtime)))  # type: ignore[no-untyped-call]
+    except Exception:
+        return None
 
 
 class AgentHost:
@@ -23,6 +38,8 @@ class AgentHost:
         self._agent = agent_cls()
         self._agent._bind(runtime)
         self._runtime = runtime
+        self._recipe = _recipe(agent_cls, runtime)
+        self._ledger = AttemptLedger()
 
     async def handle(self, message: BaseModel, envelope: Envelope) -> BaseModel:
         """Run the handler that takes ``type(message)`` under ``envelope``.
@@ -31,6 +48,16 @@ class AgentHost:
             UnknownHandlerError: no handler takes this message type.
             HandlerOutputError: the handler's return value is not its output model.
         """
+        self._ledger.begin(envelope.span_id)
+        try:
+            output = await self._run(message, envelope)
+        except BaseException as error:
+            self._ledger.end(envelope.span_id, error=error)
+            raise
+        self._ledger.end(envelope.span_id, output)
+        return output
+
+    async def _run(self, message: BaseModel, envelope: Envelope) -> BaseModel:
         spec = self._find(message)
         token = current_task.set(TaskContext(envelope))
         try:
@@ -39,15 +66,28 @@ class AgentHost:
             current_task.reset(token)
         return self._checked(spec, output)
 
+    @ray.method(concurrency_group=CONTROL_GROUP)
     async def ping(self) -> dict[str, Any]:
-        """Who this replica is (and its epoch and capacity, for the supervisor); answers
-        once the actor is up."""
+        """Who this replica is (and its epoch and capacity, for the supervisor), and how
+        to start it again (its class and runtime, pickled); answers once the actor is up,
+        even while its handlers are busy."""
         return {
             "name": self._runtime.name,
             "replica": self._runtime.replica,
             "epoch": self._runtime.epoch,
             "capacity": type(self._agent).max_concurrency,
+            "recipe": self._recipe,
         }
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    async def outcome(self, span_id: str) -> Any:
+        """The output of the attempt ``span_id``, once it ended (for a supervisor that
+        restarted while it ran).
+
+        Raises:
+            ConfigurationError: this replica does not know the attempt.
+        """
+        return await self._ledger.outcome(span_id)
 
     def _find(self, message: BaseModel) -> HandlerSpec:
         spec = self._handlers.get(type(message))

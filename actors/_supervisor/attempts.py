@@ -9,6 +9,7 @@ instants and fire on the next ``tick`` at or after them (``timers.py``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable
 from dataclasses import replace
@@ -17,12 +18,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from policies import AbandonTask, EscalateTo, FailureAction, RerouteTo
-from runtime import Clock, FailureReason, new_span_id
+from runtime import Clock, ConfigurationError, FailureReason, new_span_id
 
 from .background import Background
 from .metrics import Metrics
 from .planner import FailurePlanner
 from .pool import Pool, group_of
+from .restarts import ReplicaRestarts
 from .state import Attempt, Live, validate
 from .table import SubtaskTable
 from .timers import Timers
@@ -30,6 +32,13 @@ from .types import AgentDiedError, Dispatcher, classify
 
 _PHASES = (FailureReason.QUEUE_TIMEOUT, FailureReason.DEADLINE, FailureReason.HEARTBEAT_TIMEOUT)
 _log = logging.getLogger(__name__)
+
+
+def _shutting_down() -> bool:
+    """Whether the running task itself is being cancelled (the event loop is closing), as
+    opposed to the attempt it awaits."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 class AttemptEngine:
@@ -56,27 +65,49 @@ class AttemptEngine:
         self._metrics = metrics
         self._background = background
         self._discovering: set[str] = set()
+        self.restarts = ReplicaRestarts(
+            pool, planner, dispatcher, table.store, clock=clock, background=background,
+            on_back=self._back, on_lost=self._drop,
+        )  # fmt: skip
 
     # -- starting --------------------------------------------------------------------
 
-    def start(self, live: Live) -> None:
-        """Queue the subtask's next attempt for its target and start what can start."""
+    def prepare(self, live: Live) -> Attempt:
+        """Number the subtask's next attempt and stage it as about to start, so that its
+        number is durable with the next commit (a submit's commit, for a first one)."""
         live.attempts += 1
         attempt = Attempt(
-            number=live.attempts, target=live.target, queued_at=self._clock.monotonic()
-        )
+            number=live.attempts, target=live.target, queued_at=self._clock.monotonic(),
+            span_id=new_span_id(),
+        )  # fmt: skip
         live.current, live.state = attempt, "queued"
+        self._table.started(live, attempt)
+        return attempt
+
+    def start(self, live: Live, *, prepared: bool = False) -> None:
+        """Queue the subtask's next attempt for its target and start what can start;
+        ``prepared``: it is ``live.current``, prepared and committed already."""
+        attempt = live.current if prepared else self.prepare(live)
+        assert attempt is not None
+        attempt.recorded = prepared
         self._pool.enqueue(live.target, live.spec.subtask_id)
         self._timers.arm(live.spec.subtask_id, attempt, live.spec.deadlines)
         self._pump(live.target)
 
     def _pump(self, target: str) -> None:
-        group = group_of(target)
-        if not self._pool.known(group):
-            self._discover(group)
+        if not self._pool.queues.get(target):
+            return
+        if not self._reachable(target):
+            self._discover(group_of(target))  # it may have come (back) since
             return
         for subtask_id, replica in self._pool.next_assignments(target, self._avoided):
             self._dispatch(self._table.live[subtask_id], replica)
+
+    def _reachable(self, target: str) -> bool:
+        """Whether ``target`` has a replica to wait for: alive, or being restarted."""
+        if ":" in target:
+            return target in self._pool.replicas or target in self.restarts.restarting
+        return self._pool.known(target)
 
     def _avoided(self, subtask_id: str) -> frozenset[str]:
         return frozenset(self._table.live[subtask_id].failed_on)
@@ -87,6 +118,8 @@ class AttemptEngine:
             self._background.spawn(self._discover_now(group))
 
     async def _discover_now(self, group: str) -> None:
+        """Look the group's replicas up; a queue whose target is not among them fails
+        no_agent at once (each subtask then follows its plan)."""
         try:
             infos = await self._dispatcher.replicas(group)
         except Exception as error:
@@ -94,37 +127,78 @@ class AttemptEngine:
             infos = []
         self._discovering.discard(group)
         self._pool.add(group, infos)
-        targets = [t for t in self._pool.queues if group_of(t) == group]
-        if self._pool.known(group):
-            for target in targets:
+        for target in [t for t in self._pool.queues if group_of(t) == group]:
+            if self._reachable(target):
                 self._pump(target)
-            return
-        for target in targets:
-            for subtask_id in list(self._pool.queues[target]):
-                live = self._table.live[subtask_id]
-                assert live.current is not None
-                self.expire(
-                    live, live.current, FailureReason.NO_AGENT, f"no live replica of {target}"
-                )
+            else:
+                self._fail_queue(target, f"no live replica of {target}")
+
+    def _fail_queue(self, target: str, detail: str) -> None:
+        for subtask_id in list(self._pool.queues.get(target, ())):
+            live = self._table.live[subtask_id]
+            assert live.current is not None
+            self.expire(live, live.current, FailureReason.NO_AGENT, detail)
 
     def _dispatch(self, live: Live, replica: str) -> None:
         attempt = live.current
         assert attempt is not None
         now = self._clock.monotonic()
-        attempt.replica, attempt.started_at, attempt.span_id = replica, now, new_span_id()
+        attempt.replica, attempt.started_at = replica, now
+        attempt.generation = self._pool.generation(replica) or 0
         live.state = "running"
         self._metrics.queued_ms((now - attempt.queued_at) * 1000)
+        self._table.started(live, attempt)  # its replica, to follow it after a restart
+        self._timers.arm(live.spec.subtask_id, attempt, live.spec.deadlines)
+        if attempt.recorded:
+            self._background.spawn(self._table.store.commit())
+            self._send(live, attempt, replica)
+        else:
+            self._background.spawn(self._send_once_recorded(live, attempt, replica))
+
+    async def _send_once_recorded(self, live: Live, attempt: Attempt, replica: str) -> None:
+        """Send the attempt once its number is stored (so a supervisor that restarts
+        numbers the next one after it), unless it ended meanwhile."""
+        try:
+            await self._table.store.commit()
+        except Exception as error:  # the attempt still runs: liveness before history
+            _log.warning("the start of %s was not stored: %s", live.spec.subtask_id, error)
+        if attempt.over:
+            attempt.returned = True
+            self._release(replica, attempt.generation)
+            return
+        self._send(live, attempt, replica)
+
+    def _send(self, live: Live, attempt: Attempt, replica: str) -> None:
         envelope = replace(
             live.spec.envelope, span_id=attempt.span_id, parent_span_id=live.spec.envelope.span_id
         )
         try:
             result, attempt.cancel = self._dispatcher.send(replica, live.spec.message, envelope)
         except Exception as error:
-            self._drop(replica, str(error))
+            attempt.returned = True
+            self._pool.release(replica, attempt.generation)
+            self._drop(replica, attempt.generation, str(error))
             self.expire(live, attempt, FailureReason.AGENT_DIED, str(error))
             return
-        self._timers.arm(live.spec.subtask_id, attempt, live.spec.deadlines)
         self._background.spawn(self._await_attempt(live, attempt, result))
+
+    def follow(self, live: Live) -> None:
+        """Record, as late, the result of the attempt that ran when an earlier supervisor
+        stopped (its replica keeps it)."""
+        gone = live.interrupted
+        if gone is not None and gone.replica is not None:
+            gone.over = True
+            self._background.spawn(self._follow(live, gone, gone.replica))
+
+    async def _follow(self, live: Live, gone: Attempt, replica: str) -> None:
+        error: BaseException | None = None
+        try:
+            await self._dispatcher.follow(replica, gone.span_id)
+        except ConfigurationError:
+            return  # the replica does not know it: it never started, nothing to record
+        except BaseException as raised:
+            error = raised
+        self._late(live, gone, error)
 
     # -- results ---------------------------------------------------------------------
 
@@ -134,12 +208,15 @@ class AttemptEngine:
         try:
             output = await result
         except BaseException as raised:  # the agent's error, its death or a cancellation
+            if _shutting_down():
+                raise
             error = raised
         assert attempt.replica is not None
+        attempt.returned = True
         self._metrics.ran_ms((self._clock.monotonic() - (attempt.started_at or 0.0)) * 1000)
         if isinstance(error, AgentDiedError):
-            self._drop(attempt.replica, str(error))
-        self._release(attempt.replica)
+            self._drop(attempt.replica, attempt.generation, str(error))
+        self._release(attempt.replica, attempt.generation)
         if attempt.over:
             self._late(live, attempt, error)
             return
@@ -154,18 +231,21 @@ class AttemptEngine:
         attempt.over = True
         self.failed(live, attempt, reason, kind, detail)
 
-    def _drop(self, replica: str, why: str) -> None:
+    def _drop(self, replica: str, generation: int, why: str) -> None:
         """Forget a dead replica, and fail the attempts queued for it alone (no_agent):
-        nothing else would ever start them."""
-        self._pool.remove(replica)
-        for subtask_id in list(self._pool.queues.get(replica, ())):
-            live = self._table.live[subtask_id]
-            assert live.current is not None
-            detail = f"replica {replica} is gone: {why}"
-            self.expire(live, live.current, FailureReason.NO_AGENT, detail)
+        nothing else would ever start them. A replica being restarted is not dead."""
+        if replica in self.restarts.restarting:
+            return
+        self._pool.remove(replica, generation)
+        if replica not in self._pool.replicas:
+            self._fail_queue(replica, f"replica {replica} is gone: {why}")
 
-    def _release(self, replica: str) -> None:
-        self._pool.release(replica)
+    def _back(self, replica: str) -> None:
+        self._pump(replica)
+        self._pump(group_of(replica))
+
+    def _release(self, replica: str, generation: int) -> None:
+        self._pool.release(replica, generation)
         self._pump(replica)
         self._pump(group_of(replica))
 
@@ -185,10 +265,9 @@ class AttemptEngine:
     # -- failures --------------------------------------------------------------------
 
     def expire(self, live: Live, attempt: Attempt, reason: FailureReason, detail: str) -> None:
-        """Fail the attempt now, whatever it is doing; a result it sends later is late."""
-        attempt.over = True
-        if attempt.replica is None:
-            self._pool.dequeue(attempt.target, live.spec.subtask_id)
+        """Fail the attempt now, whatever it is doing: a running one is cancelled and must
+        let go of its replica within its grace; a result it sends later is late."""
+        self._stop(live, attempt)
         if reason in _PHASES:
             self._metrics.deadline_miss(reason.value)
         self.failed(live, attempt, reason, None, detail)
@@ -255,6 +334,7 @@ class AttemptEngine:
             if expiry is not None:
                 reason = FailureReason(expiry.reason.value)
                 self.expire(live, attempt, reason, f"missed {expiry.reason.value}")
+        self.restarts.tick(now)
         for subtask_id in self._timers.due_retries(now):
             live = self._table.live.get(subtask_id)
             if live is not None and live.state == "retrying":
@@ -306,5 +386,6 @@ class AttemptEngine:
         attempt.over = True
         if attempt.replica is None:
             self._pool.dequeue(attempt.target, live.spec.subtask_id)
-        elif attempt.cancel is not None:
+        elif not attempt.returned and attempt.cancel is not None:
             attempt.cancel()
+            self.restarts.watch(attempt, live.spec.deadlines.grace.total_seconds())

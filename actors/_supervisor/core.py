@@ -8,6 +8,8 @@ nothing disappears.
 - ``AttemptEngine`` (``attempts.py``): attempts dispatched, awaited, timed out, late;
 - ``FailurePlanner`` (``planner.py``): retry, reroute, abandon or escalate after a failure;
 - ``Timers`` (``timers.py``), ``Pool`` (``pool.py``): deadlines due, replicas and queues;
+- ``ReplicaRestarts`` (``restarts.py``, owned by the engine): replicas wedged by an
+  attempt that does not let go after its cancel, restarted within restart intensity;
 - ``StageWatcher`` (``stages.py``): pipeline stages silent past their window.
 
 The Ray actor (``host.py``) forwards calls and runs ``tick`` on a timer, so all of this is
@@ -21,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from policies import RestartIntensity
+from policies import RestartIntensity, RetryBudget
 from runtime import Clock
 
 from .attempts import AttemptEngine
@@ -103,28 +105,33 @@ class SupervisorCore:
         return await self.wait(spec.subtask_id)
 
     async def submit(self, spec: SubtaskSpec) -> None:
-        """Store the subtask, then start its first attempt. A known id is left as is.
+        """Store the subtask, then start its first attempt. A known id is left as is
+        (returning once it is stored, if another submit of it is storing it).
 
         Raises:
             StorageError: it could not be stored; it was not started.
         """
         live = self._table.admit(spec)
         if live is None:
+            await self._table.being_stored(spec.subtask_id)
             return
         self._stages.submitted(spec.stage)
-        self._planner.first_attempt(spec.envelope.trace_id)
+        self._planner.first_attempt(spec)
+        self._attempts.prepare(live)  # its number is committed with the subtask
         if await self._table.stored(live):
-            self._attempts.start(live)
+            self._attempts.start(live, prepared=True)
 
     def recover(self) -> int:
         """Load every unfinished subtask from storage and drive it again: its in-flight
-        attempt runs anew under the same subtask id (so the same idempotency keys).
+        attempt runs anew under the same subtask id (so the same idempotency keys), with
+        the next attempt number; the interrupted one's result is recorded as late.
 
         Returns:
             How many subtasks were re-driven.
         """
         redriven = self._table.restore()
         for live in redriven:
+            self._attempts.follow(live)
             self._attempts.start(live)
         return len(redriven)
 
@@ -197,6 +204,12 @@ class SupervisorCore:
         """Set the restart intensity of an agent group (default ``RestartIntensity()``)."""
         self._planner.configure_group(group, intensity)
 
+    def configure_retry_budget(self, budget: RetryBudget | None) -> None:
+        """The retry budget of every run whose subtasks name none (see
+        ``SubtaskSpec.retry_budget``); None leaves them to the budget actor, if it runs,
+        else to ``RetryBudget()``."""
+        self._planner.configure_retry_budget(budget)
+
     def declare_stage(self, name: str, window: float) -> None:
         """Watch stage ``name``: once a handoff names it as the next stage, a subtask of
         it must be submitted within ``window`` seconds, or the stage is a stall."""
@@ -207,8 +220,8 @@ class SupervisorCore:
         return self._stages.stalls()
 
     def overview(self) -> dict[str, Any]:
-        """What ``agentcast status`` prints: subtasks by state, replicas, failed groups,
-        open escalations and stalls."""
+        """What ``agentcast status`` prints: subtasks by state, replicas, restarts of
+        wedged replicas (done and under way), failed groups, open escalations and stalls."""
         states: dict[str, int] = {}
         for live in self._table.live.values():
             states[live.state] = states.get(live.state, 0) + 1
@@ -218,6 +231,8 @@ class SupervisorCore:
             "replicas": {
                 n: f"{r.busy}/{r.capacity}" for n, r in sorted(self.pool.replicas.items())
             },
+            "restarts": dict(sorted(self._attempts.restarts.restarts.items())),
+            "restarting": sorted(self._attempts.restarts.restarting),
             "failed_groups": sorted(self.failed_groups),
             "open_escalations": len(self.store.escalations()),
             "stalls": self.stalls(),

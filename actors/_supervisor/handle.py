@@ -13,11 +13,12 @@ from typing import Any
 import ray
 from pydantic import BaseModel
 
-from policies import Deadlines, OnFailure, RestartIntensity, Retry, RetryPolicy
+from policies import Deadlines, OnFailure, RestartIntensity, Retry, RetryBudget, RetryPolicy
 from runtime import Clock, ConfigurationError, Envelope, SystemClock, new_task_id
 
 from .._reconnect import Plan, Reconnect, Resolve, reconnecting, run_async, run_blocking
 from .types import Outcome, SubtaskSpec, SubtaskStatus
+from .validate import check_submission
 
 _SUPERVISOR = "supervisor"
 
@@ -34,9 +35,12 @@ def make_spec(
     parent: str | None = None,
     stage: str | None = None,
     next_stage: str | None = None,
+    run: str | None = None,
+    retry_budget: RetryBudget | None = None,
 ) -> SubtaskSpec:
     """The stored form of a submission. ``retry`` alone means ``Retry(policy=retry)``;
     with a non-``Retry`` ``on_failure`` it means "retry like this, then ``on_failure``".
+    ``run`` and ``retry_budget``: see ``SubtaskSpec``.
 
     Raises:
         ConfigurationError: both ``retry`` and a ``Retry`` plan are given.
@@ -54,7 +58,7 @@ def make_spec(
     return SubtaskSpec(
         subtask_id=envelope.task_id, message=task, to=to, expect=expect,
         deadlines=deadline or Deadlines(), on_failure=plan, envelope=envelope,
-        parent=parent, stage=stage, next_stage=next_stage,
+        parent=parent, stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget,
     )  # fmt: skip
 
 
@@ -89,7 +93,11 @@ class SubtaskCalls:
         return outcome.unwrap()
 
     def status(self) -> Plan[SubtaskStatus]:
-        status: SubtaskStatus = yield Resolve(self.actor.status.remote(self.spec.subtask_id))
+        """Where the subtask stands, asked again while the supervisor restarts."""
+        status: SubtaskStatus = yield from reconnecting(
+            lambda: self.actor.status.remote(self.spec.subtask_id),
+            reconnect=self.reconnect, clock=self.clock, target=_SUPERVISOR,
+        )  # fmt: skip
         return status
 
     def cancel(self) -> Plan[bool]:
@@ -136,7 +144,8 @@ class SubtaskHandle:
         return run_blocking(self._calls.result(timeout), self._calls.clock)
 
     def status(self) -> SubtaskStatus:
-        """Where it stands: state, target, reason and attempt history."""
+        """Where it stands: state, target, reason and attempt history (waiting out a
+        restart of the supervisor, as ``result`` does)."""
         return run_blocking(self._calls.status(), self._calls.clock)
 
     def cancel(self) -> bool:
@@ -188,6 +197,8 @@ class Supervisor:
     Args:
         actor: the supervisor actor.
         trace_id: the trace of the driver's submissions.
+        namespace: the system's Ray namespace, where ``submit`` checks that a pinned
+            replica runs.
         reconnect: how long a subtask handle rejoins a restarting supervisor. Default
             ``Reconnect()``.
         clock: the time of subtask handles' timeouts and reconnects. Default
@@ -198,11 +209,13 @@ class Supervisor:
         self,
         actor: Any,
         trace_id: str,
+        namespace: str | None = None,
         reconnect: Reconnect | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.actor = actor
         self._trace_id = trace_id
+        self._namespace = namespace
         self._reconnect = reconnect or Reconnect()
         self._clock = clock or SystemClock()
 
@@ -218,19 +231,31 @@ class Supervisor:
         stage: str | None = None,
         next_stage: str | None = None,
         envelope: Envelope | None = None,
+        run: str | None = None,
+        retry_budget: RetryBudget | None = None,
     ) -> SubtaskHandle:
         """Run ``task`` on agent ``to`` (a name, or one replica ``"name:i"``), held to
-        ``deadline`` (a ``timedelta`` bounds the running phase) and to ``expect``.
+        ``deadline`` (a ``timedelta`` bounds the running phase) and to ``expect``. Its
+        retries draw on the retry budget of ``run`` (default: the system's trace id, so
+        every driver submission shares one), which is ``retry_budget`` if the run has
+        none yet (see ``configure``).
 
         Raises:
-            ConfigurationError: both ``retry`` and ``on_failure=Retry(...)``.
+            ConfigurationError: both ``retry`` and ``on_failure=Retry(...)``; ``to`` is
+                not an agent or a replica that runs; ``expect`` is not a model class.
         """
+        check_submission(to, expect, self._namespace)
         env = envelope or Envelope(trace_id=self._trace_id, task_id=new_task_id())
         spec = make_spec(
             task, to=to, expect=expect, deadline=deadline, retry=retry, on_failure=on_failure,
-            envelope=env, stage=stage, next_stage=next_stage,
+            envelope=env, stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget,
         )  # fmt: skip
         return SubtaskHandle(self.actor, spec, self._reconnect, self._clock)
+
+    def configure(self, *, retry_budget: RetryBudget | None) -> None:
+        """The retry budget of every run whose subtasks name none; it wins over the
+        budget actor's. None hands runs back to the budget actor (else ``RetryBudget()``)."""
+        ray.get(self.actor.configure_retry_budget.remote(retry_budget))
 
     def declare_stage(self, name: str, window: timedelta) -> None:
         """Report stage ``name`` as stalled if, once a finished subtask's handoff names it
@@ -300,8 +325,15 @@ class AsyncSupervisor:
         on_failure: OnFailure | None = None,
         stage: str | None = None,
         next_stage: str | None = None,
+        run: str | None = None,
+        retry_budget: RetryBudget | None = None,
     ) -> AsyncSubtaskHandle:
-        """See ``Supervisor.submit``; the subtask is a child of the current task."""
+        """See ``Supervisor.submit``; the subtask is a child of the current task.
+
+        Raises:
+            ConfigurationError: as for ``Supervisor.submit``.
+        """
+        check_submission(to, expect, ray.get_runtime_context().namespace)
         task_id = new_task_id()
         env = (
             Envelope(sender=self._sender, task_id=task_id)
@@ -311,7 +343,7 @@ class AsyncSupervisor:
         spec = make_spec(
             task, to=to, expect=expect, deadline=deadline, retry=retry, on_failure=on_failure,
             envelope=env, parent=None if self._parent is None else self._parent.task_id,
-            stage=stage, next_stage=next_stage,
+            stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget,
         )  # fmt: skip
         return AsyncSubtaskHandle(self._actor, spec, self._reconnect, self._clock)
 

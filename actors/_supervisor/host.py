@@ -1,8 +1,9 @@
 """The supervisor actor ``supervisor``: a thin async Ray actor around ``SupervisorCore``.
 
 It is restarted by Ray when it dies (``max_restarts=-1``); the new incarnation loads every
-unfinished subtask from storage on its first call and drives it again. Nothing in
-``__init__`` may raise: an exception there would kill the actor for good.
+unfinished subtask from storage as soon as it starts (a call it sends itself from
+``__init__``; any later call retries if storage was not ready) and drives it again. Nothing
+in ``__init__`` may raise: an exception there would kill the actor for good.
 """
 
 from __future__ import annotations
@@ -10,16 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import ray
 from pydantic import BaseModel
-from ray.exceptions import ActorUnavailableError, RayActorError
+from ray import cloudpickle
+from ray.exceptions import ActorUnavailableError, RayActorError, TaskCancelledError
 
-from policies import Durability, RestartIntensity
-from runtime import Clock, Envelope, StorageError, SystemClock
+from policies import Durability, RestartIntensity, RetryBudget
+from runtime import Clock, ConfigurationError, Envelope, StorageError, SystemClock
 
 from .core import SupervisorCore
 from .metrics import SupervisorMetrics
@@ -36,6 +40,10 @@ from .types import (
 SUPERVISOR_ACTOR = "supervisor"
 BUDGET_ACTOR = "budget"
 _TICK_S = 0.02
+_PING_S = 10.0
+_START_S = 60.0
+_PAUSE_S = 0.05
+_RECOVER_TRIES = 20
 _log = logging.getLogger(__name__)
 
 
@@ -45,6 +53,7 @@ class RayDispatcher:
     def __init__(self, namespace: str) -> None:
         self._namespace = namespace
         self._actors: dict[str, Any] = {}
+        self._recipes: dict[str, bytes] = {}
 
     async def replicas(self, group: str) -> list[ReplicaInfo]:
         prefix = f"agent:{group}:"
@@ -55,30 +64,79 @@ class RayDispatcher:
         ]
         infos: list[ReplicaInfo] = []
         for name in names:
+            replica = f"{group}:{name[len(prefix) :]}"
             try:
                 actor = ray.get_actor(name, namespace=self._namespace)
-                info: dict[str, Any] = await asyncio.wait_for(actor.ping.remote(), timeout=10)
+                infos.append(await self._ping(replica, actor, _PING_S))
             except Exception:  # dead or dying: not a replica to send work to
                 continue
-            replica = f"{group}:{name[len(prefix) :]}"
-            self._actors[replica] = actor
-            infos.append(
-                ReplicaInfo(replica, int(info.get("capacity", 1)), int(info.get("epoch", 0)))
-            )
         return infos
+
+    async def _ping(self, replica: str, actor: Any, timeout: float) -> ReplicaInfo:
+        # ping runs in the replica's control group: it answers while handlers are busy.
+        info: dict[str, Any] = await asyncio.wait_for(actor.ping.remote(), timeout=timeout)
+        self._actors[replica] = actor
+        if info.get("recipe") is not None:
+            self._recipes[replica] = info["recipe"]
+        return ReplicaInfo(replica, int(info.get("capacity", 1)), int(info.get("epoch", 0)))
 
     def send(
         self, replica: str, message: BaseModel, envelope: Envelope
     ) -> tuple[Awaitable[Any], Callable[[], None]]:
-        ref = self._actors[replica].handle.remote(message, envelope)
-        return _result(ref, replica), lambda: ray.cancel(ref)
+        actor = self._actors[replica]
+        ref = actor.handle.remote(message, envelope)
+        return _result(ref, replica, actor, envelope.span_id), lambda: ray.cancel(ref)
+
+    async def restart(self, replica: str) -> ReplicaInfo:
+        """Kill ``replica``'s actor and start it again from the recipe it handed out.
+
+        Raises:
+            ConfigurationError: no recipe is known for it, or its name stays taken.
+        """
+        from .._agent.spawn import spawn_replica
+
+        recipe = self._recipes.get(replica)
+        if recipe is None:
+            raise ConfigurationError(f"no recipe to restart {replica}")
+        cls, runtime = cloudpickle.loads(recipe)
+        ray.kill(self._actors.pop(replica), no_restart=True)
+        for _ in range(int(_START_S / _PAUSE_S)):  # the name is freed once it is dead
+            if not _named(f"agent:{replica}", self._namespace):
+                return await self._ping(
+                    replica, spawn_replica(cls, runtime, detached=True), _START_S
+                )
+            await asyncio.sleep(_PAUSE_S)
+        raise ConfigurationError(f"{replica} was killed but its name is still taken")
+
+    def follow(self, replica: str, span_id: str) -> Awaitable[Any]:
+        """The result of attempt ``span_id``, started on ``replica`` by an earlier
+        incarnation of the supervisor."""
+        actor = self._actors.get(replica) or ray.get_actor(
+            f"agent:{replica}", namespace=self._namespace
+        )
+        return _result(actor.outcome.remote(span_id), replica, None, span_id)
 
 
-async def _result(ref: Any, replica: str) -> Any:
+def _named(name: str, namespace: str) -> bool:
+    try:
+        ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        return False
+    return True
+
+
+async def _result(ref: Any, replica: str, actor: Any, span_id: str) -> Any:
+    """The attempt's output; its replica's death as ``AgentDiedError``. Ray reports a
+    cancelled call as cancelled even when its handler ignored the cancel and answered:
+    the replica's ledger then says what the handler really did."""
     try:
         return await ref
     except (RayActorError, ActorUnavailableError) as error:
         raise AgentDiedError(f"replica {replica} died: {str(error).splitlines()[0]}") from None
+    except TaskCancelledError:
+        if actor is None:
+            raise asyncio.CancelledError(f"attempt on {replica} cancelled") from None
+    return await _result(actor.outcome.remote(span_id), replica, None, span_id)
 
 
 class BudgetActorRetries:
@@ -134,15 +192,22 @@ class SupervisorHost:
         root: str,
         namespace: str,
         clock: Clock | None = None,
-        durability: Durability = Durability.PROCESS,
+        durability: Durability = Durability.FULL,
+        retry_budget: RetryBudget | None = None,
     ) -> None:
         self._root = Path(root)
         self._namespace = namespace
         self._clock: Clock = clock or SystemClock()
         self._durability = durability
+        self._retry_budget = retry_budget
         self._core: SupervisorCore | None = None
         self._retries = BudgetActorRetries(namespace, self._clock)
         self._ticker: asyncio.Task[None] | None = None
+        _recover_soon()
+
+    async def recover(self) -> None:
+        """Load and re-drive every unfinished subtask now (sent by ``__init__``)."""
+        self._open()
 
     def _open(self) -> SupervisorCore:
         if self._core is None:
@@ -154,6 +219,7 @@ class SupervisorHost:
                 store, RayDispatcher(self._namespace), clock=self._clock,
                 retry_budget=self._retries, metrics=SupervisorMetrics(),
             )  # fmt: skip
+            core.configure_retry_budget(self._retry_budget)
             core.recover()
             self._core = core
             if not _moved_by_hand(self._clock):
@@ -218,6 +284,10 @@ class SupervisorHost:
     async def configure_group(self, group: str, intensity: RestartIntensity) -> None:
         self._open().configure_group(group, intensity)
 
+    async def configure_retry_budget(self, budget: RetryBudget | None) -> None:
+        self._retry_budget = budget
+        self._open().configure_retry_budget(budget)
+
     async def overview(self) -> dict[str, Any]:
         return self._open().overview()
 
@@ -240,6 +310,28 @@ class SupervisorHost:
         """Memory and bookkeeping sizes, for the benchmark."""
         core = self._open()
         return {"live": len(core.live), "rss_bytes": _rss_bytes(), "pid": os.getpid()}
+
+
+def _recover_soon() -> None:
+    """Have this actor call its own ``recover`` once ``__init__`` returns, from a thread
+    that retries while the call cannot get through (the actor is still being restarted),
+    so a restarted supervisor drives its subtasks again without waiting for a caller."""
+    try:
+        actor = ray.get_runtime_context().current_actor
+    except Exception as error:  # not in an actor (tests), or Ray is shutting down
+        _log.info("no eager recovery: %s", error)
+        return
+    threading.Thread(target=_recover, args=(actor,), name="recover", daemon=True).start()
+
+
+def _recover(actor: Any) -> None:
+    for _ in range(_RECOVER_TRIES):
+        try:
+            ray.get(actor.recover.remote(), timeout=_START_S)
+            return
+        except Exception as error:  # unreachable yet, or storage not ready: try again
+            _log.warning("eager recovery failed, trying again: %s", error)
+            time.sleep(_PAUSE_S * 10)
 
 
 def _moved_by_hand(clock: Clock) -> bool:

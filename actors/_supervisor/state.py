@@ -20,12 +20,17 @@ from .types import Outcome, SubtaskSpec
 @dataclass(slots=True)
 class Attempt:
     """One attempt of a subtask: where it runs and the supervisor-clock instants of its
-    phases. ``over`` once it failed or ended: a result it sends after that is late."""
+    phases. ``over`` once it failed or ended: a result it sends after that is late;
+    ``returned`` once its call came back (its replica slot is free again); ``recorded``
+    once its number is committed (it may be sent at once)."""
 
     number: int
     target: str
     queued_at: float
     replica: str | None = None
+    generation: int = 0
+    returned: bool = False
+    recorded: bool = False
     started_at: float | None = None
     heartbeat_at: float | None = None
     span_id: str = ""
@@ -35,7 +40,8 @@ class Attempt:
 
 @dataclass(slots=True)
 class Live:
-    """An unfinished subtask: its spec, its current attempt and its history so far."""
+    """An unfinished subtask: its spec, its current attempt and its history so far;
+    ``interrupted`` is the attempt that ran when an earlier supervisor stopped."""
 
     spec: SubtaskSpec
     target: str
@@ -46,6 +52,7 @@ class Live:
     waiters: list[asyncio.Future[Outcome]] = field(default_factory=list)
     failed_on: set[str] = field(default_factory=set)
     escalated: bool = False
+    interrupted: Attempt | None = None
 
 
 def dumps(value: Any) -> bytes:

@@ -39,13 +39,21 @@ FINAL_STATES = ("done", "failed")
 
 
 class SubtaskStore:
-    """The supervisor's tables, written with group commit from one event loop."""
+    """The supervisor's tables, written with group commit from one event loop.
 
-    def __init__(self, root: Path, durability: Durability = Durability.PROCESS) -> None:
+    Args:
+        root: the storage root.
+        durability: what a committed outcome survives. Default ``Durability.FULL``: an
+            fsync per group commit, so a stored outcome survives a power loss;
+            ``Durability.PROCESS`` survives any process's death only.
+    """
+
+    def __init__(self, root: Path, durability: Durability = Durability.FULL) -> None:
         self.path = root / "supervisor.sqlite"
         self._conn = connect(self.path, durability)
         for statement in _SCHEMA:
             self._conn.execute(statement)
+        _add_column(self._conn, "subtasks", "running TEXT")
         self._staged: list[tuple[str, Sequence[Any]]] = []
         self._flush: asyncio.Future[None] | None = None
 
@@ -67,6 +75,20 @@ class SubtaskStore:
         self._stage(
             "UPDATE subtasks SET state = ?, target = ?, attempts = ? WHERE id = ?",
             (state, target, _history(attempts), subtask_id),
+        )
+
+    def stage_running(self, subtask_id: str, attempt: dict[str, Any]) -> None:
+        """The attempt about to start (number, replica, span id): a supervisor that
+        restarts finds it here, to keep it in the history and follow its result."""
+        self._stage(
+            "UPDATE subtasks SET running = ? WHERE id = ?", (json.dumps(attempt), subtask_id)
+        )
+
+    def stage_quarantine(self, subtask_id: str, why: str) -> None:
+        """Set aside a subtask whose stored spec no longer loads: never re-driven."""
+        self._stage(
+            "UPDATE subtasks SET state = 'quarantined', detail = ? WHERE id = ?",
+            (why, subtask_id),
         )
 
     def stage_late(self, subtask_id: str, record: AttemptRecord) -> None:
@@ -152,7 +174,10 @@ class SubtaskStore:
 
     def unfinished(self) -> list[sqlite3.Row]:
         """Every subtask not done or failed, oldest first (for recovery)."""
-        return self._rows("SELECT * FROM subtasks WHERE finished IS NULL ORDER BY created")
+        return self._rows(
+            "SELECT * FROM subtasks WHERE finished IS NULL AND state != 'quarantined' "
+            "ORDER BY created"
+        )
 
     def subtask(self, subtask_id: str) -> sqlite3.Row | None:
         rows = self._rows("SELECT * FROM subtasks WHERE id = ?", (subtask_id,))
@@ -187,6 +212,13 @@ class SubtaskStore:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _add_column(conn: sqlite3.Connection, table: str, column: str) -> None:
+    """Add ``column`` to a table created before it existed."""
+    names = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    if column.split()[0] not in names:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
 
 def history(text: str) -> tuple[AttemptRecord, ...]:

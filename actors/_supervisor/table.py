@@ -8,7 +8,9 @@ then its waiters told). Attempts are run by ``AttemptEngine`` (``attempts.py``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import json
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import BaseModel
@@ -28,6 +30,16 @@ from .metrics import Metrics
 from .state import Attempt, Live, dumps, outcome_of, validate
 from .store import SubtaskStore, history
 from .types import Outcome, SubtaskSpec, SubtaskStatus
+
+_log = logging.getLogger(__name__)
+
+
+def _commit_pauses() -> Iterator[float]:
+    """Pauses between attempts to store an outcome: 50 ms doubling to 2 s, for ever."""
+    pause = 0.05
+    while True:
+        yield pause
+        pause = min(2.0, pause * 2)
 
 
 class SubtaskTable:
@@ -57,6 +69,7 @@ class SubtaskTable:
         self._background = background
         self._on_finished = on_finished
         self._finishing: dict[str, asyncio.Future[Outcome]] = {}
+        self._storing: dict[str, asyncio.Future[None]] = {}
 
     # -- entering --------------------------------------------------------------------
 
@@ -68,6 +81,7 @@ class SubtaskTable:
             return None
         live = Live(spec=spec, target=spec.to, history=[])
         self.live[sid] = live
+        self._storing[sid] = asyncio.get_running_loop().create_future()
         self.store.stage_new({
             "id": sid, "trace_id": spec.envelope.trace_id, "parent": spec.parent,
             "target": spec.to, "state": "queued", "spec": dumps(spec), "created": self._wall(),
@@ -81,33 +95,76 @@ class SubtaskTable:
         Raises:
             StorageError: it could not be stored; it is no longer held.
         """
+        sid = live.spec.subtask_id
+        storing = self._storing[sid]
         try:
             await self.store.commit()
-        except Exception:
-            del self.live[live.spec.subtask_id]
+        except Exception as error:
+            del self.live[sid]
+            del self._storing[sid]
+            storing.set_exception(error)
+            storing.exception()  # retrieved: nobody else may be waiting
             raise
-        return self.live.get(live.spec.subtask_id) is live
+        del self._storing[sid]
+        storing.set_result(None)
+        return self.live.get(sid) is live
+
+    async def being_stored(self, subtask_id: str) -> None:
+        """Return once the subtask's row, if it is being stored, is committed.
+
+        Raises:
+            StorageError: it could not be stored.
+        """
+        storing = self._storing.get(subtask_id)
+        if storing is not None:
+            await asyncio.shield(storing)
 
     def restore(self) -> list[Live]:
         """Hold every unfinished subtask of storage again; the ones to drive again (all
-        but those waiting on a human), each with a ``redriven`` event, committed."""
+        but those waiting on a human), each with a ``redriven`` event, committed.
+
+        The attempt that was running when the supervisor stopped stays in the history as
+        ``interrupted`` (``Live.interrupted`` keeps it, to follow its result); the next
+        attempt takes the next number. A row whose spec no longer loads is quarantined.
+        """
         redriven = []
         for row in self.store.unfinished():
-            spec: SubtaskSpec = cloudpickle.loads(row["spec"])
-            past = list(history(row["attempts"]))
-            live = Live(spec=spec, target=row["target"], history=past)
-            live.attempts = sum(1 for a in past if not a.outcome.startswith("late:"))
-            live.failed_on = {a.replica for a in past if a.replica}
-            self.live[spec.subtask_id] = live
+            live = self._restored(row)
+            if live is None:
+                continue
+            self.live[live.spec.subtask_id] = live
             if row["state"] == "escalated":
                 live.state = "escalated"
                 continue
             redriven.append(live)
             self.store.stage_event(
-                self._wall(), "redriven", spec.subtask_id, {"attempt": live.attempts + 1}
+                self._wall(), "redriven", live.spec.subtask_id, {"attempt": live.attempts + 1}
             )
         self.store.commit_now()
         return redriven
+
+    def _restored(self, row: Any) -> Live | None:
+        try:
+            spec: SubtaskSpec = cloudpickle.loads(row["spec"])
+        except Exception as error:  # a class that moved or changed since it was stored
+            self.store.stage_quarantine(row["id"], f"{type(error).__name__}: {error}")
+            self.store.stage_event(self._wall(), "quarantined", row["id"], {"error": str(error)})
+            return None
+        past = list(history(row["attempts"]))
+        live = Live(spec=spec, target=row["target"], history=past)
+        running = json.loads(row["running"]) if row["running"] else None
+        if running is not None and running["number"] not in {a.number for a in past}:
+            gone = Attempt(
+                number=running["number"], target=row["target"], queued_at=0.0,
+                replica=running["replica"], span_id=running["span_id"],
+            )  # fmt: skip
+            why = "the supervisor restarted" + ("" if gone.replica else " before it was sent")
+            past.append(self.record(live, gone, "interrupted", why))
+            live.interrupted = gone if gone.replica else None
+            self.store.stage_progress(spec.subtask_id, row["state"], row["target"], past)
+        live.attempts = max((a.number for a in past), default=0)
+        live.failed_on = {a.replica for a in past if a.replica and a.replica != "human"}
+        return live
 
     # -- on the way ------------------------------------------------------------------
 
@@ -120,6 +177,14 @@ class SubtaskTable:
             replica=attempt.replica, outcome=outcome, detail=detail[:2000], error_type=kind,
             at=self._wall(),
         )  # fmt: skip
+
+    def started(self, live: Live, attempt: Attempt) -> None:
+        """Stage the attempt about to start (``Live.attempts`` numbers it uniquely), and
+        its replica once it has one."""
+        self.store.stage_running(
+            live.spec.subtask_id,
+            {"number": attempt.number, "replica": attempt.replica, "span_id": attempt.span_id},
+        )
 
     def retrying(self, live: Live, target: str) -> None:
         """The subtask's next attempt goes to ``target``; stored in the background."""
@@ -194,31 +259,44 @@ class SubtaskTable:
         attempts = tuple(live.history)
         error = None if output is not None else SubtaskFailedError(sid, reason, detail, attempts)
         at = self._wall()
-        self.store.stage_finish(
-            {"id": sid, "state": state, "reason": reason or None, "detail": detail,
-             "output": None if output is None else dumps(output),
-             "attempts": attempts, "at": at},
-            {"subtask_id": sid, "status": state, "stage": spec.stage,
-             "output_ref": f"supervisor.sqlite:subtasks/{sid}" if output is not None else None,
-             "next_stage": spec.next_stage, "trace_id": spec.envelope.trace_id, "at": at},
-        )  # fmt: skip
+        row = {
+            "id": sid, "state": state, "reason": reason or None, "detail": detail,
+            "output": None if output is None else dumps(output), "attempts": attempts, "at": at,
+        }  # fmt: skip
+        handoff = {
+            "subtask_id": sid, "status": state, "stage": spec.stage,
+            "output_ref": f"supervisor.sqlite:subtasks/{sid}" if output is not None else None,
+            "next_stage": spec.next_stage, "trace_id": spec.envelope.trace_id, "at": at,
+        }  # fmt: skip
+        self.store.stage_finish(row, handoff)
         self._metrics.finished(state, reason or "ok")
         self._on_finished(spec)
         done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._finishing[sid] = done
-        self._background.spawn(self._publish(live, Outcome(sid, output, error), done))
+        outcome = Outcome(sid, output, error)
+        self._background.spawn(self._publish(live, outcome, done, (row, handoff)))
 
-    async def _publish(self, live: Live, outcome: Outcome, done: asyncio.Future[Outcome]) -> None:
-        try:
-            await self.store.commit()
-        except Exception as error:
-            for waiter in (*live.waiters, done):
-                if not waiter.done():
-                    waiter.set_exception(error)
-        else:
-            for waiter in (*live.waiters, done):
-                if not waiter.done():
-                    waiter.set_result(outcome)
+    async def _publish(
+        self,
+        live: Live,
+        outcome: Outcome,
+        done: asyncio.Future[Outcome],
+        staged: tuple[dict[str, Any], dict[str, Any]],
+    ) -> None:
+        """Tell the waiters once the outcome is stored: a failed commit is retried (the
+        outcome staged again) until it succeeds, so nobody learns an outcome that a
+        restart could replace, and the subtask stays joinable meanwhile."""
+        for pause in _commit_pauses():
+            try:
+                await self.store.commit()
+                break
+            except Exception as error:
+                _log.warning("storing the outcome of %s failed: %s", outcome.subtask_id, error)
+                await asyncio.sleep(pause)  # the disk, not the supervisor's clock, recovers
+                self.store.stage_finish(*staged)
+        for waiter in (*live.waiters, done):
+            if not waiter.done():
+                waiter.set_result(outcome)
         self._finishing.pop(outcome.subtask_id, None)
 
     # -- reading ---------------------------------------------------------------------
@@ -240,6 +318,10 @@ class SubtaskTable:
         row = self.store.subtask(subtask_id)
         if row is None:
             raise ConfigurationError(f"no subtask {subtask_id!r}")
+        if row["finished"] is None:  # never read an unfinished row as an outcome
+            raise ConfigurationError(
+                f"subtask {subtask_id!r} is {row['state']} and not driven: {row['detail'] or ''}"
+            )
         return outcome_of(row)
 
     def status_of(self, subtask_id: str) -> SubtaskStatus:
@@ -256,7 +338,7 @@ class SubtaskTable:
             return SubtaskStatus(subtask_id=subtask_id, state="unknown")
         return SubtaskStatus(
             subtask_id=subtask_id, state=row["state"], target=row["target"],
-            reason=row["reason"], attempts=history(row["attempts"]),
+            reason=row["reason"], attempts=history(row["attempts"]), detail=row["detail"] or "",
         )  # fmt: skip
 
     def _wall(self) -> float:

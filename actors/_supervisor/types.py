@@ -40,6 +40,12 @@ class SubtaskSpec:
         parent: the task id of the task that delegated it, or None from a driver.
         stage: the pipeline stage it belongs to; submitting it signals the stage.
         next_stage: the stage its handoff record names.
+        run: the scope of the retry budget its retries draw on: the subtasks submitted
+            with the same run share one budget. Default None: its trace id (every
+            submission of one ``System`` from the driver, or one agent task's subtasks).
+        retry_budget: the budget of its run, if the run has none yet. Default None: the
+            one configured on the supervisor, else the budget actor's, else
+            ``RetryBudget()``.
     """
 
     subtask_id: str
@@ -52,6 +58,13 @@ class SubtaskSpec:
     parent: str | None = None
     stage: str | None = None
     next_stage: str | None = None
+    run: str | None = None
+    retry_budget: RetryBudget | None = None
+
+    @property
+    def budget_scope(self) -> str:
+        """The run whose retry budget its retries draw on."""
+        return self.run or self.envelope.trace_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +97,8 @@ class SubtaskStatus:
             or ``"failed"``; ``"unknown"`` for an id the supervisor never saw.
         target: where its next or current attempt goes.
         reason: the failure reason once failed (or the reason of the escalation).
+        detail: what the reason means here; it names what stopped the retries (e.g.
+            ``[retry_budget_exhausted]``: the run's retry budget refused one).
         attempts: its attempt history so far.
         heartbeat_at: the supervisor clock's instant of the running attempt's last
             heartbeat, or None.
@@ -95,6 +110,7 @@ class SubtaskStatus:
     reason: str | None = None
     attempts: tuple[AttemptRecord, ...] = ()
     heartbeat_at: float | None = None
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +136,15 @@ class Dispatcher(Protocol):
         replica dies) and a function that cancels it."""
         ...
 
+    def follow(self, replica: str, span_id: str) -> Awaitable[Any]:
+        """The result of attempt ``span_id`` that an earlier supervisor started on
+        ``replica`` (raises ``ConfigurationError`` if the replica does not know it)."""
+        ...
+
+    async def restart(self, replica: str) -> ReplicaInfo:
+        """Stop ``replica`` for good, whatever it runs, and start it anew under its name."""
+        ...
+
 
 class RetryBudgetHook(Protocol):
     """The run's retry budget, as the supervisor uses it: the one hook through which
@@ -139,21 +164,29 @@ class LocalRetryBudget:
 
     def __init__(self, clock: Clock, budget: RetryBudget | None = None) -> None:
         self._clock = clock
-        self._budget = budget or RetryBudget()
+        self.budget = budget or RetryBudget()
         self._runs: dict[str, RetryBudgetState] = {}
 
     async def may_retry(self, run: str, agent: str) -> bool:
-        allowed, self._runs[run] = self._state(run).try_withdraw(self._clock.monotonic())
-        return allowed
+        return self.withdraw(run)
 
     def record_first_attempts(self, run: str, count: int) -> None:
-        state = self._state(run)
+        self.deposit(run, count)
+
+    def withdraw(self, run: str, budget: RetryBudget | None = None) -> bool:
+        """Withdraw one retry for ``run``; a new run gets ``budget`` (default: this one's)."""
+        allowed, self._runs[run] = self._state(run, budget).try_withdraw(self._clock.monotonic())
+        return allowed
+
+    def deposit(self, run: str, count: int, budget: RetryBudget | None = None) -> None:
+        """Count ``count`` first attempts of ``run``; a new run gets ``budget``."""
+        state = self._state(run, budget)
         for _ in range(count):
             state = state.deposit(self._clock.monotonic())
         self._runs[run] = state
 
-    def _state(self, run: str) -> RetryBudgetState:
-        return self._runs.get(run) or RetryBudgetState(budget=self._budget)
+    def _state(self, run: str, budget: RetryBudget | None) -> RetryBudgetState:
+        return self._runs.get(run) or RetryBudgetState(budget=budget or self.budget)
 
 
 class AgentDiedError(Exception):
