@@ -132,16 +132,7 @@ class System:
             )  # fmt: skip
         owns = not ray.is_initialized()
         if owns:
-            ray.init(
-                address="local",
-                num_cpus=num_cpus or os.cpu_count() or 2,
-                resources={STATE_RESOURCE: 1_000_000},
-                include_dashboard=dashboard,
-                dashboard_host="127.0.0.1",
-                namespace=namespace,
-                logging_level=logging.WARNING,
-                log_to_driver=False,
-            )
+            _start_local_ray(namespace, num_cpus, dashboard)
         return cls(
             root=storage_root(storage), namespace=namespace, owns_ray=owns, budgets=budgets,
             retry_budget=retry_budget,
@@ -316,6 +307,20 @@ class System:
         self._registry.close()
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
+
+
+def _start_local_ray(namespace: str, num_cpus: int | None, dashboard: bool) -> None:
+    """A local Ray for this process, with the custom resource that state actors need."""
+    ray.init(
+        address="local",
+        num_cpus=num_cpus or os.cpu_count() or 2,
+        resources={STATE_RESOURCE: 1_000_000},
+        include_dashboard=dashboard,
+        dashboard_host="127.0.0.1",
+        namespace=namespace,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+    )
 
 
 # An async actor runs at most this many calls at once; waiting subtasks are calls, so the
