@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime._ray_glue import agent_actor_name, spawn
+from runtime import agent_actor_name, spawn
 
 from .agent import Agent, AgentRuntime
 from .host import CONTROL_GROUP, AgentHost

@@ -8,8 +8,7 @@ from typing import Any
 import ray
 from pydantic import BaseModel
 
-from runtime import ConfigurationError, check_name
-from runtime._ray_glue import agent_actor_name
+from runtime import ConfigurationError, agent_actor_name, check_name
 
 
 def check_submission(to: Any, expect: Any, namespace: str | None) -> None:
