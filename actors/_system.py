@@ -33,7 +33,13 @@ from runtime import (
 from ._agent.agent import Agent, AgentRuntime, handlers
 from ._agent.host import AgentHost
 from ._agent.registry import AgentRegistry
-from ._budget.client import BudgetHandle, BudgetSpec, budget_policy, ensure_budget
+from ._budget.client import (
+    BUDGET_ACTOR,
+    BudgetHandle,
+    BudgetSpec,
+    budget_policy,
+    ensure_budget,
+)
 from ._resource.declare import Resource, operations
 from ._resource.handle import Reconnect, ResourceHandle, WriterIdentity, _Stamper
 from ._resource.host import ResourceHost
@@ -90,6 +96,7 @@ class System:
         self.trace_id = new_trace_id()
         self._owns_ray = owns_ray
         self._spawned: list[Any] = []
+        self._agents: list[Any] = []
         self._registry = AgentRegistry(root)
         self._budget_policy = budget_policy(budgets)
         self._budget: BudgetHandle | None = None
@@ -240,8 +247,9 @@ class System:
         actors = []
         for i in range(replicas):
             runtime = AgentRuntime(
-                name=name, replica=i, epoch=epoch, namespace=self.namespace, model=model
-            )
+                name=name, replica=i, epoch=epoch, namespace=self.namespace, model=model,
+                storage=str(self.root), budget_policy=self._budget_policy,
+            )  # fmt: skip
             actor = spawn(
                 AgentHost, cls, runtime,
                 name=agent_actor_name(name, i), namespace=self.namespace,
@@ -249,6 +257,7 @@ class System:
             )  # fmt: skip
             actors.append(actor)
         self._spawned.extend(actors)
+        self._agents.extend(actors)
         ray.get([a.ping.remote() for a in actors])
         return AgentGroup(name, actors, self.trace_id)
 
@@ -285,7 +294,15 @@ class System:
         return kill_agent(self, agent)
 
     def shutdown(self) -> None:
-        """Stop every actor this system started, and Ray if it started it."""
+        """Stop every actor this system started, and Ray if it started it. Agents settle
+        their model allowances first (for at most ``_SETTLE_ON_SHUTDOWN_S``; what is not
+        settled by then is charged in full when it expires)."""
+        if self._agents and self._budget is not None:
+            ray.wait(
+                [a.settle.remote() for a in self._agents],
+                num_returns=len(self._agents), timeout=_SETTLE_ON_SHUTDOWN_S,
+            )  # fmt: skip
+        self._agents.clear()
         for actor in self._spawned:
             ray.kill(actor, no_restart=True)
         self._spawned.clear()
@@ -293,6 +310,8 @@ class System:
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
 
+
+_SETTLE_ON_SHUTDOWN_S = 5.0
 
 # An async actor runs at most this many calls at once; waiting subtasks are calls, so the
 # bound is high, or heartbeats and cancels would queue behind them.
@@ -334,7 +353,18 @@ def kill_agent(system: System, agent: str) -> dict[str, Any]:
     done: dict[str, Any] = ray.get(system.supervisor.actor.kill_agent.remote(agent, epoch, extra))
     for actor in replicas.values():
         ray.kill(actor, no_restart=True)
+    done["grants_charged"] = _charge_grants(system, agent)
     return done
+
+
+def _charge_grants(system: System, agent: str) -> int:
+    """Charge in full the budget grants the killed agent held (it cannot settle them);
+    nothing to do if no budget actor runs."""
+    try:
+        lookup(BUDGET_ACTOR, system.namespace)
+    except ConfigurationError:
+        return 0
+    return len(system.budget.charge_holder(agent))
 
 
 def _resources(namespace: str) -> list[str]:

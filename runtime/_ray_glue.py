@@ -48,12 +48,14 @@ def spawn(
     max_restarts: int = -1,
     max_concurrency: int | None = None,
     pin_to_state: bool = False,
+    detached: bool = False,
     **kwargs: Any,
 ) -> Any:
     """Start ``cls`` as the named actor ``name`` in ``namespace`` and return its handle.
 
     ``max_task_retries`` is always 0: Ray's own retries would run a call twice and lose
-    ordering; agentcast retries itself, with idempotency keys.
+    ordering; agentcast retries itself, with idempotency keys. ``detached`` outlives the
+    process that starts it (e.g. a shared actor started from inside an agent).
     """
     options: dict[str, Any] = {
         "name": name,
@@ -66,6 +68,8 @@ def spawn(
         options["max_concurrency"] = max_concurrency
     if pin_to_state:
         options["resources"] = state_pinning()
+    if detached:
+        options["lifetime"] = "detached"
     return ray.remote(cls).options(**options).remote(*args, **kwargs)
 
 

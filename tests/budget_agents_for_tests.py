@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from actors import Agent, handler
-from actors._budget.metered_model import process_meter
+from actors._budget.meter import process_meter
 from actors.lowlevel import SpendContext
 from runtime import BudgetExceededError, Message, ResourceUnavailableError
 

@@ -15,7 +15,9 @@ class AgentHost:
     """One replica of an agent, as a Ray actor named ``agent:<name>:<replica>``.
 
     The agent instance is a plain object inside it, so that one process could later host
-    many agents without changing the ``Agent`` API.
+    many agents without changing the ``Agent`` API. When the last handler running in a run
+    ends, the model allowances it drew are settled (in the background); ``settle`` settles
+    everything before the actor is stopped.
     """
 
     def __init__(self, agent_cls: type[Agent], runtime: AgentRuntime) -> None:
@@ -23,6 +25,7 @@ class AgentHost:
         self._agent = agent_cls()
         self._agent._bind(runtime)
         self._runtime = runtime
+        self._running: dict[str, int] = {}
 
     async def handle(self, message: BaseModel, envelope: Envelope) -> BaseModel:
         """Run the handler that takes ``type(message)`` under ``envelope``.
@@ -33,11 +36,35 @@ class AgentHost:
         """
         spec = self._find(message)
         token = current_task.set(TaskContext(envelope))
+        run = envelope.trace_id
+        self._running[run] = self._running.get(run, 0) + 1
         try:
             output = await spec.fn(self._agent, message)
         finally:
             current_task.reset(token)
+            self._ended(run)
         return self._checked(spec, output)
+
+    async def settle(self) -> None:
+        """Settle every model allowance and reservation of this replica now (it is about
+        to be stopped).
+
+        Raises:
+            ResourceUnavailableError: the budget actor stayed unreachable.
+        """
+        from .._budget.meter import settle_all
+
+        await settle_all(self._runtime.namespace)
+
+    def _ended(self, run: str) -> None:
+        left = self._running[run] - 1
+        if left:
+            self._running[run] = left
+            return
+        del self._running[run]
+        from .._budget.meter import release_run
+
+        release_run(self._runtime.namespace, run, self._runtime.name)
 
     async def ping(self) -> dict[str, Any]:
         """Who this replica is (and its epoch and capacity, for the supervisor); answers
