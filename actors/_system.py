@@ -3,6 +3,7 @@ supervisor, and holds the kill switch."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -100,6 +101,7 @@ class System:
         self._registry = AgentRegistry(root)
         self._budget_policy = budget_policy(budgets)
         self._budget: BudgetHandle | None = None
+        self._budget_from_agents = False
         self._supervisor: Supervisor | None = None
 
     @classmethod
@@ -269,8 +271,16 @@ class System:
             actor, started = ensure_budget(str(self.root), self.namespace, self._budget_policy)
             if started:
                 self._spawned.append(actor)
+            # Running before this system started any agent: someone else's, left running.
+            self._budget_from_agents = not started and bool(self._agents)
             self._budget = BudgetHandle(actor)
         return self._budget
+
+    def _stop_budget_started_by_agents(self) -> None:
+        """An agent of this system started the budget actor (detached, so that it did not
+        die with that agent): it stops with the system, like one the driver started."""
+        with contextlib.suppress(ConfigurationError):
+            ray.kill(lookup(BUDGET_ACTOR, self.namespace), no_restart=True)
 
     @property
     def supervisor(self) -> Supervisor:
@@ -297,11 +307,13 @@ class System:
         """Stop every actor this system started, and Ray if it started it. Agents settle
         their model allowances first (for at most ``_SETTLE_ON_SHUTDOWN_S``; what is not
         settled by then is charged in full when it expires)."""
-        if self._agents and self._budget is not None:
+        if self._agents:
             ray.wait(
                 [a.settle.remote() for a in self._agents],
                 num_returns=len(self._agents), timeout=_SETTLE_ON_SHUTDOWN_S,
             )  # fmt: skip
+            if self._budget is None or self._budget_from_agents:
+                self._stop_budget_started_by_agents()
         self._agents.clear()
         for actor in self._spawned:
             ray.kill(actor, no_restart=True)
@@ -336,7 +348,8 @@ def start_supervisor(system: System, clock: Clock | None = None) -> tuple[Superv
 
 def kill_agent(system: System, agent: str) -> dict[str, Any]:
     """The kill switch: bump ``agent``'s epoch, fence it on every resource, fail its
-    attempts with reason killed (each follows its plan), kill its replicas; audited.
+    attempts with reason killed (each follows its plan), kill its replicas, charge the
+    budget grants they held in full; audited.
 
     When it returns, no write of the agent's old epoch can commit on any resource.
 
@@ -353,18 +366,18 @@ def kill_agent(system: System, agent: str) -> dict[str, Any]:
     done: dict[str, Any] = ray.get(system.supervisor.actor.kill_agent.remote(agent, epoch, extra))
     for actor in replicas.values():
         ray.kill(actor, no_restart=True)
-    done["grants_charged"] = _charge_grants(system, agent)
+    _charge_grants(system, agent)
     return done
 
 
-def _charge_grants(system: System, agent: str) -> int:
-    """Charge in full the budget grants the killed agent held (it cannot settle them);
-    nothing to do if no budget actor runs."""
+def _charge_grants(system: System, agent: str) -> None:
+    """Charge in full the budget grants the killed agent held (it cannot settle them, and
+    whatever it spent must count); nothing to do if no budget actor runs."""
     try:
         lookup(BUDGET_ACTOR, system.namespace)
     except ConfigurationError:
-        return 0
-    return len(system.budget.charge_holder(agent))
+        return
+    system.budget.charge_holder(agent)
 
 
 def _resources(namespace: str) -> list[str]:

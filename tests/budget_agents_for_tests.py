@@ -122,3 +122,42 @@ class Banker(Agent):
             if counted:
                 settled += used["cost"]
         return Spent(settled=settled, refused=refused, unavailable=unavailable)
+
+
+class Hold(BaseModel):
+    prompt: str
+
+
+class Holder(Agent):
+    """Makes one model call, then holds its lease until it is killed."""
+
+    max_concurrency = 2
+
+    @handler
+    async def hold(self, message: Hold) -> Outcome:
+        import asyncio
+
+        await self.model.complete([Message(role="user", content=message.prompt)], max_tokens=8)
+        await asyncio.Event().wait()  # never set: the kill switch ends it
+        return Outcome(ok=True)
+
+
+class UseTool(BaseModel):
+    tool: str
+    fail: bool = False
+
+
+class ToolUser(Agent):
+    """Calls a tool through ``self.budget.guard`` and retries through ``self.budget``; it
+    has no model, so nothing started the budget actor for it."""
+
+    @handler
+    async def use(self, message: UseTool) -> Outcome:
+        try:
+            async with self.budget.guard(message.tool):
+                if message.fail:
+                    raise RuntimeError("tool down")
+            await self.budget.retry(message.tool)
+        except Exception as error:
+            return Outcome(ok=False, error=type(error).__name__, detail=str(error))
+        return Outcome(ok=True)
