@@ -126,9 +126,20 @@ def _step(world: World, op: str, who: int, amount: int, root: Path) -> World:
 _OPS = st.lists(
     st.tuples(
         st.sampled_from(
-            ["draw", "draw", "spend", "spend", "spend", "settle", "die", "kill", "revive",
-             "idle", "restart"]
-        ),  # fmt: skip
+            [
+                "draw",
+                "draw",
+                "spend",
+                "spend",
+                "spend",
+                "settle",
+                "die",
+                "kill",
+                "revive",
+                "idle",
+                "restart",
+            ]
+        ),
         st.integers(0, AGENTS - 1),
         st.integers(1, 60),
     ),

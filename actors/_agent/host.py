@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -10,13 +11,18 @@ from runtime import Envelope, HandlerOutputError, UnknownHandlerError
 
 from .agent import Agent, AgentRuntime, HandlerSpec, TaskContext, current_task, handlers
 
+SETTLE_GRACE_S = 0.5
+"""How long after the last handler of a run ends its allowances are settled, unless a
+handler of the same run starts meanwhile."""
+
 
 class AgentHost:
     """One replica of an agent, as a Ray actor named ``agent:<name>:<replica>``.
 
     The agent instance is a plain object inside it, so that one process could later host
     many agents without changing the ``Agent`` API. When the last handler running in a run
-    ends, the model allowances it drew are settled (in the background); ``settle`` settles
+    ends, the model allowances it drew are settled in the background, ``SETTLE_GRACE_S``
+    later unless another handler of the run started meanwhile; ``settle`` settles
     everything before the actor is stopped.
     """
 
@@ -62,9 +68,15 @@ class AgentHost:
             self._running[run] = left
             return
         del self._running[run]
-        from .._budget.meter import release_run
+        asyncio.get_running_loop().call_later(SETTLE_GRACE_S, self._settle_if_quiet, run)
 
-        release_run(self._runtime.namespace, run, self._runtime.name)
+    def _settle_if_quiet(self, run: str) -> None:
+        """Settle the run's allowances unless a handler of the run started meanwhile (its
+        end will): back-to-back handlers of one run keep their allowance."""
+        if run not in self._running:
+            from .._budget.meter import release_run
+
+            release_run(self._runtime.namespace, run, self._runtime.name)
 
     async def ping(self) -> dict[str, Any]:
         """Who this replica is (and its epoch and capacity, for the supervisor); answers
