@@ -34,11 +34,10 @@ class BudgetRetention:
     without bound on a long-running cluster.
 
     Attributes:
-        closed_grants: how long a settled, expired or killed grant is remembered: a repeated
-            settle within it changes nothing, and a late settle of a grant charged in full
-            corrects the charge to what was spent; a settle later than this is ignored
-            (the grant stays charged in full). Longer than any lease or reservation TTL.
-            Default 1 hour.
+        closed_grants: how long a grant is remembered once settled, expired or killed: a
+            repeated settle within it changes nothing, and a late settle of a grant charged
+            in full corrects the charge to what was spent; a settle later than this is
+            ignored (the grant stays charged in full). Default 10 minutes.
         runs: a run (trace id) with no grant, settle or charge for this long is forgotten:
             its spend by (agent, model), its ledgers under run-scoped caps (a run coming
             back after it starts from zero) and its retry budget. Default 1 day.
@@ -48,7 +47,7 @@ class BudgetRetention:
             log (``BudgetHandle.events`` reads what is left). Default 7 days.
     """
 
-    closed_grants: timedelta = timedelta(hours=1)
+    closed_grants: timedelta = timedelta(minutes=10)
     runs: timedelta = timedelta(days=1)
     snapshot_every: int = 10_000
     log: timedelta = timedelta(days=7)
@@ -128,8 +127,6 @@ class BudgetPolicy:
                 raise ValueError(f"BudgetPolicy.{name} must be positive")
         if self.breaker_refresh < timedelta(0):
             raise ValueError("BudgetPolicy.breaker_refresh must not be negative")
-        if self.retention.closed_grants <= max(self.lease_ttl, self.reservation_ttl):
-            raise ValueError("BudgetRetention.closed_grants must be longer than every TTL")
 
     @classmethod
     def from_policies(cls, policies: PolicySet, **overrides: object) -> BudgetPolicy:

@@ -15,7 +15,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors.lowlevel import BudgetCore, SpendContext
-from policies import BudgetLimit, BudgetPolicy, Dimension, Durability, Scope, ScopeKind
+from policies import (
+    BudgetLimit,
+    BudgetPolicy,
+    BudgetRetention,
+    Dimension,
+    Durability,
+    Scope,
+    ScopeKind,
+)
 from runtime import BudgetExceededError
 from runtime.testing import FakeClock
 
@@ -54,9 +62,11 @@ class World:
 
 def _policy() -> BudgetPolicy:
     cap = BudgetLimit(scope=Scope(kind=ScopeKind.CLUSTER), dimension=Dimension.TOKENS, cap=CAP)
+    # Idle periods add up to at most an hour: every late settle is within the retention.
+    retention = BudgetRetention(closed_grants=timedelta(hours=2))
     return BudgetPolicy(
         limits=(cap,), lease_share=0.5, lease_ttl=timedelta(seconds=LEASE_TTL_S),
-        durability=Durability.PROCESS,
+        durability=Durability.PROCESS, retention=retention,
     )  # fmt: skip
 
 

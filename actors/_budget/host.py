@@ -195,6 +195,7 @@ class BudgetHost:
     async def status(self) -> BudgetStatus:
         """Ledgers, open grants, spend, breakers, incidents and counts."""
         core = self._open()
+        self._start_expiring()
         return BudgetStatus(
             incarnation=core.incarnation, ledgers=ledger_rows(core.book),
             spent=spend_rows(core.book), open_grants=len(core.book.grants),
@@ -225,9 +226,12 @@ class BudgetHost:
     async def _run(self, op: _Op) -> Any:
         self.calls += 1
         self._open()
+        self._start_expiring()
+        return await self._applier.submit(op)
+
+    def _start_expiring(self) -> None:
         if self._expiring is None:
             self._expiring = asyncio.get_running_loop().create_task(self._expire_on_timer())
-        return await self._applier.submit(op)
 
     async def _expire_on_timer(self) -> None:
         """Charge expired grants in full as they expire (and prune), whoever calls."""
