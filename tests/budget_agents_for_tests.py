@@ -161,3 +161,31 @@ class ToolUser(Agent):
         except Exception as error:
             return Outcome(ok=False, error=type(error).__name__, detail=str(error))
         return Outcome(ok=True)
+
+
+class RetryTool(BaseModel):
+    tool: str
+
+
+class Waited(BaseModel):
+    allowed: bool
+    asked: int
+    waited_s: float
+
+
+class PatientRetrier(Agent):
+    """Asks for a retry of a tool, honouring ``retry_after`` while the breaker is open."""
+
+    @handler
+    async def retry(self, message: RetryTool) -> Waited:
+        import asyncio
+
+        waited = 0.0
+        for asked in range(1, 21):
+            decision = await self.budget.try_retry(message.tool)
+            if decision.allowed or decision.reason != "circuit_open":
+                return Waited(allowed=decision.allowed, asked=asked, waited_s=waited)
+            pause = decision.retry_after if decision.retry_after else 0.05
+            await asyncio.sleep(pause)
+            waited += pause
+        return Waited(allowed=False, asked=20, waited_s=waited)

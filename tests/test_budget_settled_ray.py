@@ -7,16 +7,27 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import ray
-from budget_agents_for_tests import Answer, Ask, Asker, Hold, Holder, ToolUser, UseTool
+from budget_agents_for_tests import (
+    Answer,
+    Ask,
+    Asker,
+    Hold,
+    Holder,
+    PatientRetrier,
+    RetryTool,
+    ToolUser,
+    UseTool,
+)
 from waiting import wait_until
 
 from actors import BudgetStatus, System
 from actors._cli.main import main
-from policies import BudgetLimit, BudgetPolicy, Dimension, Scope, ScopeKind
+from policies import BreakerPolicy, BudgetLimit, BudgetPolicy, Dimension, Scope, ScopeKind
 from runtime.testing import ScriptedModel
 
 pytestmark = pytest.mark.ray
@@ -107,5 +118,22 @@ def test_the_status_and_the_log_read_from_the_terminal(
         assert main(["budget", *common, "--events", "--json", "--limit", "1"]) == 0
         (line,) = capsys.readouterr().out.splitlines()
         assert json.loads(line)["kind"] == "declare"
+    finally:
+        system.shutdown()
+
+
+def test_a_retry_honouring_retry_after_is_admitted_when_the_open_period_ends(
+    ray_session: None, tmp_path: Path
+) -> None:
+    breaker = BreakerPolicy(failure_threshold=1, open_for=timedelta(seconds=2))
+    system = _system(tmp_path, BudgetPolicy(breaker=breaker))
+    try:
+        patient = system.agent(PatientRetrier, name="patient")
+        system.budget.report("tool:search", ok=False, fingerprint="f", agent="other:0")
+        waited = patient.ask(RetryTool(tool="tool:search"))
+        # Refused once with retry_after (under 2 s), admitted when it asks again after
+        # waiting that long, though no one probed the tool meanwhile.
+        assert (waited.allowed, waited.asked) == (True, 2)
+        assert 0.0 < waited.waited_s <= 2.0
     finally:
         system.shutdown()
