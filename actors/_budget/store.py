@@ -43,11 +43,17 @@ class BudgetEvent:
     """One event of the budget's durable log.
 
     Attributes:
-        seq: its position, from 1, without gaps.
+        seq: its position, from 1, without gaps (events older than the log's retention
+            that a snapshot covers are deleted from the front).
         at: wall-clock time it was applied, in seconds since the epoch.
-        kind: ``declare``, ``grant``, ``settle``, ``expire`` or ``charge`` (the books),
-            ``breaker``, ``incident`` or ``cleared`` (breakers and the error registry).
-        data: its fields (see ``actors._budget.book.LedgerBook.apply``).
+        kind: ``declare`` (a cap: ``kind``, ``key``, ``dim``, ``cap``), ``grant`` (``id``,
+            ``ctx``, ``amounts``, ``ledgers``, ``expires_at``, ``holder``), ``settle``
+            (``id``, ``used``), ``expire`` (``id``, ``why``: ``expired`` or ``killed``; the
+            grant is charged in full) or ``charge`` (``ctx``, ``amounts``, ``ledgers``; a
+            retry, or with ``late`` the correction of a grant charged in full) for the
+            books; ``breaker``, ``incident`` or ``cleared`` for the breakers and the error
+            registry.
+        data: its fields, as listed.
     """
 
     seq: int
