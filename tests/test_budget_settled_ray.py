@@ -137,3 +137,27 @@ def test_a_retry_honouring_retry_after_is_admitted_when_the_open_period_ends(
         assert 0.0 < waited.waited_s <= 2.0
     finally:
         system.shutdown()
+
+
+def test_an_expired_grant_is_charged_in_full_on_the_budget_actors_timer(
+    ray_session: None, tmp_path: Path
+) -> None:
+    cap = BudgetLimit(scope=Scope(kind=ScopeKind.CLUSTER), dimension=Dimension.CALLS, cap=100)
+    policy = BudgetPolicy(
+        limits=(cap,), lease_calls=4, lease_ttl=timedelta(seconds=1),
+        settle_idle=timedelta(minutes=5),  # the agent's own timer stays out of the way
+    )  # fmt: skip
+    system = _system(tmp_path, policy)
+    try:
+        group = system.agent(Holder, name="holders", model=ScriptedModel())
+        group.call(Hold(prompt="hi"))  # holds its lease, never settles, never calls again
+        wait_until(lambda: system.budget.status().open_grants == 1, "a lease is held")
+        held = system.budget.status().ledger(scope="cluster", dimension="calls").outstanding
+        # Nobody reserves meanwhile: the actor's own timer charges it once it expires.
+        status = wait_until(
+            lambda: (s := system.budget.status()).open_grants == 0 and s, "the lease expires", 30
+        )
+        ledger = status.ledger(scope="cluster", dimension="calls")
+        assert (ledger.committed, ledger.outstanding) == (held, 0)
+    finally:
+        system.shutdown()
