@@ -6,11 +6,13 @@ behind them, for tests and for embedding, are in ``actors.lowlevel``.
 
 from ._agent.agent import Agent as Agent
 from ._agent.agent import handler as handler
+from ._budget.breakers import BreakerView as BreakerView
 from ._budget.client import AgentBudget as AgentBudget
 from ._budget.client import BudgetHandle as BudgetHandle
 from ._budget.client import ToolGuard as ToolGuard
-from ._budget.core import BreakerView as BreakerView
-from ._budget.core import RetryDecision as RetryDecision
+from ._budget.retries import RetryDecision as RetryDecision
+from ._budget.status import BudgetStatus as BudgetStatus
+from ._budget.store import BudgetEvent as BudgetEvent
 from ._reconnect import Reconnect as Reconnect
 from ._resource.calls import ReadResult as ReadResult
 from ._resource.calls import WriteResult as WriteResult
@@ -39,7 +41,9 @@ __all__ = [
     "AsyncSubtaskHandle",
     "AsyncSupervisor",
     "BreakerView",
+    "BudgetEvent",
     "BudgetHandle",
+    "BudgetStatus",
     "LogRecord",
     "Outcome",
     "ReadResult",

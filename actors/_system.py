@@ -3,6 +3,7 @@ supervisor, and holds the kill switch."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -32,7 +33,13 @@ from runtime import (
 from ._agent.agent import Agent, AgentRuntime, handlers
 from ._agent.registry import AgentRegistry
 from ._agent.spawn import spawn_replica
-from ._budget.client import BudgetHandle, BudgetSpec, budget_policy, ensure_budget
+from ._budget.client import (
+    BUDGET_ACTOR,
+    BudgetHandle,
+    BudgetSpec,
+    budget_policy,
+    ensure_budget,
+)
 from ._resource.declare import Resource, operations
 from ._resource.handle import ResourceHandle, WriterIdentity
 from ._resource.host import ResourceHost
@@ -101,6 +108,7 @@ class System:
         self._budget_policy = budget_policy(budgets)
         self.retry_budget = retry_budget
         self._budget: BudgetHandle | None = None
+        self._budget_from_agents = False
         self._supervisor: Supervisor | None = None
 
     @classmethod
@@ -248,8 +256,9 @@ class System:
         actors = []
         for i in range(replicas):
             runtime = AgentRuntime(
-                name=name, replica=i, epoch=epoch, namespace=self.namespace, model=model
-            )
+                name=name, replica=i, epoch=epoch, namespace=self.namespace, model=model,
+                storage=str(self.root), budget_policy=self._budget_policy,
+            )  # fmt: skip
             actors.append(spawn_replica(cls, runtime))
         self._spawned.extend(actors)
         self._agents.add(name)
@@ -264,8 +273,16 @@ class System:
             actor, started = ensure_budget(str(self.root), self.namespace, self._budget_policy)
             if started:
                 self._spawned.append(actor)
+            # Running before this system started any agent: someone else's, left running.
+            self._budget_from_agents = not started and bool(self._agents)
             self._budget = BudgetHandle(actor)
         return self._budget
+
+    def _stop_budget_started_by_agents(self) -> None:
+        """An agent of this system started the budget actor (detached, so that it did not
+        die with that agent): it stops with the system, like one the driver started."""
+        with contextlib.suppress(ConfigurationError):
+            ray.kill(lookup(BUDGET_ACTOR, self.namespace), no_restart=True)
 
     @property
     def supervisor(self) -> Supervisor:
@@ -292,21 +309,40 @@ class System:
         replicas; audited. From its return, no write of the agent's commits anywhere."""
         return kill_agent(self, agent)
 
+    def _live_replicas(self) -> list[Any]:
+        """The running replicas of every agent this system started, restarted ones
+        included."""
+        found: list[Any] = []
+        for agent in self._agents:
+            # One went away meanwhile: the originals are killed with the spawned actors.
+            with contextlib.suppress(ConfigurationError):
+                found.extend(_replicas(self.namespace, agent).values())
+        return found
+
     def shutdown(self) -> None:
-        """Stop every actor this system started, and Ray if it started it."""
-        for agent in self._agents:  # replicas the supervisor restarted are detached
-            try:
-                restarted = _replicas(self.namespace, agent)
-            except ConfigurationError:  # one went away meanwhile: the rest go below
-                restarted = {}
-            for actor in restarted.values():
-                ray.kill(actor, no_restart=True)
+        """Stop every actor this system started, and Ray if it started it. Agents settle
+        their model allowances first (for at most ``_SETTLE_ON_SHUTDOWN_S``; what is not
+        settled by then is charged in full when it expires)."""
+        replicas = self._live_replicas()
+        if replicas:
+            ray.wait(
+                [a.settle.remote() for a in replicas],
+                num_returns=len(replicas), timeout=_SETTLE_ON_SHUTDOWN_S,
+            )  # fmt: skip
+            if self._budget is None or self._budget_from_agents:
+                self._stop_budget_started_by_agents()
+        for actor in replicas:  # replicas the supervisor restarted are detached
+            ray.kill(actor, no_restart=True)
+        self._agents.clear()
         for actor in self._spawned:
             ray.kill(actor, no_restart=True)
         self._spawned.clear()
         self._registry.close()
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
+
+
+_SETTLE_ON_SHUTDOWN_S = 5.0
 
 
 def _start_local_ray(namespace: str, num_cpus: int | None, dashboard: bool) -> None:
@@ -350,7 +386,8 @@ def start_supervisor(
 
 def kill_agent(system: System, agent: str) -> dict[str, Any]:
     """The kill switch: bump ``agent``'s epoch, fence it on every resource, fail its
-    attempts with reason killed (each follows its plan), kill its replicas; audited.
+    attempts with reason killed (each follows its plan), kill its replicas, charge the
+    budget grants they held in full; audited.
 
     When it returns, no write of the agent's old epoch can commit on any resource.
 
@@ -367,7 +404,18 @@ def kill_agent(system: System, agent: str) -> dict[str, Any]:
     done: dict[str, Any] = ray.get(system.supervisor.actor.kill_agent.remote(agent, epoch, extra))
     for actor in replicas.values():
         ray.kill(actor, no_restart=True)
+    _charge_grants(system, agent)
     return done
+
+
+def _charge_grants(system: System, agent: str) -> None:
+    """Charge in full the budget grants the killed agent held (it cannot settle them, and
+    whatever it spent must count); nothing to do if no budget actor runs."""
+    try:
+        lookup(BUDGET_ACTOR, system.namespace)
+    except ConfigurationError:
+        return
+    system.budget.charge_holder(agent)
 
 
 def _resources(namespace: str) -> list[str]:

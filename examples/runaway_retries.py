@@ -216,17 +216,17 @@ def main(argv: list[str] | None = None) -> int:
         naive = run_naive(system, model, args.down_for)
         ours = run_agentcast(system, model, args.down_for)
         status = system.budget.status()
-        ledger = status["ledgers"][("run", "*", system.trace_id, "prompt_tokens")]
-        breaker = status["breakers"][TOOL]
-        incidents = [i for i in status["incidents"].values() if i[0] == TOOL]
-        retries = status["retries"]
+        ledger = status.ledger(scope="run", spender=system.trace_id, dimension="prompt_tokens")
+        breaker = status.breakers[TOOL]
+        incidents = [i for i in status.incidents if i.dependency == TOOL]
+        retries = status.retries
     print(_line("naive", naive))
     print(_line("agentcast", ours))
-    spent = ledger[1] + ledger[2]
-    seen_by = len(incidents[0][2]) if incidents else 0
+    spent = ledger.committed + ledger.outstanding
+    seen_by = len(incidents[0].agents) if incidents else 0
     print(f"agentcast  breaker on {TOOL}: {breaker.status.value}; error registry: "
           f"{len(incidents)} incident(s) seen by {seen_by} agent(s); run prompt tokens "
-          f"committed + reserved: {spent:,.0f} of {ledger[0]:,.0f}")  # fmt: skip
+          f"committed + reserved: {spent:,.0f} of {ledger.cap:,.0f}")  # fmt: skip
     print(f"agentcast  retries: {retries.get('ok', 0)} allowed, {retries.get('retry_budget', 0)} "
           f"refused by the run's retry budget, {retries.get('circuit_open', 0)} refused "
           "because the breaker was open")  # fmt: skip

@@ -18,6 +18,7 @@ from ._budget import UnknownModelError as UnknownModelError
 from ._budget import grant as grant
 from ._budget import settle as settle
 from ._budget_policy import BudgetPolicy as BudgetPolicy
+from ._budget_policy import BudgetRetention as BudgetRetention
 from ._budget_policy import Metering as Metering
 from ._deadlines import Deadlines as Deadlines
 from ._deadlines import Expiry as Expiry
@@ -62,6 +63,7 @@ __all__ = [
     "BreakerStatus",
     "BudgetLimit",
     "BudgetPolicy",
+    "BudgetRetention",
     "Deadlines",
     "Dimension",
     "Durability",

@@ -57,8 +57,9 @@ class BreakerState:
     """The state of one breaker.
 
     Transitions: closed -> open once ``failure_threshold`` failures fall within
-    ``failure_window`` (successes do not erase them); open -> half-open at the first
-    ``allow`` after ``open_for``, which is admitted as a probe; half-open -> closed on a
+    ``failure_window`` (successes do not erase them); open -> half-open once
+    ``open_for`` has passed, whoever asks (``refreshed``), and the first ``allow`` then is
+    admitted as a probe; half-open -> closed on a
     success, half-open -> open on a failure. A half-open breaker admits at most
     ``half_open_probes`` probes per round; if none reports within ``open_for`` a new round
     starts, so a lost probe cannot wedge it. While open, late results of calls admitted
@@ -129,6 +130,24 @@ class BreakerState:
         if self.status is BreakerStatus.HALF_OPEN:
             return BreakerState(policy=self.policy)
         return self
+
+    def refreshed(self, now: float) -> BreakerState:
+        """The state at ``now`` as time alone makes it: an open breaker whose open period
+        is over is half-open with no probe admitted yet, and so is a half-open one whose
+        probe round is over. Whoever asks (a call, a retry, a status read) sees the same.
+
+        Raises:
+            ValueError: ``now`` is not finite or is before the latest event.
+        """
+        self._check_now(now)
+        if self.since is None or self.status is BreakerStatus.CLOSED:
+            return self
+        open_for = self.policy.open_for.total_seconds()
+        if now - self.since < open_for:
+            return self
+        if self.status is BreakerStatus.OPEN:
+            return self._half_open(since=self.since + open_for, probes=0)
+        return self._half_open(since=now, probes=0) if self.probes else self
 
     def next_probe_at(self) -> float | None:
         """When a refused caller may be admitted again: the end of the open period or of

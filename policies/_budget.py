@@ -20,6 +20,8 @@ class Dimension(StrEnum):
 
     PROMPT_TOKENS = "prompt_tokens"
     COMPLETION_TOKENS = "completion_tokens"
+    TOKENS = "tokens"
+    """Prompt and completion tokens together."""
     COST = "cost"
     CALLS = "calls"
     RETRIES = "retries"

@@ -29,6 +29,38 @@ class Metering(StrEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetRetention:
+    """What the budget actor keeps, and for how long, so that nothing it holds grows
+    without bound on a long-running cluster.
+
+    Attributes:
+        closed_grants: how long a grant is remembered once settled, expired or killed: a
+            repeated settle within it changes nothing, and a late settle of a grant charged
+            in full corrects the charge to what was spent; a settle later than this is
+            ignored (the grant stays charged in full). Default 10 minutes.
+        runs: a run (trace id) with no grant, settle or charge for this long is forgotten:
+            its spend by (agent, model), its ledgers under run-scoped caps (a run coming
+            back after it starts from zero) and its retry budget. Default 1 day.
+        snapshot_every: a snapshot of the books is written after this many events, so a
+            restart replays at most this many; at least 1. Default 10,000.
+        log: events older than this and covered by a snapshot are deleted from the durable
+            log (``BudgetHandle.events`` reads what is left). Default 7 days.
+    """
+
+    closed_grants: timedelta = timedelta(minutes=10)
+    runs: timedelta = timedelta(days=1)
+    snapshot_every: int = 10_000
+    log: timedelta = timedelta(days=7)
+
+    def __post_init__(self) -> None:
+        if self.snapshot_every < 1:
+            raise ValueError("BudgetRetention.snapshot_every must be at least 1")
+        for name in ("closed_grants", "runs", "log"):
+            if getattr(self, name) <= timedelta(0):
+                raise ValueError(f"BudgetRetention.{name} must be positive")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BudgetPolicy:
     """What the budget actor enforces.
 
@@ -60,6 +92,11 @@ class BudgetPolicy:
         breaker_refresh: how stale an agent's view of a closed breaker may get before it
             asks the budget actor again (lease metering only). Default 1 second.
         durability: what a settled spend survives. Default ``Durability.FULL``.
+        retention: what the budget actor keeps and for how long. Default
+            ``BudgetRetention()``.
+        settle_idle: an agent process settles the allowances of a lease unused for this
+            long (its handler ended without settling, or it meters outside handlers).
+            Default 5 seconds.
     """
 
     limits: tuple[BudgetLimit, ...] = ()
@@ -76,6 +113,8 @@ class BudgetPolicy:
     reservation_ttl: timedelta = timedelta(minutes=10)
     breaker_refresh: timedelta = timedelta(seconds=1)
     durability: Durability = Durability.FULL
+    retention: BudgetRetention = field(default_factory=BudgetRetention)
+    settle_idle: timedelta = timedelta(seconds=5)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "limits", tuple(self.limits))
@@ -83,7 +122,7 @@ class BudgetPolicy:
             raise ValueError("block_after_agents and lease sizes must be at least 1")
         if not 0.0 < self.lease_share <= 1.0:
             raise ValueError(f"lease_share must be in (0, 1], got {self.lease_share}")
-        for name in ("lease_ttl", "reservation_ttl"):
+        for name in ("lease_ttl", "reservation_ttl", "settle_idle"):
             if getattr(self, name) <= timedelta(0):
                 raise ValueError(f"BudgetPolicy.{name} must be positive")
         if self.breaker_refresh < timedelta(0):

@@ -111,6 +111,14 @@ class RetryBudgetState:
         withdrawals = sum(bucket.withdrawals for bucket in live)
         return max(0, self.budget.allowance(deposits) - withdrawals)
 
+    def live(self, now: float) -> bool:
+        """Whether the window at ``now`` holds any count (else the state is a fresh one's).
+
+        Raises:
+            ValueError: ``now`` is not finite or falls in a second before the latest event.
+        """
+        return any(bucket.deposits or bucket.withdrawals for bucket in self._live(now))
+
     def _live(self, now: float) -> tuple[_Bucket, ...]:
         if not math.isfinite(now):
             raise ValueError(f"now must be finite, got {now!r}")

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from actors import Agent, handler
-from actors._budget.metered_model import process_meter
+from actors._budget.meter import process_meter
 from actors.lowlevel import SpendContext
 from runtime import BudgetExceededError, Message, ResourceUnavailableError
 
@@ -122,3 +122,70 @@ class Banker(Agent):
             if counted:
                 settled += used["cost"]
         return Spent(settled=settled, refused=refused, unavailable=unavailable)
+
+
+class Hold(BaseModel):
+    prompt: str
+
+
+class Holder(Agent):
+    """Makes one model call, then holds its lease until it is killed."""
+
+    max_concurrency = 2
+
+    @handler
+    async def hold(self, message: Hold) -> Outcome:
+        import asyncio
+
+        await self.model.complete([Message(role="user", content=message.prompt)], max_tokens=8)
+        await asyncio.Event().wait()  # never set: the kill switch ends it
+        return Outcome(ok=True)
+
+
+class UseTool(BaseModel):
+    tool: str
+    fail: bool = False
+
+
+class ToolUser(Agent):
+    """Calls a tool through ``self.budget.guard`` and retries through ``self.budget``; it
+    has no model, so nothing started the budget actor for it."""
+
+    @handler
+    async def use(self, message: UseTool) -> Outcome:
+        try:
+            async with self.budget.guard(message.tool):
+                if message.fail:
+                    raise RuntimeError("tool down")
+            await self.budget.retry(message.tool)
+        except Exception as error:
+            return Outcome(ok=False, error=type(error).__name__, detail=str(error))
+        return Outcome(ok=True)
+
+
+class RetryTool(BaseModel):
+    tool: str
+
+
+class Waited(BaseModel):
+    allowed: bool
+    asked: int
+    waited_s: float
+
+
+class PatientRetrier(Agent):
+    """Asks for a retry of a tool, honouring ``retry_after`` while the breaker is open."""
+
+    @handler
+    async def retry(self, message: RetryTool) -> Waited:
+        import asyncio
+
+        waited = 0.0
+        for asked in range(1, 21):
+            decision = await self.budget.try_retry(message.tool)
+            if decision.allowed or decision.reason != "circuit_open":
+                return Waited(allowed=decision.allowed, asked=asked, waited_s=waited)
+            pause = decision.retry_after if decision.retry_after else 0.05
+            await asyncio.sleep(pause)
+            waited += pause
+        return Waited(allowed=False, asked=20, waited_s=waited)

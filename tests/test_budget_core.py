@@ -92,7 +92,9 @@ def test_restart_keeps_spend_and_outstanding_grants(tmp_path: Path) -> None:
         again.reserve(grant_id="c", context=RUN, need={"cost": 4})
     clock.advance(timedelta(minutes=11))  # the reservation's TTL is 10 minutes
     again.expire_due()
-    assert again.remaining(RUN, "cost") == 7
+    assert again.remaining(RUN, "cost") == 3  # unsettled: charged in full
+    assert again.settle(grant_id="b", context=RUN, used={"cost": 1}) == "late"
+    assert again.remaining(RUN, "cost") == 6  # corrected to what was spent
 
 
 def test_a_settle_after_expiry_is_charged_and_counted_late(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from waiting import until
 
-from actors._budget.metered_model import Meter
+from actors._budget.meter import Meter
 from actors.lowlevel import BudgetCore, MeteredModel
 from policies import BudgetLimit, BudgetPolicy, Dimension, ModelPrice, PriceTable, Scope, ScopeKind
 from runtime import BudgetExceededError, Message

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import ray
@@ -25,7 +24,7 @@ from budget_agents_for_tests import (
 )
 from waiting import wait_until
 
-from actors import System
+from actors import BudgetStatus, System
 from actors._budget.store import BudgetStore
 from policies import (
     BreakerPolicy,
@@ -73,14 +72,14 @@ def test_every_call_is_settled_by_agent_model_and_run_and_the_cap_refuses(
     assert refused.value.dimension == "calls"
     assert refused.value.scope == f"run:{per_call.trace_id}"
     status = per_call.budget.status()
-    spent = status["spent"][(per_call.trace_id, "asker", "scripted")]
+    spent = status.spend(run=per_call.trace_id, agent="asker", target="scripted")
     prompt = sum(a.prompt_tokens for a in answers)
     completion = sum(a.completion_tokens for a in answers)
     assert spent["calls"] == 3
     assert spent["prompt_tokens"] == prompt
     assert spent["completion_tokens"] == completion
     assert spent["cost"] == pytest.approx((prompt * 1.0 + completion * 2.0) / 1000)
-    assert status["open_grants"] == 0
+    assert status.open_grants == 0
 
 
 def test_leases_keep_a_strict_cap_across_replicas(ray_session: None, tmp_path: Path) -> None:
@@ -92,14 +91,15 @@ def test_leases_keep_a_strict_cap_across_replicas(ray_session: None, tmp_path: P
         made = sum(1 for o in outcomes if o.ok)
         assert 1 <= made <= 10
         assert {o.error for o in outcomes if not o.ok} == {"BudgetExceededError"}
-        key = ("cluster", "*", "*", "calls")
-        (cap_, committed, outstanding) = system.budget.status()["ledgers"][key]
+        ledger = system.budget.status().ledger(scope="cluster", dimension="calls")
+        (cap_, committed, outstanding) = (ledger.cap, ledger.committed, ledger.outstanding)
         assert cap_ == 10
         assert committed + outstanding <= cap_
         assert committed <= made  # leases still held are not settled yet
         # Once every replica settles what it holds, the ledger holds exactly the calls made.
         ray.get([group.call(SettleNow(), replica=i) for i in range(3)])
-        assert system.budget.status()["ledgers"][key] == (10, made, 0)
+        ledger = system.budget.status().ledger(scope="cluster", dimension="calls")
+        assert (ledger.cap, ledger.committed, ledger.outstanding) == (10, made, 0)
     finally:
         system.shutdown()
 
@@ -126,7 +126,9 @@ def test_an_open_breaker_refuses_every_agent_without_calling(
         assert third.error == "CircuitOpenError"
         assert third.model_calls == 0
         # The error registry holds the failure once, seen by two agents.
-        incidents = list(system.budget.status()["incidents"].values())
+        incidents = [
+            (i.dependency, i.reports, list(i.agents)) for i in system.budget.status().incidents
+        ]
         assert incidents == [("scripted:scripted", 2, ["askers:0", "askers:1"])]
     finally:
         system.shutdown()
@@ -142,16 +144,19 @@ def test_an_open_breaker_stays_open_when_the_budget_actor_restarts(
         for agent in ("askers:0", "askers:1"):
             budget.report(endpoint, ok=False, fingerprint="f1", agent=agent)
         assert budget.breaker(endpoint).status is BreakerStatus.OPEN
-        before = budget.status()["calls"]
+        before = budget.status().incarnation
         ray.kill(budget.actor, no_restart=False)
 
-        def restarted() -> dict[str, Any] | None:
-            status: dict[str, Any] = budget.status()
-            return status if status["calls"] < before else None  # a new actor's count
+        def restarted() -> BudgetStatus | None:
+            status = budget.status()
+            return status if status.incarnation > before else None  # a new actor's
 
         status = wait_until(restarted, "the restarted budget actor answers")
-        assert status["breakers"][endpoint].status is BreakerStatus.OPEN
-        assert status["incidents"] == {"f1": (endpoint, 2, ["askers:0", "askers:1"])}
+        assert status.breakers[endpoint].status is BreakerStatus.OPEN
+        incidents = {
+            i.fingerprint: (i.dependency, i.reports, list(i.agents)) for i in status.incidents
+        }
+        assert incidents == {"f1": (endpoint, 2, ["askers:0", "askers:1"])}
         group = system.agent(TryAsker, name="askers", model=ScriptedModel())
         outcome = group.ask(TryAsk(prompt="hello"))
         assert (outcome.error, outcome.model_calls) == ("CircuitOpenError", 0)

@@ -22,6 +22,8 @@ ACTORS = {
     "Reconnect", "Resource", "ResourceHandle", "ResourceLog", "RetryDecision", "SubtaskHandle",
     "SubtaskStatus", "Supervisor", "System", "ToolGuard", "Write", "WriteResult", "handler",
     "read", "write",
+    # the budget's books and log, read through BudgetHandle
+    "BudgetEvent", "BudgetStatus",
 }  # fmt: skip
 
 LOWLEVEL = {
@@ -63,7 +65,8 @@ POLICIES = {
     "OnFailure", "Reroute", "RerouteTo", "Retry", "RetryAfter", "StopCause", "decide",
     "RestartIntensity", "RestartTracker",
     # budgets, retry budgets, breakers
-    "BudgetLimit", "BudgetPolicy", "Dimension", "LeaseMode", "Ledger", "Metering",
+    "BudgetLimit", "BudgetPolicy", "BudgetRetention", "Dimension", "LeaseMode", "Ledger",
+    "Metering",
     "ModelPrice", "PriceTable", "Scope", "ScopeKind", "UnknownModelError", "grant", "settle",
     "RetryBudget", "RetryBudgetState", "BreakerPolicy", "BreakerState", "BreakerStatus",
     "fingerprint", "normalize_message",
@@ -90,7 +93,7 @@ def test_every_export_exists_and_all_is_sorted(package: ModuleType) -> None:
 
 
 def test_the_user_api_is_small_and_holds_no_core_or_host() -> None:
-    assert len(actors.__all__) == 26
+    assert len(actors.__all__) == 28
     assert not [n for n in actors.__all__ if n.endswith(("Core", "Host"))]
     assert not set(actors.__all__) & set(actors.lowlevel.__all__)
 

@@ -326,6 +326,7 @@ def test_scopes_and_limits() -> None:
     assert {d.value for d in Dimension} == {
         "prompt_tokens",
         "completion_tokens",
+        "tokens",
         "cost",
         "calls",
         "retries",

@@ -71,7 +71,7 @@ def test_a_model_call_over_budget_fails_the_subtask_with_reason_budget_once(
     assert (attempt.outcome, attempt.error_type) == ("budget", "BudgetExceededError")
     assert "prompt_tokens" in failure.detail
     status = capped.budget.status()
-    assert status["spent"] == {} and status["open_grants"] == 0  # the model was not called
+    assert status.spent == () and status.open_grants == 0  # the model was not called
     assert capped.supervisor.handoffs()[0]["status"] == "failed"
 
 
@@ -90,7 +90,7 @@ def test_supervisor_retries_draw_on_the_runs_retry_budget_in_the_budget_actor(
     assert "retry_budget_exhausted" in failure.detail  # the failure says why it stopped
     assert [a.outcome for a in failure.attempts] == ["exception"]
     # The refusal was the budget actor's (a budget kept in the supervisor allows 10).
-    assert no_retries.budget.status()["retries"] == {"retry_budget": 1}
+    assert no_retries.budget.status().retries == {"retry_budget": 1}
 
 
 def test_a_budget_actor_started_after_the_supervisor_is_asked_at_the_next_retry(
@@ -105,4 +105,4 @@ def test_a_budget_actor_started_after_the_supervisor_is_asked_at_the_next_retry(
     )
     with pytest.raises(SubtaskFailedError, match="retry_budget_exhausted"):
         handle.result(timeout=60)
-    assert no_retries.budget.status()["retries"] == {"retry_budget": 1}
+    assert no_retries.budget.status().retries == {"retry_budget": 1}

@@ -129,6 +129,22 @@ class AgentRuntime:
     namespace: str
     model: Any = None
     reconnect: Reconnect = field(default_factory=Reconnect)
+    storage: str = ""
+    budget_policy: Any = None
+
+    def start_budget(self) -> Any:
+        """Start the budget actor (detached: it outlives this agent), or join it, with the
+        system's storage and budget policy; returns its handle.
+
+        Raises:
+            ConfigurationError: the agent was started without a system's storage.
+        """
+        from .._budget.client import budget_policy, ensure_budget
+
+        if not self.storage:
+            raise ConfigurationError(f"agent {self.name!r} has no storage to start the budget")
+        policy = budget_policy(self.budget_policy)
+        return ensure_budget(self.storage, self.namespace, policy, detached=True)[0]
 
 
 class Agent:
@@ -176,17 +192,19 @@ class Agent:
 
         rt = self._runtime
         return metered_model(
-            rt.model, namespace=rt.namespace, agent=rt.name, replica=rt.replica, run=current_run
-        )
+            rt.model, namespace=rt.namespace, agent=rt.name, replica=rt.replica,
+            run=current_run, start=rt.start_budget,
+        )  # fmt: skip
 
     @property
     def budget(self) -> Any:
-        """The run's retry budget and the breakers of tools (an ``AgentBudget``)."""
+        """The run's retry budget and the breakers of tools (an ``AgentBudget``); the
+        budget actor is started on first use if it is not running."""
         from .._budget.client import AgentBudget
-        from .._budget.metered_model import process_meter
+        from .._budget.meter import process_meter
 
         rt = self._runtime
-        meter = process_meter(rt.namespace, f"{rt.name}:{rt.replica}")
+        meter = process_meter(rt.namespace, f"{rt.name}:{rt.replica}", rt.start_budget)
         return AgentBudget(meter.link, rt.name, current_run, holder=meter.holder)
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import ray
@@ -26,11 +27,19 @@ def _recipe(agent_cls: type[Agent], runtime: AgentRuntime) -> bytes | None:
         return None
 
 
+SETTLE_GRACE_S = 0.5
+"""How long after the last handler of a run ends its allowances are settled, unless a
+handler of the same run starts meanwhile."""
+
+
 class AgentHost:
     """One replica of an agent, as a Ray actor named ``agent:<name>:<replica>``.
 
     The agent instance is a plain object inside it, so that one process could later host
-    many agents without changing the ``Agent`` API.
+    many agents without changing the ``Agent`` API. When the last handler running in a run
+    ends, the model allowances it drew are settled in the background, ``SETTLE_GRACE_S``
+    later unless another handler of the run started meanwhile; ``settle`` settles
+    everything before the actor is stopped.
     """
 
     def __init__(self, agent_cls: type[Agent], runtime: AgentRuntime) -> None:
@@ -40,6 +49,7 @@ class AgentHost:
         self._runtime = runtime
         self._recipe = _recipe(agent_cls, runtime)
         self._ledger = AttemptLedger()
+        self._running: dict[str, int] = {}
 
     async def handle(self, message: BaseModel, envelope: Envelope) -> BaseModel:
         """Run the handler that takes ``type(message)`` under ``envelope``.
@@ -60,11 +70,41 @@ class AgentHost:
     async def _run(self, message: BaseModel, envelope: Envelope) -> BaseModel:
         spec = self._find(message)
         token = current_task.set(TaskContext(envelope))
+        run = envelope.trace_id
+        self._running[run] = self._running.get(run, 0) + 1
         try:
             output = await spec.fn(self._agent, message)
         finally:
             current_task.reset(token)
+            self._ended(run)
         return self._checked(spec, output)
+
+    async def settle(self) -> None:
+        """Settle every model allowance and reservation of this replica now (it is about
+        to be stopped).
+
+        Raises:
+            ResourceUnavailableError: the budget actor stayed unreachable.
+        """
+        from .._budget.meter import settle_all
+
+        await settle_all(self._runtime.namespace)
+
+    def _ended(self, run: str) -> None:
+        left = self._running[run] - 1
+        if left:
+            self._running[run] = left
+            return
+        del self._running[run]
+        asyncio.get_running_loop().call_later(SETTLE_GRACE_S, self._settle_if_quiet, run)
+
+    def _settle_if_quiet(self, run: str) -> None:
+        """Settle the run's allowances unless a handler of the run started meanwhile (its
+        end will): back-to-back handlers of one run keep their allowance."""
+        if run not in self._running:
+            from .._budget.meter import release_run
+
+            release_run(self._runtime.namespace, run, self._runtime.name)
 
     @ray.method(concurrency_group=CONTROL_GROUP)
     async def ping(self) -> dict[str, Any]:

@@ -3,6 +3,11 @@
 Every change is an event (declare, grant, settle, expire, charge) applied by ``apply``, both
 live and when the durable log is replayed, so a recovered book is the book that was lost.
 Deciding (``plan_grant``) never changes the book; only applying does.
+
+A grant that expires, or whose holder is killed, is charged in full: its holder may have
+spent all of it, and a strict cap must hold when the holder vanishes. A settle that comes
+later (within ``BudgetRetention.closed_grants``) corrects the charge to what was really
+spent, so the books still reconcile with the agents' own records to the token.
 """
 
 from __future__ import annotations
@@ -64,14 +69,32 @@ class OpenGrant:
 
 
 @dataclass(slots=True)
+class ClosedGrant:
+    """A grant no longer open, remembered for ``BudgetRetention.closed_grants``: a repeated
+    settle is recognised, and a late one corrects the full charge of ``charged``.
+
+    Attributes:
+        why: ``settled``, ``expired``, ``killed`` (its holder was killed) or ``late``
+            (expired or killed, then settled).
+        at: wall-clock time it closed.
+        charged: for ``expired`` and ``killed``, the grant charged in full; else None.
+    """
+
+    why: str
+    at: float
+    charged: OpenGrant | None = None
+
+
+@dataclass(slots=True)
 class LedgerBook:
     """Caps, ledgers, open grants and spend by (run, agent, model)."""
 
     limits: dict[LimitKey, float] = field(default_factory=dict)
     ledgers: dict[LedgerKey, Ledger] = field(default_factory=dict)
     grants: dict[str, OpenGrant] = field(default_factory=dict)
-    closed: dict[str, str] = field(default_factory=dict)
+    closed: dict[str, ClosedGrant] = field(default_factory=dict)
     spent: dict[tuple[str, str, str], dict[str, float]] = field(default_factory=dict)
+    runs_seen: dict[str, float] = field(default_factory=dict)
     late_settles: int = 0
 
     # -- deciding -------------------------------------------------------------------
@@ -167,8 +190,8 @@ class LedgerBook:
 
     # -- applying -------------------------------------------------------------------
 
-    def apply(self, kind: str, data: dict[str, Any]) -> None:
-        """Apply one event of the durable log.
+    def apply(self, kind: str, data: dict[str, Any], at: float) -> None:
+        """Apply one event of the durable log, logged at wall-clock time ``at``.
 
         Raises:
             ValueError: an unknown event kind.
@@ -176,28 +199,43 @@ class LedgerBook:
         if kind == "declare":
             self._declare((data["kind"], data["key"], data["dim"]), float(data["cap"]))
         elif kind == "grant":
-            self._grant(data)
+            self._grant(data, at)
         elif kind == "settle":
-            self._settle(data["id"], data["used"])
+            self._settle(data["id"], data["used"], at)
         elif kind == "expire":
-            self._release(data["id"], "expired")
+            self._charge_in_full(data["id"], data.get("why", "expired"), at)
         elif kind == "charge":
-            self._charge(data)
+            self._charge(data, at)
         else:
             raise ValueError(f"unknown budget event {kind!r}")
 
-    def _charge(self, data: dict[str, Any]) -> None:
-        """Spend committed at once: a retry, or the settle of a grant that had expired."""
+    def late_correction(
+        self, grant_id: str, used: dict[str, float]
+    ) -> tuple[SpendContext, dict[str, float], list[LedgerKey]] | None:
+        """For a grant charged in full (expired or killed) and settled now: its context,
+        ``used`` minus what was charged per dimension, and its ledgers; else None."""
+        closed = self.closed.get(grant_id)
+        if closed is None or closed.charged is None:
+            return None
+        grant = closed.charged
+        dims = set(grant.amounts) | set(used)
+        delta = {d: used.get(d, 0.0) - grant.amounts.get(d, 0.0) for d in dims}
+        return grant.context, delta, grant.ledgers
+
+    def _charge(self, data: dict[str, Any], at: float) -> None:
+        """Spend committed at once: a retry, or the correction of a grant charged in full
+        by its late settle (``late``: the grant's id; the amounts may be negative)."""
         for key in data["ledgers"]:
             k: LedgerKey = (key[0], key[1], key[2], key[3])
             old = self.ledger(k)
-            self.ledgers[k] = Ledger(
-                cap=old.cap, committed=old.committed + data["amounts"].get(k[3], 0.0),
-                outstanding=old.outstanding,
-            )  # fmt: skip
-        if data.get("late"):
+            committed = max(0.0, old.committed + data["amounts"].get(k[3], 0.0))
+            self.ledgers[k] = Ledger(cap=old.cap, committed=committed, outstanding=old.outstanding)
+        late = data.get("late")
+        if late:
             self.late_settles += 1
-        self._record_spend(SpendContext(**data["ctx"]), data["amounts"])
+            if isinstance(late, str) and late in self.closed:
+                self.closed[late] = ClosedGrant("late", at)
+        self._record_spend(SpendContext(**data["ctx"]), data["amounts"], at)
 
     def _declare(self, limit: LimitKey, cap: float) -> None:
         self.limits[limit] = cap
@@ -207,7 +245,7 @@ class LedgerBook:
                     cap=cap, committed=old.committed, outstanding=old.outstanding
                 )
 
-    def _grant(self, data: dict[str, Any]) -> None:
+    def _grant(self, data: dict[str, Any], at: float) -> None:
         grant = OpenGrant(
             id=data["id"], context=SpendContext(**data["ctx"]), amounts=dict(data["amounts"]),
             ledgers=[(k[0], k[1], k[2], k[3]) for k in data["ledgers"]],
@@ -220,32 +258,33 @@ class LedgerBook:
                 outstanding=old.outstanding + grant.amounts.get(key[3], 0.0),
             )  # fmt: skip
         self.grants[grant.id] = grant
+        self.runs_seen[grant.context.run] = at
 
-    def _settle(self, grant_id: str, used: dict[str, float]) -> None:
+    def _settle(self, grant_id: str, used: dict[str, float], at: float) -> None:
         grant = self.grants.pop(grant_id, None)
         if grant is None:
-            return  # settled before (a repeated settle), or expired: see ``late_charge``
+            return  # settled before (a repeat), or charged in full: see ``late_correction``
         for key in grant.ledgers:
             _, self.ledgers[key] = self.ledger(key).settle(
                 grant.amounts.get(key[3], 0.0), used.get(key[3], 0.0)
             )
-        self.closed[grant_id] = "settled"
-        self._record_spend(grant.context, used)
+        self.closed[grant_id] = ClosedGrant("settled", at)
+        self._record_spend(grant.context, used, at)
 
-    def _release(self, grant_id: str, why: str) -> None:
+    def _charge_in_full(self, grant_id: str, why: str, at: float) -> None:
+        """Close an unsettled grant as if all of it was spent (its holder may have)."""
         grant = self.grants.pop(grant_id, None)
         if grant is None:
             return
         for key in grant.ledgers:
-            old = self.ledger(key)
-            self.ledgers[key] = Ledger(
-                cap=old.cap, committed=old.committed,
-                outstanding=max(0.0, old.outstanding - grant.amounts.get(key[3], 0.0)),
-            )  # fmt: skip
-        self.closed[grant_id] = why
+            amount = grant.amounts.get(key[3], 0.0)
+            _, self.ledgers[key] = self.ledger(key).settle(amount, amount)
+        self.closed[grant_id] = ClosedGrant(why, at, grant)
+        self._record_spend(grant.context, grant.amounts, at)
 
-    def _record_spend(self, context: SpendContext, used: dict[str, float]) -> None:
+    def _record_spend(self, context: SpendContext, used: dict[str, float], at: float) -> None:
         key = (context.run, context.agent, context.model or context.tool or "")
         totals = self.spent.setdefault(key, {})
         for dim, amount in used.items():
             totals[dim] = totals.get(dim, 0.0) + amount
+        self.runs_seen[context.run] = at

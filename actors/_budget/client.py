@@ -1,5 +1,5 @@
 """Reaching the budget actor: from agents (``BudgetLink``, ``AgentBudget``) and from the
-driver (``BudgetHandle``), and starting it (``ensure_budget``)."""
+driver (``BudgetHandle``), and starting it on first use from anywhere (``ensure_budget``)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from runtime import (
 from .._reconnect import Plan, Reconnect, reconnecting, run_async, run_blocking
 from .core import BreakerView, RetryDecision
 from .host import BudgetHost
+from .status import BudgetStatus
+from .store import BudgetEvent
 
 BUDGET_ACTOR = "budget"
 
@@ -34,33 +36,65 @@ def budget_policy(spec: BudgetSpec) -> BudgetPolicy:
     return BudgetPolicy(limits=tuple(spec or ()))
 
 
-def ensure_budget(root: str, namespace: str, policy: BudgetPolicy) -> tuple[Any, bool]:
+def ensure_budget(
+    root: str, namespace: str, policy: BudgetPolicy, *, detached: bool = False
+) -> tuple[Any, bool]:
     """The budget actor of ``namespace``: ``(actor, started)``, started if not running.
 
     A running actor keeps the policy it was started with; caps declared later are durable.
+    Two processes starting it at once get the same actor. ``detached``: it outlives the
+    process that starts it (an agent that starts it must not take it down when it dies).
     """
     try:
         return lookup(BUDGET_ACTOR, namespace), False
     except ConfigurationError:
+        pass
+    try:
         actor = spawn(
-            BudgetHost, root, policy, name=BUDGET_ACTOR, namespace=namespace, pin_to_state=True
-        )
-        return actor, True
+            BudgetHost, root, policy, name=BUDGET_ACTOR, namespace=namespace, pin_to_state=True,
+            detached=detached,
+        )  # fmt: skip
+    except ValueError:  # another process started it meanwhile
+        return lookup(BUDGET_ACTOR, namespace), False
+    return actor, True
+
+
+Starter = Callable[[], Any]
+"""Starts the budget actor (or joins it) and returns its handle."""
 
 
 class BudgetLink:
     """An agent process's way to the budget actor: re-sends a call while the actor
-    restarts (every budget call is safe to repeat), learns the policy once."""
+    restarts (every budget call is safe to repeat), learns the policy once, and starts
+    the actor with ``start`` if it is not running yet."""
 
     def __init__(
-        self, namespace: str, reconnect: Reconnect | None = None, clock: Clock | None = None
+        self,
+        namespace: str,
+        reconnect: Reconnect | None = None,
+        start: Starter | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._namespace = namespace
         self._reconnect = reconnect or Reconnect()
+        self._start = start
         self._clock = clock or SystemClock()
         self._actor: Any = None
         self._policy: BudgetPolicy | None = None
         self.calls = 0
+
+    def _find(self) -> Any:
+        """The budget actor, started if missing and this link knows how.
+
+        Raises:
+            ConfigurationError: there is no budget actor and no way to start one.
+        """
+        try:
+            return lookup(BUDGET_ACTOR, self._namespace)
+        except ConfigurationError:
+            if self._start is None:
+                raise
+            return self._start()
 
     async def call(self, method: str, *args: Any) -> Any:
         """Call ``method`` of the budget actor.
@@ -93,7 +127,7 @@ class BudgetLink:
 
     def _send(self, method: str, args: tuple[Any, ...]) -> Any:
         if self._actor is None:
-            self._actor = lookup(BUDGET_ACTOR, self._namespace)
+            self._actor = self._find()
         self.calls += 1
         return getattr(self._actor, method).remote(*args)
 
@@ -237,10 +271,36 @@ class BudgetHandle:
         view: BreakerView = self._call("report", dependency, ok, fingerprint, agent)
         return view
 
-    def status(self) -> dict[str, Any]:
-        """Caps, ledgers, open grants, spend by (run, agent, model), breakers, incidents."""
-        status: dict[str, Any] = self._call("status")
+    def status(self) -> BudgetStatus:
+        """Ledgers, open grants, spend by (run, agent, model), breakers, incidents and the
+        budget's incarnation (see ``BudgetStatus``).
+
+        Raises:
+            ResourceUnavailableError: the budget actor stayed unreachable.
+        """
+        status: BudgetStatus = self._call("status")
         return status
+
+    def events(self, after: int = 0, limit: int = 1000) -> list[BudgetEvent]:
+        """The budget's durable log: events after position ``after``, at most ``limit``,
+        oldest first (page on with the last one's ``seq``). Events older than
+        ``BudgetRetention.log`` that a snapshot covers are gone.
+
+        Raises:
+            ResourceUnavailableError: the budget actor stayed unreachable.
+        """
+        events: list[BudgetEvent] = self._call("events", after, limit)
+        return events
+
+    def charge_holder(self, agent: str) -> list[str]:
+        """Charge in full every open grant held by a replica of ``agent`` (which is gone
+        and cannot settle); returns their ids. The kill switch calls it.
+
+        Raises:
+            ResourceUnavailableError: the budget actor stayed unreachable.
+        """
+        ids: list[str] = self._call("charge_holder", agent)
+        return ids
 
     def _call(self, method: str, *args: Any) -> Any:
         send = getattr(self.actor, method).remote

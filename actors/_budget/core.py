@@ -1,60 +1,40 @@
-"""The logic of the budget actor as a plain class: caps and grants, retry budgets, breakers
-and the shared error registry.
+"""The logic of the budget actor as a plain class: caps and grants, with the retry budgets
+(``RetryBook``), the breakers and the shared error registry (``BreakerBoard``) beside them.
 
 Operations change the books in memory and buffer their events; ``commit`` writes the
 buffered events in one transaction. The Ray actor (``_budget_host``) commits after each
 batch of calls and only then answers them, so nothing is handed out that is not durable:
-after a restart, every grant of the log is outstanding until it is settled or expires,
-and no cap is handed out twice. Breakers and the error registry are in the log too (see
-``_budget_breakers``): a restart does not close an open breaker. The retry budgets'
-windows are not: a restart starts them afresh.
+after a restart, every grant of the log is outstanding until it is settled, expires or its
+holder is killed, and no cap is handed out twice. An unsettled grant that expires is
+charged in full (strict mode stays safe when its holder vanished); a settle that comes
+later corrects the charge. Breakers and the error registry are in the log too: a restart
+does not close an open breaker. The retry budgets' windows are not: a restart starts them
+afresh.
+
+Every ``BudgetRetention.snapshot_every`` events the whole state is written as a snapshot,
+so a restart replays at most that many events whatever the history; closed grants and
+quiet runs are forgotten after their retention (``actors._budget.retention``).
 """
 
 from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from policies import (
-    BreakerState,
-    BreakerStatus,
-    BudgetLimit,
-    BudgetPolicy,
-    Dimension,
-    RetryBudgetState,
-)
-from runtime import BudgetExceededError, CircuitOpenError, Clock, InvalidArgumentError, SystemClock
+from policies import BudgetLimit, BudgetPolicy, RetryBudgetState
+from runtime import Clock, InvalidArgumentError, SystemClock
 
 from .book import LedgerBook, SpendContext
-from .breakers import REGISTRY_EVENTS, Incident, breaker_snapshot, breaker_state
-from .store import BudgetStore
+from .breakers import REGISTRY_EVENTS, BreakerBoard, BreakerView
+from .retention import book_snapshot, prune_book, restore_book
+from .retries import RetryBook, RetryDecision
+from .store import BudgetEvent, BudgetStore
 
+__all__ = ["BreakerView", "BudgetCore", "Grant", "RetryDecision"]
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BreakerView:
-    """A breaker as an agent sees it.
-
-    Attributes:
-        dependency: the dependency's name.
-        status: closed, open or half-open.
-        allowed: whether the call that asked may go ahead.
-        probe: whether that call is a half-open probe (its result must be reported).
-        retry_after: seconds until the breaker admits a probe, or None.
-    """
-
-    dependency: str
-    status: BreakerStatus
-    allowed: bool = True
-    probe: bool = False
-    retry_after: float | None = None
-
-    def refusal(self) -> CircuitOpenError:
-        """The error for a refused call."""
-        after = None if self.retry_after is None else timedelta(seconds=self.retry_after)
-        return CircuitOpenError(self.dependency, retry_after=after)
+_PRUNE_EVERY_S = 60.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,34 +54,6 @@ class Grant:
     breaker: BreakerView | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RetryDecision:
-    """The answer to "may this run retry now?".
-
-    Attributes:
-        allowed: whether to retry.
-        reason: ``"ok"``, or why not: ``"retry_budget"`` (the run's retry budget is
-            spent), ``"retries_cap"`` (a retries cap is reached) or ``"circuit_open"``
-            (the dependency's breaker is open).
-        retry_after: for ``"circuit_open"``, seconds until the breaker admits a probe.
-    """
-
-    allowed: bool
-    reason: str
-    retry_after: float | None = None
-
-    def refusal(self, run: str, dependency: str | None = None) -> Exception:
-        """The typed error for a refused retry: ``CircuitOpenError`` or
-        ``BudgetExceededError`` (dimension retries)."""
-        if self.reason == "circuit_open" and dependency is not None:
-            after = None if self.retry_after is None else timedelta(seconds=self.retry_after)
-            return CircuitOpenError(dependency, retry_after=after)
-        return BudgetExceededError(
-            scope=f"run:{run}", dimension=Dimension.RETRIES.value, cap=None,
-            requested=1.0, available=0.0,
-        )  # fmt: skip
-
-
 class BudgetCore:
     """The budget's state, recovered from ``<root>/budget.sqlite``.
 
@@ -113,20 +65,35 @@ class BudgetCore:
         self.policy = policy
         self._clock: Clock = clock or SystemClock()
         self._store = BudgetStore(root, policy.durability)
-        self.book = LedgerBook()
         self._pending: list[tuple[float, str, dict[str, Any]]] = []
         self._expiry: list[tuple[float, str]] = []
-        self._retries: dict[str, RetryBudgetState] = {}
-        self._breakers: dict[str, BreakerState] = {}
-        self.incidents: dict[str, Incident] = {}
-        self.retry_outcomes: dict[str, int] = {}
+        self.board = BreakerBoard(policy, self._clock, self._log)
         self.events = 0
-        for event in self._store.events():
-            self._apply(event.kind, event.data)
+        self.replayed = 0
+        self._since_snapshot = 0
+        self._pruned_at = float("-inf")
+        self.book = self._recover()
+        fresh = RetryBudgetState(budget=policy.retry_budget)
+        self.retries = RetryBook(fresh, self._clock, self.book, self.board, self._record)
         for limit in policy.limits:
             if self.book.limits.get(_limit_key(limit)) != limit.cap:
                 self.declare(limit)
         self.commit()
+
+    @property
+    def incarnation(self) -> int:
+        """How many times the budget's state was opened, this time included."""
+        return self._store.incarnation
+
+    @property
+    def incidents(self) -> dict[str, Any]:
+        """The shared error registry, by fingerprint."""
+        return self.board.incidents
+
+    @property
+    def retry_outcomes(self) -> dict[str, int]:
+        """Retries asked for, by outcome, since this core started."""
+        return self.retries.outcomes
 
     # -- caps and grants ---------------------------------------------------------------
 
@@ -159,7 +126,7 @@ class BudgetCore:
             return self._describe(grant_id, dependency)
         if grant_id in self.book.closed:
             raise InvalidArgumentError(f"grant id {grant_id!r} was used before")
-        view = None if dependency is None else self.admit(dependency)
+        view = None if dependency is None else self.board.admit(dependency)
         if view is not None and not view.allowed:
             raise view.refusal()
         lease = want is not None
@@ -178,39 +145,53 @@ class BudgetCore:
     def settle(self, *, grant_id: str, context: SpendContext, used: dict[str, float]) -> str:
         """Close a grant with what was really spent; a repeated settle changes nothing.
 
-        A grant that already expired is charged in full anyway (real spend is never
-        dropped): that is the one way a strict cap can be crossed, counted as a late
-        settle.
+        A grant that expired, or whose holder was killed, was charged in full: its settle
+        corrects the charge to ``used`` (counted as a late settle).
 
         Returns:
-            ``"settled"``, ``"late"`` (charged after expiry), ``"repeat"`` (settled
-            before) or ``"unknown"`` (no such grant).
+            ``"settled"``, ``"late"`` (a grant charged in full, corrected), ``"repeat"``
+            (settled before) or ``"unknown"`` (no such grant, or closed longer ago than
+            ``BudgetRetention.closed_grants``).
         """
-        closed = self.book.closed.get(grant_id)
         if grant_id in self.book.grants:
             self._record("settle", {"id": grant_id, "used": used})
             outcome = "settled"
-        elif closed == "expired":
-            ledgers = [list(k) for dim in used for k in self.book.matching(context, dim)]
-            self._record("charge", {
-                "ctx": context.to_dict(), "amounts": used, "ledgers": ledgers, "late": True,
-            })  # fmt: skip
-            self.book.closed[grant_id] = "late"
-            outcome = "late"
         else:
-            return "unknown" if closed is None else "repeat"
-        self.record_attempts(context.run, int(used.get(Dimension.CALLS.value, 0)))
+            correction = self.book.late_correction(grant_id, used)
+            if correction is None:
+                return "repeat" if grant_id in self.book.closed else "unknown"
+            ctx, delta, ledgers = correction
+            self._record("charge", {
+                "ctx": ctx.to_dict(), "amounts": delta, "ledgers": [list(k) for k in ledgers],
+                "late": grant_id,
+            })  # fmt: skip
+            outcome = "late"
+        self.retries.record_attempts(context.run, int(used.get("calls", 0)))
         return outcome
 
     def expire_due(self) -> int:
-        """Release every open grant whose time is up; returns how many."""
+        """Charge in full every open grant whose time is up; returns how many."""
         now, expired = self._wall(), 0
         while self._expiry and self._expiry[0][0] <= now:
             _, grant_id = heapq.heappop(self._expiry)
             if grant_id in self.book.grants:
-                self._record("expire", {"id": grant_id})
+                self._record("expire", {"id": grant_id, "why": "expired"})
                 expired += 1
+        if now - self._pruned_at >= _PRUNE_EVERY_S:
+            self.prune()
         return expired
+
+    def charge_holder(self, agent: str) -> list[str]:
+        """Charge in full every open grant held by a replica of ``agent`` (``agent`` or
+        ``agent:<i>``), e.g. when the kill switch killed it; returns their ids."""
+        prefix = f"{agent}:"
+        ids = [
+            g.id for g in self.book.grants.values()
+            if g.holder == agent or g.holder.startswith(prefix)
+        ]  # fmt: skip
+        for grant_id in ids:
+            self._record("expire", {"id": grant_id, "why": "killed"})
+        return ids
 
     def remaining(self, context: SpendContext, dimension: str) -> float | None:
         """The least left under the caps covering ``context`` on ``dimension``, or None
@@ -218,129 +199,45 @@ class BudgetCore:
         keys = self.book.matching(context, dimension)
         return min((self.book.ledger(k).remaining for k in keys), default=None)
 
-    # -- retries -----------------------------------------------------------------------
+    # -- retries and breakers: see RetryBook and BreakerBoard ---------------------------
 
     def record_attempts(self, run: str, count: int = 1) -> None:
         """Count ``count`` first attempts of ``run`` (each deposits in its retry budget)."""
-        now = self._clock.monotonic()
-        state = self._retry_state(run)
-        for _ in range(max(0, count)):
-            state = state.deposit(now)
-        self._retries[run] = state
+        self.retries.record_attempts(run, count)
 
     def try_retry(
         self, run: str, *, agent: str = "", dependency: str | None = None
     ) -> RetryDecision:
-        """Whether ``run`` may retry now (see ``_decide_retry``); outcomes are counted."""
-        decision = self._decide_retry(run, agent=agent, dependency=dependency)
-        self.retry_outcomes[decision.reason] = self.retry_outcomes.get(decision.reason, 0) + 1
-        return decision
-
-    def _decide_retry(
-        self, run: str, *, agent: str = "", dependency: str | None = None
-    ) -> RetryDecision:
-        """Whether ``run`` may retry now: ``dependency``'s breaker must not be open, and
-        the run's retry budget and every retries cap covering it must allow one. An
-        allowed retry is counted (and charged to the caps); a refused one is not."""
-        if dependency is not None:
-            view = self.breaker(dependency)
-            if view.status is BreakerStatus.OPEN:
-                return RetryDecision(
-                    allowed=False, reason="circuit_open", retry_after=view.retry_after
-                )
-        allowed, state = self._retry_state(run).try_withdraw(self._clock.monotonic())
-        self._retries[run] = state if not allowed else self._retries.get(run, state)
-        if not allowed:
-            return RetryDecision(allowed=False, reason="retry_budget")
-        context = SpendContext(run=run, agent=agent or "?", tool=dependency)
-        one = {Dimension.RETRIES.value: 1.0}
-        try:
-            ledgers = self.book.plan_charge(context, one)
-        except BudgetExceededError:
-            return RetryDecision(allowed=False, reason="retries_cap")
-        self._retries[run] = state
-        if ledgers:
-            self._record("charge", {
-                "ctx": context.to_dict(), "amounts": one, "ledgers": [list(k) for k in ledgers],
-            })  # fmt: skip
-        return RetryDecision(allowed=True, reason="ok")
+        """Whether ``run`` may retry now; see ``RetryBook.try_retry``."""
+        return self.retries.try_retry(run, agent=agent, dependency=dependency)
 
     def retries_available(self, run: str) -> int:
         """Retries the run's retry budget would allow now (caps aside)."""
-        return self._retry_state(run).available(self._clock.monotonic())
-
-    def _retry_state(self, run: str) -> RetryBudgetState:
-        return self._retries.get(run) or RetryBudgetState(budget=self.policy.retry_budget)
-
-    # -- breakers and the error registry -------------------------------------------------
+        return self.retries.available(run)
 
     def breaker(self, dependency: str) -> BreakerView:
         """The breaker of ``dependency`` as it stands, without admitting a call."""
-        return self._view(dependency, self._state(dependency))
+        return self.board.view(dependency)
 
     def admit(self, dependency: str) -> BreakerView:
         """Admit one call to ``dependency`` if its breaker allows (a probe when half-open)."""
-        allowed, state, probe = self._state(dependency).allow(self._clock.monotonic())
-        self._set_breaker(dependency, state)
-        return self._view(dependency, state, allowed=allowed, probe=probe)
+        return self.board.admit(dependency)
 
     def report(
         self, dependency: str, *, ok: bool, fingerprint: str | None = None, agent: str = ""
     ) -> BreakerView:
-        """Report a call's outcome. A failure counts toward the breaker; its fingerprint
-        is counted once in the registry, and once ``block_after_agents`` agents report
-        the same one, the breaker opens at once. A success that leaves the breaker closed
-        clears the dependency's incidents."""
-        now = self._clock.monotonic()
-        state = self._state(dependency)
-        if ok:
-            state = state.on_success(now)
-            if state.status is BreakerStatus.CLOSED and any(
-                i.dependency == dependency for i in self.incidents.values()
-            ):
-                self._log("cleared", {"dep": dependency})
-        else:
-            state = state.on_failure(now)
-            if fingerprint is not None:
-                self._log("incident", {"fp": fingerprint, "dep": dependency, "agent": agent})
-                incident = self.incidents[fingerprint]
-                shared = len(incident.agents) >= self.policy.block_after_agents
-                if shared and state.status is BreakerStatus.CLOSED:
-                    state = BreakerState(policy=state.policy, status=BreakerStatus.OPEN, since=now)
-        self._set_breaker(dependency, state)
-        return self._view(dependency, state)
-
-    def _set_breaker(self, dependency: str, state: BreakerState) -> None:
-        """Keep ``state``, and log it when it changed, so a restart finds it again."""
-        if state == self._state(dependency):
-            return
-        self._breakers[dependency] = state
-        self._pending.append((self._wall(), "breaker", breaker_snapshot(
-            dependency, state, wall=self._wall(), mono=self._clock.monotonic()
-        )))  # fmt: skip
-        self.events += 1
+        """Report a call's outcome; see ``BreakerBoard.report``."""
+        return self.board.report(dependency, ok=ok, fingerprint=fingerprint, agent=agent)
 
     def breakers(self) -> dict[str, BreakerView]:
         """Every breaker known, by dependency."""
-        return {dep: self._view(dep, state) for dep, state in self._breakers.items()}
+        return self.board.all()
 
-    def _state(self, dependency: str) -> BreakerState:
-        return self._breakers.get(dependency) or BreakerState(policy=self.policy.breaker)
-
-    def _view(
-        self, dependency: str, state: BreakerState, *, allowed: bool = True, probe: bool = False
-    ) -> BreakerView:
-        at = state.next_probe_at()
-        after = None if at is None else max(0.0, at - self._clock.monotonic())
-        return BreakerView(
-            dependency=dependency, status=state.status, allowed=allowed, probe=probe,
-            retry_after=after,
-        )  # fmt: skip
-
-    # -- durability ----------------------------------------------------------------------
+    # -- durability and retention ------------------------------------------------------
 
     def commit(self) -> None:
-        """Write the buffered events in one transaction.
+        """Write the buffered events in one transaction, and a snapshot when
+        ``BudgetRetention.snapshot_every`` events were written since the last one.
 
         Raises:
             StorageError: the commit failed; the caller must drop this core (its memory is
@@ -348,46 +245,77 @@ class BudgetCore:
         """
         pending, self._pending = self._pending, []
         self._store.append(pending)
+        self._since_snapshot += len(pending)
+        if self._since_snapshot >= self.policy.retention.snapshot_every:
+            self.snapshot()
+
+    def snapshot(self) -> None:
+        """Write the whole state as a snapshot, then delete the events it covers that are
+        older than ``BudgetRetention.log``.
+
+        Raises:
+            StorageError: the snapshot could not be written.
+        """
+        wall = self._wall()
+        data = {
+            "book": book_snapshot(self.book), "board": self.board.snapshot(wall),
+            "events": self.events,
+        }  # fmt: skip
+        keep_after = wall - self.policy.retention.log.total_seconds()
+        self._store.save_snapshot(data, keep_after=keep_after)
+        self._since_snapshot = 0
+
+    def prune(self) -> None:
+        """Forget closed grants and quiet runs past their retention, and retry budgets
+        whose window is empty."""
+        self._pruned_at = now = self._wall()
+        quiet = prune_book(self.book, now, self.policy.retention)
+        self.retries.prune(quiet)
+
+    def read_events(self, after: int = 0, limit: int = 1000) -> list[BudgetEvent]:
+        """The durable log's events after position ``after`` (at most ``limit``)."""
+        return list(self._store.events(after=after, limit=limit))
 
     def close(self) -> None:
         self._store.close()
 
+    def _recover(self) -> LedgerBook:
+        """The book of the last snapshot, with the events after it replayed."""
+        found = self._store.load_snapshot()
+        self.book = LedgerBook() if found is None else restore_book(found["book"])
+        if found is not None:
+            self.board.restore(found["board"], wall=self._wall())
+            self.events = int(found["events"])
+        for grant in self.book.grants.values():
+            heapq.heappush(self._expiry, (grant.expires_at, grant.id))
+        for event in self._store.events(after=self._store.snapshot_seq):
+            self._apply(event.kind, event.data, event.at)
+            self.replayed += 1
+        self._since_snapshot = self.replayed
+        return self.book
+
     def _record(self, kind: str, data: dict[str, Any]) -> None:
-        self._apply(kind, data)
-        self._pending.append((self._wall(), kind, data))
+        wall = self._wall()
+        self._apply(kind, data, wall)
+        self._pending.append((wall, kind, data))
 
     def _log(self, kind: str, data: dict[str, Any]) -> None:
-        """Apply and buffer an event of the breakers or the error registry."""
-        self._apply_registry(kind, data)
+        """Buffer an event of the breakers or the error registry (already applied)."""
         self._pending.append((self._wall(), kind, data))
         self.events += 1
 
-    def _apply_registry(self, kind: str, data: dict[str, Any]) -> None:
-        if kind == "incident":
-            incident = self.incidents.setdefault(data["fp"], Incident(data["dep"]))
-            incident.reports += 1
-            incident.agents.add(data["agent"])
-        elif kind == "cleared":
-            for key in [k for k, i in self.incidents.items() if i.dependency == data["dep"]]:
-                del self.incidents[key]
-        else:  # "breaker", replayed: its instants move to this process's monotonic clock
-            state = breaker_state(
-                data, self.policy, wall=self._wall(), mono=self._clock.monotonic()
-            )
-            self._breakers[data["dep"]] = state
-
-    def _apply(self, kind: str, data: dict[str, Any]) -> None:
+    def _apply(self, kind: str, data: dict[str, Any], at: float) -> None:
         if kind in REGISTRY_EVENTS:
-            self._apply_registry(kind, data)
+            self.board.apply(kind, data, wall=self._wall())
         else:
-            self.book.apply(kind, data)
+            self.book.apply(kind, data, at)
         self.events += 1
         if kind == "grant":
             heapq.heappush(self._expiry, (float(data["expires_at"]), data["id"]))
 
     def _describe(self, grant_id: str, dependency: str | None) -> Grant:
         grant = self.book.grants[grant_id]
-        view = None if dependency is None else self.breaker(dependency)
+        view = None if dependency is None else self.board.view(dependency)
         left = max(0.0, grant.expires_at - self._wall())
         return Grant(id=grant_id, amounts=dict(grant.amounts), expires_in=left, breaker=view)
 

@@ -8,6 +8,8 @@ that arrive meanwhile form the next batch (group commit).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,11 +34,14 @@ from .metrics import (
     record_retry,
     record_spend,
 )
+from .status import BudgetStatus, incident_rows, ledger_rows, spend_rows
+from .store import BudgetEvent
 
 _Op = Callable[[BudgetCore], Any]
 COUNTED = ("settled", "late")
 """Outcomes of ``BudgetCore.settle`` that count the spend."""
 _GAUGE_EVERY_S = 1.0
+_EXPIRE_EVERY_S = 1.0
 
 
 class BudgetHost:
@@ -50,6 +55,7 @@ class BudgetHost:
         self._core: BudgetCore | None = None
         self._applier: SerialApplier[_Op] = SerialApplier(self._apply_batch)
         self._gauges_at = float("-inf")
+        self._expiring: asyncio.Task[None] | None = None
         self.calls = 0
 
     def _open(self) -> BudgetCore:
@@ -152,7 +158,7 @@ class BudgetHost:
         decision: RetryDecision = await self._run(
             lambda core: core.try_retry(run, agent=agent, dependency=dependency)
         )
-        record_retry(run, decision.reason)
+        record_retry(decision.reason)
         return decision
 
     async def record_attempt(self, run: str, count: int = 1) -> None:
@@ -180,25 +186,29 @@ class BudgetHost:
         self.calls += 1
         return self._open().breaker(dependency)
 
-    async def status(self) -> dict[str, Any]:
-        """Caps, ledgers, open grants, spend, breakers, incidents and call counts."""
+    async def charge_holder(self, agent: str) -> list[str]:
+        """Charge in full every open grant held by a replica of ``agent`` (the kill switch
+        calls it once the replicas are dead); returns their ids."""
+        ids: list[str] = await self._run(lambda core: core.charge_holder(agent))
+        return ids
+
+    async def status(self) -> BudgetStatus:
+        """Ledgers, open grants, spend, breakers, incidents and counts."""
         core = self._open()
-        return {
-            "limits": dict(core.book.limits),
-            "ledgers": {
-                k: (v.cap, v.committed, v.outstanding) for k, v in core.book.ledgers.items()
-            },
-            "open_grants": len(core.book.grants),
-            "spent": {k: dict(v) for k, v in core.book.spent.items()},
-            "late_settles": core.book.late_settles,
-            "breakers": core.breakers(),
-            "incidents": {
-                fp: (i.dependency, i.reports, sorted(i.agents)) for fp, i in core.incidents.items()
-            },
-            "retries": dict(core.retry_outcomes),
-            "events": core.events,
-            "calls": self.calls,
-        }
+        self._start_expiring()
+        return BudgetStatus(
+            incarnation=core.incarnation, ledgers=ledger_rows(core.book),
+            spent=spend_rows(core.book), open_grants=len(core.book.grants),
+            late_settles=core.book.late_settles, breakers=core.breakers(),
+            incidents=incident_rows(core.incidents), retries=dict(core.retry_outcomes),
+            events=core.events, replayed=core.replayed, calls=self.calls,
+        )  # fmt: skip
+
+    async def events(self, after: int = 0, limit: int = 1000) -> list[BudgetEvent]:
+        """The durable log's events after position ``after``, at most ``limit``, oldest
+        first (events older than ``BudgetRetention.log`` and covered by a snapshot are
+        gone)."""
+        return self._open().read_events(after, limit)
 
     async def _spending(self, agent: str, op: _Op) -> Any:
         try:
@@ -216,7 +226,19 @@ class BudgetHost:
     async def _run(self, op: _Op) -> Any:
         self.calls += 1
         self._open()
+        self._start_expiring()
         return await self._applier.submit(op)
+
+    def _start_expiring(self) -> None:
+        if self._expiring is None:
+            self._expiring = asyncio.get_running_loop().create_task(self._expire_on_timer())
+
+    async def _expire_on_timer(self) -> None:
+        """Charge expired grants in full as they expire (and prune), whoever calls."""
+        while True:
+            await asyncio.sleep(_EXPIRE_EVERY_S)
+            with contextlib.suppress(StorageError):  # the next batch recovers the core
+                await self._applier.submit(lambda core: core.expire_due())
 
     def _apply_batch(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
         core = self._open()

@@ -10,7 +10,10 @@ later draws four times larger (up to ``max_lease_calls`` calls' bounds), so that
 takes less time than spending half an allowance.
 
 Every allowance, a spare one included, is outstanding at the budget actor until it is
-settled or expires, so strict mode's committed + outstanding <= cap holds as before. All of
+settled or expires (and is then charged in full), so strict mode's committed + outstanding
+<= cap holds whatever happens to the process. The meter settles a lease when the handler
+that used it ends, when it has been idle for ``BudgetPolicy.settle_idle``, and when the
+agent's actor is stopped (``actors._budget.metered_model``). All of
 it runs on the event loop of the agent's actor: state changes only between awaits, so there
 are no locks on the path of a call.
 """
@@ -58,7 +61,10 @@ class Pricing:
 
     def amounts(self, prompt: float, completion: float, calls: float, cost: float) -> Amounts:
         """Amounts per dimension name, cost left out for an unpriced model."""
-        out = {"prompt_tokens": prompt, "completion_tokens": completion, "calls": calls}
+        out = {
+            "prompt_tokens": prompt, "completion_tokens": completion,
+            "tokens": prompt + completion, "calls": calls,
+        }  # fmt: skip
         if self.priced:
             out["cost"] = cost
         return out
@@ -77,9 +83,11 @@ class Allowance:
         "low_completion",
         "low_cost",
         "low_prompt",
+        "low_tokens",
         "prompt",
         "renew_at",
         "stop_at",
+        "tokens",
         "used_calls",
         "used_completion",
         "used_cost",
@@ -93,6 +101,8 @@ class Allowance:
         self.completion = amounts.get("completion_tokens", 0.0)
         self.calls = amounts.get("calls", 0.0)
         self.cost = amounts.get("cost", math.inf)
+        self.tokens = amounts.get("tokens", math.inf)  # a grant logged before tokens
+        self.low_tokens = self.tokens / 2
         self.low_prompt, self.low_completion = self.prompt / 2, self.completion / 2
         self.low_calls, self.low_cost = self.calls / 2, self.cost / 2
         # Draw the next one at half its life; stop using it at three quarters, well
@@ -109,6 +119,7 @@ class Allowance:
             and self.prompt >= prompt
             and self.completion >= completion
             and self.cost >= cost
+            and self.tokens >= prompt + completion
             and now < self.stop_at
         )
 
@@ -120,18 +131,21 @@ class Allowance:
             and self.prompt >= prompt
             and self.completion >= completion
             and self.cost >= cost
+            and self.tokens >= prompt + completion
             and now < self.stop_at
         ):
             return REFUSED
         self.active += 1
         self.prompt -= prompt
         self.completion -= completion
+        self.tokens -= prompt + completion
         self.calls -= 1.0
         self.cost -= cost
         if (
             self.calls < self.low_calls
             or self.prompt < self.low_prompt
             or self.completion < self.low_completion
+            or self.tokens < self.low_tokens
             or self.cost < self.low_cost
             or now >= self.renew_at
         ):
@@ -152,6 +166,7 @@ class Allowance:
         self.active -= 1
         self.prompt += prompt - used_prompt
         self.completion += completion - used_completion
+        self.tokens += prompt + completion - used_prompt - used_completion
         self.cost += cost - used_cost
         self.used_prompt += used_prompt
         self.used_completion += used_completion
@@ -163,6 +178,7 @@ class Allowance:
         out = {
             "prompt_tokens": self.used_prompt,
             "completion_tokens": self.used_completion,
+            "tokens": self.used_prompt + self.used_completion,
             "calls": self.used_calls,
         }
         if priced:
@@ -180,6 +196,8 @@ class Lease:
         pricing: the model's price.
         policy: the budget's policy (lease sizes).
         clock: the clock lifetimes are measured on.
+        calls_per_draw: the draw size to start from (what an earlier lease of the same
+            agent and model grew to). Default the policy's ``lease_calls``.
     """
 
     def __init__(
@@ -191,14 +209,15 @@ class Lease:
         pricing: Pricing,
         policy: BudgetPolicy,
         clock: Clock,
+        calls_per_draw: int = 0,
     ) -> None:
         self.link = link
         self.context = context
         self.holder = holder
         self.pricing = pricing
         self.clock = clock
-        self.calls_per_draw = policy.lease_calls
         self.max_calls_per_draw = max(policy.lease_calls, policy.max_lease_calls)
+        self.calls_per_draw = min(calls_per_draw or policy.lease_calls, self.max_calls_per_draw)
         self.current: Allowance | None = None
         self.spare: Allowance | None = None
         self.retired: list[Allowance] = []
@@ -207,10 +226,13 @@ class Lease:
         self.ahead_refused = False  # the last prefetch was refused: wait for need
         self.draws = 0
         self.idle: asyncio.Future[None] | None = None
+        self.touched = False  # a call was admitted since the meter last looked
+        self.closed = False  # settled by the meter: a call must use a new lease
 
     def take(self, prompt: float, completion: float, cost: float, now: float) -> Allowance | None:
         """Admit a call against an allowance held, or None when none can cover it.
         Starts drawing the next allowance in the background when the current one is low."""
+        self.touched = True
         allowance = self.current
         taken = REFUSED if allowance is None else allowance.take(prompt, completion, cost, now)
         if taken == REFUSED:
@@ -266,6 +288,11 @@ class Lease:
         allowance.give_back(*bound, used_prompt, used_completion, used_cost)
         if self.idle is not None and not self.idle.done():
             self.idle.set_result(None)
+
+    def busy(self) -> bool:
+        """Whether a call admitted on it is in flight, or a draw is."""
+        held = [a for a in (self.current, self.spare) if a is not None] + self.retired
+        return self.drawing is not None or any(a.active for a in held)
 
     async def flush(self) -> None:
         """Settle every allowance held, once its calls in flight are done.

@@ -13,18 +13,15 @@ its fingerprint, and a probe's success closes the breaker.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from pydantic import BaseModel
 
-from policies import BreakerStatus, BudgetPolicy, Metering, fingerprint
+from policies import BreakerStatus, BudgetPolicy, Metering
 from runtime import (
     BudgetExceededError,
     CircuitOpenError,
-    Clock,
     Completion,
     Message,
     ModelClient,
@@ -33,15 +30,15 @@ from runtime import (
     ModelResponseError,
     ModelTimeoutError,
     ModelUnavailableError,
-    SystemClock,
     check_max_tokens,
     estimate_prompt_tokens,
 )
 
 from .book import SpendContext
-from .client import BudgetLink
-from .core import BreakerView, Grant
+from .client import Starter
+from .core import Grant
 from .lease import Allowance, Lease, Pricing
+from .meter import Meter, process_meter
 from .metrics import record_refusal
 
 Amounts = dict[str, float]
@@ -56,73 +53,6 @@ _ENDPOINT_FAILURES = (
 # Failures after which the endpoint may have billed the whole call.
 _BILLED_FAILURES = (ModelTimeoutError, ModelResponseError, ModelOutputError)
 _CLOSED = BreakerStatus.CLOSED
-
-
-class Meter:
-    """What one agent process shares between its metered models: the link to the budget
-    actor, its leases, and its view of the breakers."""
-
-    def __init__(self, link: BudgetLink, *, holder: str, clock: Clock | None = None) -> None:
-        self.link = link
-        self.holder = holder
-        self.clock: Clock = clock or SystemClock()
-        self.leases: dict[tuple[str, str, str], Lease] = {}
-        self.breakers: dict[str, tuple[BreakerView, float]] = {}
-        self.settling: dict[str, tuple[asyncio.Task[Any], SpendContext, Amounts]] = {}
-
-    async def check_breaker(self, dependency: str, refresh: float) -> bool:
-        """Admit a call to ``dependency``: returns whether it is a probe.
-
-        Raises:
-            CircuitOpenError: the breaker is open.
-        """
-        now = self.clock.monotonic()
-        view, seen = self.breakers.get(dependency, (None, float("-inf")))
-        if view is None or (view.status is BreakerStatus.CLOSED and now - seen > refresh):
-            view, seen = await self.link.call("breaker", dependency), now
-            self.breakers[dependency] = (view, seen)
-        if view.status is BreakerStatus.CLOSED:
-            return False
-        if view.retry_after is not None and now < seen + view.retry_after:
-            raise view.refusal()
-        admitted: BreakerView = await self.link.call("admit", dependency)
-        self.breakers[dependency] = (admitted, self.clock.monotonic())
-        if not admitted.allowed:
-            raise admitted.refusal()
-        return admitted.probe
-
-    async def report(self, dependency: str, error: BaseException | None) -> None:
-        """Report a failure of ``dependency`` (with its fingerprint), or a success, as
-        this process (its agent replica)."""
-        key = None if error is None else fingerprint(dependency, type(error).__name__, str(error))
-        view = await self.link.call("report", dependency, error is None, key, self.holder)
-        self.breakers[dependency] = (view, self.clock.monotonic())
-
-    def settle_soon(self, grant_id: str, context: SpendContext, used: Amounts) -> None:
-        """Settle a per-call reservation without waiting for the answer (so a metered call
-        waits on one budget-actor round trip, its reserve); ``flush`` waits for it, and
-        sends it again if it failed."""
-        task = self.link.send("settle", grant_id, context, used)
-        self.settling[grant_id] = (task, context, used)
-        task.add_done_callback(lambda done: self._settled(grant_id, done))
-
-    def _settled(self, grant_id: str, task: asyncio.Task[Any]) -> None:
-        if not task.cancelled() and task.exception() is None:
-            del self.settling[grant_id]
-
-    async def flush(self) -> None:
-        """Settle every lease and reservation now (e.g. before the process goes away).
-
-        Raises:
-            ResourceUnavailableError: the budget actor stayed unreachable.
-        """
-        for lease in list(self.leases.values()):
-            await lease.flush()
-        for grant_id, (task, context, used) in list(self.settling.items()):
-            await asyncio.wait((task,))
-            if grant_id in self.settling:  # it failed: once more, waiting this time
-                await self.link.call("settle", grant_id, context, used)
-                del self.settling[grant_id]
 
 
 class MeteredModel:
@@ -229,8 +159,9 @@ class MeteredModel:
         if seen is None or seen[0].status is not _CLOSED or now - seen[1] > self._refresh:
             probe = await meter.check_breaker(self._endpoint, self._refresh)
         run = self._run()
-        lease = self._lease if run == self._lease_run else self._lease_for(run)
-        assert lease is not None
+        lease = self._lease
+        if lease is None or lease.closed or run != self._lease_run:
+            lease = self._lease_for(run)
         allowance = lease.take(prompt, max_tokens, cost, now) or await lease.admit(
             prompt, max_tokens, cost
         )
@@ -274,14 +205,8 @@ class MeteredModel:
 
     def _lease_for(self, run: str) -> Lease:
         assert self._policy is not None and self._pricing is not None
-        meter, model = self._meter, self.inner.model
-        lease = meter.leases.get((run, self._agent, model))
-        if lease is None:
-            context = SpendContext(run=run, agent=self._agent, model=model)
-            lease = meter.leases[(run, self._agent, model)] = Lease(
-                meter.link, context, holder=meter.holder, pricing=self._pricing,
-                policy=self._policy, clock=meter.clock,
-            )  # fmt: skip
+        context = SpendContext(run=run, agent=self._agent, model=self.inner.model)
+        lease = self._meter.lease(context, self._pricing, self._policy)
         self._lease_run, self._lease = run, lease
         return lease
 
@@ -300,24 +225,22 @@ class MeteredModel:
         return 0.0, 0.0, 1.0, 0.0
 
 
-_METERS: dict[str, Meter] = {}
 _MODELS: dict[tuple[str, str, int], MeteredModel] = {}
 
 
-def process_meter(namespace: str, holder: str) -> Meter:
-    """The meter this process shares between its agents of ``namespace``."""
-    if namespace not in _METERS:
-        _METERS[namespace] = Meter(BudgetLink(namespace), holder=holder)
-    return _METERS[namespace]
-
-
 def metered_model(
-    inner: ModelClient, *, namespace: str, agent: str, replica: int, run: Callable[[], str]
+    inner: ModelClient,
+    *,
+    namespace: str,
+    agent: str,
+    replica: int,
+    run: Callable[[], str],
+    start: Starter | None = None,
 ) -> MeteredModel:
     """The metered model of one agent replica (made once, then reused)."""
     key = (namespace, agent, replica)
     found = _MODELS.get(key)
     if found is None or found.inner is not inner:
-        meter = process_meter(namespace, f"{agent}:{replica}")
+        meter = process_meter(namespace, f"{agent}:{replica}", start)
         found = _MODELS[key] = MeteredModel(inner, meter, agent=agent, run=run)
     return found

@@ -24,9 +24,11 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="fewer operations per row")
     bench.add_argument("--out", default=None, help="also write the JSON to this file")
 
+    from .budget import add_command as add_budget_command
     from .supervisor import add_commands
 
     add_commands(sub)
+    add_budget_command(sub)
     return parser
 
 
@@ -37,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .demo import run_demo
 
         return run_demo(seconds=args.seconds, storage=args.storage, keep=args.keep)
+    if args.command == "budget":
+        from .budget import run_command as run_budget_command
+
+        return run_budget_command(args)
     if args.command in ("status", "escalations", "answer", "kill"):
         from .supervisor import run_command
 

@@ -28,7 +28,8 @@ from policies import BudgetLimit, Dimension, Metering, Scope, ScopeKind
 from runtime import BudgetExceededError, Envelope, Message, ScriptedModel, new_trace_id
 
 from ..._agent.agent import Agent, handler
-from ..._budget.metered_model import MeteredModel, process_meter
+from ..._budget.meter import process_meter
+from ..._budget.metered_model import MeteredModel
 from ..._system import System
 
 AGENT_COUNTS = (1, 8, 32)
@@ -144,12 +145,12 @@ def _strict_row(system: System, group: Any, cap: int) -> dict[str, Any]:
     message = BenchRun(mode="lease", calls=cap, start_at=time.time() + 0.3, until_refused=True)
     outs = _run(system, group, max(AGENT_COUNTS), message, trace)
     made = sum(o.calls for o in outs)
-    ledger = system.budget.status()["ledgers"][("run", trace, trace, "calls")]
+    ledger = system.budget.status().ledger(scope="run", key=trace, dimension="calls")
     return {
         "mode": "lease", "agents": max(AGENT_COUNTS), "cap_calls": cap, "model_calls_made": made,
-        "committed": ledger[1], "outstanding": ledger[2], "refused_agents": sum(
-            1 for o in outs if o.refused), "overspend": max(0.0, ledger[1] + ledger[2] - cap,
-                                                            made - cap),
+        "committed": ledger.committed, "outstanding": ledger.outstanding,
+        "refused_agents": sum(1 for o in outs if o.refused),
+        "overspend": max(0.0, ledger.committed + ledger.outstanding - cap, made - cap),
     }  # fmt: skip
 
 
