@@ -91,6 +91,9 @@ class System:
         self._owns_ray = owns_ray
         self._spawned: list[Any] = []
         self._registry = AgentRegistry(root)
+        self._driver_identity = WriterIdentity(
+            "system", 0, self._registry.issue_token("system", 0)
+        )
         self._budget_policy = budget_policy(budgets)
         self._budget: BudgetHandle | None = None
         self._supervisor: Supervisor | None = None
@@ -206,9 +209,7 @@ class System:
             ConfigurationError: no such resource.
         """
         actor = lookup(resource_actor_name(name), self.namespace)
-        handle = ResourceHandle(
-            actor, name, WriterIdentity("system", 0), _DriverKeys(self.trace_id)
-        )
+        handle = ResourceHandle(actor, name, self._driver_identity, _DriverKeys(self.trace_id))
         handle.operations()  # the resource has recovered and answers before this returns
         return handle
 
@@ -237,8 +238,9 @@ class System:
         actors = []
         for i in range(replicas):
             runtime = AgentRuntime(
-                name=name, replica=i, epoch=epoch, namespace=self.namespace, model=model
-            )
+                name=name, replica=i, epoch=epoch, namespace=self.namespace, model=model,
+                token=self._registry.issue_token(name, epoch),
+            )  # fmt: skip
             actor = spawn(
                 AgentHost, cls, runtime,
                 name=agent_actor_name(name, i), namespace=self.namespace,

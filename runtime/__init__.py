@@ -62,6 +62,7 @@ from .errors import ResourceError as ResourceError
 from .errors import ResourceUnavailableError as ResourceUnavailableError
 from .errors import StorageError as StorageError
 from .errors import SubtaskFailedError as SubtaskFailedError
+from .errors import IdempotencyKeyReusedError as IdempotencyKeyReusedError
 from .errors import UnauthorizedWriterError as UnauthorizedWriterError
 from .errors import UnknownHandlerError as UnknownHandlerError
 from .errors import UnknownOperationError as UnknownOperationError
@@ -82,6 +83,7 @@ __all__ = [
     "FailureReason",
     "FencedError",
     "HandlerOutputError",
+    "IdempotencyKeyReusedError",
     "InvalidArgumentError",
     "Message",
     "ModelAuthError",

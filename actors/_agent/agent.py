@@ -129,6 +129,7 @@ class AgentRuntime:
     namespace: str
     model: Any = None
     reconnect: Reconnect = field(default_factory=Reconnect)
+    token: str = field(default="", repr=False)  # this incarnation's writer capability
 
 
 class Agent:
@@ -227,7 +228,8 @@ class Agent:
 
         if name not in self._handles:
             actor = lookup(resource_actor_name(name), self._runtime.namespace)
-            identity = WriterIdentity(self._runtime.name, self._runtime.epoch)
+            runtime = self._runtime
+            identity = WriterIdentity(runtime.name, runtime.epoch, runtime.token)
             self._handles[name] = AsyncResourceHandle(
                 actor, name, identity, _TaskKeys(self.name), self._runtime.reconnect
             )

@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from ray import cloudpickle
 
-from runtime import WriteFailedError, decode, encode
+from runtime import InvalidArgumentError, WriteFailedError, decode, encode
 
 T = TypeVar("T")
 
@@ -21,7 +21,10 @@ T = TypeVar("T")
 class WriteCall:
     """One write, stamped by the runtime's handle.
 
-    ``args`` is the msgpack encoding of ``[positional, keyword]`` arguments.
+    ``args`` is the msgpack encoding of ``[positional, keyword]`` arguments. ``writer``
+    and ``writer_epoch`` are what the call claims; the resource takes the writer's
+    identity from ``token`` alone. ``malformed`` says why a call's wire form was not
+    what a handle sends (its other fields are then printable stand-ins, for the audit).
     """
 
     op: str
@@ -31,6 +34,8 @@ class WriteCall:
     idem_key: str
     trace_id: str
     expected_version: int | None = None
+    token: str = ""
+    malformed: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,15 +88,56 @@ def pack_calls(calls: list[WriteCall]) -> bytes:
     """The wire form of a batch of writes."""
     return encode(
         [
-            (c.op, c.args, c.writer, c.writer_epoch, c.idem_key, c.trace_id, c.expected_version)
+            (
+                c.op, c.args, c.writer, c.writer_epoch, c.idem_key, c.trace_id,
+                c.expected_version, c.token,
+            )
             for c in calls
         ]
     )
 
 
 def unpack_calls(blob: bytes) -> list[WriteCall]:
-    """Writes from their wire form."""
-    return [WriteCall(*fields) for fields in decode(blob)]
+    """Writes from their wire form; each malformed one marked, for the core to refuse.
+
+    Raises:
+        InvalidArgumentError: ``blob`` is not a list of writes at all.
+    """
+    fields = decode(blob)
+    if not isinstance(fields, list):
+        raise InvalidArgumentError("a write batch must be a list of writes")
+    return [_checked_call(f) for f in fields]
+
+
+# The type of each wire field of a ``WriteCall``, in order (``bool`` is no epoch).
+_WIRE_TYPES: tuple[tuple[str, tuple[type, ...]], ...] = (
+    ("op", (str,)), ("args", (bytes,)), ("writer", (str,)), ("writer_epoch", (int,)),
+    ("idem_key", (str,)), ("trace_id", (str,)), ("expected_version", (int, type(None))),
+    ("token", (str,)),
+)  # fmt: skip
+
+
+def _checked_call(fields: Any) -> WriteCall:
+    if not isinstance(fields, list) or len(fields) != len(_WIRE_TYPES):
+        return _malformed([], f"a write must be {len(_WIRE_TYPES)} fields")
+    for value, (name, types) in zip(fields, _WIRE_TYPES, strict=True):
+        if not isinstance(value, types) or isinstance(value, bool):
+            return _malformed(fields, f"{name} of type {type(value).__name__}")
+    if not fields[4]:
+        return _malformed(fields, "an empty idempotency key")
+    return WriteCall(*fields)
+
+
+def _malformed(fields: list[Any], why: str) -> WriteCall:
+    def text(index: int) -> str:
+        value = fields[index] if index < len(fields) else None
+        return value if isinstance(value, str) else repr(value)[:200]
+
+    epoch = fields[3] if len(fields) > 3 and type(fields[3]) is int else 0
+    token = fields[7] if len(fields) > 7 and isinstance(fields[7], str) else ""
+    return WriteCall(
+        text(0), b"", text(2), epoch, text(4), text(5), None, token, malformed=why
+    )
 
 
 def pack_results(results: list[WriteResult[Any]]) -> bytes:

@@ -7,13 +7,15 @@ backend can implement it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from operator import attrgetter
 from pathlib import Path
+from typing import Any
 
 from policies import Durability
-from runtime import FencedError, check_name, connect, transaction
+from runtime import FencedError, StorageError, check_name, connect, transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -186,17 +188,39 @@ class ResourceLog:
             )
             conn.execute("DELETE FROM snapshot WHERE version < ?", (version,))
 
-    def committed(self, idem_keys: list[str]) -> dict[str, tuple[int, bytes]]:
-        """Version and stored result of each of ``idem_keys`` that has committed."""
-        found: dict[str, tuple[int, bytes]] = {}
+    def committed(self, idem_keys: list[str]) -> dict[str, tuple[int, bytes, str, str, bytes]]:
+        """Version, stored result, writer, op and arguments of each of ``idem_keys`` that
+        has committed.
+
+        Raises:
+            StorageError: the log could not be read.
+        """
+        found: dict[str, tuple[int, bytes, str, str, bytes]] = {}
         for start in range(0, len(idem_keys), 500):  # under SQLite's bound-variable limit
             chunk = idem_keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._conn.execute(
-                f"SELECT idem_key, version, result FROM log WHERE idem_key IN ({marks})", chunk
+            rows = self._read(
+                "SELECT idem_key, version, result, writer, op, args FROM log "
+                f"WHERE idem_key IN ({marks})",
+                chunk,
             )
-            found.update({key: (version, result) for key, version, result in rows})
+            found.update({row[0]: row[1:] for row in rows})
         return found
+
+    def incarnation_now(self) -> int:
+        """The newest incarnation that opened the log (0 before any).
+
+        Raises:
+            StorageError: the log could not be read.
+        """
+        row = self._read("SELECT value FROM meta WHERE key='incarnation'", ())
+        return int(row[0][0]) if row else 0
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as error:
+            raise StorageError(f"reading {self.path} failed: {error}") from error
 
     def records(self, *, after: int = 0) -> Iterator[LogRecord]:
         """Committed records with version > ``after``, in version order."""
