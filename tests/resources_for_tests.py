@@ -267,3 +267,20 @@ class Stalling(Resource):
     @read
     def ping(self, state: dict[str, Any]) -> str:
         return "pong"
+
+
+class Whoami(BaseModel):
+    pass
+
+
+class Capability(BaseModel):
+    token: str
+    epoch: int
+
+
+class Leaker(Agent):
+    """Hands out its own writer token: what a buggy agent could leak (tests only)."""
+
+    @handler
+    async def leak(self, ask: Whoami) -> Capability:
+        return Capability(token=self._runtime.token, epoch=self._runtime.epoch)

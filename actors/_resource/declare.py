@@ -16,9 +16,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 Kind = Literal["write", "read"]
 _KIND_ATTR = "__agentcast_kind__"
 _CACHE_ATTR = "__agentcast_operations__"
-# Floats are finite unless an annotation says otherwise (``Annotated[float,
-# AllowInfNan(True)]``): NaN compares unequal to itself and breaks every invariant.
-_FINITE = ConfigDict(allow_inf_nan=False)
+# Strict: no bool for an int, no bytes for a str, no "1" for a number. Floats are finite
+# unless an annotation says otherwise (``Annotated[float, AllowInfNan(True)]``): NaN
+# compares unequal to itself and breaks every invariant.
+_STRICT = ConfigDict(allow_inf_nan=False, strict=True)
+_LAX = ConfigDict(allow_inf_nan=False)
+# Plain data has no tuples or sets (they arrive as lists): only for these a lax retry.
+_CONTAINER_ERRORS = frozenset({"tuple_type", "set_type", "frozen_set_type"})
 
 
 def write(fn: F) -> F:
@@ -96,17 +100,23 @@ class _Checks:
     """One pydantic ``TypeAdapter`` per annotated parameter of an operation."""
 
     positional_names: tuple[str, ...]
-    adapters: dict[str, TypeAdapter[Any]]
+    adapters: dict[str, tuple[TypeAdapter[Any], TypeAdapter[Any]]]  # strict, lax
 
     def check(self, op: str, name: str, value: Any) -> Any:
-        adapter = self.adapters.get(name)
-        if adapter is None:
+        adapters = self.adapters.get(name)
+        if adapters is None:
             return value
         try:
-            return adapter.validate_python(value)
+            return adapters[0].validate_python(value)
         except ValidationError as error:
-            problem = "; ".join(e["msg"] for e in error.errors(include_url=False))
-            raise InvalidArgumentError(f"{op}: argument {name!r}: {problem}") from None
+            failure = error
+        if {e["type"] for e in failure.errors()} <= _CONTAINER_ERRORS:
+            try:
+                return adapters[1].validate_python(value)
+            except ValidationError as error:
+                failure = error
+        problem = "; ".join(e["msg"] for e in failure.errors(include_url=False))
+        raise InvalidArgumentError(f"{op}: argument {name!r}: {problem}") from None
 
 
 # Built where the operation runs, on first use: adapters are not sent between processes.
@@ -117,16 +127,20 @@ def _checks(op: Operation) -> _Checks:
     found = _CHECKS.get(op.fn)
     if found is None:
         params = list(op.signature.parameters.values())[2:]  # after self and state
-        adapters = {p.name: _adapter(op.hints[p.name]) for p in params if p.name in op.hints}
+        adapters = {
+            p.name: (_adapter(op.hints[p.name], _STRICT), _adapter(op.hints[p.name], _LAX))
+            for p in params
+            if p.name in op.hints
+        }
         found = _CHECKS[op.fn] = _Checks(tuple(p.name for p in params), adapters)
     return found
 
 
-def _adapter(hint: Any) -> TypeAdapter[Any]:
+def _adapter(hint: Any, config: ConfigDict) -> TypeAdapter[Any]:
     if isinstance(hint, type) and issubclass(hint, BaseModel):
-        return TypeAdapter(hint)  # a model has its own config
+        return TypeAdapter(hint)  # a model has its own config (and comes as a dict)
     try:
-        return TypeAdapter(hint, config=_FINITE)
+        return TypeAdapter(hint, config=config)
     except Exception:  # a type that carries its own config (a TypedDict, a dataclass)
         return TypeAdapter(hint)
 
