@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from resources_for_tests import Inventory, Item, Store
 
 from actors._agent.registry import AgentRegistry
@@ -305,3 +307,56 @@ def test_nan_is_refused_inside_models_and_where_a_float_is_annotated(tmp_path: P
     )  # fmt: skip
     assert [type(r.error) for r in results[:2]] == [InvalidArgumentError] * 2
     assert results[2].value == 2.0 and core.version == 1
+
+
+# -- 4 (generated). live state == replay, type-strict ----------------------------------------
+
+
+def _types(value: Any) -> Any:
+    """The value's shape with every leaf's type: equal shapes mean type-equal values."""
+    if isinstance(value, dict):
+        return ("dict", {key: _types(item) for key, item in value.items()})
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, [_types(item) for item in value])
+    return type(value).__name__
+
+
+_LEAVES = (
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=3)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([0.0, -0.0, 1, 1.0, True])
+)  # fmt: skip
+_VALUES = st.recursive(
+    _LEAVES,
+    lambda inner: st.lists(inner, max_size=3)
+    | st.tuples(inner, inner)
+    | st.dictionaries(st.text(max_size=2), inner, max_size=3),
+    max_leaves=8,
+)
+_KEYS = st.sampled_from(["a", "b", "c"])
+_STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("put"), _KEYS, _VALUES),
+        st.tuples(st.just("put_pair"), _KEYS, _VALUES, _VALUES),
+        st.tuples(st.just("put_in"), _KEYS, st.sampled_from(["x", "y"]), _VALUES),
+        st.tuples(st.just("drop"), _KEYS),
+        st.just(("restart",)),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=_STEPS)
+def test_live_state_always_equals_the_replay_type_strictly(tmp_path: Path, steps: list[Any]) -> None:
+    root = tmp_path / uuid.uuid4().hex
+    core = ResourceCore(Store(), "store", root)
+    for step in steps:
+        if step[0] == "restart":
+            core.close()
+            core = ResourceCore(Store(), "store", root)
+        else:
+            core.apply_batch([call(step[0], *step[1:])])
+        recovered = ResourceCore(Store(), "store", root)
+        assert encode(core.state) == encode(recovered.state)
+        assert _types(core.state) == _types(recovered.state)
+        recovered.close()

@@ -83,6 +83,7 @@ class StateView(MutableMapping[Any, Any]):
             if after is not _ABSENT:
                 encoded = encode(after)
                 if before is not _ABSENT and encode(before) == encoded:
+                    self._data[key] = before  # equal encodings, but maybe a tuple for a list
                     continue
                 after = self._data[key] = decode(encoded)
             out.append(
