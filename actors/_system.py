@@ -42,6 +42,10 @@ from ._supervisor.host import SUPERVISOR_ACTOR, SupervisorHost
 
 DEFAULT_NAMESPACE = "agentcast"
 
+# Storage of the Systems running in this process, and how many use each: two Systems on
+# different storage would split one cluster's state between two folders.
+_RUNNING: dict[Path, int] = {}
+
 
 class _DriverKeys:
     """Keys of the driver's writes: unique per call, under the system's trace id."""
@@ -85,15 +89,21 @@ class System:
     def __init__(
         self, *, root: Path, namespace: str, owns_ray: bool, budgets: BudgetSpec = None
     ) -> None:
+        others = [str(other) for other in _RUNNING if other != root.resolve()]
+        if others:
+            raise ConfigurationError(
+                f"a System on storage {others[0]} runs in this process: shut it down before "
+                f"starting one on {root}"
+            )
+        _RUNNING[root.resolve()] = _RUNNING.get(root.resolve(), 0) + 1
+        self._running = True
         self.root = root
         self.namespace = check_name("namespace", namespace)
         self.trace_id = new_trace_id()
         self._owns_ray = owns_ray
         self._spawned: list[Any] = []
         self._registry = AgentRegistry(root)
-        self._driver_identity = WriterIdentity(
-            "system", 0, self._registry.issue_token("system", 0)
-        )
+        self._driver_identity = WriterIdentity("system", 0, self._registry.issue_token("system", 0))
         self._budget_policy = budget_policy(budgets)
         self._budget: BudgetHandle | None = None
         self._supervisor: Supervisor | None = None
@@ -217,8 +227,15 @@ class System:
         """The durable log of resource ``name``, opened from this machine's storage.
 
         Opening it does not bump the incarnation; use it to read records and rejections.
+
+        Raises:
+            ConfigurationError: no resource ``name`` has a log in this storage (no file
+                is created).
         """
-        return ResourceLog(self.root, check_name("resource", name))
+        path = self.root / "resources" / f"{check_name('resource', name)}.sqlite"
+        if not path.exists():
+            raise ConfigurationError(f"no resource {name!r} in {self.root}")
+        return ResourceLog(self.root, name)
 
     def agent(
         self, cls: type[Agent], *, name: str, replicas: int = 1, model: Any = None
@@ -289,6 +306,12 @@ class System:
             ray.kill(actor, no_restart=True)
         self._spawned.clear()
         self._registry.close()
+        root = self.root.resolve()
+        if self._running:
+            self._running = False
+            _RUNNING[root] -= 1
+            if not _RUNNING[root]:
+                del _RUNNING[root]
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
 

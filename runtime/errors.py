@@ -146,9 +146,7 @@ class IdempotencyKeyReusedError(ResourceError):
     """
 
     def __init__(self, resource: str, key: str) -> None:
-        super().__init__(
-            resource, f"idempotency key {key!r} already committed with other content"
-        )
+        super().__init__(resource, f"idempotency key {key!r} already committed with other content")
         self.key = key
 
 

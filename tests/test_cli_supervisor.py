@@ -57,7 +57,8 @@ def test_kill_from_the_command_line_fences_the_agent(
     # A write stamped as the killed incarnation of the agent is refused from now on.
     actor = ray.get_actor("resource:inventory", namespace=system.namespace)
     # (a token of the old epoch, as the killed incarnation held)
-    identity = WriterIdentity("workers", old_epoch, system._registry.issue_token("workers", old_epoch))
+    old_token = system._registry.issue_token("workers", old_epoch)
+    identity = WriterIdentity("workers", old_epoch, old_token)
     as_killed_agent = ResourceHandle(actor, "inventory", identity, _DriverKeys(system.trace_id))
     assert isinstance(as_killed_agent.write("restock", "A", 1).error, FencedError)
     assert [r.writer for r in system.log("inventory").records()] == ["workers"]

@@ -34,7 +34,8 @@ RUNTIME = {
     # errors
     "AgentError", "AgentcastError", "BudgetExceededError", "CircuitOpenError",
     "ConfigurationError", "ConflictError", "FencedError", "HandlerOutputError",
-    "IdempotencyKeyReusedError", "InvalidArgumentError", "ModelAuthError", "ModelError", "ModelOutputError",
+    "IdempotencyKeyReusedError", "InvalidArgumentError",
+    "ModelAuthError", "ModelError", "ModelOutputError",
     "ModelRateLimitedError", "ModelRequestError", "ModelResponseError", "ModelTimeoutError",
     "ModelUnavailableError", "PayloadTooLargeError", "ResourceError",
     "ResourceUnavailableError", "StorageError", "SubtaskFailedError",

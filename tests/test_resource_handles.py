@@ -32,12 +32,12 @@ from actors import (
     ResourceLog,
     SubtaskHandle,
 )
-from actors._budget.client import BudgetLink
 from actors._agent.registry import AgentRegistry
+from actors._budget.client import BudgetLink
 from actors._resource.handle import WriterIdentity
-from actors.lowlevel import ResourceHost
 from actors._supervisor.handle import make_spec
 from actors._supervisor.types import Outcome
+from actors.lowlevel import ResourceHost
 from policies import ResourcePolicy, WriteAuthority
 from runtime import Envelope, ResourceUnavailableError, UnknownOperationError
 from runtime.testing import FakeClock

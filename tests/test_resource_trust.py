@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from resources_for_tests import Inventory, Item, Store
 
 from actors._agent.registry import AgentRegistry
-from actors._resource.calls import WriteCall, pack_calls, unpack_calls, unpack_results
+from actors._resource.calls import WriteCall, pack_calls, unpack_results
 from actors.lowlevel import ResourceCore, ResourceHost
 from policies import ResourcePolicy, WriteAuthority
 from runtime import (
@@ -151,9 +151,8 @@ def test_a_malformed_write_fails_alone_and_is_logged(tmp_path: Path) -> None:
         "NoneType",
     ]  # fmt: skip
     assert [r.value for r in results] == [1, None, None, None, 2]
-    assert [r.reason for r in ResourceCore(Inventory(), "inventory", tmp_path).log.rejections()] == [
-        "malformed"
-    ] * 3
+    log = ResourceCore(Inventory(), "inventory", tmp_path).log
+    assert [r.reason for r in log.rejections()] == ["malformed"] * 3
 
 
 def test_a_batch_that_is_not_a_list_of_writes_is_one_typed_error(tmp_path: Path) -> None:
@@ -327,9 +326,11 @@ _LEAVES = (
 )  # fmt: skip
 _VALUES = st.recursive(
     _LEAVES,
-    lambda inner: st.lists(inner, max_size=3)
-    | st.tuples(inner, inner)
-    | st.dictionaries(st.text(max_size=2), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=2), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 _KEYS = st.sampled_from(["a", "b", "c"])
@@ -345,9 +346,13 @@ _STEPS = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(steps=_STEPS)
-def test_live_state_always_equals_the_replay_type_strictly(tmp_path: Path, steps: list[Any]) -> None:
+def test_live_state_always_equals_the_replay_type_strictly(
+    tmp_path: Path, steps: list[Any]
+) -> None:
     root = tmp_path / uuid.uuid4().hex
     core = ResourceCore(Store(), "store", root)
     for step in steps:

@@ -172,10 +172,14 @@ def _deep(depth: int) -> Any:
 
 def direct_garbage(rng: random.Random) -> list[tuple[str, tuple[Any, ...]]]:
     """Calls straight to the actor's methods, as no handle would make them."""
-    blobs = [b"", b"\xc1", b"\x92\x91", encode({"a": 1}), encode([[1, 2]]), encode([None]),
-             encode([["restock", "notbytes", "w", 1, "k", "t", None, ""]]), "text", None, 7]  # fmt: skip
-    reads = [(["x"], encode([[], {}])), ("available", b"\xc1"), ("available", "x"),
-             ("available", encode([["A"], {1: 2}])), (None, None), ("everything", encode([[1], {}]))]  # fmt: skip
+    blobs = [
+        b"", b"\xc1", b"\x92\x91", encode({"a": 1}), encode([[1, 2]]), encode([None]),
+        encode([["restock", "notbytes", "w", 1, "k", "t", None, ""]]), "text", None, 7,
+    ]  # fmt: skip
+    reads = [
+        (["x"], encode([[], {}])), ("available", b"\xc1"), ("available", "x"),
+        ("available", encode([["A"], {1: 2}])), (None, None), ("everything", encode([[1], {}])),
+    ]  # fmt: skip
     fences = [("system", "x"), ("system", True), (None, 1), ("", 0), ("system", -1), (["w"], 1)]
     calls: list[tuple[str, tuple[Any, ...]]] = []
     for _ in range(300):
@@ -244,3 +248,42 @@ def test_thousands_of_bad_calls_change_nothing_and_get_typed_errors(system: Syst
     assert (after.value, after.version) == (before.value, before.version) == ({"A": 5}, 1)
     good = inventory.write(Write(op="restock", args=("A", 1)))
     assert (good.error, good.version, good.value) == (None, 2, 6)
+
+
+# -- clear errors for the careless ------------------------------------------------------------
+
+
+def test_a_second_system_on_other_storage_is_refused(system: System, tmp_path: Any) -> None:
+    from runtime import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        System.start(tmp_path / "elsewhere", namespace="other")
+    with System.start(system.root, namespace=system.namespace) as same:  # the same storage
+        assert same.root == system.root
+
+
+def test_the_log_of_an_unknown_resource_raises_and_creates_no_file(system: System) -> None:
+    from runtime import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        system.log("never-declared")
+    assert not (system.root / "resources" / "never-declared.sqlite").exists()
+
+
+def test_a_local_module_shadowing_a_package_is_one_clear_import_error(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "policies.py").write_text("LIMIT = 1\n")
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", "import actors"], cwd=tmp_path, capture_output=True, text=True,
+        env={"PYTHONPATH": f"{tmp_path}:{repo}", "PATH": "/usr/bin:/bin"}, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"ImportError: {tmp_path / 'policies.py'} shadows agentcast's 'policies' package "
+        "(it comes first on sys.path): rename that file or folder"
+    )

@@ -89,8 +89,14 @@ def pack_calls(calls: list[WriteCall]) -> bytes:
     return encode(
         [
             (
-                c.op, c.args, c.writer, c.writer_epoch, c.idem_key, c.trace_id,
-                c.expected_version, c.token,
+                c.op,
+                c.args,
+                c.writer,
+                c.writer_epoch,
+                c.idem_key,
+                c.trace_id,
+                c.expected_version,
+                c.token,
             )
             for c in calls
         ]
@@ -135,9 +141,7 @@ def _malformed(fields: list[Any], why: str) -> WriteCall:
 
     epoch = fields[3] if len(fields) > 3 and type(fields[3]) is int else 0
     token = fields[7] if len(fields) > 7 and isinstance(fields[7], str) else ""
-    return WriteCall(
-        text(0), b"", text(2), epoch, text(4), text(5), None, token, malformed=why
-    )
+    return WriteCall(text(0), b"", text(2), epoch, text(4), text(5), None, token, malformed=why)
 
 
 def pack_results(results: list[WriteResult[Any]]) -> bytes:

@@ -6,6 +6,7 @@ every rule here is tested without Ray.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -29,20 +30,13 @@ from runtime import (
     encode,
 )
 
+from .._agent.registry import TokenHolder
 from .calls import ReadResult, WriteCall, WriteResult, describe_error, error_payload
 from .declare import Operation, Resource, operations
 from .state_view import StateView, apply_changes, replay
 from .store import LogRecord, Rejection, ResourceLog
 
 _SQLITE_INT = (-(2**63), 2**63 - 1)
-
-
-class TokenHolder(Protocol):
-    """Who a writer token was issued to (``actors._agent.registry.TokenHolder``)."""
-
-    writer: str
-    epoch: int
-    revoked: bool
 
 
 class Tokens(Protocol):
@@ -191,10 +185,8 @@ class ResourceCore:
             if not isinstance(error, StorageError):
                 error = StorageError(f"{self.name}: batch failed: {describe_error(error)}")
             self.needs_recovery = True
-            try:
+            with contextlib.suppress(Exception):  # retried before the next batch or read
                 self._recover()
-            except Exception:  # noqa: S110 -- retried before the next batch or read
-                pass
         return [WriteResult(start_version, error=error) for _ in range(count)]
 
     def _apply_one(self, call: WriteCall, batch: _Batch) -> WriteResult[Any]:

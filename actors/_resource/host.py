@@ -15,6 +15,7 @@ answers ``FencedError`` and then exits, so a zombie never serves stale state.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,7 +141,7 @@ class ResourceHost:
     async def exit_fenced(self) -> None:
         """Leave for good (a newer incarnation serves the resource); Ray does not
         restart an actor that exits on purpose."""
-        ray.actor.exit_actor()
+        ray.actor.exit_actor()  # type: ignore[no-untyped-call]
 
     def _exit_if_fenced(self) -> None:
         """Once fenced, answer the calls in flight and then exit (by a call to itself:
@@ -148,10 +149,8 @@ class ResourceHost:
         if self._exiting or self._core is None or not self._core.fenced:
             return
         self._exiting = True
-        try:
+        with contextlib.suppress(Exception):  # not running as a Ray actor (plain-class use)
             ray.get_runtime_context().current_actor.exit_fenced.remote()
-        except Exception:  # noqa: S110 -- not running as a Ray actor (plain-class use)
-            pass
 
     async def status(self) -> dict[str, Any]:
         """Version, incarnation and queue depth, for ``agentcast status`` and tests."""
