@@ -25,7 +25,7 @@ ACTORS = {
 }  # fmt: skip
 
 LOWLEVEL = {
-    "AgentHost", "BudgetCore", "BudgetHost", "Grant", "MeteredModel", "ResourceCore",
+    "AgentHost", "AuditRecord", "BudgetCore", "BudgetHost", "Grant", "MeteredModel", "ResourceCore",
     "ResourceHost", "SpendContext", "SubtaskSpec", "SupervisorCore", "SupervisorHost",
     "WriteCall",
 }  # fmt: skip

@@ -365,3 +365,12 @@ def test_live_state_always_equals_the_replay_type_strictly(
         assert encode(core.state) == encode(recovered.state)
         assert _types(core.state) == _types(recovered.state)
         recovered.close()
+
+
+def test_the_audit_comes_back_as_values_and_the_log_replays(tmp_path: Path) -> None:
+    core = ResourceCore(Store(), "store", tmp_path)
+    core.apply_batch([call("put", "x", [1, 2.5], key="k1"), call("scale", "y", 2.0)])
+    first, second = core.log.audit()
+    assert (first.op, first.args, first.kwargs, first.result) == ("put", ["x", [1, 2.5]], {}, None)
+    assert (second.result, second.changes) == (2.0, [["y", False, None, True, 2.0]])
+    assert core.log.replay() == core.state == {"x": [1, 2.5], "y": 2.0}

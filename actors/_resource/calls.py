@@ -7,6 +7,7 @@ spends on a write. Only a refused write's error travels pickled, inside the blob
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -15,6 +16,9 @@ from ray import cloudpickle
 from runtime import InvalidArgumentError, WriteFailedError, decode, encode
 
 T = TypeVar("T")
+
+SQLITE_INT = (-(2**63), 2**63 - 1)
+"""The integers a SQLite column holds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,3 +163,57 @@ def unpack_results(blob: bytes) -> list[WriteResult[Any]]:
         WriteResult(version, value, None if error is None else cloudpickle.loads(error), duplicate)
         for version, value, duplicate, error in decode(blob)
     ]
+
+
+def listed_args(args: Any) -> list[Any]:
+    """A write's or read's positional arguments as a list.
+
+    Raises:
+        InvalidArgumentError: not a sequence (a str or bytes is one argument, not many).
+    """
+    if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
+        raise InvalidArgumentError(f"args must be a sequence, not {type(args).__name__}")
+    return list(args)
+
+
+def keyword_args(kwargs: Any) -> dict[str, Any]:
+    """A write's or read's keyword arguments as a dict.
+
+    Raises:
+        InvalidArgumentError: not a mapping with str keys.
+    """
+    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+        raise InvalidArgumentError("kwargs must be a mapping with str keys")
+    return dict(kwargs)
+
+
+def decode_arguments(args: Any) -> tuple[list[Any], dict[str, Any]]:
+    """``[positional, keyword]`` from their encoding.
+
+    Raises:
+        InvalidArgumentError: not the encoding of a list and a dict with str keys.
+    """
+    if not isinstance(args, bytes):
+        raise InvalidArgumentError(f"arguments must be bytes, not {type(args).__name__}")
+    decoded = decode(args)
+    if not (
+        isinstance(decoded, list)
+        and len(decoded) == 2
+        and isinstance(decoded[0], list)
+        and isinstance(decoded[1], dict)
+    ):
+        raise InvalidArgumentError("arguments must encode [positional list, keyword dict]")
+    return decoded[0], decoded[1]
+
+
+def check_fence(writer: Any, min_epoch: Any) -> None:
+    """Refuse a fence that could not be stored as one.
+
+    Raises:
+        InvalidArgumentError: ``writer`` is not a non-empty str, or ``min_epoch`` is not
+            an int (not a bool) in 0..2**63-1.
+    """
+    if not isinstance(writer, str) or not writer:
+        raise InvalidArgumentError(f"a fence's writer must be a non-empty str, not {writer!r}")
+    if type(min_epoch) is not int or not 0 <= min_epoch <= SQLITE_INT[1]:
+        raise InvalidArgumentError(f"a fence's min_epoch must be an int >= 0, not {min_epoch!r}")

@@ -31,12 +31,19 @@ from runtime import (
 )
 
 from .._agent.registry import TokenHolder
-from .calls import ReadResult, WriteCall, WriteResult, describe_error, error_payload
+from .calls import (
+    SQLITE_INT,
+    ReadResult,
+    WriteCall,
+    WriteResult,
+    check_fence,
+    decode_arguments,
+    describe_error,
+    error_payload,
+)
 from .declare import Operation, Resource, operations
 from .state_view import StateView, apply_changes, replay
 from .store import LogRecord, Rejection, ResourceLog
-
-_SQLITE_INT = (-(2**63), 2**63 - 1)
 
 
 class Tokens(Protocol):
@@ -316,7 +323,7 @@ class ResourceCore:
             at=at,
             op=call.op,
             writer=call.writer,  # what the call claimed
-            writer_epoch=min(max(call.writer_epoch, _SQLITE_INT[0]), _SQLITE_INT[1]),
+            writer_epoch=min(max(call.writer_epoch, SQLITE_INT[0]), SQLITE_INT[1]),
             idem_key=call.idem_key,
             trace_id=call.trace_id,
             reason=refused.reason,
@@ -373,35 +380,3 @@ class ResourceCore:
     def fenced(self) -> bool:
         """Whether a newer incarnation has taken over: this one must stop."""
         return self._fenced is not None
-
-
-def decode_arguments(args: Any) -> tuple[list[Any], dict[str, Any]]:
-    """``[positional, keyword]`` from their encoding.
-
-    Raises:
-        InvalidArgumentError: not the encoding of a list and a dict with str keys.
-    """
-    if not isinstance(args, bytes):
-        raise InvalidArgumentError(f"arguments must be bytes, not {type(args).__name__}")
-    decoded = decode(args)
-    if not (
-        isinstance(decoded, list)
-        and len(decoded) == 2
-        and isinstance(decoded[0], list)
-        and isinstance(decoded[1], dict)
-    ):
-        raise InvalidArgumentError("arguments must encode [positional list, keyword dict]")
-    return decoded[0], decoded[1]
-
-
-def check_fence(writer: Any, min_epoch: Any) -> None:
-    """Refuse a fence that could not be stored as one.
-
-    Raises:
-        InvalidArgumentError: ``writer`` is not a non-empty str, or ``min_epoch`` is not
-            an int (not a bool) in 0..2**63-1.
-    """
-    if not isinstance(writer, str) or not writer:
-        raise InvalidArgumentError(f"a fence's writer must be a non-empty str, not {writer!r}")
-    if type(min_epoch) is not int or not 0 <= min_epoch <= _SQLITE_INT[1]:
-        raise InvalidArgumentError(f"a fence's min_epoch must be an int >= 0, not {min_epoch!r}")

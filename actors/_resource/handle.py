@@ -30,7 +30,15 @@ from runtime import (
 )
 
 from .._reconnect import Plan, Reconnect, reconnecting, run_async, run_blocking
-from .calls import ReadResult, WriteCall, WriteResult, pack_calls, unpack_results
+from .calls import (
+    ReadResult,
+    WriteCall,
+    WriteResult,
+    keyword_args,
+    listed_args,
+    pack_calls,
+    unpack_results,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,9 +69,8 @@ class KeySource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class WriterIdentity:
-    """Who writes: the agent's name (or "system"), its epoch, and the writer token the
-    system issued to this incarnation (the capability the resource checks; the name and
-    epoch only say what the writes claim)."""
+    """Who writes: the agent's name (or "system") and epoch, which writes only claim, and
+    the writer token the system issued to this incarnation, which the resource checks."""
 
     writer: str
     epoch: int
@@ -103,9 +110,8 @@ class ResourceCalls:
         self._described: _Described | None = None
 
     def _call(self, send: Callable[[], Any]) -> Plan[Any]:
-        """Every call to the actor: re-sent while it restarts, its own errors as
-        themselves, and given up at the ``Reconnect`` deadline also when the actor is
-        alive but never answers."""
+        """Every call to the actor: re-sent while it restarts, its own errors as themselves,
+        given up at the ``Reconnect`` deadline also when the actor never answers."""
         limit = self.reconnect.give_up_after.total_seconds()
         deadline = self.clock.monotonic() + limit
         try:
@@ -178,14 +184,14 @@ class ResourceCalls:
     ) -> Plan[ReadResult[Any]]:
         if not isinstance(op, str) or described.kinds.get(op) != "read":
             raise UnknownOperationError(self.name, op if isinstance(op, str) else repr(op))
-        data = encode([_listed(args), _keywords(kwargs)], limit=described.max_payload)
+        data = encode([listed_args(args), keyword_args(kwargs)], limit=described.max_payload)
         result: ReadResult[Any] = yield from self._call(partial(self.actor.read.remote, op, data))
         return result
 
     def _stamp(self, write: Write, max_payload: int) -> WriteCall:
         if not isinstance(write, Write):
             raise InvalidArgumentError(f"write_many takes Write items, not {type(write).__name__}")
-        args = encode([_listed(write.args), _keywords(write.kwargs)], limit=max_payload)
+        args = encode([listed_args(write.args), keyword_args(write.kwargs)], limit=max_payload)
         trace_id, derived = self.keys.next_key()
         return WriteCall(
             op=write.op,
@@ -197,18 +203,6 @@ class ResourceCalls:
             expected_version=write.expected_version,
             token=self.identity.token,
         )
-
-
-def _listed(args: Any) -> list[Any]:
-    if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
-        raise InvalidArgumentError(f"args must be a sequence, not {type(args).__name__}")
-    return list(args)
-
-
-def _keywords(kwargs: Any) -> dict[str, Any]:
-    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
-        raise InvalidArgumentError("kwargs must be a mapping with str keys")
-    return dict(kwargs)
 
 
 class ResourceHandle:

@@ -34,8 +34,16 @@ from runtime import (
 )
 
 from .._agent.registry import AgentRegistry
-from .calls import ReadResult, WriteCall, WriteResult, pack_results, unpack_calls
-from .core import ResourceCore, check_fence, decode_arguments
+from .calls import (
+    ReadResult,
+    WriteCall,
+    WriteResult,
+    check_fence,
+    decode_arguments,
+    pack_results,
+    unpack_calls,
+)
+from .core import ResourceCore
 from .declare import Resource
 
 

@@ -15,11 +15,12 @@ are changes that reach the log.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime import InvalidArgumentError, decode, encode
 
-from .store import LogRecord
+if TYPE_CHECKING:
+    from .store import LogRecord
 
 _IMMUTABLE = (int, float, str, bytes, bool, type(None))
 _ABSENT = object()

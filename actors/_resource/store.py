@@ -15,7 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from policies import Durability
-from runtime import FencedError, StorageError, check_name, connect, transaction
+from runtime import (
+    FencedError,
+    StorageError,
+    check_name,
+    connect,
+    decode,
+    encode,
+    transaction,
+)
+
+from .state_view import replay
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -63,6 +73,35 @@ class LogRecord:
     trace_id: str
     at: str
     diff: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One committed write as values, for reading the audit (``ResourceLog.audit``).
+
+    Attributes:
+        version: the version it committed as.
+        op: the ``@write`` method.
+        args: its positional arguments. kwargs: its keyword arguments.
+        result: what it returned.
+        writer: the writer its token was issued to. writer_epoch: that writer's epoch.
+        incarnation: the resource incarnation that committed it.
+        idem_key: its idempotency key. trace_id: its trace. at: when (ISO 8601, UTC).
+        changes: ``[key, had_before, before, has_after, after]`` per changed key.
+    """
+
+    version: int
+    op: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    result: Any
+    writer: str
+    writer_epoch: int
+    incarnation: int
+    idem_key: str
+    trace_id: str
+    at: str
+    changes: list[list[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +268,22 @@ class ResourceLog:
         )
         for row in cursor:
             yield LogRecord(*row)
+
+    def audit(self, *, after: int = 0) -> Iterator[AuditRecord]:
+        """Committed writes with version > ``after``, decoded, in version order."""
+        for r in self.records(after=after):
+            args, kwargs = decode(r.args)
+            yield AuditRecord(
+                r.version, r.op, args, kwargs, decode(r.result), r.writer, r.writer_epoch,
+                r.incarnation, r.idem_key, r.trace_id, r.at, decode(r.diff),
+            )  # fmt: skip
+
+    def replay(self, initial: dict[Any, Any] | None = None) -> dict[Any, Any]:
+        """The state the log's writes build from ``initial`` (the resource's
+        ``initial_state()``; default empty): what a restarted resource recovers."""
+        state: dict[Any, Any] = decode(encode(dict(initial or {})))
+        replay(state, self.records())
+        return state
 
     def rejections(self) -> list[Rejection]:
         """Every refused attempt, oldest first."""
