@@ -287,3 +287,30 @@ def test_a_local_module_shadowing_a_package_is_one_clear_import_error(tmp_path: 
         f"ImportError: {tmp_path / 'policies.py'} shadows agentcast's 'policies' package "
         "(it comes first on sys.path): rename that file or folder"
     )
+
+
+def test_a_malformed_write_among_concurrent_callers_fails_no_one_else(system: System) -> None:
+    import threading
+
+    inventory = system.resource(Inventory, name="inv")
+    failed: list[Any] = []
+
+    def good(i: int) -> None:
+        for j in range(3):
+            result = inventory.write(Write(op="restock", args=(f"s{i}", 1), key=f"g{i}.{j}"))
+            if result.error is not None:
+                failed.append(result.error)
+
+    def bad() -> None:
+        for _ in range(20):
+            result = inventory.write(Write(op=None, args=("A", 1)))  # type: ignore[arg-type]
+            failed.append(None if result.error is None else "refused")
+
+    threads = [threading.Thread(target=good, args=(i,)) for i in range(24)]
+    threads.append(threading.Thread(target=bad))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failed == ["refused"] * 20  # the 72 good writes all committed
+    assert inventory.status()["version"] == 72
