@@ -107,10 +107,11 @@ def test_unauthorized_writer_error_lists_the_declared_writers(tmp_path: Path) ->
 # -- 2. a key is bound to its writer, op and arguments ---------------------------------------
 
 
-def test_a_key_never_answers_for_another_writer_or_another_write(tmp_path: Path) -> None:
+def test_a_key_never_answers_for_an_unauthorized_writer_or_another_write(tmp_path: Path) -> None:
     registry = AgentRegistry(tmp_path)
     orders, intruder = registry.issue_token("orders", 1), registry.issue_token("intruder", 1)
-    core = guarded(tmp_path, writers=["orders"])
+    spare = registry.issue_token("spare", 1)
+    core = guarded(tmp_path, writers=["orders", "spare"])
     assert core.apply_batch([call("restock", "A", 10, key="k", token=orders)])[0].value == 10
     stolen = core.apply_batch([call("reserve", "B", 99, key="k", token=intruder)])[0]
     assert isinstance(stolen.error, UnauthorizedWriterError) and not stolen.duplicate
@@ -120,10 +121,12 @@ def test_a_key_never_answers_for_another_writer_or_another_write(tmp_path: Path)
     assert isinstance(other_args.error, IdempotencyKeyReusedError)
     same = core.apply_batch([call("restock", "A", 10, key="k", token=orders)])[0]
     assert (same.value, same.duplicate, same.version) == (10, True, 1)
+    rerouted = core.apply_batch([call("restock", "A", 10, key="k", token=spare)])[0]
+    assert (rerouted.value, rerouted.duplicate) == (10, True)  # the same write of one task
     assert [r.reason for r in core.log.rejections()] == [
         "unauthorized", "key_reused", "key_reused",
     ]  # fmt: skip
-    restarted = guarded(tmp_path, writers=["orders"])  # the binding is durable
+    restarted = guarded(tmp_path, writers=["orders", "spare"])  # the binding is durable
     again = restarted.apply_batch([call("restock", "A", 12, key="k", token=orders)])[0]
     assert isinstance(again.error, IdempotencyKeyReusedError)
     assert restarted.state == {"A": 10}

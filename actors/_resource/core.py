@@ -54,11 +54,12 @@ class Tokens(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class _Seen:
-    """A committed idempotency key: its version, stored result, and what it was bound to."""
+    """A committed idempotency key: its version, stored result, and the write it is bound
+    to. Not its writer: a key derived from a task belongs to the task, and a task rerouted
+    to another (authorized) agent must get its earlier attempt's result for the same write."""
 
     version: int
     result: bytes
-    writer: str
     op: str
     args_digest: bytes
 
@@ -201,7 +202,7 @@ class ResourceCore:
         digest = _args_digest(call.args)
         seen = batch.keys.get(call.idem_key)
         if seen is not None:  # authority is checked first: a key answers only its writer
-            if (seen.writer, seen.op, seen.args_digest) != (writer, call.op, digest):
+            if (seen.op, seen.args_digest) != (call.op, digest):
                 reused = IdempotencyKeyReusedError(self.name, call.idem_key)
                 raise _Refused(reused, "key_reused")
             return WriteResult(seen.version, decode(seen.result), duplicate=True)
@@ -224,7 +225,7 @@ class ResourceCore:
             raise
         self.version = record.version
         batch.records.append(record)
-        batch.keys[call.idem_key] = _Seen(record.version, result, writer, call.op, digest)
+        batch.keys[call.idem_key] = _Seen(record.version, result, call.op, digest)
         return WriteResult(record.version, value)
 
     def _identify(self, call: WriteCall) -> tuple[str, int]:
@@ -283,8 +284,8 @@ class ResourceCore:
         found = {key: self._keys[key] for key in keys if key in self._keys}
         missing = [key for key in keys if key not in found]
         if missing:
-            for key, (version, result, writer, op, args) in self._log.committed(missing).items():
-                found[key] = _Seen(version, result, writer, op, _args_digest(args))
+            for key, (version, result, op, args) in self._log.committed(missing).items():
+                found[key] = _Seen(version, result, op, _args_digest(args))
         return found
 
     def _remember_keys(self, batch_keys: dict[str, _Seen]) -> None:

@@ -227,20 +227,19 @@ class ResourceLog:
             )
             conn.execute("DELETE FROM snapshot WHERE version < ?", (version,))
 
-    def committed(self, idem_keys: list[str]) -> dict[str, tuple[int, bytes, str, str, bytes]]:
-        """Version, stored result, writer, op and arguments of each of ``idem_keys`` that
-        has committed.
+    def committed(self, idem_keys: list[str]) -> dict[str, tuple[int, bytes, str, bytes]]:
+        """Version, stored result, op and arguments of each of ``idem_keys`` that has
+        committed.
 
         Raises:
             StorageError: the log could not be read.
         """
-        found: dict[str, tuple[int, bytes, str, str, bytes]] = {}
+        found: dict[str, tuple[int, bytes, str, bytes]] = {}
         for start in range(0, len(idem_keys), 500):  # under SQLite's bound-variable limit
             chunk = idem_keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._read(
-                "SELECT idem_key, version, result, writer, op, args FROM log "
-                f"WHERE idem_key IN ({marks})",
+                f"SELECT idem_key, version, result, op, args FROM log WHERE idem_key IN ({marks})",
                 chunk,
             )
             found.update({row[0]: row[1:] for row in rows})
