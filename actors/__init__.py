@@ -4,6 +4,28 @@ These are the names a user writes code against. The plain-class cores and the Ra
 behind them, for tests and for embedding, are in ``actors.lowlevel``.
 """
 
+
+# A user's own ``policies.py`` (or ``runtime``, ``actors``) earlier on sys.path would be
+# imported instead of this project's package, with baffling errors later: refuse it here,
+# naming the file. (Repeated in each package: a shadowed sibling cannot hold the check.)
+def _refuse_shadowed_siblings() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for name in ("policies", "runtime", "actors"):
+        spec = importlib.util.find_spec(name)
+        origin = None if spec is None else spec.origin
+        if origin is not None and Path(origin).resolve() != root / name / "__init__.py":
+            raise ImportError(
+                f"{origin} shadows agentcast's {name!r} package (it comes first on sys.path): "
+                "rename that file or folder"
+            )
+
+
+_refuse_shadowed_siblings()
+
+
 from ._agent.agent import Agent as Agent
 from ._agent.agent import handler as handler
 from ._budget.breakers import BreakerView as BreakerView

@@ -49,6 +49,10 @@ from ._supervisor.host import SUPERVISOR_ACTOR, SupervisorHost
 
 DEFAULT_NAMESPACE = "agentcast"
 
+# Storage of the Systems running in this process, and how many use each: two Systems on
+# different storage would split one cluster's state between two folders.
+_RUNNING: dict[Path, int] = {}
+
 
 class _DriverKeys:
     """Keys of the driver's writes: unique per call, under the system's trace id."""
@@ -98,6 +102,14 @@ class System:
         budgets: BudgetSpec = None,
         retry_budget: RetryBudget | None = None,
     ) -> None:
+        others = [str(other) for other in _RUNNING if other != root.resolve()]
+        if others:
+            raise ConfigurationError(
+                f"a System on storage {others[0]} runs in this process: shut it down before "
+                f"starting one on {root}"
+            )
+        _RUNNING[root.resolve()] = _RUNNING.get(root.resolve(), 0) + 1
+        self._running = True
         self.root = root
         self.namespace = check_name("namespace", namespace)
         self.trace_id = new_trace_id()
@@ -105,6 +117,7 @@ class System:
         self._spawned: list[Any] = []
         self._agents: set[str] = set()
         self._registry = AgentRegistry(root)
+        self._driver_identity = WriterIdentity("system", 0, self._registry.issue_token("system", 0))
         self._budget_policy = budget_policy(budgets)
         self.retry_budget = retry_budget
         self._budget: BudgetHandle | None = None
@@ -225,9 +238,7 @@ class System:
             ConfigurationError: no such resource.
         """
         actor = lookup(resource_actor_name(name), self.namespace)
-        handle = ResourceHandle(
-            actor, name, WriterIdentity("system", 0), _DriverKeys(self.trace_id)
-        )
+        handle = ResourceHandle(actor, name, self._driver_identity, _DriverKeys(self.trace_id))
         handle.operations()  # the resource has recovered and answers before this returns
         return handle
 
@@ -235,8 +246,15 @@ class System:
         """The durable log of resource ``name``, opened from this machine's storage.
 
         Opening it does not bump the incarnation; use it to read records and rejections.
+
+        Raises:
+            ConfigurationError: no resource ``name`` has a log in this storage (no file
+                is created).
         """
-        return ResourceLog(self.root, check_name("resource", name))
+        path = self.root / "resources" / f"{check_name('resource', name)}.sqlite"
+        if not path.exists():
+            raise ConfigurationError(f"no resource {name!r} in {self.root}")
+        return ResourceLog(self.root, name)
 
     def agent(
         self, cls: type[Agent], *, name: str, replicas: int = 1, model: Any = None
@@ -258,6 +276,7 @@ class System:
             runtime = AgentRuntime(
                 name=name, replica=i, epoch=epoch, namespace=self.namespace, model=model,
                 storage=str(self.root), budget_policy=self._budget_policy,
+                token=self._registry.issue_token(name, epoch),
             )  # fmt: skip
             actors.append(spawn_replica(cls, runtime))
         self._spawned.extend(actors)
@@ -338,6 +357,12 @@ class System:
             ray.kill(actor, no_restart=True)
         self._spawned.clear()
         self._registry.close()
+        root = self.root.resolve()
+        if self._running:
+            self._running = False
+            _RUNNING[root] -= 1
+            if not _RUNNING[root]:
+                del _RUNNING[root]
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
 

@@ -14,12 +14,14 @@ from ._budget.metered_model import MeteredModel as MeteredModel
 from ._resource.calls import WriteCall as WriteCall
 from ._resource.core import ResourceCore as ResourceCore
 from ._resource.host import ResourceHost as ResourceHost
+from ._resource.store import AuditRecord as AuditRecord
 from ._supervisor.core import SupervisorCore as SupervisorCore
 from ._supervisor.host import SupervisorHost as SupervisorHost
 from ._supervisor.types import SubtaskSpec as SubtaskSpec
 
 __all__ = [
     "AgentHost",
+    "AuditRecord",
     "BudgetCore",
     "BudgetHost",
     "Grant",

@@ -1,5 +1,27 @@
 """Frozen policy values and pure decision functions. Never imports ray."""
 
+
+# A user's own ``policies.py`` (or ``runtime``, ``actors``) earlier on sys.path would be
+# imported instead of this project's package, with baffling errors later: refuse it here,
+# naming the file. (Repeated in each package: a shadowed sibling cannot hold the check.)
+def _refuse_shadowed_siblings() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for name in ("policies", "runtime", "actors"):
+        spec = importlib.util.find_spec(name)
+        origin = None if spec is None else spec.origin
+        if origin is not None and Path(origin).resolve() != root / name / "__init__.py":
+            raise ImportError(
+                f"{origin} shadows agentcast's {name!r} package (it comes first on sys.path): "
+                "rename that file or folder"
+            )
+
+
+_refuse_shadowed_siblings()
+
+
 from ._authority import WriteAuthority as WriteAuthority
 from ._breaker import BreakerPolicy as BreakerPolicy
 from ._breaker import BreakerState as BreakerState

@@ -6,6 +6,28 @@ Everything ``actors`` needs from here is exported below: no other package import
 ``runtime._private`` module (an import-linter contract holds it).
 """
 
+
+# A user's own ``policies.py`` (or ``runtime``, ``actors``) earlier on sys.path would be
+# imported instead of this project's package, with baffling errors later: refuse it here,
+# naming the file. (Repeated in each package: a shadowed sibling cannot hold the check.)
+def _refuse_shadowed_siblings() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for name in ("policies", "runtime", "actors"):
+        spec = importlib.util.find_spec(name)
+        origin = None if spec is None else spec.origin
+        if origin is not None and Path(origin).resolve() != root / name / "__init__.py":
+            raise ImportError(
+                f"{origin} shadows agentcast's {name!r} package (it comes first on sys.path): "
+                "rename that file or folder"
+            )
+
+
+_refuse_shadowed_siblings()
+
+
 from ._applier import SerialApplier as SerialApplier
 from ._clock import Clock as Clock
 from ._clock import SystemClock as SystemClock
@@ -48,6 +70,7 @@ from .errors import ConfigurationError as ConfigurationError
 from .errors import ConflictError as ConflictError
 from .errors import FencedError as FencedError
 from .errors import HandlerOutputError as HandlerOutputError
+from .errors import IdempotencyKeyReusedError as IdempotencyKeyReusedError
 from .errors import InvalidArgumentError as InvalidArgumentError
 from .errors import ModelAuthError as ModelAuthError
 from .errors import ModelError as ModelError
@@ -82,6 +105,7 @@ __all__ = [
     "FailureReason",
     "FencedError",
     "HandlerOutputError",
+    "IdempotencyKeyReusedError",
     "InvalidArgumentError",
     "Message",
     "ModelAuthError",

@@ -2,7 +2,9 @@
 
 Only plain data crosses into a resource: None, bool, int, float, str, bytes, lists,
 tuples and dicts of them, and pydantic models (sent as their JSON-mode dump). Anything
-else is refused on the caller's side, before it reaches the applier.
+else is refused on the caller's side, before it reaches the applier, and so is what
+the decoder could not read back: dict keys other than str and int, nesting deeper than
+``MAX_DEPTH``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ import msgpack
 from pydantic import BaseModel
 
 from .errors import InvalidArgumentError, PayloadTooLargeError
+
+MAX_DEPTH = 100
+"""How deeply lists and dicts may nest in encoded data (the decoder's stack is bounded)."""
+
+_SCALARS = (str, int, float, bool, bytes, type(None))
 
 
 def _default(value: Any) -> Any:
@@ -30,6 +37,8 @@ def encode(value: Any, *, limit: int | None = None) -> bytes:
         InvalidArgumentError: the value holds something that is not plain data.
         PayloadTooLargeError: the encoding is longer than ``limit`` bytes.
     """
+    if not isinstance(value, _SCALARS):
+        _check_readable(value, MAX_DEPTH)
     try:
         data: bytes = msgpack.packb(value, default=_default, use_bin_type=True)
     except InvalidArgumentError:
@@ -41,6 +50,33 @@ def encode(value: Any, *, limit: int | None = None) -> bytes:
     return data
 
 
+def _check_readable(value: Any, depth: int) -> None:
+    """Refuse what msgpack would encode but ``decode`` could not read back."""
+    if depth <= 0:
+        raise InvalidArgumentError(f"data nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if type(key) is not str and type(key) is not int:
+                raise InvalidArgumentError(
+                    f"dict key {key!r} of type {type(key).__name__}: keys must be str or int"
+                )
+            if not isinstance(item, _SCALARS):
+                _check_readable(item, depth - 1)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            if not isinstance(item, _SCALARS):
+                _check_readable(item, depth - 1)
+    elif isinstance(value, BaseModel):
+        _check_readable(value.model_dump(mode="json"), depth - 1)
+
+
 def decode(data: bytes) -> Any:
-    """Decode msgpack bytes made by ``encode``; arrays come back as lists."""
-    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+    """Decode msgpack bytes made by ``encode``; arrays come back as lists.
+
+    Raises:
+        InvalidArgumentError: ``data`` is not bytes, or not what ``encode`` makes.
+    """
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception as error:  # msgpack raises many unrelated types for bad bytes
+        raise InvalidArgumentError(f"not decodable: {type(error).__name__}: {error}") from None

@@ -10,7 +10,8 @@ Every error the runtime raises on purpose is an ``AgentcastError``::
     ├── ResourceError                 refused or failed by a resource actor
     │   ├── UnknownOperationError     no such @write or @read method
     │   ├── ConflictError             expected_version did not match
-    │   ├── UnauthorizedWriterError   writer not among the declared writers
+    │   ├── UnauthorizedWriterError   no valid writer token, or not a declared writer
+    │   ├── IdempotencyKeyReusedError a committed key sent again with other content
     │   ├── FencedError               a stale incarnation or a stale writer epoch
     │   ├── WriteFailedError          the write method raised an error that cannot travel
     │   └── ResourceUnavailableError  the actor died or restarted mid-call: outcome unknown
@@ -118,11 +119,35 @@ class ConflictError(ResourceError):
 
 
 class UnauthorizedWriterError(ResourceError):
-    """The writer is not among the resource's declared writers. The attempt is logged."""
+    """The call carries no valid writer token, or its writer is not among the
+    resource's declared writers. The attempt is logged.
 
-    def __init__(self, resource: str, writer: str) -> None:
-        super().__init__(resource, f"writer {writer!r} is not a declared writer")
+    Attributes:
+        writer: the writer the call named (for a call without a valid token, a claim).
+        declared: the declared writers, sorted (empty when every writer is admitted).
+    """
+
+    def __init__(
+        self, resource: str, writer: str, declared: tuple[str, ...] = (), why: str = ""
+    ) -> None:
+        listed = ", ".join(repr(w) for w in declared) or "any writer with a valid token"
+        reason = why or f"writer {writer!r} is not a declared writer"
+        super().__init__(resource, f"{reason} (declared: {listed})")
         self.writer = writer
+        self.declared = declared
+
+
+class IdempotencyKeyReusedError(ResourceError):
+    """An idempotency key that already committed came again with another writer,
+    operation or arguments: never someone else's stored result. Nothing was applied.
+
+    Attributes:
+        key: the idempotency key.
+    """
+
+    def __init__(self, resource: str, key: str) -> None:
+        super().__init__(resource, f"idempotency key {key!r} already committed with other content")
+        self.key = key
 
 
 class FencedError(ResourceError):

@@ -217,3 +217,70 @@ class FaceProber(Agent):
     @handler
     async def probe(self, probe: Probe) -> ProbeReport:
         return ProbeReport(outcomes=await probe_async(self.resource(probe.resource)))
+
+
+# -- resources for the trust-boundary tests ------------------------------------------------
+
+
+class Store(Resource):
+    """Keeps whatever it is given, as given: a value's type must survive a restart."""
+
+    @write
+    def put(self, state: dict[str, Any], key: str, value: Any) -> None:
+        state[key] = value
+
+    @write
+    def put_pair(self, state: dict[str, Any], key: str, first: Any, second: Any) -> None:
+        state[key] = (first, second)
+
+    @write
+    def put_item(self, state: dict[str, Any], key: str, item: Item) -> None:
+        state[key] = item
+
+    @write
+    def put_in(self, state: dict[str, Any], key: str, inner: str, value: Any) -> None:
+        state.setdefault(key, {})[inner] = value
+
+    @write
+    def drop(self, state: dict[str, Any], key: str) -> None:
+        state.pop(key, None)
+
+    @write
+    def scale(self, state: dict[str, Any], key: str, factor: float) -> float:
+        state[key] = state.get(key, 1.0) * factor
+        return float(state[key])
+
+    @read
+    def get(self, state: dict[str, Any], key: str) -> Any:
+        return state.get(key)
+
+
+class Stalling(Resource):
+    """A write that blocks the actor's event loop: the actor is alive but answers nothing."""
+
+    @write
+    def stall(self, state: dict[str, Any], seconds: float) -> None:
+        import time
+
+        time.sleep(seconds)
+
+    @read
+    def ping(self, state: dict[str, Any]) -> str:
+        return "pong"
+
+
+class Whoami(BaseModel):
+    pass
+
+
+class Capability(BaseModel):
+    token: str
+    epoch: int
+
+
+class Leaker(Agent):
+    """Hands out its own writer token: what a buggy agent could leak (tests only)."""
+
+    @handler
+    async def leak(self, ask: Whoami) -> Capability:
+        return Capability(token=self._runtime.token, epoch=self._runtime.epoch)

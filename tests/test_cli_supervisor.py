@@ -56,7 +56,9 @@ def test_kill_from_the_command_line_fences_the_agent(
     }  # fmt: skip
     # A write stamped as the killed incarnation of the agent is refused from now on.
     actor = ray.get_actor("resource:inventory", namespace=system.namespace)
-    identity = WriterIdentity("workers", old_epoch)
+    # (a token of the old epoch, as the killed incarnation held)
+    old_token = system._registry.issue_token("workers", old_epoch)
+    identity = WriterIdentity("workers", old_epoch, old_token)
     as_killed_agent = ResourceHandle(actor, "inventory", identity, _DriverKeys(system.trace_id))
     assert isinstance(as_killed_agent.write("restock", "A", 1).error, FencedError)
     assert [r.writer for r in system.log("inventory").records()] == ["workers"]

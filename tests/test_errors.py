@@ -33,6 +33,8 @@ SAMPLES: list[errors.AgentcastError] = [
     errors.UnknownOperationError("inv", "nope"),
     errors.ConflictError("inv", 1, 2),
     errors.UnauthorizedWriterError("inv", "mallory"),
+    errors.UnauthorizedWriterError("inv", "mallory", ("orders", "system"), "no valid token"),
+    errors.IdempotencyKeyReusedError("inv", "order-42"),
     errors.FencedError("inv", "stale"),
     errors.WriteFailedError("inv", "op", "Boom", "detail"),
     errors.ResourceUnavailableError("inv", "down"),

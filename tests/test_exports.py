@@ -27,7 +27,7 @@ ACTORS = {
 }  # fmt: skip
 
 LOWLEVEL = {
-    "AgentHost", "BudgetCore", "BudgetHost", "Grant", "MeteredModel", "ResourceCore",
+    "AgentHost", "AuditRecord", "BudgetCore", "BudgetHost", "Grant", "MeteredModel", "ResourceCore",
     "ResourceHost", "SpendContext", "SubtaskSpec", "SupervisorCore", "SupervisorHost",
     "WriteCall",
 }  # fmt: skip
@@ -36,7 +36,8 @@ RUNTIME = {
     # errors
     "AgentError", "AgentcastError", "BudgetExceededError", "CircuitOpenError",
     "ConfigurationError", "ConflictError", "FencedError", "HandlerOutputError",
-    "InvalidArgumentError", "ModelAuthError", "ModelError", "ModelOutputError",
+    "IdempotencyKeyReusedError", "InvalidArgumentError",
+    "ModelAuthError", "ModelError", "ModelOutputError",
     "ModelRateLimitedError", "ModelRequestError", "ModelResponseError", "ModelTimeoutError",
     "ModelUnavailableError", "PayloadTooLargeError", "ResourceError",
     "ResourceUnavailableError", "StorageError", "SubtaskFailedError",

@@ -32,6 +32,7 @@ from actors import (
     ResourceLog,
     SubtaskHandle,
 )
+from actors._agent.registry import AgentRegistry
 from actors._budget.client import BudgetLink
 from actors._resource.handle import WriterIdentity
 from actors._supervisor.handle import make_spec
@@ -76,6 +77,7 @@ class FakeActor:
         self.target = target
         self.sent: list[str] = []
         self.unavailable = 0
+        self.token = ""
 
     def __getattr__(self, name: str) -> _Method:
         if name.startswith("_"):
@@ -106,11 +108,14 @@ def loop(monkeypatch: pytest.MonkeyPatch) -> Iterator[asyncio.AbstractEventLoop]
 
 def resource_actor(root: Path, cls: type = Inventory) -> FakeActor:
     policy = ResourcePolicy(max_payload_bytes=1024)
-    return FakeActor(ResourceHost(cls, "inventory", str(root), policy, WriteAuthority()))
+    actor = FakeActor(ResourceHost(cls, "inventory", str(root), policy, WriteAuthority()))
+    actor.token = AgentRegistry(root).issue_token("system", 0)  # as System issues it
+    return actor
 
 
 def handle(face: type, actor: Any, **options: Any) -> Any:
-    return face(actor, "inventory", WriterIdentity("system", 0), Keys(), **options)
+    identity = WriterIdentity("system", 0, getattr(actor, "token", ""))
+    return face(actor, "inventory", identity, Keys(), **options)
 
 
 def run(loop: asyncio.AbstractEventLoop, face: type, value: Any) -> Any:

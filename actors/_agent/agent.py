@@ -131,6 +131,7 @@ class AgentRuntime:
     reconnect: Reconnect = field(default_factory=Reconnect)
     storage: str = ""
     budget_policy: Any = None
+    token: str = field(default="", repr=False)  # this incarnation's writer capability
 
     def start_budget(self) -> Any:
         """Start the budget actor (detached: it outlives this agent), or join it, with the
@@ -245,7 +246,8 @@ class Agent:
 
         if name not in self._handles:
             actor = lookup(resource_actor_name(name), self._runtime.namespace)
-            identity = WriterIdentity(self._runtime.name, self._runtime.epoch)
+            runtime = self._runtime
+            identity = WriterIdentity(runtime.name, runtime.epoch, runtime.token)
             self._handles[name] = AsyncResourceHandle(
                 actor, name, identity, _TaskKeys(self.name), self._runtime.reconnect
             )

@@ -1,25 +1,53 @@
-"""The durable registry of agents: each agent name's current epoch.
+"""The durable registry of agents: each agent name's current epoch, and the writer
+tokens (capabilities) issued to its incarnations.
 
-A writer's epoch travels with every write it makes; bumping it (the kill switch) makes
-resources refuse the old incarnation's writes.
+A writer's identity is a capability, not a claim: the system issues each incarnation
+(and the driver, as ``"system"``) an unguessable token, kept here only as its SHA-256.
+A resource maps a write's token to (writer, epoch) by reading this registry; bumping an
+agent's epoch (the kill switch) revokes its tokens, and resources refuse the old epoch.
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
-from runtime import connect, transaction
+from runtime import StorageError, connect, transaction
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS agents(name TEXT PRIMARY KEY, epoch INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens(
+    digest BLOB PRIMARY KEY,
+    writer TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenHolder:
+    """Who a writer token was issued to."""
+
+    writer: str
+    epoch: int
+    revoked: bool
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
 
 
 class AgentRegistry:
-    """Agent epochs in ``<root>/system.sqlite``."""
+    """Agent epochs and writer tokens in ``<root>/system.sqlite``."""
 
     def __init__(self, root: Path) -> None:
         self.path = root / "system.sqlite"
         self._conn = connect(self.path)
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS agents(name TEXT PRIMARY KEY, epoch INTEGER NOT NULL)"
-        )
+        self._conn.executescript(_SCHEMA)
 
     def current_epoch(self, name: str) -> int:
         """The agent's epoch, registering it at epoch 1 if new.
@@ -33,7 +61,7 @@ class AgentRegistry:
         return int(row[0])
 
     def bump_epoch(self, name: str) -> int:
-        """Make the agent's current epoch stale; return the new one.
+        """Make the agent's current epoch stale and revoke its tokens; return the new epoch.
 
         Raises:
             StorageError: the registry could not be written; the epoch is unchanged.
@@ -42,7 +70,36 @@ class AgentRegistry:
             conn.execute("INSERT OR IGNORE INTO agents(name, epoch) VALUES(?, 1)", (name,))
             conn.execute("UPDATE agents SET epoch = epoch + 1 WHERE name = ?", (name,))
             row = conn.execute("SELECT epoch FROM agents WHERE name = ?", (name,)).fetchone()
+            conn.execute("UPDATE tokens SET revoked = 1 WHERE writer = ?", (name,))
         return int(row[0])
+
+    def issue_token(self, writer: str, epoch: int) -> str:
+        """A new unguessable token for ``writer`` at ``epoch``; only its digest is kept.
+
+        Raises:
+            StorageError: the registry could not be written.
+        """
+        token = secrets.token_urlsafe(32)
+        with transaction(self._conn, f"agent registry {self.path}") as conn:
+            conn.execute(
+                "INSERT INTO tokens(digest, writer, epoch) VALUES(?, ?, ?)",
+                (_digest(token), writer, epoch),
+            )
+        return token
+
+    def holder(self, token: str) -> TokenHolder | None:
+        """Who ``token`` was issued to, or None for a token never issued.
+
+        Raises:
+            StorageError: the registry could not be read.
+        """
+        try:
+            row = self._conn.execute(
+                "SELECT writer, epoch, revoked FROM tokens WHERE digest = ?", (_digest(token),)
+            ).fetchone()
+        except sqlite3.Error as error:
+            raise StorageError(f"agent registry {self.path}: {error}") from error
+        return None if row is None else TokenHolder(row[0], int(row[1]), bool(row[2]))
 
     def close(self) -> None:
         self._conn.close()

@@ -7,21 +7,28 @@ spends on a write. Only a refused write's error travels pickled, inside the blob
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from ray import cloudpickle
 
-from runtime import WriteFailedError, decode, encode
+from runtime import InvalidArgumentError, WriteFailedError, decode, encode
 
 T = TypeVar("T")
+
+SQLITE_INT = (-(2**63), 2**63 - 1)
+"""The integers a SQLite column holds."""
 
 
 @dataclass(frozen=True, slots=True)
 class WriteCall:
     """One write, stamped by the runtime's handle.
 
-    ``args`` is the msgpack encoding of ``[positional, keyword]`` arguments.
+    ``args`` is the msgpack encoding of ``[positional, keyword]`` arguments. ``writer``
+    and ``writer_epoch`` are what the call claims; the resource takes the writer's
+    identity from ``token`` alone. ``malformed`` says why a call's wire form was not
+    what a handle sends (its other fields are then printable stand-ins, for the audit).
     """
 
     op: str
@@ -31,6 +38,8 @@ class WriteCall:
     idem_key: str
     trace_id: str
     expected_version: int | None = None
+    token: str = ""
+    malformed: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,15 +92,60 @@ def pack_calls(calls: list[WriteCall]) -> bytes:
     """The wire form of a batch of writes."""
     return encode(
         [
-            (c.op, c.args, c.writer, c.writer_epoch, c.idem_key, c.trace_id, c.expected_version)
+            (
+                c.op,
+                c.args,
+                c.writer,
+                c.writer_epoch,
+                c.idem_key,
+                c.trace_id,
+                c.expected_version,
+                c.token,
+            )
             for c in calls
         ]
     )
 
 
 def unpack_calls(blob: bytes) -> list[WriteCall]:
-    """Writes from their wire form."""
-    return [WriteCall(*fields) for fields in decode(blob)]
+    """Writes from their wire form; each malformed one marked, for the core to refuse.
+
+    Raises:
+        InvalidArgumentError: ``blob`` is not a list of writes at all.
+    """
+    fields = decode(blob)
+    if not isinstance(fields, list):
+        raise InvalidArgumentError("a write batch must be a list of writes")
+    return [_checked_call(f) for f in fields]
+
+
+# The type of each wire field of a ``WriteCall``, in order (``bool`` is no epoch).
+_WIRE_TYPES: tuple[tuple[str, tuple[type, ...]], ...] = (
+    ("op", (str,)), ("args", (bytes,)), ("writer", (str,)), ("writer_epoch", (int,)),
+    ("idem_key", (str,)), ("trace_id", (str,)), ("expected_version", (int, type(None))),
+    ("token", (str,)),
+)  # fmt: skip
+
+
+def _checked_call(fields: Any) -> WriteCall:
+    if not isinstance(fields, list) or len(fields) != len(_WIRE_TYPES):
+        return _malformed([], f"a write must be {len(_WIRE_TYPES)} fields")
+    for value, (name, types) in zip(fields, _WIRE_TYPES, strict=True):
+        if not isinstance(value, types) or isinstance(value, bool):
+            return _malformed(fields, f"{name} of type {type(value).__name__}")
+    if not fields[4]:
+        return _malformed(fields, "an empty idempotency key")
+    return WriteCall(*fields)
+
+
+def _malformed(fields: list[Any], why: str) -> WriteCall:
+    def text(index: int) -> str:
+        value = fields[index] if index < len(fields) else None
+        return value if isinstance(value, str) else repr(value)[:200]
+
+    epoch = fields[3] if len(fields) > 3 and type(fields[3]) is int else 0
+    token = fields[7] if len(fields) > 7 and isinstance(fields[7], str) else ""
+    return WriteCall(text(0), b"", text(2), epoch, text(4), text(5), None, token, malformed=why)
 
 
 def pack_results(results: list[WriteResult[Any]]) -> bytes:
@@ -109,3 +163,57 @@ def unpack_results(blob: bytes) -> list[WriteResult[Any]]:
         WriteResult(version, value, None if error is None else cloudpickle.loads(error), duplicate)
         for version, value, duplicate, error in decode(blob)
     ]
+
+
+def listed_args(args: Any) -> list[Any]:
+    """A write's or read's positional arguments as a list.
+
+    Raises:
+        InvalidArgumentError: not a sequence (a str or bytes is one argument, not many).
+    """
+    if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
+        raise InvalidArgumentError(f"args must be a sequence, not {type(args).__name__}")
+    return list(args)
+
+
+def keyword_args(kwargs: Any) -> dict[str, Any]:
+    """A write's or read's keyword arguments as a dict.
+
+    Raises:
+        InvalidArgumentError: not a mapping with str keys.
+    """
+    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+        raise InvalidArgumentError("kwargs must be a mapping with str keys")
+    return dict(kwargs)
+
+
+def decode_arguments(args: Any) -> tuple[list[Any], dict[str, Any]]:
+    """``[positional, keyword]`` from their encoding.
+
+    Raises:
+        InvalidArgumentError: not the encoding of a list and a dict with str keys.
+    """
+    if not isinstance(args, bytes):
+        raise InvalidArgumentError(f"arguments must be bytes, not {type(args).__name__}")
+    decoded = decode(args)
+    if not (
+        isinstance(decoded, list)
+        and len(decoded) == 2
+        and isinstance(decoded[0], list)
+        and isinstance(decoded[1], dict)
+    ):
+        raise InvalidArgumentError("arguments must encode [positional list, keyword dict]")
+    return decoded[0], decoded[1]
+
+
+def check_fence(writer: Any, min_epoch: Any) -> None:
+    """Refuse a fence that could not be stored as one.
+
+    Raises:
+        InvalidArgumentError: ``writer`` is not a non-empty str, or ``min_epoch`` is not
+            an int (not a bool) in 0..2**63-1.
+    """
+    if not isinstance(writer, str) or not writer:
+        raise InvalidArgumentError(f"a fence's writer must be a non-empty str, not {writer!r}")
+    if type(min_epoch) is not int or not 0 <= min_epoch <= SQLITE_INT[1]:
+        raise InvalidArgumentError(f"a fence's min_epoch must be an int >= 0, not {min_epoch!r}")

@@ -6,17 +6,20 @@ every rule here is tested without Ray.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from policies import ResourcePolicy, WriteAuthority
 from runtime import (
     Clock,
     ConflictError,
     FencedError,
+    IdempotencyKeyReusedError,
     InvalidArgumentError,
     PayloadTooLargeError,
     StorageError,
@@ -27,10 +30,42 @@ from runtime import (
     encode,
 )
 
-from .calls import ReadResult, WriteCall, WriteResult, describe_error, error_payload
+from .._agent.registry import TokenHolder
+from .calls import (
+    SQLITE_INT,
+    ReadResult,
+    WriteCall,
+    WriteResult,
+    check_fence,
+    decode_arguments,
+    describe_error,
+    error_payload,
+)
 from .declare import Operation, Resource, operations
 from .state_view import StateView, apply_changes, replay
 from .store import LogRecord, Rejection, ResourceLog
+
+
+class Tokens(Protocol):
+    """Where a resource looks up writer tokens: the system's agent registry."""
+
+    def holder(self, token: str) -> TokenHolder | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """A committed idempotency key: its version, stored result, and the write it is bound
+    to. Not its writer: a key derived from a task belongs to the task, and a task rerouted
+    to another (authorized) agent must get its earlier attempt's result for the same write."""
+
+    version: int
+    result: bytes
+    op: str
+    args_digest: bytes
+
+
+def _args_digest(args: bytes) -> bytes:
+    return hashlib.blake2b(args, digest_size=16).digest()
 
 
 class _Refused(Exception):
@@ -48,14 +83,18 @@ class _Batch:
     at: str
     records: list[LogRecord] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
-    keys: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    keys: dict[str, _Seen] = field(default_factory=dict)
 
 
 class ResourceCore:
     """One incarnation of a resource: recovered state, the applier, the log.
 
     Opening bumps the incarnation in storage, so any older incarnation still running is
-    fenced: its next commit is refused.
+    fenced: its next commit and its next read are refused.
+
+    With ``tokens``, a write's identity is the holder of its token, and a call without a
+    valid token is refused; without (plain-class use and tests), the call's claimed
+    writer and epoch are taken as they are.
     """
 
     def __init__(
@@ -67,6 +106,7 @@ class ResourceCore:
         policy: ResourcePolicy | None = None,
         authority: WriteAuthority | None = None,
         clock: Clock | None = None,
+        tokens: Tokens | None = None,
     ) -> None:
         self.name = name
         self.policy = policy or ResourcePolicy()
@@ -74,20 +114,25 @@ class ResourceCore:
         self._resource = resource
         self._ops = operations(type(resource))
         self._clock = clock or SystemClock()
+        self._tokens = tokens
+        self._holders: dict[str, TokenHolder] = {}
         self._log = ResourceLog(root, name, self.policy.durability)
-        self._keys: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        self._keys: OrderedDict[str, _Seen] = OrderedDict()
         self._fenced: FencedError | None = None
+        self._recover()
+
+    def _recover(self) -> None:
+        """(Re)load the committed state from snapshot + log as a new incarnation."""
+        self._keys.clear()
         recovered = self._log.open_incarnation()
         self.incarnation = recovered.incarnation
         self._writer_fences = dict(recovered.writer_fences)
-        self.state: dict[Any, Any] = (
-            decode(recovered.snapshot_state)
-            if recovered.snapshot_state is not None
-            else dict(resource.initial_state())
-        )
+        initial = recovered.snapshot_state or encode(dict(self._resource.initial_state()))
+        self.state: dict[Any, Any] = decode(initial)  # what recovery would rebuild
         replayed = replay(self.state, recovered.tail)
         self.version = replayed[-1] if replayed else recovered.snapshot_version
         self._snapshot_version = recovered.snapshot_version
+        self.needs_recovery = False
 
     @property
     def log(self) -> ResourceLog:
@@ -105,9 +150,10 @@ class ResourceCore:
     def apply_batch(self, calls: list[WriteCall]) -> list[WriteResult[Any]]:
         """Apply ``calls`` in order and commit them in one transaction.
 
-        Returns one result per call. If the commit fails, every applied change is undone
-        and every call of the batch gets the storage (or fencing) error: nothing of the
-        batch was acknowledged.
+        Returns one result per call; a call refused or raising gets its own error and
+        never touches another call. Only a failed commit fails the whole batch: nothing of
+        it is acknowledged, and the state is recovered from the log (the commit may have
+        reached it) rather than undone in memory.
         """
         if self._fenced is not None:
             return [WriteResult(self.version, error=self._fenced) for _ in calls]
@@ -115,7 +161,9 @@ class ResourceCore:
         batch = _Batch(self._clock.now().isoformat())
         results: list[WriteResult[Any]] = []
         try:
-            batch.keys = self._committed([call.idem_key for call in calls])
+            if self.needs_recovery:
+                self._recover()
+            batch.keys = self._committed([c.idem_key for c in calls if c.malformed is None])
             for call in calls:
                 try:
                     results.append(self._apply_one(call, batch))
@@ -125,25 +173,43 @@ class ResourceCore:
             if batch.records or batch.rejections:
                 self._log.commit(self.incarnation, batch.records, batch.rejections)
         except Exception as error:
-            # Nothing of the batch is acknowledged: memory goes back to the committed state.
-            self._rollback(batch.records, start_version)
-            if isinstance(error, FencedError):
-                self._fenced = error
-            elif not isinstance(error, StorageError):
-                error = StorageError(f"{self.name}: batch failed: {describe_error(error)}")
-            return [WriteResult(start_version, error=error) for _ in calls]
+            return self._failed(error, batch, start_version, len(calls))
         self._remember_keys(batch.keys)
         self._maybe_snapshot()
         return results
 
+    def _failed(
+        self, error: Exception, batch: _Batch, start_version: int, count: int
+    ) -> list[WriteResult[Any]]:
+        """Nothing of the batch is acknowledged. A fenced incarnation only undoes its own
+        memory (it must not open the log again); otherwise the state is recovered from
+        the log, now or, if the store is down, before the next batch."""
+        if isinstance(error, FencedError):
+            self._fenced = error
+            for record in reversed(batch.records):
+                apply_changes(self.state, decode(record.diff), forward=False)
+            self.version = start_version
+        else:
+            if not isinstance(error, StorageError):
+                error = StorageError(f"{self.name}: batch failed: {describe_error(error)}")
+            self.needs_recovery = True
+            with contextlib.suppress(Exception):  # retried before the next batch or read
+                self._recover()
+        return [WriteResult(start_version, error=error) for _ in range(count)]
+
     def _apply_one(self, call: WriteCall, batch: _Batch) -> WriteResult[Any]:
+        writer, epoch = self._identify(call)
+        digest = _args_digest(call.args)
         seen = batch.keys.get(call.idem_key)
-        if seen is not None:
-            return WriteResult(seen[0], decode(seen[1]), duplicate=True)
+        if seen is not None:  # authority is checked first: a key answers only its writer
+            if (seen.op, seen.args_digest) != (call.op, digest):
+                reused = IdempotencyKeyReusedError(self.name, call.idem_key)
+                raise _Refused(reused, "key_reused")
+            return WriteResult(seen.version, decode(seen.result), duplicate=True)
         op = self._admit(call)
         view = StateView(self.state)
         try:
-            args, kwargs = decode(call.args)
+            args, kwargs = decode_arguments(call.args)
             value = op.call(self._resource, view, args, kwargs)
             result, diff = encode(value), encode(view.changes())
         except BaseException as error:
@@ -153,23 +219,55 @@ class ResourceCore:
             reason = "invalid" if isinstance(error, InvalidArgumentError) else "raised"
             raise _Refused(error_payload(error, self.name, call.op), reason) from error
         try:
-            record = self._record(call, result, diff, self.version + 1, batch.at)
+            record = self._record(call, (writer, epoch), result, diff, batch.at)
         except BaseException:
-            view.undo()  # not yet among the batch's records, so the rollback cannot see it
+            view.undo()  # not yet among the batch's records
             raise
         self.version = record.version
         batch.records.append(record)
-        batch.keys[call.idem_key] = (record.version, result)
+        batch.keys[call.idem_key] = _Seen(record.version, result, call.op, digest)
         return WriteResult(record.version, value)
+
+    def _identify(self, call: WriteCall) -> tuple[str, int]:
+        """The writer and epoch the call may write as, or ``_Refused``: a malformed call,
+        a token never issued, a revoked token, an undeclared writer, a fenced epoch."""
+        if call.malformed is not None:
+            invalid = InvalidArgumentError(f"{self.name}: malformed write: {call.malformed}")
+            raise _Refused(invalid, "malformed")
+        writer, epoch = call.writer, call.writer_epoch
+        if self._tokens is not None:
+            holder = self._holder(call.token)
+            if holder is None:
+                why = f"no valid writer token (the call claims writer {call.writer!r})"
+                refused = UnauthorizedWriterError(self.name, call.writer, self._declared(), why)
+                raise _Refused(refused, "unauthenticated")
+            if holder.revoked:
+                revoked = FencedError(self.name, f"token of {holder.writer!r} revoked")
+                raise _Refused(revoked, "revoked")
+            writer, epoch = holder.writer, holder.epoch
+        if not self.authority.admits(writer):
+            refused = UnauthorizedWriterError(self.name, writer, self._declared())
+            raise _Refused(refused, "unauthorized")
+        fence = self._writer_fences.get(writer, 0)
+        if epoch < fence:
+            reason = f"writer {writer!r} epoch {epoch} is below {fence}"
+            raise _Refused(FencedError(self.name, reason), "fenced_writer")
+        return writer, epoch
+
+    def _holder(self, token: str) -> TokenHolder | None:
+        """Cached once found: a kill revokes in the registry and fences the epoch here."""
+        holder = self._holders.get(token)
+        if holder is None and token and self._tokens is not None:
+            holder = self._tokens.holder(token)
+            if holder is not None and not holder.revoked:
+                self._holders[token] = holder
+        return holder
+
+    def _declared(self) -> tuple[str, ...]:
+        return tuple(sorted(self.authority.writers or ()))
 
     def _admit(self, call: WriteCall) -> Operation:
         """The operation to run, or ``_Refused`` with the typed reason."""
-        if not self.authority.admits(call.writer):
-            raise _Refused(UnauthorizedWriterError(self.name, call.writer), "unauthorized")
-        fence = self._writer_fences.get(call.writer, 0)
-        if call.writer_epoch < fence:
-            reason = f"writer {call.writer!r} epoch {call.writer_epoch} is below {fence}"
-            raise _Refused(FencedError(self.name, reason), "fenced_writer")
         if len(call.args) > self.policy.max_payload_bytes:
             too_large = PayloadTooLargeError(len(call.args), self.policy.max_payload_bytes)
             raise _Refused(too_large, "too_large")
@@ -181,23 +279,19 @@ class ResourceCore:
             raise _Refused(conflict, "conflict")
         return op
 
-    def _committed(self, keys: list[str]) -> dict[str, tuple[int, bytes]]:
-        """Version and stored result of each key already committed: one look-up per batch."""
+    def _committed(self, keys: list[str]) -> dict[str, _Seen]:
+        """Each key already committed and what it is bound to: one look-up per batch."""
         found = {key: self._keys[key] for key in keys if key in self._keys}
         missing = [key for key in keys if key not in found]
         if missing:
-            found.update(self._log.committed(missing))
+            for key, (version, result, op, args) in self._log.committed(missing).items():
+                found[key] = _Seen(version, result, op, _args_digest(args))
         return found
 
-    def _remember_keys(self, batch_keys: dict[str, tuple[int, bytes]]) -> None:
+    def _remember_keys(self, batch_keys: dict[str, _Seen]) -> None:
         self._keys.update(batch_keys)
         while len(self._keys) > self.policy.idempotency_cache:
             self._keys.popitem(last=False)
-
-    def _rollback(self, records: list[LogRecord], start_version: int) -> None:
-        for record in reversed(records):
-            apply_changes(self.state, decode(record.diff), forward=False)
-        self.version = start_version
 
     def _maybe_snapshot(self) -> None:
         if self.version - self._snapshot_version < self.policy.snapshot_every:
@@ -209,15 +303,15 @@ class ResourceCore:
         self._snapshot_version = self.version
 
     def _record(
-        self, call: WriteCall, result: bytes, diff: bytes, version: int, at: str
+        self, call: WriteCall, identity: tuple[str, int], result: bytes, diff: bytes, at: str
     ) -> LogRecord:
         return LogRecord(
-            version=version,
+            version=self.version + 1,
             op=call.op,
             args=call.args,
             result=result,
-            writer=call.writer,
-            writer_epoch=call.writer_epoch,
+            writer=identity[0],
+            writer_epoch=identity[1],
             incarnation=self.incarnation,
             idem_key=call.idem_key,
             trace_id=call.trace_id,
@@ -229,8 +323,8 @@ class ResourceCore:
         return Rejection(
             at=at,
             op=call.op,
-            writer=call.writer,
-            writer_epoch=call.writer_epoch,
+            writer=call.writer,  # what the call claimed
+            writer_epoch=min(max(call.writer_epoch, SQLITE_INT[0]), SQLITE_INT[1]),
             idem_key=call.idem_key,
             trace_id=call.trace_id,
             reason=refused.reason,
@@ -243,9 +337,12 @@ class ResourceCore:
         """Refuse, from now on, every write of ``writer`` with an epoch below ``min_epoch``.
 
         Raises:
+            InvalidArgumentError: ``writer`` is not a name or ``min_epoch`` not an int >= 0;
+                nothing was stored.
             FencedError: this incarnation is stale.
             StorageError: the fence could not be stored.
         """
+        check_fence(writer, min_epoch)
         if self._fenced is not None:
             raise self._fenced
         try:
@@ -263,9 +360,24 @@ class ResourceCore:
         Raises:
             UnknownOperationError: no ``@read`` method of that name.
             InvalidArgumentError: the arguments do not fit.
+            FencedError: a newer incarnation has opened the log: this state may be stale.
+            StorageError: the state could not be recovered or the log not read.
         """
-        op = self._ops.get(op_name)
+        if self._fenced is None and self._log.incarnation_now() != self.incarnation:
+            self._fenced = FencedError(self.name, f"incarnation {self.incarnation} superseded")
+        if self._fenced is not None:
+            raise self._fenced
+        if self.needs_recovery:
+            self._recover()
+        op = self._ops.get(op_name) if isinstance(op_name, str) else None
         if op is None or op.kind != "read":
-            raise UnknownOperationError(self.name, op_name)
+            raise UnknownOperationError(
+                self.name, op_name if isinstance(op_name, str) else repr(op_name)[:200]
+            )
         value = op.call(self._resource, MappingProxyType(self.state), args, kwargs)
         return ReadResult(value, self.version)
+
+    @property
+    def fenced(self) -> bool:
+        """Whether a newer incarnation has taken over: this one must stop."""
+        return self._fenced is not None

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from runtime import ConfigurationError, InvalidArgumentError
 
@@ -16,6 +16,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 Kind = Literal["write", "read"]
 _KIND_ATTR = "__agentcast_kind__"
 _CACHE_ATTR = "__agentcast_operations__"
+# Strict: no bool for an int, no bytes for a str, no "1" for a number. Floats are finite
+# unless an annotation says otherwise (``Annotated[float, AllowInfNan(True)]``): NaN
+# compares unequal to itself and breaks every invariant.
+_STRICT = ConfigDict(allow_inf_nan=False, strict=True)
+_LAX = ConfigDict(allow_inf_nan=False)
+# Plain data has no tuples or sets (they arrive as lists): only for these a lax retry.
+_CONTAINER_ERRORS = frozenset({"tuple_type", "set_type", "frozen_set_type"})
 
 
 def write(fn: F) -> F:
@@ -57,30 +64,85 @@ class Operation:
     kind: Kind
     fn: Callable[..., Any]
     signature: inspect.Signature
-    models: dict[str, type[BaseModel]]
+    hints: dict[str, Any]  # resolved annotations of the parameters (where they resolve)
     positional: tuple[int, int] | None  # (min, max) count when only positional args are taken
 
     def call(self, resource: Resource, state: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
-        """Call the method with decoded plain-data arguments, rebuilding pydantic models.
+        """Call the method with decoded plain-data arguments, each validated against its
+        annotation (pydantic models rebuilt, NaN and infinities refused unless allowed).
 
         Raises:
-            InvalidArgumentError: the arguments do not fit the signature or the models.
+            InvalidArgumentError: the arguments do not fit the signature or the annotations.
             Exception: whatever the method raises.
         """
+        checks = _checks(self)
         # Fast path: plain positional arguments of the right count need no Signature.bind,
         # which is a quarter of the applier's time per write.
-        if self.positional and not kwargs and not self.models:
+        if self.positional and not kwargs:
             low, high = self.positional
             if low <= len(args) + 2 <= high:
-                return self.fn(resource, state, *args)
+                names = checks.positional_names
+                checked = [checks.check(self.name, n, v) for n, v in zip(names, args, strict=False)]
+                return self.fn(resource, state, *checked)
+        if not isinstance(kwargs, dict) or not all(type(k) is str for k in kwargs):
+            raise InvalidArgumentError(f"{self.name}: keyword argument names must be str")
         try:
             bound = self.signature.bind(resource, state, *args, **kwargs)
-            for name, model in self.models.items():
-                if name in bound.arguments and not isinstance(bound.arguments[name], model):
-                    bound.arguments[name] = model.model_validate(bound.arguments[name])
-        except (TypeError, ValidationError) as error:
+        except TypeError as error:
             raise InvalidArgumentError(f"{self.name}: {error}") from error
+        for name in list(bound.arguments)[2:]:
+            bound.arguments[name] = checks.check(self.name, name, bound.arguments[name])
         return self.fn(*bound.args, **bound.kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class _Checks:
+    """One pydantic ``TypeAdapter`` per annotated parameter of an operation."""
+
+    positional_names: tuple[str, ...]
+    adapters: dict[str, tuple[TypeAdapter[Any], TypeAdapter[Any]]]  # strict, lax
+
+    def check(self, op: str, name: str, value: Any) -> Any:
+        adapters = self.adapters.get(name)
+        if adapters is None:
+            return value
+        try:
+            return adapters[0].validate_python(value)
+        except ValidationError as error:
+            failure = error
+        if {e["type"] for e in failure.errors()} <= _CONTAINER_ERRORS:
+            try:
+                return adapters[1].validate_python(value)
+            except ValidationError as error:
+                failure = error
+        problem = "; ".join(e["msg"] for e in failure.errors(include_url=False))
+        raise InvalidArgumentError(f"{op}: argument {name!r}: {problem}") from None
+
+
+# Built where the operation runs, on first use: adapters are not sent between processes.
+_CHECKS: dict[Callable[..., Any], _Checks] = {}
+
+
+def _checks(op: Operation) -> _Checks:
+    found = _CHECKS.get(op.fn)
+    if found is None:
+        params = list(op.signature.parameters.values())[2:]  # after self and state
+        adapters = {
+            p.name: (_adapter(op.hints[p.name], _STRICT), _adapter(op.hints[p.name], _LAX))
+            for p in params
+            if p.name in op.hints
+        }
+        found = _CHECKS[op.fn] = _Checks(tuple(p.name for p in params), adapters)
+    return found
+
+
+def _adapter(hint: Any, config: ConfigDict) -> TypeAdapter[Any]:
+    if isinstance(hint, type) and issubclass(hint, BaseModel):
+        return TypeAdapter(hint)  # a model has its own config (and comes as a dict)
+    try:
+        return TypeAdapter(hint, config=config)
+    except Exception:  # a type that carries its own config (a TypedDict, a dataclass)
+        return TypeAdapter(hint)
 
 
 def operations(cls: type[Resource]) -> dict[str, Operation]:
@@ -102,21 +164,26 @@ def operations(cls: type[Resource]) -> dict[str, Operation]:
         if kind is not None:
             signature = inspect.signature(fn)
             found[name] = Operation(
-                name, kind, fn, signature, _model_params(fn), _positional_range(signature)
+                name, kind, fn, signature, _param_hints(fn), _positional_range(signature)
             )
     setattr(cls, _CACHE_ATTR, found)
     return found
 
 
-def _model_params(fn: Callable[..., Any]) -> dict[str, type[BaseModel]]:
+def _param_hints(fn: Callable[..., Any]) -> dict[str, Any]:
     try:
-        hints = typing.get_type_hints(fn)
+        hints = typing.get_type_hints(fn, include_extras=True)
     except Exception:  # unresolvable annotations: arguments stay plain data
         return {}
+    variadic = {
+        name
+        for name, p in inspect.signature(fn).parameters.items()
+        if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    }
     return {
         name: hint
         for name, hint in hints.items()
-        if name != "return" and isinstance(hint, type) and issubclass(hint, BaseModel)
+        if name != "return" and name not in variadic and hint is not Any
     }
 
 

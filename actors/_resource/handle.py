@@ -20,10 +20,25 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
-from runtime import Clock, SystemClock, UnknownOperationError, encode
+from runtime import (
+    Clock,
+    InvalidArgumentError,
+    ResourceUnavailableError,
+    SystemClock,
+    UnknownOperationError,
+    encode,
+)
 
 from .._reconnect import Plan, Reconnect, reconnecting, run_async, run_blocking
-from .calls import ReadResult, WriteCall, WriteResult, pack_calls, unpack_results
+from .calls import (
+    ReadResult,
+    WriteCall,
+    WriteResult,
+    keyword_args,
+    listed_args,
+    pack_calls,
+    unpack_results,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,10 +69,12 @@ class KeySource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class WriterIdentity:
-    """Who writes: the agent's name (or "system") and its epoch."""
+    """Who writes: the agent's name (or "system") and epoch, which writes only claim, and
+    the writer token the system issued to this incarnation, which the resource checks."""
 
     writer: str
     epoch: int
+    token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +108,21 @@ class ResourceCalls:
         self.reconnect = reconnect
         self.clock = clock
         self._described: _Described | None = None
-        # Every call to the actor: re-sent while it restarts, its own errors as themselves.
-        self._call = partial(reconnecting, reconnect=reconnect, clock=clock, target=name)
+
+    def _call(self, send: Callable[[], Any]) -> Plan[Any]:
+        """Every call to the actor: re-sent while it restarts, its own errors as themselves,
+        given up at the ``Reconnect`` deadline also when the actor never answers."""
+        limit = self.reconnect.give_up_after.total_seconds()
+        deadline = self.clock.monotonic() + limit
+        try:
+            return (
+                yield from reconnecting(
+                    send, reconnect=self.reconnect, clock=self.clock, target=self.name,
+                    timeout=lambda: max(0.0, deadline - self.clock.monotonic()),
+                )
+            )  # fmt: skip
+        except TimeoutError as error:
+            raise ResourceUnavailableError(self.name, f"no answer within {limit} s") from error
 
     def describe(self) -> Plan[_Described]:
         """The operations and the payload limit, asked on first use only (the calls
@@ -152,14 +182,16 @@ class ResourceCalls:
     def _read(
         self, described: _Described, op: str, args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> Plan[ReadResult[Any]]:
-        if described.kinds.get(op) != "read":
-            raise UnknownOperationError(self.name, op)
-        data = encode([list(args), dict(kwargs)], limit=described.max_payload)
+        if not isinstance(op, str) or described.kinds.get(op) != "read":
+            raise UnknownOperationError(self.name, op if isinstance(op, str) else repr(op))
+        data = encode([listed_args(args), keyword_args(kwargs)], limit=described.max_payload)
         result: ReadResult[Any] = yield from self._call(partial(self.actor.read.remote, op, data))
         return result
 
     def _stamp(self, write: Write, max_payload: int) -> WriteCall:
-        args = encode([list(write.args), dict(write.kwargs)], limit=max_payload)
+        if not isinstance(write, Write):
+            raise InvalidArgumentError(f"write_many takes Write items, not {type(write).__name__}")
+        args = encode([listed_args(write.args), keyword_args(write.kwargs)], limit=max_payload)
         trace_id, derived = self.keys.next_key()
         return WriteCall(
             op=write.op,
@@ -169,6 +201,7 @@ class ResourceCalls:
             idem_key=write.key or derived,
             trace_id=trace_id,
             expected_version=write.expected_version,
+            token=self.identity.token,
         )
 
 

@@ -6,19 +6,43 @@ commits them in one SQLite transaction, all without yielding to the event loop. 
 between batches, so a read never sees a write that is not yet committed, and sees every
 write acknowledged before it was sent. Incoming calls pile up while a batch commits and
 form the next batch: group commit falls out of the design.
+
+Every call is checked before it reaches the applier, so a malformed call fails alone
+with an ``InvalidArgumentError``. Writes are authenticated by their writer token against
+the system's agent registry. An incarnation that learns a newer one has opened its log
+answers ``FencedError`` and then exits, so a zombie never serves stale state.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from policies import ResourcePolicy, WriteAuthority
-from runtime import SerialApplier, StorageError, counter, decode, gauge, histogram
+import ray
 
-from .calls import ReadResult, WriteCall, WriteResult, pack_results, unpack_calls
+from policies import ResourcePolicy, WriteAuthority
+from runtime import (
+    FencedError,
+    SerialApplier,
+    StorageError,
+    counter,
+    gauge,
+    histogram,
+)
+
+from .._agent.registry import AgentRegistry
+from .calls import (
+    ReadResult,
+    WriteCall,
+    WriteResult,
+    check_fence,
+    decode_arguments,
+    pack_results,
+    unpack_calls,
+)
 from .core import ResourceCore
 from .declare import Resource
 
@@ -50,15 +74,18 @@ class ResourceHost:
         self._policy = policy
         self._authority = authority
         self._core: ResourceCore | None = None
+        self._registry: AgentRegistry | None = None
+        self._exiting = False
         self._applier: SerialApplier[_Pending] = SerialApplier(self._apply, fits=self._fits)
         self._tags = {"resource": name}
 
     def _open(self) -> ResourceCore:
         if self._core is None:
             try:
+                self._registry = self._registry or AgentRegistry(self._root)
                 self._core = ResourceCore(
                     self._cls(), self._name, self._root,
-                    policy=self._policy, authority=self._authority,
+                    policy=self._policy, authority=self._authority, tokens=self._registry,
                 )  # fmt: skip
             except Exception as error:
                 raise StorageError(f"{self._name}: recovery failed: {error}") from error
@@ -76,19 +103,62 @@ class ResourceHost:
 
     async def submit(self, blob: bytes) -> bytes:
         """Queue writes (``pack_calls``) for the applier; return their results
-        (``pack_results``) once their batch is committed."""
+        (``pack_results``) once their batch is committed.
+
+        Raises:
+            InvalidArgumentError: ``blob`` is not a batch of writes (a malformed write in
+                a batch gets its own error result instead).
+        """
         self._open()
-        return pack_results(await self._applier.submit(_Pending(unpack_calls(blob))))
+        calls = unpack_calls(blob)
+        try:
+            return pack_results(await self._applier.submit(_Pending(calls)))
+        finally:
+            self._exit_if_fenced()
 
     async def fence_writer(self, writer: str, min_epoch: int) -> None:
-        """From the moment this returns, no write of ``writer`` below ``min_epoch`` commits."""
+        """From the moment this returns, no write of ``writer`` below ``min_epoch`` commits.
+
+        Raises:
+            InvalidArgumentError: not a writer name and an epoch >= 0; nothing was stored.
+            FencedError: this incarnation is stale.
+            StorageError: the fence could not be stored.
+        """
+        check_fence(writer, min_epoch)
         self._open()
-        await self._applier.submit(_Pending([], fence=(writer, min_epoch)))
+        try:
+            await self._applier.submit(_Pending([], fence=(writer, min_epoch)))
+        finally:
+            self._exit_if_fenced()
 
     async def read(self, op: str, args: bytes) -> ReadResult[Any]:
-        """Run a ``@read`` method on the committed state."""
-        positional, keyword = decode(args)
-        return self._open().read(op, positional, keyword)
+        """Run a ``@read`` method on the committed state.
+
+        Raises:
+            UnknownOperationError: no ``@read`` method ``op``.
+            InvalidArgumentError: ``args`` do not encode arguments that fit ``op``.
+            FencedError: a newer incarnation has taken over; this one exits.
+        """
+        positional, keyword = decode_arguments(args)
+        try:
+            return self._open().read(op, positional, keyword)
+        except FencedError:
+            self._exit_if_fenced()
+            raise
+
+    async def exit_fenced(self) -> None:
+        """Leave for good (a newer incarnation serves the resource); Ray does not
+        restart an actor that exits on purpose."""
+        ray.actor.exit_actor()  # type: ignore[no-untyped-call]
+
+    def _exit_if_fenced(self) -> None:
+        """Once fenced, answer the calls in flight and then exit (by a call to itself:
+        ``exit_actor`` in this call would fail it instead of answering it)."""
+        if self._exiting or self._core is None or not self._core.fenced:
+            return
+        self._exiting = True
+        with contextlib.suppress(Exception):  # not running as a Ray actor (plain-class use)
+            ray.get_runtime_context().current_actor.exit_fenced.remote()
 
     async def status(self) -> dict[str, Any]:
         """Version, incarnation and queue depth, for ``agentcast status`` and tests."""

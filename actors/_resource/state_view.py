@@ -5,16 +5,22 @@ value each key had before the write first touched it (a copy for mutable values,
 on first read, because the method may mutate nested data in place). That journal gives
 both the undo for a write that raises and the before/after audit record of what changed,
 without ever copying the whole state.
+
+What a write leaves in the live state is what recovery would rebuild: each changed value
+is stored as its codec round trip (tuples become lists, models dicts), and a change is
+found by comparing encodings, so ``1`` -> ``1.0``, ``1`` -> ``True`` and ``0.0`` -> ``-0.0``
+are changes that reach the log.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runtime import decode, encode
+from runtime import InvalidArgumentError, decode, encode
 
-from .store import LogRecord
+if TYPE_CHECKING:
+    from .store import LogRecord
 
 _IMMUTABLE = (int, float, str, bytes, bool, type(None))
 _ABSENT = object()
@@ -62,14 +68,25 @@ class StateView(MutableMapping[Any, Any]):
         return len(self._data)
 
     def changes(self) -> list[list[Any]]:
-        """``[key, had_before, before, has_after, after]`` for each key whose value changed."""
+        """``[key, had_before, before, has_after, after]`` for each key whose encoded value
+        changed; each changed value in the state is replaced by its codec round trip.
+
+        Raises:
+            InvalidArgumentError: a changed value is not plain data.
+        """
         out = []
         for key, before in self._before.items():
             after = self._data.get(key, _ABSENT)
             if before is _ABSENT and after is _ABSENT:
                 continue
-            if before is not _ABSENT and after is not _ABSENT and before == after:
-                continue
+            if type(key) is not str and type(key) is not int:
+                raise InvalidArgumentError(f"state key {key!r}: keys must be str or int")
+            if after is not _ABSENT:
+                encoded = encode(after)
+                if before is not _ABSENT and encode(before) == encoded:
+                    self._data[key] = before  # equal encodings, but maybe a tuple for a list
+                    continue
+                after = self._data[key] = decode(encoded)
             out.append(
                 [
                     key,

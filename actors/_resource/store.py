@@ -7,13 +7,25 @@ backend can implement it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from operator import attrgetter
 from pathlib import Path
+from typing import Any
 
 from policies import Durability
-from runtime import FencedError, check_name, connect, transaction
+from runtime import (
+    FencedError,
+    StorageError,
+    check_name,
+    connect,
+    decode,
+    encode,
+    transaction,
+)
+
+from .state_view import replay
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -61,6 +73,35 @@ class LogRecord:
     trace_id: str
     at: str
     diff: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One committed write as values, for reading the audit (``ResourceLog.audit``).
+
+    Attributes:
+        version: the version it committed as.
+        op: the ``@write`` method.
+        args: its positional arguments. kwargs: its keyword arguments.
+        result: what it returned.
+        writer: the writer its token was issued to. writer_epoch: that writer's epoch.
+        incarnation: the resource incarnation that committed it.
+        idem_key: its idempotency key. trace_id: its trace. at: when (ISO 8601, UTC).
+        changes: ``[key, had_before, before, has_after, after]`` per changed key.
+    """
+
+    version: int
+    op: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    result: Any
+    writer: str
+    writer_epoch: int
+    incarnation: int
+    idem_key: str
+    trace_id: str
+    at: str
+    changes: list[list[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,17 +227,38 @@ class ResourceLog:
             )
             conn.execute("DELETE FROM snapshot WHERE version < ?", (version,))
 
-    def committed(self, idem_keys: list[str]) -> dict[str, tuple[int, bytes]]:
-        """Version and stored result of each of ``idem_keys`` that has committed."""
-        found: dict[str, tuple[int, bytes]] = {}
+    def committed(self, idem_keys: list[str]) -> dict[str, tuple[int, bytes, str, bytes]]:
+        """Version, stored result, op and arguments of each of ``idem_keys`` that has
+        committed.
+
+        Raises:
+            StorageError: the log could not be read.
+        """
+        found: dict[str, tuple[int, bytes, str, bytes]] = {}
         for start in range(0, len(idem_keys), 500):  # under SQLite's bound-variable limit
             chunk = idem_keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._conn.execute(
-                f"SELECT idem_key, version, result FROM log WHERE idem_key IN ({marks})", chunk
+            rows = self._read(
+                f"SELECT idem_key, version, result, op, args FROM log WHERE idem_key IN ({marks})",
+                chunk,
             )
-            found.update({key: (version, result) for key, version, result in rows})
+            found.update({row[0]: row[1:] for row in rows})
         return found
+
+    def incarnation_now(self) -> int:
+        """The newest incarnation that opened the log (0 before any).
+
+        Raises:
+            StorageError: the log could not be read.
+        """
+        row = self._read("SELECT value FROM meta WHERE key='incarnation'", ())
+        return int(row[0][0]) if row else 0
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as error:
+            raise StorageError(f"reading {self.path} failed: {error}") from error
 
     def records(self, *, after: int = 0) -> Iterator[LogRecord]:
         """Committed records with version > ``after``, in version order."""
@@ -205,6 +267,22 @@ class ResourceLog:
         )
         for row in cursor:
             yield LogRecord(*row)
+
+    def audit(self, *, after: int = 0) -> Iterator[AuditRecord]:
+        """Committed writes with version > ``after``, decoded, in version order."""
+        for r in self.records(after=after):
+            args, kwargs = decode(r.args)
+            yield AuditRecord(
+                r.version, r.op, args, kwargs, decode(r.result), r.writer, r.writer_epoch,
+                r.incarnation, r.idem_key, r.trace_id, r.at, decode(r.diff),
+            )  # fmt: skip
+
+    def replay(self, initial: dict[Any, Any] | None = None) -> dict[Any, Any]:
+        """The state the log's writes build from ``initial`` (the resource's
+        ``initial_state()``; default empty): what a restarted resource recovers."""
+        state: dict[Any, Any] = decode(encode(dict(initial or {})))
+        replay(state, self.records())
+        return state
 
     def rejections(self) -> list[Rejection]:
         """Every refused attempt, oldest first."""
