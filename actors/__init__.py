@@ -28,6 +28,7 @@ _refuse_shadowed_siblings()
 
 from ._agent.agent import Agent as Agent
 from ._agent.agent import handler as handler
+from ._agent.group import AgentGroup as AgentGroup
 from ._budget.breakers import BreakerView as BreakerView
 from ._budget.client import AgentBudget as AgentBudget
 from ._budget.client import BudgetHandle as BudgetHandle
@@ -52,7 +53,6 @@ from ._supervisor.handle import SubtaskHandle as SubtaskHandle
 from ._supervisor.handle import Supervisor as Supervisor
 from ._supervisor.types import Outcome as Outcome
 from ._supervisor.types import SubtaskStatus as SubtaskStatus
-from ._system import AgentGroup as AgentGroup
 from ._system import System as System
 
 __all__ = [

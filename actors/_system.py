@@ -4,7 +4,6 @@ supervisor, and holds the kill switch."""
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
 import uuid
@@ -13,24 +12,24 @@ from types import TracebackType
 from typing import Any
 
 import ray
-from pydantic import BaseModel
 
 from policies import Durability, ResourcePolicy, RetryBudget, WriteAuthority
 from runtime import (
-    STATE_RESOURCE,
     Clock,
     ConfigurationError,
-    Envelope,
     agent_actor_name,
     check_name,
     lookup,
+    named_actors,
     new_trace_id,
     resource_actor_name,
     spawn,
+    start_local_ray,
     storage_root,
 )
 
 from ._agent.agent import Agent, AgentRuntime, handlers
+from ._agent.group import AgentGroup
 from ._agent.registry import AgentRegistry
 from ._agent.spawn import spawn_replica
 from ._budget.client import (
@@ -45,7 +44,7 @@ from ._resource.handle import ResourceHandle, WriterIdentity
 from ._resource.host import ResourceHost
 from ._resource.store import ResourceLog
 from ._supervisor.handle import Supervisor
-from ._supervisor.host import SUPERVISOR_ACTOR, SupervisorHost
+from ._supervisor.start import start_supervisor
 
 DEFAULT_NAMESPACE = "agentcast"
 
@@ -62,28 +61,6 @@ class _DriverKeys:
 
     def next_key(self) -> tuple[str, str]:
         return self._trace_id, f"system:{uuid.uuid4().hex}"
-
-
-class AgentGroup:
-    """The replicas of one agent. ``call`` sends a message to the next replica."""
-
-    def __init__(self, name: str, actors: list[Any], trace_id: str) -> None:
-        self.name = name
-        self.actors = actors
-        self._trace_id = trace_id
-        self._next = itertools.cycle(range(len(actors)))
-
-    def call(
-        self, message: BaseModel, *, envelope: Envelope | None = None, replica: int | None = None
-    ) -> Any:
-        """Send ``message`` to a replica (round robin unless given); returns an ObjectRef."""
-        index = next(self._next) if replica is None else replica
-        env = envelope or Envelope(trace_id=self._trace_id)
-        return self.actors[index].handle.remote(message, env)
-
-    def ask(self, message: BaseModel, *, timeout: float | None = None) -> Any:
-        """Send ``message`` and wait for the output model."""
-        return ray.get(self.call(message), timeout=timeout)
 
 
 class System:
@@ -153,7 +130,7 @@ class System:
             )  # fmt: skip
         owns = not ray.is_initialized()
         if owns:
-            _start_local_ray(namespace, num_cpus, dashboard)
+            start_local_ray(namespace, num_cpus, dashboard)
         return cls(
             root=storage_root(storage), namespace=namespace, owns_ray=owns, budgets=budgets,
             retry_budget=retry_budget,
@@ -317,7 +294,10 @@ class System:
         outcomes with ``durability`` (default ``FULL``: an fsync per group commit;
         ``PROCESS`` survives process deaths only, and commits faster)."""
         if self._supervisor is None:
-            self._supervisor, started = start_supervisor(self, clock, durability)
+            self._supervisor, started = start_supervisor(
+                str(self.root), self.namespace, self.trace_id,
+                clock=clock, durability=durability, retry_budget=self.retry_budget,
+            )  # fmt: skip
             if started is not None:
                 self._spawned.append(started)
         return self._supervisor
@@ -370,45 +350,6 @@ class System:
 _SETTLE_ON_SHUTDOWN_S = 5.0
 
 
-def _start_local_ray(namespace: str, num_cpus: int | None, dashboard: bool) -> None:
-    """A local Ray for this process, with the custom resource that state actors need."""
-    ray.init(
-        address="local",
-        num_cpus=num_cpus or os.cpu_count() or 2,
-        resources={STATE_RESOURCE: 1_000_000},
-        include_dashboard=dashboard,
-        dashboard_host="127.0.0.1",
-        namespace=namespace,
-        logging_level=logging.WARNING,
-        log_to_driver=False,
-    )
-
-
-# An async actor runs at most this many calls at once; waiting subtasks are calls, so the
-# bound is high, or heartbeats and cancels would queue behind them.
-_SUPERVISOR_CONCURRENCY = 100_000
-
-
-def start_supervisor(
-    system: System, clock: Clock | None = None, durability: Durability = Durability.FULL
-) -> tuple[Supervisor, Any]:
-    """Join the namespace's ``supervisor`` actor, or start it; returns the handle and the
-    actor if this call started it (else None)."""
-    try:
-        actor = lookup(SUPERVISOR_ACTOR, system.namespace)
-        return Supervisor(actor, system.trace_id, system.namespace), None
-    except Exception:
-        pass
-    actor = spawn(
-        SupervisorHost, str(system.root), system.namespace, clock, durability,
-        retry_budget=system.retry_budget,
-        name=SUPERVISOR_ACTOR, namespace=system.namespace, pin_to_state=True,
-        max_concurrency=_SUPERVISOR_CONCURRENCY,
-    )  # fmt: skip
-    ray.get(actor.overview.remote())
-    return Supervisor(actor, system.trace_id, system.namespace), actor
-
-
 def kill_agent(system: System, agent: str) -> dict[str, Any]:
     """The kill switch: bump ``agent``'s epoch, fence it on every resource, fail its
     attempts with reason killed (each follows its plan), kill its replicas, charge the
@@ -444,17 +385,9 @@ def _charge_grants(system: System, agent: str) -> None:
 
 
 def _resources(namespace: str) -> list[str]:
-    return sorted(
-        entry["name"].removeprefix("resource:")
-        for entry in ray.util.list_named_actors(all_namespaces=True)
-        if entry["namespace"] == namespace and entry["name"].startswith("resource:")
-    )
+    prefix = resource_actor_name("")
+    return sorted(name.removeprefix(prefix) for name in named_actors(namespace, prefix))
 
 
 def _replicas(namespace: str, agent: str) -> dict[str, Any]:
-    prefix = agent_actor_name(agent, 0)[:-1]
-    return {
-        entry["name"]: lookup(entry["name"], namespace)
-        for entry in ray.util.list_named_actors(all_namespaces=True)
-        if entry["namespace"] == namespace and entry["name"].startswith(prefix)
-    }
+    return named_actors(namespace, agent_actor_name(agent, 0)[:-1])

@@ -52,8 +52,10 @@ from ._openai_client import OpenAICompatibleClient as OpenAICompatibleClient
 from ._ray_glue import STATE_RESOURCE as STATE_RESOURCE
 from ._ray_glue import agent_actor_name as agent_actor_name
 from ._ray_glue import lookup as lookup
+from ._ray_glue import named_actors as named_actors
 from ._ray_glue import resource_actor_name as resource_actor_name
 from ._ray_glue import spawn as spawn
+from ._ray_glue import start_local_ray as start_local_ray
 from ._scripted_model import ScriptedModel as ScriptedModel
 from ._scripted_model import ScriptedRule as ScriptedRule
 from ._storage import check_name as check_name
@@ -145,11 +147,13 @@ __all__ = [
     "gauge",
     "histogram",
     "lookup",
+    "named_actors",
     "new_span_id",
     "new_task_id",
     "new_trace_id",
     "resource_actor_name",
     "spawn",
+    "start_local_ray",
     "storage_root",
     "transaction",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 import ray
@@ -90,3 +92,30 @@ def lookup(name: str, namespace: str) -> Any:
         return ray.get_actor(name, namespace=namespace)
     except ValueError as error:
         raise ConfigurationError(f"no actor {name!r} in namespace {namespace!r}") from error
+
+
+def start_local_ray(namespace: str, num_cpus: int | None, dashboard: bool) -> None:
+    """A local Ray for this process, with the custom resource that state actors need."""
+    ray.init(
+        address="local",
+        num_cpus=num_cpus or os.cpu_count() or 2,
+        resources={STATE_RESOURCE: 1_000_000},
+        include_dashboard=dashboard,
+        dashboard_host="127.0.0.1",
+        namespace=namespace,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+    )
+
+
+def named_actors(namespace: str, prefix: str) -> dict[str, Any]:
+    """The running named actors of ``namespace`` whose names start with ``prefix``.
+
+    Raises:
+        ConfigurationError: one of them went away while they were looked up.
+    """
+    return {
+        entry["name"]: lookup(entry["name"], namespace)
+        for entry in ray.util.list_named_actors(all_namespaces=True)
+        if entry["namespace"] == namespace and entry["name"].startswith(prefix)
+    }

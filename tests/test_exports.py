@@ -54,7 +54,7 @@ RUNTIME = {
     "check_name", "connect", "storage_root", "transaction", "AttemptRecord", "FailureReason",
     # what the actor families are built from: the applier, metrics, the Ray glue
     "SerialApplier", "counter", "gauge", "histogram", "STATE_RESOURCE", "agent_actor_name",
-    "lookup", "resource_actor_name", "spawn",
+    "lookup", "named_actors", "resource_actor_name", "spawn", "start_local_ray",
 }  # fmt: skip
 
 POLICIES = {

@@ -27,8 +27,9 @@ import ray
 from policies import ResourcePolicy
 from runtime import decode
 
+from ..._agent.group import AgentGroup
 from ..._resource.handle import ResourceHandle
-from ..._system import AgentGroup, System
+from ..._system import System
 from .baselines import DictStore, LeaseLock, NoopTarget, StartLine
 from .clients import (
     CLIENT_COUNTS,

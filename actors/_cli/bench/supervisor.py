@@ -24,7 +24,8 @@ from pydantic import BaseModel
 from runtime import Envelope
 
 from ..._agent.agent import Agent, handler
-from ..._system import AgentGroup, System
+from ..._agent.group import AgentGroup
+from ..._system import System
 
 SIZES = (1_000, 10_000)
 QUICK_SIZES = (500, 2_000)

@@ -1,0 +1,43 @@
+"""Starting the namespace's supervisor actor, or joining it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+
+from policies import Durability, RetryBudget
+from runtime import Clock, lookup, spawn
+
+from .handle import Supervisor
+from .host import SUPERVISOR_ACTOR, SupervisorHost
+
+# An async actor runs at most this many calls at once; waiting subtasks are calls, so the
+# bound is high, or heartbeats and cancels would queue behind them.
+_SUPERVISOR_CONCURRENCY = 100_000
+
+
+def start_supervisor(
+    root: str,
+    namespace: str,
+    trace_id: str,
+    *,
+    clock: Clock | None,
+    durability: Durability,
+    retry_budget: RetryBudget | None,
+) -> tuple[Supervisor, Any]:
+    """Join the namespace's ``supervisor`` actor, or start it; returns the handle and the
+    actor if this call started it (else None)."""
+    try:
+        actor = lookup(SUPERVISOR_ACTOR, namespace)
+        return Supervisor(actor, trace_id, namespace), None
+    except Exception:
+        pass
+    actor = spawn(
+        SupervisorHost, root, namespace, clock, durability,
+        retry_budget=retry_budget,
+        name=SUPERVISOR_ACTOR, namespace=namespace, pin_to_state=True,
+        max_concurrency=_SUPERVISOR_CONCURRENCY,
+    )  # fmt: skip
+    ray.get(actor.overview.remote())
+    return Supervisor(actor, trace_id, namespace), actor
