@@ -60,6 +60,8 @@ RUNTIME = {
 POLICIES = {
     # resources
     "Durability", "ResourcePolicy", "WriteAuthority",
+    # retention of the stores
+    "ResourceRetention", "SupervisorRetention", "TokenRetention",
     # supervision: deadlines, retries, failure plans, restart intensity
     "Deadlines", "Expiry", "ExpiryReason", "expired", "next_expiry", "RetryPolicy", "backoff",
     "should_retry", "Abandon", "AbandonTask", "Escalate", "EscalateTo", "FailureAction",
