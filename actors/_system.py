@@ -13,7 +13,13 @@ from typing import Any
 
 import ray
 
-from policies import Durability, ResourcePolicy, RetryBudget, WriteAuthority
+from policies import (
+    Durability,
+    ResourcePolicy,
+    RetryBudget,
+    SupervisorRetention,
+    WriteAuthority,
+)
 from runtime import (
     Clock,
     ConfigurationError,
@@ -287,16 +293,22 @@ class System:
         return self.supervise()
 
     def supervise(
-        self, *, clock: Clock | None = None, durability: Durability = Durability.FULL
+        self,
+        *,
+        clock: Clock | None = None,
+        durability: Durability = Durability.FULL,
+        retention: SupervisorRetention | None = None,
     ) -> Supervisor:
         """The supervisor, started on ``clock`` if this call starts it (a ``FakeClock``
         for tests: ``supervisor.actor.advance_clock.remote(s)`` moves it), storing
         outcomes with ``durability`` (default ``FULL``: an fsync per group commit;
-        ``PROCESS`` survives process deaths only, and commits faster)."""
+        ``PROCESS`` survives process deaths only, and commits faster) and keeping them
+        for ``retention`` (default ``SupervisorRetention()``)."""
         if self._supervisor is None:
             self._supervisor, started = start_supervisor(
                 str(self.root), self.namespace, self.trace_id,
                 clock=clock, durability=durability, retry_budget=self.retry_budget,
+                retention=retention,
             )  # fmt: skip
             if started is not None:
                 self._spawned.append(started)
