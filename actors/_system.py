@@ -18,11 +18,13 @@ from policies import (
     ResourcePolicy,
     RetryBudget,
     SupervisorRetention,
+    TokenRetention,
     WriteAuthority,
 )
 from runtime import (
     Clock,
     ConfigurationError,
+    StorageError,
     agent_actor_name,
     check_name,
     lookup,
@@ -84,6 +86,7 @@ class System:
         owns_ray: bool,
         budgets: BudgetSpec = None,
         retry_budget: RetryBudget | None = None,
+        tokens: TokenRetention | None = None,
     ) -> None:
         others = [str(other) for other in _RUNNING if other != root.resolve()]
         if others:
@@ -99,7 +102,7 @@ class System:
         self._owns_ray = owns_ray
         self._spawned: list[Any] = []
         self._agents: set[str] = set()
-        self._registry = AgentRegistry(root)
+        self._registry = AgentRegistry(root, retention=tokens)
         self._driver_identity = WriterIdentity("system", 0, self._registry.issue_token("system", 0))
         self._budget_policy = budget_policy(budgets)
         self.retry_budget = retry_budget
@@ -117,6 +120,7 @@ class System:
         dashboard: bool = True,
         budgets: BudgetSpec = None,
         retry_budget: RetryBudget | None = None,
+        tokens: TokenRetention | None = None,
     ) -> System:
         """Start the embedded default: a local Ray (``address="local"``) and SQLite storage.
 
@@ -127,19 +131,20 @@ class System:
         agent with a model. ``retry_budget`` is the retry budget of every run of the
         supervisor this system starts (a run is a trace: all of this system's driver
         submissions, or one agent task's subtasks), winning over the budget actor's;
-        ``submit(run=..., retry_budget=...)`` sets one run's.
+        ``submit(run=..., retry_budget=...)`` sets one run's. ``tokens`` says how long
+        revoked writer tokens are kept (default ``TokenRetention()``).
         """
         if not ray.is_initialized() and os.environ.get("RAY_ADDRESS"):
             return cls.connect(
                 os.environ["RAY_ADDRESS"], storage=storage, namespace=namespace, budgets=budgets,
-                retry_budget=retry_budget,
+                retry_budget=retry_budget, tokens=tokens,
             )  # fmt: skip
         owns = not ray.is_initialized()
         if owns:
             start_local_ray(namespace, num_cpus, dashboard)
         return cls(
             root=storage_root(storage), namespace=namespace, owns_ray=owns, budgets=budgets,
-            retry_budget=retry_budget,
+            retry_budget=retry_budget, tokens=tokens,
         )  # fmt: skip
 
     @classmethod
@@ -151,14 +156,16 @@ class System:
         namespace: str = DEFAULT_NAMESPACE,
         budgets: BudgetSpec = None,
         retry_budget: RetryBudget | None = None,
+        tokens: TokenRetention | None = None,
     ) -> System:
-        """Join a running Ray cluster (e.g. inside ``ray job submit``)."""
+        """Join a running Ray cluster (e.g. inside ``ray job submit``); the arguments are
+        ``start``'s."""
         owns = not ray.is_initialized()
         if owns:
             ray.init(address=address, namespace=namespace, logging_level=logging.WARNING)
         return cls(
             root=storage_root(storage), namespace=namespace, owns_ray=owns, budgets=budgets,
-            retry_budget=retry_budget,
+            retry_budget=retry_budget, tokens=tokens,
         )  # fmt: skip
 
     def __enter__(self) -> System:
@@ -348,6 +355,8 @@ class System:
         for actor in self._spawned:
             ray.kill(actor, no_restart=True)
         self._spawned.clear()
+        with contextlib.suppress(StorageError):  # it expires with the registry's retention
+            self._registry.revoke_token(self._driver_identity.token)
         self._registry.close()
         root = self.root.resolve()
         if self._running:
