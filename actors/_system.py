@@ -25,10 +25,8 @@ from runtime import (
     Clock,
     ConfigurationError,
     StorageError,
-    agent_actor_name,
     check_name,
     lookup,
-    named_actors,
     new_trace_id,
     resource_actor_name,
     spawn,
@@ -47,6 +45,7 @@ from ._budget.client import (
     budget_policy,
     ensure_budget,
 )
+from ._kill import kill_agent, replicas_of
 from ._resource.declare import Resource, operations
 from ._resource.handle import ResourceHandle, WriterIdentity
 from ._resource.host import ResourceHost
@@ -334,7 +333,7 @@ class System:
         for agent in self._agents:
             # One went away meanwhile: the originals are killed with the spawned actors.
             with contextlib.suppress(ConfigurationError):
-                found.extend(_replicas(self.namespace, agent).values())
+                found.extend(replicas_of(self.namespace, agent).values())
         return found
 
     def shutdown(self) -> None:
@@ -369,46 +368,3 @@ class System:
 
 
 _SETTLE_ON_SHUTDOWN_S = 5.0
-
-
-def kill_agent(system: System, agent: str) -> dict[str, Any]:
-    """The kill switch: bump ``agent``'s epoch, fence it on every resource, fail its
-    attempts with reason killed (each follows its plan), kill its replicas, charge the
-    budget grants they held in full; audited.
-
-    When it returns, no write of the agent's old epoch can commit on any resource.
-
-    Returns:
-        The audit record: agent, new epoch, resources fenced, attempts failed, replicas
-        killed.
-    """
-    epoch = system._registry.bump_epoch(agent)
-    resources = _resources(system.namespace)
-    for name in resources:
-        system.get_resource(name).fence_writer(agent, epoch)
-    replicas = _replicas(system.namespace, agent)
-    extra = {"resources_fenced": resources, "replicas_killed": sorted(replicas)}
-    done: dict[str, Any] = ray.get(system.supervisor.actor.kill_agent.remote(agent, epoch, extra))
-    for actor in replicas.values():
-        ray.kill(actor, no_restart=True)
-    _charge_grants(system, agent)
-    return done
-
-
-def _charge_grants(system: System, agent: str) -> None:
-    """Charge in full the budget grants the killed agent held (it cannot settle them, and
-    whatever it spent must count); nothing to do if no budget actor runs."""
-    try:
-        lookup(BUDGET_ACTOR, system.namespace)
-    except ConfigurationError:
-        return
-    system.budget.charge_holder(agent)
-
-
-def _resources(namespace: str) -> list[str]:
-    prefix = resource_actor_name("")
-    return sorted(name.removeprefix(prefix) for name in named_actors(namespace, prefix))
-
-
-def _replicas(namespace: str, agent: str) -> dict[str, Any]:
-    return named_actors(namespace, agent_actor_name(agent, 0)[:-1])

@@ -43,6 +43,7 @@ def test_compaction_drops_old_records_and_rejections_and_keeps_the_state(tmp_pat
     write_old_history(core)
     clock.advance(timedelta(minutes=90).total_seconds())
     core.apply_batch([call("restock", "B", 7, key="young")])
+    assert (tmp_path / "resources" / "inventory.sqlite-wal").stat().st_size == 0  # cut back
     core.apply_batch([call("reserve", "B", 100, key="young-refused")])
 
     versions = [r.version for r in core.log.records()]

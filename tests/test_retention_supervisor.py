@@ -102,10 +102,17 @@ def test_counts_follow_every_change_of_state(tmp_path: Path) -> None:
             "id": f"s{i}", "trace_id": "t", "parent": None, "target": "r", "state": "queued",
             "spec": b"", "created": 1.0,
         })  # fmt: skip
-    store.stage_new({
-        "id": "s0", "trace_id": "t", "parent": None, "target": "r", "state": "queued",
-        "spec": b"", "created": 1.0,
-    })  # fmt: skip  (a re-submitted id: ignored, not counted)
+    store.stage_new(
+        {
+            "id": "s0",
+            "trace_id": "t",
+            "parent": None,
+            "target": "r",
+            "state": "queued",
+            "spec": b"",
+            "created": 1.0,
+        }
+    )  # fmt: skip  (a re-submitted id: ignored, not counted)
     store.stage_progress("s1", "running", "r", [])
     store.stage_finish(_finished("s2", "done"), _handoff("s2"))
     store.commit_now()

@@ -16,7 +16,9 @@ HOUR = timedelta(hours=1).total_seconds()
 
 def test_revoked_tokens_go_after_their_window_live_ones_stay(tmp_path: Path) -> None:
     clock = FakeClock()
-    registry = AgentRegistry(tmp_path, retention=TokenRetention(revoked=timedelta(hours=2)), clock=clock)
+    registry = AgentRegistry(
+        tmp_path, retention=TokenRetention(revoked=timedelta(hours=2)), clock=clock
+    )
     old = registry.issue_token("a", 1)
     driver = registry.issue_token("system", 0)
     live_b = registry.issue_token("b", 1)

@@ -32,8 +32,7 @@ CREATE INDEX IF NOT EXISTS tokens_writer ON tokens(writer);
 """
 _LATER = (  # columns and indexes added after the first release of the table
     "ALTER TABLE tokens ADD COLUMN revoked_at REAL",
-    "CREATE INDEX IF NOT EXISTS tokens_revoked ON tokens(revoked_at) "
-    "WHERE revoked_at IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS tokens_revoked ON tokens(revoked_at) WHERE revoked_at IS NOT NULL",
     # tokens revoked before the column existed are counted from now
     "UPDATE tokens SET revoked_at = :now WHERE revoked = 1 AND revoked_at IS NULL",
 )

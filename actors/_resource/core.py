@@ -313,6 +313,8 @@ class ResourceCore:
             self._compact_more = self._log.compact(now, retention)
         except StorageError:
             self._compact_more = False  # compaction only saves space; tried again later
+        if not self._compact_more:
+            self._log.truncate_wal()
 
     def _record(
         self, call: WriteCall, identity: tuple[str, int], result: bytes, diff: bytes, at: str

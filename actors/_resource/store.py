@@ -26,6 +26,7 @@ from runtime import (
     decode,
     encode,
     transaction,
+    truncate_wal,
 )
 
 from .state_view import replay
@@ -251,6 +252,10 @@ class ResourceLog:
                 "INSERT OR REPLACE INTO snapshot(version, state) VALUES(?, ?)", (version, state)
             )
             conn.execute("DELETE FROM snapshot WHERE version < ?", (version,))
+
+    def truncate_wal(self) -> None:
+        """Cut the WAL file back once its pages are in the database (``truncate_wal``)."""
+        truncate_wal(self._conn)
 
     def committed(self, idem_keys: list[str]) -> dict[str, tuple[int, bytes, str, bytes]]:
         """Version, stored result, op and arguments' digest (``args_digest``) of each of

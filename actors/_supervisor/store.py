@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from policies import Durability, SupervisorRetention
-from runtime import AttemptRecord, StorageError, connect, transaction
+from runtime import AttemptRecord, StorageError, connect, transaction, truncate_wal
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS subtasks(
@@ -38,13 +38,11 @@ _SCHEMA = (
 # Every query the command line and the supervisor make is served by an index (pinned by
 # tests/test_retention_supervisor.py with EXPLAIN QUERY PLAN), and so is every pruning pass.
 _INDEXES = (
-    "CREATE INDEX IF NOT EXISTS subtasks_finished ON subtasks(finished) "
-    "WHERE finished IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS subtasks_finished ON subtasks(finished) WHERE finished IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS handoffs_trace ON handoffs(trace_id, at)",
     "CREATE INDEX IF NOT EXISTS handoffs_at ON handoffs(at)",
     "CREATE INDEX IF NOT EXISTS escalations_state ON escalations(state, at)",
-    "CREATE INDEX IF NOT EXISTS escalations_closed ON escalations(closed) "
-    "WHERE closed IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS escalations_closed ON escalations(closed) WHERE closed IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS events_kind ON events(kind, seq)",
     "CREATE INDEX IF NOT EXISTS events_at ON events(at)",
 )
@@ -284,6 +282,8 @@ class SubtaskStore:
                     f"DELETE FROM {table} WHERE {key} IN ({old})", (before, limit)
                 ).rowcount
                 more |= deleted == limit
+        if not more:
+            truncate_wal(self._conn)
         return more
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
