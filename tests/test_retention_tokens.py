@@ -7,6 +7,7 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
+from actors import System
 from actors._agent.registry import AgentRegistry, TokenHolder
 from policies import TokenRetention
 from runtime.testing import FakeClock
@@ -57,3 +58,11 @@ def test_a_registry_from_before_the_window_counts_its_revoked_tokens_from_now(
     assert registry._conn.execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == 0
     registry.close()
     AgentRegistry(tmp_path).close()  # opening again is a no-op
+
+
+def test_a_driver_revokes_its_token_when_its_system_shuts_down(tmp_path: Path) -> None:
+    system = System(root=tmp_path, namespace="tokens", owns_ray=False)
+    token = system._driver_identity.token
+    system.shutdown()
+    registry = AgentRegistry(tmp_path)
+    assert registry.holder(token) == TokenHolder("system", 0, revoked=True)
