@@ -158,3 +158,27 @@ def test_every_query_of_the_command_line_uses_an_index(tmp_path: Path) -> None:
             if p.startswith("SCAN") and p.split()[1] in BIG_TABLES and LIVE_ONLY not in p
         ]  # fmt: skip
         assert scans == [], (query, plan)
+
+
+def test_a_store_from_before_retention_counts_its_rows_and_dates_its_answers(
+    tmp_path: Path,
+) -> None:
+    conn = sqlite3.connect(tmp_path / "supervisor.sqlite")
+    conn.executescript(
+        "CREATE TABLE subtasks(id TEXT PRIMARY KEY, trace_id TEXT NOT NULL, parent TEXT,"
+        " target TEXT NOT NULL, state TEXT NOT NULL, reason TEXT, detail TEXT,"
+        " spec BLOB NOT NULL, output BLOB, attempts TEXT NOT NULL, created REAL NOT NULL,"
+        " finished REAL);"
+        "CREATE TABLE escalations(subtask_id TEXT PRIMARY KEY, handler TEXT NOT NULL,"
+        " reason TEXT NOT NULL, detail TEXT NOT NULL, state TEXT NOT NULL, at REAL NOT NULL);"
+        "INSERT INTO subtasks VALUES('a', 't', NULL, 'r', 'done', NULL, '', x'', NULL, '[]', 1, 2);"
+        "INSERT INTO subtasks VALUES('b', 't', NULL, 'r', 'queued', NULL, '', x'', NULL, '[]', 1,"
+        " NULL);"
+        "INSERT INTO escalations VALUES('c', 'h', 'x', '', 'answered', 1);"
+        "INSERT INTO escalations VALUES('d', 'h', 'x', '', 'open', 1);"
+    )
+    conn.close()
+    store = SubtaskStore(tmp_path)
+    assert store.counts() == {"done": 1, "queued": 1}
+    closed = store._rows("SELECT subtask_id, closed IS NOT NULL FROM escalations ORDER BY 1")
+    assert [tuple(row) for row in closed] == [("c", 1), ("d", 0)]

@@ -13,6 +13,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from time import time
 from typing import Any
 
 from policies import Durability, SupervisorRetention
@@ -96,7 +97,8 @@ class SubtaskStore:
         for statement in _SCHEMA:
             self._conn.execute(statement)
         _add_column(self._conn, "subtasks", "running TEXT")
-        _add_column(self._conn, "escalations", "closed REAL")
+        if _add_column(self._conn, "escalations", "closed REAL"):  # answered ones: from now
+            self._conn.execute("UPDATE escalations SET closed = ? WHERE state != 'open'", (time(),))
         _create_counts(self._conn)
         for statement in _INDEXES:
             self._conn.execute(statement)
@@ -294,11 +296,13 @@ class SubtaskStore:
         self._conn.close()
 
 
-def _add_column(conn: sqlite3.Connection, table: str, column: str) -> None:
-    """Add ``column`` to a table created before it existed."""
+def _add_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    """Add ``column`` to a table created before it existed; whether it was added."""
     names = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-    if column.split()[0] not in names:
-        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+    if column.split()[0] in names:
+        return False
+    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+    return True
 
 
 def _create_counts(conn: sqlite3.Connection) -> None:
