@@ -1,8 +1,10 @@
 """The durable log of one resource: records, snapshots, rejections, epochs, fences.
 
 One SQLite file per resource, so resources never contend for a lock. The interface is
-small on purpose (open, recover, commit, lookup, snapshot, read back) so that another
-backend can implement it.
+small on purpose (open, recover, commit, lookup, snapshot, compact, read back) so that
+another backend can implement it. Compaction (``ResourceRetention``) deletes only records a
+snapshot covers, so recovery is unchanged; the keys of compacted records are kept in
+``compacted_keys`` for the rest of their window.
 """
 
 from __future__ import annotations
