@@ -13,14 +13,20 @@ from typing import Any
 
 import ray
 
-from policies import Durability, ResourcePolicy, RetryBudget, WriteAuthority
+from policies import (
+    Durability,
+    ResourcePolicy,
+    RetryBudget,
+    SupervisorRetention,
+    TokenRetention,
+    WriteAuthority,
+)
 from runtime import (
     Clock,
     ConfigurationError,
-    agent_actor_name,
+    StorageError,
     check_name,
     lookup,
-    named_actors,
     new_trace_id,
     resource_actor_name,
     spawn,
@@ -39,6 +45,7 @@ from ._budget.client import (
     budget_policy,
     ensure_budget,
 )
+from ._kill import kill_agent, replicas_of
 from ._resource.declare import Resource, operations
 from ._resource.handle import ResourceHandle, WriterIdentity
 from ._resource.host import ResourceHost
@@ -78,6 +85,7 @@ class System:
         owns_ray: bool,
         budgets: BudgetSpec = None,
         retry_budget: RetryBudget | None = None,
+        tokens: TokenRetention | None = None,
     ) -> None:
         others = [str(other) for other in _RUNNING if other != root.resolve()]
         if others:
@@ -93,7 +101,7 @@ class System:
         self._owns_ray = owns_ray
         self._spawned: list[Any] = []
         self._agents: set[str] = set()
-        self._registry = AgentRegistry(root)
+        self._registry = AgentRegistry(root, retention=tokens)
         self._driver_identity = WriterIdentity("system", 0, self._registry.issue_token("system", 0))
         self._budget_policy = budget_policy(budgets)
         self.retry_budget = retry_budget
@@ -111,6 +119,7 @@ class System:
         dashboard: bool = True,
         budgets: BudgetSpec = None,
         retry_budget: RetryBudget | None = None,
+        tokens: TokenRetention | None = None,
     ) -> System:
         """Start the embedded default: a local Ray (``address="local"``) and SQLite storage.
 
@@ -121,19 +130,20 @@ class System:
         agent with a model. ``retry_budget`` is the retry budget of every run of the
         supervisor this system starts (a run is a trace: all of this system's driver
         submissions, or one agent task's subtasks), winning over the budget actor's;
-        ``submit(run=..., retry_budget=...)`` sets one run's.
+        ``submit(run=..., retry_budget=...)`` sets one run's. ``tokens`` says how long
+        revoked writer tokens are kept (default ``TokenRetention()``).
         """
         if not ray.is_initialized() and os.environ.get("RAY_ADDRESS"):
             return cls.connect(
                 os.environ["RAY_ADDRESS"], storage=storage, namespace=namespace, budgets=budgets,
-                retry_budget=retry_budget,
+                retry_budget=retry_budget, tokens=tokens,
             )  # fmt: skip
         owns = not ray.is_initialized()
         if owns:
             start_local_ray(namespace, num_cpus, dashboard)
         return cls(
             root=storage_root(storage), namespace=namespace, owns_ray=owns, budgets=budgets,
-            retry_budget=retry_budget,
+            retry_budget=retry_budget, tokens=tokens,
         )  # fmt: skip
 
     @classmethod
@@ -145,14 +155,16 @@ class System:
         namespace: str = DEFAULT_NAMESPACE,
         budgets: BudgetSpec = None,
         retry_budget: RetryBudget | None = None,
+        tokens: TokenRetention | None = None,
     ) -> System:
-        """Join a running Ray cluster (e.g. inside ``ray job submit``)."""
+        """Join a running Ray cluster (e.g. inside ``ray job submit``); the arguments are
+        ``start``'s."""
         owns = not ray.is_initialized()
         if owns:
             ray.init(address=address, namespace=namespace, logging_level=logging.WARNING)
         return cls(
             root=storage_root(storage), namespace=namespace, owns_ray=owns, budgets=budgets,
-            retry_budget=retry_budget,
+            retry_budget=retry_budget, tokens=tokens,
         )  # fmt: skip
 
     def __enter__(self) -> System:
@@ -287,16 +299,22 @@ class System:
         return self.supervise()
 
     def supervise(
-        self, *, clock: Clock | None = None, durability: Durability = Durability.FULL
+        self,
+        *,
+        clock: Clock | None = None,
+        durability: Durability = Durability.FULL,
+        retention: SupervisorRetention | None = None,
     ) -> Supervisor:
         """The supervisor, started on ``clock`` if this call starts it (a ``FakeClock``
         for tests: ``supervisor.actor.advance_clock.remote(s)`` moves it), storing
         outcomes with ``durability`` (default ``FULL``: an fsync per group commit;
-        ``PROCESS`` survives process deaths only, and commits faster)."""
+        ``PROCESS`` survives process deaths only, and commits faster) and keeping them
+        for ``retention`` (default ``SupervisorRetention()``)."""
         if self._supervisor is None:
             self._supervisor, started = start_supervisor(
                 str(self.root), self.namespace, self.trace_id,
                 clock=clock, durability=durability, retry_budget=self.retry_budget,
+                retention=retention,
             )  # fmt: skip
             if started is not None:
                 self._spawned.append(started)
@@ -315,7 +333,7 @@ class System:
         for agent in self._agents:
             # One went away meanwhile: the originals are killed with the spawned actors.
             with contextlib.suppress(ConfigurationError):
-                found.extend(_replicas(self.namespace, agent).values())
+                found.extend(replicas_of(self.namespace, agent).values())
         return found
 
     def shutdown(self) -> None:
@@ -336,6 +354,8 @@ class System:
         for actor in self._spawned:
             ray.kill(actor, no_restart=True)
         self._spawned.clear()
+        with contextlib.suppress(StorageError):  # it expires with the registry's retention
+            self._registry.revoke_token(self._driver_identity.token)
         self._registry.close()
         root = self.root.resolve()
         if self._running:
@@ -348,46 +368,3 @@ class System:
 
 
 _SETTLE_ON_SHUTDOWN_S = 5.0
-
-
-def kill_agent(system: System, agent: str) -> dict[str, Any]:
-    """The kill switch: bump ``agent``'s epoch, fence it on every resource, fail its
-    attempts with reason killed (each follows its plan), kill its replicas, charge the
-    budget grants they held in full; audited.
-
-    When it returns, no write of the agent's old epoch can commit on any resource.
-
-    Returns:
-        The audit record: agent, new epoch, resources fenced, attempts failed, replicas
-        killed.
-    """
-    epoch = system._registry.bump_epoch(agent)
-    resources = _resources(system.namespace)
-    for name in resources:
-        system.get_resource(name).fence_writer(agent, epoch)
-    replicas = _replicas(system.namespace, agent)
-    extra = {"resources_fenced": resources, "replicas_killed": sorted(replicas)}
-    done: dict[str, Any] = ray.get(system.supervisor.actor.kill_agent.remote(agent, epoch, extra))
-    for actor in replicas.values():
-        ray.kill(actor, no_restart=True)
-    _charge_grants(system, agent)
-    return done
-
-
-def _charge_grants(system: System, agent: str) -> None:
-    """Charge in full the budget grants the killed agent held (it cannot settle them, and
-    whatever it spent must count); nothing to do if no budget actor runs."""
-    try:
-        lookup(BUDGET_ACTOR, system.namespace)
-    except ConfigurationError:
-        return
-    system.budget.charge_holder(agent)
-
-
-def _resources(namespace: str) -> list[str]:
-    prefix = resource_actor_name("")
-    return sorted(name.removeprefix(prefix) for name in named_actors(namespace, prefix))
-
-
-def _replicas(namespace: str, agent: str) -> dict[str, Any]:
-    return named_actors(namespace, agent_actor_name(agent, 0)[:-1])

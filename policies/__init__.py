@@ -63,6 +63,9 @@ from ._resource import Durability as Durability
 from ._resource import ResourcePolicy as ResourcePolicy
 from ._restart_intensity import RestartIntensity as RestartIntensity
 from ._restart_intensity import RestartTracker as RestartTracker
+from ._retention import ResourceRetention as ResourceRetention
+from ._retention import SupervisorRetention as SupervisorRetention
+from ._retention import TokenRetention as TokenRetention
 from ._retry import RetryPolicy as RetryPolicy
 from ._retry import backoff as backoff
 from ._retry import should_retry as should_retry
@@ -107,6 +110,7 @@ __all__ = [
     "Reroute",
     "RerouteTo",
     "ResourcePolicy",
+    "ResourceRetention",
     "RestartIntensity",
     "RestartTracker",
     "Retry",
@@ -117,6 +121,8 @@ __all__ = [
     "Scope",
     "ScopeKind",
     "StopCause",
+    "SupervisorRetention",
+    "TokenRetention",
     "UnknownModelError",
     "UnknownPolicyKeyError",
     "WriteAuthority",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+
+from ._retention import ResourceRetention
 
 
 class Durability(StrEnum):
@@ -32,6 +34,8 @@ class ResourcePolicy:
         durability: what an acknowledged write survives. Default ``Durability.FULL``.
         idempotency_cache: idempotency keys kept in memory; older ones are looked up in
             storage. Default 100,000.
+        retention: how long the log keeps records, rejections and idempotency keys.
+            Default ``ResourceRetention()``.
     """
 
     max_payload_bytes: int = 1 << 20
@@ -39,6 +43,7 @@ class ResourcePolicy:
     snapshot_every: int = 5_000
     durability: Durability = Durability.FULL
     idempotency_cache: int = 100_000
+    retention: ResourceRetention = field(default_factory=ResourceRetention)
 
     def __post_init__(self) -> None:
         for name in ("max_payload_bytes", "max_batch", "snapshot_every", "idempotency_cache"):

@@ -62,6 +62,7 @@ from ._storage import check_name as check_name
 from ._storage import connect as connect
 from ._storage import storage_root as storage_root
 from ._storage import transaction as transaction
+from ._storage import truncate_wal as truncate_wal
 from ._subtask import AttemptRecord as AttemptRecord
 from ._subtask import FailureReason as FailureReason
 from .errors import AgentcastError as AgentcastError
@@ -156,4 +157,5 @@ __all__ = [
     "start_local_ray",
     "storage_root",
     "transaction",
+    "truncate_wal",
 ]

@@ -95,3 +95,23 @@ def _roll_back(conn: sqlite3.Connection, cause: BaseException) -> None:
             conn.execute("ROLLBACK")
     except sqlite3.Error as error:
         cause.add_note(f"rollback failed too: {error}")
+
+
+def truncate_wal(conn: sqlite3.Connection) -> bool:
+    """Copy the write-ahead log into the database and cut the WAL file to nothing, so that
+    it does not stay at its largest size; called by a store's owner after a retention pass.
+
+    It never waits: while a reader holds an older snapshot it does what it can and the
+    file keeps its size until the next call.
+
+    Returns:
+        Whether the WAL file was truncated.
+    """
+    try:
+        conn.execute("PRAGMA busy_timeout=0")
+        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    except sqlite3.Error:
+        return False  # a checkpoint only saves space: the next one catches up
+    finally:
+        conn.execute("PRAGMA busy_timeout=30000")
+    return not busy

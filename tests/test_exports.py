@@ -51,7 +51,8 @@ RUNTIME = {
     "ScriptedRule", "Usage", "check_max_tokens", "estimate_prompt_tokens",
     "estimate_text_tokens",
     # storage, the resource log, subtask records
-    "check_name", "connect", "storage_root", "transaction", "AttemptRecord", "FailureReason",
+    "check_name", "connect", "storage_root", "transaction", "truncate_wal", "AttemptRecord",
+    "FailureReason",
     # what the actor families are built from: the applier, metrics, the Ray glue
     "SerialApplier", "counter", "gauge", "histogram", "STATE_RESOURCE", "agent_actor_name",
     "lookup", "named_actors", "resource_actor_name", "spawn", "start_local_ray",
@@ -60,6 +61,8 @@ RUNTIME = {
 POLICIES = {
     # resources
     "Durability", "ResourcePolicy", "WriteAuthority",
+    # retention of the stores
+    "ResourceRetention", "SupervisorRetention", "TokenRetention",
     # supervision: deadlines, retries, failure plans, restart intensity
     "Deadlines", "Expiry", "ExpiryReason", "expired", "next_expiry", "RetryPolicy", "backoff",
     "should_retry", "Abandon", "AbandonTask", "Escalate", "EscalateTo", "FailureAction",

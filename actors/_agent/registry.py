@@ -5,6 +5,8 @@ A writer's identity is a capability, not a claim: the system issues each incarna
 (and the driver, as ``"system"``) an unguessable token, kept here only as its SHA-256.
 A resource maps a write's token to (writer, epoch) by reading this registry; bumping an
 agent's epoch (the kill switch) revokes its tokens, and resources refuse the old epoch.
+A revoked token is deleted ``TokenRetention.revoked`` after (pruned whenever a token is
+revoked), so the table holds the live tokens and the recently revoked ones only.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime import StorageError, connect, transaction
+from policies import TokenRetention
+from runtime import Clock, StorageError, SystemClock, connect, transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS agents(name TEXT PRIMARY KEY, epoch INTEGER NOT NULL);
@@ -25,7 +28,14 @@ CREATE TABLE IF NOT EXISTS tokens(
     epoch INTEGER NOT NULL,
     revoked INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS tokens_writer ON tokens(writer);
 """
+_LATER = (  # columns and indexes added after the first release of the table
+    "ALTER TABLE tokens ADD COLUMN revoked_at REAL",
+    "CREATE INDEX IF NOT EXISTS tokens_revoked ON tokens(revoked_at) WHERE revoked_at IS NOT NULL",
+    # tokens revoked before the column existed are counted from now
+    "UPDATE tokens SET revoked_at = :now WHERE revoked = 1 AND revoked_at IS NULL",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +52,26 @@ def _digest(token: str) -> bytes:
 
 
 class AgentRegistry:
-    """Agent epochs and writer tokens in ``<root>/system.sqlite``."""
+    """Agent epochs and writer tokens in ``<root>/system.sqlite``.
 
-    def __init__(self, root: Path) -> None:
+    Args:
+        root: the storage root.
+        retention: how long revoked tokens are kept. Default ``TokenRetention()``.
+        clock: the time of revocations. Default the system clock.
+    """
+
+    def __init__(
+        self, root: Path, *, retention: TokenRetention | None = None, clock: Clock | None = None
+    ) -> None:
         self.path = root / "system.sqlite"
+        self._retention = retention or TokenRetention()
+        self._clock = clock or SystemClock()
         self._conn = connect(self.path)
         self._conn.executescript(_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(tokens)")}
+        with transaction(self._conn, f"agent registry {self.path}") as conn:
+            for statement in _LATER[0 if "revoked_at" not in columns else 1 :]:
+                conn.execute(statement, {"now": self._now()} if ":now" in statement else {})
 
     def current_epoch(self, name: str) -> int:
         """The agent's epoch, registering it at epoch 1 if new.
@@ -70,8 +94,33 @@ class AgentRegistry:
             conn.execute("INSERT OR IGNORE INTO agents(name, epoch) VALUES(?, 1)", (name,))
             conn.execute("UPDATE agents SET epoch = epoch + 1 WHERE name = ?", (name,))
             row = conn.execute("SELECT epoch FROM agents WHERE name = ?", (name,)).fetchone()
-            conn.execute("UPDATE tokens SET revoked = 1 WHERE writer = ?", (name,))
+            conn.execute(
+                "UPDATE tokens SET revoked = 1, revoked_at = ? WHERE writer = ? AND revoked = 0",
+                (self._now(), name),
+            )
+            self._prune(conn)
         return int(row[0])
+
+    def revoke_token(self, token: str) -> None:
+        """Revoke one token (a driver's, when its system shuts down).
+
+        Raises:
+            StorageError: the registry could not be written.
+        """
+        with transaction(self._conn, f"agent registry {self.path}") as conn:
+            conn.execute(
+                "UPDATE tokens SET revoked = 1, revoked_at = ? WHERE digest = ? AND revoked = 0",
+                (self._now(), _digest(token)),
+            )
+            self._prune(conn)
+
+    def _prune(self, conn: sqlite3.Connection) -> None:
+        """Delete the tokens revoked longer ago than ``TokenRetention.revoked``."""
+        before = self._now() - self._retention.revoked.total_seconds()
+        conn.execute("DELETE FROM tokens WHERE revoked_at < ?", (before,))
+
+    def _now(self) -> float:
+        return self._clock.now().timestamp()
 
     def issue_token(self, writer: str, epoch: int) -> str:
         """A new unguessable token for ``writer`` at ``epoch``; only its digest is kept.

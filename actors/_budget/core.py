@@ -267,10 +267,11 @@ class BudgetCore:
 
     def prune(self) -> None:
         """Forget closed grants and quiet runs past their retention, and retry budgets
-        whose window is empty."""
+        whose window is empty; cut the log's WAL file back."""
         self._pruned_at = now = self._wall()
         quiet = prune_book(self.book, now, self.policy.retention)
         self.retries.prune(quiet)
+        self._store.truncate_wal()
 
     def read_events(self, after: int = 0, limit: int = 1000) -> list[BudgetEvent]:
         """The durable log's events after position ``after`` (at most ``limit``)."""

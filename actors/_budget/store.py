@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from policies import Durability
-from runtime import StorageError, connect, transaction
+from runtime import StorageError, connect, transaction, truncate_wal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -132,6 +132,10 @@ class BudgetStore:
         rows = [(at, kind, json.dumps(data, separators=(",", ":"))) for at, kind, data in events]
         with transaction(self._conn, "budget: commit failed") as conn:
             conn.executemany("INSERT INTO events (at, kind, data) VALUES (?, ?, ?)", rows)
+
+    def truncate_wal(self) -> None:
+        """Cut the WAL file back once its pages are in the database (``truncate_wal``)."""
+        truncate_wal(self._conn)
 
     def close(self) -> None:
         self._conn.close()

@@ -7,7 +7,6 @@ every rule here is tested without Ray.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,7 @@ from .calls import (
 )
 from .declare import Operation, Resource, operations
 from .state_view import StateView, apply_changes, replay
-from .store import LogRecord, Rejection, ResourceLog
+from .store import LogRecord, Rejection, ResourceLog, args_digest
 
 
 class Tokens(Protocol):
@@ -62,10 +61,6 @@ class _Seen:
     result: bytes
     op: str
     args_digest: bytes
-
-
-def _args_digest(args: bytes) -> bytes:
-    return hashlib.blake2b(args, digest_size=16).digest()
 
 
 class _Refused(Exception):
@@ -119,6 +114,8 @@ class ResourceCore:
         self._log = ResourceLog(root, name, self.policy.durability)
         self._keys: OrderedDict[str, _Seen] = OrderedDict()
         self._fenced: FencedError | None = None
+        self._compacted_at = self._clock.now()
+        self._compact_more = True  # a new incarnation compacts after its first batch
         self._recover()
 
     def _recover(self) -> None:
@@ -176,6 +173,7 @@ class ResourceCore:
             return self._failed(error, batch, start_version, len(calls))
         self._remember_keys(batch.keys)
         self._maybe_snapshot()
+        self._maybe_compact()
         return results
 
     def _failed(
@@ -199,7 +197,7 @@ class ResourceCore:
 
     def _apply_one(self, call: WriteCall, batch: _Batch) -> WriteResult[Any]:
         writer, epoch = self._identify(call)
-        digest = _args_digest(call.args)
+        digest = args_digest(call.args)
         seen = batch.keys.get(call.idem_key)
         if seen is not None:  # authority is checked first: a key answers only its writer
             if (seen.op, seen.args_digest) != (call.op, digest):
@@ -284,8 +282,8 @@ class ResourceCore:
         found = {key: self._keys[key] for key in keys if key in self._keys}
         missing = [key for key in keys if key not in found]
         if missing:
-            for key, (version, result, op, args) in self._log.committed(missing).items():
-                found[key] = _Seen(version, result, op, _args_digest(args))
+            for key, (version, result, op, digest) in self._log.committed(missing).items():
+                found[key] = _Seen(version, result, op, digest)
         return found
 
     def _remember_keys(self, batch_keys: dict[str, _Seen]) -> None:
@@ -301,6 +299,22 @@ class ResourceCore:
         except StorageError:
             return  # a snapshot only shortens recovery; the log alone is the truth
         self._snapshot_version = self.version
+
+    def _maybe_compact(self) -> None:
+        """One bounded compaction pass when due (``ResourceRetention``): every
+        ``compact_every`` while writes arrive, and after each batch while a pass left more
+        to delete."""
+        retention = self.policy.retention
+        now = self._clock.now()
+        if not self._compact_more and now < self._compacted_at + retention.compact_every:
+            return
+        self._compacted_at = now
+        try:
+            self._compact_more = self._log.compact(now, retention)
+        except StorageError:
+            self._compact_more = False  # compaction only saves space; tried again later
+        if not self._compact_more:
+            self._log.truncate_wal()
 
     def _record(
         self, call: WriteCall, identity: tuple[str, int], result: bytes, diff: bytes, at: str

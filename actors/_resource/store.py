@@ -1,20 +1,25 @@
 """The durable log of one resource: records, snapshots, rejections, epochs, fences.
 
 One SQLite file per resource, so resources never contend for a lock. The interface is
-small on purpose (open, recover, commit, lookup, snapshot, read back) so that another
-backend can implement it.
+small on purpose (open, recover, commit, lookup, snapshot, compact, read back) so that
+another backend can implement it. Compaction (``ResourceRetention``) deletes only records a
+snapshot covers, so recovery is unchanged; the keys of compacted records are kept in
+``compacted_keys`` for the rest of their window.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
+from datetime import datetime
+from itertools import takewhile
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
-from policies import Durability
+from policies import Durability, ResourceRetention
 from runtime import (
     FencedError,
     StorageError,
@@ -23,6 +28,7 @@ from runtime import (
     decode,
     encode,
     transaction,
+    truncate_wal,
 )
 
 from .state_view import replay
@@ -55,7 +61,22 @@ CREATE TABLE IF NOT EXISTS rejected(
     detail TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS writer_fence(writer TEXT PRIMARY KEY, min_epoch INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS rejected_at ON rejected(at);
+CREATE TABLE IF NOT EXISTS compacted_keys(
+    idem_key TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    result BLOB NOT NULL,
+    op TEXT NOT NULL,
+    args_digest BLOB NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS compacted_keys_at ON compacted_keys(at);
 """
+
+
+def args_digest(args: bytes) -> bytes:
+    """What an idempotency key is bound to besides its operation: its encoded arguments."""
+    return hashlib.blake2b(args, digest_size=16).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +157,13 @@ _LOG_COLUMNS = ", ".join(_LOG_FIELDS)
 _REJECTION_FIELDS = tuple(f.name for f in fields(Rejection))
 _REJECTION_COLUMNS = ", ".join(_REJECTION_FIELDS)
 _record_row = attrgetter(*_LOG_FIELDS)
+_DELETE_REJECTED = (
+    "DELETE FROM rejected WHERE id IN (SELECT id FROM rejected WHERE at < ? ORDER BY at LIMIT ?)"
+)
+_DELETE_KEYS = (
+    "DELETE FROM compacted_keys WHERE idem_key IN "
+    "(SELECT idem_key FROM compacted_keys WHERE at < ? ORDER BY at LIMIT ?)"
+)
 _rejection_row = attrgetter(*_REJECTION_FIELDS)
 
 
@@ -227,9 +255,14 @@ class ResourceLog:
             )
             conn.execute("DELETE FROM snapshot WHERE version < ?", (version,))
 
+    def truncate_wal(self) -> None:
+        """Cut the WAL file back once its pages are in the database (``truncate_wal``)."""
+        truncate_wal(self._conn)
+
     def committed(self, idem_keys: list[str]) -> dict[str, tuple[int, bytes, str, bytes]]:
-        """Version, stored result, op and arguments of each of ``idem_keys`` that has
-        committed.
+        """Version, stored result, op and arguments' digest (``args_digest``) of each of
+        ``idem_keys`` that has committed and is still remembered: its record is in the
+        log, or compaction kept the key (``ResourceRetention.idempotency_keys``).
 
         Raises:
             StorageError: the log could not be read.
@@ -242,8 +275,53 @@ class ResourceLog:
                 f"SELECT idem_key, version, result, op, args FROM log WHERE idem_key IN ({marks})",
                 chunk,
             )
-            found.update({row[0]: row[1:] for row in rows})
+            found.update({k: (v, result, op, args_digest(args)) for k, v, result, op, args in rows})
+            missing = [key for key in chunk if key not in found]
+            if missing:
+                rows = self._read(
+                    "SELECT idem_key, version, result, op, args_digest FROM compacted_keys "
+                    f"WHERE idem_key IN ({','.join('?' * len(missing))})",
+                    missing,
+                )
+                found.update({row[0]: row[1:] for row in rows})
         return found
+
+    def compact(self, now: datetime, retention: ResourceRetention) -> bool:
+        """One bounded pass: delete the log records a snapshot covers that are older than
+        ``retention.audit`` (keeping the keys of those younger than
+        ``retention.idempotency_keys``), rejections older than ``retention.audit``, and
+        kept keys older than ``retention.idempotency_keys``. Recovery is unchanged: it
+        starts from the snapshot.
+
+        Returns:
+            Whether a table had more to delete than one pass may (run again soon).
+
+        Raises:
+            StorageError: the pass failed; nothing of it was deleted.
+        """
+        audit_before = (now - retention.audit).isoformat()
+        keys_before = (now - retention.idempotency_keys).isoformat()
+        limit = retention.compact_batch
+        with transaction(self._conn, f"compacting {self.path} failed") as conn:
+            row = conn.execute("SELECT MAX(version) FROM snapshot").fetchone()
+            covered = row[0] or 0
+            rows = conn.execute(
+                "SELECT version, idem_key, result, op, args, at FROM log WHERE version <= ? "
+                "ORDER BY version LIMIT ?",
+                (covered, limit),
+            ).fetchall()
+            old = list(takewhile(lambda r: r[5] < audit_before, rows))
+            keep = [(k, v, res, op, args_digest(a), at) for v, k, res, op, a, at in old]
+            conn.executemany(
+                "INSERT OR REPLACE INTO compacted_keys VALUES(?,?,?,?,?,?)",
+                [k for k in keep if k[5] >= keys_before],
+            )
+            if old:
+                conn.execute("DELETE FROM log WHERE version <= ?", (old[-1][0],))
+            more = len(old) == limit
+            for sql, before in (_DELETE_REJECTED, audit_before), (_DELETE_KEYS, keys_before):
+                more |= conn.execute(sql, (before, limit)).rowcount == limit
+        return more
 
     def incarnation_now(self) -> int:
         """The newest incarnation that opened the log (0 before any).
@@ -278,10 +356,17 @@ class ResourceLog:
             )  # fmt: skip
 
     def replay(self, initial: dict[Any, Any] | None = None) -> dict[Any, Any]:
-        """The state the log's writes build from ``initial`` (the resource's
-        ``initial_state()``; default empty): what a restarted resource recovers."""
-        state: dict[Any, Any] = decode(encode(dict(initial or {})))
-        replay(state, self.records())
+        """What a restarted resource recovers: the last snapshot, or ``initial`` (the
+        resource's ``initial_state()``; default empty) if there is none, with the log's
+        writes after it replayed."""
+        snap = self._conn.execute(
+            "SELECT version, state FROM snapshot ORDER BY version DESC LIMIT 1"
+        ).fetchone()
+        if snap is None:
+            state: dict[Any, Any] = decode(encode(dict(initial or {})))
+        else:
+            state = decode(snap[1])
+        replay(state, self.records(after=snap[0] if snap else 0))
         return state
 
     def rejections(self) -> list[Rejection]:

@@ -18,13 +18,14 @@ tested without Ray (``tests/test_supervisor_core.py``), with a fake clock and di
 
 from __future__ import annotations
 
+import logging
 import random
 from typing import Any
 
 from pydantic import BaseModel
 
-from policies import RestartIntensity, RetryBudget
-from runtime import Clock
+from policies import RestartIntensity, RetryBudget, SupervisorRetention
+from runtime import Clock, StorageError
 
 from .attempts import AttemptEngine
 from .background import Background
@@ -45,6 +46,8 @@ from .types import (
     SubtaskStatus,
 )
 
+_log = logging.getLogger(__name__)
+
 
 class SupervisorCore:
     """Every subtask held to a deadline and an output schema.
@@ -56,6 +59,8 @@ class SupervisorCore:
         retry_budget: the run's retry budget. Default: one kept here.
         metrics: where counts go. Default: nowhere.
         rng: the jitter of backoffs. Default: a fresh ``random.Random()``.
+        retention: how long the store keeps what is done with, pruned from ``tick``.
+            Default ``SupervisorRetention()``.
     """
 
     def __init__(
@@ -67,9 +72,14 @@ class SupervisorCore:
         retry_budget: RetryBudgetHook | None = None,
         metrics: Metrics | None = None,
         rng: random.Random | None = None,
+        retention: SupervisorRetention | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
+        self.retention = retention or SupervisorRetention()
+        self._pruned_at = clock.monotonic()
+        self._prune_more = True  # a new incarnation prunes at its first tick
+        self._prune_every = self.retention.prune_every.total_seconds()
         self.metrics: Metrics = metrics or NoMetrics()
         self.pool = Pool()
         background = Background()
@@ -157,6 +167,19 @@ class SupervisorCore:
         now = self.clock.monotonic()
         self._attempts.tick(now)
         self._stages.tick(now)
+        self._prune_if_due(now)
+
+    def _prune_if_due(self, now: float) -> None:
+        """One bounded pruning pass every ``prune_every``, and at each tick while a pass
+        left more to delete."""
+        if not self._prune_more and now - self._pruned_at < self._prune_every:
+            return
+        self._pruned_at = now
+        try:
+            self._prune_more = self.store.prune(self.clock.now().timestamp(), self.retention)
+        except StorageError as error:  # pruning only saves space: tried again later
+            _log.warning("pruning the supervisor store failed: %s", error)
+            self._prune_more = False
 
     # -- operators -------------------------------------------------------------------
 
@@ -234,6 +257,6 @@ class SupervisorCore:
             "restarts": dict(sorted(self._attempts.restarts.restarts.items())),
             "restarting": sorted(self._attempts.restarts.restarting),
             "failed_groups": sorted(self.failed_groups),
-            "open_escalations": len(self.store.escalations()),
+            "open_escalations": self.store.open_escalations(),
             "stalls": self.stalls(),
         }

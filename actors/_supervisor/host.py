@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from ray import cloudpickle
 from ray.exceptions import ActorUnavailableError, RayActorError, TaskCancelledError
 
-from policies import Durability, RestartIntensity, RetryBudget
+from policies import Durability, RestartIntensity, RetryBudget, SupervisorRetention
 from runtime import Clock, ConfigurationError, Envelope, StorageError, SystemClock
 
 from .core import SupervisorCore
@@ -194,8 +194,10 @@ class SupervisorHost:
         clock: Clock | None = None,
         durability: Durability = Durability.FULL,
         retry_budget: RetryBudget | None = None,
+        retention: SupervisorRetention | None = None,
     ) -> None:
         self._root = Path(root)
+        self._retention = retention
         self._namespace = namespace
         self._clock: Clock = clock or SystemClock()
         self._durability = durability
@@ -218,6 +220,7 @@ class SupervisorHost:
             core = SupervisorCore(
                 store, RayDispatcher(self._namespace), clock=self._clock,
                 retry_budget=self._retries, metrics=SupervisorMetrics(),
+                retention=self._retention,
             )  # fmt: skip
             core.configure_retry_budget(self._retry_budget)
             core.recover()

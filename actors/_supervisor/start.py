@@ -6,7 +6,7 @@ from typing import Any
 
 import ray
 
-from policies import Durability, RetryBudget
+from policies import Durability, RetryBudget, SupervisorRetention
 from runtime import Clock, lookup, spawn
 
 from .handle import Supervisor
@@ -25,6 +25,7 @@ def start_supervisor(
     clock: Clock | None,
     durability: Durability,
     retry_budget: RetryBudget | None,
+    retention: SupervisorRetention | None = None,
 ) -> tuple[Supervisor, Any]:
     """Join the namespace's ``supervisor`` actor, or start it; returns the handle and the
     actor if this call started it (else None)."""
@@ -35,7 +36,7 @@ def start_supervisor(
         pass
     actor = spawn(
         SupervisorHost, root, namespace, clock, durability,
-        retry_budget=retry_budget,
+        retry_budget=retry_budget, retention=retention,
         name=SUPERVISOR_ACTOR, namespace=namespace, pin_to_state=True,
         max_concurrency=_SUPERVISOR_CONCURRENCY,
     )  # fmt: skip

@@ -13,10 +13,11 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from time import time
 from typing import Any
 
-from policies import Durability
-from runtime import AttemptRecord, StorageError, connect, transaction
+from policies import Durability, SupervisorRetention
+from runtime import AttemptRecord, StorageError, connect, transaction, truncate_wal
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS subtasks(
@@ -33,6 +34,48 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS events(
         seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL,
         subject TEXT NOT NULL, detail TEXT NOT NULL)""",
+)
+
+# Every query the command line and the supervisor make is served by an index (pinned by
+# tests/test_retention_supervisor.py with EXPLAIN QUERY PLAN), and so is every pruning pass.
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS subtasks_finished ON subtasks(finished) WHERE finished IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS handoffs_trace ON handoffs(trace_id, at)",
+    "CREATE INDEX IF NOT EXISTS handoffs_at ON handoffs(at)",
+    "CREATE INDEX IF NOT EXISTS escalations_state ON escalations(state, at)",
+    "CREATE INDEX IF NOT EXISTS escalations_closed ON escalations(closed) WHERE closed IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS events_kind ON events(kind, seq)",
+    "CREATE INDEX IF NOT EXISTS events_at ON events(at)",
+)
+
+# Subtasks by state, kept by triggers: ``status`` reads a few rows, never every subtask.
+_COUNTS = (
+    "CREATE TABLE IF NOT EXISTS subtask_counts(state TEXT PRIMARY KEY, n INTEGER NOT NULL)",
+    """CREATE TRIGGER IF NOT EXISTS subtasks_counted_in AFTER INSERT ON subtasks BEGIN
+        INSERT INTO subtask_counts(state, n) VALUES(new.state, 1)
+            ON CONFLICT(state) DO UPDATE SET n = n + 1;
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS subtasks_counted_moved AFTER UPDATE OF state ON subtasks
+    WHEN old.state != new.state BEGIN
+        UPDATE subtask_counts SET n = n - 1 WHERE state = old.state;
+        INSERT INTO subtask_counts(state, n) VALUES(new.state, 1)
+            ON CONFLICT(state) DO UPDATE SET n = n + 1;
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS subtasks_counted_out AFTER DELETE ON subtasks BEGIN
+        UPDATE subtask_counts SET n = n - 1 WHERE state = old.state;
+    END""",
+)
+
+# One pruning pass per table: (table, what to delete, the key it is deleted by).
+_PRUNE = (
+    ("subtasks", "SELECT id FROM subtasks WHERE finished < ? ORDER BY finished LIMIT ?", "id"),
+    ("handoffs", "SELECT subtask_id FROM handoffs WHERE at < ? ORDER BY at LIMIT ?", "subtask_id"),
+    ("events", "SELECT seq FROM events WHERE at < ? ORDER BY at LIMIT ?", "seq"),
+    (
+        "escalations",
+        "SELECT subtask_id FROM escalations WHERE closed < ? ORDER BY closed LIMIT ?",
+        "subtask_id",
+    ),
 )
 
 FINAL_STATES = ("done", "failed")
@@ -54,6 +97,11 @@ class SubtaskStore:
         for statement in _SCHEMA:
             self._conn.execute(statement)
         _add_column(self._conn, "subtasks", "running TEXT")
+        if _add_column(self._conn, "escalations", "closed REAL"):  # answered ones: from now
+            self._conn.execute("UPDATE escalations SET closed = ? WHERE state != 'open'", (time(),))
+        _create_counts(self._conn)
+        for statement in _INDEXES:
+            self._conn.execute(statement)
         self._staged: list[tuple[str, Sequence[Any]]] = []
         self._flush: asyncio.Future[None] | None = None
 
@@ -120,8 +168,12 @@ class SubtaskStore:
             row,
         )
 
-    def stage_escalation_closed(self, subtask_id: str, state: str) -> None:
-        self._stage("UPDATE escalations SET state = ? WHERE subtask_id = ?", (state, subtask_id))
+    def stage_escalation_closed(self, subtask_id: str, state: str, at: float) -> None:
+        """An escalation answered, rejected or cancelled at ``at``."""
+        self._stage(
+            "UPDATE escalations SET state = ?, closed = ? WHERE subtask_id = ?",
+            (state, at, subtask_id),
+        )
 
     def stage_event(self, at: float, kind: str, subject: str, detail: dict[str, Any]) -> None:
         """An audit event: a kill, a stall, a late result, a re-drive."""
@@ -202,9 +254,39 @@ class SubtaskStore:
         return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]
 
     def counts(self) -> dict[str, int]:
-        """Subtasks by state."""
-        rows = self._rows("SELECT state, COUNT(*) AS n FROM subtasks GROUP BY state")
+        """Subtasks stored, by state."""
+        rows = self._rows("SELECT state, n FROM subtask_counts WHERE n > 0")
         return {row["state"]: int(row["n"]) for row in rows}
+
+    def open_escalations(self) -> int:
+        """How many escalations wait for an answer."""
+        return int(self._rows("SELECT COUNT(*) FROM escalations WHERE state = 'open'")[0][0])
+
+    def prune(self, now: float, retention: SupervisorRetention) -> bool:
+        """One bounded pass: delete finished subtasks, handoffs, events and answered
+        escalations older than their windows, at most ``retention.prune_batch`` of each.
+
+        Returns:
+            Whether a table had more to delete than one pass may (run again soon).
+
+        Raises:
+            StorageError: the pass failed; nothing of it was deleted.
+        """
+        windows = {
+            "subtasks": retention.subtasks, "handoffs": retention.handoffs,
+            "events": retention.events, "escalations": retention.escalations,
+        }  # fmt: skip
+        limit, more = retention.prune_batch, False
+        with transaction(self._conn, "supervisor store: pruning") as conn:
+            for table, old, key in _PRUNE:
+                before = now - windows[table].total_seconds()
+                deleted = conn.execute(
+                    f"DELETE FROM {table} WHERE {key} IN ({old})", (before, limit)
+                ).rowcount
+                more |= deleted == limit
+        if not more:
+            truncate_wal(self._conn)
+        return more
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         self._conn.row_factory = sqlite3.Row
@@ -214,11 +296,29 @@ class SubtaskStore:
         self._conn.close()
 
 
-def _add_column(conn: sqlite3.Connection, table: str, column: str) -> None:
-    """Add ``column`` to a table created before it existed."""
+def _add_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    """Add ``column`` to a table created before it existed; whether it was added."""
     names = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-    if column.split()[0] not in names:
-        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+    if column.split()[0] in names:
+        return False
+    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+    return True
+
+
+def _create_counts(conn: sqlite3.Connection) -> None:
+    """The counts table and its triggers; counted from the rows once, when the table is
+    new (a store written before it existed)."""
+    with transaction(conn, "supervisor store: counts") as txn:
+        new = not txn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'subtask_counts'"
+        ).fetchone()
+        for statement in _COUNTS:
+            txn.execute(statement)
+        if new:
+            txn.execute(
+                "INSERT INTO subtask_counts(state, n) SELECT state, COUNT(*) FROM subtasks "
+                "GROUP BY state"
+            )
 
 
 def history(text: str) -> tuple[AttemptRecord, ...]:

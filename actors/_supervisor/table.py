@@ -232,21 +232,21 @@ class SubtaskTable:
         human = Attempt(number=live.attempts + 1, target="human", queued_at=0.0, replica="human")
         if reject is not None:
             live.history.append(self.record(live, human, FailureReason.REJECTED.value, reject))
-            self.store.stage_escalation_closed(subtask_id, "rejected")
+            self.store.stage_escalation_closed(subtask_id, "rejected", self._wall())
             self.finish(live, reason=FailureReason.REJECTED.value, detail=reject)
             return "failed"
         checked, problem = validate(live.spec.expect, output)
         if checked is None:
             raise InvalidArgumentError(problem)
         live.history.append(self.record(live, human, "succeeded"))
-        self.store.stage_escalation_closed(subtask_id, "answered")
+        self.store.stage_escalation_closed(subtask_id, "answered", self._wall())
         self.finish(live, output=checked)
         return "done"
 
     def cancel(self, live: Live) -> None:
         """Fail the subtask with reason cancelled (its attempt is already stopped)."""
         if live.state == "escalated":
-            self.store.stage_escalation_closed(live.spec.subtask_id, "cancelled")
+            self.store.stage_escalation_closed(live.spec.subtask_id, "cancelled", self._wall())
         self.finish(live, reason=FailureReason.CANCELLED.value, detail="cancelled by its handle")
 
     def finish(

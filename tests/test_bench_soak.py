@@ -1,0 +1,52 @@
+"""``agentcast bench soak --quick``: the report's shape, positive figures, and storage that
+stays flat once retention (a 2-second window) keeps up with the load."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from actors._cli.bench.soak import QUICK, SLACK_MB, TOLERANCE
+
+ROOT = Path(__file__).resolve().parent.parent
+ACTORS = {"resource", "supervisor", "budget"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # its own Ray; the run itself takes under a minute
+def test_quick_soak_reports_positive_figures_and_flat_storage(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    out = tmp_path / "soak.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "actors._cli.main", "bench", "soak", "--quick", "--json",
+         "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    report = json.loads(done.stdout)  # stdout holds the JSON document and nothing else
+    assert json.loads(out.read_text()) == report
+    samples = report["samples"]
+    assert [s["round"] for s in samples] == list(range(1, QUICK.rounds + 1))
+    last = samples[-1]
+    assert (last["writes"], last["subtasks"]) == (QUICK.writes, QUICK.subtasks)
+    assert last["calls"] == QUICK.calls
+    restarted = [s for s in samples if "restart_s" in s]
+    assert [s["round"] for s in restarted] == [2, 4]
+    for sample in samples:
+        assert set(sample["rss_mb"]) == set(sample["storage_mb"]) == ACTORS
+        assert min(sample["rss_mb"].values()) > 0
+        assert min(sample["storage_mb"].values()) > 0
+    for sample in restarted:
+        assert set(sample["restart_s"]) == ACTORS
+        assert min(sample["restart_s"].values()) > 0
+    verdict = report["verdict"]
+    assert (verdict["tolerance"], verdict["slack_mb"]) == (TOLERANCE, SLACK_MB)
+    mid = samples[verdict["mid_round"] - 1]["storage_mb"]
+    for which in ACTORS:
+        assert last["storage_mb"][which] <= mid[which] * (1 + TOLERANCE) + SLACK_MB, which
+    assert verdict["all_flat"] is True
