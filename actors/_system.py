@@ -35,7 +35,7 @@ from runtime import (
 )
 
 from ._agent.agent import Agent, AgentRuntime, handlers
-from ._agent.group import AgentGroup
+from ._agent.group import AgentGroup, replicas_of
 from ._agent.registry import AgentRegistry
 from ._agent.spawn import spawn_replica
 from ._budget.client import (
@@ -45,7 +45,7 @@ from ._budget.client import (
     budget_policy,
     ensure_budget,
 )
-from ._kill import kill_agent, replicas_of
+from ._kill import kill_agent
 from ._resource.declare import Resource, operations
 from ._resource.handle import ResourceHandle, WriterIdentity
 from ._resource.host import ResourceHost
@@ -324,7 +324,10 @@ class System:
         """The kill switch: bump ``agent``'s epoch, fence it on every resource, fail its
         attempts with reason killed (rerouted or escalated by their plans), kill its
         replicas; audited. From its return, no write of the agent's commits anywhere."""
-        return kill_agent(self, agent)
+        return kill_agent(
+            agent, namespace=self.namespace, registry=self._registry,
+            resource=self.get_resource, supervisor=self.supervisor, budget=lambda: self.budget,
+        )  # fmt: skip
 
     def _live_replicas(self) -> list[Any]:
         """The running replicas of every agent this system started, restarted ones

@@ -8,7 +8,7 @@ from typing import Any
 import ray
 from pydantic import BaseModel
 
-from runtime import Envelope
+from runtime import Envelope, agent_actor_name, named_actors
 
 
 class AgentGroup:
@@ -31,3 +31,8 @@ class AgentGroup:
     def ask(self, message: BaseModel, *, timeout: float | None = None) -> Any:
         """Send ``message`` and wait for the output model."""
         return ray.get(self.call(message), timeout=timeout)
+
+
+def replicas_of(namespace: str, agent: str) -> dict[str, Any]:
+    """The running replicas of ``agent``, by actor name."""
+    return named_actors(namespace, agent_actor_name(agent, 0)[:-1])
