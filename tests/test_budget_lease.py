@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from budget_core_calls import answer_and_commit
 from waiting import until
 
 from actors._budget.meter import Meter
@@ -43,26 +44,7 @@ class GatedLink:
         self.waiting += 1
         await self.gate.wait()
         self.waiting -= 1
-        try:
-            return self._run(method, *args)
-        finally:
-            self.core.commit()
-
-    def _run(self, method: str, *args: Any) -> Any:
-        core = self.core
-        if method == "renew":
-            settles, context, grant_id, need, want, holder = args
-            for settle_id, used in settles:
-                core.settle(grant_id=settle_id, context=context, used=used)
-            return core.reserve(
-                grant_id=grant_id, context=context, need=need, want=want, holder=holder
-            )
-        if method == "settle":
-            grant_id, context, used = args
-            return core.settle(grant_id=grant_id, context=context, used=used)
-        if method == "breaker":
-            return core.breaker(args[0])
-        raise AssertionError(f"unexpected budget call {method}")
+        return answer_and_commit(self.core, method, *args)
 
 
 def _metered(tmp_path: Path, **fields: Any) -> tuple[MeteredModel, GatedLink, Meter]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from budget_core_calls import answer_and_commit
 from waiting import until
 
 from actors._budget.meter import Meter
@@ -48,23 +49,7 @@ class CoreLink:
     async def call(self, method: str, *args: Any) -> Any:
         self.calls.append(method)
         await asyncio.sleep(0)
-        core = self.core
-        try:
-            if method == "renew":
-                settles, context, grant_id, need, want, holder = args
-                for settle_id, used in settles:
-                    core.settle(grant_id=settle_id, context=context, used=used)
-                return core.reserve(
-                    grant_id=grant_id, context=context, need=need, want=want, holder=holder
-                )
-            if method == "settle":
-                grant_id, context, used = args
-                return core.settle(grant_id=grant_id, context=context, used=used)
-            if method == "breaker":
-                return core.breaker(args[0])
-            raise AssertionError(f"unexpected budget call {method}")
-        finally:
-            core.commit()
+        return answer_and_commit(self.core, method, *args)
 
 
 def _metered(
