@@ -117,6 +117,16 @@ def reconnecting(
         yield Pause(reconnect.pause.total_seconds())
 
 
+def _advance(plan: Plan[T], answer: Any, failure: Exception | None) -> tuple[bool, Any]:
+    """Hand the last step's answer (or failure) to ``plan``: ``(True, result)`` when it
+    has finished, else ``(False, next step)``."""
+    try:
+        step = plan.send(answer) if failure is None else plan.throw(failure)
+    except StopIteration as done:
+        return True, done.value
+    return False, step
+
+
 def run_blocking(plan: Plan[T], clock: Clock) -> T:
     """Run ``plan`` in the calling thread: ``ray.get`` each call, sleep each pause.
 
@@ -126,10 +136,9 @@ def run_blocking(plan: Plan[T], clock: Clock) -> T:
     answer: Any = None
     failure: Exception | None = None
     while True:
-        try:
-            step = plan.send(answer) if failure is None else plan.throw(failure)
-        except StopIteration as done:
-            result: T = done.value
+        finished, step = _advance(plan, answer, failure)
+        if finished:
+            result: T = step
             return result
         answer, failure = None, None
         try:
@@ -150,10 +159,9 @@ async def run_async(plan: Plan[T], clock: Clock) -> T:
     answer: Any = None
     failure: Exception | None = None
     while True:
-        try:
-            step = plan.send(answer) if failure is None else plan.throw(failure)
-        except StopIteration as done:
-            result: T = done.value
+        finished, step = _advance(plan, answer, failure)
+        if finished:
+            result: T = step
             return result
         answer, failure = None, None
         try:
