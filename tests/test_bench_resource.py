@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bench_runs import run_quick_bench
 
 from actors._cli.bench.clients import CLIENT_COUNTS, RESOURCES
 from actors._cli.bench.resource import ratios, table, targets
 
-ROOT = Path(__file__).resolve().parent.parent
 ROWS = (
     "noop_ceiling",
     "durable_unbatched",
@@ -76,16 +72,7 @@ def test_table_names_every_row_and_target() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # its own Ray and 21 measured rows: longer than the default
 def test_quick_run_reports_every_row_and_loses_nothing(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    out = tmp_path / "bench.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "actors._cli.main", "bench", "resource", "--quick", "--json",
-         "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-4000:]
-    report = json.loads(done.stdout)  # stdout holds the JSON document and nothing else
-    assert json.loads(out.read_text()) == report
+    report = run_quick_bench("resource", tmp_path / "bench.json", timeout=600)
     by = {(r["row"], r["n"]): r for r in report["rows"]}
     assert set(by) == {(name, n) for name in ROWS for n in (1, 8, 32)}
     for row in report["rows"]:

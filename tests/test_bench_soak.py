@@ -3,33 +3,20 @@ stays flat once retention (a 2-second window) keeps up with the load."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from bench_runs import run_quick_bench
 
 from actors._cli.bench.soak import QUICK, SLACK_MB, TOLERANCE
 
-ROOT = Path(__file__).resolve().parent.parent
 ACTORS = {"resource", "supervisor", "budget"}
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)  # its own Ray; the run itself takes under a minute
 def test_quick_soak_reports_positive_figures_and_flat_storage(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    out = tmp_path / "soak.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "actors._cli.main", "bench", "soak", "--quick", "--json",
-         "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-4000:]
-    report = json.loads(done.stdout)  # stdout holds the JSON document and nothing else
-    assert json.loads(out.read_text()) == report
+    report = run_quick_bench("soak", tmp_path / "soak.json", timeout=240)
     samples = report["samples"]
     assert [s["round"] for s in samples] == list(range(1, QUICK.rounds + 1))
     last = samples[-1]

@@ -1,0 +1,30 @@
+"""What the budget actor does with a metered model's calls, run on a ``BudgetCore`` in the
+test's own process (for fake ``BudgetLink``s that skip Ray)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.lowlevel import BudgetCore
+
+
+def answer_and_commit(core: BudgetCore, method: str, *args: Any) -> Any:
+    """Run ``method`` on ``core`` as the budget actor would, then commit."""
+    try:
+        return _answer(core, method, *args)
+    finally:
+        core.commit()
+
+
+def _answer(core: BudgetCore, method: str, *args: Any) -> Any:
+    if method == "renew":
+        settles, context, grant_id, need, want, holder = args
+        for settle_id, used in settles:
+            core.settle(grant_id=settle_id, context=context, used=used)
+        return core.reserve(grant_id=grant_id, context=context, need=need, want=want, holder=holder)
+    if method == "settle":
+        grant_id, context, used = args
+        return core.settle(grant_id=grant_id, context=context, used=used)
+    if method == "breaker":
+        return core.breaker(args[0])
+    raise AssertionError(f"unexpected budget call {method}")
