@@ -32,6 +32,7 @@ from .background import Background
 from .metrics import Metrics, NoMetrics
 from .planner import FailurePlanner
 from .pool import Pool
+from .settings import Configuration
 from .stages import StageWatcher
 from .state import Live
 from .store import SubtaskStore
@@ -223,19 +224,44 @@ class SupervisorCore:
         """
         return self._table.answer(subtask_id, output, reject)
 
+    # -- configuration: stored first, so a restarted supervisor keeps it ---------------
+
+    def apply(self, configuration: Configuration) -> None:
+        """Run with ``configuration`` (what ``store.settings.begin`` gave at start)."""
+        self._planner.configure_retry_budget(configuration.retry_budget)
+        for group, intensity in configuration.groups.items():
+            self._planner.configure_group(group, intensity)
+        for stage, window in configuration.stages.items():
+            self._stages.declare(stage, window)
+
     def configure_group(self, group: str, intensity: RestartIntensity) -> None:
-        """Set the restart intensity of an agent group (default ``RestartIntensity()``)."""
+        """Set the restart intensity of an agent group (default ``RestartIntensity()``).
+
+        Raises:
+            StorageError: it could not be stored; it is not applied.
+        """
+        self.store.settings.save_group(group, intensity)
         self._planner.configure_group(group, intensity)
 
     def configure_retry_budget(self, budget: RetryBudget | None) -> None:
         """The retry budget of every run whose subtasks name none (see
         ``SubtaskSpec.retry_budget``); None leaves them to the budget actor, if it runs,
-        else to ``RetryBudget()``."""
+        else to ``RetryBudget()``.
+
+        Raises:
+            StorageError: it could not be stored; it is not applied.
+        """
+        self.store.settings.save_retry_budget(budget)
         self._planner.configure_retry_budget(budget)
 
     def declare_stage(self, name: str, window: float) -> None:
         """Watch stage ``name``: once a handoff names it as the next stage, a subtask of
-        it must be submitted within ``window`` seconds, or the stage is a stall."""
+        it must be submitted within ``window`` seconds, or the stage is a stall.
+
+        Raises:
+            StorageError: it could not be stored; it is not applied.
+        """
+        self.store.settings.save_stage(name, window)
         self._stages.declare(name, window)
 
     def stalls(self) -> list[dict[str, Any]]:

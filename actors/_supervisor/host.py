@@ -184,6 +184,13 @@ class BudgetActorRetries:
                 actor.record_attempt.remote(run, count)
 
 
+def _open_store(root: Path, durability: Durability) -> SubtaskStore:
+    try:
+        return SubtaskStore(root, durability)
+    except Exception as error:  # retried on the next call
+        raise StorageError(f"supervisor: cannot open storage: {error}") from error
+
+
 class SupervisorHost:
     """Holds every subtask of the system to its deadline and its output schema."""
 
@@ -195,8 +202,10 @@ class SupervisorHost:
         durability: Durability = Durability.FULL,
         retry_budget: RetryBudget | None = None,
         retention: SupervisorRetention | None = None,
+        start_id: str = "",
     ) -> None:
         self._root = Path(root)
+        self._start_id = start_id
         self._retention = retention
         self._namespace = namespace
         self._clock: Clock = clock or SystemClock()
@@ -213,16 +222,18 @@ class SupervisorHost:
 
     def _open(self) -> SupervisorCore:
         if self._core is None:
+            store = _open_store(self._root, self._durability)
             try:
-                store = SubtaskStore(self._root, self._durability)
-            except Exception as error:  # retried on the next call
-                raise StorageError(f"supervisor: cannot open storage: {error}") from error
+                configuration = store.settings.begin(self._start_id, self._retry_budget)
+            except StorageError:  # retried on the next call
+                store.close()
+                raise
             core = SupervisorCore(
                 store, RayDispatcher(self._namespace), clock=self._clock,
                 retry_budget=self._retries, metrics=SupervisorMetrics(),
                 retention=self._retention,
             )  # fmt: skip
-            core.configure_retry_budget(self._retry_budget)
+            core.apply(configuration)
             core.recover()
             self._core = core
             if not _moved_by_hand(self._clock):
@@ -288,7 +299,6 @@ class SupervisorHost:
         self._open().configure_group(group, intensity)
 
     async def configure_retry_budget(self, budget: RetryBudget | None) -> None:
-        self._retry_budget = budget
         self._open().configure_retry_budget(budget)
 
     async def overview(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import ray
@@ -36,7 +37,7 @@ def start_supervisor(
         pass
     actor = spawn(
         SupervisorHost, root, namespace, clock, durability,
-        retry_budget=retry_budget, retention=retention,
+        retry_budget=retry_budget, retention=retention, start_id=uuid.uuid4().hex,
         name=SUPERVISOR_ACTOR, namespace=namespace, pin_to_state=True,
         max_concurrency=_SUPERVISOR_CONCURRENCY,
     )  # fmt: skip

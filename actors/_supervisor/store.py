@@ -19,6 +19,8 @@ from typing import Any
 from policies import Durability, SupervisorRetention
 from runtime import AttemptRecord, StorageError, connect, transaction, truncate_wal
 
+from .settings import SettingsStore
+
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS subtasks(
         id TEXT PRIMARY KEY, trace_id TEXT NOT NULL, parent TEXT, target TEXT NOT NULL,
@@ -102,6 +104,7 @@ class SubtaskStore:
         _create_counts(self._conn)
         for statement in _INDEXES:
             self._conn.execute(statement)
+        self.settings = SettingsStore(self._conn)
         self._staged: list[tuple[str, Sequence[Any]]] = []
         self._flush: asyncio.Future[None] | None = None
 
