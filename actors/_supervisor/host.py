@@ -23,7 +23,14 @@ from ray import cloudpickle
 from ray.exceptions import ActorUnavailableError, RayActorError, TaskCancelledError
 
 from policies import Durability, RestartIntensity, RetryBudget, SupervisorRetention
-from runtime import Clock, ConfigurationError, Envelope, StorageError, SystemClock
+from runtime import (
+    Clock,
+    ConfigurationError,
+    Envelope,
+    StorageError,
+    SystemClock,
+    fix_mmap_threshold,
+)
 
 from .core import SupervisorCore
 from .metrics import SupervisorMetrics
@@ -196,6 +203,7 @@ class SupervisorHost:
         retry_budget: RetryBudget | None = None,
         retention: SupervisorRetention | None = None,
     ) -> None:
+        fix_mmap_threshold()  # a burst of calls must not leave an arena of fiber stacks
         self._root = Path(root)
         self._retention = retention
         self._namespace = namespace
