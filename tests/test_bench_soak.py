@@ -40,4 +40,9 @@ def test_quick_soak_reports_positive_figures_and_flat_storage(tmp_path: Path) ->
     for which in ACTORS:
         assert last["storage_mb"][which] <= mid[which] * (1 + TOLERANCE) + SLACK_MB, which
     assert verdict["all_flat"] is True
-    assert set(verdict["rss_end_over_mid"]) == set(verdict["uss_end_over_mid"]) == ACTORS
+    assert verdict["incarnation_from_round"] == 3  # the supervisor restarted after round 2
+    growth = verdict["uss_growth_in_incarnation"]
+    assert set(verdict["rss_growth_in_incarnation"]) == set(growth) == ACTORS
+    assert growth["supervisor"] == round(
+        last["uss_mb"]["supervisor"] / samples[2]["uss_mb"]["supervisor"], 3
+    )

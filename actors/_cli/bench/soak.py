@@ -308,6 +308,8 @@ def _sample(number: int, began: float, load: Load, state: StateActors) -> dict[s
 
 
 def _verdict(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Storage at the end over mid-run; memory at the end of the last incarnation over
+    memory after its first round (a restart resets memory: growth shows within one)."""
     mid, end = samples[(len(samples) - 1) // 2], samples[-1]
     ratios = {
         which: round(end["storage_mb"][which] / max(mid["storage_mb"][which], 1e-6), 3)
@@ -317,15 +319,18 @@ def _verdict(samples: list[dict[str, Any]]) -> dict[str, Any]:
         which: end["storage_mb"][which] <= mid["storage_mb"][which] * (1 + TOLERANCE) + SLACK_MB
         for which in end["storage_mb"]
     }
+    restarted = [i for i, s in enumerate(samples[:-1]) if "restart_s" in s]
+    first = samples[restarted[-1] + 1 if restarted else 0]
     rss, uss = (
-        {w: round(end[key][w] / max(mid[key][w], 1e-6), 3) for w in end[key]}
+        {w: round(end[key][w] / max(first[key][w], 1e-6), 3) for w in end[key]}
         for key in ("rss_mb", "uss_mb")
     )
     return {
-        "mid_round": mid["round"], "storage_end_over_mid": ratios, "rss_end_over_mid": rss,
-        "uss_end_over_mid": uss,
-        "tolerance": TOLERANCE, "slack_mb": SLACK_MB, "storage_flat": flat,
-        "all_flat": all(flat.values()),
+        "mid_round": mid["round"], "storage_end_over_mid": ratios, "tolerance": TOLERANCE,
+        "slack_mb": SLACK_MB, "storage_flat": flat, "all_flat": all(flat.values()),
+        "incarnation_from_round": first["round"], "rss_growth_in_incarnation": rss,
+        "uss_growth_in_incarnation": uss,
+        "memory_flat": {w: ratio <= 1 + TOLERANCE for w, ratio in uss.items()},
     }  # fmt: skip
 
 
