@@ -1,15 +1,14 @@
 """Large blocks of an actor process go back to the system when they are freed (glibc).
 
-Ray runs every call of an async actor on a fiber of its own, whose 256 KiB stack one
-thread allocates with ``malloc``; a call waiting for its turn holds one too. glibc maps a
+Ray runs every call of an async actor on a fiber of its own, whose stack (about 256 KiB)
+one thread allocates with ``malloc``; a call waiting for its turn holds one too. glibc maps a
 block that large on its own and unmaps it when it is freed, but then raises its
 threshold to the freed block's size (its "dynamic mmap threshold"), so from then on the
 stacks are carved from that thread's arena: a burst of N concurrent calls grows the arena
-by N stacks, which stay there once freed, and later stacks dirty ever more of its pages.
-Measured in the supervisor: 2,000 subtasks in flight at once left a 512 MiB arena, 99% of
-it free, and resident memory crept from 269 to 438 MB over 60,000 subtasks (142 MB after
-a ``malloc_trim``). Fixing the threshold at glibc's default keeps every such block mapped
-on its own: the same run stays at 191-216 MB. See docs/operations.md, "Memory".
+by N stacks, which stay there once freed, and later stacks dirty ever more of its pages
+(the supervisor's memory crept up by tens of MB per 10,000 subtasks). Fixing the threshold
+at glibc's default keeps every such block mapped on its own. Figures: docs/operations.md,
+"Memory".
 """
 
 from __future__ import annotations
