@@ -38,6 +38,7 @@ from ._envelope import Provenance as Provenance
 from ._ids import new_span_id as new_span_id
 from ._ids import new_task_id as new_task_id
 from ._ids import new_trace_id as new_trace_id
+from ._memory import fix_mmap_threshold as fix_mmap_threshold
 from ._metrics import counter as counter
 from ._metrics import gauge as gauge
 from ._metrics import histogram as histogram
@@ -145,6 +146,7 @@ __all__ = [
     "encode",
     "estimate_prompt_tokens",
     "estimate_text_tokens",
+    "fix_mmap_threshold",
     "gauge",
     "histogram",
     "lookup",

@@ -25,8 +25,11 @@ def test_quick_soak_reports_positive_figures_and_flat_storage(tmp_path: Path) ->
     restarted = [s for s in samples if "restart_s" in s]
     assert [s["round"] for s in restarted] == [2, 4]
     for sample in samples:
-        assert set(sample["rss_mb"]) == set(sample["storage_mb"]) == ACTORS
+        assert set(sample["rss_mb"]) == set(sample["uss_mb"]) == set(sample["storage_mb"]) == ACTORS
         assert min(sample["rss_mb"].values()) > 0
+        assert min(sample["uss_mb"].values()) > 0
+        for which in ACTORS:  # a process's own memory is part of its resident memory
+            assert sample["uss_mb"][which] <= sample["rss_mb"][which], which
         assert min(sample["storage_mb"].values()) > 0
     for sample in restarted:
         assert set(sample["restart_s"]) == ACTORS
@@ -37,3 +40,9 @@ def test_quick_soak_reports_positive_figures_and_flat_storage(tmp_path: Path) ->
     for which in ACTORS:
         assert last["storage_mb"][which] <= mid[which] * (1 + TOLERANCE) + SLACK_MB, which
     assert verdict["all_flat"] is True
+    assert verdict["incarnation_from_round"] == 3  # the supervisor restarted after round 2
+    growth = verdict["uss_growth_in_incarnation"]
+    assert set(verdict["rss_growth_in_incarnation"]) == set(growth) == ACTORS
+    assert growth["supervisor"] == round(
+        last["uss_mb"]["supervisor"] / samples[2]["uss_mb"]["supervisor"], 3
+    )

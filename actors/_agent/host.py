@@ -9,7 +9,7 @@ import ray
 from pydantic import BaseModel, ValidationError
 from ray import cloudpickle
 
-from runtime import Envelope, HandlerOutputError, UnknownHandlerError
+from runtime import Envelope, HandlerOutputError, UnknownHandlerError, fix_mmap_threshold
 
 from .agent import Agent, AgentRuntime, HandlerSpec, TaskContext, current_task, handlers
 from .ledger import AttemptLedger
@@ -43,6 +43,7 @@ class AgentHost:
     """
 
     def __init__(self, agent_cls: type[Agent], runtime: AgentRuntime) -> None:
+        fix_mmap_threshold()  # a burst of calls must not leave an arena of fiber stacks
         self._handlers = handlers(agent_cls)
         self._agent = agent_cls()
         self._agent._bind(runtime)

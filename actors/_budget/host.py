@@ -23,6 +23,7 @@ from runtime import (
     SerialApplier,
     StorageError,
     SystemClock,
+    fix_mmap_threshold,
 )
 
 from .book import SpendContext
@@ -49,6 +50,7 @@ class BudgetHost:
 
     def __init__(self, root: str, policy: BudgetPolicy, clock: Clock | None = None) -> None:
         # Nothing here may raise: an exception in __init__ kills the actor for good.
+        fix_mmap_threshold()  # a burst of calls must not leave an arena of fiber stacks
         self._root = Path(root)
         self._policy = policy
         self._clock: Clock = clock or SystemClock()

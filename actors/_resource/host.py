@@ -29,6 +29,7 @@ from runtime import (
     SerialApplier,
     StorageError,
     counter,
+    fix_mmap_threshold,
     gauge,
     histogram,
 )
@@ -68,6 +69,7 @@ class ResourceHost:
     ) -> None:
         # Nothing here may raise on a transient error: an exception in __init__ kills the
         # actor for good. Recovery happens on the first call and is retried on the next.
+        fix_mmap_threshold()  # a burst of calls must not leave an arena of fiber stacks
         self._cls = resource_cls
         self._name = name
         self._root = Path(root)

@@ -23,7 +23,14 @@ from ray import cloudpickle
 from ray.exceptions import ActorUnavailableError, RayActorError, TaskCancelledError
 
 from policies import Durability, RestartIntensity, RetryBudget, SupervisorRetention
-from runtime import Clock, ConfigurationError, Envelope, StorageError, SystemClock
+from runtime import (
+    Clock,
+    ConfigurationError,
+    Envelope,
+    StorageError,
+    SystemClock,
+    fix_mmap_threshold,
+)
 
 from .core import SupervisorCore
 from .metrics import SupervisorMetrics
@@ -204,6 +211,7 @@ class SupervisorHost:
         retention: SupervisorRetention | None = None,
         start_id: str = "",
     ) -> None:
+        fix_mmap_threshold()  # a burst of calls must not leave an arena of fiber stacks
         self._root = Path(root)
         self._start_id = start_id
         self._retention = retention

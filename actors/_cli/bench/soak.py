@@ -5,10 +5,11 @@ One local Ray and one system whose retention windows are short (``--quick``: 2 s
 load adds. In rounds, the driver makes resource writes (``write_many`` batches of slots
 overwritten in turn, so the state itself stays the same size), supervised subtasks of a
 no-op agent, and metered calls of a scripted model (lease metering, one run per round).
-After each round it samples, for each state actor (resource, supervisor, budget): its
-resident memory (``VmRSS`` of its process), the time it takes to serve again after a kill
-(Ray restarts it), and the bytes of its SQLite files (with the WAL, after a checkpoint).
-The verdict compares the storage at the end with the storage at mid-run.
+After each round it samples, for each state actor (resource, supervisor, budget): the
+memory of its process (resident, ``Rss``, and unique to it, ``Private_*``: what its death
+would free; from ``/proc/<pid>/smaps_rollup``), the time it takes to serve again after a
+kill (Ray restarts it), and the bytes of its SQLite files (with the WAL, after a
+checkpoint). The verdict compares the storage and memory at the end with mid-run.
 """
 
 from __future__ import annotations
@@ -78,8 +79,9 @@ class SoakPlan:
     restart_every: int = 1  # kill and time the state actors after every this many rounds
 
 
+# Five rounds per incarnation: long enough to tell a plateau of memory from growth.
 FULL = SoakPlan(
-    writes=1_000_000, subtasks=100_000, calls=100_000, rounds=10, window_s=30.0, restart_every=3
+    writes=1_000_000, subtasks=100_000, calls=100_000, rounds=10, window_s=30.0, restart_every=5
 )
 QUICK = SoakPlan(
     writes=20_000, subtasks=2_000, calls=2_000, rounds=4, window_s=2.0, write_batch=1_000,
@@ -143,16 +145,20 @@ def _pid_of(instance: Any) -> int:
     return os.getpid()
 
 
-def _rss_bytes(pid: int) -> int:
-    """Resident memory of a process on this machine (``VmRSS``); 0 if it is gone."""
+def _memory_bytes(pid: int) -> dict[str, int]:
+    """Memory of a process on this machine: ``rss`` (resident) and ``uss`` (resident and
+    its own, not shared with other processes); zeros if it is gone."""
+    fields: dict[str, int] = {}
     try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
+            for line in rollup:
+                name, _, rest = line.partition(":")
+                if rest.strip().endswith("kB"):
+                    fields[name] = int(rest.split()[0]) * 1024
     except OSError:
         pass
-    return 0
+    private = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+    return {"rss": fields.get("Rss", 0), "uss": private}
 
 
 class StateActors:
@@ -178,8 +184,9 @@ class StateActors:
         pid: int = ray.get(actor.__ray_call__.remote(_pid_of), timeout=_SERVE_TIMEOUT_S)
         return pid
 
-    def rss_bytes(self) -> dict[str, int]:
-        return {which: _rss_bytes(self._pid(self._actor(which))) for which in self._names}
+    def memory_bytes(self) -> dict[str, dict[str, int]]:
+        """``rss`` and ``uss`` of each actor's process (see ``_memory_bytes``)."""
+        return {which: _memory_bytes(self._pid(self._actor(which))) for which in self._names}
 
     def storage_bytes(self) -> dict[str, int]:
         """Bytes of each store's file and WAL, after a checkpoint: what the tables hold,
@@ -291,15 +298,18 @@ def soak(plan: SoakPlan) -> dict[str, Any]:
 def _sample(number: int, began: float, load: Load, state: StateActors) -> dict[str, Any]:
     """Counts so far, memory and storage of each state actor (restarts are added)."""
     elapsed = round(time.perf_counter() - began, 1)
-    storage, rss = state.storage_bytes(), state.rss_bytes()
+    storage, memory = state.storage_bytes(), state.memory_bytes()
     return {
         "round": number, "elapsed_s": elapsed, **load.done,
-        "rss_mb": {k: round(v / 2**20, 1) for k, v in rss.items()},
+        "rss_mb": {k: round(v["rss"] / 2**20, 1) for k, v in memory.items()},
+        "uss_mb": {k: round(v["uss"] / 2**20, 1) for k, v in memory.items()},
         "storage_mb": {k: round(v / 2**20, 3) for k, v in storage.items()},
     }  # fmt: skip
 
 
 def _verdict(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Storage at the end over mid-run; memory at the end of the last incarnation over
+    memory after its first round (a restart resets memory: growth shows within one)."""
     mid, end = samples[(len(samples) - 1) // 2], samples[-1]
     ratios = {
         which: round(end["storage_mb"][which] / max(mid["storage_mb"][which], 1e-6), 3)
@@ -309,11 +319,18 @@ def _verdict(samples: list[dict[str, Any]]) -> dict[str, Any]:
         which: end["storage_mb"][which] <= mid["storage_mb"][which] * (1 + TOLERANCE) + SLACK_MB
         for which in end["storage_mb"]
     }
-    rss = {w: round(end["rss_mb"][w] / max(mid["rss_mb"][w], 1e-6), 3) for w in end["rss_mb"]}
+    restarted = [i for i, s in enumerate(samples[:-1]) if "restart_s" in s]
+    first = samples[restarted[-1] + 1 if restarted else 0]
+    rss, uss = (
+        {w: round(end[key][w] / max(first[key][w], 1e-6), 3) for w in end[key]}
+        for key in ("rss_mb", "uss_mb")
+    )
     return {
-        "mid_round": mid["round"], "storage_end_over_mid": ratios, "rss_end_over_mid": rss,
-        "tolerance": TOLERANCE, "slack_mb": SLACK_MB, "storage_flat": flat,
-        "all_flat": all(flat.values()),
+        "mid_round": mid["round"], "storage_end_over_mid": ratios, "tolerance": TOLERANCE,
+        "slack_mb": SLACK_MB, "storage_flat": flat, "all_flat": all(flat.values()),
+        "incarnation_from_round": first["round"], "rss_growth_in_incarnation": rss,
+        "uss_growth_in_incarnation": uss,
+        "memory_flat": {w: ratio <= 1 + TOLERANCE for w, ratio in uss.items()},
     }  # fmt: skip
 
 
@@ -332,11 +349,14 @@ def run_bench(*, as_json: bool, quick: bool, out: str | None) -> int:
 
 
 def _table(document: dict[str, Any]) -> str:
-    lines = [f"{'round':>5} {'s':>7} {'writes':>9} {'rss MB r/s/b':>20} {'storage MB r/s/b':>24}"]
+    head = ("round", "s", "writes", "rss MB r/s/b", "uss MB r/s/b", "storage MB r/s/b")
+    lines = ["{:>5} {:>7} {:>9} {:>16} {:>16} {:>20}".format(*head)]
     for s in document["samples"]:
-        rss = "/".join(f"{v:.0f}" for v in s["rss_mb"].values())
+        rss, uss = ("/".join(f"{v:.0f}" for v in s[key].values()) for key in ("rss_mb", "uss_mb"))
         disk = "/".join(f"{v:.1f}" for v in s["storage_mb"].values())
-        lines.append(f"{s['round']:>5} {s['elapsed_s']:>7} {s['writes']:>9} {rss:>20} {disk:>24}")
+        lines.append(
+            f"{s['round']:>5} {s['elapsed_s']:>7} {s['writes']:>9} {rss:>16} {uss:>16} {disk:>20}"
+        )
     lines.append(json.dumps(document["verdict"]))
     return "\n".join(lines)
 

@@ -1,0 +1,49 @@
+"""Large blocks of an actor process go back to the system when they are freed (glibc).
+
+Ray runs every call of an async actor on a fiber of its own, whose stack (about 256 KiB)
+one thread allocates with ``malloc``; a call waiting for its turn holds one too. glibc maps a
+block that large on its own and unmaps it when it is freed, but then raises its
+threshold to the freed block's size (its "dynamic mmap threshold"), so from then on the
+stacks are carved from that thread's arena: a burst of N concurrent calls grows the arena
+by N stacks, which stay there once freed, and later stacks dirty ever more of its pages
+(the supervisor's memory crept up by tens of MB per 10,000 subtasks). Fixing the threshold
+at glibc's default keeps every such block mapped on its own. Figures: docs/operations.md,
+"Memory".
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import sys
+
+# mallopt's parameter numbers, from <malloc.h>
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+LARGE_BLOCK = 128 * 1024
+"""Blocks of this many bytes or more are mapped on their own, and an arena gives back the
+free memory at its end beyond this many bytes (glibc's defaults for both, fixed)."""
+
+_log = logging.getLogger(__name__)
+
+
+def fix_mmap_threshold() -> bool:
+    """Map every block of ``LARGE_BLOCK`` bytes or more on its own, returned to the system
+    when it is freed, for the rest of this process; the trim threshold, which the dynamic
+    one may have raised already, goes back to its default with it. Never raises (an actor
+    calls it from ``__init__``, where an exception would kill it for good).
+
+    Returns:
+        Whether the threshold is now fixed: False where the C library is not glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)  # the symbols the process already has
+        if not hasattr(libc, "gnu_get_libc_version"):  # another C library (musl)
+            return False
+        fixed = libc.mallopt(_M_MMAP_THRESHOLD, LARGE_BLOCK)
+        return bool(fixed and libc.mallopt(_M_TRIM_THRESHOLD, LARGE_BLOCK))
+    except (OSError, AttributeError) as error:
+        _log.warning("cannot fix malloc's mmap threshold: %s", error)
+        return False

@@ -1,0 +1,150 @@
+"""Large blocks of an actor process go back to the system (``runtime.fix_mmap_threshold``).
+
+Ray runs each call of an async actor on a fiber with a 256 KiB stack. glibc's dynamic
+mmap threshold would carve those stacks from an arena once one had been freed, and a burst
+of N concurrent calls would leave N stacks of arena behind for good: the supervisor's
+memory crept up in the soak. The probes below run inside the processes under test and
+read glibc's own counters (``mallinfo2``): how many blocks are mapped on their own, and
+how many bytes its arenas hold.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+from supervised_agents import Done, Job, Worker
+
+from actors import System
+from runtime import lookup, resource_actor_name
+
+STACK = 256 * 1024  # a fiber's stack: larger than glibc's default threshold (128 KiB)
+PROBE = 24 * 2**20
+BURST = 200
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+            "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def _libc() -> Any:
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = _MallInfo2
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    return libc
+
+
+def _glibc() -> bool:
+    try:
+        return hasattr(ctypes.CDLL(None), "mallinfo2")
+    except OSError:
+        return False
+
+
+pytestmark = pytest.mark.skipif(not _glibc(), reason="glibc's allocator only")
+
+
+def mapped_anew(_instance: Any = None) -> int:
+    """Free a large block, allocate one of the same size: how many blocks more are mapped
+    on their own while it is held (1 if it was mapped anew, 0 if it was carved from an
+    arena). Usable as ``actor.__ray_call__.remote(mapped_anew)``. The size is under the
+    dynamic threshold's ceiling (32 MiB) and above any free stretch a sound arena holds."""
+    libc = _libc()
+    libc.free(libc.malloc(PROBE))  # with a dynamic threshold, this raises it past PROBE
+    before = libc.mallinfo2().hblks
+    block = libc.malloc(PROBE)
+    try:
+        return int(libc.mallinfo2().hblks - before)
+    finally:
+        libc.free(block)
+
+
+def arena_bytes(_instance: Any = None) -> int:
+    """Bytes glibc's arenas hold from the system (in use or free, not mapped blocks)."""
+    return int(_libc().mallinfo2().arena)
+
+
+_FRESH = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_memory import mapped_anew
+from runtime import fix_mmap_threshold
+print({before}, mapped_anew())
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("before", "mapped"),
+    [("None", 0), ("fix_mmap_threshold()", 1), ("fix_mmap_threshold(), fix_mmap_threshold()", 1)],
+)
+def test_a_fixed_threshold_maps_a_freed_large_block_anew(before: str, mapped: int) -> None:
+    """In a fresh interpreter: by default the second block comes from an arena (the
+    dynamic threshold rose when the first was freed); once fixed (once or twice), it is
+    mapped anew."""
+    tests = str(Path(__file__).resolve().parent)
+    root = str(Path(tests).parent)
+    out = subprocess.run(
+        [sys.executable, "-c", _FRESH.format(tests=tests, before=before)],
+        capture_output=True, text=True, check=True, cwd=root,
+        env={"PYTHONPATH": root, "PATH": "/usr/bin:/bin"}, timeout=50,
+    ).stdout  # fmt: skip
+    assert out.split()[-1] == str(mapped)
+    assert "False" not in out
+
+
+def _actors(system: System) -> dict[str, Any]:
+    from resources_for_tests import Inventory
+
+    system.resource(Inventory, name="inventory")
+    group = system.agent(Worker, name="workers")
+    system.budget.status()
+    return {
+        "supervisor": system.supervisor.actor,
+        "resource": lookup(resource_actor_name("inventory"), system.namespace),
+        "budget": system.budget.actor,
+        "agent": group.actors[0],
+    }
+
+
+@pytest.mark.timeout(180)
+def test_every_actor_process_maps_large_blocks_anew(system: System) -> None:
+    """The supervisor, a resource, the budget actor and an agent replica each fixed the
+    threshold when they started."""
+    found = {
+        which: ray.get(actor.__ray_call__.remote(mapped_anew), timeout=60)
+        for which, actor in _actors(system).items()
+    }
+    assert found == {"supervisor": 1, "resource": 1, "budget": 1, "agent": 1}
+
+
+@pytest.mark.timeout(240)
+def test_bursts_of_subtasks_leave_no_arena_of_stacks_in_the_supervisor(system: System) -> None:
+    """Two bursts of BURST subtasks in flight at once (the first raises a dynamic
+    threshold, the second would be carved from the arena): the supervisor's arenas grow by
+    far less than one stack per subtask of a burst."""
+    system.agent(Worker, name="workers", replicas=2)
+    supervisor = system.supervisor
+    before = ray.get(supervisor.actor.__ray_call__.remote(arena_bytes), timeout=60)
+    for burst in range(2):
+        handles = [
+            supervisor.submit(Job(key=f"{burst}-{i}"), to="workers", expect=Done)
+            for i in range(BURST)
+        ]
+        outcomes = ray.get([h.ref for h in handles], timeout=180)
+        assert [o.error for o in outcomes] == [None] * BURST
+    after = ray.get(supervisor.actor.__ray_call__.remote(arena_bytes), timeout=60)
+    assert after - before < BURST * STACK // 4, (before, after)
