@@ -35,11 +35,11 @@ LOWLEVEL = {
 RUNTIME = {
     # errors
     "AgentError", "AgentcastError", "BudgetExceededError", "CircuitOpenError",
-    "ConfigurationError", "ConflictError", "FencedError", "HandlerOutputError",
+    "ConfigurationError", "ConflictError", "ConflictLostError", "FencedError", "HandlerOutputError",
     "IdempotencyKeyReusedError", "InvalidArgumentError",
     "ModelAuthError", "ModelError", "ModelOutputError",
     "ModelRateLimitedError", "ModelRequestError", "ModelResponseError", "ModelTimeoutError",
-    "ModelUnavailableError", "PayloadTooLargeError", "ResourceError",
+    "ModelUnavailableError", "NotOwnerError", "PayloadTooLargeError", "ResourceError",
     "ResourceUnavailableError", "StorageError", "SubtaskFailedError",
     "UnauthorizedWriterError", "UnknownHandlerError", "UnknownOperationError",
     "WriteFailedError",
@@ -61,6 +61,9 @@ RUNTIME = {
 POLICIES = {
     # resources
     "Durability", "ResourcePolicy", "WriteAuthority",
+    # the conflict ladder
+    "ConflictAction", "ConflictLevel", "ConflictPolicy", "ConflictRule", "ConflictSide",
+    "ConflictVerdict", "negotiation_verdict", "rule_verdicts",
     # retention of the stores
     "ResourceRetention", "SupervisorRetention", "TokenRetention",
     # supervision: deadlines, retries, failure plans, restart intensity
