@@ -19,7 +19,6 @@ from runtime import (
     FencedError,
     IdempotencyKeyReusedError,
     InvalidArgumentError,
-    NotOwnerError,
     PayloadTooLargeError,
     StorageError,
     SystemClock,
@@ -42,9 +41,11 @@ from .calls import (
 )
 from .declare import Operation, Resource, operations
 from .ownership import (
+    OWNERSHIP_REFUSALS,
     OwnershipBook,
     OwnershipChange,
     OwnershipRecord,
+    refusal_reason,
 )
 from .state_view import StateView, apply_changes, replay
 from .store import LogRecord, ResourceLog, args_digest
@@ -355,11 +356,10 @@ class ResourceCore:
             return self.owners.change(change, writer, self.incarnation, self.version, now)
         except Refused as refused:
             error, reason = refused.error, refused.reason
-        except (NotOwnerError, UnauthorizedWriterError, InvalidArgumentError) as refused:
-            error, reason = refused, type(refused).__name__
-        self._log.commit(
-            self.incarnation, [], [rejection_of(call, Refused(error, reason), now.isoformat())]
-        )
+        except OWNERSHIP_REFUSALS as refused:
+            error, reason = refused, refusal_reason(refused)
+        rejection = rejection_of(call, Refused(error, reason), now.isoformat())
+        self._log.commit(self.incarnation, [], [rejection])
         raise error
 
     # -- reads ------------------------------------------------------------------
