@@ -25,6 +25,7 @@ from runtime import (
     Clock,
     ConfigurationError,
     StorageError,
+    SystemClock,
     check_name,
     lookup,
     new_trace_id,
@@ -46,9 +47,11 @@ from ._budget.client import (
     ensure_budget,
 )
 from ._kill import kill_agent
+from ._reconnect import Reconnect
 from ._resource.declare import Resource, operations
 from ._resource.handle import ResourceHandle, WriterIdentity
 from ._resource.host import ResourceHost
+from ._resource.owners import Ownership, OwnershipCalls
 from ._resource.store import ResourceLog
 from ._supervisor.handle import Supervisor
 from ._supervisor.start import start_supervisor
@@ -230,6 +233,16 @@ class System:
         handle = ResourceHandle(actor, name, self._driver_identity, _DriverKeys(self.trace_id))
         handle.operations()  # the resource has recovered and answers before this returns
         return handle
+
+    @property
+    def ownership(self) -> Ownership:
+        """Owners of entities ``"<resource>:<entity>"``: ``own``, ``transfer``,
+        ``release``, ``owner``, ``history`` (docs/ownership.md)."""
+        calls = OwnershipCalls(
+            lambda name: lookup(resource_actor_name(name), self.namespace),
+            self._driver_identity, lambda: (self.trace_id, ""), Reconnect(), SystemClock(),
+        )  # fmt: skip
+        return Ownership(calls)
 
     def log(self, name: str) -> ResourceLog:
         """The durable log of resource ``name``, opened from this machine's storage.

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors import Resource, read, write
+from pydantic import BaseModel
+
+from actors import Agent, Resource, handler, read, write
 
 
 class Drafts(Resource):
@@ -30,3 +32,57 @@ class Drafts(Resource):
     @read
     def draft(self, state: dict[str, Any], draft_id: str) -> Any:
         return state.get(draft_id)
+
+
+class Revise(BaseModel):
+    draft_id: str
+    text: str
+    count: int = 1
+
+
+class HandOff(BaseModel):
+    entity: str
+    to: str
+    note: str = ""
+
+
+class Claim(BaseModel):
+    entity: str
+
+
+class Outcomes(BaseModel):
+    """Per write or change: "ok:<value>" or the error's class name."""
+
+    results: list[str]
+
+
+class Editor(Agent):
+    """Writes revisions, claims and hands entities over, reporting each outcome."""
+
+    @handler
+    async def revise(self, message: Revise) -> Outcomes:
+        drafts = self.resource("drafts")
+        results = []
+        for i in range(message.count):
+            try:
+                rev = await drafts.revise(message.draft_id, f"{message.text}#{i}")
+                results.append(f"ok:{rev}")
+            except Exception as error:
+                results.append(type(error).__name__)
+        return Outcomes(results=results)
+
+    @handler
+    async def hand_off(self, message: HandOff) -> Outcomes:
+        try:
+            record = await self.transfer(message.entity, to=message.to, handoff=message.note)
+        except Exception as error:
+            return Outcomes(results=[type(error).__name__])
+        return Outcomes(results=[f"ok:{record.owner}:{record.task_id}"])
+
+    @handler
+    async def claim(self, message: Claim) -> Outcomes:
+        try:
+            record = await self.own(message.entity)
+        except Exception as error:
+            return Outcomes(results=[type(error).__name__])
+        return Outcomes(results=[f"ok:{record.owner}", f"owner:{await self.owner(message.entity)}"])

@@ -26,6 +26,7 @@ import ray
 from policies import ResourcePolicy, WriteAuthority
 from runtime import (
     FencedError,
+    InvalidArgumentError,
     SerialApplier,
     StorageError,
     counter,
@@ -45,14 +46,16 @@ from .calls import (
 )
 from .core import ResourceCore
 from .declare import Resource
+from .ownership import OwnershipChange, OwnershipRecord, unpack_change
 
 
 @dataclass(frozen=True, slots=True)
 class _Pending:
-    """Writes of one call, or a writer fence (applied alone)."""
+    """Writes of one call, or a writer fence or an ownership change (each applied alone)."""
 
     calls: list[WriteCall]
     fence: tuple[str, int] | None = None
+    change: OwnershipChange | None = None
 
 
 class ResourceHost:
@@ -131,6 +134,35 @@ class ResourceHost:
         finally:
             self._exit_if_fenced()
 
+    async def change_owner(self, blob: bytes) -> OwnershipRecord:
+        """Own, transfer or release an entity (``pack_change``), applied in arrival order
+        with the writes; the writer is the holder of the change's token.
+
+        Raises:
+            InvalidArgumentError: ``blob`` is not a change.
+            NotOwnerError, UnauthorizedWriterError, IdempotencyKeyReusedError: refused
+                and logged (``ResourceCore.change_owner``).
+            FencedError: this incarnation or the writer's epoch is stale.
+            StorageError: the change could not be stored.
+        """
+        change = unpack_change(blob)
+        self._open()
+        try:
+            record: OwnershipRecord = await self._applier.submit(_Pending([], change=change))
+            return record
+        finally:
+            self._exit_if_fenced()
+
+    async def owner(self, entity: str) -> str | None:
+        """The entity's owner, or None (``InvalidArgumentError`` if not a str)."""
+        return self._open().owners.owner(_entity(entity))
+
+    async def ownership_history(self, entity: str, limit: int = 1000) -> list[OwnershipRecord]:
+        """The entity's ownership changes still kept, oldest first (at most ``limit``)."""
+        if type(limit) is not int or limit < 1:
+            raise InvalidArgumentError(f"limit must be an int >= 1, not {limit!r}")
+        return self._open().owners.history(_entity(entity), limit)
+
     async def read(self, op: str, args: bytes) -> ReadResult[Any]:
         """Run a ``@read`` method on the committed state.
 
@@ -171,7 +203,7 @@ class ResourceHost:
         }
 
     def _fits(self, taken: list[_Pending], item: _Pending) -> bool:
-        if taken[0].fence is not None or item.fence is not None:
+        if any(p.fence is not None or p.change is not None for p in (taken[0], item)):
             return False
         return sum(len(p.calls) for p in taken) + len(item.calls) <= self._policy.max_batch
 
@@ -180,6 +212,8 @@ class ResourceHost:
         if batch[0].fence is not None:
             core.fence_writer(*batch[0].fence)
             return [(True, None)]
+        if batch[0].change is not None:
+            return [(True, core.change_owner(batch[0].change))]
         calls = [call for pending in batch for call in pending.calls]
         started = time.perf_counter()
         try:
@@ -214,3 +248,9 @@ class ResourceHost:
         gauge("resource_version", "Committed version", ("resource",)).set(
             core.version, tags=self._tags
         )
+
+
+def _entity(entity: Any) -> str:
+    if not isinstance(entity, str) or not entity:
+        raise InvalidArgumentError(f"an entity is a non-empty str, not {entity!r}")
+    return entity
