@@ -29,12 +29,17 @@ from runtime import (
     InvalidArgumentError,
     SerialApplier,
     StorageError,
+    SystemClock,
     counter,
     gauge,
     histogram,
 )
 
 from .._agent.registry import AgentRegistry
+from .._conflicts.desk import ConflictDesk
+from .._conflicts.levels import SupervisedLevels
+from .._conflicts.messages import ConflictRecord, ConflictSummary
+from .._conflicts.store import ConflictStore
 from .calls import (
     ReadResult,
     WriteCall,
@@ -77,6 +82,7 @@ class ResourceHost:
         self._policy = policy
         self._authority = authority
         self._core: ResourceCore | None = None
+        self._conflicts: ConflictDesk | None = None
         self._registry: AgentRegistry | None = None
         self._exiting = False
         self._applier: SerialApplier[_Pending] = SerialApplier(self._apply, fits=self._fits)
@@ -97,6 +103,40 @@ class ResourceHost:
             )
         return self._core
 
+    def _desk(self) -> ConflictDesk:
+        if self._conflicts is None:
+            path, policy = self._open().log.path, self._policy
+            namespace = ray.get_runtime_context().namespace
+            self._conflicts = ConflictDesk(
+                self._name, policy.conflicts,
+                ConflictStore(path, policy.durability, policy.retention),
+                SupervisedLevels(self._name, policy.conflicts, namespace),
+                self._apply_one, self._writer_of, self._incumbent, SystemClock(),
+            )  # fmt: skip
+        return self._conflicts
+
+    async def _apply_one(self, call: WriteCall) -> WriteResult[Any]:
+        (result,) = await self._applier.submit(_Pending([call]))
+        return result  # type: ignore[no-any-return]
+
+    def _writer_of(self, call: WriteCall) -> str:
+        holder = None if self._registry is None else self._registry.holder(call.token)
+        return call.writer if holder is None else holder.writer
+
+    def _incumbent(self) -> str:
+        core = self._open()
+        return next((r.writer for r in core.log.records(after=core.version - 1)), "")
+
+    async def conflicts(self, limit: int = 100) -> list[ConflictRecord]:
+        """The newest conflicts of this resource, newest first."""
+        if type(limit) is not int or limit < 1:
+            raise InvalidArgumentError(f"limit must be an int >= 1, not {limit!r}")
+        return self._desk().store.records(limit)
+
+    async def conflict_summary(self) -> ConflictSummary:
+        """How this resource's conflicts settled, per level."""
+        return self._desk().store.summary()
+
     async def describe(self) -> dict[str, Any]:
         """What a handle needs: operation kinds and the payload limit."""
         return {
@@ -115,7 +155,10 @@ class ResourceHost:
         self._open()
         calls = unpack_calls(blob)
         try:
-            return pack_results(await self._applier.submit(_Pending(calls)))
+            results = await self._applier.submit(_Pending(calls))
+            if self._policy.conflicts.climbs:  # the ladder runs here, not in the applier
+                results = await self._desk().settle(calls, results)
+            return pack_results(results)
         finally:
             self._exit_if_fenced()
 
