@@ -46,6 +46,7 @@ from ._budget.client import (
     budget_policy,
     ensure_budget,
 )
+from ._conflicts.face import Conflicts
 from ._kill import kill_agent
 from ._reconnect import Reconnect
 from ._resource.declare import Resource, operations
@@ -243,6 +244,11 @@ class System:
             self._driver_identity, lambda: (self.trace_id, ""), Reconnect(), SystemClock(),
         )  # fmt: skip
         return Ownership(calls)
+
+    @property
+    def conflicts(self) -> Conflicts:
+        """Conflict records and the share settled per ladder level (docs/ownership.md)."""
+        return Conflicts(self.namespace)
 
     def log(self, name: str) -> ResourceLog:
         """The durable log of resource ``name``, opened from this machine's storage.

@@ -17,7 +17,7 @@ from policies import Durability, ResourceRetention
 from runtime import StorageError, connect, encode, transaction
 
 from .ladder import Conflict, Settlement
-from .messages import ConflictRecord, ConflictSummary
+from .messages import ConflictRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conflicts(
@@ -127,14 +127,15 @@ class ConflictStore:
         sql = f"SELECT {_COLUMNS} FROM conflicts ORDER BY opened DESC LIMIT ?"
         return [ConflictRecord(*row) for row in self._read(sql, (limit,))]
 
-    def summary(self) -> ConflictSummary:
-        """Counts per level and outcome (one pass over the covering index).
+    def counts(self) -> list[tuple[int | None, str | None, int]]:
+        """``(level, outcome, count)`` rows, level None for open conflicts (one pass over
+        the covering index); ``ConflictSummary.of`` sums them.
 
         Raises:
             StorageError: the table could not be read.
         """
         sql = "SELECT level, outcome, COUNT(*) FROM conflicts GROUP BY level, outcome"
-        return ConflictSummary.of([tuple(row) for row in self._read(sql, ())])
+        return [(row[0], row[1], row[2]) for row in self._read(sql, ())]
 
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         try:

@@ -38,7 +38,7 @@ from runtime import (
 from .._agent.registry import AgentRegistry
 from .._conflicts.desk import ConflictDesk
 from .._conflicts.levels import SupervisedLevels
-from .._conflicts.messages import ConflictRecord, ConflictSummary
+from .._conflicts.messages import ConflictRecord
 from .._conflicts.store import ConflictStore
 from .calls import (
     ReadResult,
@@ -133,9 +133,9 @@ class ResourceHost:
             raise InvalidArgumentError(f"limit must be an int >= 1, not {limit!r}")
         return self._desk().store.records(limit)
 
-    async def conflict_summary(self) -> ConflictSummary:
-        """How this resource's conflicts settled, per level."""
-        return self._desk().store.summary()
+    async def conflict_counts(self) -> list[tuple[int | None, str | None, int]]:
+        """How this resource's conflicts settled: ``(level, outcome, count)`` rows."""
+        return self._desk().store.counts()
 
     async def describe(self) -> dict[str, Any]:
         """What a handle needs: operation kinds and the payload limit."""
