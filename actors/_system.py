@@ -219,6 +219,7 @@ class System:
         except ConfigurationError:
             actor = spawn(
                 ResourceHost, cls, name, str(self.root), policy, WriteAuthority.of(writers),
+                self.namespace,
                 name=actor_name, namespace=self.namespace, pin_to_state=True,
             )  # fmt: skip
             self._spawned.append(actor)

@@ -90,13 +90,15 @@ class Ladder:
         self._policy = policy
         self._levels = levels
         self._apply = apply
+        self._failed: list[str] = []  # why a level could not settle, for the record
 
     async def climb(self, conflict: Conflict) -> Settlement:
         for level in (self._rules, self._negotiate, self._arbitrate):
             settled = await level(conflict)
             if settled is not None:
                 return settled
-        return Settlement(ConflictLevel.NONE, None, "rejected", "no level settled it")
+        why = "; ".join(["no level settled it", *self._failed])
+        return Settlement(ConflictLevel.NONE, None, "rejected", why)
 
     async def _rules(self, conflict: Conflict) -> Settlement | None:
         c = conflict
@@ -114,7 +116,8 @@ class Ladder:
         for round in range(1, self._policy.negotiation_rounds + 1):
             try:
                 yields = await self._levels.negotiate(conflict, round)
-            except Exception:
+            except Exception as error:
+                self._failed.append(f"negotiation round {round}: {describe_error(error)}")
                 return None
             verdict = negotiation_verdict(*yields)
             if verdict is not None:
@@ -127,7 +130,8 @@ class Ladder:
             return None
         try:
             winner, level, why = await self._levels.arbitrate(conflict)
-        except Exception:
+        except Exception as error:
+            self._failed.append(f"arbitration: {describe_error(error)}")
             return None
         return await self._settle(level, ConflictVerdict(winner, why))
 

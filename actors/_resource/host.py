@@ -73,6 +73,7 @@ class ResourceHost:
         root: str,
         policy: ResourcePolicy,
         authority: WriteAuthority,
+        namespace: str = "",
     ) -> None:
         # Nothing here may raise on a transient error: an exception in __init__ kills the
         # actor for good. Recovery happens on the first call and is retried on the next.
@@ -81,6 +82,7 @@ class ResourceHost:
         self._root = Path(root)
         self._policy = policy
         self._authority = authority
+        self._namespace = namespace  # where the supervisor runs the ladder's levels 2-4
         self._core: ResourceCore | None = None
         self._conflicts: ConflictDesk | None = None
         self._registry: AgentRegistry | None = None
@@ -106,7 +108,7 @@ class ResourceHost:
     def _desk(self) -> ConflictDesk:
         if self._conflicts is None:
             path, policy = self._open().log.path, self._policy
-            namespace = ray.get_runtime_context().namespace
+            namespace = self._namespace or ray.get_runtime_context().namespace
             self._conflicts = ConflictDesk(
                 self._name, policy.conflicts,
                 ConflictStore(path, policy.durability, policy.retention),
