@@ -84,7 +84,9 @@ def test_negotiation_then_the_arbiter_settle_what_the_rules_do_not(system: Syste
     assert system.conflicts.summary().by_level == {2: 1, 3: 1}
 
 
-def test_an_arbiter_that_cannot_rule_escalates_to_a_human(system: System) -> None:
+def test_an_arbiter_that_cannot_rule_escalates_to_a_human_across_a_resource_restart(
+    system: System,
+) -> None:
     system.supervisor  # noqa: B018
     system.resource(Drafts, name="drafts", policy=ladder(arbiter="dunce"))
     editorial, stubborn = (system.agent(Party, name=n) for n in ("editorial", "stubborn"))
@@ -99,6 +101,10 @@ def test_an_arbiter_that_cannot_rule_escalates_to_a_human(system: System) -> Non
     (record,) = system.conflicts.records("drafts")
     assert open_["subtask_id"] == arbitration_id(record.conflict_id)
     assert record.settled is None
+    # the resource dies while the human thinks: the agent's handle re-sends the write with
+    # its key, and the new incarnation joins the same arbitration instead of asking again
+    ray.kill(ray.get_actor("resource:drafts", namespace=system.namespace), no_restart=False)
+    wait_until(lambda: system.get_resource("drafts").status()["incarnation"] == 2, "a restart")
     system.supervisor.answer(
         open_["subtask_id"], Ruling(winner=ConflictSide.INCUMBENT, reason="keep")
     )
@@ -111,3 +117,5 @@ def test_an_arbiter_that_cannot_rule_escalates_to_a_human(system: System) -> Non
     )
     assert system.get_resource("drafts").draft("d1")["text"] == "e"
     assert "a human ruled: keep" in record.detail
+    assert len(system.supervisor.escalations(include_answered=True)) == 1
+    assert system.conflicts.summary().by_level == {4: 1}

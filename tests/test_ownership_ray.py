@@ -55,8 +55,12 @@ def test_a_forged_writer_name_does_not_pass(system: System) -> None:
     for bad in (b"junk", "not bytes", encode(["own"])):
         with pytest.raises(InvalidArgumentError):
             ray.get(actor.change_owner.remote(bad))
-    with pytest.raises(InvalidArgumentError):
-        ray.get(actor.owner.remote(["d1"]))
+    for bad_call in (
+        actor.owner.remote(["d1"]), actor.ownership_history.remote("d1", 0),
+        actor.conflicts.remote("ten"),
+    ):  # fmt: skip
+        with pytest.raises(InvalidArgumentError):
+            ray.get(bad_call)
     assert system.ownership.owner("drafts:d1") == "editorial"
 
 
