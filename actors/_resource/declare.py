@@ -96,6 +96,10 @@ class Operation:
         try:
             if callable(self.entity):
                 value = self.entity(*args, **kwargs)
+            elif self.entity in kwargs:
+                value = kwargs[self.entity]
+            elif (index := _param_index(self, self.entity)) < len(args):
+                value = args[index]  # the common case, without a Signature.bind
             else:
                 bound = self.signature.bind(None, None, *args, **kwargs)
                 bound.apply_defaults()
@@ -136,6 +140,25 @@ class Operation:
         for name in list(bound.arguments)[2:]:
             bound.arguments[name] = checks.check(self.name, name, bound.arguments[name])
         return self.fn(*bound.args, **bound.kwargs)
+
+
+_NOT_POSITIONAL = 1 << 30
+_PARAM_INDEX: dict[tuple[Callable[..., Any], str], int] = {}  # built on first use, like _CHECKS
+
+
+def _param_index(op: Operation, name: str) -> int:
+    """Where parameter ``name`` is among the positional arguments (after self and state);
+    ``_NOT_POSITIONAL`` when it cannot be passed by position."""
+    found = _PARAM_INDEX.get((op.fn, name))
+    if found is None:
+        params = list(op.signature.parameters.values())[2:]
+        kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        found = next(
+            (i for i, p in enumerate(params) if p.name == name and p.kind in kinds),
+            _NOT_POSITIONAL,
+        )
+        _PARAM_INDEX[(op.fn, name)] = found
+    return found
 
 
 @dataclass(frozen=True, slots=True)
