@@ -231,3 +231,26 @@ def test_random_writes_and_changes_never_apply_a_non_owners_write(
     assert {e: core.owners.owner(e) for e in ("d1", "d2")} == {
         e: owners.get(e) for e in ("d1", "d2")
     }
+
+
+class Keyed(Resource):
+    @write(entity="draft_id")
+    def put(self, state: dict[str, Any], text: str, *, draft_id: str = "d1") -> None:
+        state[draft_id] = text
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [(["x"], {"draft_id": "d1"}), (["x"], {}), ([], {"text": "x", "draft_id": "d1"})],
+    ids=["keyword", "default", "all-keywords"],
+)
+def test_the_entity_is_found_however_the_arguments_are_passed(
+    tmp_path: Path, args: list[Any], kwargs: dict[str, Any]
+) -> None:
+    core = ResourceCore(Keyed(), "keyed", tmp_path)
+    core.change_owner(change("own", "d1", by="system", to="editorial"))
+    refused = WriteCall("put", encode([args, kwargs]), "research", 1, uuid.uuid4().hex, "a" * 32)
+    allowed = WriteCall("put", encode([args, kwargs]), "editorial", 1, uuid.uuid4().hex, "a" * 32)
+    first, second = core.apply_batch([refused, allowed])
+    assert isinstance(first.error, NotOwnerError) and second.error is None
+    assert core.state == {"d1": "x"}
