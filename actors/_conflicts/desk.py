@@ -69,10 +69,14 @@ class ConflictDesk:
         conflicted = [i for i, r in enumerate(results) if isinstance(r.error, ConflictError)]
         if not conflicted:
             return results
-        settled = await asyncio.gather(*(self.one(calls[i], results[i]) for i in conflicted))
+        settled = await asyncio.gather(
+            *(self.one(calls[i], results[i]) for i in conflicted), return_exceptions=True
+        )
         merged = list(results)
         for index, result in zip(conflicted, settled, strict=True):
-            merged[index] = result
+            # the ladder's own failure (its store down) leaves that write refused as it
+            # was, never the other writes of the call without their results
+            merged[index] = result if isinstance(result, WriteResult) else results[index]
         return merged
 
     async def one(self, call: WriteCall, refused: WriteResult[Any]) -> WriteResult[Any]:
