@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from test_conflict_ladder import Script
+from ladder_script import Script
 
 from actors._conflicts.desk import ConflictDesk
 from actors._conflicts.store import ConflictStore
