@@ -74,7 +74,6 @@ class SupervisedLevels:
         who = "a human" if human else repr(arbiter)
         return ruling.winner, level, f"{who} ruled: {ruling.reason}"
 
-    # long: one argument per field of the submission; splitting them hides nothing
     def _submit(
         self,
         message: BaseModel,
