@@ -36,6 +36,11 @@ from ._budget.client import ToolGuard as ToolGuard
 from ._budget.retries import RetryDecision as RetryDecision
 from ._budget.status import BudgetStatus as BudgetStatus
 from ._budget.store import BudgetEvent as BudgetEvent
+from ._conflicts.messages import Arbitrate as Arbitrate
+from ._conflicts.messages import ConflictSummary as ConflictSummary
+from ._conflicts.messages import Negotiate as Negotiate
+from ._conflicts.messages import Position as Position
+from ._conflicts.messages import Ruling as Ruling
 from ._reconnect import Reconnect as Reconnect
 from ._resource.calls import ReadResult as ReadResult
 from ._resource.calls import WriteResult as WriteResult
@@ -45,6 +50,7 @@ from ._resource.declare import write as write
 from ._resource.handle import AsyncResourceHandle as AsyncResourceHandle
 from ._resource.handle import ResourceHandle as ResourceHandle
 from ._resource.handle import Write as Write
+from ._resource.ownership import OwnershipRecord as OwnershipRecord
 from ._resource.store import LogRecord as LogRecord
 from ._resource.store import ResourceLog as ResourceLog
 from ._supervisor.handle import AsyncSubtaskHandle as AsyncSubtaskHandle
@@ -59,6 +65,7 @@ __all__ = [
     "Agent",
     "AgentBudget",
     "AgentGroup",
+    "Arbitrate",
     "AsyncResourceHandle",
     "AsyncSubtaskHandle",
     "AsyncSupervisor",
@@ -66,14 +73,19 @@ __all__ = [
     "BudgetEvent",
     "BudgetHandle",
     "BudgetStatus",
+    "ConflictSummary",
     "LogRecord",
+    "Negotiate",
     "Outcome",
+    "OwnershipRecord",
+    "Position",
     "ReadResult",
     "Reconnect",
     "Resource",
     "ResourceHandle",
     "ResourceLog",
     "RetryDecision",
+    "Ruling",
     "SubtaskHandle",
     "SubtaskStatus",
     "Supervisor",

@@ -25,6 +25,7 @@ from runtime import (
     Clock,
     ConfigurationError,
     StorageError,
+    SystemClock,
     check_name,
     lookup,
     new_trace_id,
@@ -45,10 +46,13 @@ from ._budget.client import (
     budget_policy,
     ensure_budget,
 )
+from ._conflicts.face import Conflicts
 from ._kill import kill_agent
+from ._reconnect import Reconnect
 from ._resource.declare import Resource, operations
 from ._resource.handle import ResourceHandle, WriterIdentity
 from ._resource.host import ResourceHost
+from ._resource.owners import Ownership, OwnershipCalls
 from ._resource.store import ResourceLog
 from ._supervisor.handle import Supervisor
 from ._supervisor.start import start_supervisor
@@ -215,6 +219,7 @@ class System:
         except ConfigurationError:
             actor = spawn(
                 ResourceHost, cls, name, str(self.root), policy, WriteAuthority.of(writers),
+                self.namespace,
                 name=actor_name, namespace=self.namespace, pin_to_state=True,
             )  # fmt: skip
             self._spawned.append(actor)
@@ -230,6 +235,21 @@ class System:
         handle = ResourceHandle(actor, name, self._driver_identity, _DriverKeys(self.trace_id))
         handle.operations()  # the resource has recovered and answers before this returns
         return handle
+
+    @property
+    def ownership(self) -> Ownership:
+        """Owners of entities ``"<resource>:<entity>"``: ``own``, ``transfer``,
+        ``release``, ``owner``, ``history`` (docs/ownership.md)."""
+        calls = OwnershipCalls(
+            lambda name: lookup(resource_actor_name(name), self.namespace),
+            self._driver_identity, lambda: (self.trace_id, ""), Reconnect(), SystemClock(),
+        )  # fmt: skip
+        return Ownership(calls)
+
+    @property
+    def conflicts(self) -> Conflicts:
+        """Conflict records and the share settled per ladder level (docs/ownership.md)."""
+        return Conflicts(self.namespace)
 
     def log(self, name: str) -> ResourceLog:
         """The durable log of resource ``name``, opened from this machine's storage.

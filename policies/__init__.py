@@ -42,6 +42,14 @@ from ._budget import settle as settle
 from ._budget_policy import BudgetPolicy as BudgetPolicy
 from ._budget_policy import BudgetRetention as BudgetRetention
 from ._budget_policy import Metering as Metering
+from ._conflict import ConflictAction as ConflictAction
+from ._conflict import ConflictLevel as ConflictLevel
+from ._conflict import ConflictPolicy as ConflictPolicy
+from ._conflict import ConflictRule as ConflictRule
+from ._conflict import ConflictSide as ConflictSide
+from ._conflict import ConflictVerdict as ConflictVerdict
+from ._conflict import negotiation_verdict as negotiation_verdict
+from ._conflict import rule_verdicts as rule_verdicts
 from ._deadlines import Deadlines as Deadlines
 from ._deadlines import Expiry as Expiry
 from ._deadlines import ExpiryReason as ExpiryReason
@@ -89,6 +97,12 @@ __all__ = [
     "BudgetLimit",
     "BudgetPolicy",
     "BudgetRetention",
+    "ConflictAction",
+    "ConflictLevel",
+    "ConflictPolicy",
+    "ConflictRule",
+    "ConflictSide",
+    "ConflictVerdict",
     "Deadlines",
     "Dimension",
     "Durability",
@@ -133,9 +147,11 @@ __all__ = [
     "grant",
     "load_policies",
     "load_policies_file",
+    "negotiation_verdict",
     "next_expiry",
     "normalize_message",
     "parse_duration",
+    "rule_verdicts",
     "settle",
     "should_retry",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from ._conflict import ConflictPolicy
 from ._retention import ResourceRetention
 
 
@@ -36,6 +37,8 @@ class ResourcePolicy:
             storage. Default 100,000.
         retention: how long the log keeps records, rejections and idempotency keys.
             Default ``ResourceRetention()``.
+        conflicts: the ladder a refused write's ``ConflictError`` climbs. Default
+            ``ConflictPolicy()``, which climbs nothing.
     """
 
     max_payload_bytes: int = 1 << 20
@@ -44,6 +47,7 @@ class ResourcePolicy:
     durability: Durability = Durability.FULL
     idempotency_cache: int = 100_000
     retention: ResourceRetention = field(default_factory=ResourceRetention)
+    conflicts: ConflictPolicy = field(default_factory=ConflictPolicy)
 
     def __post_init__(self) -> None:
         for name in ("max_payload_bytes", "max_batch", "snapshot_every", "idempotency_cache"):

@@ -17,6 +17,15 @@ them is optional unless marked required::
     breaker: {failure_threshold: 5, failure_window: 30s, open_for: 30s, half_open_probes: 1}
     restart_intensity: {max_restarts: 3, within: 5s}
     deadlines: {queued: null, running: 5m, heartbeat: 30s}
+    conflicts:                          # the ConflictPolicy of each resource, by name
+      drafts:
+        rules: [{action: merge, op: edit, merge_op: merge_edit}, {action: priority}]
+        priority: [editorial, research]
+        negotiation_rounds: 2
+        negotiation_deadline: 30s
+        arbiter: chief
+        arbitration_deadline: 1m
+        escalate: true
 
 Durations are seconds (``30``, ``0.5``) or strings of number-unit pairs (``"250ms"``,
 ``"30s"``, ``"5m"``, ``"1h"``, ``"1d"``, ``"1m30s"``).
@@ -35,6 +44,7 @@ import yaml
 
 from ._breaker import BreakerPolicy
 from ._budget import BudgetLimit, Dimension, LeaseMode, ModelPrice, PriceTable, Scope, ScopeKind
+from ._conflict import ConflictAction, ConflictPolicy, ConflictRule
 from ._deadlines import Deadlines
 from ._restart_intensity import RestartIntensity
 from ._retry import RetryPolicy
@@ -84,6 +94,7 @@ class PolicySet:
         breaker: the breaker policy of each dependency. Default ``BreakerPolicy()``.
         restart_intensity: restart bound of each agent group. Default ``RestartIntensity()``.
         deadlines: default deadlines of subtasks. Default ``Deadlines()``.
+        conflicts: the conflict ladder of each resource, by resource name. Default none.
     """
 
     budgets: tuple[BudgetLimit, ...] = ()
@@ -94,6 +105,7 @@ class PolicySet:
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     restart_intensity: RestartIntensity = field(default_factory=RestartIntensity)
     deadlines: Deadlines = field(default_factory=Deadlines)
+    conflicts: Mapping[str, ConflictPolicy] = field(default_factory=dict)
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -140,7 +152,7 @@ def load_policies(text: str) -> PolicySet:
     if document is None:
         return PolicySet()
     top = _mapping(document, "")
-    _reject_unknown(top, _SECTIONS.keys() | {"budgets", "prices", "lease_mode"}, "")
+    _reject_unknown(top, _SECTIONS.keys() | {"budgets", "prices", "lease_mode", "conflicts"}, "")
     values: dict[str, Any] = {
         name: _build(section, top[name], name) for name, section in _SECTIONS.items() if name in top
     }
@@ -148,6 +160,8 @@ def load_policies(text: str) -> PolicySet:
         values["budgets"] = _budgets(top["budgets"])
     if "prices" in top:
         values["prices"] = _prices(top["prices"])
+    if "conflicts" in top:
+        values["conflicts"] = _conflicts(top["conflicts"])
     if "lease_mode" in top:
         values["lease_mode"] = _enum(LeaseMode, top["lease_mode"], "lease_mode")
     return PolicySet(**values)
@@ -298,7 +312,54 @@ def _prices(value: object) -> PriceTable:
     )
 
 
-_E = TypeVar("_E", LeaseMode, ScopeKind, Dimension)
+def _conflicts(value: object) -> dict[str, ConflictPolicy]:
+    given = _mapping(value, "conflicts")
+    return {
+        _string(name, "conflicts"): _build(_CONFLICT, policy, f"conflicts.{name}")
+        for name, policy in given.items()
+    }
+
+
+def _rules(value: object, path: str) -> tuple[ConflictRule, ...]:
+    if not isinstance(value, list):
+        raise PolicyTypeError(path, f"expected a list of rules, got {value!r}")
+    return tuple(_build(_RULE, rule, f"{path}[{i}]") for i, rule in enumerate(value))
+
+
+def _ordered_names(value: object, path: str) -> tuple[str, ...]:
+    _names(value, path)
+    assert isinstance(value, list)
+    return tuple(value)
+
+
+def _flag(value: object, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise PolicyTypeError(path, f"expected true or false, got {value!r}")
+    return value
+
+
+_RULE = _Section(
+    ConflictRule,
+    {
+        "action": lambda value, path: _enum(ConflictAction, value, path),
+        "op": _string,
+        "merge_op": _string,
+    },
+)
+_CONFLICT = _Section(
+    ConflictPolicy,
+    {
+        "rules": _rules,
+        "priority": _ordered_names,
+        "negotiation_rounds": _integer,
+        "negotiation_deadline": parse_duration,
+        "arbiter": _string,
+        "arbitration_deadline": parse_duration,
+        "escalate": _flag,
+    },
+)
+
+_E = TypeVar("_E", LeaseMode, ScopeKind, Dimension, ConflictAction)
 
 
 def _enum(kind: type[_E], value: object, path: str) -> _E:

@@ -72,6 +72,7 @@ from .errors import BudgetExceededError as BudgetExceededError
 from .errors import CircuitOpenError as CircuitOpenError
 from .errors import ConfigurationError as ConfigurationError
 from .errors import ConflictError as ConflictError
+from .errors import ConflictLostError as ConflictLostError
 from .errors import FencedError as FencedError
 from .errors import HandlerOutputError as HandlerOutputError
 from .errors import IdempotencyKeyReusedError as IdempotencyKeyReusedError
@@ -84,6 +85,7 @@ from .errors import ModelRequestError as ModelRequestError
 from .errors import ModelResponseError as ModelResponseError
 from .errors import ModelTimeoutError as ModelTimeoutError
 from .errors import ModelUnavailableError as ModelUnavailableError
+from .errors import NotOwnerError as NotOwnerError
 from .errors import PayloadTooLargeError as PayloadTooLargeError
 from .errors import ResourceError as ResourceError
 from .errors import ResourceUnavailableError as ResourceUnavailableError
@@ -105,6 +107,7 @@ __all__ = [
     "Completion",
     "ConfigurationError",
     "ConflictError",
+    "ConflictLostError",
     "Envelope",
     "FailureReason",
     "FencedError",
@@ -121,6 +124,7 @@ __all__ = [
     "ModelResponseError",
     "ModelTimeoutError",
     "ModelUnavailableError",
+    "NotOwnerError",
     "OpenAICompatibleClient",
     "PayloadTooLargeError",
     "Provenance",

@@ -14,6 +14,8 @@ Every error the runtime raises on purpose is an ``AgentcastError``::
     │   ├── IdempotencyKeyReusedError a committed key sent again with other content
     │   ├── FencedError               a stale incarnation or a stale writer epoch
     │   ├── WriteFailedError          the write method raised an error that cannot travel
+    │   ├── NotOwnerError             the entity is owned by another agent
+    │   ├── ConflictLostError         the conflict ladder settled against the write
     │   └── ResourceUnavailableError  the actor died or restarted mid-call: outcome unknown
     ├── BudgetExceededError           a cap would be crossed: the model call was not made
     ├── CircuitOpenError              a dependency's breaker is open: the call was not made
@@ -37,24 +39,20 @@ its message and attributes, so subclasses never have to mirror their constructor
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._error_root import AgentcastError as AgentcastError
+from ._model_errors import ModelAuthError as ModelAuthError
+from ._model_errors import ModelError as ModelError
+from ._model_errors import ModelOutputError as ModelOutputError
+from ._model_errors import ModelRateLimitedError as ModelRateLimitedError
+from ._model_errors import ModelRequestError as ModelRequestError
+from ._model_errors import ModelResponseError as ModelResponseError
+from ._model_errors import ModelTimeoutError as ModelTimeoutError
+from ._model_errors import ModelUnavailableError as ModelUnavailableError
 
 if TYPE_CHECKING:
     from ._subtask import AttemptRecord
-
-
-def _rebuild(cls: type[AgentcastError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
-    error = cls.__new__(cls)
-    Exception.__init__(error, *args)
-    error.__dict__.update(state)
-    return error
-
-
-class AgentcastError(Exception):
-    """Root of every error agentcast raises on purpose."""
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class ConfigurationError(AgentcastError):
@@ -176,6 +174,33 @@ class ResourceUnavailableError(ResourceError):
     have been applied. Retry with the same idempotency key to learn which."""
 
 
+class NotOwnerError(ResourceError):
+    """A write to an entity owned by another agent, or a change of its ownership by
+    someone other than its owner or the system: refused, and the attempt logged.
+
+    Attributes:
+        entity: the entity. owner: its owner ("" when it has none). writer: who tried.
+    """
+
+    def __init__(self, resource: str, entity: str, owner: str, writer: str) -> None:
+        held = f"owned by {owner!r}" if owner else "not owned by anyone"
+        super().__init__(resource, f"entity {entity!r} is {held}, refused for {writer!r}")
+        self.entity, self.owner, self.writer = entity, owner, writer
+
+
+class ConflictLostError(ResourceError):
+    """The conflict ladder settled a refused write's conflict against it: nothing applied.
+
+    Attributes:
+        conflict_id: the conflict (the write's idempotency key). level: the level that
+            settled it (1 rules, 2 negotiation, 3 arbiter, 4 human; 0 none could).
+    """
+
+    def __init__(self, resource: str, conflict_id: str, level: int, detail: str) -> None:
+        super().__init__(resource, f"conflict {conflict_id} lost at level {level}: {detail}")
+        self.conflict_id, self.level, self.detail = conflict_id, level, detail
+
+
 class BudgetExceededError(AgentcastError):
     """A budget refused: spending would cross a cap (or retries are exhausted). Nothing
     was called; a subtask that raises it fails with reason budget.
@@ -266,124 +291,3 @@ class HandlerOutputError(AgentError):
         self.agent = agent
         self.handler = handler
         self.detail = detail
-
-
-class ModelError(AgentcastError):
-    """A model call failed.
-
-    Attributes:
-        endpoint: the dependency that failed (the client's ``endpoint``), the key of its
-            circuit breaker; empty when unknown.
-    """
-
-    def __init__(self, message: str, *, endpoint: str = "") -> None:
-        super().__init__(f"{endpoint}: {message}" if endpoint else message)
-        self.endpoint = endpoint
-
-
-class ModelUnavailableError(ModelError):
-    """The endpoint failed: a 5xx status or no connection. Retryable.
-
-    Attributes:
-        status: the HTTP status, or None when no response arrived.
-    """
-
-    def __init__(
-        self, detail: str = "unavailable", *, endpoint: str = "", status: int | None = None
-    ) -> None:
-        super().__init__(detail if status is None else f"{status} {detail}", endpoint=endpoint)
-        self.detail = detail
-        self.status = status
-
-
-class ModelTimeoutError(ModelError):
-    """No complete reply within the client's timeout. The call may still have been billed.
-
-    Attributes:
-        timeout: the timeout that ran out, or None when unknown.
-    """
-
-    def __init__(self, *, endpoint: str = "", timeout: timedelta | None = None) -> None:
-        after = "" if timeout is None else f" after {timeout.total_seconds():g}s"
-        super().__init__(f"timed out{after}", endpoint=endpoint)
-        self.timeout = timeout
-
-
-class ModelRateLimitedError(ModelError):
-    """429: the endpoint asks callers to slow down.
-
-    Attributes:
-        retry_after: how long the endpoint asked to wait (its Retry-After header), or None.
-    """
-
-    def __init__(self, *, endpoint: str = "", retry_after: timedelta | None = None) -> None:
-        after = "" if retry_after is None else f", retry after {retry_after.total_seconds():g}s"
-        super().__init__(f"rate limited{after}", endpoint=endpoint)
-        self.retry_after = retry_after
-
-
-class ModelAuthError(ModelError):
-    """401 or 403: the credentials were refused. Not retryable.
-
-    Attributes:
-        status: the HTTP status.
-        detail: the start of the response body.
-    """
-
-    def __init__(self, *, endpoint: str = "", status: int, detail: str = "") -> None:
-        super().__init__(f"{status} credentials refused: {detail}", endpoint=endpoint)
-        self.status = status
-        self.detail = detail
-
-
-class ModelRequestError(ModelError):
-    """Another 4xx status: the request itself is wrong. Not retryable as is.
-
-    Attributes:
-        status: the HTTP status.
-        detail: the start of the response body.
-    """
-
-    def __init__(self, *, endpoint: str = "", status: int, detail: str = "") -> None:
-        super().__init__(f"{status} request refused: {detail}", endpoint=endpoint)
-        self.status = status
-        self.detail = detail
-
-
-class ModelResponseError(ModelError):
-    """A success status with a body that is not a chat completion.
-
-    Attributes:
-        detail: what is wrong with the body.
-    """
-
-    def __init__(self, detail: str, *, endpoint: str = "") -> None:
-        super().__init__(f"malformed response: {detail}", endpoint=endpoint)
-        self.detail = detail
-
-
-class ModelOutputError(ModelError):
-    """The model replied, but the reply does not validate as the schema asked for:
-    invalid JSON, wrong fields, no text, or output cut off at the token limit.
-
-    Attributes:
-        schema: the name of the schema the reply was checked against.
-        text: the raw reply text, or None when the model sent none.
-        detail: the validation detail.
-        finish_reason: why the model stopped ("length" when truncated), or None.
-    """
-
-    def __init__(
-        self,
-        *,
-        endpoint: str = "",
-        schema: str,
-        text: str | None,
-        detail: str,
-        finish_reason: str | None = None,
-    ) -> None:
-        super().__init__(f"reply does not validate as {schema}: {detail}", endpoint=endpoint)
-        self.schema = schema
-        self.text = text
-        self.detail = detail
-        self.finish_reason = finish_reason

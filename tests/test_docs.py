@@ -38,6 +38,7 @@ RUNNABLE = {
     "docs/budgets.md": 3,
     "docs/metrics.md": 0,
     "docs/operations.md": 0,
+    "docs/ownership.md": 1,
     "docs/resources.md": 2,
     "docs/supervisor.md": 1,
 }
@@ -137,8 +138,12 @@ def test_every_yaml_block_is_a_policy_file_that_loads() -> None:
         for fence in _FENCE.finditer(path.read_text(encoding="utf-8"))
         if fence.group(1).strip() == "yaml"
     ]
-    assert len(bodies) == 1
-    assert [len(load_policies(body).budgets) for body in bodies] == [2]
+    assert len(bodies) == 2
+    loaded = [load_policies(body) for body in bodies]
+    assert sorted((len(p.budgets), sorted(p.conflicts)) for p in loaded) == [
+        (0, ["drafts"]),  # docs/ownership.md: a conflict ladder
+        (2, []),
+    ]
 
 
 def test_the_first_program_is_the_readme_s_first_block() -> None:

@@ -24,6 +24,8 @@ ACTORS = {
     "read", "write",
     # the budget's books and log, read through BudgetHandle
     "BudgetEvent", "BudgetStatus",
+    # ownership and the conflict ladder
+    "OwnershipRecord", "ConflictSummary", "Negotiate", "Position", "Arbitrate", "Ruling",
 }  # fmt: skip
 
 LOWLEVEL = {
@@ -35,11 +37,11 @@ LOWLEVEL = {
 RUNTIME = {
     # errors
     "AgentError", "AgentcastError", "BudgetExceededError", "CircuitOpenError",
-    "ConfigurationError", "ConflictError", "FencedError", "HandlerOutputError",
+    "ConfigurationError", "ConflictError", "ConflictLostError", "FencedError", "HandlerOutputError",
     "IdempotencyKeyReusedError", "InvalidArgumentError",
     "ModelAuthError", "ModelError", "ModelOutputError",
     "ModelRateLimitedError", "ModelRequestError", "ModelResponseError", "ModelTimeoutError",
-    "ModelUnavailableError", "PayloadTooLargeError", "ResourceError",
+    "ModelUnavailableError", "NotOwnerError", "PayloadTooLargeError", "ResourceError",
     "ResourceUnavailableError", "StorageError", "SubtaskFailedError",
     "UnauthorizedWriterError", "UnknownHandlerError", "UnknownOperationError",
     "WriteFailedError",
@@ -62,6 +64,9 @@ RUNTIME = {
 POLICIES = {
     # resources
     "Durability", "ResourcePolicy", "WriteAuthority",
+    # the conflict ladder
+    "ConflictAction", "ConflictLevel", "ConflictPolicy", "ConflictRule", "ConflictSide",
+    "ConflictVerdict", "negotiation_verdict", "rule_verdicts",
     # retention of the stores
     "ResourceRetention", "SupervisorRetention", "TokenRetention",
     # supervision: deadlines, retries, failure plans, restart intensity
@@ -98,7 +103,7 @@ def test_every_export_exists_and_all_is_sorted(package: ModuleType) -> None:
 
 
 def test_the_user_api_is_small_and_holds_no_core_or_host() -> None:
-    assert len(actors.__all__) == 28
+    assert len(actors.__all__) == 34
     assert not [n for n in actors.__all__ if n.endswith(("Core", "Host"))]
     assert not set(actors.__all__) & set(actors.lowlevel.__all__)
 

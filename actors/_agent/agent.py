@@ -17,6 +17,8 @@ from runtime import ConfigurationError, Envelope
 
 from .._reconnect import Reconnect
 from .._resource.handle import AsyncResourceHandle, WriterIdentity
+from .._resource.owners import OwnershipCalls, run_owned
+from .._resource.ownership import OwnershipRecord
 
 F = TypeVar("F", bound=Callable[..., Any])
 _HANDLER_ATTR = "__agentcast_handler__"
@@ -252,3 +254,64 @@ class Agent:
                 actor, name, identity, _TaskKeys(self.name), self._runtime.reconnect
             )
         return self._handles[name]
+
+    async def own(self, entity: str) -> OwnershipRecord:
+        """Claim the unowned entity ``"<resource>:<entity>"`` for this agent: from then on
+        only its replicas write to it (docs/ownership.md).
+
+        Raises:
+            NotOwnerError: another agent owns it.
+            UnauthorizedWriterError: this agent is not a declared writer of the resource.
+            InvalidArgumentError: a bad address. ConfigurationError: no such resource.
+        """
+        return await self._owning("own", entity, self.name, "")
+
+    async def transfer(self, entity: str, *, to: str, handoff: str = "") -> OwnershipRecord:
+        """Hand an entity this agent owns to agent ``to``, recording ``handoff`` (what is
+        handed over) and the current task (join it with the supervisor's handoffs).
+
+        Raises:
+            NotOwnerError: this agent does not own it.
+            UnauthorizedWriterError, InvalidArgumentError, ConfigurationError: as ``own``.
+        """
+        return await self._owning("transfer", entity, to, handoff)
+
+    async def release(self, entity: str) -> OwnershipRecord:
+        """Leave an entity this agent owns without an owner.
+
+        Raises:
+            NotOwnerError: this agent does not own it.
+            InvalidArgumentError, ConfigurationError: as ``own``.
+        """
+        return await self._owning("release", entity, "", "")
+
+    async def owner(self, entity: str) -> str | None:
+        """The owner of ``"<resource>:<entity>"``, or None.
+
+        Raises:
+            InvalidArgumentError, ConfigurationError: as ``own``.
+        """
+        owner: str | None = await run_owned(self._ownership().owner(entity))
+        return owner
+
+    async def _owning(self, action: str, entity: str, to: str, handoff: str) -> OwnershipRecord:
+        record: OwnershipRecord = await run_owned(
+            self._ownership().change(action, entity, to, handoff)
+        )
+        return record
+
+    def _ownership(self) -> OwnershipCalls:
+        from runtime import SystemClock, lookup, resource_actor_name
+
+        rt = self._runtime
+
+        def context() -> tuple[str, str]:
+            task = current_task.get()
+            return (
+                ("0" * 32, "") if task is None else (task.envelope.trace_id, task.envelope.task_id)
+            )
+
+        return OwnershipCalls(
+            lambda name: lookup(resource_actor_name(name), rt.namespace),
+            WriterIdentity(rt.name, rt.epoch, rt.token), context, rt.reconnect, SystemClock(),
+        )  # fmt: skip

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -30,8 +29,8 @@ from runtime import (
 )
 
 from .._agent.registry import TokenHolder
+from .batch import Batch, Refused, Seen, rejection_of
 from .calls import (
-    SQLITE_INT,
     ReadResult,
     WriteCall,
     WriteResult,
@@ -41,44 +40,21 @@ from .calls import (
     error_payload,
 )
 from .declare import Operation, Resource, operations
+from .ownership import (
+    OWNERSHIP_REFUSALS,
+    OwnershipBook,
+    OwnershipChange,
+    OwnershipRecord,
+    refusal_reason,
+)
 from .state_view import StateView, apply_changes, replay
-from .store import LogRecord, Rejection, ResourceLog, args_digest
+from .store import LogRecord, ResourceLog, args_digest
 
 
 class Tokens(Protocol):
     """Where a resource looks up writer tokens: the system's agent registry."""
 
     def holder(self, token: str) -> TokenHolder | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class _Seen:
-    """A committed idempotency key: its version, stored result, and the write it is bound
-    to. Not its writer: a key derived from a task belongs to the task, and a task rerouted
-    to another (authorized) agent must get its earlier attempt's result for the same write."""
-
-    version: int
-    result: bytes
-    op: str
-    args_digest: bytes
-
-
-class _Refused(Exception):
-    """Internal: a call refused before it touched the state."""
-
-    def __init__(self, error: BaseException, reason: str) -> None:
-        self.error = error
-        self.reason = reason
-
-
-@dataclass(slots=True)
-class _Batch:
-    """What one group commit collects: records, rejections, known keys, one timestamp."""
-
-    at: str
-    records: list[LogRecord] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-    keys: dict[str, _Seen] = field(default_factory=dict)
 
 
 class ResourceCore:
@@ -112,11 +88,15 @@ class ResourceCore:
         self._tokens = tokens
         self._holders: dict[str, TokenHolder] = {}
         self._log = ResourceLog(root, name, self.policy.durability)
-        self._keys: OrderedDict[str, _Seen] = OrderedDict()
+        self._keys: OrderedDict[str, Seen] = OrderedDict()
         self._fenced: FencedError | None = None
         self._compacted_at = self._clock.now()
         self._compact_more = True  # a new incarnation compacts after its first batch
         self._recover()
+        self.owners = OwnershipBook(
+            self._log.path, name, self.authority.admits, self.policy.durability,
+            self.policy.retention,
+        )  # fmt: skip
 
     def _recover(self) -> None:
         """(Re)load the committed state from snapshot + log as a new incarnation."""
@@ -137,6 +117,7 @@ class ResourceCore:
 
     def close(self) -> None:
         self._log.close()
+        self.owners.close()
 
     def kinds(self) -> dict[str, str]:
         """Operation name -> "write" or "read"."""
@@ -155,7 +136,7 @@ class ResourceCore:
         if self._fenced is not None:
             return [WriteResult(self.version, error=self._fenced) for _ in calls]
         start_version = self.version
-        batch = _Batch(self._clock.now().isoformat())
+        batch = Batch(self._clock.now().isoformat())
         results: list[WriteResult[Any]] = []
         try:
             if self.needs_recovery:
@@ -164,8 +145,8 @@ class ResourceCore:
             for call in calls:
                 try:
                     results.append(self._apply_one(call, batch))
-                except _Refused as refused:
-                    batch.rejections.append(self._rejection(call, refused, batch.at))
+                except Refused as refused:
+                    batch.rejections.append(rejection_of(call, refused, batch.at))
                     results.append(WriteResult(self.version, error=refused.error))
             if batch.records or batch.rejections:
                 self._log.commit(self.incarnation, batch.records, batch.rejections)
@@ -177,7 +158,7 @@ class ResourceCore:
         return results
 
     def _failed(
-        self, error: Exception, batch: _Batch, start_version: int, count: int
+        self, error: Exception, batch: Batch, start_version: int, count: int
     ) -> list[WriteResult[Any]]:
         """Nothing of the batch is acknowledged. A fenced incarnation only undoes its own
         memory (it must not open the log again); otherwise the state is recovered from
@@ -195,16 +176,16 @@ class ResourceCore:
                 self._recover()
         return [WriteResult(start_version, error=error) for _ in range(count)]
 
-    def _apply_one(self, call: WriteCall, batch: _Batch) -> WriteResult[Any]:
+    def _apply_one(self, call: WriteCall, batch: Batch) -> WriteResult[Any]:
         writer, epoch = self._identify(call)
         digest = args_digest(call.args)
         seen = batch.keys.get(call.idem_key)
         if seen is not None:  # authority is checked first: a key answers only its writer
             if (seen.op, seen.args_digest) != (call.op, digest):
                 reused = IdempotencyKeyReusedError(self.name, call.idem_key)
-                raise _Refused(reused, "key_reused")
+                raise Refused(reused, "key_reused")
             return WriteResult(seen.version, decode(seen.result), duplicate=True)
-        op = self._admit(call)
+        op = self._admit(call, writer)
         view = StateView(self.state)
         try:
             args, kwargs = decode_arguments(call.args)
@@ -215,7 +196,7 @@ class ResourceCore:
             if isinstance(error, (KeyboardInterrupt, SystemExit)):
                 raise
             reason = "invalid" if isinstance(error, InvalidArgumentError) else "raised"
-            raise _Refused(error_payload(error, self.name, call.op), reason) from error
+            raise Refused(error_payload(error, self.name, call.op), reason) from error
         try:
             record = self._record(call, (writer, epoch), result, diff, batch.at)
         except BaseException:
@@ -223,33 +204,33 @@ class ResourceCore:
             raise
         self.version = record.version
         batch.records.append(record)
-        batch.keys[call.idem_key] = _Seen(record.version, result, call.op, digest)
+        batch.keys[call.idem_key] = Seen(record.version, result, call.op, digest)
         return WriteResult(record.version, value)
 
     def _identify(self, call: WriteCall) -> tuple[str, int]:
-        """The writer and epoch the call may write as, or ``_Refused``: a malformed call,
+        """The writer and epoch the call may write as, or ``Refused``: a malformed call,
         a token never issued, a revoked token, an undeclared writer, a fenced epoch."""
         if call.malformed is not None:
             invalid = InvalidArgumentError(f"{self.name}: malformed write: {call.malformed}")
-            raise _Refused(invalid, "malformed")
+            raise Refused(invalid, "malformed")
         writer, epoch = call.writer, call.writer_epoch
         if self._tokens is not None:
             holder = self._holder(call.token)
             if holder is None:
                 why = f"no valid writer token (the call claims writer {call.writer!r})"
                 refused = UnauthorizedWriterError(self.name, call.writer, self._declared(), why)
-                raise _Refused(refused, "unauthenticated")
+                raise Refused(refused, "unauthenticated")
             if holder.revoked:
                 revoked = FencedError(self.name, f"token of {holder.writer!r} revoked")
-                raise _Refused(revoked, "revoked")
+                raise Refused(revoked, "revoked")
             writer, epoch = holder.writer, holder.epoch
         if not self.authority.admits(writer):
             refused = UnauthorizedWriterError(self.name, writer, self._declared())
-            raise _Refused(refused, "unauthorized")
+            raise Refused(refused, "unauthorized")
         fence = self._writer_fences.get(writer, 0)
         if epoch < fence:
             reason = f"writer {writer!r} epoch {epoch} is below {fence}"
-            raise _Refused(FencedError(self.name, reason), "fenced_writer")
+            raise Refused(FencedError(self.name, reason), "fenced_writer")
         return writer, epoch
 
     def _holder(self, token: str) -> TokenHolder | None:
@@ -264,29 +245,32 @@ class ResourceCore:
     def _declared(self) -> tuple[str, ...]:
         return tuple(sorted(self.authority.writers or ()))
 
-    def _admit(self, call: WriteCall) -> Operation:
-        """The operation to run, or ``_Refused`` with the typed reason."""
+    def _admit(self, call: WriteCall, writer: str) -> Operation:
+        """The operation to run, or ``Refused`` with the typed reason."""
         if len(call.args) > self.policy.max_payload_bytes:
             too_large = PayloadTooLargeError(len(call.args), self.policy.max_payload_bytes)
-            raise _Refused(too_large, "too_large")
+            raise Refused(too_large, "too_large")
         op = self._ops.get(call.op)
         if op is None or op.kind != "write":
-            raise _Refused(UnknownOperationError(self.name, call.op), "unknown_operation")
+            raise Refused(UnknownOperationError(self.name, call.op), "unknown_operation")
+        not_owner = self.owners.refusal(op, call.args, writer)
+        if not_owner is not None:
+            raise Refused(*not_owner)
         if call.expected_version is not None and call.expected_version != self.version:
             conflict = ConflictError(self.name, call.expected_version, self.version)
-            raise _Refused(conflict, "conflict")
+            raise Refused(conflict, "conflict")
         return op
 
-    def _committed(self, keys: list[str]) -> dict[str, _Seen]:
+    def _committed(self, keys: list[str]) -> dict[str, Seen]:
         """Each key already committed and what it is bound to: one look-up per batch."""
         found = {key: self._keys[key] for key in keys if key in self._keys}
         missing = [key for key in keys if key not in found]
         if missing:
             for key, (version, result, op, digest) in self._log.committed(missing).items():
-                found[key] = _Seen(version, result, op, digest)
+                found[key] = Seen(version, result, op, digest)
         return found
 
-    def _remember_keys(self, batch_keys: dict[str, _Seen]) -> None:
+    def _remember_keys(self, batch_keys: dict[str, Seen]) -> None:
         self._keys.update(batch_keys)
         while len(self._keys) > self.policy.idempotency_cache:
             self._keys.popitem(last=False)
@@ -333,18 +317,6 @@ class ResourceCore:
             diff=diff,
         )
 
-    def _rejection(self, call: WriteCall, refused: _Refused, at: str) -> Rejection:
-        return Rejection(
-            at=at,
-            op=call.op,
-            writer=call.writer,  # what the call claimed
-            writer_epoch=min(max(call.writer_epoch, SQLITE_INT[0]), SQLITE_INT[1]),
-            idem_key=call.idem_key,
-            trace_id=call.trace_id,
-            reason=refused.reason,
-            detail=describe_error(refused.error),
-        )
-
     # -- fencing writers ------------------------------------------------------------
 
     def fence_writer(self, writer: str, min_epoch: int) -> None:
@@ -365,6 +337,30 @@ class ResourceCore:
             self._fenced = error
             raise
         self._writer_fences[writer] = max(self._writer_fences.get(writer, 0), min_epoch)
+
+    def change_owner(self, change: OwnershipChange) -> OwnershipRecord:
+        """Own, transfer or release an entity as the writer the change's token names
+        (``OwnershipBook.change``); a refused change is logged like a refused write.
+
+        Raises:
+            NotOwnerError, UnauthorizedWriterError, InvalidArgumentError,
+                IdempotencyKeyReusedError: refused (see ``OwnershipBook.change``).
+            FencedError: this incarnation or the writer's epoch is stale.
+            StorageError: the change could not be stored.
+        """
+        if self._fenced is not None:
+            raise self._fenced
+        call, now = change.as_call(), self._clock.now()
+        try:
+            writer, _ = self._identify(call)
+            return self.owners.change(change, writer, self.incarnation, self.version, now)
+        except Refused as refused:
+            error, reason = refused.error, refused.reason
+        except OWNERSHIP_REFUSALS as refused:
+            error, reason = refused, refusal_reason(refused)
+        rejection = rejection_of(call, Refused(error, reason), now.isoformat())
+        self._log.commit(self.incarnation, [], [rejection])
+        raise error
 
     # -- reads ------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import inspect
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
@@ -16,6 +16,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 Kind = Literal["write", "read"]
 _KIND_ATTR = "__agentcast_kind__"
 _CACHE_ATTR = "__agentcast_operations__"
+_ENTITY_ATTR = "__agentcast_entity__"
 # Strict: no bool for an int, no bytes for a str, no "1" for a number. Floats are finite
 # unless an annotation says otherwise (``Annotated[float, AllowInfNan(True)]``): NaN
 # compares unequal to itself and breaks every invariant.
@@ -25,14 +26,30 @@ _LAX = ConfigDict(allow_inf_nan=False)
 _CONTAINER_ERRORS = frozenset({"tuple_type", "set_type", "frozen_set_type"})
 
 
-def write(fn: F) -> F:
+EntityOf = str | Callable[..., Any]
+"""Which entity a write touches: the name of one of its parameters, or a callable taking
+the write's arguments (without ``self`` and ``state``) and returning the entity."""
+
+
+@overload
+def write(fn: F, /) -> F: ...
+@overload
+def write(*, entity: EntityOf) -> Callable[[F], F]: ...
+def write(fn: F | None = None, /, *, entity: EntityOf | None = None) -> F | Callable[[F], F]:
     """Mark a method as a write: ``(self, state, *args) -> result``.
 
     The resource's one applier runs it with the live state; the state changes it makes
-    are committed with a new version, or undone if it raises.
+    are committed with a new version, or undone if it raises. ``@write(entity="draft_id")``
+    also declares the entity it touches (a str or int): a write to an owned entity from
+    anyone but its owner is refused with ``NotOwnerError`` (see docs/ownership.md).
     """
-    setattr(fn, _KIND_ATTR, "write")
-    return fn
+
+    def mark(method: F) -> F:
+        setattr(method, _KIND_ATTR, "write")
+        setattr(method, _ENTITY_ATTR, entity)
+        return method
+
+    return mark if fn is None else mark(fn)
 
 
 def read(fn: F) -> F:
@@ -66,6 +83,36 @@ class Operation:
     signature: inspect.Signature
     hints: dict[str, Any]  # resolved annotations of the parameters (where they resolve)
     positional: tuple[int, int] | None  # (min, max) count when only positional args are taken
+    entity: EntityOf | None = None  # for a write: the entity it touches (``write``)
+
+    def entity_of(self, args: list[Any], kwargs: dict[str, Any]) -> str | None:
+        """The entity these arguments touch, or None if the write declares none.
+
+        Raises:
+            InvalidArgumentError: the arguments do not name an entity that is a str or int.
+        """
+        if self.entity is None:
+            return None
+        try:
+            if callable(self.entity):
+                value = self.entity(*args, **kwargs)
+            elif self.entity in kwargs:
+                value = kwargs[self.entity]
+            elif (index := _param_index(self, self.entity)) < len(args):
+                value = args[index]  # the common case, without a Signature.bind
+            else:
+                bound = self.signature.bind(None, None, *args, **kwargs)
+                bound.apply_defaults()
+                value = bound.arguments[self.entity]
+        except Exception as error:
+            raise InvalidArgumentError(
+                f"{self.name}: no entity in the arguments: {error}"
+            ) from None
+        if type(value) not in (str, int):
+            raise InvalidArgumentError(
+                f"{self.name}: the entity must be a str or int, not {value!r}"
+            )
+        return str(value)
 
     def call(self, resource: Resource, state: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
         """Call the method with decoded plain-data arguments, each validated against its
@@ -93,6 +140,25 @@ class Operation:
         for name in list(bound.arguments)[2:]:
             bound.arguments[name] = checks.check(self.name, name, bound.arguments[name])
         return self.fn(*bound.args, **bound.kwargs)
+
+
+_NOT_POSITIONAL = 1 << 30
+_PARAM_INDEX: dict[tuple[Callable[..., Any], str], int] = {}  # built on first use, like _CHECKS
+
+
+def _param_index(op: Operation, name: str) -> int:
+    """Where parameter ``name`` is among the positional arguments (after self and state);
+    ``_NOT_POSITIONAL`` when it cannot be passed by position."""
+    found = _PARAM_INDEX.get((op.fn, name))
+    if found is None:
+        params = list(op.signature.parameters.values())[2:]
+        kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        found = next(
+            (i for i, p in enumerate(params) if p.name == name and p.kind in kinds),
+            _NOT_POSITIONAL,
+        )
+        _PARAM_INDEX[(op.fn, name)] = found
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,9 +229,13 @@ def operations(cls: type[Resource]) -> dict[str, Operation]:
         kind = getattr(fn, _KIND_ATTR, None)
         if kind is not None:
             signature = inspect.signature(fn)
+            entity = getattr(fn, _ENTITY_ATTR, None)
+            if isinstance(entity, str) and entity not in list(signature.parameters)[2:]:
+                raise ConfigurationError(f"{cls.__name__}.{name}: no parameter {entity!r}")
             found[name] = Operation(
-                name, kind, fn, signature, _param_hints(fn), _positional_range(signature)
-            )
+                name, kind, fn, signature, _param_hints(fn), _positional_range(signature),
+                entity,
+            )  # fmt: skip
     setattr(cls, _CACHE_ATTR, found)
     return found
 

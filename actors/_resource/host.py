@@ -26,8 +26,10 @@ import ray
 from policies import ResourcePolicy, WriteAuthority
 from runtime import (
     FencedError,
+    InvalidArgumentError,
     SerialApplier,
     StorageError,
+    SystemClock,
     counter,
     fix_mmap_threshold,
     gauge,
@@ -35,6 +37,10 @@ from runtime import (
 )
 
 from .._agent.registry import AgentRegistry
+from .._conflicts.desk import ConflictDesk
+from .._conflicts.levels import SupervisedLevels
+from .._conflicts.messages import ConflictRecord
+from .._conflicts.store import ConflictStore
 from .calls import (
     ReadResult,
     WriteCall,
@@ -46,14 +52,16 @@ from .calls import (
 )
 from .core import ResourceCore
 from .declare import Resource
+from .ownership import OwnershipChange, OwnershipRecord, unpack_change
 
 
 @dataclass(frozen=True, slots=True)
 class _Pending:
-    """Writes of one call, or a writer fence (applied alone)."""
+    """Writes of one call, or a writer fence or an ownership change (each applied alone)."""
 
     calls: list[WriteCall]
     fence: tuple[str, int] | None = None
+    change: OwnershipChange | None = None
 
 
 class ResourceHost:
@@ -66,6 +74,7 @@ class ResourceHost:
         root: str,
         policy: ResourcePolicy,
         authority: WriteAuthority,
+        namespace: str = "",
     ) -> None:
         # Nothing here may raise on a transient error: an exception in __init__ kills the
         # actor for good. Recovery happens on the first call and is retried on the next.
@@ -75,7 +84,9 @@ class ResourceHost:
         self._root = Path(root)
         self._policy = policy
         self._authority = authority
+        self._namespace = namespace  # where the supervisor runs the ladder's levels 2-4
         self._core: ResourceCore | None = None
+        self._conflicts: ConflictDesk | None = None
         self._registry: AgentRegistry | None = None
         self._exiting = False
         self._applier: SerialApplier[_Pending] = SerialApplier(self._apply, fits=self._fits)
@@ -96,6 +107,40 @@ class ResourceHost:
             )
         return self._core
 
+    def _desk(self) -> ConflictDesk:
+        if self._conflicts is None:
+            path, policy = self._open().log.path, self._policy
+            namespace = self._namespace or ray.get_runtime_context().namespace
+            self._conflicts = ConflictDesk(
+                self._name, policy.conflicts,
+                ConflictStore(path, policy.durability, policy.retention),
+                SupervisedLevels(self._name, policy.conflicts, namespace),
+                self._apply_one, self._writer_of, self._incumbent, SystemClock(),
+            )  # fmt: skip
+        return self._conflicts
+
+    async def _apply_one(self, call: WriteCall) -> WriteResult[Any]:
+        (result,) = await self._applier.submit(_Pending([call]))
+        return result  # type: ignore[no-any-return]
+
+    def _writer_of(self, call: WriteCall) -> str:
+        holder = None if self._registry is None else self._registry.holder(call.token)
+        return call.writer if holder is None else holder.writer
+
+    def _incumbent(self) -> str:
+        core = self._open()
+        return next((r.writer for r in core.log.records(after=core.version - 1)), "")
+
+    async def conflicts(self, limit: int = 100) -> list[ConflictRecord]:
+        """The newest conflicts of this resource, newest first."""
+        if type(limit) is not int or limit < 1:
+            raise InvalidArgumentError(f"limit must be an int >= 1, not {limit!r}")
+        return self._desk().store.records(limit)
+
+    async def conflict_counts(self) -> list[tuple[int | None, str | None, int]]:
+        """How this resource's conflicts settled: ``(level, outcome, count)`` rows."""
+        return self._desk().store.counts()
+
     async def describe(self) -> dict[str, Any]:
         """What a handle needs: operation kinds and the payload limit."""
         return {
@@ -114,7 +159,10 @@ class ResourceHost:
         self._open()
         calls = unpack_calls(blob)
         try:
-            return pack_results(await self._applier.submit(_Pending(calls)))
+            results = await self._applier.submit(_Pending(calls))
+            if self._policy.conflicts.climbs:  # the ladder runs here, not in the applier
+                results = await self._desk().settle(calls, results)
+            return pack_results(results)
         finally:
             self._exit_if_fenced()
 
@@ -132,6 +180,35 @@ class ResourceHost:
             await self._applier.submit(_Pending([], fence=(writer, min_epoch)))
         finally:
             self._exit_if_fenced()
+
+    async def change_owner(self, blob: bytes) -> OwnershipRecord:
+        """Own, transfer or release an entity (``pack_change``), applied in arrival order
+        with the writes; the writer is the holder of the change's token.
+
+        Raises:
+            InvalidArgumentError: ``blob`` is not a change.
+            NotOwnerError, UnauthorizedWriterError, IdempotencyKeyReusedError: refused
+                and logged (``ResourceCore.change_owner``).
+            FencedError: this incarnation or the writer's epoch is stale.
+            StorageError: the change could not be stored.
+        """
+        change = unpack_change(blob)
+        self._open()
+        try:
+            record: OwnershipRecord = await self._applier.submit(_Pending([], change=change))
+            return record
+        finally:
+            self._exit_if_fenced()
+
+    async def owner(self, entity: str) -> str | None:
+        """The entity's owner, or None (``InvalidArgumentError`` if not a str)."""
+        return self._open().owners.owner(_entity(entity))
+
+    async def ownership_history(self, entity: str, limit: int = 1000) -> list[OwnershipRecord]:
+        """The entity's ownership changes still kept, oldest first (at most ``limit``)."""
+        if type(limit) is not int or limit < 1:
+            raise InvalidArgumentError(f"limit must be an int >= 1, not {limit!r}")
+        return self._open().owners.history(_entity(entity), limit)
 
     async def read(self, op: str, args: bytes) -> ReadResult[Any]:
         """Run a ``@read`` method on the committed state.
@@ -173,7 +250,7 @@ class ResourceHost:
         }
 
     def _fits(self, taken: list[_Pending], item: _Pending) -> bool:
-        if taken[0].fence is not None or item.fence is not None:
+        if any(p.fence is not None or p.change is not None for p in (taken[0], item)):
             return False
         return sum(len(p.calls) for p in taken) + len(item.calls) <= self._policy.max_batch
 
@@ -182,6 +259,8 @@ class ResourceHost:
         if batch[0].fence is not None:
             core.fence_writer(*batch[0].fence)
             return [(True, None)]
+        if batch[0].change is not None:
+            return [(True, core.change_owner(batch[0].change))]
         calls = [call for pending in batch for call in pending.calls]
         started = time.perf_counter()
         try:
@@ -216,3 +295,9 @@ class ResourceHost:
         gauge("resource_version", "Committed version", ("resource",)).set(
             core.version, tags=self._tags
         )
+
+
+def _entity(entity: Any) -> str:
+    if not isinstance(entity, str) or not entity:
+        raise InvalidArgumentError(f"an entity is a non-empty str, not {entity!r}")
+    return entity
