@@ -71,10 +71,15 @@ from .errors import BudgetExceededError as BudgetExceededError
 from .errors import CircuitOpenError as CircuitOpenError
 from .errors import ConfigurationError as ConfigurationError
 from .errors import ConflictError as ConflictError
+from .errors import DeadlockError as DeadlockError
 from .errors import FencedError as FencedError
 from .errors import HandlerOutputError as HandlerOutputError
 from .errors import IdempotencyKeyReusedError as IdempotencyKeyReusedError
 from .errors import InvalidArgumentError as InvalidArgumentError
+from .errors import LeaseExpiredError as LeaseExpiredError
+from .errors import LockError as LockError
+from .errors import LockOrderError as LockOrderError
+from .errors import LockTimeoutError as LockTimeoutError
 from .errors import ModelAuthError as ModelAuthError
 from .errors import ModelError as ModelError
 from .errors import ModelOutputError as ModelOutputError
@@ -86,6 +91,7 @@ from .errors import ModelUnavailableError as ModelUnavailableError
 from .errors import PayloadTooLargeError as PayloadTooLargeError
 from .errors import ResourceError as ResourceError
 from .errors import ResourceUnavailableError as ResourceUnavailableError
+from .errors import StaleLeaseError as StaleLeaseError
 from .errors import StorageError as StorageError
 from .errors import SubtaskFailedError as SubtaskFailedError
 from .errors import UnauthorizedWriterError as UnauthorizedWriterError
@@ -104,12 +110,17 @@ __all__ = [
     "Completion",
     "ConfigurationError",
     "ConflictError",
+    "DeadlockError",
     "Envelope",
     "FailureReason",
     "FencedError",
     "HandlerOutputError",
     "IdempotencyKeyReusedError",
     "InvalidArgumentError",
+    "LeaseExpiredError",
+    "LockError",
+    "LockOrderError",
+    "LockTimeoutError",
     "Message",
     "ModelAuthError",
     "ModelClient",
@@ -128,6 +139,7 @@ __all__ = [
     "ScriptedModel",
     "ScriptedRule",
     "SerialApplier",
+    "StaleLeaseError",
     "StorageError",
     "SubtaskFailedError",
     "SystemClock",
