@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -15,6 +16,7 @@ import ray
 
 from policies import (
     Durability,
+    LockPolicy,
     ResourcePolicy,
     RetryBudget,
     SupervisorRetention,
@@ -46,6 +48,9 @@ from ._budget.client import (
     ensure_budget,
 )
 from ._kill import kill_agent
+from ._locks.client import LocksHandle
+from ._locks.lease import Lease
+from ._locks.system import SystemLocks
 from ._resource.declare import Resource, operations
 from ._resource.handle import ResourceHandle, WriterIdentity
 from ._resource.host import ResourceHost
@@ -108,6 +113,7 @@ class System:
         self._budget: BudgetHandle | None = None
         self._budget_from_agents = False
         self._supervisor: Supervisor | None = None
+        self._locks = SystemLocks(str(root), self.namespace, self._spawned)
 
     @classmethod
     def start(
@@ -320,6 +326,26 @@ class System:
                 self._spawned.append(started)
         return self._supervisor
 
+    @property
+    def locks(self) -> LocksHandle:
+        """The locks actor ``locks`` (see ``use_locks``): status, alerts, events."""
+        return self._locks.handle()
+
+    def use_locks(
+        self, policy: LockPolicy | None = None, *, clock: Clock | None = None
+    ) -> LocksHandle:
+        """The locks actor, started with ``policy`` (default ``LockPolicy()``) on ``clock``
+        (a ``FakeClock`` for tests) if this call starts it; call it before agents lease."""
+        return self._locks.handle(policy, clock)
+
+    def lease(
+        self, *keys: str, ttl: timedelta | None = None, expected: timedelta | None = None,
+        shared: bool = False, timeout: timedelta | None = None,
+    ) -> Lease:  # fmt: skip
+        """``with system.lease("inventory:A", ttl=...) as lease:``: the keys, in the global
+        order, held and renewed until the block ends; writes inside carry the lease."""
+        return self._locks.lease(keys, ttl=ttl, expected=expected, shared=shared, timeout=timeout)
+
     def kill(self, agent: str) -> dict[str, Any]:
         """The kill switch: bump ``agent``'s epoch, fence it on every resource, fail its
         attempts with reason killed (rerouted or escalated by their plans), kill its
@@ -351,6 +377,7 @@ class System:
             )  # fmt: skip
             if self._budget is None or self._budget_from_agents:
                 self._stop_budget_started_by_agents()
+            self._locks.stop_if_agents_started_it()
         for actor in replicas:  # replicas the supervisor restarted are detached
             ray.kill(actor, no_restart=True)
         self._agents.clear()

@@ -144,7 +144,8 @@ def _checked_call(fields: Any) -> WriteCall:
     leases = checked_leases(fields[8])
     if isinstance(leases, str):
         return _malformed(fields, leases)
-    return WriteCall(*fields[:8], leases)
+    op, args, writer, epoch, key, trace, expected, token = fields[:8]
+    return WriteCall(op, args, writer, epoch, key, trace, expected, token, leases)
 
 
 def _malformed(fields: list[Any], why: str) -> WriteCall:
