@@ -170,11 +170,11 @@ class LocksCore:
             raise InvalidArgumentError(f"an agent must be a non-empty str, not {agent!r}")
         fenced: dict[str, int] = {}
         for lease in [lease for lease in self.table.leases.values() if lease.agent == agent]:
-            self._drop(lease.lease_id, "killed", f"agent {agent} killed")
-            if not lease.held:
-                self._resolved[lease.lease_id] = LeaseExpiredError(lease.keys, lease.lease_id)
-            for key in lease.tokens:
+            for key in lease.tokens:  # drawn first: whoever gets the key next is newer
                 fenced[key] = self.table.next_token()
+            self._drop(lease.lease_id, "killed", f"agent {agent} killed")
+            # Also a lease handed a key by the drop of another of the agent's leases.
+            self._resolved[lease.lease_id] = LeaseExpiredError(lease.keys, lease.lease_id)
         if fenced:
             self._changes.token = self.table.token
         return fenced
