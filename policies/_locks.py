@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from ._resource import Durability
+
 PREFIX_LABEL_CHARS = 32
 """At most this many characters of a key's prefix go into a metric label."""
 
@@ -36,6 +38,8 @@ class LockPolicy:
             ``expected`` hold time raises the ``lock_wait_exceeded`` alert. Default 2.0.
         max_keys: most keys one lease may take. Default 64.
         events: how long the locks log keeps events. Default 7 days.
+        durability: what a grant survives once answered (a grant is stored before it is
+            answered). Default ``Durability.FULL``: an fsync per group commit.
     """
 
     tick: timedelta = timedelta(milliseconds=100)
@@ -48,6 +52,7 @@ class LockPolicy:
     alert_factor: float = 2.0
     max_keys: int = 64
     events: timedelta = timedelta(days=7)
+    durability: Durability = Durability.FULL
 
     def __post_init__(self) -> None:
         for name in ("tick", "default_ttl", "max_ttl", "default_wait", "events"):

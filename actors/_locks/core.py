@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from policies import Durability, LockPolicy, breaks_order, in_lock_order
+from policies import LockPolicy, breaks_order, in_lock_order
 from runtime import (
     Clock,
     DeadlockError,
@@ -72,11 +72,10 @@ class LocksCore:
         policy: LockPolicy | None = None,
         *,
         clock: Clock | None = None,
-        durability: Durability = Durability.FULL,
     ) -> None:
         self.policy = policy or LockPolicy()
         self._clock = clock or SystemClock()
-        self._store = LocksStore(root, durability)
+        self._store = LocksStore(root, self.policy.durability)
         self._changes = Changes()
         self._resolved: dict[str, Outcome] = {}
         self._queued: set[str] = set()

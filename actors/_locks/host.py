@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from policies import Durability, LockPolicy, prefix_label
+from policies import LockPolicy, prefix_label
 from runtime import (
     Clock,
     DeadlockError,
@@ -38,18 +38,11 @@ _PRUNE_EVERY_TICKS = 600
 class LocksHost:
     """Leases, fencing tokens and deadlock detection for the whole system."""
 
-    def __init__(
-        self,
-        root: str,
-        policy: LockPolicy,
-        clock: Clock | None = None,
-        durability: Durability = Durability.FULL,
-    ) -> None:
+    def __init__(self, root: str, policy: LockPolicy, clock: Clock | None = None) -> None:
         # Nothing here may raise: an exception in __init__ kills the actor for good.
         self._root = Path(root)
         self._policy = policy
         self._clock: Clock = clock or SystemClock()
-        self._durability = durability
         self._core: LocksCore | None = None
         self._applier: SerialApplier[_Op] = SerialApplier(self._apply_batch)
         self._waiters: dict[str, list[asyncio.Future[Outcome]]] = {}
@@ -60,9 +53,7 @@ class LocksHost:
     def _open(self) -> LocksCore:
         if self._core is None:
             try:
-                self._core = LocksCore(
-                    self._root, self._policy, clock=self._clock, durability=self._durability
-                )
+                self._core = LocksCore(self._root, self._policy, clock=self._clock)
             except Exception as error:
                 raise StorageError(f"locks: recovery failed: {error}") from error
         return self._core
