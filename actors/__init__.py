@@ -36,6 +36,11 @@ from ._budget.client import ToolGuard as ToolGuard
 from ._budget.retries import RetryDecision as RetryDecision
 from ._budget.status import BudgetStatus as BudgetStatus
 from ._budget.store import BudgetEvent as BudgetEvent
+from ._locks.client import LocksHandle as LocksHandle
+from ._locks.lease import AsyncLease as AsyncLease
+from ._locks.lease import Lease as Lease
+from ._locks.status import LocksStatus as LocksStatus
+from ._locks.store import LockEvent as LockEvent
 from ._reconnect import Reconnect as Reconnect
 from ._resource.calls import ReadResult as ReadResult
 from ._resource.calls import WriteResult as WriteResult
@@ -59,6 +64,7 @@ __all__ = [
     "Agent",
     "AgentBudget",
     "AgentGroup",
+    "AsyncLease",
     "AsyncResourceHandle",
     "AsyncSubtaskHandle",
     "AsyncSupervisor",
@@ -66,6 +72,10 @@ __all__ = [
     "BudgetEvent",
     "BudgetHandle",
     "BudgetStatus",
+    "Lease",
+    "LockEvent",
+    "LocksHandle",
+    "LocksStatus",
     "LogRecord",
     "Outcome",
     "ReadResult",

@@ -38,6 +38,12 @@ from ._envelope import Provenance as Provenance
 from ._ids import new_span_id as new_span_id
 from ._ids import new_task_id as new_task_id
 from ._ids import new_trace_id as new_trace_id
+from ._lock_errors import DeadlockError as DeadlockError
+from ._lock_errors import LeaseExpiredError as LeaseExpiredError
+from ._lock_errors import LockError as LockError
+from ._lock_errors import LockOrderError as LockOrderError
+from ._lock_errors import LockTimeoutError as LockTimeoutError
+from ._lock_errors import StaleLeaseError as StaleLeaseError
 from ._metrics import counter as counter
 from ._metrics import gauge as gauge
 from ._metrics import histogram as histogram
@@ -71,15 +77,10 @@ from .errors import BudgetExceededError as BudgetExceededError
 from .errors import CircuitOpenError as CircuitOpenError
 from .errors import ConfigurationError as ConfigurationError
 from .errors import ConflictError as ConflictError
-from .errors import DeadlockError as DeadlockError
 from .errors import FencedError as FencedError
 from .errors import HandlerOutputError as HandlerOutputError
 from .errors import IdempotencyKeyReusedError as IdempotencyKeyReusedError
 from .errors import InvalidArgumentError as InvalidArgumentError
-from .errors import LeaseExpiredError as LeaseExpiredError
-from .errors import LockError as LockError
-from .errors import LockOrderError as LockOrderError
-from .errors import LockTimeoutError as LockTimeoutError
 from .errors import ModelAuthError as ModelAuthError
 from .errors import ModelError as ModelError
 from .errors import ModelOutputError as ModelOutputError
@@ -91,7 +92,6 @@ from .errors import ModelUnavailableError as ModelUnavailableError
 from .errors import PayloadTooLargeError as PayloadTooLargeError
 from .errors import ResourceError as ResourceError
 from .errors import ResourceUnavailableError as ResourceUnavailableError
-from .errors import StaleLeaseError as StaleLeaseError
 from .errors import StorageError as StorageError
 from .errors import SubtaskFailedError as SubtaskFailedError
 from .errors import UnauthorizedWriterError as UnauthorizedWriterError

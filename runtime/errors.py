@@ -36,8 +36,10 @@ Every error the runtime raises on purpose is an ``AgentcastError``::
         ├── ModelResponseError        a body that is not a chat completion
         └── ModelOutputError          a reply that does not validate as the asked schema
 
-Every error survives a trip through Ray (pickling): ``__reduce__`` rebuilds it from
-its message and attributes, so subclasses never have to mirror their constructor.
+The lock errors (``LockError`` and below, ``StaleLeaseError``) are defined in
+``runtime._lock_errors``. Every error survives a trip through Ray (pickling):
+``__reduce__`` rebuilds it from its message and attributes, so subclasses never have to
+mirror their constructor.
 """
 
 from __future__ import annotations
@@ -164,25 +166,6 @@ class FencedError(ResourceError):
         self.reason = reason
 
 
-class StaleLeaseError(FencedError):
-    """A write made under a lease whose fencing token is older than the newest token the
-    resource has seen for that key: a newer lease on the key exists, so this holder's
-    lease has expired or been taken over (Kleppmann fencing). Nothing was applied; the
-    attempt is logged as a rejection (reason ``stale_lease``).
-
-    Attributes:
-        key: the lease key.
-        token: the write's token for ``key``.
-        newest: the newest token the resource has seen for ``key``.
-    """
-
-    def __init__(self, resource: str, key: str, token: int, newest: int) -> None:
-        super().__init__(resource, f"lease on {key!r} with token {token} is older than {newest}")
-        self.key = key
-        self.token = token
-        self.newest = newest
-
-
 class WriteFailedError(ResourceError):
     """A write method raised an error that cannot be sent back as itself.
 
@@ -247,70 +230,6 @@ class CircuitOpenError(AgentcastError):
         super().__init__(f"circuit open for {dependency}{after}")
         self.dependency = dependency
         self.retry_after = retry_after
-
-
-class LockError(AgentcastError):
-    """Refused by the locks actor.
-
-    Attributes:
-        keys: the keys of the lease concerned.
-    """
-
-    def __init__(self, keys: tuple[str, ...], message: str) -> None:
-        super().__init__(f"{', '.join(keys)}: {message}")
-        self.keys = keys
-
-
-class LockTimeoutError(LockError):
-    """The keys were not all free within the wait's timeout; nothing of the lease is held.
-
-    Attributes:
-        waited: how long the caller waited.
-    """
-
-    def __init__(self, keys: tuple[str, ...], waited: timedelta) -> None:
-        super().__init__(keys, f"not granted within {waited.total_seconds():g}s")
-        self.waited = waited
-
-
-class LockOrderError(LockError):
-    """The lease would take a key that does not sort after every key its owner already
-    holds: nested leases must follow the global order (``LockPolicy.order``).
-
-    Attributes:
-        held: the held key the lease's keys do not sort after.
-    """
-
-    def __init__(self, keys: tuple[str, ...], held: str) -> None:
-        super().__init__(keys, f"breaks the global lock order: {held!r} is held already")
-        self.held = held
-
-
-class DeadlockError(LockError):
-    """The wait closed a cycle in the wait-for graph and was chosen to break it: the
-    youngest waiter of the cycle (the one that started waiting last). Nothing of this
-    lease is held any more; the caller's other leases are untouched.
-
-    Attributes:
-        cycle: the owners in the cycle, starting with this one.
-    """
-
-    def __init__(self, keys: tuple[str, ...], cycle: tuple[str, ...]) -> None:
-        super().__init__(keys, f"deadlock broken: waits of {' -> '.join(cycle)}")
-        self.cycle = cycle
-
-
-class LeaseExpiredError(LockError):
-    """The lease is gone (it expired, was released, or its agent was killed): it can no
-    longer be renewed, and a write under it is refused by fencing.
-
-    Attributes:
-        lease_id: the lease.
-    """
-
-    def __init__(self, keys: tuple[str, ...], lease_id: str) -> None:
-        super().__init__(keys, f"lease {lease_id} is no longer held")
-        self.lease_id = lease_id
 
 
 class SubtaskFailedError(AgentcastError):
