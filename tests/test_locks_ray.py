@@ -56,6 +56,18 @@ def test_driver_writes_carry_the_lease_and_nested_leases_keep_the_order(system: 
     assert [r.reason for r in system.log("inventory").rejections()] == ["stale_lease"]
 
 
+def test_a_lease_held_past_its_ttl_is_renewed_by_the_runtime(system: System) -> None:
+    system.use_locks(LockPolicy(tick=timedelta(milliseconds=50)))
+    inventory = system.resource(Inventory, name="inventory")
+    with system.lease("inventory:A", ttl=timedelta(seconds=1)) as lease:
+        ends = time.monotonic() + 2.5  # two and a half TTLs
+        wait_until(lambda: time.monotonic() > ends, "the lease outlived its TTL", 10)
+        assert holders(system, "inventory:A")[0].startswith("system:")
+        inventory.restock("A", 1)
+        assert not lease.lost
+    assert system.locks.status().expired == 0
+
+
 def test_a_holder_paused_past_its_ttl_is_refused_by_fencing(system: System) -> None:
     system.use_locks(LockPolicy(tick=timedelta(milliseconds=50)))
     system.resource(Inventory, name="inventory")

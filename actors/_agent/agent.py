@@ -275,6 +275,13 @@ class Agent:
         )  # fmt: skip
         return AsyncLease(self._locks_calls(), request)
 
+    @property
+    def locks(self) -> Any:
+        """The locks actor (an ``AsyncLocksHandle``): ``await self.locks.status()``."""
+        from .._locks.client import AsyncLocksHandle
+
+        return AsyncLocksHandle(self._locks_calls())
+
     def _locks_calls(self) -> Any:
         """The calls to the locks actor, started (detached) on first use if not running."""
         from .._locks.client import LocksCalls, ensure_locks
