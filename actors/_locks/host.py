@@ -176,9 +176,13 @@ class LocksHost:
         except Exception as error:  # memory is ahead of the log: reopen from the log
             self._core = None
             core.close()
-            for _, value in outcomes:
-                if isinstance(value, asyncio.Future):
-                    value.cancel()
+            # Waits queued by this batch were never stored: their callers get this error
+            # from the applier, and nobody awaits their futures.
+            lost = {id(value) for _, value in outcomes if isinstance(value, asyncio.Future)}
+            for waiters in self._waiters.values():
+                for future in [f for f in waiters if id(f) in lost]:
+                    waiters.remove(future)
+                    future.cancel()
             raise StorageError(f"locks: {error}") from error
         self._deliver(core.resolved())
         return outcomes
