@@ -35,7 +35,7 @@ def kill_agent(
 
     Returns:
         The audit record: agent, new epoch, resources fenced, attempts failed, replicas
-        killed.
+        killed, and the lease keys fenced when it held any.
     """
     epoch = registry.bump_epoch(agent)
     resources = _resources(namespace)
@@ -44,7 +44,8 @@ def kill_agent(
     leases = _end_leases(namespace, agent)
     replicas = replicas_of(namespace, agent)
     extra = {"resources_fenced": resources, "replicas_killed": sorted(replicas)}
-    extra["lease_keys_fenced"] = sorted(leases)
+    if leases:  # only when it held any, so that a record without leases reads as before
+        extra["lease_keys_fenced"] = sorted(leases)
     done: dict[str, Any] = ray.get(supervisor.actor.kill_agent.remote(agent, epoch, extra))
     for actor in replicas.values():
         ray.kill(actor, no_restart=True)
