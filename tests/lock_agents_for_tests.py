@@ -35,6 +35,15 @@ class Pid(BaseModel):
     pid: int
 
 
+class Peek(BaseModel):
+    pass
+
+
+class Seen(BaseModel):
+    held: int
+    keys: list[str]
+
+
 class Holder(Agent):
     """Takes a lease, holds it until ``write_at``, then writes once under it."""
 
@@ -55,6 +64,11 @@ class Holder(Agent):
                 return Held(tokens=lease.tokens, outcome=outcome, lost=lease.lost)
         except LockError as error:
             return Held(tokens={}, outcome=type(error).__name__, lost=True)
+
+    @handler
+    async def peek(self, message: Peek) -> Seen:
+        status = await self.locks.status()
+        return Seen(held=status.held, keys=[key.key for key in status.keys])
 
     @handler
     async def pid(self, message: WhoAmI) -> Pid:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import ray
-from lock_agents_for_tests import Hold, Holder, WhoAmI
+from lock_agents_for_tests import Hold, Holder, Peek, Seen, WhoAmI
 from resources_for_tests import Inventory
 from waiting import wait_until
 
@@ -92,6 +92,8 @@ def test_a_holder_paused_past_its_ttl_is_refused_by_fencing(system: System) -> N
 def test_the_kill_switch_ends_a_lease_at_once(system: System) -> None:
     system.resource(Inventory, name="inventory")
     agent = system.agent(Holder, name="holder")
+    with system.lease("stock:A"):
+        assert agent.ask(Peek(), timeout=60) == Seen(held=1, keys=["stock:A"])  # self.locks
     agent.call(Hold(keys=["inventory:A"], ttl_s=600.0, write_at=time.time() + 600))
     wait_until(lambda: holders(system, "inventory:A"), "the agent holds the lease")
     before = system.locks.status().last_token

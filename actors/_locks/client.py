@@ -9,7 +9,14 @@ from functools import partial
 from typing import Any
 
 from policies import LockPolicy
-from runtime import Clock, ConfigurationError, SystemClock, lookup, spawn
+from runtime import (
+    Clock,
+    ConfigurationError,
+    ResourceUnavailableError,
+    SystemClock,
+    lookup,
+    spawn,
+)
 
 from .._reconnect import Plan, Reconnect, reconnecting, run_async, run_blocking
 from .core import Acquire
@@ -69,13 +76,17 @@ class LocksCalls:
 
     def _call(self, method: str, *args: Any, timeout: float | None = None) -> Plan[Any]:
         send = partial(lambda name: getattr(self.actor, name).remote(*args), method)
-        limit = None if timeout is None else self.clock.monotonic() + timeout
-        return (
-            yield from reconnecting(
-                send, reconnect=self.reconnect, clock=self.clock, target=LOCKS_ACTOR,
-                timeout=None if limit is None else lambda: max(0.0, limit - self.clock.monotonic()),
-            )
-        )  # fmt: skip
+        ends = None if timeout is None else self.clock.monotonic() + timeout
+        left = None if ends is None else lambda: max(0.0, ends - self.clock.monotonic())
+        try:
+            return (
+                yield from reconnecting(
+                    send, reconnect=self.reconnect, clock=self.clock, target=LOCKS_ACTOR,
+                    timeout=left,
+                )
+            )  # fmt: skip
+        except TimeoutError as error:  # the actor never answered: it is as good as gone
+            raise ResourceUnavailableError(LOCKS_ACTOR, f"no answer within {timeout} s") from error
 
     def policy(self) -> Plan[LockPolicy]:
         """The actor's policy, asked once."""
