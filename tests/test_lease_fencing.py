@@ -13,6 +13,9 @@ import pytest
 from resources_for_tests import Inventory
 
 from actors._agent.registry import AgentRegistry
+from actors._locks.held import HELD, held_tokens
+from actors._locks.lease import Lease, lease_request
+from actors._locks.status import LeaseGrant
 from actors._resource.calls import pack_calls, unpack_results
 from actors._resource.fencing import MAX_LEASES
 from actors.lowlevel import ResourceCore, ResourceHost, WriteCall
@@ -123,3 +126,22 @@ def test_compaction_forgets_keys_not_written_under_a_lease_for_the_audit_window(
     )
     assert results[0].error is None
     assert isinstance(results[1].error, StaleLeaseError)
+
+
+@pytest.mark.parametrize(("shared", "carried"), [(False, (("doc:1", 7),)), (True, ())])
+def test_writes_carry_an_exclusive_leases_tokens_and_not_a_shared_ones(
+    shared: bool, carried: tuple[tuple[str, int], ...]
+) -> None:
+    request = lease_request(
+        ("doc:1",), owner="o", agent="a", ttl=None, expected=None, shared=shared, timeout=None
+    )
+    lease = Lease(None, request)  # type: ignore[arg-type]  # no actor: the grant is given
+    lease._grant = LeaseGrant(
+        lease_id=request.lease_id, keys=("doc:1",), tokens={"doc:1": 7}, ttl_s=1.0, shared=shared
+    )
+    reset = lease._held()
+    try:
+        assert held_tokens() == carried
+    finally:
+        HELD.reset(reset)
+    assert held_tokens() == ()

@@ -92,7 +92,11 @@ class _LeaseState:
         return self.grant.ttl_s * float(policy.renew_fraction)
 
     def _held(self) -> Token[HeldTokens]:
-        return _HELD.set(_HELD.get() + tuple(self.grant.tokens.items()))
+        """Make the writes of the block carry the lease's tokens: an exclusive lease's only.
+        Shared holders of a key hold it together with their own, older or newer, tokens, so
+        fencing them would refuse one reader for another; readers are advisory."""
+        tokens = () if self.grant.shared else tuple(self.grant.tokens.items())
+        return _HELD.set(_HELD.get() + tokens)
 
 
 class AsyncLease(_LeaseState):
