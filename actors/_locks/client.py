@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from policies import LockPolicy
@@ -75,7 +74,9 @@ class LocksCalls:
         return self._actor
 
     def _call(self, method: str, *args: Any, timeout: float | None = None) -> Plan[Any]:
-        send = partial(lambda name: getattr(self.actor, name).remote(*args), method)
+        def send() -> Any:
+            return getattr(self.actor, method).remote(*args)
+
         ends = None if timeout is None else self.clock.monotonic() + timeout
         left = None if ends is None else lambda: max(0.0, ends - self.clock.monotonic())
         try:
