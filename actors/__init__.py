@@ -41,6 +41,11 @@ from ._conflicts.messages import ConflictSummary as ConflictSummary
 from ._conflicts.messages import Negotiate as Negotiate
 from ._conflicts.messages import Position as Position
 from ._conflicts.messages import Ruling as Ruling
+from ._locks.client import LocksHandle as LocksHandle
+from ._locks.lease import AsyncLease as AsyncLease
+from ._locks.lease import Lease as Lease
+from ._locks.status import LocksStatus as LocksStatus
+from ._locks.store import LockEvent as LockEvent
 from ._reconnect import Reconnect as Reconnect
 from ._resource.calls import ReadResult as ReadResult
 from ._resource.calls import WriteResult as WriteResult
@@ -66,6 +71,7 @@ __all__ = [
     "AgentBudget",
     "AgentGroup",
     "Arbitrate",
+    "AsyncLease",
     "AsyncResourceHandle",
     "AsyncSubtaskHandle",
     "AsyncSupervisor",
@@ -74,6 +80,10 @@ __all__ = [
     "BudgetHandle",
     "BudgetStatus",
     "ConflictSummary",
+    "Lease",
+    "LockEvent",
+    "LocksHandle",
+    "LocksStatus",
     "LogRecord",
     "Negotiate",
     "Outcome",

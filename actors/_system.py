@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -15,6 +16,7 @@ import ray
 
 from policies import (
     Durability,
+    LockPolicy,
     ResourcePolicy,
     RetryBudget,
     SupervisorRetention,
@@ -36,32 +38,32 @@ from runtime import (
 )
 
 from ._agent.agent import Agent, AgentRuntime, handlers
-from ._agent.group import AgentGroup, replicas_of
+from ._agent.group import AgentGroup, live_replicas
 from ._agent.registry import AgentRegistry
 from ._agent.spawn import spawn_replica
 from ._budget.client import (
-    BUDGET_ACTOR,
     BudgetHandle,
     BudgetSpec,
     budget_policy,
     ensure_budget,
+    stop_budget,
 )
 from ._conflicts.face import Conflicts
 from ._kill import kill_agent
+from ._locks.client import LocksHandle
+from ._locks.lease import Lease
+from ._locks.system import SystemLocks
 from ._reconnect import Reconnect
 from ._resource.declare import Resource, operations
 from ._resource.handle import ResourceHandle, WriterIdentity
 from ._resource.host import ResourceHost
 from ._resource.owners import Ownership, OwnershipCalls
 from ._resource.store import ResourceLog
+from ._storage_claims import claim, release
 from ._supervisor.handle import Supervisor
 from ._supervisor.start import start_supervisor
 
 DEFAULT_NAMESPACE = "agentcast"
-
-# Storage of the Systems running in this process, and how many use each: two Systems on
-# different storage would split one cluster's state between two folders.
-_RUNNING: dict[Path, int] = {}
 
 
 class _DriverKeys:
@@ -91,13 +93,7 @@ class System:
         retry_budget: RetryBudget | None = None,
         tokens: TokenRetention | None = None,
     ) -> None:
-        others = [str(other) for other in _RUNNING if other != root.resolve()]
-        if others:
-            raise ConfigurationError(
-                f"a System on storage {others[0]} runs in this process: shut it down before "
-                f"starting one on {root}"
-            )
-        _RUNNING[root.resolve()] = _RUNNING.get(root.resolve(), 0) + 1
+        claim(root)
         self._running = True
         self.root = root
         self.namespace = check_name("namespace", namespace)
@@ -112,6 +108,7 @@ class System:
         self._budget: BudgetHandle | None = None
         self._budget_from_agents = False
         self._supervisor: Supervisor | None = None
+        self._locks = SystemLocks(str(root), self.namespace, self._spawned)
 
     @classmethod
     def start(
@@ -306,12 +303,6 @@ class System:
             self._budget = BudgetHandle(actor)
         return self._budget
 
-    def _stop_budget_started_by_agents(self) -> None:
-        """An agent of this system started the budget actor (detached, so that it did not
-        die with that agent): it stops with the system, like one the driver started."""
-        with contextlib.suppress(ConfigurationError):
-            ray.kill(lookup(BUDGET_ACTOR, self.namespace), no_restart=True)
-
     @property
     def supervisor(self) -> Supervisor:
         """The supervisor actor ``supervisor`` (started on first use): every subtask held
@@ -340,6 +331,26 @@ class System:
                 self._spawned.append(started)
         return self._supervisor
 
+    @property
+    def locks(self) -> LocksHandle:
+        """The locks actor ``locks`` (see ``use_locks``): status, alerts, events."""
+        return self._locks.handle()
+
+    def use_locks(
+        self, policy: LockPolicy | None = None, *, clock: Clock | None = None
+    ) -> LocksHandle:
+        """The locks actor, started with ``policy`` (default ``LockPolicy()``) on ``clock``
+        (a ``FakeClock`` for tests) if this call starts it; call it before agents lease."""
+        return self._locks.handle(policy, clock)
+
+    def lease(
+        self, *keys: str, ttl: timedelta | None = None, expected: timedelta | None = None,
+        shared: bool = False, timeout: timedelta | None = None,
+    ) -> Lease:  # fmt: skip
+        """``with system.lease("inventory:A", ttl=...) as lease:``: the keys, in the global
+        order, held and renewed until the block ends; writes inside carry the lease."""
+        return self._locks.lease(keys, ttl=ttl, expected=expected, shared=shared, timeout=timeout)
+
     def kill(self, agent: str) -> dict[str, Any]:
         """The kill switch: bump ``agent``'s epoch, fence it on every resource, fail its
         attempts with reason killed (rerouted or escalated by their plans), kill its
@@ -349,28 +360,20 @@ class System:
             resource=self.get_resource, supervisor=self.supervisor, budget=lambda: self.budget,
         )  # fmt: skip
 
-    def _live_replicas(self) -> list[Any]:
-        """The running replicas of every agent this system started, restarted ones
-        included."""
-        found: list[Any] = []
-        for agent in self._agents:
-            # One went away meanwhile: the originals are killed with the spawned actors.
-            with contextlib.suppress(ConfigurationError):
-                found.extend(replicas_of(self.namespace, agent).values())
-        return found
-
     def shutdown(self) -> None:
         """Stop every actor this system started, and Ray if it started it. Agents settle
         their model allowances first (for at most ``_SETTLE_ON_SHUTDOWN_S``; what is not
         settled by then is charged in full when it expires)."""
-        replicas = self._live_replicas()
+        replicas = live_replicas(self.namespace, self._agents)
         if replicas:
             ray.wait(
                 [a.settle.remote() for a in replicas],
                 num_returns=len(replicas), timeout=_SETTLE_ON_SHUTDOWN_S,
             )  # fmt: skip
             if self._budget is None or self._budget_from_agents:
-                self._stop_budget_started_by_agents()
+                # An agent started it (detached, so that it did not die with that agent).
+                stop_budget(self.namespace)
+            self._locks.stop_if_agents_started_it()
         for actor in replicas:  # replicas the supervisor restarted are detached
             ray.kill(actor, no_restart=True)
         self._agents.clear()
@@ -380,12 +383,9 @@ class System:
         with contextlib.suppress(StorageError):  # it expires with the registry's retention
             self._registry.revoke_token(self._driver_identity.token)
         self._registry.close()
-        root = self.root.resolve()
         if self._running:
             self._running = False
-            _RUNNING[root] -= 1
-            if not _RUNNING[root]:
-                del _RUNNING[root]
+            release(self.root)
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
 

@@ -11,6 +11,12 @@ from ._budget.core import BudgetCore as BudgetCore
 from ._budget.core import Grant as Grant
 from ._budget.host import BudgetHost as BudgetHost
 from ._budget.metered_model import MeteredModel as MeteredModel
+from ._locks.core import Acquire as Acquire
+from ._locks.core import LocksCore as LocksCore
+from ._locks.host import LocksHost as LocksHost
+from ._locks.status import KeyStatus as KeyStatus
+from ._locks.status import LeaseGrant as LeaseGrant
+from ._locks.status import WaitAlert as WaitAlert
 from ._resource.calls import WriteCall as WriteCall
 from ._resource.core import ResourceCore as ResourceCore
 from ._resource.host import ResourceHost as ResourceHost
@@ -20,11 +26,16 @@ from ._supervisor.host import SupervisorHost as SupervisorHost
 from ._supervisor.types import SubtaskSpec as SubtaskSpec
 
 __all__ = [
+    "Acquire",
     "AgentHost",
     "AuditRecord",
     "BudgetCore",
     "BudgetHost",
     "Grant",
+    "KeyStatus",
+    "LeaseGrant",
+    "LocksCore",
+    "LocksHost",
     "MeteredModel",
     "ResourceCore",
     "ResourceHost",
@@ -32,5 +43,6 @@ __all__ = [
     "SubtaskSpec",
     "SupervisorCore",
     "SupervisorHost",
+    "WaitAlert",
     "WriteCall",
 ]

@@ -67,6 +67,12 @@ from ._failure import Retry as Retry
 from ._failure import RetryAfter as RetryAfter
 from ._failure import StopCause as StopCause
 from ._failure import decide as decide
+from ._locks import LockPolicy as LockPolicy
+from ._locks import breaks_order as breaks_order
+from ._locks import in_lock_order as in_lock_order
+from ._locks import key_prefix as key_prefix
+from ._locks import order_rank as order_rank
+from ._locks import prefix_label as prefix_label
 from ._resource import Durability as Durability
 from ._resource import ResourcePolicy as ResourcePolicy
 from ._restart_intensity import RestartIntensity as RestartIntensity
@@ -113,6 +119,7 @@ __all__ = [
     "FailureAction",
     "LeaseMode",
     "Ledger",
+    "LockPolicy",
     "Metering",
     "ModelPrice",
     "OnFailure",
@@ -141,16 +148,21 @@ __all__ = [
     "UnknownPolicyKeyError",
     "WriteAuthority",
     "backoff",
+    "breaks_order",
     "decide",
     "expired",
     "fingerprint",
     "grant",
+    "in_lock_order",
+    "key_prefix",
     "load_policies",
     "load_policies_file",
     "negotiation_verdict",
     "next_expiry",
     "normalize_message",
+    "order_rank",
     "parse_duration",
+    "prefix_label",
     "rule_verdicts",
     "settle",
     "should_retry",

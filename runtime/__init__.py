@@ -38,6 +38,12 @@ from ._envelope import Provenance as Provenance
 from ._ids import new_span_id as new_span_id
 from ._ids import new_task_id as new_task_id
 from ._ids import new_trace_id as new_trace_id
+from ._lock_errors import DeadlockError as DeadlockError
+from ._lock_errors import LeaseExpiredError as LeaseExpiredError
+from ._lock_errors import LockError as LockError
+from ._lock_errors import LockOrderError as LockOrderError
+from ._lock_errors import LockTimeoutError as LockTimeoutError
+from ._lock_errors import StaleLeaseError as StaleLeaseError
 from ._memory import fix_mmap_threshold as fix_mmap_threshold
 from ._metrics import counter as counter
 from ._metrics import gauge as gauge
@@ -108,12 +114,17 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ConflictLostError",
+    "DeadlockError",
     "Envelope",
     "FailureReason",
     "FencedError",
     "HandlerOutputError",
     "IdempotencyKeyReusedError",
     "InvalidArgumentError",
+    "LeaseExpiredError",
+    "LockError",
+    "LockOrderError",
+    "LockTimeoutError",
     "Message",
     "ModelAuthError",
     "ModelClient",
@@ -133,6 +144,7 @@ __all__ = [
     "ScriptedModel",
     "ScriptedRule",
     "SerialApplier",
+    "StaleLeaseError",
     "StorageError",
     "SubtaskFailedError",
     "SystemClock",

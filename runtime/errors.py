@@ -13,12 +13,18 @@ Every error the runtime raises on purpose is an ``AgentcastError``::
     │   ├── UnauthorizedWriterError   no valid writer token, or not a declared writer
     │   ├── IdempotencyKeyReusedError a committed key sent again with other content
     │   ├── FencedError               a stale incarnation or a stale writer epoch
+    │   │   └── StaleLeaseError       a write under a lease older than one the resource saw
     │   ├── WriteFailedError          the write method raised an error that cannot travel
     │   ├── NotOwnerError             the entity is owned by another agent
     │   ├── ConflictLostError         the conflict ladder settled against the write
     │   └── ResourceUnavailableError  the actor died or restarted mid-call: outcome unknown
     ├── BudgetExceededError           a cap would be crossed: the model call was not made
     ├── CircuitOpenError              a dependency's breaker is open: the call was not made
+    ├── LockError                     refused by the locks actor
+    │   ├── LockTimeoutError          the keys were not free within the wait's timeout
+    │   ├── LockOrderError            the keys break the global order of the owner's leases
+    │   ├── DeadlockError             chosen to break a cycle of waits (the youngest waiter)
+    │   └── LeaseExpiredError         the lease is gone: expired, released or killed
     ├── SubtaskFailedError            a supervised subtask failed: reason + attempt history
     ├── AgentError                    raised by the agent layer
     │   ├── UnknownHandlerError       no handler takes that message type
@@ -32,8 +38,10 @@ Every error the runtime raises on purpose is an ``AgentcastError``::
         ├── ModelResponseError        a body that is not a chat completion
         └── ModelOutputError          a reply that does not validate as the asked schema
 
-Every error survives a trip through Ray (pickling): ``__reduce__`` rebuilds it from
-its message and attributes, so subclasses never have to mirror their constructor.
+The lock errors (``LockError`` and below, ``StaleLeaseError``) are defined in
+``runtime._lock_errors``. Every error survives a trip through Ray (pickling):
+``__reduce__`` rebuilds it from its message and attributes, so subclasses never have to
+mirror their constructor.
 """
 
 from __future__ import annotations

@@ -36,6 +36,12 @@ SAMPLES: list[errors.AgentcastError] = [
     errors.UnauthorizedWriterError("inv", "mallory", ("orders", "system"), "no valid token"),
     errors.IdempotencyKeyReusedError("inv", "order-42"),
     errors.FencedError("inv", "stale"),
+    runtime.StaleLeaseError("inv", "inventory:A", 3, 5),
+    runtime.LockError(("inventory:A",), "refused"),
+    runtime.LockTimeoutError(("inventory:A", "pricing:A"), timedelta(seconds=2)),
+    runtime.LockOrderError(("inventory:A",), "pricing:A"),
+    runtime.DeadlockError(("pricing:A",), ("pricing:0:t1", "inventory:0:t2")),
+    runtime.LeaseExpiredError(("inventory:A",), "lease-1"),
     errors.WriteFailedError("inv", "op", "Boom", "detail"),
     errors.NotOwnerError("drafts", "42", "editorial", "publishing"),
     errors.NotOwnerError("drafts", "42", "", "publishing"),
@@ -55,11 +61,15 @@ SAMPLES: list[errors.AgentcastError] = [
 
 
 def all_error_classes() -> list[type[BaseException]]:
-    return [
+    """Every error class of ``runtime.errors`` and every one ``runtime`` exports (the lock
+    errors are defined in a module of their own)."""
+    found = {
         obj
-        for _, obj in inspect.getmembers(errors, inspect.isclass)
+        for module in (errors, runtime)
+        for _, obj in inspect.getmembers(module, inspect.isclass)
         if issubclass(obj, errors.AgentcastError)
-    ]
+    }
+    return sorted(found, key=lambda cls: cls.__name__)
 
 
 def test_every_error_class_is_exported_and_has_a_sample() -> None:

@@ -9,6 +9,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel
@@ -164,10 +166,12 @@ class Agent:
     max_concurrency: ClassVar[int] = 1
     _runtime: AgentRuntime
     _handles: dict[str, AsyncResourceHandle]
+    _locks: Any = None
 
     def _bind(self, runtime: AgentRuntime) -> None:
         self._runtime = runtime
         self._handles = {}
+        self._locks = None
 
     @property
     def name(self) -> str:
@@ -241,6 +245,56 @@ class Agent:
         task = current_task.get()
         parent = None if task is None else task.envelope
         return AsyncSupervisor(supervisor_actor(self._runtime.namespace), self.name, parent)
+
+    def lease(
+        self,
+        *keys: str,
+        ttl: timedelta | None = None,
+        expected: timedelta | None = None,
+        shared: bool = False,
+        timeout: timedelta | None = None,
+    ) -> Any:
+        """``async with self.lease("inventory:A", "pricing:A", ttl=..., expected=...) as
+        lease:``: an ``AsyncLease`` on ``keys``, taken in the global order whatever order
+        they are named in, renewed by the runtime while the block runs, released when it
+        ends; every resource write inside carries its fencing tokens.
+
+        Args:
+            keys: the keys (``"inventory:sku-42"``).
+            ttl: time to live between renewals. Default ``LockPolicy.default_ttl``.
+            expected: the hold time this agent expects; a wait for these keys longer
+                than twice it raises the ``lock_wait_exceeded`` alert. Default ``ttl``.
+            shared: a shared (reader) lease: advisory, held alongside other readers.
+            timeout: how long to wait for the keys. Default ``LockPolicy.default_wait``.
+        """
+        from .._locks.lease import AsyncLease, lease_request
+
+        task = current_task.get()
+        owner = f"{self.name}:{self.replica}:{'-' if task is None else task.envelope.task_id}"
+        request = lease_request(
+            keys, owner=owner, agent=self.name, ttl=ttl, expected=expected, shared=shared,
+            timeout=timeout,
+        )  # fmt: skip
+        return AsyncLease(self._locks_calls(), request)
+
+    @property
+    def locks(self) -> Any:
+        """The locks actor (an ``AsyncLocksHandle``): ``await self.locks.status()``."""
+        from .._locks.client import AsyncLocksHandle
+
+        return AsyncLocksHandle(self._locks_calls())
+
+    def _locks_calls(self) -> Any:
+        """The calls to the locks actor, started (detached) on first use if not running."""
+        from .._locks.client import LocksCalls, ensure_locks
+
+        if getattr(self, "_locks", None) is None:
+            rt = self._runtime
+            if not rt.storage:
+                raise ConfigurationError(f"agent {self.name!r} has no storage for the locks")
+            start = partial(ensure_locks, rt.storage, rt.namespace, detached=True)
+            self._locks = LocksCalls(lambda: start()[0], rt.reconnect)
+        return self._locks
 
     def resource(self, name: str) -> AsyncResourceHandle:
         """The shared resource ``name``, reached as this agent."""

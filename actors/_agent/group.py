@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+from collections.abc import Iterable
 from typing import Any
 
 import ray
 from pydantic import BaseModel
 
-from runtime import Envelope, agent_actor_name, named_actors
+from runtime import ConfigurationError, Envelope, agent_actor_name, named_actors
 
 
 class AgentGroup:
@@ -31,6 +33,16 @@ class AgentGroup:
     def ask(self, message: BaseModel, *, timeout: float | None = None) -> Any:
         """Send ``message`` and wait for the output model."""
         return ray.get(self.call(message), timeout=timeout)
+
+
+def live_replicas(namespace: str, agents: Iterable[str]) -> list[Any]:
+    """The running replicas of every agent of ``agents``, restarted ones included (an
+    agent gone meanwhile has none)."""
+    found: list[Any] = []
+    for agent in agents:
+        with contextlib.suppress(ConfigurationError):
+            found.extend(replicas_of(namespace, agent).values())
+    return found
 
 
 def replicas_of(namespace: str, agent: str) -> dict[str, Any]:

@@ -4,9 +4,12 @@ driver (``BudgetHandle``), and starting it on first use from anywhere (``ensure_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
+
+import ray
 
 from policies import BreakerStatus, BudgetLimit, BudgetPolicy, fingerprint
 from runtime import (
@@ -57,6 +60,12 @@ def ensure_budget(
     except ValueError:  # another process started it meanwhile
         return lookup(BUDGET_ACTOR, namespace), False
     return actor, True
+
+
+def stop_budget(namespace: str) -> None:
+    """Stop the budget actor of ``namespace``, if it runs."""
+    with contextlib.suppress(ConfigurationError):
+        ray.kill(lookup(BUDGET_ACTOR, namespace), no_restart=True)
 
 
 Starter = Callable[[], Any]

@@ -18,7 +18,9 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks against plain Ray, side by side")
     bench.add_argument(
-        "target", choices=["resource", "budget", "supervisor", "soak"], help="what to measure"
+        "target",
+        choices=["resource", "budget", "supervisor", "soak", "locks"],
+        help="what to measure",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON document")
     bench.add_argument("--quick", action="store_true", help="fewer operations per row")
@@ -55,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .bench.soak import run_bench as run_soak_bench
 
         return run_soak_bench(as_json=args.json, quick=args.quick, out=args.out)
+    if args.command == "bench" and args.target == "locks":
+        from .bench.locks import run_bench as run_locks_bench
+
+        return run_locks_bench(as_json=args.json, quick=args.quick, out=args.out)
     if args.command == "bench" and args.target == "budget":
         from .bench.budget import run_bench as run_budget_bench
 

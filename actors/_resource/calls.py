@@ -15,6 +15,8 @@ from ray import cloudpickle
 
 from runtime import InvalidArgumentError, WriteFailedError, decode, encode
 
+from .fencing import checked_leases
+
 T = TypeVar("T")
 
 SQLITE_INT = (-(2**63), 2**63 - 1)
@@ -27,8 +29,10 @@ class WriteCall:
 
     ``args`` is the msgpack encoding of ``[positional, keyword]`` arguments. ``writer``
     and ``writer_epoch`` are what the call claims; the resource takes the writer's
-    identity from ``token`` alone. ``malformed`` says why a call's wire form was not
-    what a handle sends (its other fields are then printable stand-ins, for the audit).
+    identity from ``token`` alone. ``leases`` are the (key, fencing token) pairs of the
+    leases held where the write was made (``actors._resource.fencing``). ``malformed``
+    says why a call's wire form was not what a handle sends (its other fields are then
+    printable stand-ins, for the audit).
     """
 
     op: str
@@ -39,6 +43,7 @@ class WriteCall:
     trace_id: str
     expected_version: int | None = None
     token: str = ""
+    leases: tuple[tuple[str, int], ...] = ()
     malformed: str | None = None
 
 
@@ -101,6 +106,7 @@ def pack_calls(calls: list[WriteCall]) -> bytes:
                 c.trace_id,
                 c.expected_version,
                 c.token,
+                [list(pair) for pair in c.leases],
             )
             for c in calls
         ]
@@ -123,7 +129,7 @@ def unpack_calls(blob: bytes) -> list[WriteCall]:
 _WIRE_TYPES: tuple[tuple[str, tuple[type, ...]], ...] = (
     ("op", (str,)), ("args", (bytes,)), ("writer", (str,)), ("writer_epoch", (int,)),
     ("idem_key", (str,)), ("trace_id", (str,)), ("expected_version", (int, type(None))),
-    ("token", (str,)),
+    ("token", (str,)), ("leases", (list,)),
 )  # fmt: skip
 
 
@@ -135,7 +141,11 @@ def _checked_call(fields: Any) -> WriteCall:
             return _malformed(fields, f"{name} of type {type(value).__name__}")
     if not fields[4]:
         return _malformed(fields, "an empty idempotency key")
-    return WriteCall(*fields)
+    leases = checked_leases(fields[8])
+    if isinstance(leases, str):
+        return _malformed(fields, leases)
+    op, args, writer, epoch, key, trace, expected, token = fields[:8]
+    return WriteCall(op, args, writer, epoch, key, trace, expected, token, leases)
 
 
 def _malformed(fields: list[Any], why: str) -> WriteCall:

@@ -40,6 +40,7 @@ from .calls import (
     error_payload,
 )
 from .declare import Operation, Resource, operations
+from .fencing import LeaseFences
 from .ownership import (
     OWNERSHIP_REFUSALS,
     OwnershipBook,
@@ -104,6 +105,7 @@ class ResourceCore:
         recovered = self._log.open_incarnation()
         self.incarnation = recovered.incarnation
         self._writer_fences = dict(recovered.writer_fences)
+        self._lease_fences = LeaseFences(self.name, recovered.lease_fences, self._clock)
         initial = recovered.snapshot_state or encode(dict(self._resource.initial_state()))
         self.state: dict[Any, Any] = decode(initial)  # what recovery would rebuild
         replayed = replay(self.state, recovered.tail)
@@ -149,9 +151,11 @@ class ResourceCore:
                     batch.rejections.append(rejection_of(call, refused, batch.at))
                     results.append(WriteResult(self.version, error=refused.error))
             if batch.records or batch.rejections:
-                self._log.commit(self.incarnation, batch.records, batch.rejections)
+                fenced = self._lease_fences.rows()
+                self._log.commit(self.incarnation, batch.records, batch.rejections, None, fenced)
         except Exception as error:
             return self._failed(error, batch, start_version, len(calls))
+        self._lease_fences.committed()
         self._remember_keys(batch.keys)
         self._maybe_snapshot()
         self._maybe_compact()
@@ -163,6 +167,7 @@ class ResourceCore:
         """Nothing of the batch is acknowledged. A fenced incarnation only undoes its own
         memory (it must not open the log again); otherwise the state is recovered from
         the log, now or, if the store is down, before the next batch."""
+        self._lease_fences.discard()
         if isinstance(error, FencedError):
             self._fenced = error
             for record in reversed(batch.records):
@@ -259,6 +264,8 @@ class ResourceCore:
         if call.expected_version is not None and call.expected_version != self.version:
             conflict = ConflictError(self.name, call.expected_version, self.version)
             raise Refused(conflict, "conflict")
+        if (stale := self._lease_fences.admit(call.leases)) is not None:
+            raise Refused(stale, "stale_lease")  # a newer lease on the key has written
         return op
 
     def _committed(self, keys: list[str]) -> dict[str, Seen]:
@@ -304,18 +311,10 @@ class ResourceCore:
         self, call: WriteCall, identity: tuple[str, int], result: bytes, diff: bytes, at: str
     ) -> LogRecord:
         return LogRecord(
-            version=self.version + 1,
-            op=call.op,
-            args=call.args,
-            result=result,
-            writer=identity[0],
-            writer_epoch=identity[1],
-            incarnation=self.incarnation,
-            idem_key=call.idem_key,
-            trace_id=call.trace_id,
-            at=at,
-            diff=diff,
-        )
+            version=self.version + 1, op=call.op, args=call.args, result=result,
+            writer=identity[0], writer_epoch=identity[1], incarnation=self.incarnation,
+            idem_key=call.idem_key, trace_id=call.trace_id, at=at, diff=diff,
+        )  # fmt: skip
 
     # -- fencing writers ------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from runtime import (
     encode,
 )
 
+from .._locks.held import held_tokens
 from .._reconnect import Plan, Reconnect, reconnecting, run_async, run_blocking
 from .calls import (
     ReadResult,
@@ -194,15 +195,11 @@ class ResourceCalls:
         args = encode([listed_args(write.args), keyword_args(write.kwargs)], limit=max_payload)
         trace_id, derived = self.keys.next_key()
         return WriteCall(
-            op=write.op,
-            args=args,
-            writer=self.identity.writer,
-            writer_epoch=self.identity.epoch,
-            idem_key=write.key or derived,
-            trace_id=trace_id,
-            expected_version=write.expected_version,
-            token=self.identity.token,
-        )
+            op=write.op, args=args, writer=self.identity.writer,
+            writer_epoch=self.identity.epoch, idem_key=write.key or derived, trace_id=trace_id,
+            expected_version=write.expected_version, token=self.identity.token,
+            leases=held_tokens(),  # the leases held where the write is made: fenced
+        )  # fmt: skip
 
 
 class ResourceHandle:

@@ -31,6 +31,7 @@ from runtime import (
     truncate_wal,
 )
 
+from . import fencing
 from .state_view import replay
 
 _SCHEMA = """
@@ -148,6 +149,7 @@ class Recovered:
     snapshot_state: bytes | None
     tail: list[LogRecord]
     writer_fences: dict[str, int]
+    lease_fences: dict[str, int]
 
 
 # Columns are the records' fields, in order: a row is ``LogRecord(*row)``, and a record's
@@ -173,7 +175,7 @@ class ResourceLog:
     def __init__(self, root: Path, name: str, durability: Durability = Durability.FULL) -> None:
         self.path = root / "resources" / f"{check_name('resource', name)}.sqlite"
         self._conn = connect(self.path, durability)
-        self._conn.executescript(_SCHEMA)
+        self._conn.executescript(_SCHEMA + fencing.SCHEMA)
 
     def close(self) -> None:
         self._conn.close()
@@ -206,6 +208,7 @@ class ResourceLog:
             snapshot_state=snapshot_state,
             tail=list(self.records(after=snapshot_version)),
             writer_fences=fences,
+            lease_fences=fencing.load(conn),
         )
 
     def commit(
@@ -214,8 +217,10 @@ class ResourceLog:
         records: list[LogRecord],
         rejections: list[Rejection],
         fences: dict[str, int] | None = None,
+        lease_fences: Sequence[tuple[str, int, str]] = (),
     ) -> None:
-        """Append records, rejections and writer fences in one transaction.
+        """Append records, rejections, writer fences and the newest lease tokens seen
+        (``fencing.LeaseFences.rows``) in one transaction.
 
         Raises:
             FencedError: a newer incarnation has opened the log; nothing was written.
@@ -242,6 +247,7 @@ class ResourceLog:
                     "(writer) DO UPDATE SET min_epoch=max(min_epoch, excluded.min_epoch)",
                     (writer, epoch),
                 )
+            fencing.store(conn, lease_fences)
 
     def save_snapshot(self, version: int, state: bytes) -> None:
         """Keep the full state at ``version`` and drop older snapshots.
@@ -319,7 +325,11 @@ class ResourceLog:
             if old:
                 conn.execute("DELETE FROM log WHERE version <= ?", (old[-1][0],))
             more = len(old) == limit
-            for sql, before in (_DELETE_REJECTED, audit_before), (_DELETE_KEYS, keys_before):
+            for sql, before in (
+                (_DELETE_REJECTED, audit_before),
+                (_DELETE_KEYS, keys_before),
+                (fencing.DELETE_OLD, audit_before),
+            ):
                 more |= conn.execute(sql, (before, limit)).rowcount == limit
         return more
 
