@@ -267,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         _reset_stock(inventory, args.initial)
         orders = system.agent(OrderAgent, name="orders", replicas=args.orders)
         suppliers = system.agent(SupplierAgent, name="supplier", replicas=args.suppliers)
+        print(f"namespace {system.namespace}; watch it: {system.watch_commands()[0]}")
         print(
             f"{args.orders} order agents x {args.units} units, {args.suppliers} suppliers x "
             f"{args.restock_units} units, initial stock {args.initial}, think {args.think_ms} ms"

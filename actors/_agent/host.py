@@ -51,6 +51,11 @@ class AgentHost:
         self._ledger = AttemptLedger()
         self._running: dict[str, int] = {}
 
+    def __repr__(self) -> str:
+        # The dashboard's Actors page shows this: the user's class, agent and replica.
+        runtime = self._runtime
+        return f"{type(self._agent).__name__}(agent {runtime.name!r} replica {runtime.replica})"
+
     async def handle(self, message: BaseModel, envelope: Envelope) -> BaseModel:
         """Run the handler that takes ``type(message)`` under ``envelope``.
 
