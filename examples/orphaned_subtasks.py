@@ -349,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{SUBTASKS} research subtasks on {AGENTS} agents: 2 hang, "
               f"{len(TRUNCATED)} answers truncated, agent {DIES_ON[1]} answers {LATE[0]} "
               f"after its deadline and dies in {DIES_ON[0]}")  # fmt: skip
+        print(f"namespace {system.namespace}; watch it: {system.watch_commands()[0]}")
         naive = run_naive(model, timing)
         ours = run_agentcast(system, model, timing)
     print(naive.line())

@@ -213,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(AGENTS)} agents, search down for its first {args.down_for} calls; "
               f"naive: {RETRIES_PER_AGENT} retries and a {AGENT_TOKEN_CAP:,}-token cap per agent; "
               f"agentcast: one run, a {RUN_TOKEN_CAP:,}-prompt-token cap")  # fmt: skip
+        print(f"namespace {system.namespace}; watch it: {system.watch_commands()[0]}")
         naive = run_naive(system, model, args.down_for)
         ours = run_agentcast(system, model, args.down_for)
         status = system.budget.status()

@@ -105,6 +105,12 @@ def _stderr_kept() -> Iterator[Path]:
 
 def _why(address: str, said: str, token: bool) -> str:
     if "InvalidAuthToken" in said or "Unauthenticated" in said:
+        mode = os.environ.get("RAY_AUTH_MODE")
+        if not token and mode is not None:
+            return (
+                f"the Ray cluster at {address} requires a token and RAY_AUTH_MODE={mode} here: "
+                "set RAY_AUTH_MODE=token (the token: ~/.ray/auth_token or RAY_AUTH_TOKEN)"
+            )
         if not token:
             return (
                 f"the Ray cluster at {address} requires a token and none is set here: copy the "

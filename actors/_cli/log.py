@@ -35,14 +35,19 @@ def add_command(sub: Any) -> None:
 
 
 def line(record: dict[str, Any]) -> str:
-    """One record as a line: version, time, writer, the call, its result, what changed."""
+    """One record as a line: version, time, the write, its trace."""
+    return f"v{record['version']} {record['at']} {write_text(record)}  trace {record['trace_id']}"
+
+
+def write_text(record: dict[str, Any]) -> str:
+    """A write as text: writer and epoch, the call, its result, the before/after of
+    every key it changed."""
     args = [json.dumps(a) for a in record["args"]]
     args += [f"{k}={json.dumps(v)}" for k, v in sorted(record["kwargs"].items())]
     changes = "; ".join(_change(c) for c in record["changes"]) or "no change"
     return (
-        f"v{record['version']} {record['at']} {record['writer']}#{record['writer_epoch']} "
-        f"{record['op']}({', '.join(args)}) -> {json.dumps(record['result'])}  [{changes}]"
-        f"  trace {record['trace_id']}"
+        f"{record['writer']}#{record['writer_epoch']} {record['op']}({', '.join(args)}) -> "
+        f"{json.dumps(record['result'])}  [{changes}]"
     )
 
 

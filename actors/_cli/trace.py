@@ -21,6 +21,7 @@ from typing import Any
 
 from runtime import ConfigurationError, storage_root
 
+from .log import write_text
 from .output import emit
 from .stores import log_records, read_only, rejections_of, resource_names
 
@@ -218,13 +219,23 @@ def describe(item: Item) -> str:
     if kind == "handoff":
         return f"handoff {item['status']} stage {item['stage']} -> {item['next_stage']}"
     if kind == "write":
-        from .log import line
-
-        return f"write {item['resource']} " + line(item).split("  trace ")[0]
+        return f"write {item['resource']} v{item['version']} {write_text(item)}"
     if kind == "refused":
         return f"refused {item['resource']} {item['op']} by {item['writer']}: {item['reason']}"
+    if kind.startswith("budget "):
+        return _budget_text(item)
     rest = {k: v for k, v in item.items() if k not in ("at", "kind", "subtask")}
     return f"{kind} {json.dumps(rest, sort_keys=True, default=str)}"
+
+
+def _budget_text(item: Item) -> str:
+    what = {
+        "budget grant": "allowance granted", "budget settle": "model use settled",
+        "budget charge": "charged", "budget expire": "allowance expired, charged in full",
+    }.get(item["kind"], item["kind"])  # fmt: skip
+    amounts = item.get("used", item.get("amounts")) or {}
+    text = ", ".join(f"{k} {v:g}" for k, v in sorted(amounts.items()))
+    return f"{what}: {item['agent']} on {item['model'] or '-'}: {text or '-'}"
 
 
 def tree(found: dict[str, Any]) -> list[str]:
