@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +41,7 @@ def connect(address: str = "auto", *, timeout_s: int = CONNECT_TIMEOUT_S) -> Non
     if ray.is_initialized():
         return
     resolved = _resolve(address)
+    _check_listening(resolved, timeout_s)
     token = _use_token_if_available()
     os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(timeout_s))
     with _stderr_kept() as kept:
@@ -68,6 +70,17 @@ def _resolve(address: str) -> str:
         "no Ray cluster found on this machine (none started by `ray start`, no RAY_ADDRESS): "
         "pass --address host:port (`agentcast demo --keep` and the examples print theirs)"
     )
+
+
+def _check_listening(address: str, timeout_s: float) -> None:
+    """Fail fast when nothing listens at ``address``: Ray's GCS client would wait for
+    most of a minute before giving up on an address that does not answer."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as error:
+        raise ConfigurationError(_why(address, "", token=False)) from error
 
 
 def _token_path() -> Path:
