@@ -37,6 +37,7 @@ RUNNABLE = {
     "docs/benchmarks.md": 0,
     "docs/budgets.md": 3,
     "docs/metrics.md": 0,
+    "docs/observability.md": 0,
     "docs/operations.md": 0,
     "docs/resources.md": 2,
     "docs/supervisor.md": 1,

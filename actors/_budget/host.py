@@ -60,7 +60,7 @@ class BudgetHost:
 
     def __repr__(self) -> str:
         # The dashboard's Actors page shows this rather than an empty name.
-        return f"Budget(storage {str(self._root)!r})"
+        return f"Budget(storage {str(getattr(self, '_root', '?'))!r})"
 
     def _open(self) -> BudgetCore:
         if self._core is None:

@@ -110,8 +110,14 @@ def collect_agents(actors: Actors) -> list[dict[str, Any]] | None:
 def render_agents(found: list[dict[str, Any]]) -> list[str]:
     lines = []
     for agent in found:
-        states = ", ".join(f"{r['replica']} {r['state'].lower()}" for r in agent["replicas"])
-        lines.append(f"agent {agent['name']}: {len(agent['replicas'])} replicas ({states})")
+        replicas = agent["replicas"]
+        alive = sum(r["state"] == "ALIVE" for r in replicas)
+        others = "".join(
+            f"; replica {r['replica']} {r['state'].lower()}"
+            for r in replicas
+            if r["state"] != "ALIVE"
+        )
+        lines.append(f"agent {agent['name']}: {len(replicas)} replicas, {alive} alive{others}")
     return lines
 
 

@@ -94,8 +94,8 @@ def log_records(
 ) -> list[dict[str, Any]]:
     """Committed records with ``after`` < version <= ``upto``, oldest first, decoded;
     ``writer``, ``op`` and ``trace`` narrow them."""
-    where: list[str] = ["version > ?"]
-    params: list[Any] = [after]
+    where: list[str] = ["version > ?"] if after else []
+    params: list[Any] = [after] if after else []
     for column, value in (("writer", writer), ("op", op), ("trace_id", trace)):
         if value is not None:
             where.append(f"{column} = ?")
@@ -103,7 +103,7 @@ def log_records(
     if upto is not None:
         where.append("version <= ?")
         params.append(upto)
-    sql = f"SELECT * FROM log WHERE {' AND '.join(where)} ORDER BY version"
+    sql = f"SELECT * FROM log WHERE {' AND '.join(where) or 'TRUE'} ORDER BY version"
     return [decoded(row) for row in conn.execute(sql, params)]
 
 

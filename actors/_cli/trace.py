@@ -38,7 +38,7 @@ def add_command(sub: Any) -> None:
 
 
 def _iso(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat()
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds")
 
 
 def _epoch(iso: str) -> float:

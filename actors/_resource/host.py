@@ -175,8 +175,10 @@ class ResourceHost:
         }
 
     def __repr__(self) -> str:
-        # The dashboard's Actors page shows this: the user's class and the resource.
-        return f"{self._cls.__name__}(resource {self._name!r})"
+        # The dashboard's Actors page shows this: the user's class and the resource. Ray
+        # also calls it on an actor whose __init__ failed: nothing here may be missing.
+        cls = getattr(self, "_cls", None)
+        return f"{getattr(cls, '__name__', 'Resource')}(resource {getattr(self, '_name', '?')!r})"
 
     def _fits(self, taken: list[_Pending], item: _Pending) -> bool:
         if taken[0].fence is not None or item.fence is not None:

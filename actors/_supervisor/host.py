@@ -209,7 +209,7 @@ class SupervisorHost:
 
     def __repr__(self) -> str:
         # The dashboard's Actors page shows this rather than an empty name.
-        return f"Supervisor(namespace {self._namespace!r})"
+        return f"Supervisor(namespace {getattr(self, '_namespace', '?')!r})"
 
     async def recover(self) -> None:
         """Load and re-drive every unfinished subtask now (sent by ``__init__``)."""
