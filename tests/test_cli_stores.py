@@ -100,7 +100,7 @@ def test_trace_assembles_every_store_in_time_order(root: Path) -> None:
         "│  ├─ 00:01:43.000 attempt 1 on workers:0: succeeded",
         '│  ├─ 00:01:43.500 event late_result {"detail": {"n": 1}}',
         '│  ├─ 00:01:44.000 done: {"k": 1}',
-        "│  └─ 00:01:44.000 handoff done stage None -> None",
+        "│  └─ 00:01:44.000 handoff done, stage - -> -",
         "├─ 00:01:40.500 allowance granted: askers on scripted: calls 8",
         "└─ 00:01:45.000 model use settled: askers on scripted: calls 1, completion_tokens 3",
     ]

@@ -217,7 +217,9 @@ def describe(item: Item) -> str:
             return f"done: {json.dumps((item['output'] or {}).get('data'), sort_keys=True)}"
         return f"failed: {item['reason']} {item['detail'] or ''}".rstrip()
     if kind == "handoff":
-        return f"handoff {item['status']} stage {item['stage']} -> {item['next_stage']}"
+        return (
+            f"handoff {item['status']}, stage {item['stage'] or '-'} -> {item['next_stage'] or '-'}"
+        )
     if kind == "write":
         return f"write {item['resource']} v{item['version']} {write_text(item)}"
     if kind == "refused":
