@@ -1,9 +1,11 @@
-"""``agentcast trace`` and ``log`` read the durable stores alone (no Ray): what they
-assemble from each store, and that every query they make is served by an index."""
+"""The command line without Ray: what ``agentcast trace`` and ``log`` assemble from the
+durable stores and that every query they make is served by an index; where output goes."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +17,7 @@ from actors._agent.host import AgentHost
 from actors._budget.host import BudgetHost
 from actors._budget.store import BudgetStore
 from actors._cli import stores
+from actors._cli.output import Progress, document_only, emit
 from actors._cli.trace import collect, tree
 from actors._resource.host import ResourceHost
 from actors._resource.store import LogRecord, Rejection, ResourceLog
@@ -145,3 +148,30 @@ def test_a_host_whose_init_failed_still_has_a_repr(host: type) -> None:
     # that raised there turned the real error into "an unexpected internal error".
     shown = repr(host.__new__(host))
     assert shown.split("(")[0] in ("Resource", "Agent", "Supervisor", "Budget")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_shows_on_a_terminal_and_says_nothing_when_piped() -> None:
+    terminal, piped = _Terminal(), io.StringIO()
+    for stream in (terminal, piped):
+        line = Progress(stream)
+        line.show("starting Ray")
+        line.show("row 1")
+        line.done()
+    assert piped.getvalue() == ""
+    shown = terminal.getvalue().split("\r")
+    assert [s.split("] ", 1)[-1].rstrip() for s in shown[1:3]] == ["starting Ray", "row 1"]
+    assert shown[-1] == ""  # cleared: the result prints on a clean line
+
+
+def test_document_only_keeps_stdout_for_the_document(capfd: pytest.CaptureFixture[str]) -> None:
+    with document_only():
+        print("a raylet warning", flush=True)
+        os.write(1, b"from C++\n")
+        emit('{"one": 1}')
+    out, err = capfd.readouterr()
+    assert (out, err) == ('{"one": 1}\n', "a raylet warning\nfrom C++\n")

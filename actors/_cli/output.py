@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from typing import TextIO
 
 _document: TextIO | None = None
@@ -31,7 +31,9 @@ def document_only() -> Iterator[None]:
     os.dup2(2, 1)
     _document = os.fdopen(os.dup(saved), "w", encoding="utf-8")
     try:
-        yield
+        # Python-level writes too, whatever object sys.stdout is (Ray prints through it).
+        with redirect_stdout(sys.stderr):
+            yield
     finally:
         sys.stdout.flush()
         _document.close()
