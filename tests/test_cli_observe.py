@@ -4,6 +4,8 @@ when there is none: parsed JSON compared by equality, one line instead of a trac
 from __future__ import annotations
 
 import json
+import os
+import signal
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from supervised_agents import Done, Job, Worker
 from waiting import wait_until
 
 from actors import System
+from actors._cli import cluster
 from actors._cli.cluster import agentcast_actors
 from actors._cli.main import main
 from runtime import ScriptedModel
@@ -296,3 +299,27 @@ def test_version(capfd: pytest.CaptureFixture[str]) -> None:
     assert exited.value.code == 0
     out = capfd.readouterr().out
     assert out.startswith("agentcast ") and out.count("\n") == 1
+
+
+@pytest.mark.timeout(180)
+def test_a_paused_actor_is_a_line_saying_it_did_not_answer(
+    system: System, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system.resource(Inventory, name="inventory")
+    system.supervisor.status()
+    supervisor = ray.get_actor("supervisor", namespace=system.namespace)
+    pid = ray.get(supervisor.__ray_call__.remote(lambda self: os.getpid()))
+    monkeypatch.setattr(cluster, "ASK_TIMEOUT_S", 2.0)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        found = status_of(capfd, system)
+        code, text, _ = run(capfd, "status", "--namespace", system.namespace)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert found["supervisor"] == {
+        "state": "ALIVE", "restarts": 0, "error": "no answer within 2s",
+    }  # fmt: skip
+    assert found["resources"][0]["version"] == 0  # the rest of the system is shown
+    assert code == 0
+    assert "  supervisor: alive (restarts 0): no answer within 2s" in text.splitlines()
+    assert system.supervisor.status()["open_escalations"] == 0  # it goes on once resumed

@@ -76,12 +76,14 @@ def live_namespaces(actors: dict[str, dict[str, ActorRow]]) -> list[str]:
     )
 
 
-def ask(row: ActorRow, method: str, *args: Any, timeout: float = ASK_TIMEOUT_S) -> Any:
+def ask(row: ActorRow, method: str, *args: Any, timeout: float | None = None) -> Any:
     """Call ``method`` on the actor of ``row`` and wait for the answer.
 
     Raises:
-        ConfigurationError: it did not answer within ``timeout`` or failed; one line.
+        ConfigurationError: it did not answer within ``timeout`` (default
+            ``ASK_TIMEOUT_S``) or failed; one line.
     """
+    timeout = ASK_TIMEOUT_S if timeout is None else timeout
     try:
         actor = ray.get_actor(row.name, namespace=row.namespace)
         return ray.get(getattr(actor, method).remote(*args), timeout=timeout)
