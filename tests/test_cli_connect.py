@@ -62,6 +62,17 @@ def test_an_unreachable_address_is_one_line_within_the_bound() -> None:
     assert time.monotonic() - began < CONNECT_BOUND_S
 
 
+@pytest.mark.timeout(120)
+def test_a_dashboard_address_in_ray_address_is_one_line() -> None:
+    done = agentcast("status", env={"RAY_ADDRESS": "http://127.0.0.1:8265"})
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        "agentcast status: http://127.0.0.1:8265 is a dashboard address (as `ray job submit` "
+        "takes): pass the cluster's GCS address, --address host:port (port 6379 for "
+        "`ray start --head`)\n"
+    )
+
+
 @pytest.mark.timeout(180)
 def test_status_joins_a_token_cluster_by_itself_and_is_no_job_on_the_dashboard(
     system: System,

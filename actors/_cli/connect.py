@@ -75,6 +75,11 @@ def _resolve(address: str) -> str:
 def _check_listening(address: str, timeout_s: float) -> None:
     """Fail fast when nothing listens at ``address``: Ray's GCS client would wait for
     most of a minute before giving up on an address that does not answer."""
+    if "://" in address:  # RAY_ADDRESS as set for `ray job submit`: the dashboard's
+        raise ConfigurationError(
+            f"{address} is a dashboard address (as `ray job submit` takes): pass the cluster's "
+            "GCS address, --address host:port (port 6379 for `ray start --head`)"
+        )
     host, _, port = address.rpartition(":")
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
