@@ -187,6 +187,17 @@ class System:
         url = get_dashboard_url()  # type: ignore[no-untyped-call]
         return f"http://{url}" if url else None
 
+    def watch_commands(self) -> list[str]:
+        """The commands that show this system from another terminal while it runs: its
+        status, the trace of its driver's work, and a resource's log (see
+        docs/observability.md)."""
+        address = ray.get_runtime_context().gcs_address
+        return [
+            f"agentcast status --address {address} --namespace {self.namespace}",
+            f"agentcast trace {self.trace_id} --storage {self.root}",
+            f"agentcast log <resource> --storage {self.root}",
+        ]
+
     def resource(
         self,
         cls: type[Resource],

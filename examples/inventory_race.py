@@ -244,6 +244,12 @@ def _reset_stock(inventory: ResourceHandle, initial: int) -> None:
         inventory.reserve(SKU, stock - initial)
 
 
+def _progress(what: str) -> None:
+    """Say what the example does now, on a terminal only: piped, it prints its verdicts."""
+    if sys.stderr.isatty():
+        print(f"... {what}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--orders", type=int, default=4, help="order agent replicas")
@@ -260,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.units, args.restock_units, args.initial = 20, 10, 20
 
+    _progress("starting Ray")
     with System.start(args.storage, namespace="inventory-race") as system:
         inventory = system.resource(
             Inventory, name="inventory", writers=["orders", "supplier", "system"]
@@ -267,11 +274,14 @@ def main(argv: list[str] | None = None) -> int:
         _reset_stock(inventory, args.initial)
         orders = system.agent(OrderAgent, name="orders", replicas=args.orders)
         suppliers = system.agent(SupplierAgent, name="supplier", replicas=args.suppliers)
+        print(f"namespace {system.namespace}; watch it: {system.watch_commands()[0]}")
         print(
             f"{args.orders} order agents x {args.units} units, {args.suppliers} suppliers x "
             f"{args.restock_units} units, initial stock {args.initial}, think {args.think_ms} ms"
         )
+        _progress("the naive agents: read, think, write back")
         naive = run_naive(system, orders, suppliers, args)
+        _progress("the same agents through agentcast")
         ours = run_agentcast(system, orders, suppliers, args)
     print(naive.line())
     print(ours.line())

@@ -98,7 +98,7 @@ def test_an_agent_starts_the_budget_actor_on_first_use(ray_session: None, tmp_pa
 
 
 def test_the_status_and_the_log_read_from_the_terminal(
-    ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ray_session: None, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     cap = BudgetLimit(scope=Scope(kind=ScopeKind.RUN), dimension=Dimension.TOKENS, cap=1000)
     system = _system(tmp_path, BudgetPolicy(limits=(cap,)))
@@ -112,12 +112,12 @@ def test_the_status_and_the_log_read_from_the_terminal(
         assert system.budget.events(after=events[-2].seq) == [events[-1]]
         common = ["--namespace", system.namespace, "--storage", str(system.root)]
         assert main(["budget", *common]) == 0
-        out = capsys.readouterr().out
+        out = capfd.readouterr().out
         assert f"cap run:* tokens spent by {system.trace_id}: " in out
         assert f"spent run {system.trace_id} agent asker on scripted: calls 1" in out
         assert main(["budget", *common, "--events", "--json", "--limit", "1"]) == 0
-        (line,) = capsys.readouterr().out.splitlines()
-        assert json.loads(line)["kind"] == "declare"
+        (event,) = json.loads(capfd.readouterr().out)  # one document: the list of events
+        assert event["kind"] == "declare"
     finally:
         system.shutdown()
 

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.ray
 
 
 def cli(system: System, capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    common = ["--namespace", system.namespace, "--storage", str(system.root)]
+    common = ["--namespace", system.namespace]
+    if args[0] != "status":
+        common += ["--storage", str(system.root)]
     assert main([args[0], *common, *args[1:]]) == 0
     return capsys.readouterr().out
 

@@ -38,6 +38,7 @@ RUNNABLE = {
     "docs/budgets.md": 3,
     "docs/coordination.md": 1,
     "docs/metrics.md": 0,
+    "docs/observability.md": 0,
     "docs/operations.md": 0,
     "docs/ownership.md": 1,
     "docs/resources.md": 2,

@@ -15,6 +15,9 @@ SUMMARY = (
     r"\s+done twice:\s+(\d+)\s+done:\s+(\d+)/20"
 )
 
+WATCH = (
+    r"namespace (orphaned-[0-9a-f]{8}); watch it: agentcast status --address \S+ --namespace \1\n"
+)
 NAIVE_T13 = r"^naive\s+t13: .*(a truncated answer|given up \(nobody is told\))"
 
 
@@ -36,6 +39,7 @@ def test_orphaned_subtasks_naive_loses_work_and_agentcast_none(
     # orchestrator either accepts it truncated or gives it up without telling anyone.
     assert re.search(NAIVE_T13, out, re.MULTILINE), out
     assert counts(out, "agentcast")[:3] == (0, 0, 0), out
+    assert re.search(WATCH, out), out
     # Every subtask agentcast did not finish is an explicit, typed failure with its story.
     done = counts(out, "agentcast")[3]
     failed = re.search(r"failed explicitly: (\d+)", out)

@@ -23,6 +23,9 @@ def test_runaway_retries_caps_the_spend_and_opens_the_breaker_once(
     naive_tokens, our_tokens = int(naive[1].replace(",", "")), int(ours[1].replace(",", ""))
     assert naive_tokens > 10 * our_tokens, out
     assert "breaker on tool:search: open" in out
+    watch = r"namespace (runaway-[0-9a-f]{8}); watch it: agentcast status --address \S+ "
+    watch += r"--namespace \1\n"
+    assert re.search(watch, out), out
     assert "1 incident(s)" in out
     assert "spend stayed under the run's cap" in out
     assert code == 0

@@ -26,6 +26,9 @@ def test_inventory_race_naive_loses_updates_and_agentcast_none(
     # writes rest on one reading, so at least 5 of them overwrite an update, on every run.
     assert int(naive[1]) >= 5, out
     assert (int(ours[1]), int(ours[2])) == (0, 0)
+    # It says how to watch it: its namespace, on the cluster it runs on.
+    assert re.search(r"namespace inventory-race; watch it: agentcast status --address \S+:\d+ "
+                     r"--namespace inventory-race\n", out), out  # fmt: skip
     assert code == 0
 
 
@@ -41,3 +44,5 @@ def test_demo_prints_the_summary_and_checks_state_against_the_log(
     assert int(rows["orders"][1]) >= 3, out
     assert "unauthorized" in rows["inventory"][4]
     assert "dashboard:" in out
+    assert re.search(r"agentcast status --address \S+:\d+ --namespace demo\n", out), out
+    assert f"agentcast log <resource> --storage {tmp_path.resolve()}\n" in out

@@ -52,6 +52,15 @@ class AgentHost:
         self._ledger = AttemptLedger()
         self._running: dict[str, int] = {}
 
+    def __repr__(self) -> str:
+        # The dashboard's Actors page shows this: the user's class, agent and replica. Ray
+        # also calls it on an actor whose __init__ failed: nothing here may be missing.
+        runtime = getattr(self, "_runtime", None)
+        if runtime is None:
+            return "Agent(starting)"
+        cls = type(getattr(self, "_agent", None)).__name__ if hasattr(self, "_agent") else "Agent"
+        return f"{cls}(agent {runtime.name!r} replica {runtime.replica})"
+
     async def handle(self, message: BaseModel, envelope: Envelope) -> BaseModel:
         """Run the handler that takes ``type(message)`` under ``envelope``.
 

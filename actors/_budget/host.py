@@ -60,6 +60,10 @@ class BudgetHost:
         self._expiring: asyncio.Task[None] | None = None
         self.calls = 0
 
+    def __repr__(self) -> str:
+        # The dashboard's Actors page shows this rather than an empty name.
+        return f"Budget(storage {str(getattr(self, '_root', '?'))!r})"
+
     def _open(self) -> BudgetCore:
         if self._core is None:
             try:

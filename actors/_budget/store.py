@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS snapshot (
     seq INTEGER NOT NULL,
     data TEXT NOT NULL
 );
+-- agentcast trace: the grants and charges of one run, and the settles of a grant.
+CREATE INDEX IF NOT EXISTS events_run ON events (json_extract(data, '$.ctx.run'));
+CREATE INDEX IF NOT EXISTS events_grant ON events (json_extract(data, '$.id'));
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL

@@ -13,6 +13,8 @@ from runtime import lookup
 from .._budget.client import BUDGET_ACTOR, BudgetHandle
 from .._budget.status import BudgetStatus
 from .._system import DEFAULT_NAMESPACE, System
+from .connect import connect
+from .output import emit
 
 
 def add_command(sub: Any) -> None:
@@ -29,18 +31,20 @@ def add_command(sub: Any) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     """Print the budget's status (or its log); the exit status (1: no budget actor)."""
+    connect(args.address)
     system = System.connect(args.address, storage=args.storage, namespace=args.namespace)
     try:
         budget = BudgetHandle(lookup(BUDGET_ACTOR, system.namespace))
         if args.events:
-            for event in budget.events(args.after, args.limit):
-                row = dataclasses.asdict(event)
-                text = json.dumps(row, sort_keys=True)
-                print(text if args.json else f"{event.seq} {event.kind} {json.dumps(event.data)}")
+            events = budget.events(args.after, args.limit)
+            if args.json:  # one document: the list of events
+                emit(json.dumps([dataclasses.asdict(e) for e in events], sort_keys=True))
+            for event in [] if args.json else events:
+                emit(f"{event.seq} {event.kind} {json.dumps(event.data)}")
         else:
             status = budget.status()
             if args.json:
-                print(json.dumps(dataclasses.asdict(status), sort_keys=True, default=str))
+                emit(json.dumps(dataclasses.asdict(status), sort_keys=True, default=str))
             else:
                 print_status(status)
     finally:
@@ -50,22 +54,22 @@ def run_command(args: argparse.Namespace) -> int:
 
 def print_status(status: BudgetStatus) -> None:
     """Print the budget's status, one fact per line."""
-    print(f"incarnation {status.incarnation}; events {status.events} ({status.replayed} replayed)")
-    print(f"open grants: {status.open_grants}; late settles: {status.late_settles}")
+    emit(f"incarnation {status.incarnation}; events {status.events} ({status.replayed} replayed)")
+    emit(f"open grants: {status.open_grants}; late settles: {status.late_settles}")
     for row in status.ledgers:
-        print(
+        emit(
             f"cap {row.scope}:{row.key} {row.dimension} spent by {row.spender}: "
             f"{row.committed:g} committed, {row.outstanding:g} outstanding of {row.cap:g}"
         )
     for spend in status.spent:
         amounts = ", ".join(f"{k} {v:g}" for k, v in sorted(spend.amounts.items()))
-        print(f"spent run {spend.run} agent {spend.agent} on {spend.target or '-'}: {amounts}")
+        emit(f"spent run {spend.run} agent {spend.agent} on {spend.target or '-'}: {amounts}")
     for dependency, view in sorted(status.breakers.items()):
-        print(f"breaker {dependency}: {view.status.value}")
+        emit(f"breaker {dependency}: {view.status.value}")
     for incident in status.incidents:
-        print(
+        emit(
             f"incident {incident.fingerprint} on {incident.dependency}: "
             f"{incident.reports} reports by {', '.join(incident.agents)}"
         )
     retries = ", ".join(f"{k} {v}" for k, v in sorted(status.retries.items())) or "none"
-    print(f"retries: {retries}")
+    emit(f"retries: {retries}")

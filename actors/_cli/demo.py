@@ -25,6 +25,7 @@ from .._resource.declare import Resource, read, write
 from .._resource.handle import Write
 from .._resource.state_view import replay
 from .._system import System
+from .output import emit, progress
 
 SKUS = ("mug", "lamp", "desk", "chair")
 SHOPS = 3
@@ -216,11 +217,12 @@ def _print_table(rows: list[list[str]]) -> None:
     header = ["resource", "writes = version", "conflicts", "rejected", "why", "state vs log replay"]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        emit("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
 
 
 def run_demo(*, seconds: float, storage: str | None, keep: bool) -> int:
     """Run the storefront for ``seconds`` and print what happened."""
+    progress("demo: starting Ray")
     with System.start(storage, namespace="demo") as system:
         system.resource(Inventory, name="inventory", writers=["shop", "supplier", "system"])
         system.resource(OrderBook, name="orders", writers=["shop"])
@@ -232,25 +234,30 @@ def run_demo(*, seconds: float, storage: str | None, keep: bool) -> int:
             system.agent(PricingAgent, name="pricing", replicas=2, model=model),
             system.agent(InternAgent, name="intern"),
         ]
-        print(
+        emit(
             f"storefront running for {seconds:.0f} s: {SHOPS} shop, 1 supplier, 2 pricing, 1 intern"
         )
+        emit(f"namespace {system.namespace}; watch it from another terminal:")
+        for command in system.watch_commands():
+            emit(f"  {command}")
+        progress(f"demo: agents at work for {seconds:g} s")
         shift = Shift(seconds=seconds)
         refs = [g.call(shift, replica=i) for g in groups for i in range(len(g.actors))]
         reports = ray.get(refs)
+        progress("demo: checking every resource against the replay of its log")
         shops = reports[:SHOPS]
         orders = sum(r.done for r in shops)
-        print(f"orders placed: {orders}, out of stock: {sum(r.refused for r in shops)}")
+        emit(f"orders placed: {orders}, out of stock: {sum(r.refused for r in shops)}")
         rows, ok = _summary(system)
         _print_table(rows)
-        print(f"dashboard: {system.dashboard_url or 'not running'}")
+        emit(f"dashboard: {system.dashboard_url or 'not running'}")
         if keep:
             _wait_for_interrupt()
     return 0 if ok else 1
 
 
 def _wait_for_interrupt() -> None:
-    print("--keep: Ray stays up; press Ctrl-C to stop.")
+    emit("--keep: Ray stays up; press Ctrl-C to stop.")
     try:
         signal.pause() if hasattr(signal, "pause") else input()
     except KeyboardInterrupt:

@@ -240,14 +240,24 @@ class ResourceHost:
             ray.get_runtime_context().current_actor.exit_fenced.remote()
 
     async def status(self) -> dict[str, Any]:
-        """Version, incarnation and queue depth, for ``agentcast status`` and tests."""
+        """Version, incarnation, declared writers (None: anyone), refused attempts by
+        reason and queue depth, for ``agentcast status`` and tests."""
         core = self._open()
+        writers = self._authority.writers
         return {
             "name": self._name,
             "version": core.version,
             "incarnation": core.incarnation,
+            "writers": None if writers is None else sorted(writers),
+            "rejections": core.log.rejection_counts(),
             "queued": sum(len(p.calls) for p in self._applier.queued()),
         }
+
+    def __repr__(self) -> str:
+        # The dashboard's Actors page shows this: the user's class and the resource. Ray
+        # also calls it on an actor whose __init__ failed: nothing here may be missing.
+        cls = getattr(self, "_cls", None)
+        return f"{getattr(cls, '__name__', 'Resource')}(resource {getattr(self, '_name', '?')!r})"
 
     def _fits(self, taken: list[_Pending], item: _Pending) -> bool:
         if any(p.fence is not None or p.change is not None for p in (taken[0], item)):

@@ -63,6 +63,9 @@ CREATE TABLE IF NOT EXISTS rejected(
 );
 CREATE TABLE IF NOT EXISTS writer_fence(writer TEXT PRIMARY KEY, min_epoch INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS rejected_at ON rejected(at);
+CREATE INDEX IF NOT EXISTS rejected_reason ON rejected(reason);
+CREATE INDEX IF NOT EXISTS log_trace ON log(trace_id, version);
+CREATE INDEX IF NOT EXISTS rejected_trace ON rejected(trace_id, id);
 CREATE TABLE IF NOT EXISTS compacted_keys(
     idem_key TEXT PRIMARY KEY,
     version INTEGER NOT NULL,
@@ -378,6 +381,11 @@ class ResourceLog:
             state = decode(snap[1])
         replay(state, self.records(after=snap[0] if snap else 0))
         return state
+
+    def rejection_counts(self) -> dict[str, int]:
+        """Refused attempts kept in the log, by reason."""
+        rows = self._read("SELECT reason, COUNT(*) FROM rejected GROUP BY reason", ())
+        return {reason: int(n) for reason, n in rows}
 
     def rejections(self) -> list[Rejection]:
         """Every refused attempt, oldest first."""

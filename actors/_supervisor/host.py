@@ -224,6 +224,10 @@ class SupervisorHost:
         self._ticker: asyncio.Task[None] | None = None
         _recover_soon()
 
+    def __repr__(self) -> str:
+        # The dashboard's Actors page shows this rather than an empty name.
+        return f"Supervisor(namespace {getattr(self, '_namespace', '?')!r})"
+
     async def recover(self) -> None:
         """Load and re-drive every unfinished subtask now (sent by ``__init__``)."""
         self._open()

@@ -4,6 +4,7 @@ stored."""
 from __future__ import annotations
 
 import asyncio
+import json
 import pickle
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,13 @@ class Live:
     failed_on: set[str] = field(default_factory=set)
     escalated: bool = False
     interrupted: Attempt | None = None
+
+
+def readable(model: BaseModel) -> str:
+    """A message or output as JSON (type name and fields), for ``agentcast trace``: the
+    pickled copy needs the user's classes to be read, this does not."""
+    data = model.model_dump(mode="json", fallback=str)
+    return json.dumps({"type": type(model).__name__, "data": data}, sort_keys=True, default=str)
 
 
 def dumps(value: Any) -> bytes:

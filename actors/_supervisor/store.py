@@ -42,12 +42,14 @@ _SCHEMA = (
 # tests/test_retention_supervisor.py with EXPLAIN QUERY PLAN), and so is every pruning pass.
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS subtasks_finished ON subtasks(finished) WHERE finished IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS subtasks_trace ON subtasks(trace_id, created)",
     "CREATE INDEX IF NOT EXISTS handoffs_trace ON handoffs(trace_id, at)",
     "CREATE INDEX IF NOT EXISTS handoffs_at ON handoffs(at)",
     "CREATE INDEX IF NOT EXISTS escalations_state ON escalations(state, at)",
     "CREATE INDEX IF NOT EXISTS escalations_closed ON escalations(closed) WHERE closed IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS events_kind ON events(kind, seq)",
     "CREATE INDEX IF NOT EXISTS events_at ON events(at)",
+    "CREATE INDEX IF NOT EXISTS events_subject ON events(subject, seq)",
 )
 
 # Subtasks by state, kept by triggers: ``status`` reads a few rows, never every subtask.
@@ -98,7 +100,8 @@ class SubtaskStore:
         self._conn = connect(self.path, durability)
         for statement in _SCHEMA:
             self._conn.execute(statement)
-        _add_column(self._conn, "subtasks", "running TEXT")
+        for column in ("running TEXT", "message TEXT", "output_json TEXT"):
+            _add_column(self._conn, "subtasks", column)
         if _add_column(self._conn, "escalations", "closed REAL"):  # answered ones: from now
             self._conn.execute("UPDATE escalations SET closed = ? WHERE state != 'open'", (time(),))
         _create_counts(self._conn)
@@ -114,9 +117,9 @@ class SubtaskStore:
         """A new subtask (``INSERT OR IGNORE``: a re-submitted id keeps its row)."""
         self._stage(
             "INSERT OR IGNORE INTO subtasks(id, trace_id, parent, target, state, spec, "
-            "attempts, created) VALUES(:id, :trace_id, :parent, :target, :state, :spec, '[]', "
-            ":created)",
-            row,
+            "attempts, created, message) VALUES(:id, :trace_id, :parent, :target, :state, "
+            ":spec, '[]', :created, :message)",
+            {"message": None, **row},
         )
 
     def stage_progress(
@@ -153,8 +156,9 @@ class SubtaskStore:
         """The final state, output or reason, history and the handoff record."""
         self._stage(
             "UPDATE subtasks SET state = :state, reason = :reason, detail = :detail, "
-            "output = :output, attempts = :attempts, finished = :at WHERE id = :id",
-            {**row, "attempts": _history(row["attempts"])},
+            "output = :output, output_json = :output_json, attempts = :attempts, "
+            "finished = :at WHERE id = :id",
+            {"output_json": None, **row, "attempts": _history(row["attempts"])},
         )
         self._stage(
             "INSERT OR REPLACE INTO handoffs(subtask_id, status, output_ref, stage, "

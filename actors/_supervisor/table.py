@@ -27,7 +27,7 @@ from runtime import (
 
 from .background import Background
 from .metrics import Metrics
-from .state import Attempt, Live, dumps, outcome_of, validate
+from .state import Attempt, Live, dumps, outcome_of, readable, validate
 from .store import SubtaskStore, history
 from .types import Outcome, SubtaskSpec, SubtaskStatus
 
@@ -85,6 +85,7 @@ class SubtaskTable:
         self.store.stage_new({
             "id": sid, "trace_id": spec.envelope.trace_id, "parent": spec.parent,
             "target": spec.to, "state": "queued", "spec": dumps(spec), "created": self._wall(),
+            "message": readable(spec.message),
         })  # fmt: skip
         return live
 
@@ -262,6 +263,7 @@ class SubtaskTable:
         row = {
             "id": sid, "state": state, "reason": reason or None, "detail": detail,
             "output": None if output is None else dumps(output), "attempts": attempts, "at": at,
+            "output_json": None if output is None else readable(output),
         }  # fmt: skip
         handoff = {
             "subtask_id": sid, "status": state, "stage": spec.stage,

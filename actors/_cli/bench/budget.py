@@ -31,6 +31,7 @@ from ..._agent.agent import Agent, handler
 from ..._budget.meter import process_meter
 from ..._budget.metered_model import MeteredModel
 from ..._system import System
+from ..output import emit
 
 AGENT_COUNTS = (1, 8, 32)
 MODES = ("unmetered", "per_call", "lease")
@@ -171,7 +172,7 @@ def run_bench(*, as_json: bool, quick: bool, out: str | None) -> int:
     if out:
         with open(out, "w", encoding="utf-8") as file:
             file.write(text + "\n")
-    print(text if as_json else _table(report))
+    emit(text if as_json else _table(report))
     return 0
 
 

@@ -16,8 +16,6 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from runtime import decode
 from ..._agent.group import AgentGroup
 from ..._resource.handle import ResourceHandle
 from ..._system import System
+from ..output import emit
 from .baselines import DictStore, LeaseLock, NoopTarget, StartLine
 from .clients import (
     CLIENT_COUNTS,
@@ -191,21 +190,6 @@ def _row_line(row: dict[str, Any]) -> str:
             f"{lost}")  # fmt: skip
 
 
-@contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Send whatever Ray prints (its raylet warnings reach the driver's stdout) to
-    stderr, at the file-descriptor level, so that stdout carries only the report."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -220,17 +204,13 @@ def run_bench(as_json: bool, quick: bool, out: str | None) -> int:
     config = QUICK if quick else BenchConfig()
     began = time.perf_counter()
     storage = tempfile.TemporaryDirectory(prefix="agentcast-bench-", ignore_cleanup_errors=True)
-    with (
-        _stdout_to_stderr(),
-        storage as tmp,
-        System.start(tmp, namespace=NAMESPACE, dashboard=False) as system,
-    ):
+    with storage as tmp, System.start(tmp, namespace=NAMESPACE, dashboard=False) as system:
         document = _measure(system, config)
     document["elapsed_s"] = round(time.perf_counter() - began, 1)
     text = json.dumps(document, indent=2)
     if out:
         Path(out).write_text(text + "\n", encoding="utf-8")
-    print(text if as_json else table(document))
+    emit(text if as_json else table(document))
     for problem in document["correctness"]["problems"]:
         _log(f"agentcast lost or duplicated updates: {problem}")
     return 0 if document["correctness"]["ok"] else 1

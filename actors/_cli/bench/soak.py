@@ -52,6 +52,7 @@ from ..._resource.declare import Resource, read, write
 from ..._resource.handle import Write
 from ..._supervisor.host import SUPERVISOR_ACTOR
 from ..._system import System
+from ..output import emit
 from .supervisor import NoopAgent, Ping, Pong
 
 SLOTS = 1_000
@@ -344,7 +345,7 @@ def run_bench(*, as_json: bool, quick: bool, out: str | None) -> int:
     text = json.dumps(document, indent=2)
     if out:
         Path(out).write_text(text + "\n", encoding="utf-8")
-    print(text if as_json else _table(document))
+    emit(text if as_json else _table(document))
     return 0
 
 

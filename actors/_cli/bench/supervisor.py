@@ -26,6 +26,7 @@ from runtime import Envelope
 from ..._agent.agent import Agent, handler
 from ..._agent.group import AgentGroup
 from ..._system import System
+from ..output import emit
 
 SIZES = (1_000, 10_000)
 QUICK_SIZES = (500, 2_000)
@@ -158,7 +159,7 @@ def run_bench(as_json: bool, quick: bool, out: str | None) -> int:
     text = json.dumps(document, indent=2)
     if out:
         Path(out).write_text(text + "\n", encoding="utf-8")
-    print(text if as_json else _table(document))
+    emit(text if as_json else _table(document))
     return 0
 
 
