@@ -65,6 +65,11 @@ from ._storage import transaction as transaction
 from ._storage import truncate_wal as truncate_wal
 from ._subtask import AttemptRecord as AttemptRecord
 from ._subtask import FailureReason as FailureReason
+from ._tracing import flush_spans as flush_spans
+from ._tracing import otel_environment as otel_environment
+from ._tracing import record_span as record_span
+from ._tracing import span as span
+from ._tracing import tracing_enabled as tracing_enabled
 from .errors import AgentcastError as AgentcastError
 from .errors import AgentError as AgentError
 from .errors import BudgetExceededError as BudgetExceededError
@@ -145,6 +150,7 @@ __all__ = [
     "encode",
     "estimate_prompt_tokens",
     "estimate_text_tokens",
+    "flush_spans",
     "gauge",
     "histogram",
     "lookup",
@@ -152,10 +158,14 @@ __all__ = [
     "new_span_id",
     "new_task_id",
     "new_trace_id",
+    "otel_environment",
+    "record_span",
     "resource_actor_name",
+    "span",
     "spawn",
     "start_local_ray",
     "storage_root",
+    "tracing_enabled",
     "transaction",
     "truncate_wal",
 ]

@@ -56,6 +56,8 @@ RUNTIME = {
     # what the actor families are built from: the applier, metrics, the Ray glue
     "SerialApplier", "counter", "gauge", "histogram", "STATE_RESOURCE", "agent_actor_name",
     "lookup", "named_actors", "resource_actor_name", "spawn", "start_local_ray",
+    # OpenTelemetry spans
+    "flush_spans", "otel_environment", "record_span", "span", "tracing_enabled",
 }  # fmt: skip
 
 POLICIES = {

@@ -27,6 +27,7 @@ from runtime import (
 
 from .background import Background
 from .metrics import Metrics
+from .spans import attempt_span, subtask_span
 from .state import Attempt, Live, dumps, outcome_of, validate
 from .store import SubtaskStore, history
 from .types import Outcome, SubtaskSpec, SubtaskStatus
@@ -79,12 +80,12 @@ class SubtaskTable:
         sid = spec.subtask_id
         if sid in self.live or sid in self._finishing or self.store.subtask(sid) is not None:
             return None
-        live = Live(spec=spec, target=spec.to, history=[])
+        live = Live(spec=spec, target=spec.to, history=[], created=self._wall())
         self.live[sid] = live
         self._storing[sid] = asyncio.get_running_loop().create_future()
         self.store.stage_new({
             "id": sid, "trace_id": spec.envelope.trace_id, "parent": spec.parent,
-            "target": spec.to, "state": "queued", "spec": dumps(spec), "created": self._wall(),
+            "target": spec.to, "state": "queued", "spec": dumps(spec), "created": live.created,
         })  # fmt: skip
         return live
 
@@ -151,7 +152,7 @@ class SubtaskTable:
             self.store.stage_event(self._wall(), "quarantined", row["id"], {"error": str(error)})
             return None
         past = list(history(row["attempts"]))
-        live = Live(spec=spec, target=row["target"], history=past)
+        live = Live(spec=spec, target=row["target"], history=past, created=row["created"])
         running = json.loads(row["running"]) if row["running"] else None
         if running is not None and running["number"] not in {a.number for a in past}:
             gone = Attempt(
@@ -171,12 +172,15 @@ class SubtaskTable:
     def record(
         self, live: Live, attempt: Attempt, outcome: str, detail: str = "", kind: str | None = None
     ) -> AttemptRecord:
-        """The history record of ``attempt`` ending with ``outcome``, as of now."""
-        return AttemptRecord(
+        """The history record of ``attempt`` ending with ``outcome``, as of now (and
+        the attempt's span, when tracing is on)."""
+        record = AttemptRecord(
             attempt_id=f"{live.spec.subtask_id}:{attempt.number}", number=attempt.number,
             replica=attempt.replica, outcome=outcome, detail=detail[:2000], error_type=kind,
             at=self._wall(),
         )  # fmt: skip
+        attempt_span(live, attempt, record, self._clock)
+        return record
 
     def started(self, live: Live, attempt: Attempt) -> None:
         """Stage the attempt about to start (``Live.attempts`` numbers it uniquely), and
@@ -270,6 +274,7 @@ class SubtaskTable:
         }  # fmt: skip
         self.store.stage_finish(row, handoff)
         self._metrics.finished(state, reason or "ok")
+        subtask_span(live, state, reason, at)
         self._on_finished(spec)
         done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._finishing[sid] = done
