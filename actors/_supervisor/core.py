@@ -10,7 +10,8 @@ nothing disappears.
 - ``Timers`` (``timers.py``), ``Pool`` (``pool.py``): deadlines due, replicas and queues;
 - ``ReplicaRestarts`` (``restarts.py``, owned by the engine): replicas wedged by an
   attempt that does not let go after its cancel, restarted within restart intensity;
-- ``StageWatcher`` (``stages.py``): pipeline stages silent past their window.
+- ``StageWatcher`` (``stages.py``): pipeline stages silent past their window;
+- ``OutputSampler`` (``sampling.py``): final outputs compared with ground truth.
 
 The Ray actor (``host.py``) forwards calls and runs ``tick`` on a timer, so all of this is
 tested without Ray (``tests/test_supervisor_core.py``), with a fake clock and dispatcher.
@@ -32,6 +33,7 @@ from .background import Background
 from .metrics import Metrics, NoMetrics
 from .planner import FailurePlanner
 from .pool import Pool
+from .sampling import OutputSampler
 from .stages import StageWatcher
 from .state import Live
 from .store import SubtaskStore
@@ -84,9 +86,12 @@ class SupervisorCore:
         self.pool = Pool()
         background = Background()
         self._stages = StageWatcher(store, clock=clock, metrics=self.metrics, background=background)
+        self.sampler = OutputSampler(
+            store, clock=clock, metrics=self.metrics, background=background
+        )
         self._table = SubtaskTable(
             store, clock=clock, metrics=self.metrics, background=background,
-            on_finished=self._stages.handed_off,
+            on_finished=self._finished,
         )  # fmt: skip
         self._planner = FailurePlanner(
             store, clock=clock, retry_budget=retry_budget or LocalRetryBudget(clock),
@@ -96,6 +101,10 @@ class SupervisorCore:
             self._table, self.pool, Timers(), self._planner, dispatcher,
             clock=clock, metrics=self.metrics, background=background,
         )  # fmt: skip
+
+    def _finished(self, spec: SubtaskSpec, output: BaseModel | None) -> None:
+        self._stages.handed_off(spec)
+        self.sampler.finished(spec, output)
 
     @property
     def live(self) -> dict[str, Live]:

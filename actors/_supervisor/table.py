@@ -51,7 +51,7 @@ class SubtaskTable:
         clock: the wall-clock time of records.
         metrics: counts finished subtasks.
         background: runs commits and the publishing of outcomes.
-        on_finished: told of every finished subtask (the stage watcher arms its next stage).
+        on_finished: told of every finished subtask and its output (None if it failed).
     """
 
     def __init__(
@@ -61,7 +61,7 @@ class SubtaskTable:
         clock: Clock,
         metrics: Metrics,
         background: Background,
-        on_finished: Callable[[SubtaskSpec], None],
+        on_finished: Callable[[SubtaskSpec, BaseModel | None], None],
     ) -> None:
         self.store = store
         self.live: dict[str, Live] = {}
@@ -275,7 +275,7 @@ class SubtaskTable:
         self.store.stage_finish(row, handoff)
         self._metrics.finished(state, reason or "ok")
         subtask_span(live, state, reason, at)
-        self._on_finished(spec)
+        self._on_finished(spec, output)
         done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._finishing[sid] = done
         outcome = Outcome(sid, output, error)
