@@ -25,16 +25,20 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default=None, help="also write the JSON to this file")
 
     from .budget import add_command as add_budget_command
+    from .check import add_command as add_check_command
     from .supervisor import add_commands
 
     add_commands(sub)
     add_budget_command(sub)
+    add_check_command(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``agentcast`` console script."""
     args = _parser().parse_args(argv)
+    if getattr(args, "run", None) is not None:  # a subcommand that runs itself
+        return int(args.run(args))
     if args.command == "demo":
         from .demo import run_demo
 

@@ -7,6 +7,7 @@ spends on a write. Only a refused write's error travels pickled, inside the blob
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -252,3 +253,17 @@ class WriteSpan:
         if refused:
             self._span.set_attribute("agentcast.write.refused", ",".join(refused))
         return results
+
+
+_TASK_KEY = re.compile(r"^t-[0-9a-f]{20}:\d+$")
+_RANDOM_KEY = re.compile(r"^[^:]+:[0-9a-f]{32}$")
+
+
+def key_kind(idem_key: str) -> str:
+    """How a write's idempotency key was made: ``task`` (derived from the task and the
+    call's index: a retried task repeats it), ``random`` (a write made outside a task: a
+    caller that retries it after an error sends a new key, and it may apply twice), or
+    ``given`` (chosen by the caller)."""
+    if _TASK_KEY.match(idem_key):
+        return "task"
+    return "random" if _RANDOM_KEY.match(idem_key) else "given"

@@ -40,6 +40,7 @@ from .calls import (
     WriteResult,
     check_fence,
     decode_arguments,
+    key_kind,
     pack_results,
     unpack_calls,
 )
@@ -169,6 +170,22 @@ class ResourceHost:
             "incarnation": core.incarnation,
             "queued": sum(len(p.calls) for p in self._applier.queued()),
         }
+
+    async def audit(self, recent: int = 1000) -> dict[str, Any]:
+        """For ``agentcast check``: the declared writers (None: anyone), and who wrote the
+        last ``recent`` writes and how they were keyed (``key_kind``)."""
+        core = self._open()
+        keys: dict[str, int] = {}
+        written_by: dict[str, int] = {}
+        for record in core.log.records(after=max(0, core.version - recent)):
+            kind = key_kind(record.idem_key)
+            keys[kind] = keys.get(kind, 0) + 1
+            written_by[record.writer] = written_by.get(record.writer, 0) + 1
+        writers = self._authority.writers
+        return {
+            "writers": None if writers is None else sorted(writers),
+            "keys": keys, "written_by": written_by, "version": core.version,
+        }  # fmt: skip
 
     def _fits(self, taken: list[_Pending], item: _Pending) -> bool:
         if taken[0].fence is not None or item.fence is not None:

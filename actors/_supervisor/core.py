@@ -84,6 +84,7 @@ class SupervisorCore:
         self._prune_every = self.retention.prune_every.total_seconds()
         self.metrics: Metrics = metrics or NoMetrics()
         self.pool = Pool()
+        self.submissions: dict[str, dict[str, int]] = {}  # since this incarnation started
         background = Background()
         self._stages = StageWatcher(store, clock=clock, metrics=self.metrics, background=background)
         self.sampler = OutputSampler(
@@ -101,6 +102,14 @@ class SupervisorCore:
             self._table, self.pool, Timers(), self._planner, dispatcher,
             clock=clock, metrics=self.metrics, background=background,
         )  # fmt: skip
+
+    def _audit(self, spec: SubtaskSpec) -> None:
+        """Count the subtask for ``agentcast check``: by target, with or without a schema,
+        and the longest running deadline asked of each target."""
+        row = self.submissions.setdefault(spec.to, {"subtasks": 0, "no_schema": 0, "running_s": 0})
+        row["subtasks"] += 1
+        row["no_schema"] += spec.expect is None
+        row["running_s"] = max(row["running_s"], int(spec.deadlines.running.total_seconds()))
 
     def _finished(self, spec: SubtaskSpec, output: BaseModel | None) -> None:
         self._stages.handed_off(spec)
@@ -134,6 +143,7 @@ class SupervisorCore:
         if live is None:
             await self._table.being_stored(spec.subtask_id)
             return
+        self._audit(spec)
         self._stages.submitted(spec.stage)
         self._planner.first_attempt(spec)
         self._attempts.prepare(live)  # its number is committed with the subtask

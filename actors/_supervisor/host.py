@@ -295,8 +295,11 @@ class SupervisorHost:
     ) -> None:
         self._open().sampler.declare(stage, truth, agree, policy)
 
-    async def samplers(self) -> dict[str, float]:
-        return self._open().sampler.declared()
+    async def audit(self) -> dict[str, Any]:
+        """For ``agentcast check``: subtasks by target since this incarnation started
+        (with or without a schema, the longest running deadline), the sampled stages."""
+        core = self._open()
+        return {"submissions": core.submissions, "samplers": core.sampler.declared()}
 
     async def configure_group(self, group: str, intensity: RestartIntensity) -> None:
         self._open().configure_group(group, intensity)
