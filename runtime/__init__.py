@@ -38,6 +38,7 @@ from ._envelope import Provenance as Provenance
 from ._ids import new_span_id as new_span_id
 from ._ids import new_task_id as new_task_id
 from ._ids import new_trace_id as new_trace_id
+from ._metrics import KeptGauge as KeptGauge
 from ._metrics import counter as counter
 from ._metrics import gauge as gauge
 from ._metrics import histogram as histogram
@@ -115,6 +116,7 @@ __all__ = [
     "HandlerOutputError",
     "IdempotencyKeyReusedError",
     "InvalidArgumentError",
+    "KeptGauge",
     "Message",
     "ModelAuthError",
     "ModelClient",

@@ -96,6 +96,12 @@ def trace_into(exporter: Any) -> None:
     _tracer = SdkTracer([exporter], batch=False)
 
 
+def reset_tracing() -> None:
+    """Forget this process's decision: the next span decides again from the environment."""
+    global _tracer
+    _tracer = None
+
+
 def flush_spans() -> None:
     """Export the spans this process has buffered (a no-op when tracing is off)."""
     tracer = _current()

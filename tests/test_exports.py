@@ -54,8 +54,8 @@ RUNTIME = {
     "check_name", "connect", "storage_root", "transaction", "truncate_wal", "AttemptRecord",
     "FailureReason",
     # what the actor families are built from: the applier, metrics, the Ray glue
-    "SerialApplier", "counter", "gauge", "histogram", "STATE_RESOURCE", "agent_actor_name",
-    "lookup", "named_actors", "resource_actor_name", "spawn", "start_local_ray",
+    "SerialApplier", "counter", "gauge", "histogram", "KeptGauge", "STATE_RESOURCE",
+    "agent_actor_name", "lookup", "named_actors", "resource_actor_name", "spawn", "start_local_ray",
     # OpenTelemetry spans
     "flush_spans", "otel_environment", "record_span", "span", "tracing_enabled",
 }  # fmt: skip
@@ -76,6 +76,8 @@ POLICIES = {
     "ModelPrice", "PriceTable", "Scope", "ScopeKind", "UnknownModelError", "grant", "settle",
     "RetryBudget", "RetryBudgetState", "BreakerPolicy", "BreakerState", "BreakerStatus",
     "fingerprint", "normalize_message",
+    # end-to-end sampling
+    "SamplingPolicy",
     # policy files
     "PolicyFileError", "PolicySet", "PolicyTypeError", "PolicyValueError",
     "UnknownPolicyKeyError", "load_policies", "load_policies_file", "parse_duration",

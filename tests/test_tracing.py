@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from runtime import Envelope, _tracing, new_span_id, record_span, span, tracing_enabled
-from runtime.testing import trace_into
+from runtime import Envelope, new_span_id, record_span, span, tracing_enabled
+from runtime.testing import reset_tracing, trace_into
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,8 +110,11 @@ def test_the_standard_variables_decide(
         monkeypatch.delenv(key)
     for key, value in variables.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(_tracing, "_tracer", None)
-    assert tracing_enabled() is on
+    reset_tracing()
+    try:
+        assert tracing_enabled() is on
+    finally:
+        reset_tracing()
 
 
 def test_off_by_default_imports_no_sdk() -> None:
