@@ -21,6 +21,7 @@ from actors._cli import demo
 from actors._cli.check import check_namespace
 from actors._cli.main import main
 from policies import BudgetLimit, BudgetPolicy, Dimension, SamplingPolicy, Scope, ScopeKind
+from runtime import InvalidArgumentError
 from runtime.testing import ScriptedModel
 
 pytestmark = pytest.mark.ray
@@ -172,6 +173,10 @@ def test_missing_parts_are_failures_that_name_them(started: list[System], tmp_pa
         f"no supervisor in namespace {system.namespace!r}"
     )
     assert lines["kill switch per agent"]["status"] == "WARN"
+    actor = ray.get_actor("resource:inventory", namespace=system.namespace)
+    for forged in ("all", -1, 10**9, True):
+        with pytest.raises(InvalidArgumentError):
+            ray.get(actor.audit.remote(forged), timeout=60)
 
 
 def test_a_namespace_without_agentcast_exits_2(

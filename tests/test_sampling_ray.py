@@ -4,14 +4,18 @@ event; the choice is the policy's, by subtask id."""
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
+import ray
 from supervised_agents import Done, Job, Worker
 from waiting import wait_until
 
 from actors import System
 from policies import SamplingPolicy
+from runtime import InvalidArgumentError
 
 pytestmark = pytest.mark.ray
 
@@ -60,3 +64,49 @@ def test_only_the_chosen_subtasks_are_sampled(system: System) -> None:
         limit=120,
     )
     assert sampled == chosen
+
+
+def slow_truth(job: Job) -> dict[str, Any]:
+    if job.key == "slow":
+        time.sleep(5)  # past the policy's timeout: the verdict is an error
+    return {"key": job.key, "replica": 0}
+
+
+@pytest.mark.timeout(240)
+def test_a_ground_truth_past_its_timeout_is_an_error_and_holds_nothing_up(
+    system: System,
+) -> None:
+    system.agent(Worker, name="workers")
+    policy = SamplingPolicy(rate=1.0, timeout=timedelta(milliseconds=300))
+    system.supervisor.sample("workers", slow_truth, policy=policy)
+    handles = [
+        system.supervisor.submit(Job(key=k), to="workers", expect=Done) for k in ("slow", "a")
+    ]
+    assert [h.result(timeout=120).key for h in handles] == ["slow", "a"]
+    events = wait_until(
+        lambda: len(found := system.supervisor.events("sample")) == 2 and found,
+        "two sample events",
+        limit=120,
+    )
+    verdicts = {e["subject"]: e["detail"]["verdict"] for e in events}
+    assert verdicts == {handles[0].id: "error", handles[1].id: "agree"}
+    slow = next(e for e in events if e["subject"] == handles[0].id)
+    assert slow["detail"]["detail"].startswith("TimeoutError")
+
+
+FORGED = [
+    ("", truth, None, SamplingPolicy()),
+    (42, truth, None, SamplingPolicy()),
+    ("workers", "not callable", None, SamplingPolicy()),
+    ("workers", truth, "not callable", SamplingPolicy()),
+    ("workers", truth, None, {"rate": 1.0}),
+]
+
+
+@pytest.mark.timeout(120)
+def test_forged_declarations_sent_to_the_actor_are_refused(system: System) -> None:
+    actor = system.supervisor.actor
+    for stage, judge, agree, policy in FORGED:
+        with pytest.raises(InvalidArgumentError):
+            ray.get(actor.declare_sampler.remote(stage, judge, agree, policy), timeout=60)
+    assert ray.get(actor.audit.remote(), timeout=60)["samplers"] == {}

@@ -4,6 +4,7 @@ ids, nest as the work nests, mark errors, and cost nothing (no SDK import) when 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -134,3 +135,29 @@ def test_off_by_default_imports_no_sdk() -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_an_unreachable_collector_loses_spans_not_work() -> None:
+    """Spans to a closed port: the block runs, flushing returns, the export fails alone."""
+    code = (
+        "import socket\n"
+        "from runtime import Envelope, flush_spans, span, tracing_enabled\n"
+        "with span('x', envelope=Envelope()) as s:\n"
+        "    s.set_attribute('k', 1)\n"
+        "assert tracing_enabled()\n"
+        "flush_spans()\n"
+        "print('done')\n"
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{closed}",
+        OTEL_EXPORTER_OTLP_TIMEOUT="1",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert (done.returncode, done.stdout) == (0, "done\n"), done.stderr

@@ -26,6 +26,7 @@ import ray
 from policies import ResourcePolicy, WriteAuthority
 from runtime import (
     FencedError,
+    InvalidArgumentError,
     SerialApplier,
     StorageError,
     counter,
@@ -173,7 +174,13 @@ class ResourceHost:
 
     async def audit(self, recent: int = 1000) -> dict[str, Any]:
         """For ``agentcast check``: the declared writers (None: anyone), and who wrote the
-        last ``recent`` writes and how they were keyed (``key_kind``)."""
+        last ``recent`` writes and how they were keyed (``key_kind``).
+
+        Raises:
+            InvalidArgumentError: ``recent`` is not an int from 1 to 100,000.
+        """
+        if type(recent) is not int or not 1 <= recent <= 100_000:
+            raise InvalidArgumentError(f"audit takes 1 to 100,000 recent writes, not {recent!r}")
         core = self._open()
         keys: dict[str, int] = {}
         written_by: dict[str, int] = {}

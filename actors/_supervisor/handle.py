@@ -275,13 +275,13 @@ class Supervisor:
         self, stage: str, truth: Truth, *, agree: Agree | None = None,
         policy: SamplingPolicy | None = None,
     ) -> None:  # fmt: skip
-        """Compare a share (``policy.rate``, chosen by subtask id) of the final outputs of
-        ``stage`` (a subtask's ``stage``, or its target agent) with ``truth(message)``,
-        the output the input should have had; ``agree(expected, actual)`` (default:
-        equal as data) judges. Verdicts are ``sample`` events and the metric
-        ``ray_agentcast_samples_total{stage, verdict}`` (docs/observability-export.md)."""
-        policy = policy or SamplingPolicy()
-        ray.get(self.actor.declare_sampler.remote(stage, truth, agree, policy))
+        """Compare ``policy.rate`` of ``stage``'s final outputs with ``truth(message)``
+        (see ``actors._supervisor.sampling``; verdicts are ``sample`` events).
+
+        Raises:
+            InvalidArgumentError: not a stage name, a callable or a ``SamplingPolicy``.
+        """
+        ray.get(self.actor.declare_sampler.remote(stage, truth, agree, policy or SamplingPolicy()))
 
     def configure_group(self, agent: str, intensity: RestartIntensity) -> None:
         """The restart intensity of agent group ``agent``."""

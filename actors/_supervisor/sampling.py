@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from policies import SamplingPolicy
-from runtime import Clock
+from runtime import Clock, InvalidArgumentError
 
 from .background import Background
 from .metrics import Metrics
@@ -62,10 +62,19 @@ class OutputSampler:
         self._background = background
         self._samplers: dict[str, _Sampler] = {}
 
-    def declare(
-        self, stage: str, truth: Truth, agree: Agree | None, policy: SamplingPolicy
-    ) -> None:
-        """Compare ``policy.rate`` of the outputs of ``stage`` with ``truth``."""
+    def declare(self, stage: Any, truth: Any, agree: Any, policy: Any) -> None:
+        """Compare ``policy.rate`` of the outputs of ``stage`` with ``truth``.
+
+        Raises:
+            InvalidArgumentError: ``stage`` is not a non-empty str, ``truth`` (or a given
+                ``agree``) is not callable, or ``policy`` is not a ``SamplingPolicy``.
+        """
+        if not isinstance(stage, str) or not stage:
+            raise InvalidArgumentError(f"a sampled stage must be a non-empty str, not {stage!r}")
+        if not callable(truth) or not (agree is None or callable(agree)):
+            raise InvalidArgumentError("a sampler's truth and agree must be callables")
+        if not isinstance(policy, SamplingPolicy):
+            raise InvalidArgumentError(f"a sampler takes a SamplingPolicy, not {policy!r}")
         self._samplers[stage] = _Sampler(truth, agree or same_output, policy)
 
     def declared(self) -> dict[str, float]:
