@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,9 +45,15 @@ def workload(storage: Path) -> Iterator[dict[str, Any]]:
     )  # fmt: skip
     try:
         assert process.stdout is not None
-        line = process.stdout.readline()  # bounded by the test's timeout
-        assert line, f"the workload exited with {process.poll()}"
-        yield json.loads(line)
+        # Ray may print its own warnings on stdout first: the workload's line is JSON.
+        for line in process.stdout:  # bounded by the test's timeout
+            if line.startswith("{"):
+                drain = threading.Thread(target=process.stdout.read, daemon=True)
+                drain.start()  # so that later output never fills the pipe and blocks it
+                yield json.loads(line)
+                break
+        else:
+            raise AssertionError(f"the workload exited with {process.wait()}")
     finally:
         assert process.stdin is not None
         process.stdin.close()

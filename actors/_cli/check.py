@@ -34,7 +34,11 @@ def run_command(args: argparse.Namespace) -> int:
     """Run ``agentcast check``; the exit status."""
     owns = not ray.is_initialized()
     if owns:
-        ray.init(address=args.address, logging_level=logging.ERROR, log_to_driver=False)
+        try:
+            ray.init(address=args.address, logging_level=logging.ERROR, log_to_driver=False)
+        except Exception as error:  # one line, not a traceback
+            print(f"cannot join Ray at {args.address!r}: {error}".splitlines()[0])
+            return 2
     try:
         reports = [check_namespace(ns) for ns in _namespaces(args.namespace)]
     finally:
