@@ -6,6 +6,9 @@ JSON follow."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,6 +160,19 @@ def test_a_misconfigured_system_fails_with_the_right_lines(
     assert main(["check", "--namespace", system.namespace, "--json"]) == 1
     document = json.loads(capsys.readouterr().out)
     assert document["systems"][0]["checks"] == report["checks"]
+
+    # As a user runs it: another process joins the cluster (its token found by itself).
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    address = ray.get_runtime_context().gcs_address
+    done = subprocess.run(
+        [sys.executable, "-m", "actors._cli.main", "check", "--address", address,
+         "--namespace", system.namespace, "--json"],
+        env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["systems"][0]["checks"] == report["checks"]
+    assert "InvalidAuthToken" not in done.stderr
 
 
 @pytest.mark.timeout(300)

@@ -16,7 +16,7 @@ from waiting import wait_until
 
 from actors import System
 from runtime import Envelope
-from runtime.testing import ScriptedModel
+from runtime.testing import ScriptedModel, reset_tracing
 
 pytestmark = pytest.mark.ray
 
@@ -63,6 +63,7 @@ def test_one_trace_joins_everything_a_subtask_did(
             )
         finally:
             system.shutdown()
+            reset_tracing()  # this process decides again, without the receiver's variables
     subtask, attempt, agent, chat, tool, write = (spans[k] for k in KINDS)
     assert subtask.span_id == envelope.span_id
     assert attempt.parent_span_id == subtask.span_id

@@ -33,12 +33,8 @@ def add_command(sub: Any) -> None:
 def run_command(args: argparse.Namespace) -> int:
     """Run ``agentcast check``; the exit status."""
     owns = not ray.is_initialized()
-    if owns:
-        try:
-            ray.init(address=args.address, logging_level=logging.ERROR, log_to_driver=False)
-        except Exception as error:  # one line, not a traceback
-            print(f"cannot join Ray at {args.address!r}: {error}".splitlines()[0])
-            return 2
+    if owns and not _join(args.address):
+        return 2
     try:
         reports = [check_namespace(ns) for ns in _namespaces(args.namespace)]
     finally:
@@ -55,6 +51,27 @@ def run_command(args: argparse.Namespace) -> int:
             print(f"no agentcast actor {where}" + ("" if args.namespace else " (start a system)"))
         return 2
     return 1 if any(r["summary"]["FAIL"] for r in reports) else 0
+
+
+def _join(address: str) -> bool:
+    """Join the cluster, or say in one line why not. A cluster started by ``ray start``
+    or ``ray.init`` asks for its token (Ray 2.60): without ``RAY_AUTH_MODE=token`` the
+    client retries for 20 s and fails, so token mode is turned on (as ``ray`` commands
+    do) when the variable is unset and this machine has a token."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    except ImportError:  # another Ray: RAY_AUTH_MODE=token by hand, as its docs say
+        pass
+    try:
+        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+    except Exception as error:  # one line, not a traceback
+        print(f"cannot join Ray at {address!r}: {str(error).splitlines()[0]}")
+        return False
+    return True
 
 
 def check_namespace(namespace: str) -> dict[str, Any]:
