@@ -85,6 +85,7 @@ from ._retry import backoff as backoff
 from ._retry import should_retry as should_retry
 from ._retry_budget import RetryBudget as RetryBudget
 from ._retry_budget import RetryBudgetState as RetryBudgetState
+from ._sampling import SamplingPolicy as SamplingPolicy
 from ._yaml import PolicyFileError as PolicyFileError
 from ._yaml import PolicySet as PolicySet
 from ._yaml import PolicyTypeError as PolicyTypeError
@@ -139,6 +140,7 @@ __all__ = [
     "RetryBudget",
     "RetryBudgetState",
     "RetryPolicy",
+    "SamplingPolicy",
     "Scope",
     "ScopeKind",
     "StopCause",

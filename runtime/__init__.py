@@ -45,6 +45,7 @@ from ._lock_errors import LockOrderError as LockOrderError
 from ._lock_errors import LockTimeoutError as LockTimeoutError
 from ._lock_errors import StaleLeaseError as StaleLeaseError
 from ._memory import fix_mmap_threshold as fix_mmap_threshold
+from ._metrics import KeptGauge as KeptGauge
 from ._metrics import counter as counter
 from ._metrics import gauge as gauge
 from ._metrics import histogram as histogram
@@ -72,6 +73,11 @@ from ._storage import transaction as transaction
 from ._storage import truncate_wal as truncate_wal
 from ._subtask import AttemptRecord as AttemptRecord
 from ._subtask import FailureReason as FailureReason
+from ._tracing import flush_spans as flush_spans
+from ._tracing import otel_environment as otel_environment
+from ._tracing import record_span as record_span
+from ._tracing import span as span
+from ._tracing import tracing_enabled as tracing_enabled
 from .errors import AgentcastError as AgentcastError
 from .errors import AgentError as AgentError
 from .errors import BudgetExceededError as BudgetExceededError
@@ -121,6 +127,7 @@ __all__ = [
     "HandlerOutputError",
     "IdempotencyKeyReusedError",
     "InvalidArgumentError",
+    "KeptGauge",
     "LeaseExpiredError",
     "LockError",
     "LockOrderError",
@@ -163,6 +170,7 @@ __all__ = [
     "estimate_prompt_tokens",
     "estimate_text_tokens",
     "fix_mmap_threshold",
+    "flush_spans",
     "gauge",
     "histogram",
     "lookup",
@@ -170,10 +178,14 @@ __all__ = [
     "new_span_id",
     "new_task_id",
     "new_trace_id",
+    "otel_environment",
+    "record_span",
     "resource_actor_name",
+    "span",
     "spawn",
     "start_local_ray",
     "storage_root",
+    "tracing_enabled",
     "transaction",
     "truncate_wal",
 ]

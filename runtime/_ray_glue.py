@@ -8,6 +8,7 @@ from typing import Any
 
 import ray
 
+from ._tracing import otel_environment
 from .errors import ConfigurationError
 
 STATE_RESOURCE = "agentcast_state"
@@ -75,6 +76,8 @@ def spawn(
         options["resources"] = state_pinning()
     if detached:
         options["lifetime"] = "detached"
+    if otel := otel_environment():  # so that the actor traces as its spawner does
+        options["runtime_env"] = {"env_vars": otel}
     # Concurrency groups are read by ray.remote(...), not by .options(...).
     remote: Any = ray.remote
     if concurrency_groups:

@@ -8,8 +8,17 @@ from datetime import UTC, datetime, timedelta
 from ._scripted_model import ScriptedCall as ScriptedCall
 from ._scripted_model import ScriptedModel as ScriptedModel
 from ._scripted_model import ScriptedRule as ScriptedRule
+from ._tracing import reset_tracing as reset_tracing
+from ._tracing import trace_into as trace_into
 
-__all__ = ["FakeClock", "ScriptedCall", "ScriptedModel", "ScriptedRule"]
+__all__ = [
+    "FakeClock",
+    "ScriptedCall",
+    "ScriptedModel",
+    "ScriptedRule",
+    "reset_tracing",
+    "trace_into",
+]
 
 _DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
 

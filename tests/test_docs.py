@@ -39,6 +39,7 @@ RUNNABLE = {
     "docs/coordination.md": 1,
     "docs/metrics.md": 0,
     "docs/observability.md": 0,
+    "docs/observability-export.md": 1,
     "docs/operations.md": 0,
     "docs/ownership.md": 1,
     "docs/resources.md": 2,
@@ -46,7 +47,13 @@ RUNNABLE = {
 }
 # Fragments, by page and first line. A new one must be added here on purpose.
 FRAGMENTS: frozenset[tuple[str, str]] = frozenset(
-    {("docs/coordination.md", "class InventoryAgent(Agent):")}
+    {
+        ("docs/coordination.md", "class InventoryAgent(Agent):"),
+        # a timing loop, its figures quoted on the page
+        ("docs/observability-export.md", "import timeit"),
+        # a sketch: its agent, model and ground truth are the reader's
+        ("docs/observability-export.md", "from policies import SamplingPolicy"),
+    }
 )
 
 # Fences: the info string, the body, and where the body starts.

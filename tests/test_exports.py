@@ -61,9 +61,11 @@ RUNTIME = {
     "check_name", "connect", "storage_root", "transaction", "truncate_wal", "AttemptRecord",
     "FailureReason",
     # what the actor families are built from: the applier, metrics, the Ray glue, malloc
-    "SerialApplier", "counter", "gauge", "histogram", "STATE_RESOURCE", "agent_actor_name",
-    "lookup", "named_actors", "resource_actor_name", "spawn", "start_local_ray",
+    "SerialApplier", "counter", "gauge", "histogram", "KeptGauge", "STATE_RESOURCE",
+    "agent_actor_name", "lookup", "named_actors", "resource_actor_name", "spawn", "start_local_ray",
     "fix_mmap_threshold",
+    # OpenTelemetry spans
+    "flush_spans", "otel_environment", "record_span", "span", "tracing_enabled",
 }  # fmt: skip
 
 POLICIES = {
@@ -87,6 +89,8 @@ POLICIES = {
     "fingerprint", "normalize_message",
     # leases and the global lock order
     "LockPolicy", "breaks_order", "in_lock_order", "key_prefix", "order_rank", "prefix_label",
+    # end-to-end sampling
+    "SamplingPolicy",
     # policy files
     "PolicyFileError", "PolicySet", "PolicyTypeError", "PolicyValueError",
     "UnknownPolicyKeyError", "load_policies", "load_policies_file", "parse_duration",

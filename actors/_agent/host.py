@@ -9,7 +9,7 @@ import ray
 from pydantic import BaseModel, ValidationError
 from ray import cloudpickle
 
-from runtime import Envelope, HandlerOutputError, UnknownHandlerError, fix_mmap_threshold
+from runtime import Envelope, HandlerOutputError, UnknownHandlerError, fix_mmap_threshold, span
 
 from .agent import Agent, AgentRuntime, HandlerSpec, TaskContext, current_task, handlers
 from .ledger import AttemptLedger
@@ -83,11 +83,27 @@ class AgentHost:
         run = envelope.trace_id
         self._running[run] = self._running.get(run, 0) + 1
         try:
-            output = await spec.fn(self._agent, message)
+            with span(
+                f"invoke_agent {self._runtime.name}", envelope=envelope,
+                attributes=self._span_attributes(spec, envelope),
+            ):  # fmt: skip
+                output = await spec.fn(self._agent, message)
         finally:
             current_task.reset(token)
             self._ended(run)
         return self._checked(spec, output)
+
+    def _span_attributes(self, spec: HandlerSpec, envelope: Envelope) -> dict[str, str | int]:
+        """The handler run's span, after the GenAI conventions (the run is the
+        conversation)."""
+        return {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": self._runtime.name,
+            "gen_ai.conversation.id": envelope.trace_id,
+            "agentcast.handler": spec.name,
+            "agentcast.replica": self._runtime.replica,
+            "agentcast.task_id": envelope.task_id,
+        }
 
     async def settle(self) -> None:
         """Settle every model allowance and reservation of this replica now (it is about

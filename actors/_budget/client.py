@@ -17,6 +17,7 @@ from runtime import (
     ConfigurationError,
     SystemClock,
     lookup,
+    span,
     spawn,
 )
 
@@ -218,15 +219,33 @@ class ToolGuard:
         self._dependency = dependency
         self._failures = failures
         self.view: BreakerView | None = None
+        self._span: Any = None
 
     async def __aenter__(self) -> ToolGuard:
+        self._span = span(
+            f"execute_tool {self._dependency}", kind="client",
+            attributes={
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": self._dependency,
+                "gen_ai.agent.name": self._budget._agent,
+                "gen_ai.conversation.id": self._budget._run(),
+            },
+        )  # fmt: skip
+        self._span.__enter__()
+        try:
+            await self._admit()
+        except BaseException as error:
+            self._span.__exit__(type(error), error, error.__traceback__)
+            raise
+        return self
+
+    async def _admit(self) -> None:
         link = self._budget._link
         self.view = await link.call("admit", self._dependency)
         assert self.view is not None
         if not self.view.allowed:
             raise self.view.refusal()
         await link.call("record_attempt", self._budget._run(), 1)
-        return self
 
     async def __aexit__(
         self,
@@ -234,6 +253,7 @@ class ToolGuard:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._span.__exit__(exc_type, exc, tb)
         assert self.view is not None
         link, agent = self._budget._link, self._budget._holder
         if exc is not None and isinstance(exc, self._failures):

@@ -32,6 +32,7 @@ from runtime import (
     ModelUnavailableError,
     check_max_tokens,
     estimate_prompt_tokens,
+    span,
 )
 
 from .book import SpendContext
@@ -104,13 +105,30 @@ class MeteredModel:
         max_tokens: int,
         schema: type[BaseModel] | None = None,
     ) -> Completion:
-        """Reserve, call the model, settle. See the module docstring.
+        """Reserve, call the model, settle. See the module docstring. The call is a
+        ``chat`` span (GenAI conventions) when tracing is on.
 
         Raises:
             BudgetExceededError: a cap cannot cover the call's upper bound; not called.
             CircuitOpenError: the endpoint's breaker is open; not called.
             ModelError: the call itself failed (it is settled and reported first).
         """
+        attributes: dict[str, str | int] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": self.inner.model,
+            "gen_ai.request.max_tokens": max_tokens,
+            "gen_ai.agent.name": self._agent,
+            "gen_ai.conversation.id": self._run(),
+        }
+        with span(f"chat {self.inner.model}", kind="client", attributes=attributes) as traced:
+            completion = await self._complete(messages, max_tokens, schema)
+            traced.set_attribute("gen_ai.usage.input_tokens", completion.usage.prompt_tokens)
+            traced.set_attribute("gen_ai.usage.output_tokens", completion.usage.completion_tokens)
+        return completion
+
+    async def _complete(
+        self, messages: Sequence[Message], max_tokens: int, schema: type[BaseModel] | None
+    ) -> Completion:
         check_max_tokens(max_tokens)
         pricing = self._pricing or await self._learn_policy()
         prompt = estimate_prompt_tokens(messages)

@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default=None, help="also write the JSON to this file")
 
     from .budget import add_command as add_budget_command
+    from .check import add_command as add_check_command
     from .log import add_command as add_log_command
     from .status import add_command as add_status_command
     from .supervisor import add_commands
@@ -50,10 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     add_log_command(sub)
     add_commands(sub)
     add_budget_command(sub)
+    add_check_command(sub)
     return parser
 
 
 def _run(args: argparse.Namespace) -> int:
+    if getattr(args, "run", None) is not None:  # a subcommand that runs itself
+        return int(args.run(args))
     if args.command == "demo":
         from .demo import run_demo
 

@@ -35,6 +35,24 @@ _Op = Callable[[LocksCore], Any]
 _PRUNE_EVERY_TICKS = 600
 
 
+def describe_policy(policy: LockPolicy) -> dict[str, str | None]:
+    """The lease, order and deadlock settings of ``policy`` in words, for ``check``."""
+    tick_ms = policy.tick.total_seconds() * 1000
+    order = (
+        f"declared order {list(policy.order)}, then sorted names"
+        if policy.order
+        else "sorted names"
+    )
+    return {
+        "leases": f"TTL {policy.default_ttl.total_seconds():g}s by default (at most "
+        f"{policy.max_ttl.total_seconds():g}s), expired by the locks actor every {tick_ms:g} ms",
+        "order": f"keys taken in one global order: {order}" if policy.enforce_order else None,
+        "deadlocks": f"wait-for graph checked every {tick_ms:g} ms and on every wait (the "
+        f"youngest waiter of a cycle gets DeadlockError); lock_wait_exceeded after "
+        f"{policy.alert_factor:g}x the declared expected hold",
+    }
+
+
 class LocksHost:
     """Leases, fencing tokens and deadlock detection for the whole system."""
 
@@ -59,9 +77,11 @@ class LocksHost:
         return self._core
 
     async def describe(self) -> dict[str, Any]:
-        """What a lease needs to know: the policy (order, renewal fraction)."""
+        """What a lease needs to know, the policy (order, renewal fraction), and what
+        ``agentcast check`` reports of leases, the lock order and deadlock detection
+        (``order`` is None when the order is not enforced)."""
         self._start_ticking()
-        return {"policy": self._policy}
+        return {"policy": self._policy, **describe_policy(self._policy)}
 
     async def acquire(self, request: Acquire) -> LeaseGrant:
         """Grant ``request``'s keys, waiting in FIFO order for those held.

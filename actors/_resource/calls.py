@@ -7,13 +7,14 @@ spends on a write. Only a refused write's error travels pickled, inside the blob
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from ray import cloudpickle
 
-from runtime import InvalidArgumentError, WriteFailedError, decode, encode
+from runtime import InvalidArgumentError, WriteFailedError, decode, encode, span
 
 from .fencing import checked_leases
 
@@ -227,3 +228,52 @@ def check_fence(writer: Any, min_epoch: Any) -> None:
         raise InvalidArgumentError(f"a fence's writer must be a non-empty str, not {writer!r}")
     if type(min_epoch) is not int or not 0 <= min_epoch <= SQLITE_INT[1]:
         raise InvalidArgumentError(f"a fence's min_epoch must be an int >= 0, not {min_epoch!r}")
+
+
+class WriteSpan:
+    """The span of one call's writes (``agentcast.write <resource>``): the resource,
+    writer, operations and first key; ``note`` adds what they did."""
+
+    def __init__(self, resource: str, calls: list[WriteCall]) -> None:
+        first = calls[0] if calls else None
+        self._span = span(
+            f"agentcast.write {resource}", kind="client",
+            attributes={
+                "agentcast.resource": resource,
+                "agentcast.writer": "" if first is None else first.writer,
+                "agentcast.write.count": len(calls),
+                "agentcast.write.operations": ",".join(sorted({c.op for c in calls})),
+                "agentcast.write.idempotency_key": "" if first is None else first.idem_key,
+            },
+        )  # fmt: skip
+
+    def __enter__(self) -> WriteSpan:
+        self._span.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._span.__exit__(*exc)
+
+    def note(self, results: list[WriteResult[Any]]) -> list[WriteResult[Any]]:
+        """Add the last version, duplicates and refusals to the span; return ``results``."""
+        if results:
+            self._span.set_attribute("agentcast.write.version", results[-1].version)
+        self._span.set_attribute("agentcast.write.duplicates", sum(r.duplicate for r in results))
+        refused = sorted({type(r.error).__name__ for r in results if r.error is not None})
+        if refused:
+            self._span.set_attribute("agentcast.write.refused", ",".join(refused))
+        return results
+
+
+_TASK_KEY = re.compile(r"^t-[0-9a-f]{20}:\d+$")
+_RANDOM_KEY = re.compile(r"^[^:]+:[0-9a-f]{32}$")
+
+
+def key_kind(idem_key: str) -> str:
+    """How a write's idempotency key was made: ``task`` (derived from the task and the
+    call's index: a retried task repeats it), ``random`` (a write made outside a task: a
+    caller that retries it after an error sends a new key, and it may apply twice), or
+    ``given`` (chosen by the caller)."""
+    if _TASK_KEY.match(idem_key):
+        return "task"
+    return "random" if _RANDOM_KEY.match(idem_key) else "given"

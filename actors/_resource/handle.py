@@ -35,6 +35,7 @@ from .calls import (
     ReadResult,
     WriteCall,
     WriteResult,
+    WriteSpan,
     keyword_args,
     listed_args,
     pack_calls,
@@ -94,14 +95,9 @@ class ResourceCalls:
     """
 
     def __init__(
-        self,
-        actor: Any,
-        name: str,
-        identity: WriterIdentity,
-        keys: KeySource,
-        reconnect: Reconnect,
-        clock: Clock,
-    ) -> None:
+        self, actor: Any, name: str, identity: WriterIdentity, keys: KeySource,
+        reconnect: Reconnect, clock: Clock,
+    ) -> None:  # fmt: skip
         self.actor = actor
         self.name = name
         self.identity = identity
@@ -177,8 +173,10 @@ class ResourceCalls:
     def _submit(
         self, described: _Described, writes: Iterable[Write]
     ) -> Plan[list[WriteResult[Any]]]:
-        blob = pack_calls([self._stamp(w, described.max_payload) for w in writes])
-        return unpack_results((yield from self._call(partial(self.actor.submit.remote, blob))))
+        calls = [self._stamp(w, described.max_payload) for w in writes]
+        with WriteSpan(self.name, calls) as traced:  # the whole write, retries included
+            sent = yield from self._call(partial(self.actor.submit.remote, pack_calls(calls)))
+            return traced.note(unpack_results(sent))
 
     def _read(
         self, described: _Described, op: str, args: Sequence[Any], kwargs: Mapping[str, Any]

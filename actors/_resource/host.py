@@ -47,6 +47,7 @@ from .calls import (
     WriteResult,
     check_fence,
     decode_arguments,
+    key_kind,
     pack_results,
     unpack_calls,
 )
@@ -258,6 +259,28 @@ class ResourceHost:
         # also calls it on an actor whose __init__ failed: nothing here may be missing.
         cls = getattr(self, "_cls", None)
         return f"{getattr(cls, '__name__', 'Resource')}(resource {getattr(self, '_name', '?')!r})"
+
+    async def audit(self, recent: int = 1000) -> dict[str, Any]:
+        """For ``agentcast check``: the declared writers (None: anyone), and who wrote the
+        last ``recent`` writes and how they were keyed (``key_kind``).
+
+        Raises:
+            InvalidArgumentError: ``recent`` is not an int from 1 to 100,000.
+        """
+        if type(recent) is not int or not 1 <= recent <= 100_000:
+            raise InvalidArgumentError(f"audit takes 1 to 100,000 recent writes, not {recent!r}")
+        core = self._open()
+        keys: dict[str, int] = {}
+        written_by: dict[str, int] = {}
+        for record in core.log.records(after=max(0, core.version - recent)):
+            kind = key_kind(record.idem_key)
+            keys[kind] = keys.get(kind, 0) + 1
+            written_by[record.writer] = written_by.get(record.writer, 0) + 1
+        writers = self._authority.writers
+        return {
+            "writers": None if writers is None else sorted(writers),
+            "keys": keys, "written_by": written_by, "version": core.version,
+        }  # fmt: skip
 
     def _fits(self, taken: list[_Pending], item: _Pending) -> bool:
         if any(p.fence is not None or p.change is not None for p in (taken[0], item)):

@@ -10,7 +10,8 @@ nothing disappears.
 - ``Timers`` (``timers.py``), ``Pool`` (``pool.py``): deadlines due, replicas and queues;
 - ``ReplicaRestarts`` (``restarts.py``, owned by the engine): replicas wedged by an
   attempt that does not let go after its cancel, restarted within restart intensity;
-- ``StageWatcher`` (``stages.py``): pipeline stages silent past their window.
+- ``StageWatcher`` (``stages.py``): pipeline stages silent past their window;
+- ``OutputSampler`` (``sampling.py``): final outputs compared with ground truth.
 
 The Ray actor (``host.py``) forwards calls and runs ``tick`` on a timer, so all of this is
 tested without Ray (``tests/test_supervisor_core.py``), with a fake clock and dispatcher.
@@ -32,6 +33,7 @@ from .background import Background
 from .metrics import Metrics, NoMetrics
 from .planner import FailurePlanner
 from .pool import Pool
+from .sampling import OutputSampler
 from .settings import Configuration
 from .stages import StageWatcher
 from .state import Live
@@ -83,11 +85,15 @@ class SupervisorCore:
         self._prune_every = self.retention.prune_every.total_seconds()
         self.metrics: Metrics = metrics or NoMetrics()
         self.pool = Pool()
+        self.submissions: dict[str, dict[str, int]] = {}  # since this incarnation started
         background = Background()
         self._stages = StageWatcher(store, clock=clock, metrics=self.metrics, background=background)
+        self.sampler = OutputSampler(
+            store, clock=clock, metrics=self.metrics, background=background
+        )
         self._table = SubtaskTable(
             store, clock=clock, metrics=self.metrics, background=background,
-            on_finished=self._stages.handed_off,
+            on_finished=self._finished,
         )  # fmt: skip
         self._planner = FailurePlanner(
             store, clock=clock, retry_budget=retry_budget or LocalRetryBudget(clock),
@@ -97,6 +103,18 @@ class SupervisorCore:
             self._table, self.pool, Timers(), self._planner, dispatcher,
             clock=clock, metrics=self.metrics, background=background,
         )  # fmt: skip
+
+    def _audit(self, spec: SubtaskSpec) -> None:
+        """Count the subtask for ``agentcast check``: by target, with or without a schema,
+        and the longest running deadline asked of each target."""
+        row = self.submissions.setdefault(spec.to, {"subtasks": 0, "no_schema": 0, "running_s": 0})
+        row["subtasks"] += 1
+        row["no_schema"] += spec.expect is None
+        row["running_s"] = max(row["running_s"], int(spec.deadlines.running.total_seconds()))
+
+    def _finished(self, spec: SubtaskSpec, output: BaseModel | None) -> None:
+        self._stages.handed_off(spec)
+        self.sampler.finished(spec, output)
 
     @property
     def live(self) -> dict[str, Live]:
@@ -126,6 +144,7 @@ class SupervisorCore:
         if live is None:
             await self._table.being_stored(spec.subtask_id)
             return
+        self._audit(spec)
         self._stages.submitted(spec.stage)
         self._planner.first_attempt(spec)
         self._attempts.prepare(live)  # its number is committed with the subtask

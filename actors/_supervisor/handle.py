@@ -13,10 +13,19 @@ from typing import Any
 import ray
 from pydantic import BaseModel
 
-from policies import Deadlines, OnFailure, RestartIntensity, Retry, RetryBudget, RetryPolicy
+from policies import (
+    Deadlines,
+    OnFailure,
+    RestartIntensity,
+    Retry,
+    RetryBudget,
+    RetryPolicy,
+    SamplingPolicy,
+)
 from runtime import Clock, ConfigurationError, Envelope, SystemClock, new_task_id
 
 from .._reconnect import Plan, Reconnect, Resolve, reconnecting, run_async, run_blocking
+from .sampling import Agree, Truth
 from .types import Outcome, SubtaskSpec, SubtaskStatus
 from .validate import check_submission
 
@@ -261,6 +270,18 @@ class Supervisor:
         """Report stage ``name`` as stalled if, once a finished subtask's handoff names it
         as ``next_stage``, no subtask with ``stage=name`` is submitted within ``window``."""
         ray.get(self.actor.declare_stage.remote(name, window.total_seconds()))
+
+    def sample(
+        self, stage: str, truth: Truth, *, agree: Agree | None = None,
+        policy: SamplingPolicy | None = None,
+    ) -> None:  # fmt: skip
+        """Compare ``policy.rate`` of ``stage``'s final outputs with ``truth(message)``
+        (see ``actors._supervisor.sampling``; verdicts are ``sample`` events).
+
+        Raises:
+            InvalidArgumentError: not a stage name, a callable or a ``SamplingPolicy``.
+        """
+        ray.get(self.actor.declare_sampler.remote(stage, truth, agree, policy or SamplingPolicy()))
 
     def configure_group(self, agent: str, intensity: RestartIntensity) -> None:
         """The restart intensity of agent group ``agent``."""

@@ -22,7 +22,13 @@ from pydantic import BaseModel
 from ray import cloudpickle
 from ray.exceptions import ActorUnavailableError, RayActorError, TaskCancelledError
 
-from policies import Durability, RestartIntensity, RetryBudget, SupervisorRetention
+from policies import (
+    Durability,
+    RestartIntensity,
+    RetryBudget,
+    SamplingPolicy,
+    SupervisorRetention,
+)
 from runtime import (
     Clock,
     ConfigurationError,
@@ -306,6 +312,17 @@ class SupervisorHost:
 
     async def declare_stage(self, name: str, window_s: float) -> None:
         self._open().declare_stage(name, window_s)
+
+    async def declare_sampler(
+        self, stage: str, truth: Any, agree: Any, policy: SamplingPolicy
+    ) -> None:
+        self._open().sampler.declare(stage, truth, agree, policy)
+
+    async def audit(self) -> dict[str, Any]:
+        """For ``agentcast check``: subtasks by target since this incarnation started
+        (with or without a schema, the longest running deadline), the sampled stages."""
+        core = self._open()
+        return {"submissions": core.submissions, "samplers": core.sampler.declared()}
 
     async def configure_group(self, group: str, intensity: RestartIntensity) -> None:
         self._open().configure_group(group, intensity)

@@ -22,6 +22,7 @@ class Metrics(Protocol):
     def stall(self, stage: str) -> None: ...
     def queued_ms(self, value: float) -> None: ...
     def ran_ms(self, value: float) -> None: ...
+    def sampled(self, stage: str, verdict: str) -> None: ...
     def flush(self) -> None: ...
 
 
@@ -59,6 +60,11 @@ class SupervisorMetrics:
     def ran_ms(self, value: float) -> None:
         self._observed.setdefault("subtask_run_ms", []).append(value)
 
+    def sampled(self, stage: str, verdict: str) -> None:
+        self._count(
+            "samples_total", "Sampled final outputs by verdict", stage=stage, verdict=verdict
+        )
+
     def flush(self) -> None:
         """Send what was counted and observed since the last flush."""
         counts, self._counts = self._counts, {}
@@ -94,6 +100,9 @@ class NoMetrics:
         pass
 
     def ran_ms(self, value: float) -> None:
+        pass
+
+    def sampled(self, stage: str, verdict: str) -> None:
         pass
 
     def flush(self) -> None:

@@ -54,6 +54,7 @@ class Live:
     failed_on: set[str] = field(default_factory=set)
     escalated: bool = False
     interrupted: Attempt | None = None
+    created: float = 0.0  # wall-clock seconds when it was submitted
 
 
 def readable(model: BaseModel) -> str:

@@ -27,6 +27,7 @@ from runtime import (
 
 from .background import Background
 from .metrics import Metrics
+from .spans import attempt_span, subtask_span
 from .state import Attempt, Live, dumps, outcome_of, readable, validate
 from .store import SubtaskStore, history
 from .types import Outcome, SubtaskSpec, SubtaskStatus
@@ -50,7 +51,7 @@ class SubtaskTable:
         clock: the wall-clock time of records.
         metrics: counts finished subtasks.
         background: runs commits and the publishing of outcomes.
-        on_finished: told of every finished subtask (the stage watcher arms its next stage).
+        on_finished: told of every finished subtask and its output (None if it failed).
     """
 
     def __init__(
@@ -60,7 +61,7 @@ class SubtaskTable:
         clock: Clock,
         metrics: Metrics,
         background: Background,
-        on_finished: Callable[[SubtaskSpec], None],
+        on_finished: Callable[[SubtaskSpec, BaseModel | None], None],
     ) -> None:
         self.store = store
         self.live: dict[str, Live] = {}
@@ -79,12 +80,12 @@ class SubtaskTable:
         sid = spec.subtask_id
         if sid in self.live or sid in self._finishing or self.store.subtask(sid) is not None:
             return None
-        live = Live(spec=spec, target=spec.to, history=[])
+        live = Live(spec=spec, target=spec.to, history=[], created=self._wall())
         self.live[sid] = live
         self._storing[sid] = asyncio.get_running_loop().create_future()
         self.store.stage_new({
             "id": sid, "trace_id": spec.envelope.trace_id, "parent": spec.parent,
-            "target": spec.to, "state": "queued", "spec": dumps(spec), "created": self._wall(),
+            "target": spec.to, "state": "queued", "spec": dumps(spec), "created": live.created,
             "message": readable(spec.message),
         })  # fmt: skip
         return live
@@ -152,7 +153,7 @@ class SubtaskTable:
             self.store.stage_event(self._wall(), "quarantined", row["id"], {"error": str(error)})
             return None
         past = list(history(row["attempts"]))
-        live = Live(spec=spec, target=row["target"], history=past)
+        live = Live(spec=spec, target=row["target"], history=past, created=row["created"])
         running = json.loads(row["running"]) if row["running"] else None
         if running is not None and running["number"] not in {a.number for a in past}:
             gone = Attempt(
@@ -172,12 +173,15 @@ class SubtaskTable:
     def record(
         self, live: Live, attempt: Attempt, outcome: str, detail: str = "", kind: str | None = None
     ) -> AttemptRecord:
-        """The history record of ``attempt`` ending with ``outcome``, as of now."""
-        return AttemptRecord(
+        """The history record of ``attempt`` ending with ``outcome``, as of now (and
+        the attempt's span, when tracing is on)."""
+        record = AttemptRecord(
             attempt_id=f"{live.spec.subtask_id}:{attempt.number}", number=attempt.number,
             replica=attempt.replica, outcome=outcome, detail=detail[:2000], error_type=kind,
             at=self._wall(),
         )  # fmt: skip
+        attempt_span(live, attempt, record, self._clock)
+        return record
 
     def started(self, live: Live, attempt: Attempt) -> None:
         """Stage the attempt about to start (``Live.attempts`` numbers it uniquely), and
@@ -272,7 +276,8 @@ class SubtaskTable:
         }  # fmt: skip
         self.store.stage_finish(row, handoff)
         self._metrics.finished(state, reason or "ok")
-        self._on_finished(spec)
+        subtask_span(live, state, reason, at)
+        self._on_finished(spec, output)
         done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._finishing[sid] = done
         outcome = Outcome(sid, output, error)
