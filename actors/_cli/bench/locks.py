@@ -39,6 +39,7 @@ import ray
 from policies import Durability, LockPolicy, ResourcePolicy
 
 from ..._system import System
+from ..output import emit
 from .baselines import DictStore
 from .clients import BenchCounter
 from .lock_checks import detection_samples, stale_writes
@@ -137,7 +138,7 @@ def run_bench(*, as_json: bool, quick: bool, out: str | None) -> int:
     if out:
         with open(out, "w", encoding="utf-8") as file:
             file.write(text + "\n")
-    print(text if as_json else _table(report))
+    emit(text if as_json else _table(report))
     return 0
 
 
