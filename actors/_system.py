@@ -9,7 +9,6 @@ import os
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import ray
@@ -171,12 +170,7 @@ class System:
     def __enter__(self) -> System:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.shutdown()
 
     @property

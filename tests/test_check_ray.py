@@ -125,7 +125,7 @@ def test_a_well_configured_system_passes_all_but_the_parts_it_lacks(
 
 @pytest.mark.timeout(300)
 def test_a_misconfigured_system_fails_with_the_right_lines(
-    started: list[System], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    started: list[System], tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     system = _start(tmp_path)
     started.append(system)
@@ -150,7 +150,7 @@ def test_a_misconfigured_system_fails_with_the_right_lines(
     assert lines["end-to-end sampling against ground truth"]["status"] == "WARN"
 
     assert main(["check", "--namespace", system.namespace]) == 1
-    printed = capsys.readouterr().out.splitlines()
+    printed = capfd.readouterr().out.splitlines()
     assert printed[0] == f"CHECK agentcast coordination: namespace {system.namespace}"
     assert "  FAIL  [critical] deadlines and schemas on every subtask: subtasks without" in (
         "\n".join(printed)
@@ -158,7 +158,7 @@ def test_a_misconfigured_system_fails_with_the_right_lines(
     assert printed[-1].startswith("  summary: ") and "FAIL (" in printed[-1]
 
     assert main(["check", "--namespace", system.namespace, "--json"]) == 1
-    document = json.loads(capsys.readouterr().out)
+    document = json.loads(capfd.readouterr().out)
     assert document["systems"][0]["checks"] == report["checks"]
 
     # As a user runs it: another process joins the cluster (its token found by itself).
@@ -196,10 +196,10 @@ def test_missing_parts_are_failures_that_name_them(started: list[System], tmp_pa
 
 
 def test_a_namespace_without_agentcast_exits_2(
-    ray_session: None, capsys: pytest.CaptureFixture[str]
+    ray_session: None, capfd: pytest.CaptureFixture[str]
 ) -> None:
     namespace = f"empty-{uuid.uuid4().hex[:8]}"
     assert main(["check", "--namespace", namespace]) == 2
-    assert capsys.readouterr().out == f"no agentcast actor in namespace {namespace!r}\n"
+    assert capfd.readouterr().out == f"no agentcast actor in namespace {namespace!r}\n"
     assert main(["check", "--namespace", namespace, "--json"]) == 2
-    assert json.loads(capsys.readouterr().out) == {"systems": []}
+    assert json.loads(capfd.readouterr().out) == {"systems": []}

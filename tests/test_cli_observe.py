@@ -87,15 +87,16 @@ def test_status_finds_the_system_without_being_told_its_namespace(
     assert system.namespace in namespaces
 
 
-def test_a_system_without_supervisor_budget_or_agents_shows_them_absent(
+def test_a_system_with_only_a_resource_shows_every_other_part_absent(
     system: System, capfd: pytest.CaptureFixture[str]
 ) -> None:
     system.resource(Inventory, name="inventory")
     found = status_of(capfd, system)
-    assert (found["agents"], found["supervisor"], found["budget"]) == (None, None, None)
+    absent = ("agents", "supervisor", "budget", "leases", "conflicts")
+    assert [found[part] for part in absent] == [None] * len(absent)
     code, text, _ = run(capfd, "status", "--namespace", system.namespace)
     assert code == 0
-    assert text.splitlines()[2:] == ["  no agents", "  no supervisor", "  no budget"]
+    assert text.splitlines()[2:] == [f"  no {part}" for part in absent]
 
 
 @pytest.mark.timeout(180)
