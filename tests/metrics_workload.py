@@ -8,20 +8,32 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import threading
 from datetime import timedelta
 
 import ray
 from metrics_agents_for_tests import Broken, Chore, Done, Greedy, Worker
+from ownership_for_tests import Drafts
 from resources_for_tests import Inventory
+from waiting import wait_until
 
-from actors import System
+from actors import System, Write
+from actors._cli.bench.lock_checks import detection_samples
+from actors._locks.client import LocksCalls
+from actors._locks.lease import lease_request
+from actors._reconnect import run_blocking
 from policies import (
     BudgetLimit,
     BudgetPolicy,
+    ConflictAction,
+    ConflictPolicy,
+    ConflictRule,
     Deadlines,
     Dimension,
+    LockPolicy,
     ModelPrice,
     PriceTable,
+    ResourcePolicy,
     SamplingPolicy,
     Scope,
     ScopeKind,
@@ -75,10 +87,42 @@ def _work(system: System) -> None:
     system.get_resource("inventory").restock("b", 1)
 
 
+def _take_after_a_wait(system: System) -> None:
+    with system.lease("orders:1", expected=timedelta(milliseconds=50)):
+        pass
+
+
+def _leases_and_conflicts(system: System) -> None:
+    """A wait cycle broken, a wait past its expected hold, a lease expired by the runtime,
+    and a conflict settled by a rule: every lease and conflict metric moves."""
+    tick = timedelta(milliseconds=50)
+    system.use_locks(LockPolicy(enforce_order=False, tick=tick))
+    detection_samples(system, 1, tick)
+    with system.lease("orders:1", ttl=timedelta(seconds=30)):
+        waiter = threading.Thread(target=_take_after_a_wait, args=(system,))
+        waiter.start()
+        wait_until(lambda: system.locks.status().alerts, "a wait past its expected hold")
+    waiter.join(60)
+    calls = LocksCalls(lambda: system.locks.actor)
+    paused = lease_request(
+        ("orders:2",), owner="paused", agent="paused", ttl=timedelta(milliseconds=300),
+        expected=None, shared=False, timeout=timedelta(seconds=60),
+    )  # fmt: skip
+    run_blocking(calls.acquire(paused, 60.0), calls.clock)  # never renewed
+    wait_until(lambda: system.locks.status().expired, "a lease expired by the runtime")
+    merge = ConflictRule(action=ConflictAction.MERGE, merge_op="merge_revise")
+    drafts = system.resource(
+        Drafts, name="drafts", policy=ResourcePolicy(conflicts=ConflictPolicy(rules=(merge,)))
+    )
+    drafts.revise("d1", "first")
+    drafts.write(Write(op="revise", args=["d1", "second"], expected_version=0))
+
+
 def main() -> int:
     with System.start(None if len(sys.argv) < 2 else sys.argv[1], namespace=NAMESPACE,
                       budgets=_policy()) as system:  # fmt: skip
         _work(system)
+        _leases_and_conflicts(system)
         node = ray._private.worker.global_worker.node
         print(json.dumps({"session_dir": node.get_session_dir_path(), "namespace": NAMESPACE}))
         sys.stdout.flush()

@@ -106,6 +106,8 @@ def test_a_cycle_is_broken_at_once_at_its_youngest_waiter(tmp_path: Path) -> Non
         ask(core, "b2", "pri:0", "inventory:A")  # the youngest waiter: it closed the cycle
     assert broken.value.cycle == ("pri:0", "inv:0")
     assert core.status().deadlocks == 1
+    # counted for the metric although the victim is the request itself, not a waiter
+    assert core.broken_keys == ["inventory:A"]
     core.release("b1")  # the victim's block ends: its outer lease goes
     assert list(resolved(core)) == ["a2"]
     deadlock = [event for event in core.events() if event.kind == "deadlock"]
@@ -121,6 +123,7 @@ def test_a_three_way_cycle_refuses_the_youngest_waiter_not_the_caller(tmp_path: 
     with pytest.raises(DeadlockError) as broken:
         ask(core, "y2", "y", "k:3")
     assert set(broken.value.cycle) == {"x", "y", "z"} and broken.value.cycle[0] == "y"
+    assert core.broken_keys == ["k:3"]
 
 
 def test_asking_again_for_a_key_held_exclusively_is_a_cycle_of_one(tmp_path: Path) -> None:

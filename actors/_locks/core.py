@@ -80,6 +80,8 @@ class LocksCore:
         self._resolved: dict[str, Outcome] = {}
         self._queued: set[str] = set()
         self.deadlocks = 0
+        # the first key of each lease refused to break a cycle, until the host counts it
+        self.broken_keys: list[str] = []
         self.expired = 0
         self.counts: dict[str, int] = {}
         stored = self._store.open_incarnation()
@@ -324,6 +326,7 @@ class LocksCore:
                 at = cycle.index(chosen.owner)
                 ring = tuple(cycle[at:] + cycle[:at])
                 self.deadlocks += 1
+                self.broken_keys.append(chosen.keys[0])
                 self._drop(chosen.lease_id, "deadlock", " -> ".join(ring))
                 self._resolved[chosen.lease_id] = DeadlockError(chosen.keys, ring)
 

@@ -18,7 +18,6 @@ from typing import Any
 from policies import LockPolicy, prefix_label
 from runtime import (
     Clock,
-    DeadlockError,
     SerialApplier,
     StorageError,
     SystemClock,
@@ -204,14 +203,20 @@ class LocksHost:
                     waiters.remove(future)
                     future.cancel()
             raise StorageError(f"locks: {error}") from error
+        self._count_deadlocks(core)
         self._deliver(core.resolved())
         return outcomes
 
-    def _deliver(self, resolved: dict[str, Outcome]) -> None:
+    def _count_deadlocks(self, core: LocksCore) -> None:
+        """Every cycle broken, whether its victim was a waiter (answered through
+        ``resolved``) or the request that closed it (answered by its own call)."""
         deadlocks = counter("locks_deadlocks_total", "Wait cycles broken", ("prefix",))
+        for key in core.broken_keys:
+            deadlocks.inc(tags={"prefix": prefix_label(key)})
+        core.broken_keys.clear()
+
+    def _deliver(self, resolved: dict[str, Outcome]) -> None:
         for lease_id, outcome in resolved.items():
-            if isinstance(outcome, DeadlockError):
-                deadlocks.inc(tags={"prefix": prefix_label(outcome.keys[0])})
             for future in self._waiters.pop(lease_id, []):
                 if future.done():
                     continue

@@ -20,7 +20,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
-from runtime import AgentcastError, LeaseExpiredError
+from runtime import AgentcastError, LeaseExpiredError, span
 
 from .._reconnect import run_async, run_blocking
 from .client import LocksCalls
@@ -57,6 +57,7 @@ class _LeaseState:
         self.request = request
         self._grant: LeaseGrant | None = None
         self.lost_error: AgentcastError | None = None
+        self._span: Any = None
 
     @property
     def grant(self) -> LeaseGrant:
@@ -91,6 +92,32 @@ class _LeaseState:
     def _period(self, policy: Any) -> float:
         return self.grant.ttl_s * float(policy.renew_fraction)
 
+    def _open_span(self) -> None:
+        """The lease's span, from the request to the release (the wait included), a child
+        of the span around the caller (the handler's, in an agent)."""
+        request = self.request
+        self._span = span(
+            f"agentcast.lease {' '.join(request.keys)}",
+            attributes={
+                "agentcast.lease.id": request.lease_id,
+                "agentcast.lease.keys": ",".join(request.keys),
+                "agentcast.lease.shared": request.shared,
+                "agentcast.lease.owner": request.owner,
+            },
+        )  # fmt: skip
+        self._span.__enter__()
+
+    def _granted(self, grant: LeaseGrant) -> Token[HeldTokens]:
+        self._grant = grant
+        tokens = ",".join(f"{key}={token}" for key, token in sorted(grant.tokens.items()))
+        self._span.set_attribute("agentcast.lease.keys", ",".join(grant.keys))  # in order
+        self._span.set_attribute("agentcast.lease.tokens", tokens)
+        return self._held()
+
+    def _close_span(self, error: BaseException | None) -> None:
+        self._span.set_attribute("agentcast.lease.lost", self.lost)
+        self._span.__exit__(None if error is None else type(error), error, None)
+
     def _held(self) -> Token[HeldTokens]:
         """Make the writes of the block carry the lease's tokens: an exclusive lease's only.
         Shared holders of a key hold it together with their own, older or newer, tokens, so
@@ -116,11 +143,14 @@ class AsyncLease(_LeaseState):
 
     async def __aenter__(self) -> AsyncLease:
         calls = self._calls
-        policy = await run_async(calls.policy(), calls.clock)
-        self._grant = await run_async(
-            calls.acquire(self.request, self._wait_s(policy)), calls.clock
-        )
-        self._var = self._held()
+        self._open_span()
+        try:
+            policy = await run_async(calls.policy(), calls.clock)
+            grant = await run_async(calls.acquire(self.request, self._wait_s(policy)), calls.clock)
+        except BaseException as error:
+            self._close_span(error)
+            raise
+        self._var = self._granted(grant)
         self._task = asyncio.get_running_loop().create_task(self._renew(self._period(policy)))
         return self
 
@@ -143,6 +173,7 @@ class AsyncLease(_LeaseState):
             _HELD.reset(self._var)
         with contextlib.suppress(AgentcastError):  # it expires on its own at worst
             await run_async(self._calls.release(self.lease_id), self._calls.clock)
+        self._close_span(exc)
 
 
 class Lease(_LeaseState):
@@ -162,9 +193,14 @@ class Lease(_LeaseState):
 
     def __enter__(self) -> Lease:
         calls = self._calls
-        policy = run_blocking(calls.policy(), calls.clock)
-        self._grant = run_blocking(calls.acquire(self.request, self._wait_s(policy)), calls.clock)
-        self._var = self._held()
+        self._open_span()
+        try:
+            policy = run_blocking(calls.policy(), calls.clock)
+            grant = run_blocking(calls.acquire(self.request, self._wait_s(policy)), calls.clock)
+        except BaseException as error:
+            self._close_span(error)
+            raise
+        self._var = self._granted(grant)
         self._stop = threading.Event()
         period = self._period(policy)
         self._thread = threading.Thread(target=self._renew, args=(period,), daemon=True)
@@ -189,3 +225,4 @@ class Lease(_LeaseState):
             _HELD.reset(self._var)
         with contextlib.suppress(AgentcastError):  # it expires on its own at worst
             run_blocking(self._calls.release(self.lease_id), self._calls.clock)
+        self._close_span(exc)
