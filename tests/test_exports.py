@@ -50,6 +50,7 @@ RUNTIME = {
     "WriteFailedError",
     "DeadlockError", "LeaseExpiredError", "LockError", "LockOrderError", "LockTimeoutError",
     "StaleLeaseError",
+    "ConstraintLoosenedError", "ConstraintViolationError", "InvariantViolationError",
     # envelope, ids, codec, clock
     "Envelope", "Provenance", "new_span_id", "new_task_id", "new_trace_id", "decode", "encode",
     "Clock", "SystemClock",
@@ -91,6 +92,9 @@ POLICIES = {
     "LockPolicy", "breaks_order", "in_lock_order", "key_prefix", "order_rank", "prefix_label",
     # end-to-end sampling
     "SamplingPolicy",
+    # constraints that travel with a task
+    "AllowOnly", "CapArgument", "Constraint", "ConstraintSet", "ForbidEntities", "ForbidPath",
+    "SpendCeiling", "describe_constraint",
     # policy files
     "PolicyFileError", "PolicySet", "PolicyTypeError", "PolicyValueError",
     "UnknownPolicyKeyError", "load_policies", "load_policies_file", "parse_duration",
