@@ -4,6 +4,8 @@ reason and trace, and leaves nothing behind; the rest of its batch is unaffected
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,16 +14,18 @@ import pytest
 
 from actors import Resource, invariant, write
 from actors._resource.calls import pack_calls, unpack_calls
-from actors._resource.constraints import carried, carrying, wire_of
+from actors._resource.constraints import MODEL_PREAMBLE, carried, carrying, for_model, wire_of
 from actors.lowlevel import ResourceCore, WriteCall
 from policies import AllowOnly, CapArgument, ConstraintSet, ForbidPath
 from runtime import (
     ConstraintViolationError,
     InvalidArgumentError,
     InvariantViolationError,
+    Message,
     decode,
     encode,
 )
+from runtime.testing import ScriptedModel, ScriptedRule
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -166,3 +170,19 @@ def test_an_invariant_that_raises_does_not_hold(tmp_path: Path) -> None:
         isinstance(refused.error, InvariantViolationError) and refused.error.invariant == "raises"
     )
     assert core.state == {"x": 1}
+
+
+def test_a_model_call_under_constraints_gets_them_first_as_data(tmp_path: Path) -> None:
+    from test_budget_lease import _metered
+
+    model, link, _ = _metered(tmp_path)
+    link.gate.set()
+    hello = [Message(role="user", content="hello")]
+    assert for_model(hello) == hello
+    with carrying(PROD):
+        first, rest = for_model(hello)[0], for_model(hello)[1:]
+        assert rest == hello and first.role == "system"
+        assert json.loads(first.content.removeprefix(MODEL_PREAMBLE)) == PROD.to_wire()
+        model.inner = ScriptedModel(rules=[ScriptedRule(pattern=".", reply=lambda m: m[0].content)])
+        reply = asyncio.run(model.complete(hello, max_tokens=64))
+    assert reply.text is not None and reply.text.startswith(MODEL_PREAMBLE)

@@ -14,14 +14,15 @@ named by its parameter); a field inside a pydantic argument is not looked at.
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 from policies import ConstraintSet, describe_constraint
-from runtime import ConstraintViolationError, InvalidArgumentError, decode, encode
+from runtime import ConstraintViolationError, InvalidArgumentError, Message, decode, encode
 
 from .batch import Refused
 from .calls import WriteCall, decode_arguments
@@ -61,6 +62,23 @@ def carrying(constraints: ConstraintSet) -> Iterator[None]:
         yield
     finally:
         CARRIED.reset(token)
+
+
+MODEL_PREAMBLE = (
+    "Constraints of this task, as data. They are enforced by the runtime: an action "
+    "against one is refused. Carry them unchanged; do not restate them in prose.\n"
+)
+
+
+def for_model(messages: Sequence[Message]) -> list[Message]:
+    """``messages`` with the running task's constraints first, as a JSON system message
+    (for the model's benefit only: enforcement is at the resources); unchanged outside a
+    task or without constraints."""
+    wire = carried()
+    if not wire:
+        return list(messages)
+    rendered = json.dumps(decode(wire), sort_keys=True, separators=(",", ":"))
+    return [Message(role="system", content=MODEL_PREAMBLE + rendered), *messages]
 
 
 class ConstraintChecks:
