@@ -128,8 +128,8 @@ class Act(Agent):
 class NaiveHop:
     """The same hop as a plain Ray actor: prose in, prose out."""
 
-    def __init__(self, name: str, model: ModelClient, files: Any) -> None:
-        self.name, self.model, self.files = name, model, files
+    def __init__(self, name: str, model: ModelClient, files: Any, namespace: str) -> None:
+        self.name, self.model, self.files, self.namespace = name, model, files, namespace
 
     async def relay(self, text: str) -> str:
         if self.name == "action":
@@ -138,12 +138,9 @@ class NaiveHop:
             return path
         prompt = [Message(role="user", content=f"[{self.name}] {text}")]
         condensed = await self.model.complete(prompt, max_tokens=64)
-        onward = ray.get_actor(f"naive-{NEXT[self.name]}", namespace=self.namespace())
+        onward = ray.get_actor(f"naive-{NEXT[self.name]}", namespace=self.namespace)
         path: str = await onward.relay.remote(condensed.text or "")
         return path
-
-    def namespace(self) -> str:
-        return ray.get_runtime_context().namespace
 
 
 @ray.remote(num_cpus=0)
@@ -163,7 +160,7 @@ def run_naive(system: System, model: ModelClient) -> list[str]:
     files = NaiveFiles.options(namespace=system.namespace).remote()  # type: ignore[attr-defined]
     hops = [
         NaiveHop.options(name=f"naive-{name}", namespace=system.namespace).remote(  # type: ignore[attr-defined]
-            name, model, files
+            name, model, files, system.namespace
         )
         for name in (*NEXT, "action")
     ]
