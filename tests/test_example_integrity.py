@@ -30,3 +30,23 @@ def test_context_rot_naive_writes_prod_and_agentcast_refuses_naming_the_constrai
     assert "(0 constraint" not in carried[1], out
     assert f"logged: write_file by action, reason constraint, trace {carried[2]}\n" in out, out
     assert code == 0
+
+
+def test_credit_exposure_naive_exceeds_the_cap_and_agentcasts_invariant_holds(
+    ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    credit_exposure = import_example("credit_exposure")
+    code = credit_exposure.main(["--storage", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "naive      total exposure:  120   over the cap: YES\n" in out, out
+    ours = re.search(
+        r"agentcast  total exposure:\s+(\d+)\s+over the cap: no\s+grants refused by the "
+        r"invariant: (\d+) \(logged: (\d+)\)",
+        out,
+    )
+    assert ours, out
+    # 120 asked in steps of 10: the book fills to exactly 100 (a refusal needs a full
+    # book), and at least the 2 grants beyond it are refused, each one logged.
+    assert int(ours[1]) == 100 and int(ours[2]) == int(ours[3]) >= 2, out
+    assert "agentcast: the invariant held at every version of the log (highest 100)" in out
+    assert code == 0
