@@ -5,11 +5,12 @@ enforced at the resource, whatever the prose between the hops says."""
 from __future__ import annotations
 
 import pytest
+import ray
 from integrity_agents import Action, Brief, Files, Relay, Report
 
 from actors import System, carrying
 from policies import ConstraintSet, ForbidPath, RetryPolicy
-from runtime import ConstraintViolationError, Envelope
+from runtime import ConstraintViolationError, Envelope, InvalidArgumentError, agent_actor_name
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
 
@@ -77,3 +78,13 @@ def test_a_drivers_write_carries_the_constraints_it_is_made_under(system: System
         files.write_file("/prod/a", "x")
     assert refused.value.constraint == "forbid_path(path under /prod)"
     assert files.paths() == []
+
+
+def test_a_forged_envelope_with_prose_constraints_is_refused_typed(system: System) -> None:
+    start(system)
+    forged = Envelope(sender="human")
+    object.__setattr__(forged, "constraints", {"never": "/prod"})  # past the constructor
+    actor = ray.get_actor(agent_actor_name("action", 0), namespace=system.namespace)
+    with pytest.raises(InvalidArgumentError, match="must be a ConstraintSet"):
+        ray.get(actor.handle.remote(Brief(goal="x", target="/prod/x"), forged), timeout=120)
+    assert system.get_resource("files").paths() == []
