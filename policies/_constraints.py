@@ -13,6 +13,7 @@ every write it admits, the other admits too.
 
 from __future__ import annotations
 
+import functools
 import math
 import posixpath
 from collections.abc import Mapping
@@ -31,6 +32,7 @@ def _name(value: Any, what: str) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=4096)  # a task writes the same few paths, checked by many
 def _path(value: str) -> str:
     """A path in normal form, so ``/a/../prod`` is ``/prod`` and ``prod/`` is ``prod``."""
     return posixpath.normpath(value) if value else value
@@ -247,6 +249,10 @@ class ConstraintSet:
 
     items: tuple[Constraint, ...] = ()
     _wire: list[dict[str, Any]] = field(init=False, compare=False, repr=False)
+    # Built once: the checks a write runs, as (argument or None, constraint); and the
+    # arguments they look at. A set is checked on every write that carries it.
+    _checks: tuple[tuple[str | None, Any], ...] = field(init=False, compare=False, repr=False)
+    _arguments: frozenset[str] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         kept: list[Constraint] = []
@@ -260,6 +266,13 @@ class ConstraintSet:
             raise ValueError(f"a constraint set holds at most {MAX_CONSTRAINTS} constraints")
         object.__setattr__(self, "items", tuple(sorted(kept, key=describe_constraint)))
         object.__setattr__(self, "_wire", [_to_wire(c) for c in self.items])
+        checks = tuple(
+            (None if isinstance(c, AllowOnly) else c.argument, c)
+            for c in self.items
+            if not isinstance(c, SpendCeiling)
+        )
+        object.__setattr__(self, "_checks", checks)
+        object.__setattr__(self, "_arguments", frozenset(a for a, _ in checks if a is not None))
 
     def __bool__(self) -> bool:
         return bool(self.items)
@@ -287,22 +300,17 @@ class ConstraintSet:
         """The first constraint a write of ``op`` on ``resource`` with these named
         arguments breaks, or None. A constraint on an argument the write does not take
         does not apply to it."""
-        for constraint in self.items:
-            if isinstance(constraint, AllowOnly):
+        for argument, constraint in self._checks:
+            if argument is None:
                 if not constraint.admits(resource, op):
-                    return constraint
-            elif isinstance(constraint, SpendCeiling):
-                continue
-            elif constraint.argument in arguments and constraint.refuses(
-                arguments[constraint.argument]
-            ):
-                return constraint
+                    return constraint  # type: ignore[no-any-return]
+            elif argument in arguments and constraint.refuses(arguments[argument]):
+                return constraint  # type: ignore[no-any-return]
         return None
 
     def arguments(self) -> frozenset[str]:
         """The argument names the set's constraints look at."""
-        checked = (ForbidPath, ForbidEntities, CapArgument)
-        return frozenset(c.argument for c in self.items if isinstance(c, checked))
+        return self._arguments
 
     def to_wire(self) -> list[dict[str, Any]]:
         """The set as plain data (what travels on a write and renders to a model)."""

@@ -32,6 +32,8 @@ MAX_WIRE_BYTES = 16_384
 """Largest encoded constraint set a write may carry."""
 _CACHED = 256
 
+_PARAM_NAMES: dict[Any, tuple[str, ...]] = {}  # per write method, built on first use
+
 CARRIED: ContextVar[bytes] = ContextVar("agentcast_constraints", default=b"")
 
 
@@ -134,7 +136,9 @@ def _named(op: Operation, args: bytes, wanted: frozenset[str]) -> dict[str, Any]
         positional, keywords = decode_arguments(args)
     except InvalidArgumentError:
         return {}
-    names = list(op.signature.parameters)[2:]  # after self and state
+    names = _PARAM_NAMES.get(op.fn)
+    if names is None:
+        names = _PARAM_NAMES[op.fn] = tuple(op.signature.parameters)[2:]  # after self, state
     named = {n: v for n, v in zip(names, positional, strict=False) if n in wanted}
     named.update((k, v) for k, v in keywords.items() if k in wanted)
     return named
