@@ -13,6 +13,7 @@ every write it admits, the other admits too.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import posixpath
@@ -55,9 +56,12 @@ class ForbidPath:
 
     prefix: str
     argument: str = "path"
+    _below: str = field(init=False, compare=False, repr=False)  # what a path under it starts with
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "prefix", _path(_name(self.prefix, "ForbidPath.prefix")))
+        prefix = _path(_name(self.prefix, "ForbidPath.prefix"))
+        object.__setattr__(self, "prefix", prefix)
+        object.__setattr__(self, "_below", "" if prefix == "/" else prefix.rstrip("/") + "/")
         _name(self.argument, "ForbidPath.argument")
 
     def implies(self, other: Constraint) -> bool:
@@ -68,7 +72,10 @@ class ForbidPath:
         )
 
     def refuses(self, value: Any) -> bool:
-        return not isinstance(value, str) or _under(_path(value), self.prefix)
+        if not isinstance(value, str):
+            return True
+        path = _path(value)
+        return path == self.prefix or path.startswith(self._below)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -207,10 +214,14 @@ def describe_constraint(constraint: Constraint) -> str:
     raise TypeError(f"not a constraint: {constraint!r}")
 
 
+def _init_fields(cls: type[Any]) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls) if f.init)
+
+
 def _to_wire(constraint: Constraint) -> dict[str, Any]:
     kind = _KIND_OF[type(constraint)]
     values: dict[str, Any] = {"kind": kind}
-    for name in type(constraint).__dataclass_fields__:
+    for name in _init_fields(type(constraint)):
         value = getattr(constraint, name)
         values[name] = sorted(value) if isinstance(value, frozenset) else value
     return values
@@ -221,7 +232,7 @@ def _from_wire(values: Any) -> Constraint:
         raise ValueError(f"a constraint must be a mapping with a known kind, not {values!r}")
     cls = _KINDS[values["kind"]]
     fields = {k: v for k, v in values.items() if k != "kind"}
-    if set(fields) - set(cls.__dataclass_fields__):
+    if set(fields) - _init_fields(cls):
         raise ValueError(f"{values['kind']}: unknown fields {sorted(set(fields))}")
     for name in ("entities", "targets"):
         if name in fields:
