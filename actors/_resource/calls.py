@@ -245,7 +245,7 @@ class WriteSpan:
                 "agentcast.resource": resource,
                 "agentcast.writer": "" if first is None else first.writer,
                 "agentcast.write.count": len(calls),
-                "agentcast.write.operations": ",".join(sorted({c.op for c in calls})),
+                "agentcast.write.operations": ",".join(sorted({str(c.op) for c in calls})),
                 "agentcast.write.idempotency_key": "" if first is None else first.idem_key,
             },
         )  # fmt: skip
