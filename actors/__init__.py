@@ -49,12 +49,14 @@ from ._locks.store import LockEvent as LockEvent
 from ._reconnect import Reconnect as Reconnect
 from ._resource.calls import ReadResult as ReadResult
 from ._resource.calls import WriteResult as WriteResult
+from ._resource.constraints import carrying as carrying
 from ._resource.declare import Resource as Resource
 from ._resource.declare import read as read
 from ._resource.declare import write as write
 from ._resource.handle import AsyncResourceHandle as AsyncResourceHandle
 from ._resource.handle import ResourceHandle as ResourceHandle
 from ._resource.handle import Write as Write
+from ._resource.invariants import invariant as invariant
 from ._resource.ownership import OwnershipRecord as OwnershipRecord
 from ._resource.store import LogRecord as LogRecord
 from ._resource.store import ResourceLog as ResourceLog
@@ -103,7 +105,9 @@ __all__ = [
     "ToolGuard",
     "Write",
     "WriteResult",
+    "carrying",
     "handler",
+    "invariant",
     "read",
     "write",
 ]

@@ -50,6 +50,14 @@ from ._conflict import ConflictSide as ConflictSide
 from ._conflict import ConflictVerdict as ConflictVerdict
 from ._conflict import negotiation_verdict as negotiation_verdict
 from ._conflict import rule_verdicts as rule_verdicts
+from ._constraints import AllowOnly as AllowOnly
+from ._constraints import CapArgument as CapArgument
+from ._constraints import Constraint as Constraint
+from ._constraints import ConstraintSet as ConstraintSet
+from ._constraints import ForbidEntities as ForbidEntities
+from ._constraints import ForbidPath as ForbidPath
+from ._constraints import SpendCeiling as SpendCeiling
+from ._constraints import describe_constraint as describe_constraint
 from ._deadlines import Deadlines as Deadlines
 from ._deadlines import Expiry as Expiry
 from ._deadlines import ExpiryReason as ExpiryReason
@@ -98,18 +106,22 @@ from ._yaml import parse_duration as parse_duration
 __all__ = [
     "Abandon",
     "AbandonTask",
+    "AllowOnly",
     "BreakerPolicy",
     "BreakerState",
     "BreakerStatus",
     "BudgetLimit",
     "BudgetPolicy",
     "BudgetRetention",
+    "CapArgument",
     "ConflictAction",
     "ConflictLevel",
     "ConflictPolicy",
     "ConflictRule",
     "ConflictSide",
     "ConflictVerdict",
+    "Constraint",
+    "ConstraintSet",
     "Deadlines",
     "Dimension",
     "Durability",
@@ -118,6 +130,8 @@ __all__ = [
     "Expiry",
     "ExpiryReason",
     "FailureAction",
+    "ForbidEntities",
+    "ForbidPath",
     "LeaseMode",
     "Ledger",
     "LockPolicy",
@@ -143,6 +157,7 @@ __all__ = [
     "SamplingPolicy",
     "Scope",
     "ScopeKind",
+    "SpendCeiling",
     "StopCause",
     "SupervisorRetention",
     "TokenRetention",
@@ -152,6 +167,7 @@ __all__ = [
     "backoff",
     "breaks_order",
     "decide",
+    "describe_constraint",
     "expired",
     "fingerprint",
     "grant",

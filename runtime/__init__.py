@@ -33,6 +33,9 @@ from ._clock import Clock as Clock
 from ._clock import SystemClock as SystemClock
 from ._codec import decode as decode
 from ._codec import encode as encode
+from ._constraint_errors import ConstraintLoosenedError as ConstraintLoosenedError
+from ._constraint_errors import ConstraintViolationError as ConstraintViolationError
+from ._constraint_errors import InvariantViolationError as InvariantViolationError
 from ._envelope import Envelope as Envelope
 from ._envelope import Provenance as Provenance
 from ._ids import new_span_id as new_span_id
@@ -120,6 +123,8 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ConflictLostError",
+    "ConstraintLoosenedError",
+    "ConstraintViolationError",
     "DeadlockError",
     "Envelope",
     "FailureReason",
@@ -127,6 +132,7 @@ __all__ = [
     "HandlerOutputError",
     "IdempotencyKeyReusedError",
     "InvalidArgumentError",
+    "InvariantViolationError",
     "KeptGauge",
     "LeaseExpiredError",
     "LockError",

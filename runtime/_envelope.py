@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from policies import ConstraintSet, describe_constraint
+
+from ._constraint_errors import ConstraintLoosenedError
 from ._ids import new_span_id, new_task_id, new_trace_id
 from .errors import InvalidArgumentError
 
@@ -33,8 +35,9 @@ class Envelope:
         task_id: the task this envelope carries; idempotency keys derive from it.
         sender: who sent it: an agent name, "system" or "human".
         provenance: where the content comes from.
-        constraints: typed constraints that travel unchanged to every hop, e.g.
-            ``{"forbidden_paths": ["/prod"]}``; resources may enforce them.
+        constraints: the hard limits that travel to every hop (``policies.ConstraintSet``),
+            e.g. ``ConstraintSet((ForbidPath(prefix="/prod"),))``; every resource checks
+            each write against them. A child may only tighten them (``child``).
     """
 
     trace_id: str = field(default_factory=new_trace_id)
@@ -43,10 +46,28 @@ class Envelope:
     task_id: str = field(default_factory=new_task_id)
     sender: str = "system"
     provenance: Provenance = Provenance.SYSTEM
-    constraints: Mapping[str, object] = field(default_factory=dict)
+    constraints: ConstraintSet = field(default_factory=ConstraintSet)
 
-    def child(self, *, sender: str, task_id: str | None = None) -> Envelope:
-        """The envelope of a task caused by this one: same trace and constraints."""
+    def __post_init__(self) -> None:
+        checked_constraints(self.constraints)
+
+    def child(
+        self, *, sender: str, task_id: str | None = None, constraints: ConstraintSet | None = None
+    ) -> Envelope:
+        """The envelope of a task caused by this one: same trace and constraints, or
+        ``constraints`` if they are at least as strict (an agent may add or tighten).
+
+        Raises:
+            ConstraintLoosenedError: ``constraints`` drop or loosen one of this envelope's.
+            InvalidArgumentError: ``constraints`` is not a ``ConstraintSet``.
+        """
+        carried = self.constraints
+        if constraints is not None:
+            checked_constraints(constraints)
+            missing = [c for c in carried.items if not any(m.implies(c) for m in constraints.items)]
+            if missing:
+                raise ConstraintLoosenedError(sender, tuple(map(describe_constraint, missing)))
+            carried = constraints
         return replace(
             self,
             span_id=new_span_id(),
@@ -54,6 +75,7 @@ class Envelope:
             task_id=task_id or new_task_id(),
             sender=sender,
             provenance=Provenance.UNVERIFIED_AGENT if sender != "system" else self.provenance,
+            constraints=carried,
         )
 
     def traceparent(self) -> str:
@@ -71,3 +93,16 @@ class Envelope:
         if match is None:
             raise InvalidArgumentError(f"not a W3C traceparent: {header!r}")
         return cls(trace_id=match[1], parent_span_id=match[2], sender=sender)
+
+
+def checked_constraints(value: object) -> ConstraintSet:
+    """``value`` if it is a constraint set.
+
+    Raises:
+        InvalidArgumentError: it is anything else (a dict of prose, a forged object).
+    """
+    if not isinstance(value, ConstraintSet):
+        raise InvalidArgumentError(
+            f"constraints must be a ConstraintSet, not {type(value).__name__}"
+        )
+    return value

@@ -17,6 +17,8 @@ Every error the runtime raises on purpose is an ``AgentcastError``::
     │   ├── WriteFailedError          the write method raised an error that cannot travel
     │   ├── NotOwnerError             the entity is owned by another agent
     │   ├── ConflictLostError         the conflict ladder settled against the write
+    │   ├── ConstraintViolationError  the write breaks a constraint its task carries
+    │   ├── InvariantViolationError   the write would break an invariant of the whole state
     │   └── ResourceUnavailableError  the actor died or restarted mid-call: outcome unknown
     ├── BudgetExceededError           a cap would be crossed: the model call was not made
     ├── CircuitOpenError              a dependency's breaker is open: the call was not made
@@ -25,6 +27,7 @@ Every error the runtime raises on purpose is an ``AgentcastError``::
     │   ├── LockOrderError            the keys break the global order of the owner's leases
     │   ├── DeadlockError             chosen to break a cycle of waits (the youngest waiter)
     │   └── LeaseExpiredError         the lease is gone: expired, released or killed
+    ├── ConstraintLoosenedError       an agent handed on a looser constraint set
     ├── SubtaskFailedError            a supervised subtask failed: reason + attempt history
     ├── AgentError                    raised by the agent layer
     │   ├── UnknownHandlerError       no handler takes that message type
@@ -39,7 +42,8 @@ Every error the runtime raises on purpose is an ``AgentcastError``::
         └── ModelOutputError          a reply that does not validate as the asked schema
 
 The lock errors (``LockError`` and below, ``StaleLeaseError``) are defined in
-``runtime._lock_errors``. Every error survives a trip through Ray (pickling):
+``runtime._lock_errors``; the constraint and invariant errors in
+``runtime._constraint_errors``. Every error survives a trip through Ray (pickling):
 ``__reduce__`` rebuilds it from its message and attributes, so subclasses never have to
 mirror their constructor.
 """

@@ -14,6 +14,7 @@ from actors._cli.bench.resource import ratios, table, targets
 ROWS = (
     "noop_ceiling",
     "durable_unbatched",
+    "durable_constrained",
     "durable_unbatched_process",
     "batched",
     "ttl_lock",
@@ -44,6 +45,8 @@ def test_targets_follow_the_ratios() -> None:
     assert found["p99_growth_1_to_32"]["batched"] == 32.0
     verdicts = targets(found, rows)
     assert verdicts["unbatched_vs_ceiling"]["pass"] is True
+    assert found["durable_constrained/durable_unbatched"] == {"1": 1.0, "8": 1.0, "32": 1.0}
+    assert verdicts["constraints_cost"]["pass"] is True
     assert verdicts["batched_vs_ceiling"]["pass"] is False
     assert verdicts["p99_growth_at_most_linear"]["pass"] is True
     assert verdicts["no_lost_updates"]["pass"] is True
@@ -70,7 +73,7 @@ def test_table_names_every_row_and_target() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # its own Ray and 21 measured rows: longer than the default
+@pytest.mark.timeout(900)  # its own Ray and 24 measured rows: longer than the default
 def test_quick_run_reports_every_row_and_loses_nothing(tmp_path: Path) -> None:
     report = run_quick_bench("resource", tmp_path / "bench.json", timeout=600)
     by = {(r["row"], r["n"]): r for r in report["rows"]}

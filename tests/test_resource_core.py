@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from resources_for_tests import Inventory, Item, Ledger, OutOfStockError
 
+import actors._resource.core as core_module
 from actors import WriteResult
 from actors._resource.state_view import replay as replay_log
 from actors.lowlevel import ResourceCore, WriteCall
@@ -300,14 +301,14 @@ def test_an_unexpected_failure_mid_batch_rolls_back_applied_writes(
 ) -> None:
     core = open_core(tmp_path)
     calls = [call("restock", "A", 1), call("restock", "B", 1, key="boom")]
-    real_record = core._record
+    real_record = core_module.log_record
 
     def record(call: WriteCall, *args: Any) -> Any:  # fails after the write was applied
         if call.idem_key == "boom":
             raise RuntimeError("clock broken")
         return real_record(call, *args)
 
-    monkeypatch.setattr(core, "_record", record)
+    monkeypatch.setattr(core_module, "log_record", record)
     results = core.apply_batch(calls)
     assert all(isinstance(r.error, StorageError) for r in results)
     assert core.state == {} and core.version == 0

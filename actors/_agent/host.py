@@ -11,6 +11,7 @@ from ray import cloudpickle
 
 from runtime import Envelope, HandlerOutputError, UnknownHandlerError, fix_mmap_threshold, span
 
+from .._resource.constraints import carrying
 from .agent import Agent, AgentRuntime, HandlerSpec, TaskContext, current_task, handlers
 from .ledger import AttemptLedger
 
@@ -67,6 +68,8 @@ class AgentHost:
         Raises:
             UnknownHandlerError: no handler takes this message type.
             HandlerOutputError: the handler's return value is not its output model.
+            InvalidArgumentError: the envelope's constraints are not a ``ConstraintSet``
+                (a forged or malformed envelope).
         """
         self._ledger.begin(envelope.span_id)
         try:
@@ -83,7 +86,7 @@ class AgentHost:
         run = envelope.trace_id
         self._running[run] = self._running.get(run, 0) + 1
         try:
-            with span(
+            with carrying(envelope.constraints), span(
                 f"invoke_agent {self._runtime.name}", envelope=envelope,
                 attributes=self._span_attributes(spec, envelope),
             ):  # fmt: skip

@@ -35,6 +35,7 @@ from runtime import (
     span,
 )
 
+from .._resource.constraints import for_model
 from .book import SpendContext
 from .client import Starter
 from .core import Grant
@@ -121,7 +122,7 @@ class MeteredModel:
             "gen_ai.conversation.id": self._run(),
         }
         with span(f"chat {self.inner.model}", kind="client", attributes=attributes) as traced:
-            completion = await self._complete(messages, max_tokens, schema)
+            completion = await self._complete(for_model(messages), max_tokens, schema)
             traced.set_attribute("gen_ai.usage.input_tokens", completion.usage.prompt_tokens)
             traced.set_attribute("gen_ai.usage.output_tokens", completion.usage.completion_tokens)
         return completion

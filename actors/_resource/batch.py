@@ -51,3 +51,17 @@ def rejection_of(call: WriteCall, refused: Refused, at: str) -> Rejection:
         reason=refused.reason,
         detail=describe_error(refused.error),
     )
+
+
+def log_record(
+    call: WriteCall, identity: tuple[str, int, int], version: int, result: bytes, diff: bytes,
+    at: str,
+) -> LogRecord:  # fmt: skip
+    """The log record of ``call`` applied after ``version`` by ``(writer, epoch,
+    incarnation)``."""
+    writer, epoch, incarnation = identity
+    return LogRecord(
+        version=version + 1, op=call.op, args=call.args, result=result, writer=writer,
+        writer_epoch=epoch, incarnation=incarnation, idem_key=call.idem_key,
+        trace_id=call.trace_id, at=at, diff=diff,
+    )  # fmt: skip

@@ -31,7 +31,8 @@ class WriteCall:
     ``args`` is the msgpack encoding of ``[positional, keyword]`` arguments. ``writer``
     and ``writer_epoch`` are what the call claims; the resource takes the writer's
     identity from ``token`` alone. ``leases`` are the (key, fencing token) pairs of the
-    leases held where the write was made (``actors._resource.fencing``). ``malformed``
+    leases held where the write was made (``actors._resource.fencing``). ``constraints``
+    is the encoded constraint set of the task that made it (``constraints.py``). ``malformed``
     says why a call's wire form was not what a handle sends (its other fields are then
     printable stand-ins, for the audit).
     """
@@ -45,6 +46,7 @@ class WriteCall:
     expected_version: int | None = None
     token: str = ""
     leases: tuple[tuple[str, int], ...] = ()
+    constraints: bytes = b""
     malformed: str | None = None
 
 
@@ -108,6 +110,7 @@ def pack_calls(calls: list[WriteCall]) -> bytes:
                 c.expected_version,
                 c.token,
                 [list(pair) for pair in c.leases],
+                c.constraints,
             )
             for c in calls
         ]
@@ -130,7 +133,7 @@ def unpack_calls(blob: bytes) -> list[WriteCall]:
 _WIRE_TYPES: tuple[tuple[str, tuple[type, ...]], ...] = (
     ("op", (str,)), ("args", (bytes,)), ("writer", (str,)), ("writer_epoch", (int,)),
     ("idem_key", (str,)), ("trace_id", (str,)), ("expected_version", (int, type(None))),
-    ("token", (str,)), ("leases", (list,)),
+    ("token", (str,)), ("leases", (list,)), ("constraints", (bytes,)),
 )  # fmt: skip
 
 
@@ -146,7 +149,7 @@ def _checked_call(fields: Any) -> WriteCall:
     if isinstance(leases, str):
         return _malformed(fields, leases)
     op, args, writer, epoch, key, trace, expected, token = fields[:8]
-    return WriteCall(op, args, writer, epoch, key, trace, expected, token, leases)
+    return WriteCall(op, args, writer, epoch, key, trace, expected, token, leases, fields[9])
 
 
 def _malformed(fields: list[Any], why: str) -> WriteCall:

@@ -29,7 +29,7 @@ from runtime import (
 )
 
 from .._agent.registry import TokenHolder
-from .batch import Batch, Refused, Seen, rejection_of
+from .batch import Batch, Refused, Seen, log_record, rejection_of
 from .calls import (
     ReadResult,
     WriteCall,
@@ -39,17 +39,19 @@ from .calls import (
     describe_error,
     error_payload,
 )
+from .constraints import ConstraintChecks
 from .declare import Operation, Resource, operations
 from .fencing import LeaseFences
+from .invariants import check_invariants, refusal_reason
 from .ownership import (
     OWNERSHIP_REFUSALS,
     OwnershipBook,
     OwnershipChange,
     OwnershipRecord,
-    refusal_reason,
 )
+from .ownership import refusal_reason as ownership_refusal
 from .state_view import StateView, apply_changes, replay
-from .store import LogRecord, ResourceLog, args_digest
+from .store import ResourceLog, args_digest
 
 
 class Tokens(Protocol):
@@ -87,6 +89,7 @@ class ResourceCore:
         self._ops = operations(type(resource))
         self._clock = clock or SystemClock()
         self._tokens = tokens
+        self._constraints = ConstraintChecks(name)
         self._holders: dict[str, TokenHolder] = {}
         self._log = ResourceLog(root, name, self.policy.durability)
         self._keys: OrderedDict[str, Seen] = OrderedDict()
@@ -196,14 +199,17 @@ class ResourceCore:
             args, kwargs = decode_arguments(call.args)
             value = op.call(self._resource, view, args, kwargs)
             result, diff = encode(value), encode(view.changes())
+            check_invariants(self._resource, self.name, call.op, self.state)  # before it commits
         except BaseException as error:
             view.undo()
             if isinstance(error, (KeyboardInterrupt, SystemExit)):
                 raise
-            reason = "invalid" if isinstance(error, InvalidArgumentError) else "raised"
+            reason = refusal_reason(error)
             raise Refused(error_payload(error, self.name, call.op), reason) from error
         try:
-            record = self._record(call, (writer, epoch), result, diff, batch.at)
+            record = log_record(
+                call, (writer, epoch, self.incarnation), self.version, result, diff, batch.at
+            )
         except BaseException:
             view.undo()  # not yet among the batch's records
             raise
@@ -261,6 +267,8 @@ class ResourceCore:
         not_owner = self.owners.refusal(op, call.args, writer)
         if not_owner is not None:
             raise Refused(*not_owner)
+        if (breaks := self._constraints.refusal(call, op)) is not None:
+            raise breaks  # a constraint the task carries (``constraints.py``)
         if call.expected_version is not None and call.expected_version != self.version:
             conflict = ConflictError(self.name, call.expected_version, self.version)
             raise Refused(conflict, "conflict")
@@ -307,15 +315,6 @@ class ResourceCore:
         if not self._compact_more:
             self._log.truncate_wal()
 
-    def _record(
-        self, call: WriteCall, identity: tuple[str, int], result: bytes, diff: bytes, at: str
-    ) -> LogRecord:
-        return LogRecord(
-            version=self.version + 1, op=call.op, args=call.args, result=result,
-            writer=identity[0], writer_epoch=identity[1], incarnation=self.incarnation,
-            idem_key=call.idem_key, trace_id=call.trace_id, at=at, diff=diff,
-        )  # fmt: skip
-
     # -- fencing writers ------------------------------------------------------------
 
     def fence_writer(self, writer: str, min_epoch: int) -> None:
@@ -356,7 +355,7 @@ class ResourceCore:
         except Refused as refused:
             error, reason = refused.error, refused.reason
         except OWNERSHIP_REFUSALS as refused:
-            error, reason = refused, refusal_reason(refused)
+            error, reason = refused, ownership_refusal(refused)
         rejection = rejection_of(call, Refused(error, reason), now.isoformat())
         self._log.commit(self.incarnation, [], [rejection])
         raise error

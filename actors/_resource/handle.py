@@ -41,6 +41,7 @@ from .calls import (
     pack_calls,
     unpack_results,
 )
+from .constraints import carried
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,6 +198,7 @@ class ResourceCalls:
             writer_epoch=self.identity.epoch, idem_key=write.key or derived, trace_id=trace_id,
             expected_version=write.expected_version, token=self.identity.token,
             leases=held_tokens(),  # the leases held where the write is made: fenced
+            constraints=carried(),  # the constraints of the task it is made under: checked
         )  # fmt: skip
 
 

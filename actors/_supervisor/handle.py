@@ -14,6 +14,7 @@ import ray
 from pydantic import BaseModel
 
 from policies import (
+    ConstraintSet,
     Deadlines,
     OnFailure,
     RestartIntensity,
@@ -30,6 +31,7 @@ from .types import Outcome, SubtaskSpec, SubtaskStatus
 from .validate import check_submission
 
 _SUPERVISOR = "supervisor"
+NONE = ConstraintSet()
 
 
 def make_spec(
@@ -348,18 +350,21 @@ class AsyncSupervisor:
         next_stage: str | None = None,
         run: str | None = None,
         retry_budget: RetryBudget | None = None,
+        constraints: ConstraintSet | None = None,
     ) -> AsyncSubtaskHandle:
-        """See ``Supervisor.submit``; the subtask is a child of the current task.
+        """See ``Supervisor.submit``; a child of the current task, carrying its constraints
+        or ``constraints`` if they are at least as strict (``Envelope.child``).
 
         Raises:
             ConfigurationError: as for ``Supervisor.submit``.
+            ConstraintLoosenedError, InvalidArgumentError: see ``Envelope.child``.
         """
         check_submission(to, expect, ray.get_runtime_context().namespace)
         task_id = new_task_id()
         env = (
-            Envelope(sender=self._sender, task_id=task_id)
+            Envelope(sender=self._sender, task_id=task_id, constraints=constraints or NONE)
             if self._parent is None
-            else self._parent.child(sender=self._sender, task_id=task_id)
+            else self._parent.child(sender=self._sender, task_id=task_id, constraints=constraints)
         )
         spec = make_spec(
             task, to=to, expect=expect, deadline=deadline, retry=retry, on_failure=on_failure,

@@ -19,9 +19,10 @@ from typing import Any
 import ray
 from pydantic import BaseModel
 
-from policies import Durability
+from policies import AllowOnly, CapArgument, ConstraintSet, Durability, ForbidEntities, ForbidPath
 
 from ..._agent.agent import Agent, handler
+from ..._resource.constraints import carrying
 from ..._resource.declare import Resource, read, write
 from ..._resource.handle import Write
 
@@ -63,6 +64,19 @@ class NoopRun(Run):
 class WriteRun(Run):
     resource: str
     think_s: float = 0.0
+    constrained: bool = False  # carry ``TEN_CONSTRAINTS`` (none of which the write breaks)
+
+
+TEN_CONSTRAINTS = ConstraintSet(
+    (
+        *(ForbidPath(prefix=f"/{p}", argument="key") for p in ("prod", "etc", "var", "srv")),
+        *(ForbidPath(prefix=f"/{p}", argument="key") for p in ("home", "root", "boot")),
+        ForbidEntities(entities=frozenset({"frozen", "closed"}), argument="key"),
+        CapArgument(argument="n", maximum=1_000_000),
+        AllowOnly(targets=frozenset({"bench-full.add", "bench-process.add"})),
+    )
+)
+"""What a ``durable_constrained`` write carries: checked on every write, never broken."""
 
 
 class BatchRun(Run):
@@ -155,7 +169,11 @@ class BenchClient(Agent):
         async def op() -> None:
             if run.think_s > 0:
                 await asyncio.sleep(run.think_s)
-            result = await resource.write("add", run.key, 1)
+            if run.constrained:  # the plain row pays nothing for the option
+                with carrying(TEN_CONSTRAINTS):
+                    result = await resource.write("add", run.key, 1)
+            else:
+                result = await resource.write("add", run.key, 1)
             counts.failed += result.error is not None
             counts.duplicates += result.duplicate
 
@@ -291,9 +309,9 @@ class RowSpec:
 def _messages(c: BenchConfig, ns: str) -> dict[str, MessageFactory]:
     """How each row builds its message from (key, ops, start_at)."""
 
-    def writes(resource: str, think_s: float = 0.0) -> MessageFactory:
+    def writes(resource: str, think_s: float = 0.0, constrained: bool = False) -> MessageFactory:
         return lambda k, n, t: WriteRun(
-            key=k, ops=n, start_at=t, resource=resource, think_s=think_s
+            key=k, ops=n, start_at=t, resource=resource, think_s=think_s, constrained=constrained
         )
 
     return {
@@ -301,6 +319,7 @@ def _messages(c: BenchConfig, ns: str) -> dict[str, MessageFactory]:
             key=k, ops=n, start_at=t, target=NOOP, namespace=ns
         ),
         "durable_unbatched": writes("bench-full"),
+        "durable_constrained": writes("bench-full", constrained=True),
         "durable_unbatched_process": writes("bench-process"),
         "batched": lambda k, n, t: BatchRun(
             key=k, ops=n, start_at=t, resource="bench-batched", batch=c.batch
@@ -339,6 +358,9 @@ def workloads(config: BenchConfig, ns: str) -> list[RowSpec]:
                 None, m["noop_ceiling"]),
         RowSpec("durable_unbatched", "agentcast", full, "writes", 1, write, "1", "bench-full",
                 m["durable_unbatched"]),
+        RowSpec("durable_constrained", "agentcast", full, "writes", 1,
+                f"{write} carrying {len(TEN_CONSTRAINTS.items)} constraints", "1", "bench-full",
+                m["durable_constrained"]),
         RowSpec("durable_unbatched_process", "agentcast", process, "writes", 1, write, "1",
                 "bench-process", m["durable_unbatched_process"]),
         RowSpec("batched", "agentcast", full, "writes", c.batch,

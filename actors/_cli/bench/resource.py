@@ -218,7 +218,10 @@ def run_bench(as_json: bool, quick: bool, out: str | None) -> int:
 
 # -- the report ---------------------------------------------------------------------------
 
-AGENTCAST_ROWS = ("durable_unbatched", "durable_unbatched_process", "batched", "agentcast_rmw")
+AGENTCAST_ROWS = (
+    "durable_unbatched", "durable_constrained", "durable_unbatched_process", "batched",
+    "agentcast_rmw",
+)  # fmt: skip
 LINEAR_BOUND = max(CLIENT_COUNTS) / min(CLIENT_COUNTS)
 
 
@@ -236,6 +239,7 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "durable_unbatched_process/noop_ceiling": per_n(
             "durable_unbatched_process", "noop_ceiling"
         ),
+        "durable_constrained/durable_unbatched": per_n("durable_constrained", "durable_unbatched"),
         "batched/noop_ceiling": per_n("batched", "noop_ceiling"),
         "batched/ttl_lock": per_n("batched", "ttl_lock"),
         "durable_unbatched/ttl_lock": per_n("durable_unbatched", "ttl_lock"),
@@ -265,6 +269,10 @@ def targets(found: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]
         "unbatched_vs_ceiling": _at_least(
             found["durable_unbatched/noop_ceiling"], 0.8,
             "durable unbatched writes/s >= 0.8x plain Ray no-op calls/s",
+        ),
+        "constraints_cost": _at_least(
+            found["durable_constrained/durable_unbatched"], 0.9,
+            "writes carrying 10 constraints/s >= 0.9x plain durable writes/s",
         ),
         "batched_vs_ceiling": _at_least(
             found["batched/noop_ceiling"], 10.0, "batched writes/s >= 10x no-op calls/s"
