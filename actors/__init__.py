@@ -26,6 +26,8 @@ def _refuse_shadowed_siblings() -> None:
 _refuse_shadowed_siblings()
 
 
+from policies import Provenance as Provenance
+
 from ._agent.agent import Agent as Agent
 from ._agent.agent import handler as handler
 from ._agent.group import AgentGroup as AgentGroup
@@ -89,6 +91,7 @@ __all__ = [
     "Outcome",
     "OwnershipRecord",
     "Position",
+    "Provenance",
     "ReadResult",
     "Reconnect",
     "Resource",

@@ -34,7 +34,6 @@ from ._clock import SystemClock as SystemClock
 from ._codec import decode as decode
 from ._codec import encode as encode
 from ._envelope import Envelope as Envelope
-from ._envelope import Provenance as Provenance
 from ._ids import new_span_id as new_span_id
 from ._ids import new_task_id as new_task_id
 from ._ids import new_trace_id as new_trace_id
@@ -99,6 +98,7 @@ from .errors import ModelTimeoutError as ModelTimeoutError
 from .errors import ModelUnavailableError as ModelUnavailableError
 from .errors import NotOwnerError as NotOwnerError
 from .errors import PayloadTooLargeError as PayloadTooLargeError
+from .errors import ProvenanceError as ProvenanceError
 from .errors import ResourceError as ResourceError
 from .errors import ResourceUnavailableError as ResourceUnavailableError
 from .errors import StorageError as StorageError
@@ -145,7 +145,7 @@ __all__ = [
     "NotOwnerError",
     "OpenAICompatibleClient",
     "PayloadTooLargeError",
-    "Provenance",
+    "ProvenanceError",
     "ResourceError",
     "ResourceUnavailableError",
     "ScriptedModel",

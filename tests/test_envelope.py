@@ -6,7 +6,8 @@ import pickle
 
 import pytest
 
-from runtime import Envelope, InvalidArgumentError, Provenance
+from policies import Provenance
+from runtime import Envelope, InvalidArgumentError
 
 
 def test_traceparent_round_trip_and_child_lineage() -> None:
@@ -21,6 +22,7 @@ def test_traceparent_round_trip_and_child_lineage() -> None:
     assert child.task_id != root.task_id
     assert child.constraints == {"never": "/prod"}
     assert child.provenance is Provenance.UNVERIFIED_AGENT
+    assert child.sources == (root.task_id,)
     assert pickle.loads(pickle.dumps(child)) == child
 
 

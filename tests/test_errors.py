@@ -47,6 +47,7 @@ SAMPLES: list[errors.AgentcastError] = [
     errors.NotOwnerError("drafts", "42", "", "publishing"),
     errors.ConflictLostError("drafts", "t-1:0", 3, "the arbiter ruled for 'editorial'"),
     errors.ResourceUnavailableError("inv", "down"),
+    errors.ProvenanceError("reports:publish", "verified", "unverified_agent"),
     errors.UnknownHandlerError("agent", "Msg"),
     errors.HandlerOutputError("agent", "h", "detail"),
     errors.ModelError("model", endpoint="e"),
