@@ -35,6 +35,7 @@ from runtime import (
     span,
 )
 
+from .._agent.derived import note
 from .book import SpendContext
 from .client import Starter
 from .core import Grant
@@ -122,6 +123,7 @@ class MeteredModel:
         }
         with span(f"chat {self.inner.model}", kind="client", attributes=attributes) as traced:
             completion = await self._complete(messages, max_tokens, schema)
+            note(completion.provenance, f"model:{self.inner.model}")  # derived from a reply
             traced.set_attribute("gen_ai.usage.input_tokens", completion.usage.prompt_tokens)
             traced.set_attribute("gen_ai.usage.output_tokens", completion.usage.completion_tokens)
         return completion

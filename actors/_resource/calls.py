@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from ray import cloudpickle
 
+from policies import Provenance
 from runtime import InvalidArgumentError, WriteFailedError, decode, encode, span
 
 from .fencing import checked_leases
@@ -31,7 +32,8 @@ class WriteCall:
     ``args`` is the msgpack encoding of ``[positional, keyword]`` arguments. ``writer``
     and ``writer_epoch`` are what the call claims; the resource takes the writer's
     identity from ``token`` alone. ``leases`` are the (key, fencing token) pairs of the
-    leases held where the write was made (``actors._resource.fencing``). ``malformed``
+    leases held where the write was made (``actors._resource.fencing``). ``provenance``
+    is the mark the writer claims (``actors._resource.provenance``). ``malformed``
     says why a call's wire form was not what a handle sends (its other fields are then
     printable stand-ins, for the audit).
     """
@@ -46,6 +48,7 @@ class WriteCall:
     token: str = ""
     leases: tuple[tuple[str, int], ...] = ()
     malformed: str | None = None
+    provenance: Provenance = Provenance.UNVERIFIED_AGENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +77,12 @@ class WriteResult(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class ReadResult(Generic[T]):
-    """A read's value and the version it was read at."""
+    """A read's value, the version it was read at, and the weakest provenance of the
+    state it was read from (``actors._resource.provenance``)."""
 
     value: T
     version: int
+    provenance: Provenance = Provenance.SYSTEM
 
 
 def describe_error(error: BaseException) -> str:
@@ -108,6 +113,7 @@ def pack_calls(calls: list[WriteCall]) -> bytes:
                 c.expected_version,
                 c.token,
                 [list(pair) for pair in c.leases],
+                c.provenance.value,
             )
             for c in calls
         ]
@@ -130,8 +136,9 @@ def unpack_calls(blob: bytes) -> list[WriteCall]:
 _WIRE_TYPES: tuple[tuple[str, tuple[type, ...]], ...] = (
     ("op", (str,)), ("args", (bytes,)), ("writer", (str,)), ("writer_epoch", (int,)),
     ("idem_key", (str,)), ("trace_id", (str,)), ("expected_version", (int, type(None))),
-    ("token", (str,)), ("leases", (list,)),
+    ("token", (str,)), ("leases", (list,)), ("provenance", (str,)),
 )  # fmt: skip
+_MARKS = frozenset(Provenance)
 
 
 def _checked_call(fields: Any) -> WriteCall:
@@ -145,8 +152,11 @@ def _checked_call(fields: Any) -> WriteCall:
     leases = checked_leases(fields[8])
     if isinstance(leases, str):
         return _malformed(fields, leases)
+    if fields[9] not in _MARKS:
+        return _malformed(fields, f"provenance {fields[9][:40]!r} is not a Provenance")
     op, args, writer, epoch, key, trace, expected, token = fields[:8]
-    return WriteCall(op, args, writer, epoch, key, trace, expected, token, leases)
+    mark = Provenance(fields[9])
+    return WriteCall(op, args, writer, epoch, key, trace, expected, token, leases, None, mark)
 
 
 def _malformed(fields: list[Any], why: str) -> WriteCall:

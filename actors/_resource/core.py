@@ -12,7 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from policies import ResourcePolicy, WriteAuthority
+from policies import Provenance, ResourcePolicy, WriteAuthority
 from runtime import (
     Clock,
     ConflictError,
@@ -48,6 +48,7 @@ from .ownership import (
     OwnershipRecord,
     refusal_reason,
 )
+from .provenance import StateMarks, refusal, trust_of
 from .state_view import StateView, apply_changes, replay
 from .store import LogRecord, ResourceLog, args_digest
 
@@ -87,6 +88,7 @@ class ResourceCore:
         self._ops = operations(type(resource))
         self._clock = clock or SystemClock()
         self._tokens = tokens
+        self._trust = trust_of(resource)  # whose provenance claims it believes, how far
         self._holders: dict[str, TokenHolder] = {}
         self._log = ResourceLog(root, name, self.policy.durability)
         self._keys: OrderedDict[str, Seen] = OrderedDict()
@@ -109,6 +111,8 @@ class ResourceCore:
         initial = recovered.snapshot_state or encode(dict(self._resource.initial_state()))
         self.state: dict[Any, Any] = decode(initial)  # what recovery would rebuild
         replayed = replay(self.state, recovered.tail)
+        tail = ((decode(r.diff), r.provenance) for r in recovered.tail)
+        self.marks = StateMarks.recovered(self.state, bool(recovered.snapshot_state), tail)
         self.version = replayed[-1] if replayed else recovered.snapshot_version
         self._snapshot_version = recovered.snapshot_version
         self.needs_recovery = False
@@ -190,12 +194,14 @@ class ResourceCore:
                 reused = IdempotencyKeyReusedError(self.name, call.idem_key)
                 raise Refused(reused, "key_reused")
             return WriteResult(seen.version, decode(seen.result), duplicate=True)
-        op = self._admit(call, writer)
+        mark = self._trust.believed(writer, call.provenance)
+        op = self._admit(call, writer, mark)
         view = StateView(self.state)
         try:
             args, kwargs = decode_arguments(call.args)
             value = op.call(self._resource, view, args, kwargs)
-            result, diff = encode(value), encode(view.changes())
+            result, changes = encode(value), view.changes()
+            diff = encode(changes)
         except BaseException as error:
             view.undo()
             if isinstance(error, (KeyboardInterrupt, SystemExit)):
@@ -203,11 +209,12 @@ class ResourceCore:
             reason = "invalid" if isinstance(error, InvalidArgumentError) else "raised"
             raise Refused(error_payload(error, self.name, call.op), reason) from error
         try:
-            record = self._record(call, (writer, epoch), result, diff, batch.at)
+            record = self._record(call, (writer, epoch), result, diff, batch.at, mark)
         except BaseException:
             view.undo()  # not yet among the batch's records
             raise
         self.version = record.version
+        self.marks.note(changes, mark)
         batch.records.append(record)
         batch.keys[call.idem_key] = Seen(record.version, result, call.op, digest)
         return WriteResult(record.version, value)
@@ -250,7 +257,7 @@ class ResourceCore:
     def _declared(self) -> tuple[str, ...]:
         return tuple(sorted(self.authority.writers or ()))
 
-    def _admit(self, call: WriteCall, writer: str) -> Operation:
+    def _admit(self, call: WriteCall, writer: str, mark: Provenance) -> Operation:
         """The operation to run, or ``Refused`` with the typed reason."""
         if len(call.args) > self.policy.max_payload_bytes:
             too_large = PayloadTooLargeError(len(call.args), self.policy.max_payload_bytes)
@@ -266,6 +273,8 @@ class ResourceCore:
             raise Refused(conflict, "conflict")
         if (stale := self._lease_fences.admit(call.leases)) is not None:
             raise Refused(stale, "stale_lease")  # a newer lease on the key has written
+        if (weaker := refusal(self.name, op, mark)) is not None:
+            raise Refused(weaker, "provenance")
         return op
 
     def _committed(self, keys: list[str]) -> dict[str, Seen]:
@@ -273,8 +282,7 @@ class ResourceCore:
         found = {key: self._keys[key] for key in keys if key in self._keys}
         missing = [key for key in keys if key not in found]
         if missing:
-            for key, (version, result, op, digest) in self._log.committed(missing).items():
-                found[key] = Seen(version, result, op, digest)
+            found.update((key, Seen(*seen)) for key, seen in self._log.committed(missing).items())
         return found
 
     def _remember_keys(self, batch_keys: dict[str, Seen]) -> None:
@@ -308,12 +316,12 @@ class ResourceCore:
             self._log.truncate_wal()
 
     def _record(
-        self, call: WriteCall, identity: tuple[str, int], result: bytes, diff: bytes, at: str
-    ) -> LogRecord:
+        self, call: WriteCall, who: tuple[str, int], result: bytes, diff: bytes, at: str,
+        mark: Provenance,
+    ) -> LogRecord:  # fmt: skip
         return LogRecord(
-            version=self.version + 1, op=call.op, args=call.args, result=result,
-            writer=identity[0], writer_epoch=identity[1], incarnation=self.incarnation,
-            idem_key=call.idem_key, trace_id=call.trace_id, at=at, diff=diff,
+            self.version + 1, call.op, call.args, result, who[0], who[1], self.incarnation,
+            call.idem_key, call.trace_id, at, diff, mark.value,
         )  # fmt: skip
 
     # -- fencing writers ------------------------------------------------------------
@@ -384,7 +392,7 @@ class ResourceCore:
                 self.name, op_name if isinstance(op_name, str) else repr(op_name)[:200]
             )
         value = op.call(self._resource, MappingProxyType(self.state), args, kwargs)
-        return ReadResult(value, self.version)
+        return ReadResult(value, self.version, self.marks.weakest())
 
     @property
     def fenced(self) -> bool:

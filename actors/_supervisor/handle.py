@@ -24,6 +24,7 @@ from policies import (
 )
 from runtime import Clock, ConfigurationError, Envelope, SystemClock, new_task_id
 
+from .._agent.derived import derived, sources
 from .._reconnect import Plan, Reconnect, Resolve, reconnecting, run_async, run_blocking
 from .sampling import Agree, Truth
 from .types import Outcome, SubtaskSpec, SubtaskStatus
@@ -359,7 +360,9 @@ class AsyncSupervisor:
         env = (
             Envelope(sender=self._sender, task_id=task_id)
             if self._parent is None
-            else self._parent.child(sender=self._sender, task_id=task_id)
+            else self._parent.child(
+                sender=self._sender, task_id=task_id, provenance=derived(), sources=sources()
+            )
         )
         spec = make_spec(
             task, to=to, expect=expect, deadline=deadline, retry=retry, on_failure=on_failure,
