@@ -66,6 +66,9 @@ from ._supervisor.handle import SubtaskHandle as SubtaskHandle
 from ._supervisor.handle import Supervisor as Supervisor
 from ._supervisor.types import Outcome as Outcome
 from ._supervisor.types import SubtaskStatus as SubtaskStatus
+from ._supervisor.verify import Claim as Claim
+from ._supervisor.verify import Verdict as Verdict
+from ._supervisor.verify import VerifyClaims as VerifyClaims
 from ._system import System as System
 
 __all__ = [
@@ -81,6 +84,7 @@ __all__ = [
     "BudgetEvent",
     "BudgetHandle",
     "BudgetStatus",
+    "Claim",
     "ConflictSummary",
     "Lease",
     "LockEvent",
@@ -104,6 +108,8 @@ __all__ = [
     "Supervisor",
     "System",
     "ToolGuard",
+    "Verdict",
+    "VerifyClaims",
     "Write",
     "WriteResult",
     "handler",

@@ -22,8 +22,8 @@ ACTORS = {
     "Reconnect", "Resource", "ResourceHandle", "ResourceLog", "RetryDecision", "SubtaskHandle",
     "SubtaskStatus", "Supervisor", "System", "ToolGuard", "Write", "WriteResult", "handler",
     "read", "write",
-    # provenance marks, for @write(requires=...) and stages
-    "Provenance",
+    # provenance marks, for @write(requires=...) and stages; the verification step
+    "Provenance", "Claim", "Verdict", "VerifyClaims",
     # the budget's books and log, read through BudgetHandle
     "BudgetEvent", "BudgetStatus",
     # ownership and the conflict ladder
@@ -119,7 +119,7 @@ def test_every_export_exists_and_all_is_sorted(package: ModuleType) -> None:
 
 
 def test_the_user_api_is_small_and_holds_no_core_or_host() -> None:
-    assert len(actors.__all__) == 40
+    assert len(actors.__all__) == 43
     assert not [n for n in actors.__all__ if n.endswith(("Core", "Host"))]
     assert not set(actors.__all__) & set(actors.lowlevel.__all__)
 

@@ -52,6 +52,19 @@ def note(mark: Provenance, source: str) -> None:
         current.sources.append(source)
 
 
+def vouch(checked_against: tuple[str, ...]) -> bool:
+    """Raise the running task's mark to VERIFIED (a verifier checked it); False outside
+    a task. Only ``Agent.vouch`` calls it, for agents declared ``verifier``."""
+    current = _current.get()
+    if current is None:
+        return False
+    current.mark = Provenance.VERIFIED
+    for source in checked_against:
+        if len(current.sources) < MAX_SOURCES and source not in current.sources:
+            current.sources.append(source)
+    return True
+
+
 def derived() -> Provenance:
     """The mark of what the running task makes now (SYSTEM outside a task)."""
     current = _current.get()
