@@ -69,6 +69,7 @@ from ._supervisor.types import SubtaskStatus as SubtaskStatus
 from ._supervisor.verify import Claim as Claim
 from ._supervisor.verify import Verdict as Verdict
 from ._supervisor.verify import VerifyClaims as VerifyClaims
+from ._supervisor.verify import check_claims as check_claims
 from ._system import System as System
 
 __all__ = [
@@ -112,6 +113,7 @@ __all__ = [
     "VerifyClaims",
     "Write",
     "WriteResult",
+    "check_claims",
     "handler",
     "read",
     "write",

@@ -23,7 +23,7 @@ ACTORS = {
     "SubtaskStatus", "Supervisor", "System", "ToolGuard", "Write", "WriteResult", "handler",
     "read", "write",
     # provenance marks, for @write(requires=...) and stages; the verification step
-    "Provenance", "Claim", "Verdict", "VerifyClaims",
+    "Provenance", "Claim", "Verdict", "VerifyClaims", "check_claims",
     # the budget's books and log, read through BudgetHandle
     "BudgetEvent", "BudgetStatus",
     # ownership and the conflict ladder
@@ -119,7 +119,7 @@ def test_every_export_exists_and_all_is_sorted(package: ModuleType) -> None:
 
 
 def test_the_user_api_is_small_and_holds_no_core_or_host() -> None:
-    assert len(actors.__all__) == 43
+    assert len(actors.__all__) == 44
     assert not [n for n in actors.__all__ if n.endswith(("Core", "Host"))]
     assert not set(actors.__all__) & set(actors.lowlevel.__all__)
 
