@@ -37,6 +37,7 @@ RUNNABLE = {
     "docs/benchmarks.md": 0,
     "docs/budgets.md": 3,
     "docs/coordination.md": 1,
+    "docs/integrity.md": 1,
     "docs/metrics.md": 0,
     "docs/observability.md": 0,
     "docs/observability-export.md": 1,
@@ -49,6 +50,9 @@ RUNNABLE = {
 FRAGMENTS: frozenset[tuple[str, str]] = frozenset(
     {
         ("docs/coordination.md", "class InventoryAgent(Agent):"),
+        # a resource declaration and a verify call: the runnable path is trust_collapse.py
+        ("docs/integrity.md", "class Reports(Resource):"),
+        ("docs/integrity.md", "verdict = system.supervisor.verify("),
         # a timing loop, its figures quoted on the page
         ("docs/observability-export.md", "import timeit"),
         # a sketch: its agent, model and ground truth are the reader's
