@@ -34,12 +34,9 @@ def begin(envelope: Envelope) -> Token[Derivation | None]:
     return _current.set(Derivation(envelope.provenance, [f"task:{envelope.task_id}"]))
 
 
-def end(token: Token[Derivation | None]) -> Derivation:
-    """Stop tracking; what the run derived."""
-    done = _current.get()
+def end(token: Token[Derivation | None]) -> None:
+    """Stop tracking the run ``begin`` started."""
     _current.reset(token)
-    assert done is not None
-    return done
 
 
 def note(mark: Provenance, source: str) -> None:
