@@ -252,7 +252,8 @@ class WriteSpan:
                 "agentcast.resource": resource,
                 "agentcast.writer": "" if first is None else first.writer,
                 "agentcast.write.count": len(calls),
-                "agentcast.write.operations": ",".join(sorted({c.op for c in calls})),
+                # a malformed call's op may be anything: the span must not fail on it
+                "agentcast.write.operations": ",".join(sorted({str(c.op)[:80] for c in calls})),
                 "agentcast.write.idempotency_key": "" if first is None else first.idem_key,
             },
         )  # fmt: skip
