@@ -81,4 +81,5 @@ class ProvenanceTrust:
 
     def believed(self, writer: str, claimed: Provenance) -> Provenance:
         """What a claim of ``writer`` is recorded as: the claim, capped at its ceiling."""
-        return weakest(claimed, self.ceiling(writer))
+        ceiling = self.ceiling(writer)  # on every write's path: no ``weakest`` loop
+        return claimed if _RANK[claimed] <= _RANK[ceiling] else ceiling
