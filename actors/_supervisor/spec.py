@@ -30,16 +30,13 @@ def make_spec(
 ) -> SubtaskSpec:
     """The stored form of a submission. ``retry`` alone means ``Retry(policy=retry)``;
     with a non-``Retry`` ``on_failure`` it means "retry like this, then ``on_failure``".
-    ``run`` and ``retry_budget``: see ``SubtaskSpec``. ``requires``: the least provenance
-    the stage accepts as input (the envelope's mark).
+    ``run``, ``retry_budget``: see ``SubtaskSpec``; ``requires``: ``check_requirement``.
 
     Raises:
         ConfigurationError: both ``retry`` and a ``Retry`` plan are given.
         ProvenanceError: the envelope's provenance is weaker than ``requires``.
     """
-    if requires is not None and not envelope.provenance.at_least(requires):
-        where = f"stage {stage or to!r}"
-        raise ProvenanceError(where, requires.value, envelope.provenance.value)
+    check_requirement(envelope, requires, stage or to)
     if isinstance(deadline, timedelta):
         deadline = Deadlines(running=deadline)
     if on_failure is None:
@@ -55,3 +52,13 @@ def make_spec(
         deadlines=deadline or Deadlines(), on_failure=plan, envelope=envelope,
         parent=parent, stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget,
     )  # fmt: skip
+
+
+def check_requirement(envelope: Envelope, requires: Provenance | None, stage: str) -> None:
+    """Refuse input less trusted than the stage requires.
+
+    Raises:
+        ProvenanceError: the envelope's provenance is weaker than ``requires``.
+    """
+    if requires is not None and not envelope.provenance.at_least(requires):
+        raise ProvenanceError(f"stage {stage!r}", requires.value, envelope.provenance.value)
