@@ -26,6 +26,8 @@ def _refuse_shadowed_siblings() -> None:
 _refuse_shadowed_siblings()
 
 
+from policies import Provenance as Provenance
+
 from ._agent.agent import Agent as Agent
 from ._agent.agent import handler as handler
 from ._agent.group import AgentGroup as AgentGroup
@@ -66,6 +68,10 @@ from ._supervisor.handle import SubtaskHandle as SubtaskHandle
 from ._supervisor.handle import Supervisor as Supervisor
 from ._supervisor.types import Outcome as Outcome
 from ._supervisor.types import SubtaskStatus as SubtaskStatus
+from ._supervisor.verify import Claim as Claim
+from ._supervisor.verify import Verdict as Verdict
+from ._supervisor.verify import VerifyClaims as VerifyClaims
+from ._supervisor.verify import check_claims as check_claims
 from ._system import System as System
 
 __all__ = [
@@ -81,6 +87,7 @@ __all__ = [
     "BudgetEvent",
     "BudgetHandle",
     "BudgetStatus",
+    "Claim",
     "ConflictSummary",
     "Lease",
     "LockEvent",
@@ -91,6 +98,7 @@ __all__ = [
     "Outcome",
     "OwnershipRecord",
     "Position",
+    "Provenance",
     "ReadResult",
     "Reconnect",
     "Resource",
@@ -103,9 +111,12 @@ __all__ = [
     "Supervisor",
     "System",
     "ToolGuard",
+    "Verdict",
+    "VerifyClaims",
     "Write",
     "WriteResult",
     "carrying",
+    "check_claims",
     "handler",
     "invariant",
     "read",

@@ -81,6 +81,9 @@ from ._locks import in_lock_order as in_lock_order
 from ._locks import key_prefix as key_prefix
 from ._locks import order_rank as order_rank
 from ._locks import prefix_label as prefix_label
+from ._provenance import Provenance as Provenance
+from ._provenance import ProvenanceTrust as ProvenanceTrust
+from ._provenance import weakest as weakest
 from ._resource import Durability as Durability
 from ._resource import ResourcePolicy as ResourcePolicy
 from ._restart_intensity import RestartIntensity as RestartIntensity
@@ -143,6 +146,8 @@ __all__ = [
     "PolicyTypeError",
     "PolicyValueError",
     "PriceTable",
+    "Provenance",
+    "ProvenanceTrust",
     "Reroute",
     "RerouteTo",
     "ResourcePolicy",
@@ -184,4 +189,5 @@ __all__ = [
     "rule_verdicts",
     "settle",
     "should_retry",
+    "weakest",
 ]

@@ -37,7 +37,6 @@ from ._constraint_errors import ConstraintLoosenedError as ConstraintLoosenedErr
 from ._constraint_errors import ConstraintViolationError as ConstraintViolationError
 from ._constraint_errors import InvariantViolationError as InvariantViolationError
 from ._envelope import Envelope as Envelope
-from ._envelope import Provenance as Provenance
 from ._ids import new_span_id as new_span_id
 from ._ids import new_task_id as new_task_id
 from ._ids import new_trace_id as new_trace_id
@@ -102,6 +101,7 @@ from .errors import ModelTimeoutError as ModelTimeoutError
 from .errors import ModelUnavailableError as ModelUnavailableError
 from .errors import NotOwnerError as NotOwnerError
 from .errors import PayloadTooLargeError as PayloadTooLargeError
+from .errors import ProvenanceError as ProvenanceError
 from .errors import ResourceError as ResourceError
 from .errors import ResourceUnavailableError as ResourceUnavailableError
 from .errors import StorageError as StorageError
@@ -151,7 +151,7 @@ __all__ = [
     "NotOwnerError",
     "OpenAICompatibleClient",
     "PayloadTooLargeError",
-    "Provenance",
+    "ProvenanceError",
     "ResourceError",
     "ResourceUnavailableError",
     "ScriptedModel",

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 
-from policies import ConstraintSet, describe_constraint
+from policies import ConstraintSet, Provenance, describe_constraint, weakest
 
 from ._constraint_errors import ConstraintLoosenedError
 from ._ids import new_span_id, new_task_id, new_trace_id
 from .errors import InvalidArgumentError
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
-
-
-class Provenance(StrEnum):
-    """Where a message's content comes from, so trust does not grow in transit."""
-
-    HUMAN = "human"
-    SYSTEM = "system"
-    VERIFIED_AGENT = "verified_agent"
-    UNVERIFIED_AGENT = "unverified_agent"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,7 +24,10 @@ class Envelope:
         parent_span_id: the span that caused this one; None at the root.
         task_id: the task this envelope carries; idempotency keys derive from it.
         sender: who sent it: an agent name, "system" or "human".
-        provenance: where the content comes from.
+        provenance: where the content comes from (``Provenance``); a child never
+            claims more trust than its parent.
+        sources: ids of what the content was derived from (task ids, resource names,
+            model calls), for the audit of where a claim came from.
         constraints: the hard limits that travel to every hop (``policies.ConstraintSet``),
             e.g. ``ConstraintSet((ForbidPath(prefix="/prod"),))``; every resource checks
             each write against them. A child may only tighten them (``child``).
@@ -46,16 +39,26 @@ class Envelope:
     task_id: str = field(default_factory=new_task_id)
     sender: str = "system"
     provenance: Provenance = Provenance.SYSTEM
+    sources: tuple[str, ...] = ()
     constraints: ConstraintSet = field(default_factory=ConstraintSet)
 
     def __post_init__(self) -> None:
         checked_constraints(self.constraints)
 
     def child(
-        self, *, sender: str, task_id: str | None = None, constraints: ConstraintSet | None = None
+        self,
+        *,
+        sender: str,
+        task_id: str | None = None,
+        constraints: ConstraintSet | None = None,
+        provenance: Provenance | None = None,
+        sources: tuple[str, ...] = (),
     ) -> Envelope:
         """The envelope of a task caused by this one: same trace and constraints, or
         ``constraints`` if they are at least as strict (an agent may add or tighten).
+
+        Its provenance is the weakest of this envelope's, ``provenance`` (what the sender
+        derived the task from) and, when an agent sends it, UNVERIFIED_AGENT.
 
         Raises:
             ConstraintLoosenedError: ``constraints`` drop or loosen one of this envelope's.
@@ -68,13 +71,15 @@ class Envelope:
             if missing:
                 raise ConstraintLoosenedError(sender, tuple(map(describe_constraint, missing)))
             carried = constraints
+        sent_by = Provenance.UNVERIFIED_AGENT if sender != "system" else Provenance.HUMAN
         return replace(
             self,
             span_id=new_span_id(),
             parent_span_id=self.span_id,
             task_id=task_id or new_task_id(),
             sender=sender,
-            provenance=Provenance.UNVERIFIED_AGENT if sender != "system" else self.provenance,
+            provenance=weakest(self.provenance, provenance or self.provenance, sent_by),
+            sources=sources or (self.task_id,),
             constraints=carried,
         )
 

@@ -9,6 +9,8 @@ from typing import Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from policies import Provenance
+
 from .errors import InvalidArgumentError, ModelOutputError
 
 Role = Literal["system", "user", "assistant"]
@@ -75,6 +77,8 @@ class Completion:
         usage: the tokens the call consumed.
         model: the model that replied.
         finish_reason: why the model stopped ("stop", "length", ...), or None when unknown.
+        provenance: always UNVERIFIED_AGENT: a model's reply is nobody's checked claim,
+            and what a handler derives from it is marked so.
     """
 
     text: str | None
@@ -82,6 +86,7 @@ class Completion:
     usage: Usage
     model: str
     finish_reason: str | None
+    provenance: Provenance = Provenance.UNVERIFIED_AGENT
 
 
 class ModelClient(Protocol):

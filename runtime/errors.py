@@ -20,6 +20,7 @@ Every error the runtime raises on purpose is an ``AgentcastError``::
     │   ├── ConstraintViolationError  the write breaks a constraint its task carries
     │   ├── InvariantViolationError   the write would break an invariant of the whole state
     │   └── ResourceUnavailableError  the actor died or restarted mid-call: outcome unknown
+    ├── ProvenanceError               input less trusted than a write or stage requires
     ├── BudgetExceededError           a cap would be crossed: the model call was not made
     ├── CircuitOpenError              a dependency's breaker is open: the call was not made
     ├── LockError                     refused by the locks actor
@@ -211,6 +212,20 @@ class ConflictLostError(ResourceError):
     def __init__(self, resource: str, conflict_id: str, level: int, detail: str) -> None:
         super().__init__(resource, f"conflict {conflict_id} lost at level {level}: {detail}")
         self.conflict_id, self.level, self.detail = conflict_id, level, detail
+
+
+class ProvenanceError(AgentcastError):
+    """Input less trusted than a write or a stage requires: refused (a refused write is
+    logged as a rejection with its trace), nothing applied.
+
+    Attributes:
+        where: the resource (``resource:op``) or the stage that refused.
+        required: the least mark it accepts. actual: the mark the input had.
+    """
+
+    def __init__(self, where: str, required: str, actual: str) -> None:
+        super().__init__(f"{where}: requires provenance {required}, the input is {actual}")
+        self.where, self.required, self.actual = where, required, actual
 
 
 class BudgetExceededError(AgentcastError):

@@ -15,6 +15,7 @@ ROWS = (
     "noop_ceiling",
     "durable_unbatched",
     "durable_constrained",
+    "durable_provenance",
     "durable_unbatched_process",
     "batched",
     "ttl_lock",
@@ -87,7 +88,10 @@ def test_quick_run_reports_every_row_and_loses_nothing(tmp_path: Path) -> None:
     assert by["naive_rmw", 1]["lost_updates"] == 0
     for n in (8, 32):
         assert by["naive_rmw", n]["lost_updates"] >= n - 1, by["naive_rmw", n]
-    for name in ("durable_unbatched", "durable_unbatched_process", "batched", "agentcast_rmw"):
+    for name in (
+        "durable_unbatched", "durable_provenance", "durable_unbatched_process", "batched",
+        "agentcast_rmw",
+    ):  # fmt: skip
         for n in (1, 8, 32):
             row = by[name, n]
             assert row["lost_updates"] == 0
@@ -97,7 +101,8 @@ def test_quick_run_reports_every_row_and_loses_nothing(tmp_path: Path) -> None:
         "ok": True, "problems": [], "logs_gap_free": dict.fromkeys(RESOURCES, True),
     }  # fmt: skip
     assert set(report["targets"]) == {
-        "unbatched_vs_ceiling", "batched_vs_ceiling", "batched_vs_ttl_lock",
+        "unbatched_vs_ceiling", "provenance_vs_durable", "batched_vs_ceiling",
+        "batched_vs_ttl_lock",
         "p99_growth_at_most_linear", "no_lost_updates",
     }  # fmt: skip
     assert report["targets"]["no_lost_updates"]["pass"] is True

@@ -170,7 +170,7 @@ def test_log_prints_decoded_records_and_filters_them(
     assert {k: v for k, v in record.items() if k not in ("at", "idem_key")} == {
         "version": 3, "op": "reserve", "args": ["A", 1], "kwargs": {}, "result": 1,
         "writer": "system", "writer_epoch": 0, "incarnation": 1, "trace_id": system.trace_id,
-        "changes": [{"key": "A", "before": 2, "after": 1}],
+        "changes": [{"key": "A", "before": 2, "after": 1}], "provenance": "system",
     }  # fmt: skip
     versions = lambda *flags: [  # noqa: E731
         r["version"]

@@ -52,6 +52,9 @@ FRAGMENTS: frozenset[tuple[str, str]] = frozenset(
         ("docs/coordination.md", "class InventoryAgent(Agent):"),
         # an agent's handler: its messages and the agents it delegates to are the reader's
         ("docs/integrity.md", "class Research(Agent):"),
+        # a resource declaration and a verify call: the runnable path is trust_collapse.py
+        ("docs/integrity.md", "class Reports(Resource):"),
+        ("docs/integrity.md", "verdict = system.supervisor.verify("),
         # a timing loop, its figures quoted on the page
         ("docs/observability-export.md", "import timeit"),
         # a sketch: its agent, model and ground truth are the reader's

@@ -6,8 +6,8 @@ import pickle
 
 import pytest
 
-from policies import CapArgument, ConstraintSet, ForbidPath
-from runtime import ConstraintLoosenedError, Envelope, InvalidArgumentError, Provenance
+from policies import CapArgument, ConstraintSet, ForbidPath, Provenance
+from runtime import ConstraintLoosenedError, Envelope, InvalidArgumentError
 
 PROD = ConstraintSet((ForbidPath(prefix="/prod"),))
 
@@ -24,6 +24,7 @@ def test_traceparent_round_trip_and_child_lineage() -> None:
     assert child.task_id != root.task_id
     assert child.constraints == PROD
     assert child.provenance is Provenance.UNVERIFIED_AGENT
+    assert child.sources == (root.task_id,)
     assert pickle.loads(pickle.dumps(child)) == child
 
 

@@ -50,6 +50,7 @@ SAMPLES: list[errors.AgentcastError] = [
     runtime.ConstraintViolationError("files", "write_file", "forbid_path(path under /prod)", "ab"),
     runtime.InvariantViolationError("credit", "grant", "exposure_under_cap"),
     runtime.ConstraintLoosenedError("synthesis", ("forbid_path(path under /prod)",)),
+    errors.ProvenanceError("reports:publish", "verified", "unverified_agent"),
     errors.UnknownHandlerError("agent", "Msg"),
     errors.HandlerOutputError("agent", "h", "detail"),
     errors.ModelError("model", endpoint="e"),

@@ -22,6 +22,8 @@ ACTORS = {
     "Reconnect", "Resource", "ResourceHandle", "ResourceLog", "RetryDecision", "SubtaskHandle",
     "SubtaskStatus", "Supervisor", "System", "ToolGuard", "Write", "WriteResult", "handler",
     "read", "write",
+    # provenance marks, for @write(requires=...) and stages; the verification step
+    "Provenance", "Claim", "Verdict", "VerifyClaims", "check_claims",
     # the budget's books and log, read through BudgetHandle
     "BudgetEvent", "BudgetStatus",
     # ownership and the conflict ladder
@@ -46,7 +48,8 @@ RUNTIME = {
     "IdempotencyKeyReusedError", "InvalidArgumentError",
     "ModelAuthError", "ModelError", "ModelOutputError",
     "ModelRateLimitedError", "ModelRequestError", "ModelResponseError", "ModelTimeoutError",
-    "ModelUnavailableError", "NotOwnerError", "PayloadTooLargeError", "ResourceError",
+    "ModelUnavailableError", "NotOwnerError", "PayloadTooLargeError", "ProvenanceError",
+    "ResourceError",
     "ResourceUnavailableError", "StorageError", "SubtaskFailedError",
     "UnauthorizedWriterError", "UnknownHandlerError", "UnknownOperationError",
     "WriteFailedError",
@@ -54,7 +57,7 @@ RUNTIME = {
     "StaleLeaseError",
     "ConstraintLoosenedError", "ConstraintViolationError", "InvariantViolationError",
     # envelope, ids, codec, clock
-    "Envelope", "Provenance", "new_span_id", "new_task_id", "new_trace_id", "decode", "encode",
+    "Envelope", "new_span_id", "new_task_id", "new_trace_id", "decode", "encode",
     "Clock", "SystemClock",
     # model clients
     "Completion", "Message", "ModelClient", "OpenAICompatibleClient", "ScriptedModel",
@@ -74,6 +77,8 @@ RUNTIME = {
 POLICIES = {
     # resources
     "Durability", "ResourcePolicy", "WriteAuthority",
+    # provenance
+    "Provenance", "ProvenanceTrust", "weakest",
     # the conflict ladder
     "ConflictAction", "ConflictLevel", "ConflictPolicy", "ConflictRule", "ConflictSide",
     "ConflictVerdict", "negotiation_verdict", "rule_verdicts",
@@ -120,7 +125,7 @@ def test_every_export_exists_and_all_is_sorted(package: ModuleType) -> None:
 
 
 def test_the_user_api_is_small_and_holds_no_core_or_host() -> None:
-    assert len(actors.__all__) == 41
+    assert len(actors.__all__) == 46
     assert not [n for n in actors.__all__ if n.endswith(("Core", "Host"))]
     assert not set(actors.__all__) & set(actors.lowlevel.__all__)
 

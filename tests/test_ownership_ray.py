@@ -46,7 +46,7 @@ def test_a_forged_writer_name_does_not_pass(system: System) -> None:
     system.ownership.own("drafts:d1", by="editorial")
     actor = ray.get_actor("resource:drafts", namespace=system.namespace)
     fields = ["revise", encode([["d1", "forged"], {}]), "editorial", 1, "k1", "a" * 32, None]
-    forged = [[*fields, "", [], b""]]
+    forged = [[*fields, "", [], b"", "unverified_agent"]]
     blob = ray.get(actor.submit.remote(encode(forged)))
     (result,) = unpack_results(blob)
     assert isinstance(result.error, UnauthorizedWriterError)

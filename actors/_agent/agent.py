@@ -21,6 +21,7 @@ from .._reconnect import Reconnect
 from .._resource.handle import AsyncResourceHandle, WriterIdentity
 from .._resource.owners import OwnershipCalls, run_owned
 from .._resource.ownership import OwnershipRecord
+from . import derived
 
 F = TypeVar("F", bound=Callable[..., Any])
 _HANDLER_ATTR = "__agentcast_handler__"
@@ -161,9 +162,12 @@ class Agent:
 
     Attributes:
         max_concurrency: tasks one replica runs at once. Default 1.
+        verifier: the agent checks claims against primary sources and may ``vouch``.
+            Default False.
     """
 
     max_concurrency: ClassVar[int] = 1
+    verifier: ClassVar[bool] = False
     _runtime: AgentRuntime
     _handles: dict[str, AsyncResourceHandle]
     _locks: Any = None
@@ -225,6 +229,20 @@ class Agent:
         if task is None:
             raise ConfigurationError("there is no current task outside a handler")
         return task.envelope
+
+    def vouch(self, *sources: str) -> None:
+        """Mark what this task makes from now on VERIFIED: this verifier has checked it
+        against the primary ``sources`` (ids, e.g. ``"resource:stats"``). Resources
+        believe it only from writers they declare among their ``vouchers``.
+
+        Raises:
+            ConfigurationError: the class does not declare ``verifier = True``, or
+                called outside a handler.
+        """
+        if not type(self).verifier:
+            raise ConfigurationError(f"{type(self).__name__} is not a verifier: it cannot vouch")
+        if not derived.vouch(sources):
+            raise ConfigurationError("there is no current task outside a handler")
 
     async def heartbeat(self) -> None:
         """Tell the supervisor that the current task is alive: a supervised subtask with a

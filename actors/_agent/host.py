@@ -12,6 +12,7 @@ from ray import cloudpickle
 from runtime import Envelope, HandlerOutputError, UnknownHandlerError, fix_mmap_threshold, span
 
 from .._resource.constraints import carrying
+from . import derived
 from .agent import Agent, AgentRuntime, HandlerSpec, TaskContext, current_task, handlers
 from .ledger import AttemptLedger
 
@@ -83,6 +84,7 @@ class AgentHost:
     async def _run(self, message: BaseModel, envelope: Envelope) -> BaseModel:
         spec = self._find(message)
         token = current_task.set(TaskContext(envelope))
+        tracking = derived.begin(envelope)
         run = envelope.trace_id
         self._running[run] = self._running.get(run, 0) + 1
         try:
@@ -92,6 +94,7 @@ class AgentHost:
             ):  # fmt: skip
                 output = await spec.fn(self._agent, message)
         finally:
+            derived.end(tracking)
             current_task.reset(token)
             self._ended(run)
         return self._checked(spec, output)

@@ -35,6 +35,7 @@ from runtime import (
     span,
 )
 
+from .._agent.derived import note
 from .._resource.constraints import for_model
 from .book import SpendContext
 from .client import Starter
@@ -123,6 +124,7 @@ class MeteredModel:
         }
         with span(f"chat {self.inner.model}", kind="client", attributes=attributes) as traced:
             completion = await self._complete(for_model(messages), max_tokens, schema)
+            note(completion.provenance, f"model:{self.inner.model}")  # derived from a reply
             traced.set_attribute("gen_ai.usage.input_tokens", completion.usage.prompt_tokens)
             traced.set_attribute("gen_ai.usage.output_tokens", completion.usage.completion_tokens)
         return completion

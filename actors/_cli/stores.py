@@ -78,6 +78,9 @@ def decoded(row: sqlite3.Row) -> dict[str, Any]:
         "writer_epoch": row["writer_epoch"], "incarnation": row["incarnation"],
         "idem_key": row["idem_key"], "trace_id": row["trace_id"],
         "changes": _changes(decode(row["diff"])),
+        # a log written before the column existed, read without migrating it: unknown
+        # (``in row`` would look among a sqlite3.Row's values, not its column names)
+        "provenance": row["provenance"] if "provenance" in row.keys() else "unverified_agent",  # noqa: SIM118
     }  # fmt: skip
     plain: dict[str, Any] = json.loads(json.dumps(record, default=str))
     return plain

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from policies import Provenance
+
 from .calls import SQLITE_INT, WriteCall, describe_error
 from .store import LogRecord, Rejection
 
@@ -55,13 +57,13 @@ def rejection_of(call: WriteCall, refused: Refused, at: str) -> Rejection:
 
 def log_record(
     call: WriteCall, identity: tuple[str, int, int], version: int, result: bytes, diff: bytes,
-    at: str,
+    at: str, mark: Provenance,
 ) -> LogRecord:  # fmt: skip
     """The log record of ``call`` applied after ``version`` by ``(writer, epoch,
-    incarnation)``."""
+    incarnation)``, carrying the provenance ``mark`` the resource believed."""
     writer, epoch, incarnation = identity
     return LogRecord(
         version=version + 1, op=call.op, args=call.args, result=result, writer=writer,
         writer_epoch=epoch, incarnation=incarnation, idem_key=call.idem_key,
-        trace_id=call.trace_id, at=at, diff=diff,
+        trace_id=call.trace_id, at=at, diff=diff, provenance=mark.value,
     )  # fmt: skip

@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from ray import cloudpickle
 
+from policies import Provenance
 from runtime import InvalidArgumentError, WriteFailedError, decode, encode, span
 
 from .fencing import checked_leases
@@ -32,7 +33,8 @@ class WriteCall:
     and ``writer_epoch`` are what the call claims; the resource takes the writer's
     identity from ``token`` alone. ``leases`` are the (key, fencing token) pairs of the
     leases held where the write was made (``actors._resource.fencing``). ``constraints``
-    is the encoded constraint set of the task that made it (``constraints.py``). ``malformed``
+    is the encoded constraint set of the task that made it (``constraints.py``).
+    ``provenance`` is the mark the writer claims (``actors._resource.provenance``). ``malformed``
     says why a call's wire form was not what a handle sends (its other fields are then
     printable stand-ins, for the audit).
     """
@@ -48,6 +50,7 @@ class WriteCall:
     leases: tuple[tuple[str, int], ...] = ()
     constraints: bytes = b""
     malformed: str | None = None
+    provenance: Provenance = Provenance.UNVERIFIED_AGENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +79,12 @@ class WriteResult(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class ReadResult(Generic[T]):
-    """A read's value and the version it was read at."""
+    """A read's value, the version it was read at, and the weakest provenance of the
+    state it was read from (``actors._resource.provenance``)."""
 
     value: T
     version: int
+    provenance: Provenance = Provenance.SYSTEM
 
 
 def describe_error(error: BaseException) -> str:
@@ -111,6 +116,7 @@ def pack_calls(calls: list[WriteCall]) -> bytes:
                 c.token,
                 [list(pair) for pair in c.leases],
                 c.constraints,
+                c.provenance.value,
             )
             for c in calls
         ]
@@ -133,8 +139,9 @@ def unpack_calls(blob: bytes) -> list[WriteCall]:
 _WIRE_TYPES: tuple[tuple[str, tuple[type, ...]], ...] = (
     ("op", (str,)), ("args", (bytes,)), ("writer", (str,)), ("writer_epoch", (int,)),
     ("idem_key", (str,)), ("trace_id", (str,)), ("expected_version", (int, type(None))),
-    ("token", (str,)), ("leases", (list,)), ("constraints", (bytes,)),
+    ("token", (str,)), ("leases", (list,)), ("constraints", (bytes,)), ("provenance", (str,)),
 )  # fmt: skip
+_MARKS = frozenset(Provenance)
 
 
 def _checked_call(fields: Any) -> WriteCall:
@@ -148,8 +155,13 @@ def _checked_call(fields: Any) -> WriteCall:
     leases = checked_leases(fields[8])
     if isinstance(leases, str):
         return _malformed(fields, leases)
+    if fields[10] not in _MARKS:
+        return _malformed(fields, f"provenance {fields[10][:40]!r} is not a Provenance")
     op, args, writer, epoch, key, trace, expected, token = fields[:8]
-    return WriteCall(op, args, writer, epoch, key, trace, expected, token, leases, fields[9])
+    mark = Provenance(fields[10])
+    return WriteCall(
+        op, args, writer, epoch, key, trace, expected, token, leases, fields[9], None, mark
+    )
 
 
 def _malformed(fields: list[Any], why: str) -> WriteCall:

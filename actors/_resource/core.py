@@ -12,7 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from policies import ResourcePolicy, WriteAuthority
+from policies import Provenance, ResourcePolicy, WriteAuthority
 from runtime import (
     Clock,
     ConflictError,
@@ -50,6 +50,7 @@ from .ownership import (
     OwnershipRecord,
 )
 from .ownership import refusal_reason as ownership_refusal
+from .provenance import StateMarks, refusal, trust_of
 from .state_view import StateView, apply_changes, replay
 from .store import ResourceLog, args_digest
 
@@ -90,6 +91,7 @@ class ResourceCore:
         self._clock = clock or SystemClock()
         self._tokens = tokens
         self._constraints = ConstraintChecks(name)
+        self._trust = trust_of(resource)  # whose provenance claims it believes, how far
         self._holders: dict[str, TokenHolder] = {}
         self._log = ResourceLog(root, name, self.policy.durability)
         self._keys: OrderedDict[str, Seen] = OrderedDict()
@@ -112,6 +114,8 @@ class ResourceCore:
         initial = recovered.snapshot_state or encode(dict(self._resource.initial_state()))
         self.state: dict[Any, Any] = decode(initial)  # what recovery would rebuild
         replayed = replay(self.state, recovered.tail)
+        tail = ((decode(r.diff), r.provenance) for r in recovered.tail)
+        self.marks = StateMarks.recovered(self.state, bool(recovered.snapshot_state), tail)
         self.version = replayed[-1] if replayed else recovered.snapshot_version
         self._snapshot_version = recovered.snapshot_version
         self.needs_recovery = False
@@ -193,12 +197,14 @@ class ResourceCore:
                 reused = IdempotencyKeyReusedError(self.name, call.idem_key)
                 raise Refused(reused, "key_reused")
             return WriteResult(seen.version, decode(seen.result), duplicate=True)
-        op = self._admit(call, writer)
+        mark = self._trust.believed(writer, call.provenance)
+        op = self._admit(call, writer, mark)
         view = StateView(self.state)
         try:
             args, kwargs = decode_arguments(call.args)
             value = op.call(self._resource, view, args, kwargs)
-            result, diff = encode(value), encode(view.changes())
+            result, changes = encode(value), view.changes()
+            diff = encode(changes)
             check_invariants(self._resource, self.name, call.op, self.state)  # before it commits
         except BaseException as error:
             view.undo()
@@ -208,12 +214,13 @@ class ResourceCore:
             raise Refused(error_payload(error, self.name, call.op), reason) from error
         try:
             record = log_record(
-                call, (writer, epoch, self.incarnation), self.version, result, diff, batch.at
+                call, (writer, epoch, self.incarnation), self.version, result, diff, batch.at, mark
             )
         except BaseException:
             view.undo()  # not yet among the batch's records
             raise
         self.version = record.version
+        self.marks.note(changes, mark)
         batch.records.append(record)
         batch.keys[call.idem_key] = Seen(record.version, result, call.op, digest)
         return WriteResult(record.version, value)
@@ -256,7 +263,7 @@ class ResourceCore:
     def _declared(self) -> tuple[str, ...]:
         return tuple(sorted(self.authority.writers or ()))
 
-    def _admit(self, call: WriteCall, writer: str) -> Operation:
+    def _admit(self, call: WriteCall, writer: str, mark: Provenance) -> Operation:
         """The operation to run, or ``Refused`` with the typed reason."""
         if len(call.args) > self.policy.max_payload_bytes:
             too_large = PayloadTooLargeError(len(call.args), self.policy.max_payload_bytes)
@@ -274,6 +281,8 @@ class ResourceCore:
             raise Refused(conflict, "conflict")
         if (stale := self._lease_fences.admit(call.leases)) is not None:
             raise Refused(stale, "stale_lease")  # a newer lease on the key has written
+        if (weaker := refusal(self.name, op, mark)) is not None:
+            raise Refused(weaker, "provenance")
         return op
 
     def _committed(self, keys: list[str]) -> dict[str, Seen]:
@@ -281,8 +290,7 @@ class ResourceCore:
         found = {key: self._keys[key] for key in keys if key in self._keys}
         missing = [key for key in keys if key not in found]
         if missing:
-            for key, (version, result, op, digest) in self._log.committed(missing).items():
-                found[key] = Seen(version, result, op, digest)
+            found.update((key, Seen(*seen)) for key, seen in self._log.committed(missing).items())
         return found
 
     def _remember_keys(self, batch_keys: dict[str, Seen]) -> None:
@@ -383,7 +391,7 @@ class ResourceCore:
                 self.name, op_name if isinstance(op_name, str) else repr(op_name)[:200]
             )
         value = op.call(self._resource, MappingProxyType(self.state), args, kwargs)
-        return ReadResult(value, self.version)
+        return ReadResult(value, self.version, self.marks.weakest())
 
     @property
     def fenced(self) -> bool:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, ClassVar, Literal, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from policies import Provenance
 from runtime import ConfigurationError, InvalidArgumentError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -17,6 +18,7 @@ Kind = Literal["write", "read"]
 _KIND_ATTR = "__agentcast_kind__"
 _CACHE_ATTR = "__agentcast_operations__"
 _ENTITY_ATTR = "__agentcast_entity__"
+_REQUIRES_ATTR = "__agentcast_requires__"
 # Strict: no bool for an int, no bytes for a str, no "1" for a number. Floats are finite
 # unless an annotation says otherwise (``Annotated[float, AllowInfNan(True)]``): NaN
 # compares unequal to itself and breaks every invariant.
@@ -34,19 +36,35 @@ the write's arguments (without ``self`` and ``state``) and returning the entity.
 @overload
 def write(fn: F, /) -> F: ...
 @overload
-def write(*, entity: EntityOf) -> Callable[[F], F]: ...
-def write(fn: F | None = None, /, *, entity: EntityOf | None = None) -> F | Callable[[F], F]:
+def write(
+    *, entity: EntityOf | None = None, requires: Provenance | None = None
+) -> Callable[[F], F]: ...
+def write(
+    fn: F | None = None,
+    /,
+    *,
+    entity: EntityOf | None = None,
+    requires: Provenance | None = None,
+) -> F | Callable[[F], F]:
     """Mark a method as a write: ``(self, state, *args) -> result``.
 
     The resource's one applier runs it with the live state; the state changes it makes
     are committed with a new version, or undone if it raises. ``@write(entity="draft_id")``
     also declares the entity it touches (a str or int): a write to an owned entity from
     anyone but its owner is refused with ``NotOwnerError`` (see docs/ownership.md).
+    ``@write(requires=Provenance.VERIFIED)`` refuses, with ``ProvenanceError``, a write
+    whose provenance (as the resource believes it) is weaker (see docs/integrity.md).
+
+    Raises:
+        ConfigurationError: ``requires`` is not a ``Provenance``.
     """
+    if requires is not None and not isinstance(requires, Provenance):
+        raise ConfigurationError(f"requires must be a Provenance, not {requires!r}")
 
     def mark(method: F) -> F:
         setattr(method, _KIND_ATTR, "write")
         setattr(method, _ENTITY_ATTR, entity)
+        setattr(method, _REQUIRES_ATTR, requires)
         return method
 
     return mark if fn is None else mark(fn)
@@ -66,7 +84,14 @@ class Resource:
 
     The state is a dict of plain data (str or int keys). It lives in one Ray actor that
     applies writes one at a time and logs each durably before acknowledging it.
+
+    Attributes:
+        vouchers: writer name -> the strongest provenance the resource believes that
+            writer claims (``policies.ProvenanceTrust``): a declared verifier or
+            publisher. Default none: agents' writes are recorded as unverified.
     """
+
+    vouchers: ClassVar[Mapping[str, Provenance]] = {}
 
     def initial_state(self) -> dict[Any, Any]:
         """The state before the first write. Default: an empty dict."""
@@ -84,6 +109,7 @@ class Operation:
     hints: dict[str, Any]  # resolved annotations of the parameters (where they resolve)
     positional: tuple[int, int] | None  # (min, max) count when only positional args are taken
     entity: EntityOf | None = None  # for a write: the entity it touches (``write``)
+    requires: Provenance | None = None  # for a write: the least provenance it accepts
 
     def entity_of(self, args: list[Any], kwargs: dict[str, Any]) -> str | None:
         """The entity these arguments touch, or None if the write declares none.
@@ -234,7 +260,7 @@ def operations(cls: type[Resource]) -> dict[str, Operation]:
                 raise ConfigurationError(f"{cls.__name__}.{name}: no parameter {entity!r}")
             found[name] = Operation(
                 name, kind, fn, signature, _param_hints(fn), _positional_range(signature),
-                entity,
+                entity, getattr(fn, _REQUIRES_ATTR, None),
             )  # fmt: skip
     setattr(cls, _CACHE_ATTR, found)
     return found

@@ -29,6 +29,8 @@ from runtime import (
     encode,
 )
 
+from .._agent.derived import derived as derived_mark
+from .._agent.derived import note
 from .._locks.held import held_tokens
 from .._reconnect import Plan, Reconnect, reconnecting, run_async, run_blocking
 from .calls import (
@@ -186,6 +188,7 @@ class ResourceCalls:
             raise UnknownOperationError(self.name, op if isinstance(op, str) else repr(op))
         data = encode([listed_args(args), keyword_args(kwargs)], limit=described.max_payload)
         result: ReadResult[Any] = yield from self._call(partial(self.actor.read.remote, op, data))
+        note(result.provenance, f"resource:{self.name}")  # what the task makes derives from it
         return result
 
     def _stamp(self, write: Write, max_payload: int) -> WriteCall:
@@ -199,6 +202,7 @@ class ResourceCalls:
             expected_version=write.expected_version, token=self.identity.token,
             leases=held_tokens(),  # the leases held where the write is made: fenced
             constraints=carried(),  # the constraints of the task it is made under: checked
+            provenance=derived_mark(),  # the resource caps it at what this writer can vouch for
         )  # fmt: skip
 
 

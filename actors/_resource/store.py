@@ -32,6 +32,7 @@ from runtime import (
 )
 
 from . import fencing
+from .provenance import migrate
 from .state_view import replay
 
 _SCHEMA = """
@@ -98,6 +99,7 @@ class LogRecord:
     trace_id: str
     at: str
     diff: bytes
+    provenance: str = "unverified_agent"  # as the resource believed it (``.provenance``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,7 @@ class AuditRecord:
         incarnation: the resource incarnation that committed it.
         idem_key: its idempotency key. trace_id: its trace. at: when (ISO 8601, UTC).
         changes: ``[key, had_before, before, has_after, after]`` per changed key.
+        provenance: the write's mark, as the resource believed it.
     """
 
     version: int
@@ -127,6 +130,7 @@ class AuditRecord:
     trace_id: str
     at: str
     changes: list[list[Any]]
+    provenance: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +163,7 @@ class Recovered:
 # row is made in C by ``attrgetter``, with no Python call per record of a batch.
 _LOG_FIELDS = tuple(f.name for f in fields(LogRecord))
 _LOG_COLUMNS = ", ".join(_LOG_FIELDS)
+_LOG_MARKS = ",".join("?" * len(_LOG_FIELDS))
 _REJECTION_FIELDS = tuple(f.name for f in fields(Rejection))
 _REJECTION_COLUMNS = ", ".join(_REJECTION_FIELDS)
 _record_row = attrgetter(*_LOG_FIELDS)
@@ -179,6 +184,7 @@ class ResourceLog:
         self.path = root / "resources" / f"{check_name('resource', name)}.sqlite"
         self._conn = connect(self.path, durability)
         self._conn.executescript(_SCHEMA + fencing.SCHEMA)
+        migrate(self._conn)
 
     def close(self) -> None:
         self._conn.close()
@@ -237,7 +243,7 @@ class ResourceLog:
                     self.path.stem, f"incarnation {incarnation} superseded by {row and row[0]}"
                 )
             conn.executemany(
-                f"INSERT INTO log({_LOG_COLUMNS}) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO log({_LOG_COLUMNS}) VALUES({_LOG_MARKS})",
                 map(_record_row, records),
             )
             conn.executemany(
@@ -365,7 +371,7 @@ class ResourceLog:
             args, kwargs = decode(r.args)
             yield AuditRecord(
                 r.version, r.op, args, kwargs, decode(r.result), r.writer, r.writer_epoch,
-                r.incarnation, r.idem_key, r.trace_id, r.at, decode(r.diff),
+                r.incarnation, r.idem_key, r.trace_id, r.at, decode(r.diff), r.provenance,
             )  # fmt: skip
 
     def replay(self, initial: dict[Any, Any] | None = None) -> dict[Any, Any]:
@@ -389,7 +395,5 @@ class ResourceLog:
 
     def rejections(self) -> list[Rejection]:
         """Every refused attempt, oldest first."""
-        rows = self._conn.execute(
-            f"SELECT {_REJECTION_COLUMNS} FROM rejected ORDER BY id"
-        ).fetchall()
-        return [Rejection(*row) for row in rows]
+        query = f"SELECT {_REJECTION_COLUMNS} FROM rejected ORDER BY id"
+        return [Rejection(*row) for row in self._conn.execute(query)]

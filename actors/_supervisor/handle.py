@@ -17,60 +17,31 @@ from policies import (
     ConstraintSet,
     Deadlines,
     OnFailure,
+    Provenance,
     RestartIntensity,
-    Retry,
     RetryBudget,
     RetryPolicy,
     SamplingPolicy,
 )
-from runtime import Clock, ConfigurationError, Envelope, SystemClock, new_task_id
+from runtime import (
+    Clock,
+    ConfigurationError,
+    Envelope,
+    InvalidArgumentError,
+    SystemClock,
+    new_task_id,
+)
 
+from .._agent.derived import derived, sources
 from .._reconnect import Plan, Reconnect, Resolve, reconnecting, run_async, run_blocking
 from .sampling import Agree, Truth
+from .spec import make_spec as make_spec
 from .types import Outcome, SubtaskSpec, SubtaskStatus
 from .validate import check_submission
+from .verify import Claim, Verdict, VerifyClaims
 
 _SUPERVISOR = "supervisor"
 NONE = ConstraintSet()
-
-
-def make_spec(
-    task: BaseModel,
-    *,
-    to: str,
-    expect: type[BaseModel] | None,
-    deadline: Deadlines | timedelta | None,
-    retry: RetryPolicy | None,
-    on_failure: OnFailure | None,
-    envelope: Envelope,
-    parent: str | None = None,
-    stage: str | None = None,
-    next_stage: str | None = None,
-    run: str | None = None,
-    retry_budget: RetryBudget | None = None,
-) -> SubtaskSpec:
-    """The stored form of a submission. ``retry`` alone means ``Retry(policy=retry)``;
-    with a non-``Retry`` ``on_failure`` it means "retry like this, then ``on_failure``".
-    ``run`` and ``retry_budget``: see ``SubtaskSpec``.
-
-    Raises:
-        ConfigurationError: both ``retry`` and a ``Retry`` plan are given.
-    """
-    if isinstance(deadline, timedelta):
-        deadline = Deadlines(running=deadline)
-    if on_failure is None:
-        plan: OnFailure = Retry(policy=retry or RetryPolicy())
-    elif retry is None:
-        plan = on_failure
-    elif isinstance(on_failure, Retry):
-        raise ConfigurationError("give retry= or on_failure=Retry(...), not both")
-    else:
-        plan = Retry(policy=retry, then=on_failure)
-    return SubtaskSpec(
-        subtask_id=envelope.task_id, message=task, to=to, expect=expect,
-        deadlines=deadline or Deadlines(), on_failure=plan, envelope=envelope,
-        parent=parent, stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget,
-    )  # fmt: skip
 
 
 class SubtaskCalls:
@@ -244,24 +215,47 @@ class Supervisor:
         envelope: Envelope | None = None,
         run: str | None = None,
         retry_budget: RetryBudget | None = None,
+        requires: Provenance | None = None,
     ) -> SubtaskHandle:
         """Run ``task`` on agent ``to`` (a name, or one replica ``"name:i"``), held to
         ``deadline`` (a ``timedelta`` bounds the running phase) and to ``expect``. Its
         retries draw on the retry budget of ``run`` (default: the system's trace id, so
         every driver submission shares one), which is ``retry_budget`` if the run has
-        none yet (see ``configure``).
+        none yet (see ``configure``). ``requires``: the stage accepts only input whose
+        provenance (the envelope's) is at least this (docs/integrity.md).
 
         Raises:
             ConfigurationError: both ``retry`` and ``on_failure=Retry(...)``; ``to`` is
                 not an agent or a replica that runs; ``expect`` is not a model class.
+            ProvenanceError: the input is less trusted than ``requires``; not submitted.
         """
         check_submission(to, expect, self._namespace)
         env = envelope or Envelope(trace_id=self._trace_id, task_id=new_task_id())
         spec = make_spec(
             task, to=to, expect=expect, deadline=deadline, retry=retry, on_failure=on_failure,
             envelope=env, stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget,
+            requires=requires,
         )  # fmt: skip
         return SubtaskHandle(self.actor, spec, self._reconnect, self._clock)
+
+    def verify(
+        self, stage: str, claims: list[Claim], *, verifier: str,
+        deadline: Deadlines | timedelta | None = None,
+    ) -> SubtaskHandle:  # fmt: skip
+        """Run the verifier agent ``verifier`` on the ``claims`` of ``stage``'s output, as
+        a supervised subtask of stage ``verify:<stage>`` whose output is a ``Verdict``
+        (kept in the subtask table). See ``actors._supervisor.verify``.
+
+        Raises:
+            ConfigurationError: ``verifier`` is not a running agent.
+            InvalidArgumentError: no claims.
+        """
+        if not claims:
+            raise InvalidArgumentError(f"verify {stage!r}: no claims to check")
+        request = VerifyClaims(stage=stage, claims=claims)
+        return self.submit(
+            request, to=verifier, expect=Verdict, deadline=deadline, stage=f"verify:{stage}"
+        )
 
     def configure(self, *, retry_budget: RetryBudget | None) -> None:
         """The retry budget of every run whose subtasks name none; it wins over the
@@ -351,6 +345,7 @@ class AsyncSupervisor:
         run: str | None = None,
         retry_budget: RetryBudget | None = None,
         constraints: ConstraintSet | None = None,
+        requires: Provenance | None = None,
     ) -> AsyncSubtaskHandle:
         """See ``Supervisor.submit``; a child of the current task, carrying its constraints
         or ``constraints`` if they are at least as strict (``Envelope.child``).
@@ -361,15 +356,17 @@ class AsyncSupervisor:
         """
         check_submission(to, expect, ray.get_runtime_context().namespace)
         task_id = new_task_id()
-        env = (
-            Envelope(sender=self._sender, task_id=task_id, constraints=constraints or NONE)
-            if self._parent is None
-            else self._parent.child(sender=self._sender, task_id=task_id, constraints=constraints)
-        )
+        sender = self._sender
+        if self._parent is None:
+            env = Envelope(sender=sender, task_id=task_id, constraints=constraints or NONE)
+        else:  # derived: what the handler made the task from
+            env = self._parent.child(sender=sender, task_id=task_id, constraints=constraints,
+                                     provenance=derived(), sources=sources())  # fmt: skip
         spec = make_spec(
             task, to=to, expect=expect, deadline=deadline, retry=retry, on_failure=on_failure,
             envelope=env, parent=None if self._parent is None else self._parent.task_id,
             stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget,
+            requires=requires,
         )  # fmt: skip
         return AsyncSubtaskHandle(self._actor, spec, self._reconnect, self._clock)
 

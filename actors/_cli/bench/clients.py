@@ -19,7 +19,15 @@ from typing import Any
 import ray
 from pydantic import BaseModel
 
-from policies import AllowOnly, CapArgument, ConstraintSet, Durability, ForbidEntities, ForbidPath
+from policies import (
+    AllowOnly,
+    CapArgument,
+    ConstraintSet,
+    Durability,
+    ForbidEntities,
+    ForbidPath,
+    Provenance,
+)
 
 from ..._agent.agent import Agent, handler
 from ..._resource.constraints import carrying
@@ -31,6 +39,22 @@ class BenchCounter(Resource):
     """The agentcast side of the benchmark: counters under string keys."""
 
     @write
+    def add(self, state: dict[str, int], key: str, n: int) -> int:
+        state[key] = state.get(key, 0) + n
+        return state[key]
+
+    @read
+    def get(self, state: dict[str, int], key: str) -> int:
+        return state.get(key, 0)
+
+
+class VerifiedCounter(Resource):
+    """The same counters behind a write that requires VERIFIED provenance, believed from
+    the bench's clients: every write pays the trust rule and the requirement check."""
+
+    vouchers = {"clients": Provenance.VERIFIED}
+
+    @write(requires=Provenance.VERIFIED)
     def add(self, state: dict[str, int], key: str, n: int) -> int:
         state[key] = state.get(key, 0) + n
         return state[key]
@@ -253,7 +277,10 @@ RESOURCES = {
     "bench-process": Durability.PROCESS,
     "bench-batched": Durability.FULL,
     "bench-rmw": Durability.FULL,
+    "bench-provenance": Durability.FULL,
 }
+RESOURCE_CLASSES: dict[str, type[Resource]] = {"bench-provenance": VerifiedCounter}
+"""The class of each resource not a plain ``BenchCounter``."""
 IN_MEMORY = "none (plain actor memory)"
 
 
@@ -320,6 +347,7 @@ def _messages(c: BenchConfig, ns: str) -> dict[str, MessageFactory]:
         ),
         "durable_unbatched": writes("bench-full"),
         "durable_constrained": writes("bench-full", constrained=True),
+        "durable_provenance": writes("bench-provenance"),
         "durable_unbatched_process": writes("bench-process"),
         "batched": lambda k, n, t: BatchRun(
             key=k, ops=n, start_at=t, resource="bench-batched", batch=c.batch
@@ -361,6 +389,9 @@ def workloads(config: BenchConfig, ns: str) -> list[RowSpec]:
         RowSpec("durable_constrained", "agentcast", full, "writes", 1,
                 f"{write} carrying {len(TEN_CONSTRAINTS.items)} constraints", "1", "bench-full",
                 m["durable_constrained"]),
+        RowSpec("durable_provenance", "agentcast", full, "writes", 1,
+                "one awaited write requiring VERIFIED provenance", "1", "bench-provenance",
+                m["durable_provenance"]),
         RowSpec("durable_unbatched_process", "agentcast", process, "writes", 1, write, "1",
                 "bench-process", m["durable_unbatched_process"]),
         RowSpec("batched", "agentcast", full, "writes", c.batch,

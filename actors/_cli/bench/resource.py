@@ -38,6 +38,7 @@ from .clients import (
     NAMESPACE,
     NOOP,
     QUICK,
+    RESOURCE_CLASSES,
     RESOURCES,
     START_LINE,
     BenchClient,
@@ -64,7 +65,8 @@ class _Bench:
         ns = self.system.namespace
         for name, durability in RESOURCES.items():
             policy = ResourcePolicy(durability=durability)
-            self.handles[name] = self.system.resource(BenchCounter, name=name, policy=policy)
+            counter = RESOURCE_CLASSES.get(name, BenchCounter)
+            self.handles[name] = self.system.resource(counter, name=name, policy=policy)
         for name, cls in ((NOOP, NoopTarget), (LOCK, LeaseLock), (LOCK_STORE, DictStore),
                           (NAIVE_STORE, DictStore), (START_LINE, StartLine)):  # fmt: skip
             actor = ray.remote(cls).options(name=name, namespace=ns, num_cpus=0).remote()
@@ -219,7 +221,8 @@ def run_bench(as_json: bool, quick: bool, out: str | None) -> int:
 # -- the report ---------------------------------------------------------------------------
 
 AGENTCAST_ROWS = (
-    "durable_unbatched", "durable_constrained", "durable_unbatched_process", "batched",
+    "durable_unbatched", "durable_constrained", "durable_provenance",
+    "durable_unbatched_process", "batched",
     "agentcast_rmw",
 )  # fmt: skip
 LINEAR_BOUND = max(CLIENT_COUNTS) / min(CLIENT_COUNTS)
@@ -241,6 +244,7 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
         ),
         "durable_constrained/durable_unbatched": per_n("durable_constrained", "durable_unbatched"),
         "batched/noop_ceiling": per_n("batched", "noop_ceiling"),
+        "durable_provenance/durable_unbatched": per_n("durable_provenance", "durable_unbatched"),
         "batched/ttl_lock": per_n("batched", "ttl_lock"),
         "durable_unbatched/ttl_lock": per_n("durable_unbatched", "ttl_lock"),
         "p99_growth_1_to_32": {
@@ -273,6 +277,10 @@ def targets(found: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]
         "constraints_cost": _at_least(
             found["durable_constrained/durable_unbatched"], 0.9,
             "writes carrying 10 constraints/s >= 0.9x plain durable writes/s",
+        ),
+        "provenance_vs_durable": _at_least(
+            found["durable_provenance/durable_unbatched"], 0.9,
+            "durable writes requiring VERIFIED provenance >= 0.9x plain durable writes/s",
         ),
         "batched_vs_ceiling": _at_least(
             found["batched/noop_ceiling"], 10.0, "batched writes/s >= 10x no-op calls/s"

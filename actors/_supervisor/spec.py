@@ -1,0 +1,64 @@
+"""The stored form of a submission, and the stage's provenance requirement."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel
+
+from policies import Deadlines, OnFailure, Provenance, Retry, RetryBudget, RetryPolicy
+from runtime import ConfigurationError, Envelope, ProvenanceError
+
+from .types import SubtaskSpec
+
+
+def make_spec(
+    task: BaseModel,
+    *,
+    to: str,
+    expect: type[BaseModel] | None,
+    deadline: Deadlines | timedelta | None,
+    retry: RetryPolicy | None,
+    on_failure: OnFailure | None,
+    envelope: Envelope,
+    parent: str | None = None,
+    stage: str | None = None,
+    next_stage: str | None = None,
+    run: str | None = None,
+    retry_budget: RetryBudget | None = None,
+    requires: Provenance | None = None,
+) -> SubtaskSpec:
+    """The stored form of a submission. ``retry`` alone means ``Retry(policy=retry)``;
+    with a non-``Retry`` ``on_failure`` it means "retry like this, then ``on_failure``".
+    ``run``, ``retry_budget``: see ``SubtaskSpec``; ``requires``: ``check_requirement``.
+
+    Raises:
+        ConfigurationError: both ``retry`` and a ``Retry`` plan are given.
+        ProvenanceError: the envelope's provenance is weaker than ``requires``.
+    """
+    check_requirement(envelope, requires, stage or to)
+    if isinstance(deadline, timedelta):
+        deadline = Deadlines(running=deadline)
+    if on_failure is None:
+        plan: OnFailure = Retry(policy=retry or RetryPolicy())
+    elif retry is None:
+        plan = on_failure
+    elif isinstance(on_failure, Retry):
+        raise ConfigurationError("give retry= or on_failure=Retry(...), not both")
+    else:
+        plan = Retry(policy=retry, then=on_failure)
+    return SubtaskSpec(
+        subtask_id=envelope.task_id, message=task, to=to, expect=expect,
+        deadlines=deadline or Deadlines(), on_failure=plan, envelope=envelope,
+        parent=parent, stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget,
+    )  # fmt: skip
+
+
+def check_requirement(envelope: Envelope, requires: Provenance | None, stage: str) -> None:
+    """Refuse input less trusted than the stage requires.
+
+    Raises:
+        ProvenanceError: the envelope's provenance is weaker than ``requires``.
+    """
+    if requires is not None and not envelope.provenance.at_least(requires):
+        raise ProvenanceError(f"stage {stage!r}", requires.value, envelope.provenance.value)
