@@ -19,50 +19,13 @@ from typing import Any
 import ray
 from pydantic import BaseModel
 
-from policies import (
-    AllowOnly,
-    CapArgument,
-    ConstraintSet,
-    Durability,
-    ForbidEntities,
-    ForbidPath,
-    Provenance,
-)
+from policies import Durability
 
 from ..._agent.agent import Agent, handler
 from ..._resource.constraints import carrying
-from ..._resource.declare import Resource, read, write
+from ..._resource.declare import Resource
 from ..._resource.handle import Write
-
-
-class BenchCounter(Resource):
-    """The agentcast side of the benchmark: counters under string keys."""
-
-    @write
-    def add(self, state: dict[str, int], key: str, n: int) -> int:
-        state[key] = state.get(key, 0) + n
-        return state[key]
-
-    @read
-    def get(self, state: dict[str, int], key: str) -> int:
-        return state.get(key, 0)
-
-
-class VerifiedCounter(Resource):
-    """The same counters behind a write that requires VERIFIED provenance, believed from
-    the bench's clients: every write pays the trust rule and the requirement check."""
-
-    vouchers = {"clients": Provenance.VERIFIED}
-
-    @write(requires=Provenance.VERIFIED)
-    def add(self, state: dict[str, int], key: str, n: int) -> int:
-        state[key] = state.get(key, 0) + n
-        return state[key]
-
-    @read
-    def get(self, state: dict[str, int], key: str) -> int:
-        return state.get(key, 0)
-
+from .counters import TEN_CONSTRAINTS, VerifiedCounter
 
 # -- messages --------------------------------------------------------------------------
 
@@ -89,18 +52,6 @@ class WriteRun(Run):
     resource: str
     think_s: float = 0.0
     constrained: bool = False  # carry ``TEN_CONSTRAINTS`` (none of which the write breaks)
-
-
-TEN_CONSTRAINTS = ConstraintSet(
-    (
-        *(ForbidPath(prefix=f"/{p}", argument="key") for p in ("prod", "etc", "var", "srv")),
-        *(ForbidPath(prefix=f"/{p}", argument="key") for p in ("home", "root", "boot")),
-        ForbidEntities(entities=frozenset({"frozen", "closed"}), argument="key"),
-        CapArgument(argument="n", maximum=1_000_000),
-        AllowOnly(targets=frozenset({"bench-full.add", "bench-process.add"})),
-    )
-)
-"""What a ``durable_constrained`` write carries: checked on every write, never broken."""
 
 
 class BatchRun(Run):

@@ -41,7 +41,7 @@ from policies import Durability, LockPolicy, ResourcePolicy
 from ..._system import System
 from ..output import emit
 from .baselines import DictStore
-from .clients import BenchCounter
+from .counters import BenchCounter
 from .lock_checks import detection_samples, stale_writes
 from .lock_clients import LockBenchClient, LockRun, LockRunOut, TtlLocks
 

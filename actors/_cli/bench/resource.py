@@ -43,12 +43,12 @@ from .clients import (
     START_LINE,
     BenchClient,
     BenchConfig,
-    BenchCounter,
     RowSpec,
     Run,
     RunOut,
     workloads,
 )
+from .counters import BenchCounter
 
 
 class _Bench:
