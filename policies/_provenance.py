@@ -35,6 +35,9 @@ class Provenance(StrEnum):
         """Whether this mark is as trusted as ``other`` or more."""
         return _RANK[self] >= _RANK[other]
 
+    def __repr__(self) -> str:  # as it is written in code: results print readably
+        return f"Provenance.{self.name}"
+
 
 _RANK = {mark: 4 - index for index, mark in enumerate(Provenance)}
 

@@ -284,6 +284,7 @@ class RowSpec:
     ops_per_client: int | None = None  # None: the configuration's ``ops``
 
 
+# long: one message factory per row of the table, kept side by side
 def _messages(c: BenchConfig, ns: str) -> dict[str, MessageFactory]:
     """How each row builds its message from (key, ops, start_at)."""
 
