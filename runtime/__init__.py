@@ -29,6 +29,7 @@ _refuse_shadowed_siblings()
 
 
 from ._applier import SerialApplier as SerialApplier
+from ._applier import apply_each as apply_each
 from ._clock import Clock as Clock
 from ._clock import SystemClock as SystemClock
 from ._codec import decode as decode
@@ -167,6 +168,7 @@ __all__ = [
     "Usage",
     "WriteFailedError",
     "agent_actor_name",
+    "apply_each",
     "check_max_tokens",
     "check_name",
     "connect",

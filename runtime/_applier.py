@@ -17,6 +17,21 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 Outcome = tuple[bool, Any]
+S = TypeVar("S")
+
+
+def apply_each(ops: Sequence[Callable[[S], Any]], target: S) -> list[Outcome]:
+    """Run each op on ``target`` in order: ``(True, value)``, or ``(False, error)`` for an
+    op that raised; one op's failure is its own outcome and the batch goes on."""
+    outcomes: list[Outcome] = []
+    for op in ops:
+        try:
+            outcomes.append((True, op(target)))
+        except Exception as error:
+            outcomes.append((False, error))
+    return outcomes
+
+
 """``(True, value)`` or ``(False, exception)`` for one item."""
 
 

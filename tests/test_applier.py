@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from runtime import SerialApplier
+from runtime import SerialApplier, apply_each
 
 
 def test_items_are_applied_in_order_and_arrivals_form_one_batch() -> None:
@@ -44,3 +44,15 @@ def test_a_failed_batch_fails_each_of_its_callers_and_the_next_batch_runs() -> N
         assert await applier.submit("ok") == "ok"
 
     asyncio.run(scenario())
+
+
+def test_apply_each_gives_every_op_its_own_outcome_in_order() -> None:
+    seen: list[int] = []
+
+    def boom(target: list[int]) -> int:
+        raise ValueError("boom")
+
+    outcomes = apply_each([lambda t: t.append(1) or 1, boom, lambda t: t.append(3) or 3], seen)
+    assert [ok for ok, _ in outcomes] == [True, False, True]
+    assert (outcomes[0][1], outcomes[2][1], str(outcomes[1][1])) == (1, 3, "boom")
+    assert seen == [1, 3]  # the op after a failure still ran

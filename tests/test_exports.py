@@ -67,7 +67,7 @@ RUNTIME = {
     "check_name", "connect", "storage_root", "transaction", "truncate_wal", "AttemptRecord",
     "FailureReason",
     # what the actor families are built from: the applier, metrics, the Ray glue, malloc
-    "SerialApplier", "counter", "gauge", "histogram", "KeptGauge", "STATE_RESOURCE",
+    "SerialApplier", "apply_each", "counter", "gauge", "histogram", "KeptGauge", "STATE_RESOURCE",
     "agent_actor_name", "lookup", "named_actors", "resource_actor_name", "spawn", "start_local_ray",
     "fix_mmap_threshold",
     # OpenTelemetry spans

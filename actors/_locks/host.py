@@ -21,6 +21,7 @@ from runtime import (
     SerialApplier,
     StorageError,
     SystemClock,
+    apply_each,
     counter,
     gauge,
     histogram,
@@ -184,12 +185,7 @@ class LocksHost:
 
     def _apply_batch(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
         core = self._open()
-        outcomes: list[tuple[bool, Any]] = []
-        for op in batch:
-            try:
-                outcomes.append((True, op(core)))
-            except Exception as error:
-                outcomes.append((False, error))
+        outcomes = apply_each(batch, core)
         try:
             core.commit()
         except Exception as error:  # memory is ahead of the log: reopen from the log
