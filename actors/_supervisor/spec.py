@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from pydantic import BaseModel
@@ -10,6 +11,25 @@ from policies import Deadlines, OnFailure, Provenance, Retry, RetryBudget, Retry
 from runtime import ConfigurationError, Envelope, ProvenanceError
 
 from .types import SubtaskSpec
+
+DEFAULT_VERIFY = timedelta(seconds=60)
+"""The running deadline of a verification when its stage names none."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StageRule:
+    """What a declared stage asks of its input and its output.
+
+    Attributes:
+        requires: the weakest provenance of input the stage accepts; None accepts any.
+        verifier: the agent that checks every output of the stage; None releases
+            outputs unchecked.
+        verify_within: the running deadline of each verification. Default 60 s.
+    """
+
+    requires: Provenance | None = None
+    verifier: str | None = None
+    verify_within: timedelta = DEFAULT_VERIFY
 
 
 def make_spec(
@@ -51,6 +71,7 @@ def make_spec(
         subtask_id=envelope.task_id, message=task, to=to, expect=expect,
         deadlines=deadline or Deadlines(), on_failure=plan, envelope=envelope,
         parent=parent, stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget,
+        requires=requires,
     )  # fmt: skip
 
 
