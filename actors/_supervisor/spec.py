@@ -69,9 +69,8 @@ def make_spec(
         plan = Retry(policy=retry, then=on_failure)
     return SubtaskSpec(
         subtask_id=envelope.task_id, message=task, to=to, expect=expect,
-        deadlines=deadline or Deadlines(), on_failure=plan, envelope=envelope,
-        parent=parent, stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget,
-        requires=requires,
+        deadlines=deadline or Deadlines(), on_failure=plan, envelope=envelope, parent=parent,
+        stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget, requires=requires,
     )  # fmt: skip
 
 
