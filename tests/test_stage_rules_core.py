@@ -89,17 +89,19 @@ def test_a_submit_may_tighten_the_stage_requirement_never_loosen_it(tmp_path: Pa
         ("r", Provenance.HUMAN, Provenance.UNVERIFIED_AGENT),  # an ordinary agent
         ("v", Provenance.HUMAN, Provenance.VERIFIED),  # a declared verifier: capped
         ("v", Provenance.TOOL, Provenance.TOOL),  # believed as low as it says
+        ("v", "trusted-by-me", Provenance.UNVERIFIED_AGENT),  # malformed: the bottom mark
     ],
 )
 def test_an_output_s_mark_is_believed_up_to_its_agent_s_ceiling(
-    tmp_path: Path, group: str, claimed: Provenance, believed: Provenance
+    tmp_path: Path, group: str, claimed: Provenance | str, believed: Provenance
 ) -> None:
     async def body() -> None:
         agents = kit.FakeAgents({"r": 1, "v": 1})
         core = kit.make_core(tmp_path, agents, FakeClock())
         core.declare_stage("draft", None, StageRule(verifier="v"))
         task = await kit.started(core, kit.spec(to=group))
-        agents.calls[0].future.set_result(Produced(GOOD, claimed, ("tool:search",)))
+        produced = Produced(GOOD, claimed, ("tool:search",))  # type: ignore[arg-type]
+        agents.calls[0].future.set_result(produced)
         await settle()
         outcome = task.result()
         assert (outcome.output, outcome.provenance) == (GOOD, believed)

@@ -77,12 +77,15 @@ class StageRules:
 
     def believed(self, replica: str, produced: object) -> tuple[BaseModel | object, Provenance]:
         """An attempt's result and the mark believed of it: the derived mark its agent
-        sent back (UNVERIFIED_AGENT when none came with it), capped at the agent's
-        ceiling."""
-        if isinstance(produced, Produced):
+        sent back (UNVERIFIED_AGENT when none, or no valid one, came with it), capped at
+        the agent's ceiling."""
+        if not isinstance(produced, Produced):
+            return produced, Provenance.UNVERIFIED_AGENT
+        try:
             claimed = Provenance(produced.provenance)
-            return produced.output, self._trust.believed(group_of(replica), claimed)
-        return produced, Provenance.UNVERIFIED_AGENT
+        except ValueError:  # a malformed mark is believed as the bottom one
+            claimed = Provenance.UNVERIFIED_AGENT
+        return produced.output, self._trust.believed(group_of(replica), claimed)
 
 
 Succeed = Callable[[Live, Attempt, BaseModel, Provenance], None]
