@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import test_supervisor_core as kit
@@ -19,7 +20,7 @@ from actors import Claim, Verdict, VerifyClaims
 from actors._agent.derived import Produced
 from actors._supervisor.spec import StageRule
 from policies import Deadlines, Provenance, RetryPolicy
-from runtime import Envelope, ProvenanceError, new_task_id
+from runtime import ConfigurationError, Envelope, ProvenanceError, new_task_id
 from runtime.testing import FakeClock
 
 GOOD = kit.GOOD
@@ -225,3 +226,17 @@ def test_the_stage_s_own_deadline_keeps_running_while_it_is_verified(tmp_path: P
         assert (await core.wait(s.subtask_id)).error is not None  # never released after all
 
     kit.run(body)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"requires": "verified"},
+        {"verifier": ""},
+        {"verifier": 3},
+        {"verifier": "v", "verify_within": timedelta(0)},
+    ],
+)
+def test_a_malformed_stage_rule_is_a_configuration_error(bad: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError):
+        StageRule(**bad)

@@ -281,8 +281,15 @@ class Supervisor:
         submitted within it. ``requires``: every submit to it needs input at least this
         trusted (a submit's own ``requires`` may only add to it). ``verifier``: the agent
         that checks every output of the stage before it is released (within
-        ``verify_within``, default 60 s); see docs/integrity.md."""
+        ``verify_within``, default 60 s); see docs/integrity.md.
+
+        Raises:
+            ConfigurationError: ``requires`` is not a ``Provenance``, ``verifier`` not an
+                agent name, ``verify_within`` not positive or given without a verifier.
+        """
         window_s = None if window is None else window.total_seconds()
+        if verify_within is not None and verifier is None:
+            raise ConfigurationError(f"stage {name!r}: verify_within without a verifier")
         rule = None
         if requires is not None or verifier is not None:
             within = verify_within or DEFAULT_VERIFY

@@ -31,6 +31,20 @@ class StageRule:
     verifier: str | None = None
     verify_within: timedelta = DEFAULT_VERIFY
 
+    def __post_init__(self) -> None:
+        """Check the rule's fields.
+
+        Raises:
+            ConfigurationError: a requirement that is not a ``Provenance``, a verifier
+                that is not an agent name, or a verification deadline that is not positive.
+        """
+        if self.requires is not None and not isinstance(self.requires, Provenance):
+            raise ConfigurationError(f"requires must be a Provenance, not {self.requires!r}")
+        if self.verifier is not None and not (isinstance(self.verifier, str) and self.verifier):
+            raise ConfigurationError(f"verifier must be an agent name, not {self.verifier!r}")
+        if not isinstance(self.verify_within, timedelta) or self.verify_within <= timedelta(0):
+            raise ConfigurationError(f"verify_within must be positive, not {self.verify_within}")
+
 
 def make_spec(
     task: BaseModel,
