@@ -19,6 +19,7 @@ from waiting import settle
 from actors import Claim, Verdict, VerifyClaims
 from actors._agent.derived import Produced
 from actors._supervisor.spec import StageRule
+from actors._supervisor.store import SubtaskStore
 from policies import Deadlines, Provenance, RetryPolicy
 from runtime import ConfigurationError, Envelope, ProvenanceError, new_task_id
 from runtime.testing import FakeClock
@@ -240,3 +241,28 @@ def test_the_stage_s_own_deadline_keeps_running_while_it_is_verified(tmp_path: P
 def test_a_malformed_stage_rule_is_a_configuration_error(bad: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
         StageRule(**bad)
+
+
+def test_a_stage_s_rule_holds_after_the_supervisor_restarts(tmp_path: Path) -> None:
+    async def body() -> None:
+        agents = kit.FakeAgents({"r": 1, "v": 1})
+        first = SubtaskStore(tmp_path)
+        first.settings.begin("start-1", None)
+        kit.SupervisorCore(first, agents, clock=FakeClock()).declare_stage(
+            "publish", None, StageRule(requires=Provenance.VERIFIED, verifier="v")
+        )
+        first.close()
+        store = SubtaskStore(tmp_path)  # the restarted actor: same start, same storage
+        again = kit.SupervisorCore(store, agents, clock=FakeClock())
+        again.apply(store.settings.begin("start-1", None))
+        with pytest.raises(ProvenanceError):
+            await again.run(from_agent(Provenance.HUMAN, stage="publish"))
+        task = await kit.started(again, kit.spec(stage="publish"))
+        agents.calls[0].future.set_result(GOOD)
+        await settle()
+        assert agents.calls[1].replica == "v:0"  # its output goes to the verifier first
+        agents.calls[1].future.set_result(Verdict(stage="publish", verified=True))
+        await settle()
+        assert task.result().provenance is Provenance.VERIFIED
+
+    kit.run(body)
