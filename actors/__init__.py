@@ -62,8 +62,8 @@ from ._resource.invariants import invariant as invariant
 from ._resource.ownership import OwnershipRecord as OwnershipRecord
 from ._resource.store import LogRecord as LogRecord
 from ._resource.store import ResourceLog as ResourceLog
+from ._supervisor.delegate import AsyncSupervisor as AsyncSupervisor
 from ._supervisor.handle import AsyncSubtaskHandle as AsyncSubtaskHandle
-from ._supervisor.handle import AsyncSupervisor as AsyncSupervisor
 from ._supervisor.handle import SubtaskHandle as SubtaskHandle
 from ._supervisor.handle import Supervisor as Supervisor
 from ._supervisor.types import Outcome as Outcome

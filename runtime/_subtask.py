@@ -25,6 +25,7 @@ class FailureReason(StrEnum):
     KILLED: the replica's agent was killed by the kill switch.
     BUDGET: the agent raised ``BudgetExceededError``.
     REJECTED: an escalation was answered with a rejection.
+    UNVERIFIED: the stage's verifier rejected the output, or failed to check it.
     """
 
     EXCEPTION = "exception"
@@ -38,6 +39,7 @@ class FailureReason(StrEnum):
     KILLED = "killed"
     BUDGET = "budget"
     REJECTED = "rejected"
+    UNVERIFIED = "unverified"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

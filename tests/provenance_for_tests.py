@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from actors import (
     Agent,
+    Claim,
     Provenance,
     Resource,
     Verdict,
@@ -115,3 +116,82 @@ class Checker(Agent):
             for claim in request.claims:
                 await self.resource("reports").publish(claim.name, claim.value)
         return verdict
+
+
+class Growth(BaseModel):
+    """A stage's output: each field is a claim its verifier checks."""
+
+    q3: float
+
+
+class Fabricates:
+    """A model that makes a figure up once, then gives the true one."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, messages: Any) -> str:
+        self.calls += 1
+        return "7.3" if self.calls == 1 else "4.2"
+
+
+class Drafter(Agent):
+    """Drafts the figure its model gives: unverified output."""
+
+    @handler
+    async def draft(self, ask: Ask) -> Growth:
+        reply = await self.model.complete([Message(role="user", content=ask.key)], max_tokens=8)
+        return Growth(q3=float(reply.text or "nan"))
+
+
+class Auditor(Agent):
+    """A stage's verifier: checks claims against the stats resource, vouches if all hold."""
+
+    verifier = True
+
+    @handler
+    async def check(self, request: VerifyClaims) -> Verdict:
+        truth = (await self.resource("stats").read("figures")).value
+        verdict = check_claims(request, truth.__getitem__)
+        if verdict.verified:
+            self.vouch("resource:stats")
+        return verdict
+
+
+class Publisher(Agent):
+    """The publish stage: passes the figure on."""
+
+    @handler
+    async def publish(self, growth: Growth) -> Growth:
+        return growth
+
+
+class Asked(BaseModel):
+    verified: bool
+    detail: str
+    derived: str
+
+
+class AsksTheVerifier(Agent):
+    """Asks a verifier itself (``self.supervisor.verify``), then uses a tool."""
+
+    @handler
+    async def ask(self, ask: Ask) -> Asked:
+        claims = [Claim(name=ask.key, value=7.3, claimed_by=self.name)]
+        handle = self.supervisor.verify("draft", claims, verifier="auditor")
+        verdict = await handle.result(timeout=60)
+        assert isinstance(verdict, Verdict)
+        async with self.budget.guard("search"):
+            pass
+        return Asked(verified=verdict.verified, detail=verdict.detail, derived=derived())
+
+
+class UsesATool(Agent):
+    """Handles a driver's task with one tool call and nothing else."""
+
+    @handler
+    async def use(self, ask: Ask) -> Asked:
+        before = derived()
+        async with self.budget.guard("search"):
+            pass
+        return Asked(verified=False, detail=str(before), derived=derived())

@@ -55,6 +55,17 @@ FRAGMENTS: frozenset[tuple[str, str]] = frozenset(
         # a resource declaration and a verify call: the runnable path is trust_collapse.py
         ("docs/integrity.md", "class Reports(Resource):"),
         ("docs/integrity.md", "verdict = system.supervisor.verify("),
+        # a stage's verifier and a downstream requirement: the runnable path is
+        # tests/test_stage_rules_ray.py; a keyed read's declaration
+        (
+            "docs/integrity.md",
+            'system.supervisor.declare_stage("draft", verifier="checker")  # verify_within: 60 s',
+        ),
+        (
+            "docs/integrity.md",
+            '# drafted: a "rough" stage\'s handle; nobody checked its output: UNVERIFIED_AGENT',
+        ),
+        ("docs/integrity.md", "class Desk(Resource):"),
         # a timing loop, its figures quoted on the page
         ("docs/observability-export.md", "import timeit"),
         # a sketch: its agent, model and ground truth are the reader's

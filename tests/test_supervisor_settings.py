@@ -16,12 +16,17 @@ from supervised_agents import Job, StrictDone, Worker
 
 from actors import System
 from actors._supervisor.settings import Configuration
+from actors._supervisor.spec import StageRule
 from actors._supervisor.store import SubtaskStore
-from policies import RestartIntensity, RetryBudget, RetryPolicy
+from policies import Provenance, RestartIntensity, RetryBudget, RetryPolicy
+from runtime import transaction
 
 ORIGINAL = RetryBudget(ratio=0.5, min_retries_per_window=1)
 CONFIGURED = RetryBudget(ratio=0.1, min_retries_per_window=2, window=timedelta(seconds=30))
 INTENSITY = RestartIntensity(max_restarts=0, within=timedelta(seconds=1.5))
+RULE = StageRule(
+    requires=Provenance.VERIFIED, verifier="checker", verify_within=timedelta(seconds=7)
+)
 
 
 def configure_everything(root: Path) -> None:
@@ -29,7 +34,8 @@ def configure_everything(root: Path) -> None:
     assert store.settings.begin("start-1", ORIGINAL) == Configuration(retry_budget=ORIGINAL)
     store.settings.save_retry_budget(CONFIGURED)
     store.settings.save_group("workers", INTENSITY)
-    store.settings.save_stage("write", 2.5)
+    store.settings.save_stage("write", 2.5, None)
+    store.settings.save_stage("publish", None, RULE)
     store.close()
 
 
@@ -37,8 +43,20 @@ def test_a_restart_of_the_same_start_reloads_what_was_configured(tmp_path: Path)
     configure_everything(tmp_path)
     reopened = SubtaskStore(tmp_path)
     assert reopened.settings.begin("start-1", ORIGINAL) == Configuration(
-        retry_budget=CONFIGURED, groups={"workers": INTENSITY}, stages={"write": 2.5}
+        retry_budget=CONFIGURED,
+        groups={"workers": INTENSITY},
+        stages={"write": (2.5, None), "publish": (None, RULE)},
     )
+
+
+def test_a_stage_stored_before_stages_had_rules_loads_as_a_window(tmp_path: Path) -> None:
+    store = SubtaskStore(tmp_path)
+    store.settings.begin("start-1", None)
+    with transaction(store._conn, "old stage row") as conn:  # the form older versions wrote
+        conn.execute("INSERT INTO settings(kind, name, value) VALUES ('stage', 'old', '4.0')")
+    store.close()
+    loaded = SubtaskStore(tmp_path).settings.begin("start-1", None)
+    assert loaded.stages == {"old": (4.0, None)}
 
 
 def test_a_new_start_replaces_an_earlier_start_s_configuration(tmp_path: Path) -> None:

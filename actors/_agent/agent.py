@@ -258,7 +258,8 @@ class Agent:
     def supervisor(self) -> Any:
         """The supervisor (an ``AsyncSupervisor``): ``self.supervisor.submit(...)``
         delegates a subtask, a child of the current task under the same trace id."""
-        from .._supervisor.handle import AsyncSupervisor, supervisor_actor
+        from .._supervisor.delegate import AsyncSupervisor
+        from .._supervisor.handle import supervisor_actor
 
         task = current_task.get()
         parent = None if task is None else task.envelope

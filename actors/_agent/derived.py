@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
+from typing import Any
 
 from policies import Provenance, weakest
 from runtime import Envelope
@@ -24,6 +25,16 @@ class Derivation:
 
     mark: Provenance
     sources: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Produced:
+    """A handler's output as it goes back to the supervisor, with the mark its run derived
+    (the supervisor believes the mark only up to what the agent can vouch for)."""
+
+    output: Any
+    provenance: Provenance
+    sources: tuple[str, ...] = ()
 
 
 _current: ContextVar[Derivation | None] = ContextVar("agentcast_derivation", default=None)

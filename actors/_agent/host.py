@@ -63,8 +63,12 @@ class AgentHost:
         cls = type(getattr(self, "_agent", None)).__name__ if hasattr(self, "_agent") else "Agent"
         return f"{cls}(agent {runtime.name!r} replica {runtime.replica})"
 
-    async def handle(self, message: BaseModel, envelope: Envelope) -> BaseModel:
-        """Run the handler that takes ``type(message)`` under ``envelope``.
+    async def handle(
+        self, message: BaseModel, envelope: Envelope, *, marked: bool = False
+    ) -> BaseModel | derived.Produced:
+        """Run the handler that takes ``type(message)`` under ``envelope``; ``marked``
+        (the supervisor's calls): the output comes as ``Produced``, with the provenance
+        mark the run derived.
 
         Raises:
             UnknownHandlerError: no handler takes this message type.
@@ -74,14 +78,14 @@ class AgentHost:
         """
         self._ledger.begin(envelope.span_id)
         try:
-            output = await self._run(message, envelope)
+            produced = await self._run(message, envelope)
         except BaseException as error:
             self._ledger.end(envelope.span_id, error=error)
             raise
-        self._ledger.end(envelope.span_id, output)
-        return output
+        self._ledger.end(envelope.span_id, produced)  # the supervisor follows it marked
+        return produced if marked else produced.output
 
-    async def _run(self, message: BaseModel, envelope: Envelope) -> BaseModel:
+    async def _run(self, message: BaseModel, envelope: Envelope) -> derived.Produced:
         spec = self._find(message)
         token = current_task.set(TaskContext(envelope))
         tracking = derived.begin(envelope)
@@ -93,11 +97,12 @@ class AgentHost:
                 attributes=self._span_attributes(spec, envelope),
             ):  # fmt: skip
                 output = await spec.fn(self._agent, message)
+            mark, sources = derived.derived(), derived.sources()
         finally:
             derived.end(tracking)
             current_task.reset(token)
             self._ended(run)
-        return self._checked(spec, output)
+        return derived.Produced(self._checked(spec, output), mark, sources)
 
     def _span_attributes(self, spec: HandlerSpec, envelope: Envelope) -> dict[str, str | int]:
         """The handler run's span, after the GenAI conventions (the run is the

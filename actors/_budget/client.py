@@ -11,7 +11,7 @@ from typing import Any
 
 import ray
 
-from policies import BreakerStatus, BudgetLimit, BudgetPolicy, fingerprint
+from policies import BreakerStatus, BudgetLimit, BudgetPolicy, Provenance, fingerprint
 from runtime import (
     Clock,
     ConfigurationError,
@@ -21,6 +21,7 @@ from runtime import (
     spawn,
 )
 
+from .._agent.derived import note
 from .._reconnect import Plan, Reconnect, reconnecting, run_async, run_blocking
 from .core import BreakerView, RetryDecision
 from .host import BudgetHost
@@ -206,7 +207,8 @@ class AgentBudget:
 
 
 class ToolGuard:
-    """Admits one call through a dependency's breaker; reports how it went.
+    """Admits one call through a dependency's breaker; reports how it went. What the
+    running handler makes afterwards is at most TOOL: it may carry the tool's result.
 
     Raises:
         CircuitOpenError: on entry, when the breaker refuses the call.
@@ -254,6 +256,7 @@ class ToolGuard:
         tb: TracebackType | None,
     ) -> None:
         self._span.__exit__(exc_type, exc, tb)
+        note(Provenance.TOOL, f"tool:{self._dependency}")  # what the handler makes now
         assert self.view is not None
         link, agent = self._budget._link, self._budget._holder
         if exc is not None and isinstance(exc, self._failures):

@@ -115,7 +115,7 @@ class ResourceCore:
         self.state: dict[Any, Any] = decode(initial)  # what recovery would rebuild
         replayed = replay(self.state, recovered.tail)
         tail = ((decode(r.diff), r.provenance) for r in recovered.tail)
-        self.marks = StateMarks.recovered(self.state, bool(recovered.snapshot_state), tail)
+        self.marks = StateMarks.recovered(self.state, recovered, tail)
         self.version = replayed[-1] if replayed else recovered.snapshot_version
         self._snapshot_version = recovered.snapshot_version
         self.needs_recovery = False
@@ -302,7 +302,7 @@ class ResourceCore:
         if self.version - self._snapshot_version < self.policy.snapshot_every:
             return
         try:
-            self._log.save_snapshot(self.version, encode(self.state))
+            self._log.save_snapshot(self.version, encode(self.state), self.marks.saved())
         except StorageError:
             return  # a snapshot only shortens recovery; the log alone is the truth
         self._snapshot_version = self.version
@@ -391,7 +391,7 @@ class ResourceCore:
                 self.name, op_name if isinstance(op_name, str) else repr(op_name)[:200]
             )
         value = op.call(self._resource, MappingProxyType(self.state), args, kwargs)
-        return ReadResult(value, self.version, self.marks.weakest())
+        return ReadResult(value, self.version, self.marks.of_read(op, args, kwargs))
 
     @property
     def fenced(self) -> bool:

@@ -70,13 +70,21 @@ def write(
     return mark if fn is None else mark(fn)
 
 
-def read(fn: F) -> F:
+def read(fn: F | None = None, *, keys: EntityOf | None = None) -> Any:
     """Mark a method as a read: ``(self, state, *args) -> value``, given a read-only view.
 
-    A read sees every write acknowledged before it was sent.
+    A read sees every write acknowledged before it was sent. ``keys`` names the
+    top-level state keys it reads: a parameter whose value is a key (or a list of
+    keys), or a callable of the arguments returning them; its result's provenance is
+    then the weakest of those keys', else of the whole state.
     """
-    setattr(fn, _KIND_ATTR, "read")
-    return fn
+
+    def mark(method: F) -> F:
+        setattr(method, _KIND_ATTR, "read")
+        setattr(method, _ENTITY_ATTR, keys)
+        return method
+
+    return mark if fn is None else mark(fn)
 
 
 class Resource:
@@ -108,7 +116,7 @@ class Operation:
     signature: inspect.Signature
     hints: dict[str, Any]  # resolved annotations of the parameters (where they resolve)
     positional: tuple[int, int] | None  # (min, max) count when only positional args are taken
-    entity: EntityOf | None = None  # for a write: the entity it touches (``write``)
+    entity: EntityOf | None = None  # a write's entity (``write``), a read's keys (``read``)
     requires: Provenance | None = None  # for a write: the least provenance it accepts
 
     def entity_of(self, args: list[Any], kwargs: dict[str, Any]) -> str | None:

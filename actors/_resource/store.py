@@ -33,6 +33,7 @@ from runtime import (
 
 from . import fencing
 from .provenance import migrate
+from .recovery import Recovered as Recovered
 from .state_view import replay
 
 _SCHEMA = """
@@ -147,18 +148,6 @@ class Rejection:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
-class Recovered:
-    """What a new incarnation starts from."""
-
-    incarnation: int
-    snapshot_version: int
-    snapshot_state: bytes | None
-    tail: list[LogRecord]
-    writer_fences: dict[str, int]
-    lease_fences: dict[str, int]
-
-
 # Columns are the records' fields, in order: a row is ``LogRecord(*row)``, and a record's
 # row is made in C by ``attrgetter``, with no Python call per record of a batch.
 _LOG_FIELDS = tuple(f.name for f in fields(LogRecord))
@@ -207,14 +196,15 @@ class ResourceLog:
                 (incarnation,),
             )
         snap = conn.execute(
-            "SELECT version, state FROM snapshot ORDER BY version DESC LIMIT 1"
+            "SELECT version, state, marks FROM snapshot ORDER BY version DESC LIMIT 1"
         ).fetchone()
-        snapshot_version, snapshot_state = (snap[0], snap[1]) if snap else (0, None)
+        snapshot_version, snapshot_state, snapshot_marks = snap or (0, None, None)
         fences = dict(conn.execute("SELECT writer, min_epoch FROM writer_fence").fetchall())
         return Recovered(
             incarnation=incarnation,
             snapshot_version=snapshot_version,
             snapshot_state=snapshot_state,
+            snapshot_marks=snapshot_marks,
             tail=list(self.records(after=snapshot_version)),
             writer_fences=fences,
             lease_fences=fencing.load(conn),
@@ -258,15 +248,17 @@ class ResourceLog:
                 )
             fencing.store(conn, lease_fences)
 
-    def save_snapshot(self, version: int, state: bytes) -> None:
-        """Keep the full state at ``version`` and drop older snapshots.
+    def save_snapshot(self, version: int, state: bytes, marks: bytes | None = None) -> None:
+        """Keep the full state at ``version``, with the provenance marks of its keys
+        (``provenance.StateMarks.saved``), and drop older snapshots.
 
         Raises:
             StorageError: the store failed; the older snapshot is kept.
         """
         with transaction(self._conn, f"snapshot to {self.path} failed") as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO snapshot(version, state) VALUES(?, ?)", (version, state)
+                "INSERT OR REPLACE INTO snapshot(version, state, marks) VALUES(?, ?, ?)",
+                (version, state, marks),
             )
             conn.execute("DELETE FROM snapshot WHERE version < ?", (version,))
 

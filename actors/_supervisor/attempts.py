@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from policies import AbandonTask, EscalateTo, FailureAction, RerouteTo
+from policies import AbandonTask, EscalateTo, FailureAction, Provenance, RerouteTo
 from runtime import Clock, ConfigurationError, FailureReason, new_span_id
 
 from .background import Background
@@ -29,6 +29,7 @@ from .state import Attempt, Live, validate
 from .table import SubtaskTable
 from .timers import Timers
 from .types import AgentDiedError, Dispatcher, classify
+from .verification import OutputGate
 
 _PHASES = (FailureReason.QUEUE_TIMEOUT, FailureReason.DEADLINE, FailureReason.HEARTBEAT_TIMEOUT)
 _log = logging.getLogger(__name__)
@@ -55,7 +56,9 @@ class AttemptEngine:
         clock: Clock,
         metrics: Metrics,
         background: Background,
+        gate: OutputGate,
     ) -> None:
+        self.gate = gate
         self._table = table
         self._pool = pool
         self._timers = timers
@@ -221,9 +224,10 @@ class AttemptEngine:
             self._late(live, attempt, error)
             return
         if error is None:
+            output, mark = self.gate.rules.believed(attempt.replica, output)
             checked, problem = validate(live.spec.expect, output)
-            if checked is not None:
-                self._succeed(live, attempt, checked)
+            if checked is not None:  # released now, or once its stage's verifier passed it
+                self.gate.accept(live, attempt, checked, mark, self._succeed, self.failed)
                 return
             reason, kind, detail = FailureReason.SCHEMA, None, problem
         else:
@@ -249,11 +253,11 @@ class AttemptEngine:
         self._pump(replica)
         self._pump(group_of(replica))
 
-    def _succeed(self, live: Live, attempt: Attempt, output: BaseModel) -> None:
+    def _succeed(self, live: Live, attempt: Attempt, output: BaseModel, mark: Provenance) -> None:
         attempt.over = True
         live.history.append(self._table.record(live, attempt, "succeeded"))
         self._metrics.attempt(group_of(attempt.replica or attempt.target), "succeeded")
-        self._table.finish(live, output=output)
+        self._table.finish(live, output=output, provenance=mark)
 
     def _late(self, live: Live, attempt: Attempt, error: BaseException | None) -> None:
         outcome = "succeeded" if error is None else classify(error)[0].value

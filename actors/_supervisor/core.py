@@ -35,6 +35,7 @@ from .planner import FailurePlanner
 from .pool import Pool
 from .sampling import OutputSampler
 from .settings import Configuration
+from .spec import StageRule
 from .stages import StageWatcher
 from .state import Live
 from .store import SubtaskStore
@@ -48,6 +49,7 @@ from .types import (
     SubtaskSpec,
     SubtaskStatus,
 )
+from .verification import OutputGate, StageRules
 
 _log = logging.getLogger(__name__)
 
@@ -99,9 +101,11 @@ class SupervisorCore:
             store, clock=clock, retry_budget=retry_budget or LocalRetryBudget(clock),
             rng=rng or random.Random(),
         )  # fmt: skip
+        self.rules = StageRules()
         self._attempts = AttemptEngine(
             self._table, self.pool, Timers(), self._planner, dispatcher,
             clock=clock, metrics=self.metrics, background=background,
+            gate=OutputGate(self.rules, self.run, background),
         )  # fmt: skip
 
     def _audit(self, spec: SubtaskSpec) -> None:
@@ -138,9 +142,10 @@ class SupervisorCore:
         (returning once it is stored, if another submit of it is storing it).
 
         Raises:
+            ProvenanceError: its input is less trusted than its stage requires.
             StorageError: it could not be stored; it was not started.
         """
-        live = self._table.admit(spec)
+        live = self._table.admit(self.rules.admit(spec))
         if live is None:
             await self._table.being_stored(spec.subtask_id)
             return
@@ -250,8 +255,8 @@ class SupervisorCore:
         self._planner.configure_retry_budget(configuration.retry_budget)
         for group, intensity in configuration.groups.items():
             self._planner.configure_group(group, intensity)
-        for stage, window in configuration.stages.items():
-            self._stages.declare(stage, window)
+        for stage, (window, rule) in configuration.stages.items():
+            self._declare_stage(stage, window, rule)
 
     def configure_group(self, group: str, intensity: RestartIntensity) -> None:
         """Set the restart intensity of an agent group (default ``RestartIntensity()``).
@@ -273,15 +278,22 @@ class SupervisorCore:
         self.store.settings.save_retry_budget(budget)
         self._planner.configure_retry_budget(budget)
 
-    def declare_stage(self, name: str, window: float) -> None:
+    def declare_stage(self, name: str, window: float | None, rule: StageRule | None = None) -> None:
         """Watch stage ``name``: once a handoff names it as the next stage, a subtask of
-        it must be submitted within ``window`` seconds, or the stage is a stall.
+        it must be submitted within ``window`` seconds (None: not watched), or the stage
+        is a stall; ``rule``: what it requires of its input and who verifies its output.
 
         Raises:
             StorageError: it could not be stored; it is not applied.
         """
-        self.store.settings.save_stage(name, window)
-        self._stages.declare(name, window)
+        self.store.settings.save_stage(name, window, rule)
+        self._declare_stage(name, window, rule)
+
+    def _declare_stage(self, name: str, window: float | None, rule: StageRule | None) -> None:
+        if window is not None:
+            self._stages.declare(name, window)
+        if rule is not None:
+            self.rules.declare(name, rule)
 
     def stalls(self) -> list[dict[str, Any]]:
         """Stages silent past their window, now."""

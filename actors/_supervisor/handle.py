@@ -27,18 +27,18 @@ from runtime import (
     Clock,
     ConfigurationError,
     Envelope,
-    InvalidArgumentError,
     SystemClock,
     new_task_id,
 )
 
-from .._agent.derived import derived, sources
+from .._agent.derived import note
 from .._reconnect import Plan, Reconnect, Resolve, reconnecting, run_async, run_blocking
 from .sampling import Agree, Truth
+from .spec import DEFAULT_VERIFY, StageRule
 from .spec import make_spec as make_spec
 from .types import Outcome, SubtaskSpec, SubtaskStatus
 from .validate import check_submission
-from .verify import Claim, Verdict, VerifyClaims
+from .verify import Claim, Verdict, verify_request
 
 _SUPERVISOR = "supervisor"
 NONE = ConstraintSet()
@@ -55,8 +55,8 @@ class SubtaskCalls:
         self.clock = clock
         self.ref = actor.run.remote(spec)
 
-    def result(self, timeout: float | None) -> Plan[BaseModel]:
-        """The output. While the supervisor restarts, the subtask is joined again by id
+    def outcome(self, timeout: float | None) -> Plan[Outcome]:
+        """The outcome. While the supervisor restarts, the subtask is joined again by id
         (``run`` of a known id waits for it rather than starting it again)."""
         ends = None if timeout is None else self.clock.monotonic() + timeout
 
@@ -72,7 +72,7 @@ class SubtaskCalls:
             raise TimeoutError(
                 f"subtask {self.spec.subtask_id} not finished after {timeout}s"
             ) from None
-        return outcome.unwrap()
+        return outcome
 
     def status(self) -> Plan[SubtaskStatus]:
         """Where the subtask stands, asked again while the supervisor restarts."""
@@ -123,7 +123,15 @@ class SubtaskHandle:
             ResourceUnavailableError: the supervisor stayed unreachable past the
                 reconnect time.
         """
-        return run_blocking(self._calls.result(timeout), self._calls.clock)
+        return run_blocking(self._calls.outcome(timeout), self._calls.clock).unwrap()
+
+    def provenance(self, timeout: float | None = None) -> Provenance:
+        """The mark the supervisor believed of the output (VERIFIED once its stage's
+        verifier passed it, else UNVERIFIED_AGENT): carry it on the envelope of a task
+        made from the output. Raises as ``result``."""
+        outcome = run_blocking(self._calls.outcome(timeout), self._calls.clock)
+        outcome.unwrap()
+        return outcome.provenance
 
     def status(self) -> SubtaskStatus:
         """Where it stands: state, target, reason and attempt history (waiting out a
@@ -162,7 +170,10 @@ class AsyncSubtaskHandle:
             TimeoutError: ``timeout`` seconds passed first.
             ResourceUnavailableError: the supervisor stayed unreachable.
         """
-        return await run_async(self._calls.result(timeout), self._calls.clock)
+        outcome = await run_async(self._calls.outcome(timeout), self._calls.clock)
+        output = outcome.unwrap()
+        note(outcome.provenance, f"subtask:{self.id}")  # what the handler makes now derives from it
+        return output
 
     async def status(self) -> SubtaskStatus:
         """See ``SubtaskHandle.status``."""
@@ -242,17 +253,16 @@ class Supervisor:
         self, stage: str, claims: list[Claim], *, verifier: str,
         deadline: Deadlines | timedelta | None = None,
     ) -> SubtaskHandle:  # fmt: skip
-        """Run the verifier agent ``verifier`` on the ``claims`` of ``stage``'s output, as
-        a supervised subtask of stage ``verify:<stage>`` whose output is a ``Verdict``
-        (kept in the subtask table). See ``actors._supervisor.verify``.
+        """Run the verifier agent ``verifier`` on ``claims`` (checked on request, e.g. a
+        figure about to be used: a stage's outputs are checked by the verifier declared
+        on it, see ``declare_stage``), as a supervised subtask of stage
+        ``verify:<stage>`` whose output is a ``Verdict`` (kept in the subtask table).
 
         Raises:
             ConfigurationError: ``verifier`` is not a running agent.
             InvalidArgumentError: no claims.
         """
-        if not claims:
-            raise InvalidArgumentError(f"verify {stage!r}: no claims to check")
-        request = VerifyClaims(stage=stage, claims=claims)
+        request = verify_request(stage, claims)
         return self.submit(
             request, to=verifier, expect=Verdict, deadline=deadline, stage=f"verify:{stage}"
         )
@@ -262,10 +272,29 @@ class Supervisor:
         budget actor's. None hands runs back to the budget actor (else ``RetryBudget()``)."""
         ray.get(self.actor.configure_retry_budget.remote(retry_budget))
 
-    def declare_stage(self, name: str, window: timedelta) -> None:
-        """Report stage ``name`` as stalled if, once a finished subtask's handoff names it
-        as ``next_stage``, no subtask with ``stage=name`` is submitted within ``window``."""
-        ray.get(self.actor.declare_stage.remote(name, window.total_seconds()))
+    def declare_stage(
+        self, name: str, window: timedelta | None = None, *, requires: Provenance | None = None,
+        verifier: str | None = None, verify_within: timedelta | None = None,
+    ) -> None:  # fmt: skip
+        """Declare stage ``name``. ``window``: report it as stalled if, once a finished
+        subtask's handoff names it as ``next_stage``, no subtask with ``stage=name`` is
+        submitted within it. ``requires``: every submit to it needs input at least this
+        trusted (a submit's own ``requires`` may only add to it). ``verifier``: the agent
+        that checks every output of the stage before it is released (within
+        ``verify_within``, default 60 s); see docs/integrity.md.
+
+        Raises:
+            ConfigurationError: ``requires`` is not a ``Provenance``, ``verifier`` not an
+                agent name, ``verify_within`` not positive or given without a verifier.
+        """
+        window_s = None if window is None else window.total_seconds()
+        if verify_within is not None and verifier is None:
+            raise ConfigurationError(f"stage {name!r}: verify_within without a verifier")
+        rule = None
+        if requires is not None or verifier is not None:
+            within = verify_within or DEFAULT_VERIFY
+            rule = StageRule(requires=requires, verifier=verifier, verify_within=within)
+        ray.get(self.actor.declare_stage.remote(name, window_s, rule))
 
     def sample(
         self, stage: str, truth: Truth, *, agree: Agree | None = None,
@@ -311,64 +340,6 @@ class Supervisor:
     def status(self) -> dict[str, Any]:
         """Subtasks by state, replicas, failed groups, open escalations and stalls."""
         return ray.get(self.actor.overview.remote())  # type: ignore[no-any-return]
-
-
-class AsyncSupervisor:
-    """The supervisor as an agent sees it (``self.supervisor``): subtasks it submits are
-    children of its current task, under the same trace id."""
-
-    def __init__(
-        self,
-        actor: Any,
-        sender: str,
-        parent: Envelope | None,
-        reconnect: Reconnect | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        self._actor = actor
-        self._sender = sender
-        self._parent = parent
-        self._reconnect = reconnect or Reconnect()
-        self._clock = clock or SystemClock()
-
-    def submit(
-        self,
-        task: BaseModel,
-        *,
-        to: str,
-        expect: type[BaseModel] | None = None,
-        deadline: Deadlines | timedelta | None = None,
-        retry: RetryPolicy | None = None,
-        on_failure: OnFailure | None = None,
-        stage: str | None = None,
-        next_stage: str | None = None,
-        run: str | None = None,
-        retry_budget: RetryBudget | None = None,
-        constraints: ConstraintSet | None = None,
-        requires: Provenance | None = None,
-    ) -> AsyncSubtaskHandle:
-        """See ``Supervisor.submit``; a child of the current task, carrying its constraints
-        or ``constraints`` if they are at least as strict (``Envelope.child``).
-
-        Raises:
-            ConfigurationError: as for ``Supervisor.submit``.
-            ConstraintLoosenedError, InvalidArgumentError: see ``Envelope.child``.
-        """
-        check_submission(to, expect, ray.get_runtime_context().namespace)
-        task_id = new_task_id()
-        sender = self._sender
-        if self._parent is None:
-            env = Envelope(sender=sender, task_id=task_id, constraints=constraints or NONE)
-        else:  # derived: what the handler made the task from
-            env = self._parent.child(sender=sender, task_id=task_id, constraints=constraints,
-                                     provenance=derived(), sources=sources())  # fmt: skip
-        spec = make_spec(
-            task, to=to, expect=expect, deadline=deadline, retry=retry, on_failure=on_failure,
-            envelope=env, parent=None if self._parent is None else self._parent.task_id,
-            stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget,
-            requires=requires,
-        )  # fmt: skip
-        return AsyncSubtaskHandle(self._actor, spec, self._reconnect, self._clock)
 
 
 _ACTORS: dict[str, Any] = {}

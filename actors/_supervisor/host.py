@@ -97,7 +97,7 @@ class RayDispatcher:
         self, replica: str, message: BaseModel, envelope: Envelope
     ) -> tuple[Awaitable[Any], Callable[[], None]]:
         actor = self._actors[replica]
-        ref = actor.handle.remote(message, envelope)
+        ref = actor.handle.remote(message, envelope, marked=True)  # with its derived mark
         return _result(ref, replica, actor, envelope.span_id), lambda: ray.cancel(ref)
 
     async def restart(self, replica: str) -> ReplicaInfo:
@@ -310,8 +310,8 @@ class SupervisorHost:
     async def events(self, kind: str | None) -> list[dict[str, Any]]:
         return self._open().store.events(kind)
 
-    async def declare_stage(self, name: str, window_s: float) -> None:
-        self._open().declare_stage(name, window_s)
+    async def declare_stage(self, name: str, window_s: float | None, rule: Any = None) -> None:
+        self._open().declare_stage(name, window_s, rule)
 
     async def declare_sampler(
         self, stage: str, truth: Any, agree: Any, policy: SamplingPolicy

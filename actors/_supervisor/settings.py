@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from policies import RestartIntensity, RetryBudget
+from policies import Provenance, RestartIntensity, RetryBudget
 from runtime import transaction
+
+from .spec import StageRule
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS settings(kind TEXT NOT NULL, name TEXT NOT NULL, "
@@ -34,12 +36,13 @@ class Configuration:
         retry_budget: the retry budget of runs whose subtasks name none; None leaves them
             to the budget actor or ``RetryBudget()``. Default None.
         groups: the restart intensity of each configured agent group. Default empty.
-        stages: the window, in seconds, of each declared stage. Default empty.
+        stages: the window, in seconds, of each declared stage (None: not watched) and
+            its rule. Default empty.
     """
 
     retry_budget: RetryBudget | None = None
     groups: dict[str, RestartIntensity] = field(default_factory=dict)
-    stages: dict[str, float] = field(default_factory=dict)
+    stages: dict[str, tuple[float | None, StageRule | None]] = field(default_factory=dict)
 
 
 class SettingsStore:
@@ -81,9 +84,9 @@ class SettingsStore:
         within_s = intensity.within.total_seconds()
         self._save(_GROUP, group, {"max_restarts": intensity.max_restarts, "within_s": within_s})
 
-    def save_stage(self, stage: str, window: float) -> None:
-        """Store the window of stage ``stage``."""
-        self._save(_STAGE, stage, window)
+    def save_stage(self, stage: str, window: float | None, rule: StageRule | None) -> None:
+        """Store the window and the rule of stage ``stage``."""
+        self._save(_STAGE, stage, {"window_s": window, "rule": _rule_value(rule)})
 
     def _save(self, kind: str, name: str, value: object) -> None:
         with transaction(self._conn, "supervisor settings") as conn:
@@ -99,8 +102,8 @@ class SettingsStore:
                 loaded.groups[name] = RestartIntensity(
                     max_restarts=value["max_restarts"], within=timedelta(seconds=value["within_s"])
                 )
-            elif kind == _STAGE:
-                loaded.stages[name] = float(value)
+            elif kind == _STAGE:  # a bare number: stored before stages had rules
+                loaded.stages[name] = _stage(value)
         return loaded
 
 
@@ -108,6 +111,27 @@ def _put(conn: sqlite3.Connection, kind: str, name: str, value: object) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO settings(kind, name, value) VALUES (?, ?, ?)",
         (kind, name, json.dumps(value)),
+    )
+
+
+def _rule_value(rule: StageRule | None) -> dict[str, Any] | None:
+    if rule is None:
+        return None
+    requires = None if rule.requires is None else rule.requires.value
+    within = rule.verify_within.total_seconds()
+    return {"requires": requires, "verifier": rule.verifier, "verify_within_s": within}
+
+
+def _stage(value: Any) -> tuple[float | None, StageRule | None]:
+    if not isinstance(value, dict):
+        return float(value), None
+    rule = value["rule"]
+    if rule is None:
+        return value["window_s"], None
+    requires = None if rule["requires"] is None else Provenance(rule["requires"])
+    within = timedelta(seconds=rule["verify_within_s"])
+    return value["window_s"], StageRule(
+        requires=requires, verifier=rule["verifier"], verify_within=within
     )
 
 

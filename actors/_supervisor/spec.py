@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from pydantic import BaseModel
@@ -10,6 +11,39 @@ from policies import Deadlines, OnFailure, Provenance, Retry, RetryBudget, Retry
 from runtime import ConfigurationError, Envelope, ProvenanceError
 
 from .types import SubtaskSpec
+
+DEFAULT_VERIFY = timedelta(seconds=60)
+"""The running deadline of a verification when its stage names none."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StageRule:
+    """What a declared stage asks of its input and its output.
+
+    Attributes:
+        requires: the weakest provenance of input the stage accepts; None accepts any.
+        verifier: the agent that checks every output of the stage; None releases
+            outputs unchecked.
+        verify_within: the running deadline of each verification. Default 60 s.
+    """
+
+    requires: Provenance | None = None
+    verifier: str | None = None
+    verify_within: timedelta = DEFAULT_VERIFY
+
+    def __post_init__(self) -> None:
+        """Check the rule's fields.
+
+        Raises:
+            ConfigurationError: a requirement that is not a ``Provenance``, a verifier
+                that is not an agent name, or a verification deadline that is not positive.
+        """
+        if self.requires is not None and not isinstance(self.requires, Provenance):
+            raise ConfigurationError(f"requires must be a Provenance, not {self.requires!r}")
+        if self.verifier is not None and not (isinstance(self.verifier, str) and self.verifier):
+            raise ConfigurationError(f"verifier must be an agent name, not {self.verifier!r}")
+        if not isinstance(self.verify_within, timedelta) or self.verify_within <= timedelta(0):
+            raise ConfigurationError(f"verify_within must be positive, not {self.verify_within}")
 
 
 def make_spec(
@@ -49,8 +83,8 @@ def make_spec(
         plan = Retry(policy=retry, then=on_failure)
     return SubtaskSpec(
         subtask_id=envelope.task_id, message=task, to=to, expect=expect,
-        deadlines=deadline or Deadlines(), on_failure=plan, envelope=envelope,
-        parent=parent, stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget,
+        deadlines=deadline or Deadlines(), on_failure=plan, envelope=envelope, parent=parent,
+        stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget, requires=requires,
     )  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from ray import cloudpickle
 
+from policies import Provenance
 from runtime import AttemptRecord, SubtaskFailedError
 
 from .store import history
@@ -91,7 +92,8 @@ def validate(expect: type[BaseModel] | None, output: Any) -> tuple[BaseModel | N
 def outcome_of(row: Any) -> Outcome:
     """The outcome stored in a finished subtask's row."""
     if row["state"] == "done":
-        return Outcome(row["id"], cloudpickle.loads(row["output"]))
+        mark = Provenance(row["provenance"] or Provenance.UNVERIFIED_AGENT)  # older rows: none
+        return Outcome(row["id"], cloudpickle.loads(row["output"]), None, mark)
     error = SubtaskFailedError(
         row["id"], row["reason"] or "", row["detail"] or "", history(row["attempts"])
     )

@@ -100,7 +100,7 @@ class SubtaskStore:
         self._conn = connect(self.path, durability)
         for statement in _SCHEMA:
             self._conn.execute(statement)
-        for column in ("running TEXT", "message TEXT", "output_json TEXT"):
+        for column in ("running TEXT", "message TEXT", "output_json TEXT", "provenance TEXT"):
             _add_column(self._conn, "subtasks", column)
         if _add_column(self._conn, "escalations", "closed REAL"):  # answered ones: from now
             self._conn.execute("UPDATE escalations SET closed = ? WHERE state != 'open'", (time(),))
@@ -157,8 +157,8 @@ class SubtaskStore:
         self._stage(
             "UPDATE subtasks SET state = :state, reason = :reason, detail = :detail, "
             "output = :output, output_json = :output_json, attempts = :attempts, "
-            "finished = :at WHERE id = :id",
-            {"output_json": None, **row, "attempts": _history(row["attempts"])},
+            "finished = :at, provenance = :provenance WHERE id = :id",
+            {"output_json": None, "provenance": None, **row, "attempts": _history(row["attempts"])},
         )
         self._stage(
             "INSERT OR REPLACE INTO handoffs(subtask_id, status, output_ref, stage, "

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 from ray import cloudpickle
 
+from policies import Provenance
 from runtime import (
     AttemptRecord,
     Clock,
@@ -245,7 +246,7 @@ class SubtaskTable:
             raise InvalidArgumentError(problem)
         live.history.append(self.record(live, human, "succeeded"))
         self.store.stage_escalation_closed(subtask_id, "answered", self._wall())
-        self.finish(live, output=checked)
+        self.finish(live, output=checked, provenance=Provenance.HUMAN)  # an operator's answer
         return "done"
 
     def cancel(self, live: Live) -> None:
@@ -255,9 +256,11 @@ class SubtaskTable:
         self.finish(live, reason=FailureReason.CANCELLED.value, detail="cancelled by its handle")
 
     def finish(
-        self, live: Live, *, output: BaseModel | None = None, reason: str = "", detail: str = ""
-    ) -> None:
-        """Make the outcome final: store it with its handoff record, then tell waiters."""
+        self, live: Live, *, output: BaseModel | None = None, reason: str = "", detail: str = "",
+        provenance: Provenance = Provenance.UNVERIFIED_AGENT,
+    ) -> None:  # fmt: skip
+        """Make the outcome final: store it (an output with the mark believed of it) with
+        its handoff record, then tell waiters."""
         sid, spec = live.spec.subtask_id, live.spec
         self.live.pop(sid, None)
         state = "done" if output is not None else "failed"
@@ -268,6 +271,7 @@ class SubtaskTable:
             "id": sid, "state": state, "reason": reason or None, "detail": detail,
             "output": None if output is None else dumps(output), "attempts": attempts, "at": at,
             "output_json": None if output is None else readable(output),
+            "provenance": None if output is None else provenance.value,
         }  # fmt: skip
         handoff = {
             "subtask_id": sid, "status": state, "stage": spec.stage,
@@ -280,7 +284,7 @@ class SubtaskTable:
         self._on_finished(spec, output)
         done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._finishing[sid] = done
-        outcome = Outcome(sid, output, error)
+        outcome = Outcome(sid, output, error, provenance)
         self._background.spawn(self._publish(live, outcome, done, (row, handoff)))
 
     async def _publish(

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from policies import Deadlines, OnFailure, Retry, RetryBudget, RetryBudgetState
+from policies import Deadlines, OnFailure, Provenance, Retry, RetryBudget, RetryBudgetState
 from runtime import (
     AttemptRecord,
     BudgetExceededError,
@@ -46,6 +46,8 @@ class SubtaskSpec:
         retry_budget: the budget of its run, if the run has none yet. Default None: the
             one configured on the supervisor, else the budget actor's, else
             ``RetryBudget()``.
+        requires: the weakest provenance of input the submitter accepts (on top of the
+            stage's own requirement). Default None.
     """
 
     subtask_id: str
@@ -60,6 +62,7 @@ class SubtaskSpec:
     next_stage: str | None = None
     run: str | None = None
     retry_budget: RetryBudget | None = None
+    requires: Provenance | None = None
 
     @property
     def budget_scope(self) -> str:
@@ -69,11 +72,14 @@ class SubtaskSpec:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How a subtask ended: its output, or its typed failure."""
+    """How a subtask ended: its output, or its typed failure; ``provenance`` is the mark
+    the supervisor believed of the output (UNVERIFIED_AGENT unless a declared verifier
+    made or passed it)."""
 
     subtask_id: str
     output: BaseModel | None = None
     error: SubtaskFailedError | None = None
+    provenance: Provenance = Provenance.UNVERIFIED_AGENT
 
     def unwrap(self) -> BaseModel:
         """The output.

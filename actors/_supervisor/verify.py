@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from runtime import InvalidArgumentError
+
 _MISSING = object()
 
 
@@ -56,6 +58,27 @@ class Verdict(BaseModel):
     checked: list[str] = Field(default_factory=list)
     rejected: list[str] = Field(default_factory=list)
     detail: str = ""
+
+
+def verify_request(stage: str, claims: list[Claim]) -> VerifyClaims:
+    """The request of an explicit ``verify`` call.
+
+    Raises:
+        InvalidArgumentError: no claims.
+    """
+    if not claims:
+        raise InvalidArgumentError(f"verify {stage!r}: no claims to check")
+    return VerifyClaims(stage=stage, claims=claims)
+
+
+def claims_of(output: BaseModel, by: str) -> list[Claim]:
+    """The claims an output makes, for its stage's verifier: its ``claims`` field when it
+    is a list of ``Claim``, else one claim per field (``name`` the field's, made ``by``)."""
+    listed = getattr(output, "claims", None)
+    if isinstance(listed, list) and listed and all(isinstance(c, Claim) for c in listed):
+        return list(listed)
+    data = output.model_dump(mode="json")
+    return [Claim(name=name, value=value, claimed_by=by) for name, value in data.items()]
 
 
 def check_claims(

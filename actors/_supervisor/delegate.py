@@ -1,0 +1,101 @@
+"""The supervisor as an agent sees it (``self.supervisor``): what it submits are children
+of the task it handles, carrying its constraints and the provenance it derived."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import ray
+from pydantic import BaseModel
+
+from policies import (
+    ConstraintSet,
+    Deadlines,
+    OnFailure,
+    Provenance,
+    RetryBudget,
+    RetryPolicy,
+)
+from runtime import Clock, Envelope, SystemClock, new_task_id
+
+from .._agent.derived import derived, sources
+from .._reconnect import Reconnect
+from .handle import NONE, AsyncSubtaskHandle
+from .spec import make_spec
+from .validate import check_submission
+from .verify import Claim, Verdict, verify_request
+
+
+class AsyncSupervisor:
+    """The supervisor as an agent sees it (``self.supervisor``): subtasks it submits are
+    children of its current task, under the same trace id."""
+
+    def __init__(
+        self,
+        actor: Any,
+        sender: str,
+        parent: Envelope | None,
+        reconnect: Reconnect | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._actor = actor
+        self._sender = sender
+        self._parent = parent
+        self._reconnect = reconnect or Reconnect()
+        self._clock = clock or SystemClock()
+
+    def submit(
+        self,
+        task: BaseModel,
+        *,
+        to: str,
+        expect: type[BaseModel] | None = None,
+        deadline: Deadlines | timedelta | None = None,
+        retry: RetryPolicy | None = None,
+        on_failure: OnFailure | None = None,
+        stage: str | None = None,
+        next_stage: str | None = None,
+        run: str | None = None,
+        retry_budget: RetryBudget | None = None,
+        constraints: ConstraintSet | None = None,
+        requires: Provenance | None = None,
+    ) -> AsyncSubtaskHandle:
+        """See ``Supervisor.submit``; a child of the current task, carrying its constraints
+        or ``constraints`` if they are at least as strict (``Envelope.child``).
+
+        Raises:
+            ConfigurationError: as for ``Supervisor.submit``.
+            ConstraintLoosenedError, InvalidArgumentError: see ``Envelope.child``.
+        """
+        check_submission(to, expect, ray.get_runtime_context().namespace)
+        task_id = new_task_id()
+        sender = self._sender
+        if self._parent is None:
+            env = Envelope(sender=sender, task_id=task_id, constraints=constraints or NONE)
+        else:  # derived: what the handler made the task from
+            env = self._parent.child(sender=sender, task_id=task_id, constraints=constraints,
+                                     provenance=derived(), sources=sources())  # fmt: skip
+        spec = make_spec(
+            task, to=to, expect=expect, deadline=deadline, retry=retry, on_failure=on_failure,
+            envelope=env, parent=None if self._parent is None else self._parent.task_id,
+            stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget,
+            requires=requires,
+        )  # fmt: skip
+        return AsyncSubtaskHandle(self._actor, spec, self._reconnect, self._clock)
+
+    def verify(
+        self, stage: str, claims: list[Claim], *, verifier: str,
+        deadline: Deadlines | timedelta | None = None,
+    ) -> AsyncSubtaskHandle:  # fmt: skip
+        """See ``Supervisor.verify``: a child of the current task; ``await
+        handle.result()`` is the ``Verdict``.
+
+        Raises:
+            ConfigurationError: ``verifier`` is not a running agent.
+            InvalidArgumentError: no claims.
+        """
+        request = verify_request(stage, claims)
+        return self.submit(
+            request, to=verifier, expect=Verdict, deadline=deadline, stage=f"verify:{stage}"
+        )
