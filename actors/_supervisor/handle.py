@@ -7,6 +7,7 @@ arguments and raise the same errors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -34,8 +35,7 @@ from runtime import (
 
 from .._agent.derived import derived, sources
 from .._reconnect import Reconnect, run_async, run_blocking
-from .calls import SUPERVISOR as _SUPERVISOR
-from .calls import SubtaskCalls, open_batch
+from .calls import SUPERVISOR, SubtaskCalls, open_batch
 from .sampling import Agree, Truth
 from .spec import make_spec as make_spec
 from .stream import OutcomeStream
@@ -202,7 +202,7 @@ class Supervisor:
         return SubtaskHandle(self.actor, spec, self._reconnect, self._clock)
 
     def submit_many(
-        self, tasks: list[BaseModel], *, to: str, expect: type[BaseModel] | None = None,
+        self, tasks: Sequence[BaseModel], *, to: str, expect: type[BaseModel] | None = None,
         deadline: Deadlines | timedelta | None = None, retry: RetryPolicy | None = None,
         on_failure: OnFailure | None = None, stage: str | None = None,
         next_stage: str | None = None, envelopes: list[Envelope] | None = None,
@@ -382,7 +382,7 @@ def supervisor_actor(namespace: str) -> Any:
     """
     if namespace not in _ACTORS:
         try:
-            _ACTORS[namespace] = ray.get_actor(_SUPERVISOR, namespace=namespace)
+            _ACTORS[namespace] = ray.get_actor(SUPERVISOR, namespace=namespace)
         except ValueError as error:
             raise ConfigurationError(f"no supervisor in namespace {namespace!r}") from error
     return _ACTORS[namespace]
