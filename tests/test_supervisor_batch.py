@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import ray
 from resources_for_tests import Inventory
-from supervised_agents import Job, StrictDone, Worker
+from supervised_agents import DelegateMany, Job, Orchestrator, StrictDone, Worker
 from waiting import wait_until
 
 from actors import AsyncSubtaskHandle, System
@@ -103,6 +103,16 @@ def test_an_agent_awaits_its_outcomes_from_the_stream(system: System) -> None:
     outputs = asyncio.run(gather())
     assert [o.key for o in outputs] == [f"a{i}" for i in reversed(range(5))]  # type: ignore[attr-defined]
     assert 1 <= stream.items <= 5
+
+
+def test_an_agent_delegates_a_batch_under_its_own_trace(system: System) -> None:
+    system.agent(Worker, name="workers", replicas=2)
+    system.supervisor  # noqa: B018 -- running before the orchestrator delegates
+    boss = system.agent(Orchestrator, name="boss")
+    gathered = boss.ask(DelegateMany(keys=["a", "b", "c", "d"]), timeout=120)
+    assert gathered.keys == ["a", "b", "c", "d"]
+    handoffs = system.supervisor.handoffs()
+    assert len(handoffs) == 4 and {h["trace_id"] for h in handoffs} == {gathered.trace_ids[0]}
 
 
 def test_malformed_batches_are_refused_whole(system: System) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import ray
 from pydantic import BaseModel
 
-from runtime import Clock
+from runtime import Clock, ConfigurationError, Envelope
 
 from .._reconnect import Plan, Reconnect, Resolve, Take, reconnecting
 from .batch import check_batch
+from .spec import make_spec
 from .stream import OutcomeStream
 from .types import Outcome, SubtaskSpec, SubtaskStatus
 
@@ -77,6 +80,19 @@ class SubtaskCalls:
         return self.ref
 
 
+def batch_specs(
+    tasks: Sequence[BaseModel], envelopes: Sequence[Envelope], **options: Any
+) -> list[SubtaskSpec]:
+    """One spec per task, each under its envelope, with the same ``make_spec`` options.
+
+    Raises:
+        ConfigurationError, ProvenanceError: as ``make_spec``; none is submitted.
+    """
+    return [
+        make_spec(task, envelope=env, **options) for task, env in zip(tasks, envelopes, strict=True)
+    ]
+
+
 def open_batch(actor: Any, specs: list[SubtaskSpec], clock: Clock) -> OutcomeStream:
     """Send every spec in one ``run_many`` call; its outcomes stream back.
 
@@ -85,3 +101,29 @@ def open_batch(actor: Any, specs: list[SubtaskSpec], clock: Clock) -> OutcomeStr
     """
     check_batch(specs)
     return OutcomeStream(actor.run_many.options(num_returns="streaming").remote(specs), clock)
+
+
+_ACTORS: dict[str, Any] = {}
+
+
+def supervisor_actor(namespace: str) -> Any:
+    """The ``supervisor`` actor of ``namespace``, cached per process.
+
+    Raises:
+        ConfigurationError: no supervisor runs in the namespace.
+    """
+    if namespace not in _ACTORS:
+        try:
+            _ACTORS[namespace] = ray.get_actor(SUPERVISOR, namespace=namespace)
+        except ValueError as error:
+            raise ConfigurationError(f"no supervisor in namespace {namespace!r}") from error
+    return _ACTORS[namespace]
+
+
+def send_heartbeat(namespace: str, envelope: Envelope) -> None:
+    """Tell the supervisor the attempt running under ``envelope`` is alive (no wait)."""
+    try:
+        actor = supervisor_actor(namespace)
+    except ConfigurationError:
+        return  # not supervised: nobody to tell
+    actor.heartbeat.remote(envelope.task_id, envelope.span_id)

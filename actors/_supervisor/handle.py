@@ -26,7 +26,6 @@ from policies import (
 )
 from runtime import (
     Clock,
-    ConfigurationError,
     Envelope,
     InvalidArgumentError,
     SystemClock,
@@ -35,7 +34,9 @@ from runtime import (
 
 from .._agent.derived import derived, sources
 from .._reconnect import Reconnect, run_async, run_blocking
-from .calls import SUPERVISOR, SubtaskCalls, open_batch
+from .calls import SubtaskCalls, batch_specs, open_batch
+from .calls import send_heartbeat as send_heartbeat
+from .calls import supervisor_actor as supervisor_actor
 from .sampling import Agree, Truth
 from .spec import make_spec as make_spec
 from .stream import OutcomeStream
@@ -227,14 +228,11 @@ class Supervisor:
         envs = envelopes or [
             Envelope(trace_id=self._trace_id, task_id=new_task_id()) for _ in tasks
         ]
-        specs = [
-            make_spec(
-                task, to=to, expect=expect, deadline=deadline, retry=retry,
-                on_failure=on_failure, envelope=env, stage=stage, next_stage=next_stage,
-                run=run, retry_budget=retry_budget, requires=requires,
-            )
-            for task, env in zip(tasks, envs, strict=True)
-        ]  # fmt: skip
+        specs = batch_specs(
+            tasks, envs, to=to, expect=expect, deadline=deadline, retry=retry,
+            on_failure=on_failure, stage=stage, next_stage=next_stage, run=run,
+            retry_budget=retry_budget, requires=requires,
+        )  # fmt: skip
         stream = open_batch(self.actor, specs, self._clock)
         return [SubtaskHandle(self.actor, s, self._reconnect, self._clock, stream) for s in specs]
 
@@ -328,6 +326,7 @@ class AsyncSupervisor:
         self._actor = actor
         self._sender = sender
         self._parent = parent
+        self._parent_id = None if parent is None else parent.task_id
         self._reconnect = reconnect or Reconnect()
         self._clock = clock or SystemClock()
 
@@ -355,43 +354,44 @@ class AsyncSupervisor:
             ConstraintLoosenedError, InvalidArgumentError: see ``Envelope.child``.
         """
         check_submission(to, expect, ray.get_runtime_context().namespace)
-        task_id = new_task_id()
-        sender = self._sender
-        if self._parent is None:
-            env = Envelope(sender=sender, task_id=task_id, constraints=constraints or NONE)
-        else:  # derived: what the handler made the task from
-            env = self._parent.child(sender=sender, task_id=task_id, constraints=constraints,
-                                     provenance=derived(), sources=sources())  # fmt: skip
         spec = make_spec(
             task, to=to, expect=expect, deadline=deadline, retry=retry, on_failure=on_failure,
-            envelope=env, parent=None if self._parent is None else self._parent.task_id,
-            stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget,
-            requires=requires,
+            envelope=self._child(constraints), parent=self._parent_id, stage=stage,
+            next_stage=next_stage, run=run, retry_budget=retry_budget, requires=requires,
         )  # fmt: skip
         return AsyncSubtaskHandle(self._actor, spec, self._reconnect, self._clock)
 
+    def submit_many(
+        self, tasks: Sequence[BaseModel], *, to: str, expect: type[BaseModel] | None = None,
+        deadline: Deadlines | timedelta | None = None, retry: RetryPolicy | None = None,
+        on_failure: OnFailure | None = None, stage: str | None = None,
+        next_stage: str | None = None, run: str | None = None,
+        retry_budget: RetryBudget | None = None, constraints: ConstraintSet | None = None,
+        requires: Provenance | None = None,
+    ) -> list[AsyncSubtaskHandle]:  # fmt: skip
+        """See ``Supervisor.submit_many``; each a child of the current task, as ``submit``.
 
-_ACTORS: dict[str, Any] = {}
+        Raises:
+            ConfigurationError, InvalidArgumentError, ProvenanceError: as for
+                ``Supervisor.submit_many``.
+            ConstraintLoosenedError: see ``Envelope.child``.
+        """
+        check_submission(to, expect, ray.get_runtime_context().namespace)
+        specs = batch_specs(
+            tasks, [self._child(constraints) for _ in tasks], to=to, expect=expect,
+            deadline=deadline, retry=retry, on_failure=on_failure, parent=self._parent_id,
+            stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget,
+            requires=requires,
+        )  # fmt: skip
+        stream = open_batch(self._actor, specs, self._clock)
+        return [AsyncSubtaskHandle(self._actor, s, self._reconnect, self._clock, stream)
+                for s in specs]  # fmt: skip
 
-
-def supervisor_actor(namespace: str) -> Any:
-    """The ``supervisor`` actor of ``namespace``, cached per process.
-
-    Raises:
-        ConfigurationError: no supervisor runs in the namespace.
-    """
-    if namespace not in _ACTORS:
-        try:
-            _ACTORS[namespace] = ray.get_actor(SUPERVISOR, namespace=namespace)
-        except ValueError as error:
-            raise ConfigurationError(f"no supervisor in namespace {namespace!r}") from error
-    return _ACTORS[namespace]
-
-
-def send_heartbeat(namespace: str, envelope: Envelope) -> None:
-    """Tell the supervisor the attempt running under ``envelope`` is alive (no wait)."""
-    try:
-        actor = supervisor_actor(namespace)
-    except ConfigurationError:
-        return  # not supervised: nobody to tell
-    actor.heartbeat.remote(envelope.task_id, envelope.span_id)
+    def _child(self, constraints: ConstraintSet | None) -> Envelope:
+        """A new task's envelope: a child of the current task (derived), or a root."""
+        if self._parent is None:
+            return Envelope(sender=self._sender, task_id=new_task_id(),
+                            constraints=constraints or NONE)  # fmt: skip
+        return self._parent.child(sender=self._sender, task_id=new_task_id(),
+                                  constraints=constraints, provenance=derived(),
+                                  sources=sources())  # fmt: skip
