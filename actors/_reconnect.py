@@ -1,12 +1,12 @@
 """Calls to actors, written once for the blocking and the awaiting faces of every handle.
 
 A handle's logic (stamping, validating, encoding, decoding, mapping errors, deciding to
-re-send a call) is a *plan*: a generator that yields the two things that differ between
-the faces, ``Resolve`` (wait for a Ray call's answer) and ``Pause`` (wait between tries),
-and gets the answer (or the error) back. ``run_blocking`` runs a plan with ``ray.get``
-and the clock's blocking sleep, for drivers; ``run_async`` runs it with ``await``, for
-agents. So both faces make the same calls, raise the same errors and read time only
-through the injected ``Clock``.
+re-send a call) is a *plan*: a generator that yields the things that differ between the
+faces, ``Resolve`` (wait for a Ray call's answer), ``Take`` (wait for one item of a stream)
+and ``Pause`` (wait between tries), and gets the answer (or the error) back.
+``run_blocking`` runs a plan with ``ray.get`` and the clock's blocking sleep, for drivers;
+``run_async`` runs it with ``await``, for agents. So both faces make the same calls, raise
+the same errors and read time only through the injected ``Clock``.
 
 ``reconnecting`` is the one reconnect loop: while the actor is dead or restarting, pause
 and send the call again, for up to ``Reconnect.give_up_after``. It also maps the errors
@@ -63,7 +63,18 @@ class Pause:
     seconds: float
 
 
-Plan = Generator[Resolve | Pause, Any, T]
+@dataclass(frozen=True, slots=True)
+class Take:
+    """Wait at most ``timeout`` seconds for the item ``key`` of ``source``, a stream read
+    by the waiting face (``source.take_blocking(key, timeout)`` or ``await
+    source.take(key, timeout)``); the plan gets what it returns, or its error raised."""
+
+    source: Any
+    key: str
+    timeout: float | None = None
+
+
+Plan = Generator[Resolve | Pause | Take, Any, T]
 """A handle's logic for one call: yields what to wait for, returns the call's result."""
 
 
@@ -144,6 +155,8 @@ def run_blocking(plan: Plan[T], clock: Clock) -> T:
         try:
             if isinstance(step, Pause):
                 clock.sleep_blocking(step.seconds)
+            elif isinstance(step, Take):
+                answer = step.source.take_blocking(step.key, step.timeout)
             else:
                 answer = ray.get(step.ref, timeout=step.timeout)
         except Exception as error:  # handed to the plan, which decides
@@ -167,6 +180,8 @@ async def run_async(plan: Plan[T], clock: Clock) -> T:
         try:
             if isinstance(step, Pause):
                 await clock.sleep(step.seconds)
+            elif isinstance(step, Take):
+                answer = await step.source.take(step.key, step.timeout)
             elif step.timeout is None:
                 answer = await step.ref
             else:

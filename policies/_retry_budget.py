@@ -79,13 +79,17 @@ class RetryBudgetState:
     budget: RetryBudget = RetryBudget()
     buckets: tuple[_Bucket, ...] = ()
 
-    def deposit(self, now: float) -> RetryBudgetState:
-        """The state after a first attempt at ``now``.
+    def deposit(self, now: float, count: int = 1) -> RetryBudgetState:
+        """The state after ``count`` first attempts at ``now`` (one step, whatever the
+        count: a lease settles hundreds of calls at once).
 
         Raises:
-            ValueError: ``now`` is not finite or falls in a second before the latest event.
+            ValueError: ``now`` is not finite or falls in a second before the latest
+                event, or ``count`` is negative.
         """
-        return self._add(now, deposits=1, withdrawals=0)
+        if count < 0:
+            raise ValueError(f"count must be at least 0, got {count}")
+        return self._add(now, deposits=count, withdrawals=0)
 
     def try_withdraw(self, now: float) -> tuple[bool, RetryBudgetState]:
         """Take one retry from the budget at ``now`` if it allows one.

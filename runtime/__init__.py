@@ -48,6 +48,7 @@ from ._lock_errors import LockOrderError as LockOrderError
 from ._lock_errors import LockTimeoutError as LockTimeoutError
 from ._lock_errors import StaleLeaseError as StaleLeaseError
 from ._memory import fix_mmap_threshold as fix_mmap_threshold
+from ._memory import trim_malloc as trim_malloc
 from ._metrics import KeptGauge as KeptGauge
 from ._metrics import counter as counter
 from ._metrics import gauge as gauge
@@ -195,5 +196,6 @@ __all__ = [
     "storage_root",
     "tracing_enabled",
     "transaction",
+    "trim_malloc",
     "truncate_wal",
 ]

@@ -7,8 +7,9 @@ threshold to the freed block's size (its "dynamic mmap threshold"), so from then
 stacks are carved from that thread's arena: a burst of N concurrent calls grows the arena
 by N stacks, which stay there once freed, and later stacks dirty ever more of its pages
 (the supervisor's memory crept up by tens of MB per 10,000 subtasks). Fixing the threshold
-at glibc's default keeps every such block mapped on its own. Figures: docs/operations.md,
-"Memory".
+at glibc's default keeps every such block mapped on its own. What freed memory the arenas
+still keep, ``trim_malloc`` hands back (an actor calls it after each retention pass).
+Figures: docs/operations.md, "Memory".
 """
 
 from __future__ import annotations
@@ -46,4 +47,26 @@ def fix_mmap_threshold() -> bool:
         return bool(fixed and libc.mallopt(_M_TRIM_THRESHOLD, LARGE_BLOCK))
     except (OSError, AttributeError) as error:
         _log.warning("cannot fix malloc's mmap threshold: %s", error)
+        return False
+
+
+def trim_malloc() -> bool:
+    """Give the free memory of every glibc arena back to the system (``malloc_trim(0)``):
+    what a burst of work freed but the arenas kept stays resident otherwise. Never
+    raises; costs a walk of the arenas (milliseconds), so call it after a periodic pass,
+    not per call.
+
+    Returns:
+        Whether memory was given back: False where nothing was, or the C library is not
+        glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        if not hasattr(libc, "malloc_trim"):  # another C library (musl)
+            return False
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError) as error:
+        _log.warning("cannot trim malloc's arenas: %s", error)
         return False

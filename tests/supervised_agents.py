@@ -91,8 +91,22 @@ class Gathered(BaseModel):
     trace_ids: list[str]
 
 
+class DelegateMany(BaseModel):
+    keys: list[str]
+
+
 class Orchestrator(Agent):
-    """Delegates one subtask per key to ``workers`` through the supervisor."""
+    """Delegates one subtask per key to ``workers`` through the supervisor (alone, or all
+    in one ``submit_many`` for a ``DelegateMany``)."""
+
+    @handler
+    async def fan_out_at_once(self, task: DelegateMany) -> Gathered:
+        handles = self.supervisor.submit_many(
+            [Job(key=k) for k in task.keys], to="workers", expect=StrictDone
+        )
+        outputs = [await h.result(timeout=120) for h in reversed(handles)]
+        keys = [o.key for o in reversed(outputs)]  # type: ignore[attr-defined]
+        return Gathered(keys=keys, trace_ids=[self.task.trace_id])
 
     @handler
     async def fan_out(self, task: Delegate) -> Gathered:

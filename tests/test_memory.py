@@ -106,6 +106,54 @@ def test_a_fixed_threshold_maps_a_freed_large_block_anew(before: str, mapped: in
     assert "False" not in out
 
 
+_TRIM = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_memory import freed_but_kept
+print(freed_but_kept({trim}))
+"""
+
+
+def freed_but_kept(trim: bool) -> int:
+    """Allocate 96 MiB in 1 KiB blocks, free all but the last (which pins the top of the
+    heap, so freeing alone gives nothing back), then trim or not: the KiB resident then."""
+    from runtime import trim_malloc
+
+    libc = _libc()
+    blocks = [libc.malloc(1024) for _ in range(96 * 1024)]
+    for block in blocks:
+        ctypes.memset(block, 1, 1024)  # resident, not only reserved
+    for block in blocks[:-1]:
+        libc.free(block)
+    if trim:
+        assert trim_malloc()
+    return _resident_kib()
+
+
+def _resident_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.timeout(60)
+def test_trimming_gives_freed_arena_memory_back() -> None:
+    """In a fresh interpreter: 96 MiB freed under a pinned top stays resident; after
+    ``trim_malloc`` at least 64 MiB of it has gone back to the system."""
+    tests = str(Path(__file__).resolve().parent)
+    root = str(Path(tests).parent)
+    kept = {}
+    for trim in (False, True):
+        out = subprocess.run(
+            [sys.executable, "-c", _TRIM.format(tests=tests, trim=trim)],
+            capture_output=True, text=True, check=True, cwd=root,
+            env={"PYTHONPATH": root, "PATH": "/usr/bin:/bin"}, timeout=50,
+        ).stdout  # fmt: skip
+        kept[trim] = int(out.split()[-1])
+    assert kept[False] - kept[True] >= 64 * 1024, kept
+
+
 def _actors(system: System) -> dict[str, Any]:
     from resources_for_tests import Inventory
 

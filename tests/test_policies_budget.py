@@ -110,6 +110,25 @@ def test_retry_budget_floor_then_ratio() -> None:
     assert state.available(12.0) == 1
 
 
+@given(
+    counts=st.lists(st.integers(min_value=0, max_value=50), min_size=1, max_size=8),
+    gaps=st.lists(st.floats(min_value=0.0, max_value=3.0), min_size=8, max_size=8),
+)
+def test_deposit_of_a_count_is_that_many_deposits(counts: list[int], gaps: list[float]) -> None:
+    budget = RetryBudget(ratio=0.1, window=timedelta(seconds=4))
+    at_once = one_by_one = RetryBudgetState(budget=budget)
+    now = 0.0
+    for count, gap in zip(counts, gaps, strict=False):
+        now += gap
+        at_once = at_once.deposit(now, count)
+        for _ in range(count):
+            one_by_one = one_by_one.deposit(now)
+        assert at_once == one_by_one
+    assert at_once.available(now + 1) == one_by_one.available(now + 1)
+    with pytest.raises(ValueError, match="count"):
+        at_once.deposit(now, -1)
+
+
 def test_retry_budget_rejects_bad_values_and_time_going_backwards() -> None:
     for kwargs in (
         {"ratio": -0.1},

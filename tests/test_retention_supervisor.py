@@ -182,3 +182,27 @@ def test_a_store_from_before_retention_counts_its_rows_and_dates_its_answers(
     assert store.counts() == {"done": 1, "queued": 1}
     closed = store._rows("SELECT subtask_id, closed IS NOT NULL FROM escalations ORDER BY 1")
     assert [tuple(row) for row in closed] == [("c", 1), ("d", 0)]
+
+
+def test_the_arenas_are_trimmed_once_a_pruning_pass_is_complete(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Not at each tick of a pass that left more to delete: once, when it is done, and
+    then once per ``prune_every``."""
+    trims: list[float] = []
+    clock = FakeClock()
+    monkeypatch.setattr("actors._supervisor.core.trim_malloc", lambda: trims.append(clock.now()))
+    core = make_core(tmp_path, FakeAgents({"r": 1}), clock, retention=RETENTION)
+    for i in range(250):  # three passes of prune_batch=100
+        core.store.stage_event(clock.now().timestamp(), "stall", f"s{i}", {})
+    core.store.commit_now()
+    minutes(clock, 200)
+    core.tick()  # a first pass at once (a new incarnation), 100 deleted: more to do
+    assert trims == []
+    core.tick()
+    core.tick()  # the third pass deletes the last 50
+    assert (trims, core.store.events()) == ([clock.now()], [])
+    core.tick()  # no pass before prune_every
+    minutes(clock, 1)
+    core.tick()
+    assert len(trims) == 2

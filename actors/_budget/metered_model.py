@@ -33,6 +33,7 @@ from runtime import (
     check_max_tokens,
     estimate_prompt_tokens,
     span,
+    tracing_enabled,
 )
 
 from .._agent.derived import note
@@ -84,6 +85,7 @@ class MeteredModel:
         self._run = run
         self._metering = metering
         self._endpoint = inner.endpoint
+        self._source = f"model:{inner.model}"  # what a reply's provenance names
         # Learned with the policy, on the first call: looked up once, not per call.
         self._policy: BudgetPolicy | None = None
         self._pricing: Pricing | None = None
@@ -115,6 +117,10 @@ class MeteredModel:
             CircuitOpenError: the endpoint's breaker is open; not called.
             ModelError: the call itself failed (it is settled and reported first).
         """
+        if not tracing_enabled():  # no span to describe: the same call, a microsecond less
+            completion = await self._complete(for_model(messages), max_tokens, schema)
+            note(completion.provenance, self._source)  # derived from a reply
+            return completion
         attributes: dict[str, str | int] = {
             "gen_ai.operation.name": "chat",
             "gen_ai.request.model": self.inner.model,
@@ -124,7 +130,7 @@ class MeteredModel:
         }
         with span(f"chat {self.inner.model}", kind="client", attributes=attributes) as traced:
             completion = await self._complete(for_model(messages), max_tokens, schema)
-            note(completion.provenance, f"model:{self.inner.model}")  # derived from a reply
+            note(completion.provenance, self._source)
             traced.set_attribute("gen_ai.usage.input_tokens", completion.usage.prompt_tokens)
             traced.set_attribute("gen_ai.usage.output_tokens", completion.usage.completion_tokens)
         return completion

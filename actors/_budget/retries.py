@@ -80,11 +80,7 @@ class RetryBook:
 
     def record_attempts(self, run: str, count: int = 1) -> None:
         """Count ``count`` first attempts of ``run`` (each deposits in its retry budget)."""
-        now = self._clock.monotonic()
-        state = self._state(run)
-        for _ in range(max(0, count)):
-            state = state.deposit(now)
-        self.runs[run] = state
+        self.runs[run] = self._state(run).deposit(self._clock.monotonic(), max(0, count))
 
     def try_retry(
         self, run: str, *, agent: str = "", dependency: str | None = None

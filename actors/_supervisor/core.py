@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from policies import RestartIntensity, RetryBudget, SupervisorRetention
-from runtime import Clock, StorageError
+from runtime import Clock, StorageError, trim_malloc
 
 from .attempts import AttemptEngine
 from .background import Background
@@ -205,6 +205,8 @@ class SupervisorCore:
         except StorageError as error:  # pruning only saves space: tried again later
             _log.warning("pruning the supervisor store failed: %s", error)
             self._prune_more = False
+        if not self._prune_more:  # what bursts of subtasks freed, the arenas give back
+            trim_malloc()
 
     # -- operators -------------------------------------------------------------------
 

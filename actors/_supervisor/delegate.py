@@ -3,6 +3,7 @@ of the task it handles, carrying its constraints and the provenance it derived."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from runtime import Clock, Envelope, SystemClock, new_task_id
 
 from .._agent.derived import derived, sources
 from .._reconnect import Reconnect
+from .calls import batch_specs, open_batch
 from .handle import NONE, AsyncSubtaskHandle
 from .spec import make_spec
 from .validate import check_submission
@@ -42,6 +44,7 @@ class AsyncSupervisor:
         self._actor = actor
         self._sender = sender
         self._parent = parent
+        self._parent_id = None if parent is None else parent.task_id
         self._reconnect = reconnect or Reconnect()
         self._clock = clock or SystemClock()
 
@@ -69,20 +72,38 @@ class AsyncSupervisor:
             ConstraintLoosenedError, InvalidArgumentError: see ``Envelope.child``.
         """
         check_submission(to, expect, ray.get_runtime_context().namespace)
-        task_id = new_task_id()
-        sender = self._sender
-        if self._parent is None:
-            env = Envelope(sender=sender, task_id=task_id, constraints=constraints or NONE)
-        else:  # derived: what the handler made the task from
-            env = self._parent.child(sender=sender, task_id=task_id, constraints=constraints,
-                                     provenance=derived(), sources=sources())  # fmt: skip
         spec = make_spec(
             task, to=to, expect=expect, deadline=deadline, retry=retry, on_failure=on_failure,
-            envelope=env, parent=None if self._parent is None else self._parent.task_id,
+            envelope=self._child(constraints), parent=self._parent_id, stage=stage,
+            next_stage=next_stage, run=run, retry_budget=retry_budget, requires=requires,
+        )  # fmt: skip
+        return AsyncSubtaskHandle(self._actor, spec, self._reconnect, self._clock)
+
+    def submit_many(
+        self, tasks: Sequence[BaseModel], *, to: str, expect: type[BaseModel] | None = None,
+        deadline: Deadlines | timedelta | None = None, retry: RetryPolicy | None = None,
+        on_failure: OnFailure | None = None, stage: str | None = None,
+        next_stage: str | None = None, run: str | None = None,
+        retry_budget: RetryBudget | None = None, constraints: ConstraintSet | None = None,
+        requires: Provenance | None = None,
+    ) -> list[AsyncSubtaskHandle]:  # fmt: skip
+        """See ``Supervisor.submit_many``; each a child of the current task, as ``submit``.
+
+        Raises:
+            ConfigurationError, InvalidArgumentError, ProvenanceError: as for
+                ``Supervisor.submit_many``.
+            ConstraintLoosenedError: see ``Envelope.child``.
+        """
+        check_submission(to, expect, ray.get_runtime_context().namespace)
+        specs = batch_specs(
+            tasks, [self._child(constraints) for _ in tasks], to=to, expect=expect,
+            deadline=deadline, retry=retry, on_failure=on_failure, parent=self._parent_id,
             stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget,
             requires=requires,
         )  # fmt: skip
-        return AsyncSubtaskHandle(self._actor, spec, self._reconnect, self._clock)
+        stream = open_batch(self._actor, specs, self._clock)
+        return [AsyncSubtaskHandle(self._actor, s, self._reconnect, self._clock, stream)
+                for s in specs]  # fmt: skip
 
     def verify(
         self, stage: str, claims: list[Claim], *, verifier: str,
@@ -99,3 +120,12 @@ class AsyncSupervisor:
         return self.submit(
             request, to=verifier, expect=Verdict, deadline=deadline, stage=f"verify:{stage}"
         )
+
+    def _child(self, constraints: ConstraintSet | None) -> Envelope:
+        """A new task's envelope: a child of the current task (derived), or a root."""
+        if self._parent is None:
+            return Envelope(sender=self._sender, task_id=new_task_id(),
+                            constraints=constraints or NONE)  # fmt: skip
+        return self._parent.child(sender=self._sender, task_id=new_task_id(),
+                                  constraints=constraints, provenance=derived(),
+                                  sources=sources())  # fmt: skip

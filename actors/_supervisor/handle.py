@@ -7,6 +7,7 @@ arguments and raise the same errors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -27,68 +28,25 @@ from runtime import (
     Clock,
     ConfigurationError,
     Envelope,
+    InvalidArgumentError,
     SystemClock,
     new_task_id,
 )
 
 from .._agent.derived import note
-from .._reconnect import Plan, Reconnect, Resolve, reconnecting, run_async, run_blocking
+from .._reconnect import Reconnect, run_async, run_blocking
+from .calls import SubtaskCalls, batch_specs, open_batch
+from .calls import send_heartbeat as send_heartbeat
+from .calls import supervisor_actor as supervisor_actor
 from .sampling import Agree, Truth
 from .spec import DEFAULT_VERIFY, StageRule
 from .spec import make_spec as make_spec
-from .types import Outcome, SubtaskSpec, SubtaskStatus
+from .stream import OutcomeStream
+from .types import SubtaskSpec, SubtaskStatus
 from .validate import check_submission
 from .verify import Claim, Verdict, verify_request
 
-_SUPERVISOR = "supervisor"
 NONE = ConstraintSet()
-
-
-class SubtaskCalls:
-    """The logic of a submitted subtask, for both faces: each call is a plan
-    (``actors._reconnect``). Submitting runs the subtask at once."""
-
-    def __init__(self, actor: Any, spec: SubtaskSpec, reconnect: Reconnect, clock: Clock) -> None:
-        self.actor = actor
-        self.spec = spec
-        self.reconnect = reconnect
-        self.clock = clock
-        self.ref = actor.run.remote(spec)
-
-    def outcome(self, timeout: float | None) -> Plan[Outcome]:
-        """The outcome. While the supervisor restarts, the subtask is joined again by id
-        (``run`` of a known id waits for it rather than starting it again)."""
-        ends = None if timeout is None else self.clock.monotonic() + timeout
-
-        def left() -> float | None:
-            return None if ends is None else max(0.0, ends - self.clock.monotonic())
-
-        try:
-            outcome: Outcome = yield from reconnecting(
-                self._join_again, reconnect=self.reconnect, clock=self.clock,
-                target=_SUPERVISOR, sent=self.ref, timeout=left,
-            )  # fmt: skip
-        except TimeoutError:
-            raise TimeoutError(
-                f"subtask {self.spec.subtask_id} not finished after {timeout}s"
-            ) from None
-        return outcome
-
-    def status(self) -> Plan[SubtaskStatus]:
-        """Where the subtask stands, asked again while the supervisor restarts."""
-        status: SubtaskStatus = yield from reconnecting(
-            lambda: self.actor.status.remote(self.spec.subtask_id),
-            reconnect=self.reconnect, clock=self.clock, target=_SUPERVISOR,
-        )  # fmt: skip
-        return status
-
-    def cancel(self) -> Plan[bool]:
-        cancelled: bool = yield Resolve(self.actor.cancel.remote(self.spec.subtask_id))
-        return cancelled
-
-    def _join_again(self) -> Any:
-        self.ref = self.actor.run.remote(self.spec)
-        return self.ref
 
 
 class SubtaskHandle:
@@ -104,13 +62,18 @@ class SubtaskHandle:
         spec: SubtaskSpec,
         reconnect: Reconnect | None = None,
         clock: Clock | None = None,
+        stream: OutcomeStream | None = None,
     ) -> None:
         self.id = spec.subtask_id
-        self._calls = SubtaskCalls(actor, spec, reconnect or Reconnect(), clock or SystemClock())
+        self._calls = SubtaskCalls(
+            actor, spec, reconnect or Reconnect(), clock or SystemClock(), stream
+        )
 
     @property
     def ref(self) -> Any:
-        """The Ray ``ObjectRef`` of the subtask's ``Outcome``."""
+        """The Ray ``ObjectRef`` of the subtask's ``Outcome``; None for a subtask of
+        ``submit_many`` (its outcome comes on the batch's stream) unless it was joined
+        again by id."""
         return self._calls.ref
 
     def result(self, timeout: float | None = None) -> BaseModel:
@@ -153,9 +116,12 @@ class AsyncSubtaskHandle:
         spec: SubtaskSpec,
         reconnect: Reconnect | None = None,
         clock: Clock | None = None,
+        stream: OutcomeStream | None = None,
     ) -> None:
         self.id = spec.subtask_id
-        self._calls = SubtaskCalls(actor, spec, reconnect or Reconnect(), clock or SystemClock())
+        self._calls = SubtaskCalls(
+            actor, spec, reconnect or Reconnect(), clock or SystemClock(), stream
+        )
 
     @property
     def ref(self) -> Any:
@@ -249,6 +215,40 @@ class Supervisor:
         )  # fmt: skip
         return SubtaskHandle(self.actor, spec, self._reconnect, self._clock)
 
+    def submit_many(
+        self, tasks: Sequence[BaseModel], *, to: str, expect: type[BaseModel] | None = None,
+        deadline: Deadlines | timedelta | None = None, retry: RetryPolicy | None = None,
+        on_failure: OnFailure | None = None, stage: str | None = None,
+        next_stage: str | None = None, envelopes: list[Envelope] | None = None,
+        run: str | None = None, retry_budget: RetryBudget | None = None,
+        requires: Provenance | None = None,
+    ) -> list[SubtaskHandle]:  # fmt: skip
+        """``submit`` of every task (each its own subtask, with these options) in one call
+        to the supervisor; each handle's ``result`` returns when its own subtask ends, as
+        for ``submit`` (the outcomes stream back as they end). ``envelopes``: one per
+        task (their task ids are the subtask ids: a known id is joined, not run again);
+        default a new task id each, under the driver's trace.
+
+        Raises:
+            ConfigurationError: as for ``submit``.
+            InvalidArgumentError: no tasks, more than ``MAX_BATCH`` (10,000), or not one
+                envelope per task.
+            ProvenanceError: an input is less trusted than ``requires``; none submitted.
+        """
+        check_submission(to, expect, self._namespace)
+        if envelopes is not None and len(envelopes) != len(tasks):
+            raise InvalidArgumentError(f"{len(envelopes)} envelopes for {len(tasks)} tasks")
+        envs = envelopes or [
+            Envelope(trace_id=self._trace_id, task_id=new_task_id()) for _ in tasks
+        ]
+        specs = batch_specs(
+            tasks, envs, to=to, expect=expect, deadline=deadline, retry=retry,
+            on_failure=on_failure, stage=stage, next_stage=next_stage, run=run,
+            retry_budget=retry_budget, requires=requires,
+        )  # fmt: skip
+        stream = open_batch(self.actor, specs, self._clock)
+        return [SubtaskHandle(self.actor, s, self._reconnect, self._clock, stream) for s in specs]
+
     def verify(
         self, stage: str, claims: list[Claim], *, verifier: str,
         deadline: Deadlines | timedelta | None = None,
@@ -340,29 +340,3 @@ class Supervisor:
     def status(self) -> dict[str, Any]:
         """Subtasks by state, replicas, failed groups, open escalations and stalls."""
         return ray.get(self.actor.overview.remote())  # type: ignore[no-any-return]
-
-
-_ACTORS: dict[str, Any] = {}
-
-
-def supervisor_actor(namespace: str) -> Any:
-    """The ``supervisor`` actor of ``namespace``, cached per process.
-
-    Raises:
-        ConfigurationError: no supervisor runs in the namespace.
-    """
-    if namespace not in _ACTORS:
-        try:
-            _ACTORS[namespace] = ray.get_actor(_SUPERVISOR, namespace=namespace)
-        except ValueError as error:
-            raise ConfigurationError(f"no supervisor in namespace {namespace!r}") from error
-    return _ACTORS[namespace]
-
-
-def send_heartbeat(namespace: str, envelope: Envelope) -> None:
-    """Tell the supervisor the attempt running under ``envelope`` is alive (no wait)."""
-    try:
-        actor = supervisor_actor(namespace)
-    except ConfigurationError:
-        return  # not supervised: nobody to tell
-    actor.heartbeat.remote(envelope.task_id, envelope.span_id)

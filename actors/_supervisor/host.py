@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from runtime import (
     fix_mmap_threshold,
 )
 
+from .batch import Ended, stream_outcomes
 from .core import SupervisorCore
 from .metrics import SupervisorMetrics
 from .store import SubtaskStore
@@ -274,6 +275,11 @@ class SupervisorHost:
     async def run(self, spec: SubtaskSpec) -> Outcome:
         """Submit (or join) a subtask and return its outcome once final and stored."""
         return await self._open().run(spec)
+
+    async def run_many(self, specs: list[SubtaskSpec]) -> AsyncIterator[Ended]:
+        """Submit (or join) each subtask; yield outcomes as they end (see ``batch``)."""
+        async for ended in stream_outcomes(self._open().run, specs):
+            yield ended
 
     async def submit(self, spec: SubtaskSpec) -> None:
         """Store a subtask and start it; return once it is stored."""

@@ -187,9 +187,7 @@ class LocalRetryBudget:
     def deposit(self, run: str, count: int, budget: RetryBudget | None = None) -> None:
         """Count ``count`` first attempts of ``run``; a new run gets ``budget``."""
         state = self._state(run, budget)
-        for _ in range(count):
-            state = state.deposit(self._clock.monotonic())
-        self._runs[run] = state
+        self._runs[run] = state.deposit(self._clock.monotonic(), max(0, count))
 
     def _state(self, run: str, budget: RetryBudget | None) -> RetryBudgetState:
         return self._runs.get(run) or RetryBudgetState(budget=budget or self.budget)

@@ -10,10 +10,20 @@ from runtime import Clock, SystemClock
 
 
 class NoopTarget:
-    """An async actor that does nothing: the ceiling of one actor's call rate."""
+    """An async actor that does nothing: the ceiling of one actor's call rate. ``carry``
+    takes a payload and returns the reply set by ``reply_with``, doing nothing else."""
+
+    def __init__(self) -> None:
+        self._reply = b""
 
     async def noop(self) -> None:
         return None
+
+    async def reply_with(self, reply: bytes) -> None:
+        self._reply = reply
+
+    async def carry(self, payload: bytes) -> bytes:
+        return self._reply
 
 
 class DictStore:

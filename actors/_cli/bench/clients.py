@@ -26,6 +26,7 @@ from ..._resource.constraints import carrying
 from ..._resource.declare import Resource
 from ..._resource.handle import Write
 from .counters import TEN_CONSTRAINTS, VerifiedCounter
+from .payload import write_payload
 
 # -- messages --------------------------------------------------------------------------
 
@@ -46,6 +47,10 @@ class Run(BaseModel):
 class NoopRun(Run):
     target: str
     namespace: str
+
+
+class PayloadRun(NoopRun):
+    resource: str  # whose write's request and reply the no-op call carries
 
 
 class WriteRun(Run):
@@ -132,6 +137,18 @@ class BenchClient(Agent):
 
         async def op() -> None:
             await target.noop.remote()
+
+        return await _timed(run, op, _Counts())
+
+    @handler
+    async def noop_payload(self, run: PayloadRun) -> RunOut:
+        """Sequential awaited no-op calls carrying a durable write's request and reply."""
+        target = self._actor(run.target, run.namespace)
+        request, reply = await write_payload(self.resource(run.resource), run.key)
+        await target.reply_with.remote(reply)
+
+        async def op() -> None:
+            await target.carry.remote(request)
 
         return await _timed(run, op, _Counts())
 
@@ -297,6 +314,9 @@ def _messages(c: BenchConfig, ns: str) -> dict[str, MessageFactory]:
         "noop_ceiling": lambda k, n, t: NoopRun(
             key=k, ops=n, start_at=t, target=NOOP, namespace=ns
         ),
+        "noop_payload": lambda k, n, t: PayloadRun(
+            key=k, ops=n, start_at=t, target=NOOP, namespace=ns, resource="bench-full"
+        ),
         "durable_unbatched": writes("bench-full"),
         "durable_constrained": writes("bench-full", constrained=True),
         "durable_provenance": writes("bench-provenance"),
@@ -336,6 +356,9 @@ def workloads(config: BenchConfig, ns: str) -> list[RowSpec]:
     return [
         RowSpec("noop_ceiling", "ray", IN_MEMORY, "calls", 1, "one awaited no-op call", "1",
                 None, m["noop_ceiling"]),
+        RowSpec("noop_payload", "ray", IN_MEMORY, "calls", 1,
+                "one awaited no-op call carrying a durable write's request and reply", "1",
+                None, m["noop_payload"]),
         RowSpec("durable_unbatched", "agentcast", full, "writes", 1, write, "1", "bench-full",
                 m["durable_unbatched"]),
         RowSpec("durable_constrained", "agentcast", full, "writes", 1,

