@@ -11,6 +11,7 @@ from ray import cloudpickle
 
 from runtime import Envelope, HandlerOutputError, UnknownHandlerError, fix_mmap_threshold, span
 
+from .._resource.briefing import briefing
 from .._resource.constraints import carrying
 from . import derived
 from .agent import Agent, AgentRuntime, HandlerSpec, TaskContext, current_task, handlers
@@ -69,8 +70,8 @@ class AgentHost:
         Raises:
             UnknownHandlerError: no handler takes this message type.
             HandlerOutputError: the handler's return value is not its output model.
-            InvalidArgumentError: the envelope's constraints are not a ``ConstraintSet``
-                (a forged or malformed envelope).
+            InvalidArgumentError: the envelope's constraints are not a ``ConstraintSet``,
+                or its briefing not (topic, version) pairs (a forged or malformed envelope).
         """
         self._ledger.begin(envelope.span_id)
         try:
@@ -88,7 +89,7 @@ class AgentHost:
         run = envelope.trace_id
         self._running[run] = self._running.get(run, 0) + 1
         try:
-            with carrying(envelope.constraints), span(
+            with carrying(envelope.constraints), briefing(envelope.briefed), span(
                 f"invoke_agent {self._runtime.name}", envelope=envelope,
                 attributes=self._span_attributes(spec, envelope),
             ):  # fmt: skip

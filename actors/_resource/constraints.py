@@ -27,6 +27,7 @@ from runtime import ConstraintViolationError, InvalidArgumentError, Message, dec
 from .batch import Refused
 from .calls import WriteCall, decode_arguments
 from .declare import Operation
+from .freshness import stale_refusal
 
 MAX_WIRE_BYTES = 16_384
 """Largest encoded constraint set a write may carry."""
@@ -91,7 +92,10 @@ class ConstraintChecks:
         self._parsed: OrderedDict[bytes, ConstraintSet | str] = OrderedDict()
 
     def refusal(self, call: WriteCall, op: Operation) -> Refused | None:
-        """Why ``call`` may not apply under the constraints it carries, or None."""
+        """Why ``call`` may not apply under the constraints or the briefing it carries
+        (``freshness.py``), or None."""
+        if (stale := stale_refusal(self._resource, call, op)) is not None:
+            return stale
         if not call.constraints:
             return None
         constraints = self._parse(call.constraints)
