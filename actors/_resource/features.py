@@ -12,6 +12,7 @@ still checks that this incarnation is not fenced, as every read does.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from runtime import counter
@@ -20,7 +21,7 @@ from .calls import ReadResult
 from .core import ResourceCore
 from .declare import Resource, operations, read
 
-F = TypeVar("F")
+F = TypeVar("F", bound=Callable[..., Any])
 CACHED_FEATURES = 256
 """Most derived values one resource keeps."""
 _DERIVED_ATTR = "__agentcast_derived__"
@@ -31,7 +32,7 @@ def derived(fn: F) -> F:
     per state version and served from the resource's cache to every reader. It must
     depend only on the state and its arguments (no clock, no randomness)."""
     setattr(fn, _DERIVED_ATTR, True)
-    return read(fn)  # type: ignore[arg-type]
+    return read(fn)
 
 
 class FeatureCache:
