@@ -12,12 +12,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from policies import Provenance, weakest
 from runtime import ConfigurationError, lookup, resource_actor_name
 
 from .._agent.derived import derived as derived_mark
 from .._resource.briefing import briefing, learned
 from .._resource.handle import AsyncResourceHandle, ResourceHandle, Write
 from .log import DECISIONS, Decision, DecisionEntry, DecisionLog
+
+UNVERIFIED_AGENT = Provenance.UNVERIFIED_AGENT
 
 if TYPE_CHECKING:
     from .._agent.agent import Agent
@@ -27,9 +30,12 @@ if TYPE_CHECKING:
 def _decision(
     topic: str, decision: str, rationale: str, supersedes: int | None, author: str, trace: str
 ) -> Write:
+    # What the decision log believes of the writer (it vouches for no agent): an agent's
+    # decision is agent output, the driver's is the system's.
+    mark = derived_mark() if author == "system" else weakest(derived_mark(), UNVERIFIED_AGENT)
     entry = Decision(
         topic=topic, decision=decision, rationale=rationale, supersedes=supersedes,
-        author=author, provenance=derived_mark(), trace_id=trace,
+        author=author, provenance=mark, trace_id=trace,
     )  # fmt: skip
     return Write(op="append", args=(entry,))
 
