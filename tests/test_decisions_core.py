@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,10 @@ from hypothesis import strategies as st
 
 from actors import DecisionEntry
 from actors._decisions.log import KEEP_PER_TOPIC, Decision
-from actors._resource.briefing import briefed_now, briefing, learned
+from actors._resource.briefing import Heads, briefed_now, briefing, learned
 from actors._resource.calls import pack_calls, unpack_calls
 from actors._resource.declare import operations
-from actors._resource.freshness import stale_refusal
+from actors._resource.freshness import DecisionCatchUp, stale_refusal
 from actors.lowlevel import DecisionLog, ResourceCore, WriteCall
 from policies import Provenance
 from runtime import (
@@ -159,7 +160,7 @@ def fresh(
     return WriteCall(
         "set_price", encode([["A", 5], {}]), writer, 1, key or uuid.uuid4().hex, TRACE,
         briefed=() if briefed is None else (("pricing", briefed),),
-        latest=None if latest is None else (("pricing", latest),),
+        latest=None if latest is None else Heads(0, (("pricing", latest),)),
     )  # fmt: skip
 
 
@@ -169,7 +170,7 @@ def test_a_fresh_write_is_accepted_iff_briefed_at_least_the_latest(
     briefed: int, latest: int
 ) -> None:
     op = operations(Catalog)["set_price"]
-    refused = stale_refusal("catalog", fresh(briefed, latest), op)
+    refused = stale_refusal("catalog", fresh(briefed, latest), op, DecisionCatchUp(None))
     if briefed == latest:
         assert refused is None
     elif briefed < latest:
@@ -202,6 +203,27 @@ def test_stale_writes_are_refused_and_logged_with_writer_and_trace(tmp_path: Pat
         ("pricer", "context_unknown", TRACE),
     ]
     assert core.version == 2
+
+
+def test_a_decision_committed_after_the_versions_were_read_is_still_seen(tmp_path: Path) -> None:
+    """The window between the host's read of the versions and the write's apply: the
+    applier catches up from the decision log's store."""
+    log = log_core(tmp_path)
+    log.apply_batch([append(decision("pricing", "a"))])
+    stamped = Heads(log.version, (("pricing", 1),))  # what the host read, at version 1
+    log.apply_batch([append(decision("other", "x")), append(decision("pricing", "b", 1))])
+    catalog = ResourceCore(Catalog(), "catalog", tmp_path)
+    call = WriteCall(
+        "set_price", encode([["A", 5], {}]), "w", 1, "k", TRACE, briefed=(("pricing", 1),),
+        latest=stamped,
+    )  # fmt: skip
+    (result,) = catalog.apply_batch([call])
+    assert isinstance(result.error, StaleContextError)
+    assert (result.error.briefed, result.error.latest) == (1, 2)
+    current = Heads(log.version, (("pricing", 2),))
+    now = replace(call, idem_key="k2", briefed=(("pricing", 2),), latest=current)
+    (fresh_now,) = catalog.apply_batch([now])
+    assert fresh_now.error is None and catalog.version == 1
 
 
 def test_the_briefing_travels_on_the_wire_and_a_forged_one_is_malformed() -> None:

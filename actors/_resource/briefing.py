@@ -12,8 +12,19 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 from runtime import MAX_BRIEFED_TOPICS, checked_briefing
+
+
+@dataclass(frozen=True, slots=True)
+class Heads:
+    """The decision log's latest versions of some topics, as read at the log's version
+    ``at`` (``freshness.py`` catches up from there when the write is applied)."""
+
+    at: int
+    topics: tuple[tuple[str, int], ...]
+
 
 _BRIEFED: ContextVar[dict[str, int] | None] = ContextVar("agentcast_briefed", default=None)
 

@@ -24,7 +24,7 @@ from runtime import (
     span,
 )
 
-from .briefing import briefed_now
+from .briefing import Heads, briefed_now
 from .fencing import checked_leases
 
 T = TypeVar("T")
@@ -63,7 +63,7 @@ class WriteCall:
     malformed: str | None = None
     provenance: Provenance = Provenance.UNVERIFIED_AGENT
     briefed: tuple[tuple[str, int], ...] = field(default_factory=briefed_now)
-    latest: tuple[tuple[str, int], ...] | None = None
+    latest: Heads | None = None
 
 
 @dataclass(frozen=True, slots=True)
