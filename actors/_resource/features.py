@@ -59,7 +59,7 @@ class FeatureCache:
             UnknownOperationError, InvalidArgumentError, FencedError, StorageError: as
                 ``ResourceCore.read``.
         """
-        if op not in self._derived:
+        if not isinstance(op, str) or op not in self._derived:  # a forged op: core refuses it
             return core.read(op, args, kwargs)
         key = (op, blob)
         hit = self._values.get(key)
