@@ -140,7 +140,8 @@ def agent_decisions(agent: Agent) -> AsyncDecisions:
     from .._agent.agent import current_task
 
     rt = agent._runtime
-    ensure_decisions(rt.storage, rt.namespace)
+    if DECISIONS not in agent._handles:  # the first use in this replica: start it if need be
+        ensure_decisions(rt.storage, rt.namespace)
 
     def trace() -> str:
         task = current_task.get()
