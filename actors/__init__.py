@@ -43,6 +43,12 @@ from ._conflicts.messages import ConflictSummary as ConflictSummary
 from ._conflicts.messages import Negotiate as Negotiate
 from ._conflicts.messages import Position as Position
 from ._conflicts.messages import Ruling as Ruling
+from ._contracts import check_contract as check_contract
+from ._contracts import check_contracts as check_contracts
+from ._contracts import contract as contract
+from ._decisions.face import AsyncDecisions as AsyncDecisions
+from ._decisions.face import Decisions as Decisions
+from ._decisions.log import DecisionEntry as DecisionEntry
 from ._locks.client import LocksHandle as LocksHandle
 from ._locks.lease import AsyncLease as AsyncLease
 from ._locks.lease import Lease as Lease
@@ -55,6 +61,7 @@ from ._resource.constraints import carrying as carrying
 from ._resource.declare import Resource as Resource
 from ._resource.declare import read as read
 from ._resource.declare import write as write
+from ._resource.features import derived as derived
 from ._resource.handle import AsyncResourceHandle as AsyncResourceHandle
 from ._resource.handle import ResourceHandle as ResourceHandle
 from ._resource.handle import Write as Write
@@ -79,6 +86,7 @@ __all__ = [
     "AgentBudget",
     "AgentGroup",
     "Arbitrate",
+    "AsyncDecisions",
     "AsyncLease",
     "AsyncResourceHandle",
     "AsyncSubtaskHandle",
@@ -89,6 +97,8 @@ __all__ = [
     "BudgetStatus",
     "Claim",
     "ConflictSummary",
+    "DecisionEntry",
+    "Decisions",
     "Lease",
     "LockEvent",
     "LocksHandle",
@@ -117,6 +127,10 @@ __all__ = [
     "WriteResult",
     "carrying",
     "check_claims",
+    "check_contract",
+    "check_contracts",
+    "contract",
+    "derived",
     "handler",
     "invariant",
     "read",

@@ -1,5 +1,4 @@
-"""``System``: starts or joins a Ray cluster, places agents and resources on it, starts the
-supervisor, and holds the kill switch."""
+"""``System``: starts or joins Ray, places agents and resources, runs the kill switch."""
 
 from __future__ import annotations
 
@@ -48,6 +47,7 @@ from ._budget.client import (
     stop_budget,
 )
 from ._conflicts.face import Conflicts
+from ._decisions.face import decisions_of
 from ._kill import kill_agent
 from ._locks.client import LocksHandle
 from ._locks.lease import Lease
@@ -237,6 +237,8 @@ class System:
         handle = ResourceHandle(actor, name, self._driver_identity, _DriverKeys(self.trace_id))
         handle.operations()  # the resource has recovered and answers before this returns
         return handle
+
+    decisions = property(decisions_of, doc="The decision log, started on first use.")
 
     @property
     def ownership(self) -> Ownership:

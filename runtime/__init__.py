@@ -37,7 +37,11 @@ from ._codec import encode as encode
 from ._constraint_errors import ConstraintLoosenedError as ConstraintLoosenedError
 from ._constraint_errors import ConstraintViolationError as ConstraintViolationError
 from ._constraint_errors import InvariantViolationError as InvariantViolationError
+from ._context_errors import ContractMismatchError as ContractMismatchError
+from ._context_errors import StaleContextError as StaleContextError
+from ._envelope import MAX_BRIEFED_TOPICS as MAX_BRIEFED_TOPICS
 from ._envelope import Envelope as Envelope
+from ._envelope import checked_briefing as checked_briefing
 from ._ids import new_span_id as new_span_id
 from ._ids import new_task_id as new_task_id
 from ._ids import new_trace_id as new_trace_id
@@ -114,6 +118,7 @@ from .errors import UnknownOperationError as UnknownOperationError
 from .errors import WriteFailedError as WriteFailedError
 
 __all__ = [
+    "MAX_BRIEFED_TOPICS",
     "STATE_RESOURCE",
     "AgentError",
     "AgentcastError",
@@ -127,6 +132,7 @@ __all__ = [
     "ConflictLostError",
     "ConstraintLoosenedError",
     "ConstraintViolationError",
+    "ContractMismatchError",
     "DeadlockError",
     "Envelope",
     "FailureReason",
@@ -159,6 +165,7 @@ __all__ = [
     "ScriptedModel",
     "ScriptedRule",
     "SerialApplier",
+    "StaleContextError",
     "StaleLeaseError",
     "StorageError",
     "SubtaskFailedError",
@@ -172,6 +179,7 @@ __all__ = [
     "apply_each",
     "check_max_tokens",
     "check_name",
+    "checked_briefing",
     "connect",
     "counter",
     "decode",

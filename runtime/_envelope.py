@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from policies import ConstraintSet, Provenance, describe_constraint, weakest
@@ -31,6 +32,10 @@ class Envelope:
         constraints: the hard limits that travel to every hop (``policies.ConstraintSet``),
             e.g. ``ConstraintSet((ForbidPath(prefix="/prod"),))``; every resource checks
             each write against them. A child may only tighten them (``child``).
+        briefed: the decision-log versions the task was briefed with, as sorted
+            ``(topic, version)`` pairs (a mapping is accepted and sorted); at most
+            ``MAX_BRIEFED_TOPICS``. A child carries them unchanged. A write declared
+            ``fresh_context=topic`` is refused if a newer decision on ``topic`` exists.
     """
 
     trace_id: str = field(default_factory=new_trace_id)
@@ -41,9 +46,11 @@ class Envelope:
     provenance: Provenance = Provenance.SYSTEM
     sources: tuple[str, ...] = ()
     constraints: ConstraintSet = field(default_factory=ConstraintSet)
+    briefed: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         checked_constraints(self.constraints)
+        object.__setattr__(self, "briefed", checked_briefing(self.briefed))
 
     def child(
         self,
@@ -98,6 +105,41 @@ class Envelope:
         if match is None:
             raise InvalidArgumentError(f"not a W3C traceparent: {header!r}")
         return cls(trace_id=match[1], parent_span_id=match[2], sender=sender)
+
+
+MAX_BRIEFED_TOPICS = 64
+"""Most decision topics one task may be briefed on."""
+MAX_TOPIC_CHARS = 200
+"""Longest decision topic name."""
+_MAX_VERSION = 2**63 - 1
+
+
+def checked_briefing(value: object) -> tuple[tuple[str, int], ...]:
+    """``value`` (a mapping or pairs of topic -> version) as sorted, unique pairs.
+
+    Raises:
+        InvalidArgumentError: not a mapping or sequence of pairs, a topic that is not a
+            non-empty str of at most ``MAX_TOPIC_CHARS``, a version that is not an int
+            from 0 to 2**63-1, a topic named twice, or more than ``MAX_BRIEFED_TOPICS``.
+    """
+    pairs = list(value.items()) if isinstance(value, Mapping) else value
+    if not isinstance(pairs, (list, tuple)) or len(pairs) > MAX_BRIEFED_TOPICS:
+        raise InvalidArgumentError(
+            f"briefed must be at most {MAX_BRIEFED_TOPICS} (topic, version) pairs"
+        )
+    checked: dict[str, int] = {}
+    for pair in pairs:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise InvalidArgumentError(f"briefed: {pair!r:.80} is not a (topic, version) pair")
+        topic, version = pair
+        if not isinstance(topic, str) or not 0 < len(topic) <= MAX_TOPIC_CHARS:
+            raise InvalidArgumentError(f"briefed: topic {topic!r:.80} is not a short str")
+        if type(version) is not int or not 0 <= version <= _MAX_VERSION:
+            raise InvalidArgumentError(f"briefed: version {version!r:.80} of {topic!r}")
+        if topic in checked:
+            raise InvalidArgumentError(f"briefed: topic {topic!r} named twice")
+        checked[topic] = version
+    return tuple(sorted(checked.items()))
 
 
 def checked_constraints(value: object) -> ConstraintSet:

@@ -19,6 +19,7 @@ Every error the runtime raises on purpose is an ``AgentcastError``::
     │   ├── ConflictLostError         the conflict ladder settled against the write
     │   ├── ConstraintViolationError  the write breaks a constraint its task carries
     │   ├── InvariantViolationError   the write would break an invariant of the whole state
+    │   ├── StaleContextError         the write's task was briefed on an older decision
     │   └── ResourceUnavailableError  the actor died or restarted mid-call: outcome unknown
     ├── ProvenanceError               input less trusted than a write or stage requires
     ├── BudgetExceededError           a cap would be crossed: the model call was not made
@@ -29,6 +30,7 @@ Every error the runtime raises on purpose is an ``AgentcastError``::
     │   ├── DeadlockError             chosen to break a cycle of waits (the youngest waiter)
     │   └── LeaseExpiredError         the lease is gone: expired, released or killed
     ├── ConstraintLoosenedError       an agent handed on a looser constraint set
+    ├── ContractMismatchError         a message speaks another version of a contract
     ├── SubtaskFailedError            a supervised subtask failed: reason + attempt history
     ├── AgentError                    raised by the agent layer
     │   ├── UnknownHandlerError       no handler takes that message type
@@ -44,7 +46,8 @@ Every error the runtime raises on purpose is an ``AgentcastError``::
 
 The lock errors (``LockError`` and below, ``StaleLeaseError``) are defined in
 ``runtime._lock_errors``; the constraint and invariant errors in
-``runtime._constraint_errors``. Every error survives a trip through Ray (pickling):
+``runtime._constraint_errors``; the shared-context errors in ``runtime._context_errors``.
+Every error survives a trip through Ray (pickling):
 ``__reduce__`` rebuilds it from its message and attributes, so subclasses never have to
 mirror their constructor.
 """

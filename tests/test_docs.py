@@ -36,6 +36,7 @@ RUNNABLE = {
     "README.md": 2,
     "docs/benchmarks.md": 0,
     "docs/budgets.md": 3,
+    "docs/context.md": 4,
     "docs/coordination.md": 1,
     "docs/integrity.md": 2,
     "docs/metrics.md": 0,

@@ -32,12 +32,15 @@ ACTORS = {
     "AsyncLease", "Lease", "LockEvent", "LocksHandle", "LocksStatus",
     # context integrity: constraints a driver's writes carry, invariants of a resource
     "carrying", "invariant",
+    # shared context: the decision log, contracts, derived reads (docs/context.md)
+    "AsyncDecisions", "DecisionEntry", "Decisions", "check_contract", "check_contracts",
+    "contract", "derived",
 }  # fmt: skip
 
 LOWLEVEL = {
     "AgentHost", "AuditRecord", "BudgetCore", "BudgetHost", "Grant", "MeteredModel", "ResourceCore",
     "ResourceHost", "SpendContext", "SubtaskSpec", "SupervisorCore", "SupervisorHost",
-    "WriteCall",
+    "WriteCall", "DecisionLog",
     "Acquire", "KeyStatus", "LeaseGrant", "LocksCore", "LocksHost", "WaitAlert",
 }  # fmt: skip
 
@@ -56,8 +59,10 @@ RUNTIME = {
     "DeadlockError", "LeaseExpiredError", "LockError", "LockOrderError", "LockTimeoutError",
     "StaleLeaseError",
     "ConstraintLoosenedError", "ConstraintViolationError", "InvariantViolationError",
+    "ContractMismatchError", "StaleContextError",
     # envelope, ids, codec, clock
     "Envelope", "new_span_id", "new_task_id", "new_trace_id", "decode", "encode",
+    "MAX_BRIEFED_TOPICS", "checked_briefing",
     "Clock", "SystemClock",
     # model clients
     "Completion", "Message", "ModelClient", "OpenAICompatibleClient", "ScriptedModel",
@@ -125,7 +130,7 @@ def test_every_export_exists_and_all_is_sorted(package: ModuleType) -> None:
 
 
 def test_the_user_api_is_small_and_holds_no_core_or_host() -> None:
-    assert len(actors.__all__) == 46
+    assert len(actors.__all__) == 53
     assert not [n for n in actors.__all__ if n.endswith(("Core", "Host"))]
     assert not set(actors.__all__) & set(actors.lowlevel.__all__)
 

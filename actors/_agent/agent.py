@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from runtime import ConfigurationError, Envelope
 
+from .._decisions.face import agent_decisions
 from .._reconnect import Reconnect
 from .._resource.handle import AsyncResourceHandle, WriterIdentity
 from .._resource.owners import OwnershipCalls, run_owned
@@ -314,6 +315,8 @@ class Agent:
             start = partial(ensure_locks, rt.storage, rt.namespace, detached=True)
             self._locks = LocksCalls(lambda: start()[0], rt.reconnect)
         return self._locks
+
+    decisions = property(agent_decisions, doc="The decision log (docs/context.md).")
 
     def resource(self, name: str) -> AsyncResourceHandle:
         """The shared resource ``name``, reached as this agent."""

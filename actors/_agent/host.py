@@ -11,6 +11,8 @@ from ray import cloudpickle
 
 from runtime import Envelope, HandlerOutputError, UnknownHandlerError, fix_mmap_threshold, span
 
+from .._contracts import ContractId, check_contract, contract_of
+from .._resource.briefing import briefing
 from .._resource.constraints import carrying
 from . import derived
 from .agent import Agent, AgentRuntime, HandlerSpec, TaskContext, current_task, handlers
@@ -72,9 +74,11 @@ class AgentHost:
 
         Raises:
             UnknownHandlerError: no handler takes this message type.
+            ContractMismatchError: the message, or the handler's output, speaks another
+                version of the handler's contract.
             HandlerOutputError: the handler's return value is not its output model.
-            InvalidArgumentError: the envelope's constraints are not a ``ConstraintSet``
-                (a forged or malformed envelope).
+            InvalidArgumentError: the envelope's constraints are not a ``ConstraintSet``,
+                or its briefing not (topic, version) pairs (a forged or malformed envelope).
         """
         self._ledger.begin(envelope.span_id)
         try:
@@ -92,7 +96,7 @@ class AgentHost:
         run = envelope.trace_id
         self._running[run] = self._running.get(run, 0) + 1
         try:
-            with carrying(envelope.constraints), span(
+            with carrying(envelope.constraints), briefing(envelope.briefed), span(
                 f"invoke_agent {self._runtime.name}", envelope=envelope,
                 attributes=self._span_attributes(spec, envelope),
             ):  # fmt: skip
@@ -171,14 +175,25 @@ class AgentHost:
         if spec is not None:
             return spec
         by_name = [s for m, s in self._handlers.items() if m.__name__ == type(message).__name__]
-        if len(by_name) == 1:  # same model, defined in another module copy (e.g. __main__)
-            return by_name[0]
+        spoken = contract_of(message)  # another version of a handler's contract: refused
+        by_contract = [s for m, s in self._handlers.items() if _named(contract_of(m), spoken)]
+        found = by_contract or by_name
+        if len(found) == 1:  # same model, defined in another module copy (e.g. __main__)
+            where = f"agent {self._runtime.name}, handler {found[0].name}: input"
+            check_contract(found[0].input, message, where)
+            return found[0]
         raise UnknownHandlerError(self._runtime.name, type(message).__name__)
 
     def _checked(self, spec: HandlerSpec, output: Any) -> BaseModel:
+        check_contract(spec.output, output, f"agent {self._runtime.name}, {spec.name}: output")
         try:
             if isinstance(output, spec.output):
                 return spec.output.model_validate(output.model_dump())
             return spec.output.model_validate(output)
         except ValidationError as error:
             raise HandlerOutputError(self._runtime.name, spec.name, str(error)) from error
+
+
+def _named(declared: ContractId | None, spoken: ContractId | None) -> bool:
+    """Whether a handler declares the contract a message speaks, in any version."""
+    return declared is not None and spoken is not None and declared.name == spoken.name

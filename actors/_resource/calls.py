@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from ray import cloudpickle
 
 from policies import Provenance
-from runtime import InvalidArgumentError, WriteFailedError, decode, encode, span
+from runtime import (
+    InvalidArgumentError,
+    WriteFailedError,
+    checked_briefing,
+    decode,
+    encode,
+    span,
+)
 
+from .briefing import Heads, briefed_now
 from .fencing import checked_leases
 
 T = TypeVar("T")
@@ -34,7 +42,10 @@ class WriteCall:
     identity from ``token`` alone. ``leases`` are the (key, fencing token) pairs of the
     leases held where the write was made (``actors._resource.fencing``). ``constraints``
     is the encoded constraint set of the task that made it (``constraints.py``).
-    ``provenance`` is the mark the writer claims (``actors._resource.provenance``). ``malformed``
+    ``provenance`` is the mark the writer claims (``actors._resource.provenance``).
+    ``briefed`` holds the decision-log versions of the task that made it, stamped where
+    the call is made (``briefing.py``); ``latest`` is what the resource host learned from
+    the decision log before the write was applied, never sent (``freshness.py``). ``malformed``
     says why a call's wire form was not what a handle sends (its other fields are then
     printable stand-ins, for the audit).
     """
@@ -51,6 +62,8 @@ class WriteCall:
     constraints: bytes = b""
     malformed: str | None = None
     provenance: Provenance = Provenance.UNVERIFIED_AGENT
+    briefed: tuple[tuple[str, int], ...] = field(default_factory=briefed_now)
+    latest: Heads | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +130,7 @@ def pack_calls(calls: list[WriteCall]) -> bytes:
                 [list(pair) for pair in c.leases],
                 c.constraints,
                 c.provenance.value,
+                [list(pair) for pair in c.briefed],
             )
             for c in calls
         ]
@@ -140,14 +154,16 @@ _WIRE_TYPES: tuple[tuple[str, tuple[type, ...]], ...] = (
     ("op", (str,)), ("args", (bytes,)), ("writer", (str,)), ("writer_epoch", (int,)),
     ("idem_key", (str,)), ("trace_id", (str,)), ("expected_version", (int, type(None))),
     ("token", (str,)), ("leases", (list,)), ("constraints", (bytes,)), ("provenance", (str,)),
+    ("briefed", (list,)),
 )  # fmt: skip
+_UNBRIEFED = len(_WIRE_TYPES) - 1  # a call without its briefing: briefed on nothing
 _MARKS = frozenset(Provenance)
 
 
 def _checked_call(fields: Any) -> WriteCall:
-    if not isinstance(fields, list) or len(fields) != len(_WIRE_TYPES):
+    if not isinstance(fields, list) or len(fields) not in (_UNBRIEFED, len(_WIRE_TYPES)):
         return _malformed([], f"a write must be {len(_WIRE_TYPES)} fields")
-    for value, (name, types) in zip(fields, _WIRE_TYPES, strict=True):
+    for value, (name, types) in zip(fields, _WIRE_TYPES, strict=False):
         if not isinstance(value, types) or isinstance(value, bool):
             return _malformed(fields, f"{name} of type {type(value).__name__}")
     if not fields[4]:
@@ -157,11 +173,16 @@ def _checked_call(fields: Any) -> WriteCall:
         return _malformed(fields, leases)
     if fields[10] not in _MARKS:
         return _malformed(fields, f"provenance {fields[10][:40]!r} is not a Provenance")
+    try:
+        briefed = checked_briefing(fields[11] if len(fields) > _UNBRIEFED else ())
+    except InvalidArgumentError as error:
+        return _malformed(fields, str(error))
     op, args, writer, epoch, key, trace, expected, token = fields[:8]
     mark = Provenance(fields[10])
     return WriteCall(
-        op, args, writer, epoch, key, trace, expected, token, leases, fields[9], None, mark
-    )
+        op, args, writer, epoch, key, trace, expected, token, leases, fields[9], None, mark,
+        briefed,
+    )  # fmt: skip
 
 
 def _malformed(fields: list[Any], why: str) -> WriteCall:
@@ -171,7 +192,9 @@ def _malformed(fields: list[Any], why: str) -> WriteCall:
 
     epoch = fields[3] if len(fields) > 3 and type(fields[3]) is int else 0
     token = fields[7] if len(fields) > 7 and isinstance(fields[7], str) else ""
-    return WriteCall(text(0), b"", text(2), epoch, text(4), text(5), None, token, malformed=why)
+    return WriteCall(
+        text(0), b"", text(2), epoch, text(4), text(5), None, token, malformed=why, briefed=()
+    )
 
 
 def pack_results(results: list[WriteResult[Any]]) -> bytes:

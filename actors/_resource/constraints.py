@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 from policies import ConstraintSet, describe_constraint
@@ -27,6 +28,7 @@ from runtime import ConstraintViolationError, InvalidArgumentError, Message, dec
 from .batch import Refused
 from .calls import WriteCall, decode_arguments
 from .declare import Operation
+from .freshness import DecisionCatchUp, stale_refusal
 
 MAX_WIRE_BYTES = 16_384
 """Largest encoded constraint set a write may carry."""
@@ -86,12 +88,16 @@ def for_model(messages: Sequence[Message]) -> list[Message]:
 class ConstraintChecks:
     """A resource's check of the constraints its writes carry."""
 
-    def __init__(self, resource: str) -> None:
+    def __init__(self, resource: str, root: Path | None = None) -> None:
         self._resource = resource
+        self._catch_up = DecisionCatchUp(root)  # fresh-context writes (``freshness.py``)
         self._parsed: OrderedDict[bytes, ConstraintSet | str] = OrderedDict()
 
     def refusal(self, call: WriteCall, op: Operation) -> Refused | None:
-        """Why ``call`` may not apply under the constraints it carries, or None."""
+        """Why ``call`` may not apply under the constraints or the briefing it carries
+        (``freshness.py``), or None."""
+        if (stale := stale_refusal(self._resource, call, op, self._catch_up)) is not None:
+            return stale
         if not call.constraints:
             return None
         constraints = self._parse(call.constraints)

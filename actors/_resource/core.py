@@ -90,7 +90,7 @@ class ResourceCore:
         self._ops = operations(type(resource))
         self._clock = clock or SystemClock()
         self._tokens = tokens
-        self._constraints = ConstraintChecks(name)
+        self._constraints = ConstraintChecks(name, root)
         self._trust = trust_of(resource)  # whose provenance claims it believes, how far
         self._holders: dict[str, TokenHolder] = {}
         self._log = ResourceLog(root, name, self.policy.durability)

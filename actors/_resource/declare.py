@@ -19,6 +19,7 @@ _KIND_ATTR = "__agentcast_kind__"
 _CACHE_ATTR = "__agentcast_operations__"
 _ENTITY_ATTR = "__agentcast_entity__"
 _REQUIRES_ATTR = "__agentcast_requires__"
+_FRESH_ATTR = "__agentcast_fresh_context__"
 # Strict: no bool for an int, no bytes for a str, no "1" for a number. Floats are finite
 # unless an annotation says otherwise (``Annotated[float, AllowInfNan(True)]``): NaN
 # compares unequal to itself and breaks every invariant.
@@ -37,7 +38,10 @@ the write's arguments (without ``self`` and ``state``) and returning the entity.
 def write(fn: F, /) -> F: ...
 @overload
 def write(
-    *, entity: EntityOf | None = None, requires: Provenance | None = None
+    *,
+    entity: EntityOf | None = None,
+    requires: Provenance | None = None,
+    fresh_context: str | None = None,
 ) -> Callable[[F], F]: ...
 def write(
     fn: F | None = None,
@@ -45,6 +49,7 @@ def write(
     *,
     entity: EntityOf | None = None,
     requires: Provenance | None = None,
+    fresh_context: str | None = None,
 ) -> F | Callable[[F], F]:
     """Mark a method as a write: ``(self, state, *args) -> result``.
 
@@ -54,17 +59,26 @@ def write(
     anyone but its owner is refused with ``NotOwnerError`` (see docs/ownership.md).
     ``@write(requires=Provenance.VERIFIED)`` refuses, with ``ProvenanceError``, a write
     whose provenance (as the resource believes it) is weaker (see docs/integrity.md).
+    ``@write(fresh_context="pricing")`` refuses, with ``StaleContextError``, a write whose
+    task was briefed on an older decision of ``pricing`` than the decision log's newest
+    (see docs/context.md).
 
     Raises:
-        ConfigurationError: ``requires`` is not a ``Provenance``.
+        ConfigurationError: ``requires`` is not a ``Provenance``, or ``fresh_context`` not
+            a decision topic (a non-empty str of at most 200 characters).
     """
     if requires is not None and not isinstance(requires, Provenance):
         raise ConfigurationError(f"requires must be a Provenance, not {requires!r}")
+    if fresh_context is not None and not (
+        isinstance(fresh_context, str) and 0 < len(fresh_context) <= 200
+    ):
+        raise ConfigurationError(f"fresh_context must name a topic, not {fresh_context!r}")
 
     def mark(method: F) -> F:
         setattr(method, _KIND_ATTR, "write")
         setattr(method, _ENTITY_ATTR, entity)
         setattr(method, _REQUIRES_ATTR, requires)
+        setattr(method, _FRESH_ATTR, fresh_context)
         return method
 
     return mark if fn is None else mark(fn)
@@ -118,6 +132,7 @@ class Operation:
     positional: tuple[int, int] | None  # (min, max) count when only positional args are taken
     entity: EntityOf | None = None  # a write's entity (``write``), a read's keys (``read``)
     requires: Provenance | None = None  # for a write: the least provenance it accepts
+    fresh_context: str | None = None  # for a write: the decision topic it must be fresh on
 
     def entity_of(self, args: list[Any], kwargs: dict[str, Any]) -> str | None:
         """The entity these arguments touch, or None if the write declares none.
@@ -268,7 +283,7 @@ def operations(cls: type[Resource]) -> dict[str, Operation]:
                 raise ConfigurationError(f"{cls.__name__}.{name}: no parameter {entity!r}")
             found[name] = Operation(
                 name, kind, fn, signature, _param_hints(fn), _positional_range(signature),
-                entity, getattr(fn, _REQUIRES_ATTR, None),
+                entity, getattr(fn, _REQUIRES_ATTR, None), getattr(fn, _FRESH_ATTR, None),
             )  # fmt: skip
     setattr(cls, _CACHE_ATTR, found)
     return found

@@ -53,6 +53,8 @@ from .calls import (
 )
 from .core import ResourceCore
 from .declare import Resource
+from .features import FeatureCache
+from .freshness import FreshContext
 from .ownership import OwnershipChange, OwnershipRecord, unpack_change
 
 
@@ -92,6 +94,8 @@ class ResourceHost:
         self._exiting = False
         self._applier: SerialApplier[_Pending] = SerialApplier(self._apply, fits=self._fits)
         self._tags = {"resource": name}
+        self._fresh = FreshContext(resource_cls, root, namespace)  # docs/context.md
+        self._features = FeatureCache(resource_cls, name)  # @derived reads, computed once
 
     def _open(self) -> ResourceCore:
         if self._core is None:
@@ -158,7 +162,7 @@ class ResourceHost:
                 a batch gets its own error result instead).
         """
         self._open()
-        calls = unpack_calls(blob)
+        calls = await self._fresh.stamp(unpack_calls(blob))
         try:
             results = await self._applier.submit(_Pending(calls))
             if self._policy.conflicts.climbs:  # the ladder runs here, not in the applier
@@ -221,7 +225,7 @@ class ResourceHost:
         """
         positional, keyword = decode_arguments(args)
         try:
-            return self._open().read(op, positional, keyword)
+            return self._features.read(self._open(), op, args, positional, keyword)
         except FencedError:
             self._exit_if_fenced()
             raise
@@ -252,6 +256,7 @@ class ResourceHost:
             "writers": None if writers is None else sorted(writers),
             "rejections": core.log.rejection_counts(),
             "queued": sum(len(p.calls) for p in self._applier.queued()),
+            "derived": self._features.counts(),
         }
 
     def __repr__(self) -> str:

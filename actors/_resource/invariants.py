@@ -16,7 +16,7 @@ from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from runtime import InvalidArgumentError, InvariantViolationError
+from runtime import InvalidArgumentError, InvariantViolationError, StaleContextError
 
 F = TypeVar("F", bound=Callable[..., Any])
 _INVARIANT_ATTR = "__agentcast_invariant__"
@@ -63,4 +63,6 @@ def refusal_reason(error: BaseException) -> str:
     """The audit reason of a write whose method (or an invariant after it) raised."""
     if isinstance(error, InvariantViolationError):
         return "invariant"
+    if isinstance(error, StaleContextError):  # an append to the decision log on a stale reading
+        return "stale_context"
     return "invalid" if isinstance(error, InvalidArgumentError) else "raised"

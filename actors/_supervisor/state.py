@@ -15,6 +15,7 @@ from ray import cloudpickle
 from policies import Provenance
 from runtime import AttemptRecord, SubtaskFailedError
 
+from .._contracts import contract_mismatch
 from .store import history
 from .types import Outcome, SubtaskSpec
 
@@ -82,6 +83,8 @@ def validate(expect: type[BaseModel] | None, output: Any) -> tuple[BaseModel | N
         return None, "no output"
     if expect is None:
         return (output, "") if isinstance(output, BaseModel) else (None, "not a model")
+    if (mismatch := contract_mismatch(expect, output, "supervisor expect")) is not None:
+        return None, str(mismatch)  # never coerced into another version of the contract
     data = output.model_dump() if isinstance(output, BaseModel) else output
     try:
         return expect.model_validate(data), ""
