@@ -32,7 +32,8 @@ def derived(fn: F) -> F:
     per state version and served from the resource's cache to every reader. It must
     depend only on the state and its arguments (no clock, no randomness)."""
     setattr(fn, _DERIVED_ATTR, True)
-    return read(fn)
+    marked: F = read(fn)
+    return marked
 
 
 class FeatureCache:
