@@ -11,6 +11,8 @@ from ._budget.core import BudgetCore as BudgetCore
 from ._budget.core import Grant as Grant
 from ._budget.host import BudgetHost as BudgetHost
 from ._budget.metered_model import MeteredModel as MeteredModel
+from ._events.store import EventLog as EventLog
+from ._events.store import EventRecord as EventRecord
 from ._locks.core import Acquire as Acquire
 from ._locks.core import LocksCore as LocksCore
 from ._locks.host import LocksHost as LocksHost
@@ -31,6 +33,8 @@ __all__ = [
     "AuditRecord",
     "BudgetCore",
     "BudgetHost",
+    "EventLog",
+    "EventRecord",
     "Grant",
     "KeyStatus",
     "LeaseGrant",

@@ -38,6 +38,10 @@ from ._constraint_errors import ConstraintLoosenedError as ConstraintLoosenedErr
 from ._constraint_errors import ConstraintViolationError as ConstraintViolationError
 from ._constraint_errors import InvariantViolationError as InvariantViolationError
 from ._envelope import Envelope as Envelope
+from ._event_errors import EmitOutsideWriteError as EmitOutsideWriteError
+from ._event_errors import EventError as EventError
+from ._event_errors import MalformedEventError as MalformedEventError
+from ._event_errors import UnknownEventTypeError as UnknownEventTypeError
 from ._ids import new_span_id as new_span_id
 from ._ids import new_task_id as new_task_id
 from ._ids import new_trace_id as new_trace_id
@@ -127,7 +131,9 @@ __all__ = [
     "ConstraintLoosenedError",
     "ConstraintViolationError",
     "DeadlockError",
+    "EmitOutsideWriteError",
     "Envelope",
+    "EventError",
     "FailureReason",
     "FencedError",
     "HandlerOutputError",
@@ -139,6 +145,7 @@ __all__ = [
     "LockError",
     "LockOrderError",
     "LockTimeoutError",
+    "MalformedEventError",
     "Message",
     "ModelAuthError",
     "ModelClient",
@@ -163,6 +170,7 @@ __all__ = [
     "SubtaskFailedError",
     "SystemClock",
     "UnauthorizedWriterError",
+    "UnknownEventTypeError",
     "UnknownHandlerError",
     "UnknownOperationError",
     "Usage",

@@ -29,6 +29,10 @@ Every error the runtime raises on purpose is an ``AgentcastError``::
     │   ├── DeadlockError             chosen to break a cycle of waits (the youngest waiter)
     │   └── LeaseExpiredError         the lease is gone: expired, released or killed
     ├── ConstraintLoosenedError       an agent handed on a looser constraint set
+    ├── EventError                    refused by the events layer
+    │   ├── EmitOutsideWriteError     emit() called outside a @write being applied
+    │   ├── MalformedEventError       not a pydantic event, unserializable or too large
+    │   └── UnknownEventTypeError     a type the resource or subscriber does not declare
     ├── SubtaskFailedError            a supervised subtask failed: reason + attempt history
     ├── AgentError                    raised by the agent layer
     │   ├── UnknownHandlerError       no handler takes that message type
@@ -43,7 +47,8 @@ Every error the runtime raises on purpose is an ``AgentcastError``::
         └── ModelOutputError          a reply that does not validate as the asked schema
 
 The lock errors (``LockError`` and below, ``StaleLeaseError``) are defined in
-``runtime._lock_errors``; the constraint and invariant errors in
+``runtime._lock_errors``; the event errors (``EventError`` and below) in
+``runtime._event_errors``; the constraint and invariant errors in
 ``runtime._constraint_errors``. Every error survives a trip through Ray (pickling):
 ``__reduce__`` rebuilds it from its message and attributes, so subclasses never have to
 mirror their constructor.

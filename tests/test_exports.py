@@ -39,6 +39,7 @@ LOWLEVEL = {
     "ResourceHost", "SpendContext", "SubtaskSpec", "SupervisorCore", "SupervisorHost",
     "WriteCall",
     "Acquire", "KeyStatus", "LeaseGrant", "LocksCore", "LocksHost", "WaitAlert",
+    "EventLog", "EventRecord",
 }  # fmt: skip
 
 RUNTIME = {
@@ -56,6 +57,7 @@ RUNTIME = {
     "DeadlockError", "LeaseExpiredError", "LockError", "LockOrderError", "LockTimeoutError",
     "StaleLeaseError",
     "ConstraintLoosenedError", "ConstraintViolationError", "InvariantViolationError",
+    "EventError", "EmitOutsideWriteError", "MalformedEventError", "UnknownEventTypeError",
     # envelope, ids, codec, clock
     "Envelope", "new_span_id", "new_task_id", "new_trace_id", "decode", "encode",
     "Clock", "SystemClock",
