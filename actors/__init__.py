@@ -43,6 +43,9 @@ from ._conflicts.messages import ConflictSummary as ConflictSummary
 from ._conflicts.messages import Negotiate as Negotiate
 from ._conflicts.messages import Position as Position
 from ._conflicts.messages import Ruling as Ruling
+from ._events.validate import Veto as Veto
+from ._events.validate import validate as validate
+from ._events.visibility import Visibility as Visibility
 from ._locks.client import LocksHandle as LocksHandle
 from ._locks.lease import AsyncLease as AsyncLease
 from ._locks.lease import Lease as Lease
@@ -113,6 +116,8 @@ __all__ = [
     "ToolGuard",
     "Verdict",
     "VerifyClaims",
+    "Veto",
+    "Visibility",
     "Write",
     "WriteResult",
     "carrying",
@@ -120,5 +125,6 @@ __all__ = [
     "handler",
     "invariant",
     "read",
+    "validate",
     "write",
 ]

@@ -97,6 +97,10 @@ from ._retry import should_retry as should_retry
 from ._retry_budget import RetryBudget as RetryBudget
 from ._retry_budget import RetryBudgetState as RetryBudgetState
 from ._sampling import SamplingPolicy as SamplingPolicy
+from ._visibility import Latency as Latency
+from ._visibility import OnTimeout as OnTimeout
+from ._visibility import VisibilityPolicy as VisibilityPolicy
+from ._visibility import VisibilityRule as VisibilityRule
 from ._yaml import PolicyFileError as PolicyFileError
 from ._yaml import PolicySet as PolicySet
 from ._yaml import PolicyTypeError as PolicyTypeError
@@ -135,12 +139,14 @@ __all__ = [
     "FailureAction",
     "ForbidEntities",
     "ForbidPath",
+    "Latency",
     "LeaseMode",
     "Ledger",
     "LockPolicy",
     "Metering",
     "ModelPrice",
     "OnFailure",
+    "OnTimeout",
     "PolicyFileError",
     "PolicySet",
     "PolicyTypeError",
@@ -168,6 +174,8 @@ __all__ = [
     "TokenRetention",
     "UnknownModelError",
     "UnknownPolicyKeyError",
+    "VisibilityPolicy",
+    "VisibilityRule",
     "WriteAuthority",
     "backoff",
     "breaks_order",

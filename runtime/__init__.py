@@ -85,6 +85,10 @@ from ._tracing import otel_environment as otel_environment
 from ._tracing import record_span as record_span
 from ._tracing import span as span
 from ._tracing import tracing_enabled as tracing_enabled
+from ._visibility_errors import UnknownSubscriberError as UnknownSubscriberError
+from ._visibility_errors import ValidatorFailedError as ValidatorFailedError
+from ._visibility_errors import VetoedError as VetoedError
+from ._visibility_errors import VisibilityError as VisibilityError
 from .errors import AgentcastError as AgentcastError
 from .errors import AgentError as AgentError
 from .errors import BudgetExceededError as BudgetExceededError
@@ -173,7 +177,11 @@ __all__ = [
     "UnknownEventTypeError",
     "UnknownHandlerError",
     "UnknownOperationError",
+    "UnknownSubscriberError",
     "Usage",
+    "ValidatorFailedError",
+    "VetoedError",
+    "VisibilityError",
     "WriteFailedError",
     "agent_actor_name",
     "apply_each",

@@ -32,7 +32,11 @@ Every error the runtime raises on purpose is an ``AgentcastError``::
     ├── EventError                    refused by the events layer
     │   ├── EmitOutsideWriteError     emit() called outside a @write being applied
     │   ├── MalformedEventError       not a pydantic event, unserializable or too large
-    │   └── UnknownEventTypeError     a type the resource or subscriber does not declare
+    │   ├── UnknownEventTypeError     a type the resource or subscriber does not declare
+    │   └── VisibilityError           refused by decision visibility
+    │       ├── UnknownSubscriberError the policy names an agent that cannot hear the event
+    │       ├── VetoedError           a within-transaction validator vetoed the write
+    │       └── ValidatorFailedError  a validator missed its deadline, died or raised
     ├── SubtaskFailedError            a supervised subtask failed: reason + attempt history
     ├── AgentError                    raised by the agent layer
     │   ├── UnknownHandlerError       no handler takes that message type
@@ -48,7 +52,8 @@ Every error the runtime raises on purpose is an ``AgentcastError``::
 
 The lock errors (``LockError`` and below, ``StaleLeaseError``) are defined in
 ``runtime._lock_errors``; the event errors (``EventError`` and below) in
-``runtime._event_errors``; the constraint and invariant errors in
+``runtime._event_errors`` (and ``VisibilityError`` and below in
+``runtime._visibility_errors``); the constraint and invariant errors in
 ``runtime._constraint_errors``. Every error survives a trip through Ray (pickling):
 ``__reduce__`` rebuilds it from its message and attributes, so subclasses never have to
 mirror their constructor.

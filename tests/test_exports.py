@@ -22,6 +22,8 @@ ACTORS = {
     "Reconnect", "Resource", "ResourceHandle", "ResourceLog", "RetryDecision", "SubtaskHandle",
     "SubtaskStatus", "Supervisor", "System", "ToolGuard", "Write", "WriteResult", "handler",
     "read", "write",
+    # decision visibility: within-transaction validators
+    "Veto", "Visibility", "validate",
     # provenance marks, for @write(requires=...) and stages; the verification step
     "Provenance", "Claim", "Verdict", "VerifyClaims", "check_claims",
     # the budget's books and log, read through BudgetHandle
@@ -58,6 +60,7 @@ RUNTIME = {
     "StaleLeaseError",
     "ConstraintLoosenedError", "ConstraintViolationError", "InvariantViolationError",
     "EventError", "EmitOutsideWriteError", "MalformedEventError", "UnknownEventTypeError",
+    "VisibilityError", "UnknownSubscriberError", "VetoedError", "ValidatorFailedError",
     # envelope, ids, codec, clock
     "Envelope", "new_span_id", "new_task_id", "new_trace_id", "decode", "encode",
     "Clock", "SystemClock",
@@ -104,6 +107,8 @@ POLICIES = {
     # constraints that travel with a task
     "AllowOnly", "CapArgument", "Constraint", "ConstraintSet", "ForbidEntities", "ForbidPath",
     "SpendCeiling", "describe_constraint",
+    # decision visibility
+    "Latency", "OnTimeout", "VisibilityPolicy", "VisibilityRule",
     # policy files
     "PolicyFileError", "PolicySet", "PolicyTypeError", "PolicyValueError",
     "UnknownPolicyKeyError", "load_policies", "load_policies_file", "parse_duration",

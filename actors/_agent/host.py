@@ -11,6 +11,7 @@ from ray import cloudpickle
 
 from runtime import Envelope, HandlerOutputError, UnknownHandlerError, fix_mmap_threshold, span
 
+from .._events.validate import Veto, run_validator, subscribed_types, validators
 from .._resource.constraints import carrying
 from . import derived
 from .agent import Agent, AgentRuntime, HandlerSpec, TaskContext, current_task, handlers
@@ -160,6 +161,24 @@ class AgentHost:
             ConfigurationError: this replica does not know the attempt.
         """
         return await self._ledger.outcome(span_id)
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    async def validate_event(self, event_type: str, payload: bytes) -> Veto | None:
+        """This agent's ``@validate`` answer (a ``Veto``, or None) on an event a write would emit (a
+        resource's call, before the write commits; docs/visibility.md).
+
+        Raises:
+            UnknownEventTypeError: no validator of ``event_type``.
+            MalformedEventError: ``payload`` is not that event as JSON.
+        """
+        return await run_validator(self._agent, f"agent {self._runtime.name}", event_type, payload)
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    async def event_types(self) -> dict[str, list[str]]:
+        """The event types this agent validates and subscribes to (for the
+        visibility policy's check at start)."""
+        cls = type(self._agent)
+        return {"validate": sorted(validators(cls)), "subscribe": subscribed_types(cls)}
 
     def _find(self, message: BaseModel) -> HandlerSpec:
         spec = self._handlers.get(type(message))

@@ -54,6 +54,7 @@ from .calls import (
 from .core import ResourceCore
 from .declare import Resource
 from .ownership import OwnershipChange, OwnershipRecord, unpack_change
+from .validation import Gate
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,7 @@ class ResourceHost:
         self._exiting = False
         self._applier: SerialApplier[_Pending] = SerialApplier(self._apply, fits=self._fits)
         self._tags = {"resource": name}
+        self._gate = Gate(name, self._root, resource_cls.emits)  # within-transaction validators
 
     def _open(self) -> ResourceCore:
         if self._core is None:
@@ -160,12 +162,20 @@ class ResourceHost:
         self._open()
         calls = unpack_calls(blob)
         try:
-            results = await self._applier.submit(_Pending(calls))
+            results = await self._gate.submit(calls, self._applier, self._open, _Pending)
             if self._policy.conflicts.climbs:  # the ladder runs here, not in the applier
                 results = await self._desk().settle(calls, results)
             return pack_results(results)
         finally:
             self._exit_if_fenced()
+
+    async def reload_visibility(self) -> None:
+        """Apply the visibility rules ``Visibility.enforce`` stored (docs/visibility.md).
+
+        Raises:
+            StorageError: the stored rules cannot be read.
+        """
+        self._gate.reload()
 
     async def fence_writer(self, writer: str, min_epoch: int) -> None:
         """From the moment this returns, no write of ``writer`` below ``min_epoch`` commits.
