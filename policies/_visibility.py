@@ -153,6 +153,8 @@ def _choice(kind: type[Latency] | type[OnTimeout], value: object, path: str) -> 
 
     choices = ", ".join(member.value for member in kind)
     try:
+        if not isinstance(value, str):
+            raise ValueError(value)
         return kind(value)
     except ValueError:
         raise PolicyValueError(path, f"expected one of {choices}, got {value!r}") from None

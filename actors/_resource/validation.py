@@ -251,7 +251,8 @@ class Gate:
             rule = self.rules()[event_type]
             for agent in rule.notify:
                 replicas = self._replicas.get(agent, 1)
-                asks.append(ask(agent, replicas, event_type, payload, rule.deadline_s))
+                question = ask(agent, replicas, event_type, payload, rule.deadline_s)
+                asks.append(asyncio.wait_for(question, rule.deadline_s))
                 plan.append((event_type, agent, rule))
         answers = await asyncio.gather(*asks, return_exceptions=True)
         refusals: list[VisibilityError] = []
@@ -274,6 +275,8 @@ class Gate:
             return "vetoed", VetoedError(self._name, event_type, agent, answer.reason[:2000])
         if isinstance(answer, ValidatorFailedError):
             failure, detail = answer.failure, answer.detail
+        elif isinstance(answer, TimeoutError):
+            failure, detail = "timeout", f"no verdict within {rule.deadline_s}s"
         else:  # not an answer of RayValidators: a bug of the fake or the transport
             failure, detail = "raised", f"{type(answer).__name__}: {answer}"[:300]
         failed = ValidatorFailedError(self._name, event_type, agent, failure, detail)
