@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from visibility_for_tests import PriceChanged, PromiseMade, Shop
+from waiting import until
 
 from actors import Veto
 from actors._resource.validation import Gate, save_rules
@@ -169,7 +170,7 @@ def test_writes_arriving_during_validation_wait_and_apply_after_in_order(tmp_pat
         promise = asyncio.create_task(
             gate.submit([call("promise", "A", 10)], applier, lambda: core, lambda c: c)
         )
-        await asyncio.sleep(0.005)  # the promise is being validated
+        await until(lambda: seen, "the promise is being validated")
         price = applier.submit([call("set_price", "A", 12)])
         return [await promise, await price]
 
