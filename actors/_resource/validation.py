@@ -121,31 +121,28 @@ class RayValidators:
     ) -> Veto | None:
         failure = ("died", "no replica is running")
         for i in range(max(replicas, 1)):
-            actor = self._actor(agent, i)
-            if actor is None:
-                continue
-            try:
-                ref = actor.validate_event.remote(event_type, payload)
-                verdict = await asyncio.wait_for(ref, deadline_s)
-            except TimeoutError:
-                raise ValidatorFailedError(
-                    "", event_type, agent, "timeout", f"{deadline_s}s"
-                ) from None
-            except ray.exceptions.RayActorError as error:
-                self._actors.pop((agent, i), None)  # try the next replica
-                failure = ("died", str(error).splitlines()[0][:300])
-                continue
-            except Exception as error:
-                detail = f"{type(error).__name__}: {str(error).splitlines()[-1][:300]}"
-                raise ValidatorFailedError("", event_type, agent, "raised", detail) from error
-            if verdict is not None and not isinstance(verdict, Veto):
-                bad = type(verdict).__name__
-                raise ValidatorFailedError("", event_type, agent, "bad_verdict", bad)
-            return verdict
+            for fresh in (False, True):  # a replica restarted under its name: look it up again
+                actor = self._actor(agent, i, fresh)
+                if actor is None:
+                    break
+                try:  # the gate bounds the whole question by the rule's deadline
+                    verdict = await actor.validate_event.remote(event_type, payload)
+                except ray.exceptions.RayActorError as error:
+                    failure = ("died", str(error).splitlines()[0][:300])
+                    continue
+                except Exception as error:
+                    detail = f"{type(error).__name__}: {str(error).splitlines()[-1][:300]}"
+                    raise ValidatorFailedError("", event_type, agent, "raised", detail) from error
+                if verdict is not None and not isinstance(verdict, Veto):
+                    bad = type(verdict).__name__
+                    raise ValidatorFailedError("", event_type, agent, "bad_verdict", bad)
+                return verdict
         raise ValidatorFailedError("", event_type, agent, *failure)
 
-    def _actor(self, agent: str, replica: int) -> Any:
+    def _actor(self, agent: str, replica: int, fresh: bool) -> Any:
         key = (agent, replica)
+        if fresh:
+            self._actors.pop(key, None)
         if key not in self._actors:
             try:
                 self._actors[key] = lookup(agent_actor_name(agent, replica), self._namespace)
