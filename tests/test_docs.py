@@ -45,6 +45,7 @@ RUNNABLE = {
     "docs/ownership.md": 1,
     "docs/resources.md": 2,
     "docs/supervisor.md": 1,
+    "docs/visibility.md": 1,
 }
 # Fragments, by page and first line. A new one must be added here on purpose.
 FRAGMENTS: frozenset[tuple[str, str]] = frozenset(
@@ -59,6 +60,8 @@ FRAGMENTS: frozenset[tuple[str, str]] = frozenset(
         ("docs/observability-export.md", "import timeit"),
         # a sketch: its agent, model and ground truth are the reader's
         ("docs/observability-export.md", "from policies import SamplingPolicy"),
+        # a validator alone: the runnable block below it holds one in full
+        ("docs/visibility.md", "class PricingAgent(Agent):"),
     }
 )
 
