@@ -123,8 +123,8 @@ class ResourceHost:
         return self._conflicts
 
     async def _apply_one(self, call: WriteCall) -> WriteResult[Any]:
-        (result,) = await self._applier.submit(_Pending([call]))
-        return result  # type: ignore[no-any-return]
+        (result,) = await self._gate.submit([call], self._applier, self._open, _Pending)
+        return result
 
     def _writer_of(self, call: WriteCall) -> str:
         holder = None if self._registry is None else self._registry.holder(call.token)

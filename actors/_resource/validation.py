@@ -222,14 +222,15 @@ class Gate:
         Raises:
             StorageError: unreadable rules, or a refusal that could not be logged.
         """
-        if not self.rules():
+        rules = self.rules()  # one set of rules for the whole submit, even if reloaded
+        if not rules:
             return list(await applier.submit(pending(calls)))
         results: list[WriteResult[Any]] = []
         async with applier.held() as apply_alone:
             core = open_core()
             for call in calls:  # each judged on the state the one before it left
-                events = dry_run(core, call, list(self.rules()))
-                refusal = await self._verdicts(call, events) if events else None
+                events = dry_run(core, call, list(rules))
+                refusal = await self._verdicts(rules, events) if events else None
                 if refusal is None:
                     results.extend(apply_alone(pending([call])))
                 else:
@@ -237,7 +238,7 @@ class Gate:
         return results
 
     async def _verdicts(
-        self, call: WriteCall, events: list[tuple[str, bytes]]
+        self, rules: dict[str, GateRule], events: list[tuple[str, bytes]]
     ) -> VisibilityError | None:
         """The error refusing the write (the first veto, else the first failure of a
         validator whose rule fails closed), or None: it may commit."""
@@ -245,7 +246,7 @@ class Gate:
         ask = self._ask or RayValidators(ray.get_runtime_context().namespace)
         self._ask = ask
         for event_type, payload in events:
-            rule = self.rules()[event_type]
+            rule = rules[event_type]
             for agent in rule.notify:
                 replicas = self._replicas.get(agent, 1)
                 question = ask(agent, replicas, event_type, payload, rule.deadline_s)
