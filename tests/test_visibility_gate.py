@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from visibility_for_tests import PriceChanged, PromiseMade, Shop
 from waiting import until
 
@@ -183,3 +185,59 @@ def test_the_rules_apply_only_to_types_the_resource_may_emit(tmp_path: Path) -> 
     rules(tmp_path)
     assert list(Gate("shop", tmp_path, Shop.emits).rules()) == ["PromiseMade"]
     assert Gate("other", tmp_path, (PriceChanged,)).rules() == {}
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    writes=st.lists(
+        st.tuples(
+            st.sampled_from(["promise", "set_price", "note"]),
+            st.sampled_from([None, "veto", "fail"]),
+        ),
+        min_size=1, max_size=12,
+    ),
+    allow_on_failure=st.booleans(),
+)  # fmt: skip
+def test_exactly_the_writes_every_validator_allowed_commit_gap_free(
+    tmp_path_factory: pytest.TempPathFactory,
+    writes: list[tuple[str, str | None]],
+    allow_on_failure: bool,
+) -> None:
+    root = tmp_path_factory.mktemp("gate")
+    rules(root, OnTimeout.ALLOW if allow_on_failure else OnTimeout.VETO)
+    script = iter(answer for op, answer in writes if op == "promise")
+
+    class Scripted(Asked):
+        async def __call__(self, agent: str, *rest: Any) -> Veto | None:
+            if agent == "support":
+                return None
+            answer = next(script)
+            if answer == "fail":
+                raise ValidatorFailedError("", "PromiseMade", agent, "raised", "bug")
+            return Veto(reason="no") if answer == "veto" else None
+
+    args = {"promise": ("A", 10), "set_price": ("A", 12), "note": ("n",)}
+    batches = [[call(op, *args[op])] for op, _ in writes]
+    core = ResourceCore(Shop(), "shop", root)
+    applier: SerialApplier[list[WriteCall]] = SerialApplier(
+        lambda batch: [(True, core.apply_batch(calls)) for calls in batch]
+    )
+    gate = Gate("shop", root, Shop.emits, ask=Scripted({}))
+
+    async def in_order() -> list[Any]:  # one after another: each verdict script in order
+        return [await gate.submit(b, applier, lambda: core, lambda c: c) for b in batches]
+
+    results = [r for [r] in asyncio.run(in_order())]
+
+    def commits(op: str, answer: str | None) -> bool:
+        return op != "promise" or answer is None or (answer == "fail" and allow_on_failure)
+
+    committed = [(op, answer) for op, answer in writes if commits(op, answer)]
+    assert [r.error is None for r in results] == [commits(*w) for w in writes]
+    records = core.log.records()
+    assert [r.version for r in records] == list(range(1, len(committed) + 1))
+    assert [r.op for r in records] == [op for op, _ in committed]
+    assert core.state.get("promises", 0) == sum(op == "promise" for op, _ in committed)
+    assert len(core.log.rejections()) == len(writes) - len(committed)

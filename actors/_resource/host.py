@@ -93,7 +93,7 @@ class ResourceHost:
         self._exiting = False
         self._applier: SerialApplier[_Pending] = SerialApplier(self._apply, fits=self._fits)
         self._tags = {"resource": name}
-        self._gate = Gate(name, self._root, resource_cls.emits)  # within-transaction validators
+        self._gate = Gate(name, self._root, resource_cls.emits, namespace=namespace)
 
     def _open(self) -> ResourceCore:
         if self._core is None:

@@ -183,13 +183,17 @@ class Gate:
     Args:
         name: the resource. root: the storage root holding the rules.
         emits: the event types the resource declares (empty: any).
+        namespace: the system's namespace, where the validators run (default: this
+            actor's).
         ask: how a validator is asked (``RayValidators``; a fake in plain-class tests).
     """
 
     def __init__(
-        self, name: str, root: Path, emits: Sequence[type[Any]], ask: Ask | None = None
-    ) -> None:
+        self, name: str, root: Path, emits: Sequence[type[Any]], *, namespace: str = "",
+        ask: Ask | None = None,
+    ) -> None:  # fmt: skip
         self._name = name
+        self._namespace = namespace  # where the agents run: not the actor's job namespace
         self._root = root
         self._emits = {type_name(t) for t in emits}
         self._ask = ask
@@ -243,7 +247,7 @@ class Gate:
         """The error refusing the write (the first veto, else the first failure of a
         validator whose rule fails closed), or None: it may commit."""
         asks, plan = [], []
-        ask = self._ask or RayValidators(ray.get_runtime_context().namespace)
+        ask = self._ask or RayValidators(self._namespace or ray.get_runtime_context().namespace)
         self._ask = ask
         for event_type, payload in events:
             rule = rules[event_type]
