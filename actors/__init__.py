@@ -43,6 +43,8 @@ from ._conflicts.messages import ConflictSummary as ConflictSummary
 from ._conflicts.messages import Negotiate as Negotiate
 from ._conflicts.messages import Position as Position
 from ._conflicts.messages import Ruling as Ruling
+from ._events.face import Subscriptions as Subscriptions
+from ._events.subscribe import subscribe as subscribe
 from ._locks.client import LocksHandle as LocksHandle
 from ._locks.lease import AsyncLease as AsyncLease
 from ._locks.lease import Lease as Lease
@@ -106,6 +108,7 @@ __all__ = [
     "ResourceLog",
     "RetryDecision",
     "Ruling",
+    "Subscriptions",
     "SubtaskHandle",
     "SubtaskStatus",
     "Supervisor",
@@ -120,5 +123,6 @@ __all__ = [
     "handler",
     "invariant",
     "read",
+    "subscribe",
     "write",
 ]

@@ -80,3 +80,12 @@ class Open(Resource):
         state["n"] = state.get("n", 0) + 1
         self.emit(Unlisted(note=text))
         return int(state["n"])
+
+
+class Sink(Resource):
+    """Where handlers record what they handled, per group, in order."""
+
+    @write
+    def append(self, state: dict[str, Any], group: str, item: str) -> int:
+        state.setdefault(group, []).append(item)
+        return len(state[group])
