@@ -5,7 +5,9 @@ effect lands exactly once per consumer group, in order."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +19,17 @@ from pydantic import BaseModel
 
 from actors import subscribe
 from actors._events.core import DispatchCore
+from actors._events.store import trim_file
 from actors._events.subscribe import Subscription, deliver, subscriptions
 from actors.lowlevel import ResourceCore, WriteCall
 from policies import EventsPolicy
-from runtime import ConfigurationError, Envelope, UnknownEventTypeError, encode
+from runtime import (
+    ConfigurationError,
+    Envelope,
+    InvalidArgumentError,
+    UnknownEventTypeError,
+    encode,
+)
 
 GROUPS = ("audit", "billing")
 
@@ -225,3 +234,53 @@ def test_malformed_subscriptions_are_configuration_errors() -> None:
 
     with pytest.raises(ConfigurationError):
         subscriptions(Sync)
+
+
+def test_retention_trims_only_what_every_group_passed_once_the_window_elapsed(
+    tmp_path: Path,
+) -> None:
+    stock = ResourceCore(Stock(), "stock", tmp_path)
+    core = DispatchCore(tmp_path)
+    core.register("fast", ["Restocked"])
+    core.register("slow", ["Restocked"])
+    for sku in "ABCD":
+        write(stock, "restock", sku, 1)
+    core.acked("fast", "stock", core.pending("fast", "stock"), 4)
+    slow = core.pending("slow", "stock")
+    core.acked("slow", "stock", slow, 2)
+    assert core.horizon("stock") == 2
+    past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    assert trim_file(stock.log.path, core.horizon("stock"), past, 100) == 0  # window
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    assert trim_file(stock.log.path, core.horizon("stock"), future, 100) == 2
+    assert [e.seq for e in core.pending("slow", "stock").events] == [3, 4]
+    with pytest.raises(InvalidArgumentError):
+        trim_file(stock.log.path, -1, future, 100)
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("resources/stock.sqlite", "SELECT * FROM events WHERE seq > 1 ORDER BY seq LIMIT 5"),
+        (
+            "resources/stock.sqlite",
+            "SELECT * FROM events WHERE seq > 1 AND type IN ('A','B') ORDER BY seq LIMIT 5",
+        ),
+        (
+            "resources/stock.sqlite",
+            "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= 9 "
+            "AND at < 'z' ORDER BY seq LIMIT 5)",
+        ),
+        ("resources/stock.sqlite", "SELECT * FROM events WHERE trace_id = 'x' ORDER BY seq"),
+        ("events/dispatch.sqlite", "SELECT seq FROM checkpoints WHERE grp='a' AND resource='b'"),
+        ("events/dispatch.sqlite", "SELECT MIN(seq) FROM checkpoints WHERE resource='b'"),
+    ],
+)
+def test_every_query_of_the_events_tables_uses_an_index(
+    tmp_path: Path, path: str, query: str
+) -> None:
+    ResourceCore(Stock(), "stock", tmp_path)
+    DispatchCore(tmp_path)
+    probe = sqlite3.connect(tmp_path / path)
+    plan = " ".join(row[3] for row in probe.execute(f"EXPLAIN QUERY PLAN {query}"))
+    assert "USING" in plan and "SCAN events" not in plan and "SCAN checkpoints" not in plan

@@ -3,6 +3,7 @@ resumption after the subscriber, the dispatcher or the resource is killed; repla
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from events_for_tests import Recorder, Sink, SlowRecorder, Stock
 from waiting import wait_until
 
 from actors import Subscriptions, System
+from actors._cli.main import main
 from runtime import lookup, resource_actor_name
 
 
@@ -103,3 +105,23 @@ def test_replay_from_the_start_runs_handlers_again_and_writes_nothing_twice(
     )
     subs.wait_caught_up()
     assert sink_items(system, "recorder") == skus
+
+
+@pytest.mark.timeout(180)
+def test_status_shows_each_subscriber_lag(
+    system: System, capfd: pytest.CaptureFixture[str]
+) -> None:
+    subs = start(system)
+    restock(system, ["a", "b", "c"])
+    wait_until(lambda: len(sink_items(system, "recorder")) >= 3, "all 3 handled", 120)
+    subs.wait_caught_up()
+    assert main(["status", "--namespace", system.namespace, "--json"]) == 0
+    (found,) = json.loads(capfd.readouterr().out)["systems"]
+    partitions = {p["resource"]: p for p in found["subscribers"]["partitions"]}
+    assert partitions["stock"] == {
+        "subscriber": "recorder", "resource": "stock", "checkpoint": 3, "last_seq": 3,
+        "lag": 0, "handled": 3, "error": None,
+    }  # fmt: skip
+    assert main(["status", "--namespace", system.namespace]) == 0
+    text = capfd.readouterr().out.splitlines()
+    assert "    subscriber recorder on stock: checkpoint 3 of 3, lag 0" in text

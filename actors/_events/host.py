@@ -187,14 +187,14 @@ class EventsHost:
         except Exception as error:
             self._replicas.pop(group, None)  # look the replicas up again
             self._errors[key] = f"unreachable: {type(error).__name__}: {str(error)[:500]}"
-            self._count("event_delivery_failures", group, resource, "unreachable")
+            self._count("event_delivery_failures_total", group, resource, "unreachable")
             return True
         self._open().acked(group, resource, pending, report.done_upto)
         self._handled[key] = self._handled.get(key, 0) + report.handled
         self._observe(group, resource, pending, report)
         if report.error is not None:
             self._errors[key] = f"handler: {report.error}"
-            self._count("event_delivery_failures", group, resource, "handler")
+            self._count("event_delivery_failures_total", group, resource, "handler")
             return True
         self._errors.pop(key, None)
         return False
@@ -239,7 +239,7 @@ class EventsHost:
         tags = {"resource": resource, "subscriber": group}
         done = [e for e in pending.events if e.seq <= report.done_upto]
         if done:
-            counter("events_delivered", "Events a subscriber is done with", _TAGS).inc(
+            counter("events_delivered_total", "Events a subscriber is done with", _TAGS).inc(
                 len(done), tags=tags
             )
             now = self._clock.now()
