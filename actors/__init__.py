@@ -43,6 +43,8 @@ from ._conflicts.messages import ConflictSummary as ConflictSummary
 from ._conflicts.messages import Negotiate as Negotiate
 from ._conflicts.messages import Position as Position
 from ._conflicts.messages import Ruling as Ruling
+from ._events.face import Subscriptions as Subscriptions
+from ._events.subscribe import subscribe as subscribe
 from ._events.validate import Veto as Veto
 from ._events.validate import validate as validate
 from ._events.visibility import Visibility as Visibility
@@ -109,6 +111,7 @@ __all__ = [
     "ResourceLog",
     "RetryDecision",
     "Ruling",
+    "Subscriptions",
     "SubtaskHandle",
     "SubtaskStatus",
     "Supervisor",
@@ -125,6 +128,7 @@ __all__ = [
     "handler",
     "invariant",
     "read",
+    "subscribe",
     "validate",
     "write",
 ]

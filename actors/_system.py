@@ -48,6 +48,7 @@ from ._budget.client import (
     stop_budget,
 )
 from ._conflicts.face import Conflicts
+from ._events.face import register_subscriber
 from ._kill import kill_agent
 from ._locks.client import LocksHandle
 from ._locks.lease import Lease
@@ -281,6 +282,7 @@ class System:
             self.budget  # noqa: B018 -- metered models need the budget actor running
         if replicas < 1:
             raise ValueError("replicas must be at least 1")
+        register_subscriber(cls, name, str(self.root), self.namespace, self._spawned)
         epoch = self._registry.current_epoch(name)
         actors = []
         for i in range(replicas):

@@ -11,6 +11,8 @@ from ._budget.core import BudgetCore as BudgetCore
 from ._budget.core import Grant as Grant
 from ._budget.host import BudgetHost as BudgetHost
 from ._budget.metered_model import MeteredModel as MeteredModel
+from ._events.core import DispatchCore as DispatchCore
+from ._events.host import EventsHost as EventsHost
 from ._events.store import EventLog as EventLog
 from ._events.store import EventRecord as EventRecord
 from ._locks.core import Acquire as Acquire
@@ -33,8 +35,10 @@ __all__ = [
     "AuditRecord",
     "BudgetCore",
     "BudgetHost",
+    "DispatchCore",
     "EventLog",
     "EventRecord",
+    "EventsHost",
     "Grant",
     "KeyStatus",
     "LeaseGrant",

@@ -63,6 +63,7 @@ from ._deadlines import Expiry as Expiry
 from ._deadlines import ExpiryReason as ExpiryReason
 from ._deadlines import expired as expired
 from ._deadlines import next_expiry as next_expiry
+from ._events import EventsPolicy as EventsPolicy
 from ._failure import Abandon as Abandon
 from ._failure import AbandonTask as AbandonTask
 from ._failure import Escalate as Escalate
@@ -134,6 +135,7 @@ __all__ = [
     "Durability",
     "Escalate",
     "EscalateTo",
+    "EventsPolicy",
     "Expiry",
     "ExpiryReason",
     "FailureAction",

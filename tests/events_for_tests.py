@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pydantic import BaseModel
 
-from actors import Resource, write
+from actors import Agent, Resource, subscribe, write
 
 
 class Restocked(BaseModel):
@@ -80,3 +81,30 @@ class Open(Resource):
         state["n"] = state.get("n", 0) + 1
         self.emit(Unlisted(note=text))
         return int(state["n"])
+
+
+class Sink(Resource):
+    """Where handlers record what they handled, per group, in order."""
+
+    @write
+    def append(self, state: dict[str, Any], group: str, item: str) -> int:
+        state.setdefault(group, []).append(item)
+        return len(state[group])
+
+
+class Recorder(Agent):
+    """Appends each restocked sku to the sink under its own name: a write whose key the
+    runtime derives from the event id, so a redelivery does not append twice."""
+
+    @subscribe(Restocked)
+    async def on_restock(self, event: Restocked) -> None:
+        await self.resource("sink").append(self.name, event.sku)
+
+
+class SlowRecorder(Recorder):
+    """Takes its time per event, so that a kill lands mid-stream."""
+
+    @subscribe(Restocked)
+    async def on_restock(self, event: Restocked) -> None:
+        await asyncio.sleep(0.02)
+        await self.resource("sink").append(self.name, event.sku)

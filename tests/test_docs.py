@@ -37,6 +37,7 @@ RUNNABLE = {
     "docs/benchmarks.md": 0,
     "docs/budgets.md": 3,
     "docs/coordination.md": 1,
+    "docs/events.md": 1,
     "docs/integrity.md": 2,
     "docs/metrics.md": 0,
     "docs/observability.md": 0,

@@ -34,6 +34,8 @@ ACTORS = {
     "AsyncLease", "Lease", "LockEvent", "LocksHandle", "LocksStatus",
     # context integrity: constraints a driver's writes carry, invariants of a resource
     "carrying", "invariant",
+    # committed-state events: subscribing agents, consumer groups
+    "Subscriptions", "subscribe",
 }  # fmt: skip
 
 LOWLEVEL = {
@@ -41,7 +43,7 @@ LOWLEVEL = {
     "ResourceHost", "SpendContext", "SubtaskSpec", "SupervisorCore", "SupervisorHost",
     "WriteCall",
     "Acquire", "KeyStatus", "LeaseGrant", "LocksCore", "LocksHost", "WaitAlert",
-    "EventLog", "EventRecord",
+    "DispatchCore", "EventLog", "EventRecord", "EventsHost",
 }  # fmt: skip
 
 RUNTIME = {
@@ -89,6 +91,8 @@ POLICIES = {
     "ConflictVerdict", "negotiation_verdict", "rule_verdicts",
     # retention of the stores
     "ResourceRetention", "SupervisorRetention", "TokenRetention",
+    # delivery of committed events
+    "EventsPolicy",
     # supervision: deadlines, retries, failure plans, restart intensity
     "Deadlines", "Expiry", "ExpiryReason", "expired", "next_expiry", "RetryPolicy", "backoff",
     "should_retry", "Abandon", "AbandonTask", "Escalate", "EscalateTo", "FailureAction",
@@ -132,7 +136,7 @@ def test_every_export_exists_and_all_is_sorted(package: ModuleType) -> None:
 
 
 def test_the_user_api_is_small_and_holds_no_core_or_host() -> None:
-    assert len(actors.__all__) == 46
+    assert len(actors.__all__) == 48
     assert not [n for n in actors.__all__ if n.endswith(("Core", "Host"))]
     assert not set(actors.__all__) & set(actors.lowlevel.__all__)
 

@@ -11,7 +11,9 @@ from ray import cloudpickle
 
 from runtime import Envelope, HandlerOutputError, UnknownHandlerError, fix_mmap_threshold, span
 
-from .._events.validate import Veto, run_validator, subscribed_types, validators
+from .._events.store import EventRecord
+from .._events.subscribe import DeliveryReport, deliver, runner, subscriptions, types_of
+from .._events.validate import Veto, run_validator, validators
 from .._resource.constraints import carrying
 from . import derived
 from .agent import Agent, AgentRuntime, HandlerSpec, TaskContext, current_task, handlers
@@ -54,6 +56,7 @@ class AgentHost:
         self._recipe = _recipe(agent_cls, runtime)
         self._ledger = AttemptLedger()
         self._running: dict[str, int] = {}
+        self._subscriptions = subscriptions(agent_cls)
 
     def __repr__(self) -> str:
         # The dashboard's Actors page shows this: the user's class, agent and replica. Ray
@@ -111,6 +114,16 @@ class AgentHost:
             "agentcast.replica": self._runtime.replica,
             "agentcast.task_id": envelope.task_id,
         }
+
+    async def deliver(self, batch: list[EventRecord]) -> DeliveryReport:
+        """Run committed events, in order, through this agent's ``@subscribe`` handlers,
+        as consumer group ``<agent name>`` (the dispatcher's call; docs/events.md).
+
+        Raises:
+            UnknownEventTypeError: an event type this agent does not subscribe to.
+        """
+        where, group = f"agent {self._runtime.name}", self._runtime.name
+        return await deliver(self._subscriptions, where, group, batch, runner(self._agent))
 
     async def settle(self) -> None:
         """Settle every model allowance and reservation of this replica now (it is about
@@ -178,7 +191,7 @@ class AgentHost:
         """The event types this agent validates and subscribes to (for the
         visibility policy's check at start)."""
         cls = type(self._agent)
-        return {"validate": sorted(validators(cls)), "subscribe": subscribed_types(cls)}
+        return {"validate": sorted(validators(cls)), "subscribe": types_of(cls)}
 
     def _find(self, message: BaseModel) -> HandlerSpec:
         spec = self._handlers.get(type(message))

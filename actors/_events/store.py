@@ -12,7 +12,14 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from runtime import MalformedEventError, StorageError, check_name, transaction
+from runtime import (
+    InvalidArgumentError,
+    MalformedEventError,
+    StorageError,
+    check_name,
+    connect,
+    transaction,
+)
 
 from .emit import EventRow as EventRow
 
@@ -157,3 +164,23 @@ def trim(conn: sqlite3.Connection, upto: int, before: str, limit: int) -> int:
             "AND at < ? ORDER BY seq LIMIT ?)",
             (upto, before, limit),
         ).rowcount
+
+
+def trim_file(path: Path, upto: int, before: str, limit: int) -> int:
+    """``trim`` on the resource file at ``path`` (the resource actor's call, asked by the
+    dispatcher).
+
+    Raises:
+        InvalidArgumentError: ``upto`` or ``limit`` is not an int >= 0, ``before`` not a
+            str.
+        StorageError: nothing was deleted.
+    """
+    if not (type(upto) is int and type(limit) is int and upto >= 0 and limit >= 0):
+        raise InvalidArgumentError(f"trim needs ints >= 0, not {upto!r}, {limit!r}")
+    if not isinstance(before, str):
+        raise InvalidArgumentError(f"trim needs an ISO time, not {before!r}")
+    conn = connect(path)
+    try:
+        return trim(conn, upto, before, limit)
+    finally:
+        conn.close()

@@ -12,7 +12,6 @@ one it validates, and the validator would miss its deadline).
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,16 +92,6 @@ def validators(cls: type) -> dict[str, Validator]:
         found[key] = Validator(name, fn, event_type)
     setattr(cls, _CACHE_ATTR, found)
     return found
-
-
-def subscribed_types(cls: type) -> list[str]:
-    """The event types ``cls`` has ``@subscribe`` handlers for (none where this build
-    has no subscriptions module)."""
-    try:
-        module: Any = importlib.import_module("actors._events.subscribe")
-    except ImportError:
-        return []
-    return list(module.types_of(cls))
 
 
 async def run_validator(agent: Any, where: str, event_type: str, payload: bytes) -> Veto | None:

@@ -41,6 +41,7 @@ from .._conflicts.desk import ConflictDesk
 from .._conflicts.levels import SupervisedLevels
 from .._conflicts.messages import ConflictRecord
 from .._conflicts.store import ConflictStore
+from .._events.store import trim_file
 from .calls import (
     ReadResult,
     WriteCall,
@@ -263,6 +264,15 @@ class ResourceHost:
             "rejections": core.log.rejection_counts(),
             "queued": sum(len(p.calls) for p in self._applier.queued()),
         }
+
+    async def trim_events(self, upto: int, before: str, limit: int) -> int:
+        """Delete at most ``limit`` events up to ``upto`` committed before ``before``:
+        the dispatcher's call, under ``EventsPolicy.retention`` (docs/events.md).
+
+        Raises:
+            InvalidArgumentError: malformed arguments. StorageError: nothing was deleted.
+        """
+        return trim_file(self._open().log.path, upto, before, limit)
 
     def __repr__(self) -> str:
         # The dashboard's Actors page shows this: the user's class and the resource. Ray
