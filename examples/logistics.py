@@ -11,11 +11,14 @@ promise is checked against the catalog at the moment it is made: a promise of ne
 delivery on a reordered SKU, or at a price that is no longer the price, is incoherent.
 
 agentcast: the catalog is a resource whose writes emit events (``Reordered``,
-``PriceChanged``, ``PromiseMade``), and a decision-visibility policy makes inventory and
-pricing within-transaction validators of every ``PromiseMade``: before a promise
-commits they read the catalog (served while the promise waits) and veto an incoherent
-one; fulfillment, vetoed, refreshes its cache and promises again. Incoherent promises
-are counted by replaying the catalog's audit log, not by trusting the agents.
+``PriceChanged``, ``PromiseMade``). A decision-visibility policy pushes reorders and
+price changes to fulfillment (``immediate``: its ``@subscribe`` handlers drop the SKU
+from its cache) and makes inventory and pricing within-transaction validators of every
+``PromiseMade``: before a promise commits they read the catalog (served while the
+promise waits) and veto an incoherent one, which the push alone cannot rule out (a
+promise may be made before the event arrives); fulfillment, vetoed, looks the SKU up
+again. Incoherent promises are counted by replaying the catalog's audit log, not by
+trusting the agents.
 
 Run it:            python examples/logistics.py
 on a cluster:      ray job submit --working-dir . -- python examples/logistics.py
@@ -41,6 +44,7 @@ from actors import (
     Visibility,
     handler,
     read,
+    subscribe,
     validate,
     write,
 )
@@ -49,6 +53,8 @@ from runtime import VetoedError, decode
 
 POLICY = """
 visibility:
+  Reordered: {notify: [fulfillment], latency: immediate}
+  PriceChanged: {notify: [fulfillment], latency: immediate}
   PromiseMade: {notify: [inventory, pricing], latency: within_transaction, deadline: 10s,
                 on_timeout: veto}
 """
@@ -192,7 +198,10 @@ class PricingAgent(Agent):
 
 
 class FulfillmentAgent(Agent):
-    """Promises from a cache filled once; refreshes a SKU only when a promise is vetoed."""
+    """Promises from a cache. Naive, the cache is filled once. With agentcast, the
+    committed ``Reordered`` and ``PriceChanged`` events are pushed to it (``immediate``)
+    and drop the SKU from the cache; a promise made before such an event arrived is
+    vetoed by the validators, and the SKU is looked up again."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -210,6 +219,14 @@ class FulfillmentAgent(Agent):
                 done.vetoed += await self._promise(order, sku)
             done.promised += 1
         return done
+
+    @subscribe(Reordered)
+    async def reordered(self, event: Reordered) -> None:
+        self.cache.pop((False, event.sku), None)
+
+    @subscribe(PriceChanged)
+    async def repriced(self, event: PriceChanged) -> None:
+        self.cache.pop((False, event.sku), None)
 
     async def _cached(self, naive: bool, sku: str, fetch: Any) -> tuple[int, bool]:
         if (naive, sku) not in self.cache:
@@ -234,7 +251,7 @@ class FulfillmentAgent(Agent):
                 await catalog.promise(order, sku, price, not reordered)
                 return vetoes
             except VetoedError:
-                del self.cache[False, sku]  # somebody decided something: look again
+                self.cache.pop((False, sku), None)  # a decision not heard of yet: look again
         raise RuntimeError(f"{order}: vetoed five times")
 
 

@@ -26,6 +26,6 @@ def test_naive_promises_are_incoherent_and_agentcast_commits_none(
     # that was reordered or repriced: the naive agents promise against it every run.
     assert int(naive[1]) == int(ours[1]) == 20, out
     assert int(naive[2]) >= 3, out
-    assert int(ours[2]) == 0 and int(ours[3]) >= 3, out
+    assert int(ours[2]) == 0, out  # vetoed: however many the pushed events left to catch
     assert "agentcast: no incoherent promise committed" in out
     assert code == 0
