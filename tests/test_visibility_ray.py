@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 import ray
-from visibility_for_tests import Crashy, Deaf, Liar, Pricing, Shop, Slow
+from visibility_for_tests import Crashy, Deaf, Liar, Listener, Pricing, Shop, Slow
 
-from actors import System, Visibility
+from actors import Subscriptions, System, Visibility
 from policies import Latency, OnTimeout, VisibilityPolicy, VisibilityRule
 from runtime import (
     MalformedEventError,
@@ -107,3 +107,13 @@ def test_forged_calls_to_a_validator_are_typed_errors(system: System) -> None:
         ray.get(actor.validate_event.remote("PromiseMade", {"sku": "A"}))
     with pytest.raises(UnknownEventTypeError):
         ray.get(actor.validate_event.remote(["not", "a", "name"], b"{}"))
+
+
+def test_an_immediate_rule_is_accepted_for_a_subscriber_and_pushes(system: System) -> None:
+    shop = system.resource(Shop, name="shop")
+    system.agent(Listener, name="listener")
+    immediate = VisibilityRule(notify=("listener",), latency=Latency.IMMEDIATE)
+    Visibility.enforce(system, VisibilityPolicy(rules={"PriceChanged": immediate}))
+    shop.set_price("A", 7)
+    Subscriptions(system.namespace).wait_caught_up(timedelta(seconds=120))
+    assert shop.noted() == "A now 7"

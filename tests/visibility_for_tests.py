@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from actors import Agent, Resource, Veto, handler, read, validate, write
+from actors import Agent, Resource, Veto, handler, read, subscribe, validate, write
 
 
 class PromiseMade(BaseModel):
@@ -49,6 +49,10 @@ class Shop(Resource):
     @read
     def promises(self, state: dict[str, Any]) -> int:
         return int(state.get("promises", 0))
+
+    @read
+    def noted(self, state: dict[str, Any]) -> str:
+        return str(state.get("note", ""))
 
 
 class Ping(BaseModel):
@@ -98,3 +102,11 @@ class Deaf(Agent):
     @handler
     async def ping(self, message: Ping) -> Ping:
         return message
+
+
+class Listener(Agent):
+    """Hears of every price change (an ``immediate`` subscriber): notes it in the shop."""
+
+    @subscribe(PriceChanged)
+    async def heard(self, event: PriceChanged) -> None:
+        await self.resource("shop").note(f"{event.sku} now {event.price}")
