@@ -172,7 +172,7 @@ class InventoryAgent(Agent):
 
     @validate(PromiseMade)
     async def no_next_day_on_reorder(self, event: PromiseMade) -> Veto | None:
-        _, reordered = (await self.resource("catalog").quote(event.sku)).value
+        _, reordered = await self.resource("catalog").quote(event.sku)
         if event.next_day and reordered:
             return Veto(reason=f"{event.sku} is on reorder: no next-day delivery")
         return None
@@ -191,7 +191,7 @@ class PricingAgent(Agent):
 
     @validate(PromiseMade)
     async def quoted_at_the_price(self, event: PromiseMade) -> Veto | None:
-        price, _ = (await self.resource("catalog").quote(event.sku)).value
+        price, _ = await self.resource("catalog").quote(event.sku)
         if event.price != price:
             return Veto(reason=f"quoted {event.price} for {event.sku}, the price is {price}")
         return None
@@ -243,7 +243,8 @@ class FulfillmentAgent(Agent):
         catalog = self.resource("catalog")
 
         async def fetch(s: str) -> tuple[int, bool]:
-            return tuple((await catalog.quote(s)).value)  # type: ignore[return-value]
+            price, reordered = await catalog.quote(s)
+            return int(price), bool(reordered)
 
         for vetoes in range(5):
             price, reordered = await self._cached(False, sku, fetch)

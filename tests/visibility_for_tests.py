@@ -65,7 +65,7 @@ class Pricing(Agent):
 
     @validate(PromiseMade)
     async def check(self, event: PromiseMade) -> Veto | None:
-        current = (await self.resource("shop").price(event.sku)).value
+        current = await self.resource("shop").price(event.sku)
         if current != event.price:
             return Veto(reason=f"quoted {event.price}, price is {current}")
         return None
