@@ -113,7 +113,5 @@ async def run_validator(agent: Any, where: str, event_type: str, payload: bytes)
         event = spec.event_type.model_validate_json(payload)
     except ValueError as error:
         raise MalformedEventError(event_type, str(error)[:500]) from error
-    verdict = await spec.fn(agent, event)
-    if verdict is not None and not isinstance(verdict, Veto):
-        raise TypeError(f"{where}.{spec.name} returned {type(verdict).__name__}, not Veto|None")
-    return verdict
+    verdict: Veto | None = await spec.fn(agent, event)
+    return verdict  # anything else is the resource's to judge: a ``bad_verdict`` failure
