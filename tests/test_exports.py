@@ -136,7 +136,7 @@ def test_every_export_exists_and_all_is_sorted(package: ModuleType) -> None:
 
 
 def test_the_user_api_is_small_and_holds_no_core_or_host() -> None:
-    assert len(actors.__all__) == 48
+    assert len(actors.__all__) == 51
     assert not [n for n in actors.__all__ if n.endswith(("Core", "Host"))]
     assert not set(actors.__all__) & set(actors.lowlevel.__all__)
 

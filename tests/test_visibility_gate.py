@@ -236,7 +236,7 @@ def test_exactly_the_writes_every_validator_allowed_commit_gap_free(
 
     committed = [(op, answer) for op, answer in writes if commits(op, answer)]
     assert [r.error is None for r in results] == [commits(*w) for w in writes]
-    records = core.log.records()
+    records = list(core.log.records())
     assert [r.version for r in records] == list(range(1, len(committed) + 1))
     assert [r.op for r in records] == [op for op, _ in committed]
     assert core.state.get("promises", 0) == sum(op == "promise" for op, _ in committed)
