@@ -159,11 +159,16 @@ def test_every_yaml_block_is_a_policy_file_that_loads() -> None:
         for fence in _FENCE.finditer(path.read_text(encoding="utf-8"))
         if fence.group(1).strip() == "yaml"
     ]
-    assert len(bodies) == 2
+    assert len(bodies) == 3
     loaded = [load_policies(body) for body in bodies]
     assert sorted((len(p.budgets), sorted(p.conflicts)) for p in loaded) == [
+        (0, []),  # docs/visibility.md: decision visibility
         (0, ["drafts"]),  # docs/ownership.md: a conflict ladder
         (2, []),
+    ]
+    assert sorted(rule for p in loaded for rule in p.visibility.rules) == [
+        "CustomerException",
+        "PriceChanged",
     ]
 
 
