@@ -49,6 +49,11 @@ from ._contracts import contract as contract
 from ._decisions.face import AsyncDecisions as AsyncDecisions
 from ._decisions.face import Decisions as Decisions
 from ._decisions.log import DecisionEntry as DecisionEntry
+from ._events.face import Subscriptions as Subscriptions
+from ._events.subscribe import subscribe as subscribe
+from ._events.validate import Veto as Veto
+from ._events.validate import validate as validate
+from ._events.visibility import Visibility as Visibility
 from ._locks.client import LocksHandle as LocksHandle
 from ._locks.lease import AsyncLease as AsyncLease
 from ._locks.lease import Lease as Lease
@@ -116,6 +121,7 @@ __all__ = [
     "ResourceLog",
     "RetryDecision",
     "Ruling",
+    "Subscriptions",
     "SubtaskHandle",
     "SubtaskStatus",
     "Supervisor",
@@ -123,6 +129,8 @@ __all__ = [
     "ToolGuard",
     "Verdict",
     "VerifyClaims",
+    "Veto",
+    "Visibility",
     "Write",
     "WriteResult",
     "carrying",
@@ -134,5 +142,7 @@ __all__ = [
     "handler",
     "invariant",
     "read",
+    "subscribe",
+    "validate",
     "write",
 ]

@@ -48,6 +48,7 @@ from ._budget.client import (
 )
 from ._conflicts.face import Conflicts
 from ._decisions.face import decisions_of
+from ._events.face import register_subscriber
 from ._kill import kill_agent
 from ._locks.client import LocksHandle
 from ._locks.lease import Lease
@@ -157,8 +158,7 @@ class System:
         retry_budget: RetryBudget | None = None,
         tokens: TokenRetention | None = None,
     ) -> System:
-        """Join a running Ray cluster (e.g. inside ``ray job submit``); the arguments are
-        ``start``'s."""
+        """Join a running Ray cluster (e.g. inside ``ray job submit``); arguments as ``start``."""
         owns = not ray.is_initialized()
         if owns:
             ray.init(address=address, namespace=namespace, logging_level=logging.WARNING)
@@ -182,9 +182,8 @@ class System:
         return f"http://{url}" if url else None
 
     def watch_commands(self) -> list[str]:
-        """The commands that show this system from another terminal while it runs: its
-        status, the trace of its driver's work, and a resource's log (see
-        docs/observability.md)."""
+        """The commands that show this system from another terminal while it runs: status,
+        the trace of its driver's work, a resource's log (docs/observability.md)."""
         address = ray.get_runtime_context().gcs_address
         return [
             f"agentcast status --address {address} --namespace {self.namespace}",
@@ -283,6 +282,7 @@ class System:
             self.budget  # noqa: B018 -- metered models need the budget actor running
         if replicas < 1:
             raise ValueError("replicas must be at least 1")
+        register_subscriber(cls, name, str(self.root), self.namespace, self._spawned)
         epoch = self._registry.current_epoch(name)
         actors = []
         for i in range(replicas):

@@ -12,6 +12,10 @@ from ._budget.core import Grant as Grant
 from ._budget.host import BudgetHost as BudgetHost
 from ._budget.metered_model import MeteredModel as MeteredModel
 from ._decisions.log import DecisionLog as DecisionLog
+from ._events.core import DispatchCore as DispatchCore
+from ._events.host import EventsHost as EventsHost
+from ._events.store import EventLog as EventLog
+from ._events.store import EventRecord as EventRecord
 from ._locks.core import Acquire as Acquire
 from ._locks.core import LocksCore as LocksCore
 from ._locks.host import LocksHost as LocksHost
@@ -33,6 +37,10 @@ __all__ = [
     "BudgetCore",
     "BudgetHost",
     "DecisionLog",
+    "DispatchCore",
+    "EventLog",
+    "EventRecord",
+    "EventsHost",
     "Grant",
     "KeyStatus",
     "LeaseGrant",

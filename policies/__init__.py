@@ -63,6 +63,7 @@ from ._deadlines import Expiry as Expiry
 from ._deadlines import ExpiryReason as ExpiryReason
 from ._deadlines import expired as expired
 from ._deadlines import next_expiry as next_expiry
+from ._events import EventsPolicy as EventsPolicy
 from ._failure import Abandon as Abandon
 from ._failure import AbandonTask as AbandonTask
 from ._failure import Escalate as Escalate
@@ -97,6 +98,10 @@ from ._retry import should_retry as should_retry
 from ._retry_budget import RetryBudget as RetryBudget
 from ._retry_budget import RetryBudgetState as RetryBudgetState
 from ._sampling import SamplingPolicy as SamplingPolicy
+from ._visibility import Latency as Latency
+from ._visibility import OnTimeout as OnTimeout
+from ._visibility import VisibilityPolicy as VisibilityPolicy
+from ._visibility import VisibilityRule as VisibilityRule
 from ._yaml import PolicyFileError as PolicyFileError
 from ._yaml import PolicySet as PolicySet
 from ._yaml import PolicyTypeError as PolicyTypeError
@@ -130,17 +135,20 @@ __all__ = [
     "Durability",
     "Escalate",
     "EscalateTo",
+    "EventsPolicy",
     "Expiry",
     "ExpiryReason",
     "FailureAction",
     "ForbidEntities",
     "ForbidPath",
+    "Latency",
     "LeaseMode",
     "Ledger",
     "LockPolicy",
     "Metering",
     "ModelPrice",
     "OnFailure",
+    "OnTimeout",
     "PolicyFileError",
     "PolicySet",
     "PolicyTypeError",
@@ -168,6 +176,8 @@ __all__ = [
     "TokenRetention",
     "UnknownModelError",
     "UnknownPolicyKeyError",
+    "VisibilityPolicy",
+    "VisibilityRule",
     "WriteAuthority",
     "backoff",
     "breaks_order",

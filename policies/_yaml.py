@@ -26,6 +26,7 @@ them is optional unless marked required::
         arbiter: chief
         arbitration_deadline: 1m
         escalate: true
+    visibility: {PriceChanged: {notify: [fulfillment], latency: immediate}}  # _visibility.py
 
 Durations are seconds (``30``, ``0.5``) or strings of number-unit pairs (``"250ms"``,
 ``"30s"``, ``"5m"``, ``"1h"``, ``"1d"``, ``"1m30s"``).
@@ -49,6 +50,7 @@ from ._deadlines import Deadlines
 from ._restart_intensity import RestartIntensity
 from ._retry import RetryPolicy
 from ._retry_budget import RetryBudget
+from ._visibility import VisibilityPolicy, visibility_section
 
 
 class PolicyFileError(ValueError):
@@ -95,6 +97,7 @@ class PolicySet:
         restart_intensity: restart bound of each agent group. Default ``RestartIntensity()``.
         deadlines: default deadlines of subtasks. Default ``Deadlines()``.
         conflicts: the conflict ladder of each resource, by resource name. Default none.
+        visibility: who must hear of each event type (``VisibilityPolicy``). Default none.
     """
 
     budgets: tuple[BudgetLimit, ...] = ()
@@ -106,6 +109,7 @@ class PolicySet:
     restart_intensity: RestartIntensity = field(default_factory=RestartIntensity)
     deadlines: Deadlines = field(default_factory=Deadlines)
     conflicts: Mapping[str, ConflictPolicy] = field(default_factory=dict)
+    visibility: VisibilityPolicy = field(default_factory=VisibilityPolicy)
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -152,7 +156,8 @@ def load_policies(text: str) -> PolicySet:
     if document is None:
         return PolicySet()
     top = _mapping(document, "")
-    _reject_unknown(top, _SECTIONS.keys() | {"budgets", "prices", "lease_mode", "conflicts"}, "")
+    known = {"budgets", "prices", "lease_mode", "conflicts", "visibility"}
+    _reject_unknown(top, _SECTIONS.keys() | known, "")
     values: dict[str, Any] = {
         name: _build(section, top[name], name) for name, section in _SECTIONS.items() if name in top
     }
@@ -162,6 +167,8 @@ def load_policies(text: str) -> PolicySet:
         values["prices"] = _prices(top["prices"])
     if "conflicts" in top:
         values["conflicts"] = _conflicts(top["conflicts"])
+    if "visibility" in top:
+        values["visibility"] = visibility_section(top["visibility"])
     if "lease_mode" in top:
         values["lease_mode"] = _enum(LeaseMode, top["lease_mode"], "lease_mode")
     return PolicySet(**values)

@@ -42,6 +42,10 @@ from ._context_errors import StaleContextError as StaleContextError
 from ._envelope import MAX_BRIEFED_TOPICS as MAX_BRIEFED_TOPICS
 from ._envelope import Envelope as Envelope
 from ._envelope import checked_briefing as checked_briefing
+from ._event_errors import EmitOutsideWriteError as EmitOutsideWriteError
+from ._event_errors import EventError as EventError
+from ._event_errors import MalformedEventError as MalformedEventError
+from ._event_errors import UnknownEventTypeError as UnknownEventTypeError
 from ._ids import new_span_id as new_span_id
 from ._ids import new_task_id as new_task_id
 from ._ids import new_trace_id as new_trace_id
@@ -86,6 +90,10 @@ from ._tracing import otel_environment as otel_environment
 from ._tracing import record_span as record_span
 from ._tracing import span as span
 from ._tracing import tracing_enabled as tracing_enabled
+from ._visibility_errors import UnknownSubscriberError as UnknownSubscriberError
+from ._visibility_errors import ValidatorFailedError as ValidatorFailedError
+from ._visibility_errors import VetoedError as VetoedError
+from ._visibility_errors import VisibilityError as VisibilityError
 from .errors import AgentcastError as AgentcastError
 from .errors import AgentError as AgentError
 from .errors import BudgetExceededError as BudgetExceededError
@@ -134,7 +142,9 @@ __all__ = [
     "ConstraintViolationError",
     "ContractMismatchError",
     "DeadlockError",
+    "EmitOutsideWriteError",
     "Envelope",
+    "EventError",
     "FailureReason",
     "FencedError",
     "HandlerOutputError",
@@ -146,6 +156,7 @@ __all__ = [
     "LockError",
     "LockOrderError",
     "LockTimeoutError",
+    "MalformedEventError",
     "Message",
     "ModelAuthError",
     "ModelClient",
@@ -171,9 +182,14 @@ __all__ = [
     "SubtaskFailedError",
     "SystemClock",
     "UnauthorizedWriterError",
+    "UnknownEventTypeError",
     "UnknownHandlerError",
     "UnknownOperationError",
+    "UnknownSubscriberError",
     "Usage",
+    "ValidatorFailedError",
+    "VetoedError",
+    "VisibilityError",
     "WriteFailedError",
     "agent_actor_name",
     "apply_each",

@@ -10,8 +10,9 @@ applied and committed form the next batch: group commit falls out of the design.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -56,6 +57,7 @@ class SerialApplier(Generic[T]):
         self._queue: deque[tuple[T, asyncio.Future[Any]]] = deque()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._hold = asyncio.Lock()  # taken around each batch, and by ``held``
 
     def queued(self) -> list[T]:
         """The items waiting for the next batch."""
@@ -82,8 +84,25 @@ class SerialApplier(Generic[T]):
             if not self._queue:
                 self._wake.clear()
                 await self._wake.wait()
-            self._apply_next()
+            async with self._hold:  # no wait unless someone holds the applier
+                self._apply_next()
             await asyncio.sleep(0)  # let arrived calls queue up for the next batch
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[Callable[[T], Any]]:
+        """Hold the applier: while the block runs (and may await), no queued batch is
+        applied; the block applies items itself, alone, with the function it is given
+        (which returns the item's value or raises its failed outcome). Used where a
+        write must wait on something outside the actor before it may apply (a
+        within-transaction validator) while nothing else writes."""
+        async with self._hold:
+            yield self._apply_alone
+
+    def _apply_alone(self, item: T) -> Any:
+        ((ok, value),) = self._apply([item])
+        if not ok:
+            raise value
+        return value
 
     def _apply_next(self) -> None:
         batch = [self._queue.popleft()]

@@ -31,6 +31,14 @@ Every error the runtime raises on purpose is an ``AgentcastError``::
     │   └── LeaseExpiredError         the lease is gone: expired, released or killed
     ├── ConstraintLoosenedError       an agent handed on a looser constraint set
     ├── ContractMismatchError         a message speaks another version of a contract
+    ├── EventError                    refused by the events layer
+    │   ├── EmitOutsideWriteError     emit() called outside a @write being applied
+    │   ├── MalformedEventError       not a pydantic event, unserializable or too large
+    │   ├── UnknownEventTypeError     a type the resource or subscriber does not declare
+    │   └── VisibilityError           refused by decision visibility
+    │       ├── UnknownSubscriberError the policy names an agent that cannot hear the event
+    │       ├── VetoedError           a within-transaction validator vetoed the write
+    │       └── ValidatorFailedError  a validator missed its deadline, died or raised
     ├── SubtaskFailedError            a supervised subtask failed: reason + attempt history
     ├── AgentError                    raised by the agent layer
     │   ├── UnknownHandlerError       no handler takes that message type
@@ -45,7 +53,9 @@ Every error the runtime raises on purpose is an ``AgentcastError``::
         └── ModelOutputError          a reply that does not validate as the asked schema
 
 The lock errors (``LockError`` and below, ``StaleLeaseError``) are defined in
-``runtime._lock_errors``; the constraint and invariant errors in
+``runtime._lock_errors``; the event errors (``EventError`` and below) in
+``runtime._event_errors`` (and ``VisibilityError`` and below in
+``runtime._visibility_errors``); the constraint and invariant errors in
 ``runtime._constraint_errors``; the shared-context errors in ``runtime._context_errors``.
 Every error survives a trip through Ray (pickling):
 ``__reduce__`` rebuilds it from its message and attributes, so subclasses never have to

@@ -38,6 +38,7 @@ RUNNABLE = {
     "docs/budgets.md": 3,
     "docs/context.md": 4,
     "docs/coordination.md": 1,
+    "docs/events.md": 1,
     "docs/integrity.md": 2,
     "docs/metrics.md": 0,
     "docs/observability.md": 0,
@@ -46,6 +47,7 @@ RUNNABLE = {
     "docs/ownership.md": 1,
     "docs/resources.md": 2,
     "docs/supervisor.md": 1,
+    "docs/visibility.md": 1,
 }
 # Fragments, by page and first line. A new one must be added here on purpose.
 FRAGMENTS: frozenset[tuple[str, str]] = frozenset(
@@ -71,6 +73,8 @@ FRAGMENTS: frozenset[tuple[str, str]] = frozenset(
         ("docs/observability-export.md", "import timeit"),
         # a sketch: its agent, model and ground truth are the reader's
         ("docs/observability-export.md", "from policies import SamplingPolicy"),
+        # a validator alone: the runnable block below it holds one in full
+        ("docs/visibility.md", "class PricingAgent(Agent):"),
     }
 )
 
@@ -167,11 +171,16 @@ def test_every_yaml_block_is_a_policy_file_that_loads() -> None:
         for fence in _FENCE.finditer(path.read_text(encoding="utf-8"))
         if fence.group(1).strip() == "yaml"
     ]
-    assert len(bodies) == 2
+    assert len(bodies) == 3
     loaded = [load_policies(body) for body in bodies]
     assert sorted((len(p.budgets), sorted(p.conflicts)) for p in loaded) == [
+        (0, []),  # docs/visibility.md: decision visibility
         (0, ["drafts"]),  # docs/ownership.md: a conflict ladder
         (2, []),
+    ]
+    assert sorted(rule for p in loaded for rule in p.visibility.rules) == [
+        "CustomerException",
+        "PriceChanged",
     ]
 
 

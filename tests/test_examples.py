@@ -46,3 +46,20 @@ def test_demo_prints_the_summary_and_checks_state_against_the_log(
     assert "dashboard:" in out
     assert re.search(r"agentcast status --address \S+:\d+ --namespace demo\n", out), out
     assert f"agentcast log <resource> --storage {tmp_path.resolve()}\n" in out
+
+
+@pytest.mark.timeout(600)
+def test_pipeline_resume_publishes_each_input_once_in_order(
+    ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline_resume = import_example("pipeline_resume")
+    code = pipeline_resume.main(["--quick", "--storage", str(tmp_path)])
+    out = capsys.readouterr().out
+    naive = re.search(r"naive\s+inputs:\s+40\s+published:\s+(\d+)\s+lost:\s+(\d+)\s+"
+                      r"duplicated:\s+(\d+)", out)  # fmt: skip
+    ours = re.search(r"agentcast\s+inputs:\s+40\s+published:\s+(\d+)\s+lost:\s+(\d+)\s+"
+                     r"duplicated:\s+(\d+)\s+in order: True", out)  # fmt: skip
+    assert naive and ours, out
+    assert int(naive[2]) + int(naive[3]) > 0, out  # restarted cursors lose or repeat
+    assert (int(ours[1]), int(ours[2]), int(ours[3])) == (40, 0, 0), out
+    assert code == 0

@@ -22,6 +22,8 @@ ACTORS = {
     "Reconnect", "Resource", "ResourceHandle", "ResourceLog", "RetryDecision", "SubtaskHandle",
     "SubtaskStatus", "Supervisor", "System", "ToolGuard", "Write", "WriteResult", "handler",
     "read", "write",
+    # decision visibility: within-transaction validators
+    "Veto", "Visibility", "validate",
     # provenance marks, for @write(requires=...) and stages; the verification step
     "Provenance", "Claim", "Verdict", "VerifyClaims", "check_claims",
     # the budget's books and log, read through BudgetHandle
@@ -35,6 +37,8 @@ ACTORS = {
     # shared context: the decision log, contracts, derived reads (docs/context.md)
     "AsyncDecisions", "DecisionEntry", "Decisions", "check_contract", "check_contracts",
     "contract", "derived",
+    # committed-state events: subscribing agents, consumer groups
+    "Subscriptions", "subscribe",
 }  # fmt: skip
 
 LOWLEVEL = {
@@ -42,6 +46,7 @@ LOWLEVEL = {
     "ResourceHost", "SpendContext", "SubtaskSpec", "SupervisorCore", "SupervisorHost",
     "WriteCall", "DecisionLog",
     "Acquire", "KeyStatus", "LeaseGrant", "LocksCore", "LocksHost", "WaitAlert",
+    "DispatchCore", "EventLog", "EventRecord", "EventsHost",
 }  # fmt: skip
 
 RUNTIME = {
@@ -60,6 +65,8 @@ RUNTIME = {
     "StaleLeaseError",
     "ConstraintLoosenedError", "ConstraintViolationError", "InvariantViolationError",
     "ContractMismatchError", "StaleContextError",
+    "EventError", "EmitOutsideWriteError", "MalformedEventError", "UnknownEventTypeError",
+    "VisibilityError", "UnknownSubscriberError", "VetoedError", "ValidatorFailedError",
     # envelope, ids, codec, clock
     "Envelope", "new_span_id", "new_task_id", "new_trace_id", "decode", "encode",
     "MAX_BRIEFED_TOPICS", "checked_briefing",
@@ -89,6 +96,8 @@ POLICIES = {
     "ConflictVerdict", "negotiation_verdict", "rule_verdicts",
     # retention of the stores
     "ResourceRetention", "SupervisorRetention", "TokenRetention",
+    # delivery of committed events
+    "EventsPolicy",
     # supervision: deadlines, retries, failure plans, restart intensity
     "Deadlines", "Expiry", "ExpiryReason", "expired", "next_expiry", "RetryPolicy", "backoff",
     "should_retry", "Abandon", "AbandonTask", "Escalate", "EscalateTo", "FailureAction",
@@ -107,6 +116,8 @@ POLICIES = {
     # constraints that travel with a task
     "AllowOnly", "CapArgument", "Constraint", "ConstraintSet", "ForbidEntities", "ForbidPath",
     "SpendCeiling", "describe_constraint",
+    # decision visibility
+    "Latency", "OnTimeout", "VisibilityPolicy", "VisibilityRule",
     # policy files
     "PolicyFileError", "PolicySet", "PolicyTypeError", "PolicyValueError",
     "UnknownPolicyKeyError", "load_policies", "load_policies_file", "parse_duration",
@@ -130,7 +141,7 @@ def test_every_export_exists_and_all_is_sorted(package: ModuleType) -> None:
 
 
 def test_the_user_api_is_small_and_holds_no_core_or_host() -> None:
-    assert len(actors.__all__) == 53
+    assert len(actors.__all__) == 58
     assert not [n for n in actors.__all__ if n.endswith(("Core", "Host"))]
     assert not set(actors.__all__) & set(actors.lowlevel.__all__)
 

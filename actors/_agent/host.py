@@ -12,6 +12,9 @@ from ray import cloudpickle
 from runtime import Envelope, HandlerOutputError, UnknownHandlerError, fix_mmap_threshold, span
 
 from .._contracts import ContractId, check_contract, contract_of
+from .._events.store import EventRecord
+from .._events.subscribe import DeliveryReport, deliver, runner, subscriptions, types_of
+from .._events.validate import Veto, run_validator, validators
 from .._resource.briefing import briefing
 from .._resource.constraints import carrying
 from . import derived
@@ -55,6 +58,7 @@ class AgentHost:
         self._recipe = _recipe(agent_cls, runtime)
         self._ledger = AttemptLedger()
         self._running: dict[str, int] = {}
+        self._subscriptions = subscriptions(agent_cls)
 
     def __repr__(self) -> str:
         # The dashboard's Actors page shows this: the user's class, agent and replica. Ray
@@ -120,6 +124,16 @@ class AgentHost:
             "agentcast.task_id": envelope.task_id,
         }
 
+    async def deliver(self, batch: list[EventRecord]) -> DeliveryReport:
+        """Run committed events, in order, through this agent's ``@subscribe`` handlers,
+        as consumer group ``<agent name>`` (the dispatcher's call; docs/events.md).
+
+        Raises:
+            UnknownEventTypeError: an event type this agent does not subscribe to.
+        """
+        where, group = f"agent {self._runtime.name}", self._runtime.name
+        return await deliver(self._subscriptions, where, group, batch, runner(self._agent))
+
     async def settle(self) -> None:
         """Settle every model allowance and reservation of this replica now (it is about
         to be stopped).
@@ -169,6 +183,24 @@ class AgentHost:
             ConfigurationError: this replica does not know the attempt.
         """
         return await self._ledger.outcome(span_id)
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    async def validate_event(self, event_type: str, payload: bytes) -> Veto | None:
+        """This agent's ``@validate`` answer (a ``Veto``, or None) on an event a write would emit (a
+        resource's call, before the write commits; docs/visibility.md).
+
+        Raises:
+            UnknownEventTypeError: no validator of ``event_type``.
+            MalformedEventError: ``payload`` is not that event as JSON.
+        """
+        return await run_validator(self._agent, f"agent {self._runtime.name}", event_type, payload)
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    async def event_types(self) -> dict[str, list[str]]:
+        """The event types this agent validates and subscribes to (for the
+        visibility policy's check at start)."""
+        cls = type(self._agent)
+        return {"validate": sorted(validators(cls)), "subscribe": types_of(cls)}
 
     def _find(self, message: BaseModel) -> HandlerSpec:
         spec = self._handlers.get(type(message))

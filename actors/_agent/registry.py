@@ -16,6 +16,7 @@ import secrets
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from policies import TokenRetention
 from runtime import Clock, StorageError, SystemClock, connect, transaction
@@ -45,6 +46,12 @@ class TokenHolder:
     writer: str
     epoch: int
     revoked: bool
+
+
+class Tokens(Protocol):
+    """Where a resource looks up writer tokens: the system's agent registry."""
+
+    def holder(self, token: str) -> TokenHolder | None: ...
 
 
 def _digest(token: str) -> bytes:

@@ -11,7 +11,7 @@ import ray
 from runtime import ConfigurationError
 
 _FAMILIES = ("resource:", "agent:")
-_SINGLES = ("supervisor", "budget", "locks")
+_SINGLES = ("supervisor", "budget", "locks", "events")
 ASK_TIMEOUT_S = 10.0
 """How long a command waits for one actor's answer before it reports it unavailable."""
 

@@ -211,6 +211,37 @@ def render_conflicts(found: dict[str, Any]) -> list[str]:
     return [f"conflicts: {found['total']}, {found['open']} open; settled at {shares or '-'}"]
 
 
+# -- subscribers ------------------------------------------------------------------------
+
+
+def collect_subscribers(actors: Actors) -> dict[str, Any] | None:
+    """Each consumer group's checkpoint and lag per resource, from the dispatcher."""
+    row = actors.get("events")
+    if row is None:
+        return None
+    if not row.alive:
+        return _unavailable(row)
+    try:
+        partitions = ask(row, "status")
+    except ConfigurationError as error:
+        return _unavailable(row, error)
+    plain = json.loads(json.dumps(partitions, default=str))
+    return {"state": row.state, "restarts": row.restarts, "partitions": plain}
+
+
+def render_subscribers(found: dict[str, Any]) -> list[str]:
+    if "partitions" not in found:
+        return [f"events: {_down(found)}"]
+    lines = [f"events: {len(found['partitions'])} partitions, restarts {found['restarts']}"]
+    for p in found["partitions"]:
+        error = f"; failing: {p['error']}" if p["error"] else ""
+        lines.append(
+            f"  subscriber {p['subscriber']} on {p['resource']}: checkpoint {p['checkpoint']} "
+            f"of {p['last_seq']}, lag {p['lag']}{error}"
+        )
+    return lines
+
+
 SECTIONS: tuple[Section, ...] = (
     Section("resources", collect_resources, render_resources),
     Section("agents", collect_agents, render_agents),
@@ -218,6 +249,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("budget", collect_budget, render_budget),
     Section("leases", collect_leases, render_leases),
     Section("conflicts", collect_conflicts, render_conflicts),
+    Section("subscribers", collect_subscribers, render_subscribers),
 )
 """The parts of a system, in the order they are shown."""
 

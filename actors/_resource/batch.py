@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from policies import Provenance
 
+from .._events.emit import EventRow
 from .calls import SQLITE_INT, WriteCall, describe_error
 from .store import LogRecord, Rejection
 
@@ -33,12 +34,14 @@ class Refused(Exception):
 
 @dataclass(slots=True)
 class Batch:
-    """What one group commit collects: records, rejections, known keys, one timestamp."""
+    """What one group commit collects: records, rejections, known keys, the records'
+    events, one timestamp."""
 
     at: str
     records: list[LogRecord] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     keys: dict[str, Seen] = field(default_factory=dict)
+    events: list[EventRow] = field(default_factory=list)  # of the records, in order
 
 
 def rejection_of(call: WriteCall, refused: Refused, at: str) -> Rejection:

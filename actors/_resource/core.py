@@ -10,7 +10,7 @@ import contextlib
 from collections import OrderedDict
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any
 
 from policies import Provenance, ResourcePolicy, WriteAuthority
 from runtime import (
@@ -28,7 +28,8 @@ from runtime import (
     encode,
 )
 
-from .._agent.registry import TokenHolder
+from .._agent.registry import TokenHolder, Tokens
+from .._events.emit import collecting, event_rows
 from .batch import Batch, Refused, Seen, log_record, rejection_of
 from .calls import (
     ReadResult,
@@ -53,12 +54,6 @@ from .ownership import refusal_reason as ownership_refusal
 from .provenance import StateMarks, refusal, trust_of
 from .state_view import StateView, apply_changes, replay
 from .store import ResourceLog, args_digest
-
-
-class Tokens(Protocol):
-    """Where a resource looks up writer tokens: the system's agent registry."""
-
-    def holder(self, token: str) -> TokenHolder | None: ...
 
 
 class ResourceCore:
@@ -159,7 +154,9 @@ class ResourceCore:
                     results.append(WriteResult(self.version, error=refused.error))
             if batch.records or batch.rejections:
                 fenced = self._lease_fences.rows()
-                self._log.commit(self.incarnation, batch.records, batch.rejections, None, fenced)
+                self._log.commit(
+                    self.incarnation, batch.records, batch.rejections, None, fenced, batch.events
+                )
         except Exception as error:
             return self._failed(error, batch, start_version, len(calls))
         self._lease_fences.committed()
@@ -202,7 +199,8 @@ class ResourceCore:
         view = StateView(self.state)
         try:
             args, kwargs = decode_arguments(call.args)
-            value = op.call(self._resource, view, args, kwargs)
+            with collecting(self.name, self._resource.emits) as emitted:
+                value = op.call(self._resource, view, args, kwargs)
             result, changes = encode(value), view.changes()
             diff = encode(changes)
             check_invariants(self._resource, self.name, call.op, self.state)  # before it commits
@@ -222,6 +220,7 @@ class ResourceCore:
         self.version = record.version
         self.marks.note(changes, mark)
         batch.records.append(record)
+        batch.events.extend(event_rows(record, emitted))
         batch.keys[call.idem_key] = Seen(record.version, result, call.op, digest)
         return WriteResult(record.version, value)
 

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from policies import Provenance
 from runtime import ConfigurationError, InvalidArgumentError
 
+from .._events.emit import emit
+
 F = TypeVar("F", bound=Callable[..., Any])
 Kind = Literal["write", "read"]
 _KIND_ATTR = "__agentcast_kind__"
@@ -111,13 +113,27 @@ class Resource:
         vouchers: writer name -> the strongest provenance the resource believes that
             writer claims (``policies.ProvenanceTrust``): a declared verifier or
             publisher. Default none: agents' writes are recorded as unverified.
+        emits: the event types its writes may emit; default empty: any pydantic model.
     """
 
     vouchers: ClassVar[Mapping[str, Provenance]] = {}
+    emits: ClassVar[tuple[type[BaseModel], ...]] = ()
 
     def initial_state(self) -> dict[Any, Any]:
         """The state before the first write. Default: an empty dict."""
         return {}
+
+    def emit(self, event: BaseModel) -> None:
+        """Emit ``event`` from the ``@write`` being applied. It is stored in the same
+        transaction as the write's log record, so it exists if and only if the write
+        commits; a write that raises emits nothing (see docs/events.md).
+
+        Raises:
+            EmitOutsideWriteError: called outside a ``@write`` being applied.
+            MalformedEventError: not a pydantic model, unserializable, or too large.
+            UnknownEventTypeError: ``emits`` is declared and does not name its type.
+        """
+        emit(event)
 
 
 @dataclass(frozen=True, slots=True)

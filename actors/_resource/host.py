@@ -41,6 +41,7 @@ from .._conflicts.desk import ConflictDesk
 from .._conflicts.levels import SupervisedLevels
 from .._conflicts.messages import ConflictRecord
 from .._conflicts.store import ConflictStore
+from .._events.store import trim_file
 from .calls import (
     ReadResult,
     WriteCall,
@@ -56,6 +57,7 @@ from .declare import Resource
 from .features import FeatureCache
 from .freshness import FreshContext
 from .ownership import OwnershipChange, OwnershipRecord, unpack_change
+from .validation import Gate
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,7 @@ class ResourceHost:
         self._tags = {"resource": name}
         self._fresh = FreshContext(resource_cls, root, namespace)  # docs/context.md
         self._features = FeatureCache(resource_cls, name)  # @derived reads, computed once
+        self._gate = Gate(name, self._root, resource_cls.emits, namespace=namespace)
 
     def _open(self) -> ResourceCore:
         if self._core is None:
@@ -125,8 +128,8 @@ class ResourceHost:
         return self._conflicts
 
     async def _apply_one(self, call: WriteCall) -> WriteResult[Any]:
-        (result,) = await self._applier.submit(_Pending([call]))
-        return result  # type: ignore[no-any-return]
+        (result,) = await self._gate.submit([call], self._applier, self._open, _Pending)
+        return result
 
     def _writer_of(self, call: WriteCall) -> str:
         holder = None if self._registry is None else self._registry.holder(call.token)
@@ -164,12 +167,20 @@ class ResourceHost:
         self._open()
         calls = await self._fresh.stamp(unpack_calls(blob))
         try:
-            results = await self._applier.submit(_Pending(calls))
+            results = await self._gate.submit(calls, self._applier, self._open, _Pending)
             if self._policy.conflicts.climbs:  # the ladder runs here, not in the applier
                 results = await self._desk().settle(calls, results)
             return pack_results(results)
         finally:
             self._exit_if_fenced()
+
+    async def reload_visibility(self) -> None:
+        """Apply the visibility rules ``Visibility.enforce`` stored (docs/visibility.md).
+
+        Raises:
+            StorageError: the stored rules cannot be read.
+        """
+        self._gate.reload()
 
     async def fence_writer(self, writer: str, min_epoch: int) -> None:
         """From the moment this returns, no write of ``writer`` below ``min_epoch`` commits.
@@ -258,6 +269,15 @@ class ResourceHost:
             "queued": sum(len(p.calls) for p in self._applier.queued()),
             "derived": self._features.counts(),
         }
+
+    async def trim_events(self, upto: int, before: str, limit: int) -> int:
+        """Delete at most ``limit`` events up to ``upto`` committed before ``before``:
+        the dispatcher's call, under ``EventsPolicy.retention`` (docs/events.md).
+
+        Raises:
+            InvalidArgumentError: malformed arguments. StorageError: nothing was deleted.
+        """
+        return trim_file(self._open().log.path, upto, before, limit)
 
     def __repr__(self) -> str:
         # The dashboard's Actors page shows this: the user's class and the resource. Ray

@@ -31,6 +31,7 @@ from runtime import (
     truncate_wal,
 )
 
+from .._events import store as events
 from . import fencing
 from .provenance import migrate
 from .recovery import Recovered as Recovered
@@ -172,7 +173,7 @@ class ResourceLog:
     def __init__(self, root: Path, name: str, durability: Durability = Durability.FULL) -> None:
         self.path = root / "resources" / f"{check_name('resource', name)}.sqlite"
         self._conn = connect(self.path, durability)
-        self._conn.executescript(_SCHEMA + fencing.SCHEMA)
+        self._conn.executescript(_SCHEMA + fencing.SCHEMA + events.SCHEMA)
         migrate(self._conn)
 
     def close(self) -> None:
@@ -217,9 +218,10 @@ class ResourceLog:
         rejections: list[Rejection],
         fences: dict[str, int] | None = None,
         lease_fences: Sequence[tuple[str, int, str]] = (),
+        emitted: Sequence[events.EventRow] = (),
     ) -> None:
-        """Append records, rejections, writer fences and the newest lease tokens seen
-        (``fencing.LeaseFences.rows``) in one transaction.
+        """Append records, rejections, writer fences, the newest lease tokens seen
+        (``fencing.LeaseFences.rows``) and the records' events in one transaction.
 
         Raises:
             FencedError: a newer incarnation has opened the log; nothing was written.
@@ -247,6 +249,7 @@ class ResourceLog:
                     (writer, epoch),
                 )
             fencing.store(conn, lease_fences)
+            events.insert(conn, emitted)
 
     def save_snapshot(self, version: int, state: bytes, marks: bytes | None = None) -> None:
         """Keep the full state at ``version``, with the provenance marks of its keys
@@ -267,9 +270,8 @@ class ResourceLog:
         truncate_wal(self._conn)
 
     def committed(self, idem_keys: list[str]) -> dict[str, tuple[int, bytes, str, bytes]]:
-        """Version, stored result, op and arguments' digest (``args_digest``) of each of
-        ``idem_keys`` that has committed and is still remembered: its record is in the
-        log, or compaction kept the key (``ResourceRetention.idempotency_keys``).
+        """Version, result, op and ``args_digest`` of each of ``idem_keys`` committed and
+        remembered: in the log, or kept by compaction (``ResourceRetention``).
 
         Raises:
             StorageError: the log could not be read.
@@ -367,9 +369,8 @@ class ResourceLog:
             )  # fmt: skip
 
     def replay(self, initial: dict[Any, Any] | None = None) -> dict[Any, Any]:
-        """What a restarted resource recovers: the last snapshot, or ``initial`` (the
-        resource's ``initial_state()``; default empty) if there is none, with the log's
-        writes after it replayed."""
+        """What a restarted resource recovers: the last snapshot (or ``initial``, its
+        ``initial_state()``, default empty), with the log's writes after it replayed."""
         snap = self._conn.execute(
             "SELECT version, state FROM snapshot ORDER BY version DESC LIMIT 1"
         ).fetchone()

@@ -1,0 +1,222 @@
+"""``agentcast bench events``: committed events to 1, 8 and 32 subscribers against plain
+Ray pub/sub (a publisher actor fanning out calls to subscriber actors), side by side.
+
+- ``delivery`` rows: for N subscribers (N consumer groups, one replica each; N plain
+  subscriber actors), ``events`` events are produced in batches of ``batch`` (agentcast:
+  ``write_many`` to a resource whose writes emit; plain: ``publish`` calls) and the clock
+  stops when every subscriber has seen every event. Throughput is events x subscribers
+  over that wall time; latency is from the write's (or publish's) sending to the handler,
+  p50 and p99. Each row keeps the best of 3 runs (1 with ``--quick``).
+- ``emit_cost``: writes per second of the same ``write_many`` batches with and without an
+  event per write, nobody subscribed to either (what emitting adds to a write).
+- ``lag``: writes at a steady rate for a few seconds to 8 subscribers; the largest lag
+  (events committed past a checkpoint), sampled every 0.2 s, is the curve; then how long
+  the lag takes to drain.
+
+Resources store with ``Durability.PROCESS``. Targets: emit adds at most 10 % to a write,
+delivery at least 0.8x plain-Ray fan-out, lag bounded (it drains once the load stops).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from typing import Any
+
+import ray
+
+from policies import Durability, ResourcePolicy
+
+from ..._events.face import Subscriptions
+from ..._resource.handle import Write
+from ..._system import System
+from ..output import emit
+from .event_clients import PlainPublisher, PlainSubscriber, StatsQuery, TickCounter, TickFeed
+
+COUNTS = (1, 8, 32)
+QUICK_COUNTS = (1, 2, 4)
+TARGETS = {"emit_overhead_max": 0.10, "delivery_vs_plain_min": 0.8}
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3) if ordered else 0.0
+
+
+def _plain(cls: type, namespace: str) -> Any:
+    return ray.remote(cls).options(namespace=namespace, num_cpus=0).remote()
+
+
+def _wait(condition: Any, limit_s: float) -> bool:
+    ends = time.monotonic() + limit_s
+    while not condition():
+        if time.monotonic() > ends:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+class _Bench:
+    def __init__(self, system: System, quick: bool) -> None:
+        self.system, self.quick = system, quick
+        self.events = 200 if quick else 2_000
+        self.batch = 50
+        self.repeats = 1 if quick else 3
+        policy = ResourcePolicy(durability=Durability.PROCESS)
+        self.feed = system.resource(TickFeed, name="bench-events", policy=policy)
+        self.silent = system.resource(TickFeed, name="bench-silent", policy=policy)
+        self.groups: list[Any] = []
+        self.publisher = _plain(PlainPublisher, system.namespace)
+        self.plain: list[Any] = []
+        self.subs = Subscriptions(system.namespace)
+        self.n = 0
+
+    def grow(self, count: int) -> None:
+        """Up to ``count`` subscribers on each side; new groups catch up first."""
+        while len(self.groups) < count:
+            self.groups.append(self.system.agent(TickCounter, name=f"bench-sub-{len(self.groups)}"))
+            sub = _plain(PlainSubscriber, self.system.namespace)
+            ray.get(self.publisher.add.remote(sub))
+            self.plain.append(sub)
+        self.subs.wait_caught_up()
+        self._agent_stats(reset=True)
+        ray.get([s.stats.remote(True) for s in self.plain])
+
+    def _agent_stats(self, reset: bool) -> list[Any]:
+        return [g.ask(StatsQuery(reset=reset), timeout=120) for g in self.groups]
+
+    def _writes(self, op: str, count: int) -> list[Write]:
+        start, self.n = self.n, self.n + count
+        return [Write(op=op, args=[n, time.time()]) for n in range(start, start + count)]
+
+    def agentcast_run(self, count: int) -> tuple[float, list[float]]:
+        started = time.perf_counter()
+        for _ in range(self.events // self.batch):
+            self.feed.write_many(self._writes("tick", self.batch))
+        done = _wait(lambda: all(s.count >= self.events for s in self._agent_stats(False)), 600)
+        wall = time.perf_counter() - started
+        stats = self._agent_stats(reset=True)
+        assert done, "the subscribers never saw every event"
+        return wall, [ms for s in stats for ms in s.latencies_ms]
+
+    def plain_run(self, count: int) -> tuple[float, list[float]]:
+        started = time.perf_counter()
+        for _ in range(self.events // self.batch):
+            batch = [(n, time.time()) for n in range(self.batch)]
+            ray.get(self.publisher.publish.remote(batch))
+        ray.get(self.publisher.drain.remote())
+        wall = time.perf_counter() - started
+        stats = ray.get([s.stats.remote(True) for s in self.plain])
+        assert all(c >= self.events for c, _ in stats)
+        return wall, [ms for _, lat in stats for ms in lat]
+
+    def rows(self, count: int) -> list[dict[str, Any]]:
+        self.grow(count)
+        found = []
+        for name, run in (("plain_ray_fanout", self.plain_run), ("agentcast", self.agentcast_run)):
+            wall, latencies = min((run(count) for _ in range(self.repeats)), key=lambda r: r[0])
+            found.append({
+                "row": name, "subscribers": count, "events": self.events,
+                "deliveries": self.events * count, "wall_s": round(wall, 4),
+                "events_per_s": round(self.events * count / wall, 1),
+                "p50_ms": _percentile(latencies, 0.5), "p99_ms": _percentile(latencies, 0.99),
+            })  # fmt: skip
+        return found
+
+    def emit_cost(self) -> dict[str, Any]:
+        """Writes/s with and without an event, on resources nobody is behind on."""
+        writes = 500 if self.quick else 5_000
+        rates = {}
+        for op, handle in (("tick_silent", self.silent), ("tick", self.silent)):
+            best = 0.0
+            for _ in range(self.repeats):
+                started = time.perf_counter()
+                for _ in range(writes // self.batch):
+                    handle.write_many(self._writes(op, self.batch))
+                best = max(best, writes / (time.perf_counter() - started))
+            rates[op] = round(best, 1)
+        overhead = round(1 - rates["tick"] / rates["tick_silent"], 4)
+        return {"writes": writes, "without_emit_per_s": rates["tick_silent"],
+                "with_emit_per_s": rates["tick"], "overhead": overhead}  # fmt: skip
+
+    def lag_curve(self, count: int) -> dict[str, Any]:
+        """Steady writes for a few seconds to ``count`` subscribers; lag sampled."""
+        self.grow(count)
+        seconds, rate = (2.0, 200) if self.quick else (6.0, 500)
+        curve: list[list[float]] = []
+        started = time.perf_counter()
+        next_sample = 0.0
+        while (elapsed := time.perf_counter() - started) < seconds:
+            self.feed.write_many(self._writes("tick", int(rate * 0.05)))
+            if elapsed >= next_sample:
+                curve.append([round(elapsed, 2), max(lag.lag for lag in self.subs.lags())])
+                next_sample += 0.2
+            time.sleep(max(0.0, 0.05 - (time.perf_counter() - started - elapsed)))
+        stop = time.perf_counter()
+        self.subs.wait_caught_up()
+        return {"subscribers": count, "rate_per_s": rate, "seconds": seconds,
+                "curve": curve, "max_lag": max(lag for _, lag in curve),
+                "drained_s": round(time.perf_counter() - stop, 3)}  # fmt: skip
+
+
+def run_bench(*, as_json: bool, quick: bool, out: str | None) -> int:
+    """Run every row and print a table (or one JSON document). Returns the exit code."""
+    counts = QUICK_COUNTS if quick else COUNTS
+    with tempfile.TemporaryDirectory() as storage:
+        system = System.start(storage, namespace=f"bench-events-{os.getpid()}", dashboard=False)
+        try:
+            bench = _Bench(system, quick)
+            emit_cost = bench.emit_cost()
+            rows = [row for n in counts for row in bench.rows(n)]
+            lag = bench.lag_curve(counts[1])
+        finally:
+            system.shutdown()
+    report = _report(rows, emit_cost, lag, counts, quick)
+    text = json.dumps(report, indent=2)
+    if out:
+        with open(out, "w", encoding="utf-8") as file:
+            file.write(text + "\n")
+    emit(text if as_json else _table(report))
+    return 0
+
+
+def ratios(rows: list[dict[str, Any]], counts: tuple[int, ...]) -> dict[str, float]:
+    """agentcast's delivery throughput over plain Ray fan-out's, per subscriber count."""
+    by = {(r["row"], r["subscribers"]): r["events_per_s"] for r in rows}
+    return {str(n): round(by[("agentcast", n)] / by[("plain_ray_fanout", n)], 3) for n in counts}
+
+
+def _report(
+    rows: list[dict[str, Any]], emit_cost: dict[str, Any], lag: dict[str, Any],
+    counts: tuple[int, ...], quick: bool,
+) -> dict[str, Any]:  # fmt: skip
+    found = ratios(rows, counts)
+    met = {
+        "emit_overhead": emit_cost["overhead"] <= TARGETS["emit_overhead_max"],
+        "delivery_vs_plain": min(found.values()) >= TARGETS["delivery_vs_plain_min"],
+        "lag_bounded": lag["drained_s"] < lag["seconds"],
+    }
+    return {
+        "benchmark": "events", "quick": quick, "python": sys.version.split()[0],
+        "ray": ray.__version__, "cpus": os.cpu_count(), "platform": platform.platform(),
+        "subscriber_counts": list(counts), "rows": rows, "emit_cost": emit_cost, "lag": lag,
+        "targets": TARGETS, "results": {"delivery_vs_plain": found, "met": met},
+    }  # fmt: skip
+
+
+def _table(report: dict[str, Any]) -> str:
+    lines = [f"{'row':<18}{'subs':>6}{'events/s':>12}{'p50 ms':>9}{'p99 ms':>9}"]
+    for r in report["rows"]:
+        lines.append(
+            f"{r['row']:<18}{r['subscribers']:>6}{r['events_per_s']:>12,.0f}"
+            f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+        )
+    lines.append(f"emit cost: {json.dumps(report['emit_cost'])}")
+    lag = {k: v for k, v in report["lag"].items() if k != "curve"}
+    lines.append(f"lag: {json.dumps(lag)}; curve {report['lag']['curve']}")
+    lines.append(f"results: {json.dumps(report['results'])}")
+    return "\n".join(lines)

@@ -1,0 +1,99 @@
+"""Emitting events from a ``@write``: collected while the write runs, stored with it.
+
+``ResourceCore`` applies a write inside ``collecting``; ``Resource.emit`` appends to the
+collection of the write being applied. The core turns what was collected into rows only
+once the write's log record exists, and the rows join the batch that commits the record:
+an event exists if and only if its write committed. A write that raises (or is refused
+after it ran) drops its collection with the undone state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from runtime import EmitOutsideWriteError, MalformedEventError, UnknownEventTypeError
+
+if TYPE_CHECKING:
+    from .._resource.store import LogRecord
+
+MAX_EVENT_BYTES = 64 * 1024
+"""The largest encoded event a write may emit: events are notices of committed state,
+not a channel for bulk data (a subscriber reads the resource for that)."""
+
+
+def type_name(event_type: type[BaseModel]) -> str:
+    """The name an event type is stored and subscribed under: its class name."""
+    return event_type.__name__
+
+
+@dataclass(slots=True)
+class Emitted:
+    """What the write being applied has emitted so far: (type name, JSON payload)."""
+
+    resource: str
+    allowed: frozenset[str]
+    events: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+_current: ContextVar[Emitted | None] = ContextVar("agentcast_emitting", default=None)
+
+
+@contextmanager
+def collecting(resource: str, emits: Sequence[type[BaseModel]]) -> Iterator[Emitted]:
+    """Collect the events ``resource``'s write emits inside the block (``emits``: the
+    types the resource declares; empty admits any pydantic model)."""
+    emitted = Emitted(resource, frozenset(type_name(t) for t in emits))
+    token = _current.set(emitted)
+    try:
+        yield emitted
+    finally:
+        _current.reset(token)
+
+
+def emit(event: BaseModel) -> None:
+    """Add ``event`` to the write being applied.
+
+    Raises:
+        EmitOutsideWriteError: no write is being applied here.
+        MalformedEventError: not a pydantic model, unserializable, or above
+            ``MAX_EVENT_BYTES``.
+        UnknownEventTypeError: the resource declares ``emits`` without this type.
+    """
+    name = type_name(type(event)) if isinstance(event, BaseModel) else type(event).__name__
+    emitted = _current.get()
+    if emitted is None:
+        raise EmitOutsideWriteError(name)
+    if not isinstance(event, BaseModel):
+        raise MalformedEventError(name, "an event is a pydantic model instance")
+    if emitted.allowed and name not in emitted.allowed:
+        raise UnknownEventTypeError(name, f"resource {emitted.resource}")
+    try:
+        payload = event.model_dump_json().encode()
+    except Exception as error:  # pydantic raises several kinds for unserializable fields
+        raise MalformedEventError(name, f"does not serialize: {error}") from error
+    if len(payload) > MAX_EVENT_BYTES:
+        raise MalformedEventError(name, f"{len(payload)} bytes > {MAX_EVENT_BYTES}")
+    emitted.events.append((name, payload))
+
+
+EventRow = tuple[str, int, str, bytes, str, str, str, str]
+"""(event_id, version, type, payload, trace_id, provenance, writer, at): a row to store;
+the sequence number is assigned by the store in the commit."""
+
+
+def event_rows(record: LogRecord, emitted: Emitted) -> list[EventRow]:
+    """The rows of the events ``record``'s write emitted. The event id is
+    ``<resource>:<version>:<index>``: unique per resource, and the same on every
+    delivery, so idempotency keys derived from it are stable."""
+    version, resource = record.version, emitted.resource
+    shared = (record.trace_id, record.provenance, record.writer, record.at)
+    return [
+        (f"{resource}:{version}:{i}", version, name, payload, *shared)
+        for i, (name, payload) in enumerate(emitted.events)
+    ]

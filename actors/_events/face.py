@@ -1,0 +1,119 @@
+"""The driver's side of events: starting the dispatcher, registering consumer groups,
+and ``Subscriptions`` (lag, status, replay)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import ray
+
+from policies import EventsPolicy
+from runtime import ConfigurationError, lookup, spawn
+
+from .core import Lag
+from .host import EventsHost
+from .subscribe import types_of
+
+DISPATCHER = "events"
+"""The dispatcher actor's name."""
+
+
+def start_dispatcher(
+    root: str, namespace: str, policy: EventsPolicy | None = None
+) -> tuple[Any, bool]:
+    """The dispatcher of ``namespace``, started with ``policy`` if it is not running.
+
+    Returns:
+        Its handle, and whether this call started it.
+    """
+    try:
+        return lookup(DISPATCHER, namespace), False
+    except ConfigurationError:
+        pass
+    actor = spawn(
+        EventsHost, root, namespace, policy or EventsPolicy(),
+        name=DISPATCHER, namespace=namespace, pin_to_state=True,
+    )  # fmt: skip
+    return actor, True
+
+
+def register_subscriber(
+    cls: type, name: str, root: str, namespace: str, spawned: list[Any]
+) -> None:
+    """If agent class ``cls`` has ``@subscribe`` handlers, make agent ``name`` a consumer
+    group, starting the dispatcher if needed (``System.agent``'s hook).
+
+    Raises:
+        ConfigurationError: a malformed ``@subscribe`` handler.
+    """
+    types = types_of(cls)
+    if not types:
+        return
+    actor, started = start_dispatcher(root, namespace)
+    if started:
+        spawned.append(actor)
+    ray.get(actor.register.remote(name, types))
+
+
+class Subscriptions:
+    """The consumer groups of a namespace, from a driver: ``Subscriptions(system.namespace)``.
+
+    ``start`` chooses the dispatcher's ``EventsPolicy`` (call it before the first
+    subscribing agent); otherwise the first subscribing agent starts it with the default.
+    """
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+
+    @classmethod
+    def start(cls, system: Any, policy: EventsPolicy | None = None) -> Subscriptions:
+        """Start the dispatcher of ``system`` with ``policy`` if it is not running."""
+        actor, started = start_dispatcher(str(system.root), system.namespace, policy)
+        if started:
+            system._spawned.append(actor)
+        return cls(system.namespace)
+
+    def _actor(self) -> Any:
+        return lookup(DISPATCHER, self.namespace)
+
+    def lags(self) -> list[Lag]:
+        """Every partition (group x resource): checkpoint and newest event number.
+
+        Raises:
+            ConfigurationError: no dispatcher runs.
+        """
+        return list(ray.get(self._actor().lags.remote()))
+
+    def status(self) -> list[dict[str, Any]]:
+        """Per partition: checkpoint, newest event, lag, handled, last error."""
+        return list(ray.get(self._actor().status.remote()))
+
+    def replay(self, group: str, resource: str, *, after: int = 0) -> None:
+        """Deliver ``resource``'s retained events after ``after`` (default: from the
+        start) to ``group`` again; handlers see them again, their writes deduplicate.
+
+        Raises:
+            ConfigurationError: no such group, or a bad ``after``.
+        """
+        ray.get(self._actor().rewind.remote(group, resource, after))
+
+    def forget(self, group: str) -> None:
+        """Stop delivering to ``group`` and drop its checkpoints."""
+        ray.get(self._actor().forget.remote(group))
+
+    def wait_caught_up(self, timeout: timedelta = timedelta(seconds=60)) -> list[Lag]:
+        """Wait until every partition's lag is 0; the lags at the end.
+
+        Raises:
+            TimeoutError: a partition still lags after ``timeout``.
+        """
+        deadline = time.monotonic() + timeout.total_seconds()
+        while True:
+            lags = self.lags()
+            if all(lag.lag == 0 for lag in lags):
+                return lags
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"still lagging: {[lag for lag in lags if lag.lag]}")
+            time.sleep(0.05)

@@ -1,0 +1,255 @@
+"""The dispatcher actor ``events``: pulls committed events from every resource's file
+and delivers them to consumer groups (agents with ``@subscribe`` handlers).
+
+One asyncio task per partition (group x resource) delivers one batch at a time to the
+replica the partition maps to, so a partition's events are handled in order and at most
+``max_in_flight`` are outstanding (backpressure). One watcher task reads each resource's
+newest event number every ``poll_interval`` and wakes the idle partitions of that
+resource. Everything durable is in ``DispatchCore``: a restarted dispatcher (Ray restarts
+it) resumes every partition from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from policies import EventsPolicy
+from runtime import (
+    Clock,
+    ConfigurationError,
+    SystemClock,
+    counter,
+    gauge,
+    histogram,
+    lookup,
+    resource_actor_name,
+)
+
+from .._agent.group import replicas_of
+from .core import DispatchCore, Lag, Pending
+from .subscribe import DeliveryReport
+
+_log = logging.getLogger(__name__)
+_SUPERVISE_S = 0.1  # how often new groups and resources are picked up
+_IDLE_WAKE_S = 1.0  # an idle partition looks again at least this often, bell or not
+_TAGS = ("resource", "subscriber")
+
+
+class EventsHost:
+    """The ``events`` actor (async). Nothing in ``__init__`` may raise: the store is
+    opened by the supervising task, which retries."""
+
+    def __init__(self, root: str, namespace: str, policy: EventsPolicy, clock: Clock | None = None):
+        self._root = Path(root)
+        self._namespace = namespace
+        self._policy = policy
+        self._clock = clock or SystemClock()
+        self._core: DispatchCore | None = None
+        self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._replicas: dict[str, list[Any]] = {}
+        self._bells: dict[str, asyncio.Event] = {}
+        self._newest: dict[str, int] = {}
+        self._errors: dict[tuple[str, str], str] = {}
+        self._handled: dict[tuple[str, str], int] = {}
+        self._trimmed_at: datetime | None = None
+        loop = asyncio.get_running_loop()
+        self._main = [loop.create_task(self._supervise()), loop.create_task(self._watch())]
+
+    def _open(self) -> DispatchCore:
+        if self._core is None:
+            self._core = DispatchCore(self._root, self._policy, self._clock)
+        return self._core
+
+    # -- calls ------------------------------------------------------------------------
+
+    async def register(self, group: str, types: list[str]) -> None:
+        """Make agent ``group`` a consumer group of ``types`` (``System.agent`` calls it).
+
+        Raises:
+            ConfigurationError: a bad group name or no types. StorageError: not stored.
+        """
+        self._open().register(group, types)
+        self._replicas.pop(group, None)
+        self._start_partitions()
+
+    async def forget(self, group: str) -> None:
+        """Stop delivering to ``group`` and drop its checkpoints."""
+        self._open().forget(group)
+        for key in [k for k in self._tasks if k[0] == group]:
+            self._tasks.pop(key).cancel()
+
+    async def rewind(self, group: str, resource: str, to: int = 0) -> None:
+        """Replay ``resource``'s retained events after ``to`` to ``group``.
+
+        Raises:
+            ConfigurationError: no such group, or ``to`` is not an int >= 0.
+        """
+        self._open().rewind(group, resource, to)
+        self._ring(resource)
+
+    async def lags(self) -> list[Lag]:
+        """Every partition's checkpoint and the newest event number."""
+        return self._open().lags()
+
+    async def status(self) -> list[dict[str, Any]]:
+        """Per partition: checkpoint, newest event, lag, events handled by this
+        incarnation, and the last delivery error (for ``agentcast status``)."""
+        return [self._row(lag) for lag in self._open().lags()]
+
+    def _row(self, lag: Lag) -> dict[str, Any]:
+        key = (lag.group, lag.resource)
+        return {
+            "subscriber": lag.group, "resource": lag.resource, "checkpoint": lag.checkpoint,
+            "last_seq": lag.last_seq, "lag": lag.lag, "handled": self._handled.get(key, 0),
+            "error": self._errors.get(key),
+        }  # fmt: skip
+
+    async def trim_now(self) -> dict[str, int]:
+        """Ask every resource to delete the events retention lets go; count per resource."""
+        return await self._trim()
+
+    # -- background ---------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        while True:
+            try:
+                self._start_partitions()
+                now = self._clock.now()
+                if self._trimmed_at is None or now - self._trimmed_at >= self._policy.trim_every:
+                    self._trimmed_at = now
+                    await self._trim()
+                self._report_lag()
+            except Exception as error:  # the store may be down: try again next round
+                _log.warning("events dispatcher: %s", error)
+            await asyncio.sleep(_SUPERVISE_S)
+
+    def _start_partitions(self) -> None:
+        core = self._open()
+        for group in core.groups:
+            for resource in core.resources():
+                task = self._tasks.get((group, resource))
+                if task is None or task.done():
+                    coro = self._drive(group, resource)
+                    self._tasks[(group, resource)] = asyncio.get_running_loop().create_task(coro)
+
+    async def _watch(self) -> None:
+        interval = self._policy.poll_interval.total_seconds()
+        while True:
+            with contextlib.suppress(Exception):
+                core = self._open()
+                for resource in {r for _, r in self._tasks}:
+                    newest = core.last_seq(resource)
+                    if newest != self._newest.get(resource):
+                        self._newest[resource] = newest
+                        self._ring(resource)
+            await asyncio.sleep(interval)
+
+    def _ring(self, resource: str) -> None:
+        bell = self._bells.pop(resource, None)
+        if bell is not None:
+            bell.set()
+
+    async def _drive(self, group: str, resource: str) -> None:
+        core, failures = self._open(), 0
+        while group in core.groups:
+            bell = self._bells.setdefault(resource, asyncio.Event())  # before reading
+            try:
+                pending = core.pending(group, resource)
+            except Exception as error:
+                self._errors[(group, resource)] = f"reading events: {error}"
+                await asyncio.sleep(self._policy.max_backoff.total_seconds())
+                continue
+            if not pending.events:
+                core.acked(group, resource, pending, pending.upto)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(bell.wait(), _IDLE_WAKE_S)
+                continue
+            failed = await self._deliver(group, resource, pending)
+            failures = failures + 1 if failed else 0
+            if failed:
+                await asyncio.sleep(self._policy.backoff(failures).total_seconds())
+
+    async def _deliver(self, group: str, resource: str, pending: Pending) -> bool:
+        """One delivery; returns whether it failed (then it is retried after a backoff)."""
+        key = (group, resource)
+        try:
+            replica = self._replica(group, resource)
+            timeout = self._policy.delivery_timeout.total_seconds()
+            report: DeliveryReport = await asyncio.wait_for(
+                replica.deliver.remote(pending.events), timeout
+            )
+        except Exception as error:
+            self._replicas.pop(group, None)  # look the replicas up again
+            self._errors[key] = f"unreachable: {type(error).__name__}: {str(error)[:500]}"
+            self._count("event_delivery_failures_total", group, resource, "unreachable")
+            return True
+        self._open().acked(group, resource, pending, report.done_upto)
+        self._handled[key] = self._handled.get(key, 0) + report.handled
+        self._observe(group, resource, pending, report)
+        if report.error is not None:
+            self._errors[key] = f"handler: {report.error}"
+            self._count("event_delivery_failures_total", group, resource, "handler")
+            return True
+        self._errors.pop(key, None)
+        return False
+
+    def _replica(self, group: str, resource: str) -> Any:
+        """The replica of ``group`` that takes ``resource``'s events: a stable pick
+        among the live replicas, so one partition is never handled by two at once.
+
+        Raises:
+            ConfigurationError: the group has no live replica.
+        """
+        replicas = self._replicas.get(group)
+        if replicas is None:
+            found = replicas_of(self._namespace, group)
+            replicas = self._replicas[group] = [found[name] for name in sorted(found)]
+        if not replicas:
+            self._replicas.pop(group, None)
+            raise ConfigurationError(f"no live replica of {group!r}")
+        return replicas[zlib.crc32(resource.encode()) % len(replicas)]
+
+    async def _trim(self) -> dict[str, int]:
+        core, trimmed = self._open(), {}
+        before = (self._clock.now() - self._policy.retention).isoformat()
+        for resource in core.resources():
+            upto = core.horizon(resource)
+            if upto == 0:
+                continue
+            with contextlib.suppress(Exception):  # not running: trimmed on a later round
+                actor = lookup(resource_actor_name(resource), self._namespace)
+                ref = actor.trim_events.remote(upto, before, self._policy.trim_batch)
+                trimmed[resource] = await asyncio.wait_for(ref, 30)
+        return trimmed
+
+    # -- metrics ------------------------------------------------------------------------
+
+    def _report_lag(self) -> None:
+        lag_gauge = gauge("event_lag", "Events committed past a subscriber's checkpoint", _TAGS)
+        for lag in self._open().lags():
+            lag_gauge.set(lag.lag, tags={"resource": lag.resource, "subscriber": lag.group})
+
+    def _observe(self, group: str, resource: str, pending: Pending, report: DeliveryReport) -> None:
+        tags = {"resource": resource, "subscriber": group}
+        done = [e for e in pending.events if e.seq <= report.done_upto]
+        if done:
+            counter("events_delivered_total", "Events a subscriber is done with", _TAGS).inc(
+                len(done), tags=tags
+            )
+            now = self._clock.now()
+            latency = histogram(
+                "event_delivery_ms", "From an event's commit to its handler's end", _TAGS
+            )
+            for event in done:
+                ms = (now - datetime.fromisoformat(event.at)).total_seconds() * 1000
+                latency.observe(max(ms, 0.0), tags=tags)
+
+    def _count(self, name: str, group: str, resource: str, reason: str) -> None:
+        tags = {"resource": resource, "subscriber": group, "reason": reason}
+        counter(name, "Failed deliveries, by reason", (*_TAGS, "reason")).inc(1, tags=tags)

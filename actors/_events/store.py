@@ -1,0 +1,186 @@
+"""The events table in a resource's SQLite file: written in the resource's commit, read
+by the dispatcher, trimmed by the resource under the retention rule (docs/events.md)."""
+
+from __future__ import annotations
+
+import builtins
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from runtime import (
+    InvalidArgumentError,
+    MalformedEventError,
+    StorageError,
+    check_name,
+    connect,
+    transaction,
+)
+
+from .emit import EventRow as EventRow
+
+M = TypeVar("M", bound=BaseModel)
+
+# AUTOINCREMENT: a sequence number is never reused, even once retention deleted every
+# row; it is assigned inside the commit, so a rolled-back commit leaves no gap.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    version INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    trace_id TEXT NOT NULL,
+    provenance TEXT NOT NULL,
+    writer TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_type ON events(type, seq);
+CREATE INDEX IF NOT EXISTS events_trace ON events(trace_id, seq);
+"""
+_COLUMNS = "seq, event_id, version, type, payload, trace_id, provenance, writer, at"
+_INSERT = (
+    "INSERT INTO events(event_id, version, type, payload, trace_id, provenance, writer, at) "
+    "VALUES(?,?,?,?,?,?,?,?)"
+)
+
+
+def insert(conn: sqlite3.Connection, rows: Sequence[EventRow]) -> None:
+    """Store ``rows`` inside the caller's (the commit's) transaction."""
+    if rows:
+        conn.executemany(_INSERT, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One committed event.
+
+    Attributes:
+        resource: the resource whose write emitted it.
+        seq: its place in the resource's events: 1, 2, 3, ... with no gap.
+        event_id: ``<resource>:<version>:<index>``, stable across deliveries.
+        version: the version of the write that emitted it.
+        type: the event's type name (its pydantic class name).
+        payload: the event, as JSON.
+        trace_id: the trace of the write. provenance: the write's mark.
+        writer: who wrote. at: when the write committed (ISO 8601, UTC).
+    """
+
+    resource: str
+    seq: int
+    event_id: str
+    version: int
+    type: str
+    payload: bytes
+    trace_id: str
+    provenance: str
+    writer: str
+    at: str
+
+    def model(self, cls: builtins.type[M]) -> M:
+        """The event as ``cls``.
+
+        Raises:
+            MalformedEventError: the payload does not validate as ``cls``.
+        """
+        try:
+            return cls.model_validate_json(self.payload)
+        except ValidationError as error:
+            raise MalformedEventError(self.type, f"not a {cls.__name__}: {error}") from error
+
+
+def events_path(root: Path, resource: str) -> Path:
+    """The SQLite file holding ``resource``'s log and events."""
+    return root / "resources" / f"{check_name('resource', resource)}.sqlite"
+
+
+class EventLog:
+    """A read-only view of one resource's events (the dispatcher's, ``agentcast``'s).
+
+    Opening never creates the file; reads see every committed event (WAL readers do not
+    block the resource's writer).
+    """
+
+    def __init__(self, root: Path, resource: str) -> None:
+        self.resource = resource
+        self.path = events_path(root, resource)
+        if not self.path.exists():
+            raise StorageError(f"no resource file {self.path}")
+        uri = f"file:{self.path}?mode=ro"
+        self._conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA busy_timeout=30000")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def read(
+        self, *, after: int = 0, types: Iterable[str] | None = None, limit: int = 1000
+    ) -> list[EventRecord]:
+        """Up to ``limit`` events with ``seq > after``, in order; only ``types`` if given.
+
+        Raises:
+            StorageError: the file could not be read.
+        """
+        sql, params = f"SELECT {_COLUMNS} FROM events WHERE seq > ?", list[Any]([after])
+        if types is not None:
+            wanted = sorted(set(types))
+            sql += f" AND type IN ({','.join('?' * len(wanted))})"
+            params.extend(wanted)
+        rows = self._read(sql + " ORDER BY seq LIMIT ?", [*params, limit])
+        return [EventRecord(self.resource, *row) for row in rows]
+
+    def last_seq(self) -> int:
+        """The newest event's sequence number (0 before any: retention never lowers it).
+
+        Raises:
+            StorageError: the file could not be read.
+        """
+        rows = self._read("SELECT seq FROM sqlite_sequence WHERE name='events'", [])
+        return int(rows[0][0]) if rows else 0
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as error:
+            if "no such table" in str(error):
+                return []  # a resource file from before events existed: no events yet
+            raise StorageError(f"reading events of {self.path} failed: {error}") from error
+
+
+def trim(conn: sqlite3.Connection, upto: int, before: str, limit: int) -> int:
+    """Delete at most ``limit`` events with ``seq <= upto`` committed before ``before``
+    (every consumer group is past them and the window elapsed). Returns how many.
+
+    Raises:
+        StorageError: nothing was deleted.
+    """
+    with transaction(conn, "trimming events failed"):
+        return conn.execute(
+            "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? "
+            "AND at < ? ORDER BY seq LIMIT ?)",
+            (upto, before, limit),
+        ).rowcount
+
+
+def trim_file(path: Path, upto: int, before: str, limit: int) -> int:
+    """``trim`` on the resource file at ``path`` (the resource actor's call, asked by the
+    dispatcher).
+
+    Raises:
+        InvalidArgumentError: ``upto`` or ``limit`` is not an int >= 0, ``before`` not a
+            str.
+        StorageError: nothing was deleted.
+    """
+    if not (type(upto) is int and type(limit) is int and upto >= 0 and limit >= 0):
+        raise InvalidArgumentError(f"trim needs ints >= 0, not {upto!r}, {limit!r}")
+    if not isinstance(before, str):
+        raise InvalidArgumentError(f"trim needs an ISO time, not {before!r}")
+    conn = connect(path)
+    try:
+        return trim(conn, upto, before, limit)
+    finally:
+        conn.close()

@@ -1,0 +1,117 @@
+"""``@validate``: an agent's within-transaction validators, and how a replica runs one.
+
+A validator is ``async def name(self, event: EventType) -> Veto | None``. The resource whose
+write would emit ``EventType`` calls it before the write commits when the visibility
+policy names the agent for that type with ``latency: within_transaction``
+(docs/visibility.md). It runs in the replica's control group, beside its handlers, so a
+validator never waits behind the agent's own task (which may be the very write waiting
+on it). It may read any resource, the one it validates included: reads are served while
+the write waits; it must not write to that resource (its write would wait behind the
+one it validates, and the validator would miss its deadline).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from runtime import ConfigurationError, MalformedEventError, UnknownEventTypeError
+
+from .emit import type_name
+
+F = TypeVar("F", bound=Callable[..., Any])
+_VALIDATE_ATTR = "__agentcast_validate__"
+_CACHE_ATTR = "__agentcast_validators__"
+
+
+class Veto(BaseModel):
+    """A validator's refusal of the write; a validator that allows returns None.
+
+    Attributes:
+        reason: why (shown in the ``VetoedError`` and the resource's log).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reason: str
+
+
+def validate(event_type: type[BaseModel]) -> Callable[[F], F]:
+    """Mark ``async def name(self, event: EventType) -> Veto | None`` as this agent's
+    validator of ``event_type`` (used where the visibility policy says
+    ``within_transaction``).
+
+    Raises:
+        ConfigurationError: ``event_type`` is not a pydantic model class.
+    """
+    if not (isinstance(event_type, type) and issubclass(event_type, BaseModel)):
+        raise ConfigurationError(f"@validate takes a pydantic model class, not {event_type!r}")
+
+    def mark(fn: F) -> F:
+        setattr(fn, _VALIDATE_ATTR, event_type)
+        return fn
+
+    return mark
+
+
+@dataclass(frozen=True, slots=True)
+class Validator:
+    """One ``@validate`` handler."""
+
+    name: str
+    fn: Callable[..., Any]
+    event_type: type[BaseModel]
+
+
+def validators(cls: type) -> dict[str, Validator]:
+    """An agent class's validators, by event type name.
+
+    Raises:
+        ConfigurationError: a validator that is not ``async``, does not take one
+            argument, or shares its event type with another.
+    """
+    cached: dict[str, Validator] | None = cls.__dict__.get(_CACHE_ATTR)
+    if cached is not None:
+        return cached
+    found: dict[str, Validator] = {}
+    for name, fn in inspect.getmembers(cls, inspect.isfunction):
+        event_type = getattr(fn, _VALIDATE_ATTR, None)
+        if event_type is None:
+            continue
+        where = f"{cls.__name__}.{name}"
+        params = [p for p in inspect.signature(fn).parameters if p != "self"]
+        if not inspect.iscoroutinefunction(fn) or len(params) != 1:
+            raise ConfigurationError(f"{where} must be 'async def {name}(self, event)'")
+        key = type_name(event_type)
+        if key in found:
+            raise ConfigurationError(f"{where} and {found[key].name} both validate {key}")
+        found[key] = Validator(name, fn, event_type)
+    setattr(cls, _CACHE_ATTR, found)
+    return found
+
+
+async def run_validator(agent: Any, where: str, event_type: str, payload: bytes) -> Veto | None:
+    """Run ``agent``'s validator of ``event_type`` on the JSON ``payload``: its
+    ``Veto``, or None (it allows).
+
+    Raises:
+        UnknownEventTypeError: the agent has no validator of that type (a forged or
+            misrouted call).
+        MalformedEventError: the payload does not validate as the validator's model.
+        Exception: whatever the validator raised; the resource applies ``on_timeout``.
+    """
+    spec = validators(type(agent)).get(event_type) if isinstance(event_type, str) else None
+    if spec is None:
+        raise UnknownEventTypeError(str(event_type)[:200], where)
+    if not isinstance(payload, bytes):
+        raise MalformedEventError(event_type, "the payload is not JSON bytes")
+    try:
+        event = spec.event_type.model_validate_json(payload)
+    except ValueError as error:
+        raise MalformedEventError(event_type, str(error)[:500]) from error
+    verdict: Veto | None = await spec.fn(agent, event)
+    return verdict  # anything else is the resource's to judge: a ``bad_verdict`` failure

@@ -1,0 +1,300 @@
+"""Within-transaction validators, at the resource (docs/visibility.md).
+
+Where the visibility policy names validators for an event type, a write that would emit
+it waits for their verdicts before it commits. The writer stays single:
+
+- The host holds its applier (``SerialApplier.held``) for the whole check: no other
+  write applies until the checked write is applied or refused, so the validators judge
+  exactly the state the write then commits onto; writes that arrive meanwhile queue.
+- Reads are not held: they run on the committed state (the checked write is only
+  dry-run, on a journaled view that is undone before anything awaits), so a validator
+  that reads the resource it validates is served, never deadlocked.
+- The write method runs twice: dry (to learn its events) and for real, on the same
+  state. A write must be a function of its state and arguments, as replay already
+  assumes.
+
+Authority, idempotency and every other refusal are checked before any validator is
+asked: a forged or duplicate call never reaches one. A veto, or a validator failure
+under ``on_timeout: veto``, is a typed error logged as a rejection with the write's
+trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from policies import OnTimeout, VisibilityPolicy
+from runtime import (
+    ConfigurationError,
+    StorageError,
+    ValidatorFailedError,
+    VetoedError,
+    VisibilityError,
+    agent_actor_name,
+    counter,
+    lookup,
+)
+
+from .._events.emit import collecting, type_name
+from .._events.validate import Veto
+from .batch import Refused, rejection_of
+from .calls import WriteCall, WriteResult, decode_arguments
+from .core import ResourceCore
+from .state_view import StateView
+
+VISIBILITY_FILE = "visibility.json"
+"""Where ``Visibility.enforce`` leaves the within-transaction rules for every resource
+(under the system's storage root), so a restarted resource applies them too."""
+
+
+@dataclass(frozen=True, slots=True)
+class GateRule:
+    """A within-transaction rule as a resource applies it."""
+
+    notify: tuple[str, ...]
+    deadline_s: float
+    allow_on_failure: bool
+
+
+def save_rules(root: Path, policy: VisibilityPolicy, replicas: dict[str, int]) -> None:
+    """Store ``policy``'s within-transaction rules and each named agent's replica count
+    (written whole, then renamed: a reader sees the old rules or the new ones)."""
+    rules = {
+        name: {
+            "notify": list(rule.notify),
+            "deadline_s": rule.deadline.total_seconds() if rule.deadline else 0.0,
+            "allow_on_failure": rule.on_timeout is OnTimeout.ALLOW,
+        }
+        for name, rule in policy.gated().items()
+    }
+    path = root / VISIBILITY_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"rules": rules, "replicas": replicas}, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def load_rules(root: Path) -> tuple[dict[str, GateRule], dict[str, int]]:
+    """The stored rules and replica counts; none if nothing was stored.
+
+    Raises:
+        StorageError: the file exists and cannot be read: writes are refused rather
+            than let through unchecked.
+    """
+    path = root / VISIBILITY_FILE
+    if not path.exists():
+        return {}, {}
+    try:
+        stored = json.loads(path.read_text())
+        rules = {
+            str(name): GateRule(
+                tuple(r["notify"]), float(r["deadline_s"]), bool(r["allow_on_failure"])
+            )
+            for name, r in stored["rules"].items()
+        }
+        return rules, {str(k): int(v) for k, v in stored["replicas"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise StorageError(f"unreadable visibility rules {path}: {error}") from error
+
+
+Ask = Callable[[str, int, str, bytes, float], Awaitable[Veto | None]]
+"""``(agent, replicas, event_type, payload, deadline_s) -> Veto | None``; raises
+``ValidatorFailedError`` (its resource left empty) for no verdict."""
+
+
+class RayValidators:
+    """Asks an agent's replicas, in turn, for a verdict (the first that answers)."""
+
+    def __init__(self, namespace: str) -> None:
+        self._namespace = namespace
+        self._actors: dict[tuple[str, int], Any] = {}
+
+    async def __call__(
+        self, agent: str, replicas: int, event_type: str, payload: bytes, deadline_s: float
+    ) -> Veto | None:
+        failure = ("died", "no replica is running")
+        for i in range(max(replicas, 1)):
+            for fresh in (False, True):  # a replica restarted under its name: look it up again
+                actor = self._actor(agent, i, fresh)
+                if actor is None:
+                    break
+                try:  # the gate bounds the whole question by the rule's deadline
+                    verdict = await actor.validate_event.remote(event_type, payload)
+                except ray.exceptions.RayActorError as error:
+                    failure = ("died", str(error).splitlines()[0][:300])
+                    continue
+                except Exception as error:
+                    detail = f"{type(error).__name__}: {str(error).splitlines()[-1][:300]}"
+                    raise ValidatorFailedError("", event_type, agent, "raised", detail) from error
+                if verdict is not None and not isinstance(verdict, Veto):
+                    bad = type(verdict).__name__
+                    raise ValidatorFailedError("", event_type, agent, "bad_verdict", bad)
+                return verdict
+        raise ValidatorFailedError("", event_type, agent, *failure)
+
+    def _actor(self, agent: str, replica: int, fresh: bool) -> Any:
+        key = (agent, replica)
+        if fresh:
+            self._actors.pop(key, None)
+        if key not in self._actors:
+            try:
+                self._actors[key] = lookup(agent_actor_name(agent, replica), self._namespace)
+            except ConfigurationError:
+                return None
+        return self._actors[key]
+
+
+def dry_run(core: ResourceCore, call: WriteCall, gated: Sequence[str]) -> list[tuple[str, bytes]]:
+    """The gated events ``call`` would emit on the committed state, which it leaves as
+    it was; none for a call the applier will refuse or answer as a duplicate."""
+    if call.malformed is not None or core.needs_recovery or core.fenced:
+        return []
+    try:
+        writer, _ = core._identify(call)
+        if core._committed([call.idem_key]):
+            return []
+        op = core._admit(call, writer, core._trust.believed(writer, call.provenance))
+    except Exception:
+        return []  # refused: the applier refuses it the same way, and logs it
+    finally:
+        core._lease_fences.discard()  # _admit noted the call's lease tokens
+    view = StateView(core.state)
+    try:
+        args, kwargs = decode_arguments(call.args)
+        with collecting(core.name, core._resource.emits) as emitted:
+            op.call(core._resource, view, args, kwargs)
+    except Exception:
+        return []  # it raises: the applier refuses it with its error
+    finally:
+        view.undo()
+    return [(name, payload) for name, payload in emitted.events if name in gated]
+
+
+class Gate:
+    """Holds a resource's writes to the verdicts of their within-transaction validators.
+
+    Args:
+        name: the resource. root: the storage root holding the rules.
+        emits: the event types the resource declares (empty: any).
+        namespace: the system's namespace, where the validators run (default: this
+            actor's).
+        ask: how a validator is asked (``RayValidators``; a fake in plain-class tests).
+    """
+
+    def __init__(
+        self, name: str, root: Path, emits: Sequence[type[Any]], *, namespace: str = "",
+        ask: Ask | None = None,
+    ) -> None:  # fmt: skip
+        self._name = name
+        self._namespace = namespace  # where the agents run: not the actor's job namespace
+        self._root = root
+        self._emits = {type_name(t) for t in emits}
+        self._ask = ask
+        self._rules: dict[str, GateRule] | None = None
+        self._replicas: dict[str, int] = {}
+
+    def reload(self) -> None:
+        """Read the stored rules again (``Visibility.enforce`` stored new ones).
+
+        Raises:
+            StorageError: unreadable rules (see ``load_rules``).
+        """
+        rules, self._replicas = load_rules(self._root)
+        self._rules = {n: r for n, r in rules.items() if not self._emits or n in self._emits}
+
+    def rules(self) -> dict[str, GateRule]:
+        """The rules of the event types this resource may emit (read on first use)."""
+        if self._rules is None:
+            self.reload()
+        assert self._rules is not None
+        return self._rules
+
+    async def submit(
+        self, calls: list[WriteCall], applier: Any, open_core: Callable[[], ResourceCore],
+        pending: Callable[[list[WriteCall]], Any],
+    ) -> list[WriteResult[Any]]:  # fmt: skip
+        """Apply ``calls`` through ``applier``; those that would emit a gated event one
+        at a time under the held applier, each after its validators' verdicts.
+
+        Raises:
+            StorageError: unreadable rules, or a refusal that could not be logged.
+        """
+        rules = self.rules()  # one set of rules for the whole submit, even if reloaded
+        if not rules:
+            return list(await applier.submit(pending(calls)))
+        results: list[WriteResult[Any]] = []
+        async with applier.held() as apply_alone:
+            core = open_core()
+            for call in calls:  # each judged on the state the one before it left
+                events = dry_run(core, call, list(rules))
+                refusal = await self._verdicts(rules, events) if events else None
+                if refusal is None:
+                    results.extend(apply_alone(pending([call])))
+                else:
+                    results.append(self._refuse(core, call, refusal))
+        return results
+
+    async def _verdicts(
+        self, rules: dict[str, GateRule], events: list[tuple[str, bytes]]
+    ) -> VisibilityError | None:
+        """The error refusing the write (the first veto, else the first failure of a
+        validator whose rule fails closed), or None: it may commit."""
+        asks, plan = [], []
+        ask = self._ask or RayValidators(self._namespace or ray.get_runtime_context().namespace)
+        self._ask = ask
+        for event_type, payload in events:
+            rule = rules[event_type]
+            for agent in rule.notify:
+                replicas = self._replicas.get(agent, 1)
+                question = ask(agent, replicas, event_type, payload, rule.deadline_s)
+                asks.append(asyncio.wait_for(question, rule.deadline_s))
+                plan.append((event_type, agent, rule))
+        answers = await asyncio.gather(*asks, return_exceptions=True)
+        refusals: list[VisibilityError] = []
+        for (event_type, agent, rule), answer in zip(plan, answers, strict=True):
+            outcome, error = self._judge(event_type, agent, rule, answer)
+            _count(self._name, event_type, outcome)
+            if error is not None:
+                refusals.append(error)
+        vetoes: list[VisibilityError] = [e for e in refusals if isinstance(e, VetoedError)]
+        first = vetoes or refusals
+        return first[0] if first else None
+
+    def _judge(
+        self, event_type: str, agent: str, rule: GateRule, answer: Any
+    ) -> tuple[str, VisibilityError | None]:
+        """(the outcome's metric label, the error refusing the write or None)."""
+        if answer is None:
+            return "allowed", None
+        if isinstance(answer, Veto):
+            return "vetoed", VetoedError(self._name, event_type, agent, answer.reason[:2000])
+        if isinstance(answer, ValidatorFailedError):
+            failure, detail = answer.failure, answer.detail
+        elif isinstance(answer, TimeoutError):
+            failure, detail = "timeout", f"no verdict within {rule.deadline_s}s"
+        else:  # not an answer of RayValidators: a bug of the fake or the transport
+            failure, detail = "raised", f"{type(answer).__name__}: {answer}"[:300]
+        failed = ValidatorFailedError(self._name, event_type, agent, failure, detail)
+        return failure, (None if rule.allow_on_failure else failed)
+
+    def _refuse(
+        self, core: ResourceCore, call: WriteCall, error: VisibilityError
+    ) -> WriteResult[Any]:
+        reason = "vetoed" if isinstance(error, VetoedError) else "validator_failed"
+        at = core._clock.now().isoformat()
+        core.log.commit(core.incarnation, [], [rejection_of(call, Refused(error, reason), at)])
+        return WriteResult(core.version, error=error)
+
+
+def _count(resource: str, event_type: str, outcome: str) -> None:
+    counter(
+        "visibility_verdicts_total", "Within-transaction validator answers by outcome",
+        ("resource", "event_type", "outcome"),
+    ).inc(1, tags={"resource": resource, "event_type": event_type, "outcome": outcome})  # fmt: skip

@@ -1,0 +1,54 @@
+"""How the events dispatcher delivers committed events to subscribers, and how long a
+resource keeps its events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventsPolicy:
+    """The dispatcher's delivery rules (``actors.Subscriptions``, docs/events.md).
+
+    Attributes:
+        max_in_flight: most events one delivery call carries to a subscriber; a
+            partition (one consumer group, one resource) has at most one call in flight,
+            so this bounds what a slow subscriber holds (backpressure). Default 100.
+        poll_interval: how often the dispatcher looks for new events while a resource
+            is quiet. Default 5 ms.
+        retry_backoff: the wait before a failed delivery (handler error, replica
+            unreachable) is tried again, doubled per failure up to ``max_backoff``.
+            Default 100 ms.
+        max_backoff: the longest wait between retries of one partition. Default 5 s.
+        delivery_timeout: how long one delivery call may run before it counts as
+            failed and is retried (the handlers' writes are idempotent). Default 60 s.
+        retention: events are kept at least this long after their write committed,
+            and until every consumer group's checkpoint passed them. Default 1 day.
+        trim_every: how often the dispatcher asks resources to delete events under the
+            retention rule. Default 1 minute.
+        trim_batch: most events one trim pass deletes per resource. Default 5,000.
+    """
+
+    max_in_flight: int = 100
+    poll_interval: timedelta = timedelta(milliseconds=5)
+    retry_backoff: timedelta = timedelta(milliseconds=100)
+    max_backoff: timedelta = timedelta(seconds=5)
+    delivery_timeout: timedelta = timedelta(seconds=60)
+    retention: timedelta = timedelta(days=1)
+    trim_every: timedelta = timedelta(minutes=1)
+    trim_batch: int = 5_000
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_in_flight", "poll_interval", "retry_backoff", "max_backoff",
+            "delivery_timeout", "retention", "trim_every", "trim_batch",
+        ):  # fmt: skip
+            value = getattr(self, name)
+            if (value <= timedelta(0)) if isinstance(value, timedelta) else value < 1:
+                raise ValueError(f"EventsPolicy.{name} must be positive")
+
+    def backoff(self, failures: int) -> timedelta:
+        """The wait after ``failures`` consecutive failed deliveries of a partition."""
+        grown: timedelta = self.retry_backoff * (2 ** max(failures - 1, 0))
+        return min(grown, self.max_backoff)

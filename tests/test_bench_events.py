@@ -1,0 +1,40 @@
+"""``agentcast bench events --quick``: every row, the emit cost and the lag curve, and the
+ratios computed from the rows; never speed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from bench_runs import run_quick_bench
+
+from actors._cli.bench.events import QUICK_COUNTS, TARGETS, ratios
+
+
+def test_ratios_divide_agentcast_by_plain_fanout_per_subscriber_count() -> None:
+    rows = [
+        {"row": row, "subscribers": n, "events_per_s": 10.0 * n * (2 if row == "agentcast" else 1)}
+        for row in ("plain_ray_fanout", "agentcast")
+        for n in QUICK_COUNTS
+    ]
+    assert ratios(rows, QUICK_COUNTS) == {str(n): 2.0 for n in QUICK_COUNTS}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # its own Ray
+def test_quick_events_bench_has_every_row_the_emit_cost_and_the_lag_curve(tmp_path: Path) -> None:
+    report = run_quick_bench("events", tmp_path / "events.json", timeout=840)
+    rows = {(r["row"], r["subscribers"]): r for r in report["rows"]}
+    assert set(rows) == {
+        (row, n) for row in ("plain_ray_fanout", "agentcast") for n in QUICK_COUNTS
+    }
+    for (_, n), row in rows.items():
+        assert row["deliveries"] == 200 * n
+        assert row["events_per_s"] > 0 and row["p99_ms"] >= row["p50_ms"] > 0
+    cost = report["emit_cost"]
+    assert cost["writes"] == 500 and cost["with_emit_per_s"] > 0 < cost["without_emit_per_s"]
+    lag = report["lag"]
+    assert lag["subscribers"] == QUICK_COUNTS[1] and len(lag["curve"]) >= 5
+    assert report["targets"] == TARGETS
+    assert set(report["results"]["delivery_vs_plain"]) == {str(n) for n in QUICK_COUNTS}
+    assert set(report["results"]["met"]) == {"emit_overhead", "delivery_vs_plain", "lag_bounded"}

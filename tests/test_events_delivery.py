@@ -1,0 +1,286 @@
+"""Delivery as plain classes: the dispatcher's core, the agent side's ``deliver``, real
+SQLite files. With random crashes of subscribers and of the dispatcher, each event's
+effect lands exactly once per consumer group, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from events_for_tests import Restocked, Sink, SoldOut, Stock
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from actors import subscribe
+from actors._events.core import DispatchCore
+from actors._events.store import trim_file
+from actors._events.subscribe import Subscription, deliver, subscriptions
+from actors.lowlevel import ResourceCore, WriteCall
+from policies import EventsPolicy
+from runtime import (
+    ConfigurationError,
+    Envelope,
+    InvalidArgumentError,
+    UnknownEventTypeError,
+    encode,
+)
+
+GROUPS = ("audit", "billing")
+
+
+def write(core: ResourceCore, op: str, *args: Any, key: str | None = None) -> Any:
+    call = WriteCall(op, encode([list(args), {}]), "w", 1, key or uuid.uuid4().hex, "c" * 32)
+    (result,) = core.apply_batch([call])
+    assert result.error is None, result.error
+    return result
+
+
+class Crash(Exception):
+    """The replica died mid-batch: the dispatcher gets no report."""
+
+
+class Subscriber:
+    """A replica of ``group``: handles ``Restocked`` by writing to the sink with the
+    key the runtime derives (``<task id>:<call index>``); may die after ``die_after``."""
+
+    def __init__(self, group: str, sink: ResourceCore) -> None:
+        self.group, self.sink, self.die_after = group, sink, -1
+        self.specs = {"Restocked": Subscription("on", self._on, Restocked, None)}
+        self.deliveries = 0
+
+    async def _on(self, event: BaseModel) -> None:  # pragma: no cover - run through run
+        raise AssertionError
+
+    async def run(self, spec: Subscription, event: BaseModel, envelope: Envelope) -> None:
+        if self.die_after == 0:
+            raise Crash
+        self.die_after -= 1
+        self.deliveries += 1
+        assert isinstance(event, Restocked)
+        write(self.sink, "append", self.group, f"{event.sku}", key=f"{envelope.task_id}:0")
+
+    def handle(self, batch: list[Any]) -> Any:
+        async def crashing(spec: Subscription, event: BaseModel, envelope: Envelope) -> None:
+            await self.run(spec, event, envelope)
+
+        report = asyncio.run(deliver(self.specs, "test", self.group, batch, crashing))
+        if report.error is not None and "Crash" in report.error:
+            raise Crash
+        return report
+
+
+_ACTIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("write"), st.integers(1, 3)),
+        st.tuples(st.just("deliver"), st.sampled_from(GROUPS)),
+        st.tuples(st.just("crash_subscriber"), st.sampled_from(GROUPS), st.integers(0, 3)),
+        st.tuples(st.just("crash_dispatcher"), st.booleans()),
+    ),
+    max_size=40,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(actions=_ACTIONS)
+def test_random_crashes_deliver_each_event_once_per_group_in_order(
+    tmp_path_factory: pytest.TempPathFactory, actions: list[tuple[Any, ...]]
+) -> None:
+    root = tmp_path_factory.mktemp("delivery")
+    stock, sink = ResourceCore(Stock(), "stock", root), ResourceCore(Sink(), "sink", root)
+    policy = EventsPolicy(max_in_flight=3)
+    core = DispatchCore(root, policy)
+    for group in GROUPS:
+        core.register(group, ["Restocked"])
+    subs = {group: Subscriber(group, sink) for group in GROUPS}
+    skus: list[str] = []
+
+    def step(group: str, lose_ack: bool = False) -> None:
+        pending = core.pending(group, "stock")
+        try:
+            report = subs[group].handle(pending.events)
+        except Crash:
+            subs[group].die_after = -1  # restarted: resumes after its checkpoint
+            return
+        if not lose_ack:
+            core.acked(group, "stock", pending, report.done_upto)
+
+    for action in actions:
+        if action[0] == "write":
+            for _ in range(action[1]):
+                skus.append(f"s{len(skus)}")
+                write(stock, "restock", skus[-1], 1)
+        elif action[0] == "deliver":
+            step(action[1])
+        elif action[0] == "crash_subscriber":
+            subs[action[1]].die_after = action[2]
+            step(action[1])
+        else:  # the dispatcher dies, maybe after a delivery whose ack it never stored
+            step(GROUPS[0], lose_ack=action[1])
+            core.close()
+            core = DispatchCore(root, policy)
+    for group in GROUPS:  # no more crashes: drain
+        while core.pending(group, "stock").events:
+            step(group)
+    for group in GROUPS:
+        assert sink.state.get(group, []) == skus
+    assert all(lag.lag == 0 for lag in core.lags() if lag.resource == "stock")
+
+
+def test_a_group_passes_events_of_other_types_and_lag_counts_every_event(tmp_path: Path) -> None:
+    stock = ResourceCore(Stock(), "stock", tmp_path)
+    core = DispatchCore(tmp_path)
+    core.register("sold", ["SoldOut"])
+    write(stock, "restock", "A", 1)
+    write(stock, "restock", "B", 1)
+    write(stock, "sell", "A", 1)  # SoldOut, seq 3
+    write(stock, "restock", "C", 1)
+    pending = core.pending("sold", "stock")
+    assert [(e.seq, e.type) for e in pending.events] == [(3, "SoldOut")]
+    assert (pending.after, pending.upto) == (0, 4)
+    (lag,) = core.lags()
+    assert (lag.group, lag.resource, lag.lag) == ("sold", "stock", 4)
+    assert core.acked("sold", "stock", pending, 3)
+    (lag,) = core.lags()
+    assert (lag.checkpoint, lag.lag) == (4, 0)
+    assert core.pending("sold", "stock").events == []
+
+
+def test_a_full_batch_moves_the_checkpoint_only_to_its_last_event(tmp_path: Path) -> None:
+    stock = ResourceCore(Stock(), "stock", tmp_path)
+    core = DispatchCore(tmp_path, EventsPolicy(max_in_flight=2))
+    core.register("all", ["Restocked", "SoldOut"])
+    for sku in "ABCDE":
+        write(stock, "restock", sku, 1)
+    first = core.pending("all", "stock")
+    assert ([e.seq for e in first.events], first.upto) == ([1, 2], 2)
+    core.acked("all", "stock", first, 1)  # the handler failed at seq 2
+    again = core.pending("all", "stock")
+    assert [e.seq for e in again.events] == [2, 3]
+
+
+def test_replay_from_the_start_and_a_late_ack_does_not_undo_it(tmp_path: Path) -> None:
+    stock = ResourceCore(Stock(), "stock", tmp_path)
+    core = DispatchCore(tmp_path)
+    core.register("all", ["Restocked"])
+    write(stock, "restock", "A", 1)
+    write(stock, "restock", "B", 1)
+    pending = core.pending("all", "stock")
+    core.rewind("all", "stock", 0)
+    assert core.acked("all", "stock", pending, 2)  # checkpoint was 0: the same as read
+    late = core.pending("all", "stock")
+    core.rewind("all", "stock", 1)
+    assert not core.acked("all", "stock", late, 2)  # read after 2, rewound to 1 meanwhile
+    assert [e.seq for e in core.pending("all", "stock").events] == [2]
+    with pytest.raises(ConfigurationError):
+        core.rewind("nobody", "stock", 0)
+
+
+def test_checkpoints_survive_a_new_dispatcher(tmp_path: Path) -> None:
+    stock = ResourceCore(Stock(), "stock", tmp_path)
+    core = DispatchCore(tmp_path)
+    core.register("all", ["Restocked"])
+    write(stock, "restock", "A", 1)
+    core.acked("all", "stock", core.pending("all", "stock"), 1)
+    core.close()
+    again = DispatchCore(tmp_path)
+    assert again.groups == {"all": ("Restocked",)}
+    assert [lag.checkpoint for lag in again.lags()] == [1]
+
+
+class Watcher:
+    @subscribe(Restocked, where=lambda e: e.qty > 1)
+    async def on_restock(self, event: Restocked) -> None:
+        self.seen.append(event.sku)
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+
+def test_where_filters_on_the_agent_and_unknown_types_are_refused(tmp_path: Path) -> None:
+    stock = ResourceCore(Stock(), "stock", tmp_path)
+    write(stock, "restock", "A", 1)
+    write(stock, "restock", "B", 2)
+    write(stock, "sell", "A", 1)
+    core = DispatchCore(tmp_path)
+    core.register("w", ["Restocked", "SoldOut"])
+    events = core.pending("w", "stock").events
+    agent = Watcher()
+    specs = subscriptions(Watcher)
+
+    async def run(spec: Subscription, event: BaseModel, envelope: Envelope) -> None:
+        await spec.fn(agent, event)
+
+    report = asyncio.run(deliver(specs, "agent w", "w", events[:2], run))
+    assert (report.done_upto, report.handled, report.error, agent.seen) == (2, 1, None, ["B"])
+    with pytest.raises(UnknownEventTypeError):
+        asyncio.run(deliver(specs, "agent w", "w", events, run))
+
+
+def test_malformed_subscriptions_are_configuration_errors() -> None:
+    with pytest.raises(ConfigurationError):
+        subscribe(dict)  # type: ignore[arg-type]
+
+    class Sync:
+        @subscribe(SoldOut)
+        def on(self, event: SoldOut) -> None: ...
+
+    with pytest.raises(ConfigurationError):
+        subscriptions(Sync)
+
+
+def test_retention_trims_only_what_every_group_passed_once_the_window_elapsed(
+    tmp_path: Path,
+) -> None:
+    stock = ResourceCore(Stock(), "stock", tmp_path)
+    core = DispatchCore(tmp_path)
+    core.register("fast", ["Restocked"])
+    core.register("slow", ["Restocked"])
+    for sku in "ABCD":
+        write(stock, "restock", sku, 1)
+    core.acked("fast", "stock", core.pending("fast", "stock"), 4)
+    slow = core.pending("slow", "stock")
+    core.acked("slow", "stock", slow, 2)
+    assert core.horizon("stock") == 2
+    past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    assert trim_file(stock.log.path, core.horizon("stock"), past, 100) == 0  # window
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    assert trim_file(stock.log.path, core.horizon("stock"), future, 100) == 2
+    assert [e.seq for e in core.pending("slow", "stock").events] == [3, 4]
+    with pytest.raises(InvalidArgumentError):
+        trim_file(stock.log.path, -1, future, 100)
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("resources/stock.sqlite", "SELECT * FROM events WHERE seq > 1 ORDER BY seq LIMIT 5"),
+        (
+            "resources/stock.sqlite",
+            "SELECT * FROM events WHERE seq > 1 AND type IN ('A','B') ORDER BY seq LIMIT 5",
+        ),
+        (
+            "resources/stock.sqlite",
+            "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= 9 "
+            "AND at < 'z' ORDER BY seq LIMIT 5)",
+        ),
+        ("resources/stock.sqlite", "SELECT * FROM events WHERE trace_id = 'x' ORDER BY seq"),
+        ("events/dispatch.sqlite", "SELECT seq FROM checkpoints WHERE grp='a' AND resource='b'"),
+        ("events/dispatch.sqlite", "SELECT MIN(seq) FROM checkpoints WHERE resource='b'"),
+    ],
+)
+def test_every_query_of_the_events_tables_uses_an_index(
+    tmp_path: Path, path: str, query: str
+) -> None:
+    ResourceCore(Stock(), "stock", tmp_path)
+    DispatchCore(tmp_path)
+    probe = sqlite3.connect(tmp_path / path)
+    plan = " ".join(row[3] for row in probe.execute(f"EXPLAIN QUERY PLAN {query}"))
+    assert "USING" in plan and "SCAN events" not in plan and "SCAN checkpoints" not in plan

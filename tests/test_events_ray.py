@@ -1,0 +1,127 @@
+"""Events on a real Ray: delivery to a consumer group in order, exactly-once effects, and
+resumption after the subscriber, the dispatcher or the resource is killed; replay."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import ray
+from events_for_tests import Recorder, Sink, SlowRecorder, Stock
+from waiting import wait_until
+
+from actors import Subscriptions, System
+from actors._cli.main import main
+from runtime import lookup, resource_actor_name
+
+
+def sink_items(system: System, group: str) -> list[str]:
+    state = system.log("sink").replay()
+    return list(state.get(group, []))
+
+
+def restock(system: System, skus: list[str]) -> None:
+    stock = system.get_resource("stock")
+    for sku in skus:
+        stock.restock(sku, 1)
+
+
+def start(system: System, agent: Any = Recorder, replicas: int = 1) -> Subscriptions:
+    system.resource(Stock, name="stock")
+    system.resource(Sink, name="sink")
+    system.agent(agent, name="recorder", replicas=replicas)
+    return Subscriptions(system.namespace)
+
+
+@pytest.mark.timeout(180)
+def test_every_event_reaches_the_group_once_in_order(system: System) -> None:
+    subs = start(system, replicas=2)
+    skus = [f"s{i}" for i in range(30)]
+    restock(system, skus)
+    wait_until(lambda: len(sink_items(system, "recorder")) >= 30, "all 30 handled", 120)
+    subs.wait_caught_up()
+    assert sink_items(system, "recorder") == skus
+    (row,) = [r for r in subs.status() if r["resource"] == "stock"]
+    assert (row["checkpoint"], row["last_seq"], row["lag"], row["error"]) == (30, 30, 0, None)
+
+
+@pytest.mark.timeout(240)
+def test_a_killed_subscriber_resumes_after_its_checkpoint(system: System) -> None:
+    subs = start(system, SlowRecorder)
+    skus = [f"s{i}" for i in range(60)]
+    restock(system, skus[:40])
+    wait_until(lambda: len(sink_items(system, "recorder")) >= 5, "some handled", 120)
+    system.kill("recorder")  # mid-stream: its epoch is fenced, its replica killed
+    restock(system, skus[40:])
+    system.agent(SlowRecorder, name="recorder")  # a new incarnation of the group
+    wait_until(lambda: len(sink_items(system, "recorder")) >= 60, "all 60 handled", 180)
+    subs.wait_caught_up()
+    assert sink_items(system, "recorder") == skus
+
+
+@pytest.mark.timeout(240)
+def test_a_killed_dispatcher_resumes_every_partition(system: System) -> None:
+    subs = start(system, SlowRecorder)
+    skus = [f"s{i}" for i in range(60)]
+    restock(system, skus[:40])
+    wait_until(lambda: len(sink_items(system, "recorder")) >= 5, "some handled", 120)
+    ray.kill(lookup("events", system.namespace), no_restart=False)  # Ray restarts it
+    restock(system, skus[40:])
+    wait_until(lambda: len(sink_items(system, "recorder")) >= 60, "all 60 handled", 180)
+    subs.wait_caught_up()
+    assert sink_items(system, "recorder") == skus
+
+
+@pytest.mark.timeout(240)
+def test_a_killed_resource_loses_no_committed_event(system: System) -> None:
+    subs = start(system)
+    skus = [f"s{i}" for i in range(40)]
+    restock(system, skus[:20])
+    ray.kill(lookup(resource_actor_name("stock"), system.namespace), no_restart=False)
+    wait_until(lambda: system.get_resource("stock"), "the stock is back", 120)
+    restock(system, skus[20:])
+    wait_until(lambda: len(sink_items(system, "recorder")) >= 40, "all 40 handled", 180)
+    subs.wait_caught_up()
+    assert sink_items(system, "recorder") == skus
+
+
+@pytest.mark.timeout(180)
+def test_replay_from_the_start_runs_handlers_again_and_writes_nothing_twice(
+    system: System,
+) -> None:
+    subs = start(system)
+    skus = [f"s{i}" for i in range(10)]
+    restock(system, skus)
+    wait_until(lambda: len(sink_items(system, "recorder")) >= 10, "all 10 handled", 120)
+    subs.wait_caught_up()
+    handled = [r["handled"] for r in subs.status() if r["resource"] == "stock"]
+    subs.replay("recorder", "stock")
+    wait_until(
+        lambda: (
+            [r["handled"] for r in subs.status() if r["resource"] == "stock"] == [handled[0] + 10]
+        ),
+        "the replay handled",
+    )
+    subs.wait_caught_up()
+    assert sink_items(system, "recorder") == skus
+
+
+@pytest.mark.timeout(180)
+def test_status_shows_each_subscriber_lag(
+    system: System, capfd: pytest.CaptureFixture[str]
+) -> None:
+    subs = start(system)
+    restock(system, ["a", "b", "c"])
+    wait_until(lambda: len(sink_items(system, "recorder")) >= 3, "all 3 handled", 120)
+    subs.wait_caught_up()
+    assert main(["status", "--namespace", system.namespace, "--json"]) == 0
+    (found,) = json.loads(capfd.readouterr().out)["systems"]
+    partitions = {p["resource"]: p for p in found["subscribers"]["partitions"]}
+    assert partitions["stock"] == {
+        "subscriber": "recorder", "resource": "stock", "checkpoint": 3, "last_seq": 3,
+        "lag": 0, "handled": 3, "error": None,
+    }  # fmt: skip
+    assert main(["status", "--namespace", system.namespace]) == 0
+    text = capfd.readouterr().out.splitlines()
+    assert "    subscriber recorder on stock: checkpoint 3 of 3, lag 0" in text

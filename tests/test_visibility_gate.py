@@ -1,0 +1,243 @@
+"""Within-transaction validators at the resource, as plain classes (a fake ``ask``
+stands in for the agents; tests/test_visibility_ray.py asks real ones)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from visibility_for_tests import PriceChanged, PromiseMade, Shop
+from waiting import until
+
+from actors import Veto
+from actors._resource.validation import Gate, save_rules
+from actors.lowlevel import ResourceCore, WriteCall
+from policies import Latency, OnTimeout, VisibilityPolicy, VisibilityRule, WriteAuthority
+from runtime import SerialApplier, ValidatorFailedError, VetoedError, encode
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def call(op: str, *args: Any, writer: str = "fulfillment", key: str | None = None) -> WriteCall:
+    return WriteCall(op, encode([list(args), {}]), writer, 1, key or uuid.uuid4().hex, "t" * 32)
+
+
+def rules(root: Path, on_timeout: OnTimeout = OnTimeout.VETO) -> None:
+    rule = VisibilityRule(
+        notify=("pricing", "support"), latency=Latency.WITHIN_TRANSACTION,
+        deadline=timedelta(milliseconds=50), on_timeout=on_timeout,
+    )  # fmt: skip
+    immediate = VisibilityRule(notify=("fulfillment",), latency=Latency.IMMEDIATE)
+    policy = VisibilityPolicy(rules={"PromiseMade": rule, "PriceChanged": immediate})
+    save_rules(root, policy, {"pricing": 1, "support": 1})
+
+
+class Asked:
+    """A fake ``ask``: records each question; answers by the agent's scripted reply."""
+
+    def __init__(self, replies: dict[str, Any]) -> None:
+        self.replies = replies
+        self.asked: list[tuple[str, str, bytes]] = []
+
+    async def __call__(
+        self, agent: str, replicas: int, event_type: str, payload: bytes, deadline_s: float
+    ) -> Veto | None:
+        self.asked.append((agent, event_type, payload))
+        reply = self.replies.get(agent)
+        if isinstance(reply, Exception):
+            raise reply
+        if reply == "hang":
+            await asyncio.sleep(deadline_s * 100)
+        return reply  # type: ignore[no-any-return]
+
+
+def run(root: Path, ask: Asked, batches: list[list[WriteCall]], **core_kwargs: Any) -> Any:
+    """Submit each batch through a gate and an applier, concurrently; the results and
+    the core."""
+    core = ResourceCore(Shop(), "shop", root, **core_kwargs)
+    applier: SerialApplier[list[WriteCall]] = SerialApplier(
+        lambda batch: [(True, core.apply_batch(calls)) for calls in batch]
+    )
+    gate = Gate("shop", root, Shop.emits, ask=ask)
+
+    async def submit_all() -> list[Any]:
+        return list(
+            await asyncio.gather(
+                *(gate.submit(b, applier, lambda: core, lambda calls: calls) for b in batches)
+            )
+        )
+
+    return asyncio.run(submit_all()), core
+
+
+def test_an_allowed_write_commits_after_every_validator_was_asked(tmp_path: Path) -> None:
+    rules(tmp_path)
+    ask = Asked({"pricing": None, "support": None})
+    [[result]], core = run(tmp_path, ask, [[call("promise", "A", 10)]])
+    assert result.error is None and result.value == 1 and core.version == 1
+    payload = PromiseMade(sku="A", price=10).model_dump_json().encode()
+    assert sorted(ask.asked) == [
+        ("pricing", "PromiseMade", payload),
+        ("support", "PromiseMade", payload),
+    ]
+
+
+def test_a_veto_refuses_the_write_and_logs_it_with_the_trace(tmp_path: Path) -> None:
+    rules(tmp_path)
+    ask = Asked({"pricing": Veto(reason="price is 12"), "support": None})
+    [[result]], core = run(tmp_path, ask, [[call("promise", "A", 10)]])
+    assert isinstance(result.error, VetoedError)
+    assert (result.error.validator, result.error.reason) == ("pricing", "price is 12")
+    assert (result.error.resource, result.error.event_type) == ("shop", "PromiseMade")
+    assert core.version == 0 and core.state == {}
+    [rejection] = core.log.rejections()
+    assert (rejection.reason, rejection.trace_id, rejection.op) == ("vetoed", "t" * 32, "promise")
+
+
+@pytest.mark.parametrize(
+    ("reply", "failure"),
+    [("hang", "timeout"), (ValidatorFailedError("", "PromiseMade", "pricing", "died", "gone"),
+                           "died")],
+)  # fmt: skip
+def test_a_validator_without_a_verdict_follows_the_declared_rule(
+    tmp_path: Path, reply: Any, failure: str
+) -> None:
+    (tmp_path / "veto").mkdir()
+    rules(tmp_path / "veto")
+    ask = Asked({"pricing": reply, "support": None})
+    [[refused]], closed = run(tmp_path / "veto", ask, [[call("promise", "A", 10)]])
+    assert isinstance(refused.error, ValidatorFailedError)
+    assert (refused.error.failure, refused.error.validator) == (failure, "pricing")
+    assert closed.version == 0
+    assert [r.reason for r in closed.log.rejections()] == ["validator_failed"]
+    (tmp_path / "allow").mkdir()
+    rules(tmp_path / "allow", OnTimeout.ALLOW)
+    [[allowed]], open_ = run(tmp_path / "allow", ask, [[call("promise", "A", 10)]])
+    assert allowed.error is None and open_.version == 1
+
+
+def test_a_veto_outranks_a_failure(tmp_path: Path) -> None:
+    rules(tmp_path)
+    failed = ValidatorFailedError("", "PromiseMade", "pricing", "raised", "bug")
+    ask = Asked({"pricing": failed, "support": Veto(reason="no")})
+    [[result]], _ = run(tmp_path, ask, [[call("promise", "A", 10)]])
+    assert isinstance(result.error, VetoedError) and result.error.validator == "support"
+
+
+def test_forged_duplicate_failing_and_ungated_writes_never_reach_a_validator(
+    tmp_path: Path,
+) -> None:
+    rules(tmp_path)
+    ask = Asked({"pricing": None, "support": None})
+    first = call("promise", "A", 10, key="k")
+    batches = [
+        [first, call("promise", "A", 10, key="k")],  # the second: a duplicate
+        [call("promise", "A", 10, writer="mallory")],  # not a declared writer
+        [call("promise", "A")],  # a missing argument: the write raises
+        [call("set_price", "A", 12)],  # PriceChanged is immediate: not gated
+        [call("note", "hello")],  # emits nothing
+    ]
+    results, core = run(tmp_path, ask, batches, authority=WriteAuthority.of(["fulfillment"]))
+    assert len(ask.asked) == 2  # the first promise only, once per validator
+    assert results[0][1].duplicate and results[1][0].error is not None
+    assert results[2][0].error is not None and core.version == 3
+
+
+def test_writes_arriving_during_validation_wait_and_apply_after_in_order(tmp_path: Path) -> None:
+    rules(tmp_path)
+    seen: list[int] = []
+
+    class Watching(Asked):
+        async def __call__(self, agent: str, *rest: Any) -> Veto | None:
+            seen.append(core_ref[0].version)  # the committed version the verdict is about
+            await asyncio.sleep(0.02)
+            return None
+
+    core_ref: list[ResourceCore] = []
+    ask = Watching({})
+    core = ResourceCore(Shop(), "shop", tmp_path)
+    core_ref.append(core)
+    applier: SerialApplier[list[WriteCall]] = SerialApplier(
+        lambda batch: [(True, core.apply_batch(calls)) for calls in batch]
+    )
+    gate = Gate("shop", tmp_path, Shop.emits, ask=ask)
+
+    async def go() -> list[Any]:
+        promise = asyncio.create_task(
+            gate.submit([call("promise", "A", 10)], applier, lambda: core, lambda c: c)
+        )
+        await until(lambda: seen, "the promise is being validated")
+        price = applier.submit([call("set_price", "A", 12)])
+        return [await promise, await price]
+
+    [[promised], [priced]] = asyncio.run(go())
+    assert (promised.version, priced.version) == (1, 2)
+    assert seen == [0, 0] and [r.op for r in core.log.records()] == ["promise", "set_price"]
+
+
+def test_the_rules_apply_only_to_types_the_resource_may_emit(tmp_path: Path) -> None:
+    rules(tmp_path)
+    assert list(Gate("shop", tmp_path, Shop.emits).rules()) == ["PromiseMade"]
+    assert Gate("other", tmp_path, (PriceChanged,)).rules() == {}
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    writes=st.lists(
+        st.tuples(
+            st.sampled_from(["promise", "set_price", "note"]),
+            st.sampled_from([None, "veto", "fail"]),
+        ),
+        min_size=1, max_size=12,
+    ),
+    allow_on_failure=st.booleans(),
+)  # fmt: skip
+def test_exactly_the_writes_every_validator_allowed_commit_gap_free(
+    tmp_path_factory: pytest.TempPathFactory,
+    writes: list[tuple[str, str | None]],
+    allow_on_failure: bool,
+) -> None:
+    root = tmp_path_factory.mktemp("gate")
+    rules(root, OnTimeout.ALLOW if allow_on_failure else OnTimeout.VETO)
+    script = iter(answer for op, answer in writes if op == "promise")
+
+    class Scripted(Asked):
+        async def __call__(self, agent: str, *rest: Any) -> Veto | None:
+            if agent == "support":
+                return None
+            answer = next(script)
+            if answer == "fail":
+                raise ValidatorFailedError("", "PromiseMade", agent, "raised", "bug")
+            return Veto(reason="no") if answer == "veto" else None
+
+    args = {"promise": ("A", 10), "set_price": ("A", 12), "note": ("n",)}
+    batches = [[call(op, *args[op])] for op, _ in writes]
+    core = ResourceCore(Shop(), "shop", root)
+    applier: SerialApplier[list[WriteCall]] = SerialApplier(
+        lambda batch: [(True, core.apply_batch(calls)) for calls in batch]
+    )
+    gate = Gate("shop", root, Shop.emits, ask=Scripted({}))
+
+    async def in_order() -> list[Any]:  # one after another: each verdict script in order
+        return [await gate.submit(b, applier, lambda: core, lambda c: c) for b in batches]
+
+    results = [r for [r] in asyncio.run(in_order())]
+
+    def commits(op: str, answer: str | None) -> bool:
+        return op != "promise" or answer is None or (answer == "fail" and allow_on_failure)
+
+    committed = [(op, answer) for op, answer in writes if commits(op, answer)]
+    assert [r.error is None for r in results] == [commits(*w) for w in writes]
+    records = list(core.log.records())
+    assert [r.version for r in records] == list(range(1, len(committed) + 1))
+    assert [r.op for r in records] == [op for op, _ in committed]
+    assert core.state.get("promises", 0) == sum(op == "promise" for op, _ in committed)
+    assert len(core.log.rejections()) == len(writes) - len(committed)
