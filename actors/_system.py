@@ -8,7 +8,6 @@ import logging
 import os
 import uuid
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -25,6 +24,7 @@ from policies import (
 from runtime import (
     Clock,
     ConfigurationError,
+    Location,
     StorageError,
     SystemClock,
     check_name,
@@ -85,7 +85,7 @@ class System:
     def __init__(
         self,
         *,
-        root: Path,
+        root: Location,
         namespace: str,
         owns_ray: bool,
         budgets: BudgetSpec = None,
@@ -222,7 +222,7 @@ class System:
             actor = spawn(
                 ResourceHost, cls, name, str(self.root), policy, WriteAuthority.of(writers),
                 self.namespace,
-                name=actor_name, namespace=self.namespace, pin_to_state=True,
+                name=actor_name, namespace=self.namespace, storage=str(self.root),
             )  # fmt: skip
             self._spawned.append(actor)
         return self.get_resource(name)

@@ -18,13 +18,12 @@ snapshot covers lose their marks on recovery and read as unverified until rewrit
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 from policies import Provenance, ProvenanceTrust
-from runtime import ProvenanceError
+from runtime import Connection, ProvenanceError
 
 from .declare import Operation, Resource
 
@@ -32,12 +31,11 @@ UNKNOWN = Provenance.UNVERIFIED_AGENT
 """The mark of a stored value whose origin the resource no longer knows."""
 
 
-def migrate(conn: sqlite3.Connection) -> None:
+def migrate(conn: Connection) -> None:
     """Add the ``provenance`` column to a log made before it existed (idempotent)."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(log)")}
     if "provenance" not in columns:
         conn.execute(f"ALTER TABLE log ADD COLUMN provenance TEXT NOT NULL DEFAULT '{UNKNOWN}'")
-        conn.commit()
 
 
 def trust_of(resource: Resource) -> ProvenanceTrust:
