@@ -38,6 +38,7 @@ _TRIGGER = re.compile(
 )
 _JSON_EXTRACT = re.compile(r"json_extract\((\w+),\s*'\$\.([\w.]+)'\)", re.I)
 _JSON_APPEND = re.compile(r"json_insert\((\w+),\s*'\$\[#\]',\s*json\(\?\)\)", re.I)
+_LIMIT = re.compile(r"\bLIMIT\s+\?", re.I)
 _TWO_ARG = re.compile(r"\b(max|min)\(([^(),]+),([^(),]+)\)", re.I)
 _UPSERT_SET = re.compile(r"(\bON\s+CONFLICT\s*\(\w+\)\s*DO\s+UPDATE\s+SET\s+)(.*)$", re.I | re.S)
 _BARE = re.compile(r"(?<![.\w'])([A-Za-z_]\w*)\b(?!\s*[.(])")
@@ -80,6 +81,7 @@ def to_postgres(sql: str, table_keys: PrimaryKey) -> str:
     if sql.lstrip()[:6].upper() in ("CREATE", "ALTER "):
         for pattern, replacement in _TYPES:
             sql = pattern.sub(replacement, sql)
+    sql = _LIMIT.sub("LIMIT NULLIF(GREATEST(?, -1), -1)", sql)  # SQLite: negative = no limit
     sql = _insert_or(sql, table_keys)
     sql = _upsert(sql)
     return _placeholders(sql)

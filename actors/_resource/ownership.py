@@ -315,7 +315,7 @@ class OwnershipBook:
         """
         rows = self._read(
             f"SELECT {_RECORD_COLUMNS} FROM (SELECT * FROM ownership_log WHERE entity = ? "
-            "ORDER BY id DESC LIMIT ?) ORDER BY id",
+            "ORDER BY id DESC LIMIT ?) AS recent ORDER BY id",
             (entity, limit),
         )
         return [OwnershipRecord(*row) for row in rows]
