@@ -73,10 +73,9 @@ def spawn(
 
     ``max_task_retries`` is always 0: Ray's own retries would run a call twice and lose
     ordering; agentcast retries itself, with idempotency keys. A state actor names its
-    ``storage`` root, which decides where it may run (``state_placement``). ``concurrency_groups``
-    are extra groups for methods marked ``ray.method(concurrency_group=...)``; the
-    default group runs ``max_concurrency`` calls. A ``detached`` actor outlives the
-    process that started it.
+    ``storage``, which says where it may run (``state_placement``). ``concurrency_groups``
+    are extra groups for methods marked ``ray.method(concurrency_group=...)``; the default
+    group runs ``max_concurrency`` calls. A ``detached`` actor outlives its spawner.
     """
     options: dict[str, Any] = {
         "name": name,

@@ -15,7 +15,7 @@ import pytest
 from postgres_server import fresh
 from two_node_cluster import two_nodes
 
-pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]
 
 TESTS = Path(__file__).resolve().parent
 PACKAGES = TESTS.parent
@@ -33,7 +33,7 @@ def test_state_actors_of_a_dead_node_come_back_on_the_head_from_postgresql(
         }  # fmt: skip
         done = subprocess.run(
             [sys.executable, str(TESTS / "two_node_driver.py"), json.dumps(config)],
-            capture_output=True, text=True, env=cluster.env, timeout=280,
+            capture_output=True, text=True, env=cluster.env, timeout=600,
         )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])

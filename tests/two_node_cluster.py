@@ -100,7 +100,7 @@ class TwoNodes:
 
 def _start(args: list[str], env: dict[str, str]) -> None:
     done = subprocess.run(
-        [RAY, "start", *args], capture_output=True, text=True, env=env, timeout=180
+        [RAY, "start", *args], capture_output=True, text=True, env=env, timeout=400
     )
     assert done.returncode == 0, f"ray start {args}: {done.stdout[-1500:]} {done.stderr[-1500:]}"
 
