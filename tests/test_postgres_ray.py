@@ -17,7 +17,7 @@ from waiting import wait_until
 
 from actors import System
 from policies import BudgetPolicy, Metering
-from runtime import PgLocation, StorageError, connect, is_shared, storage_root, transaction
+from runtime import PgLocation, is_shared, storage_root
 from runtime.testing import ScriptedModel
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
@@ -44,20 +44,6 @@ def test_a_storage_url_names_postgresql_and_state_actors_are_not_pinned() -> Non
     long = root / "resources" / f"{'x' * 128}.sqlite"
     assert len(long.schema.encode()) <= 63 and long.schema != (root / "resources" / "y").schema
     assert not is_shared("/var/lib/agentcast")
-
-
-def test_a_failed_statement_rolls_back_and_leaves_the_connection_usable(
-    postgres_url: str,
-) -> None:
-    conn = connect(PgLocation(fresh(postgres_url)) / "t.sqlite")
-    conn.execute("CREATE TABLE t(x INTEGER PRIMARY KEY)")
-    with pytest.raises(StorageError, match="inserting twice"), transaction(conn, "inserting twice"):
-        conn.execute("INSERT INTO t VALUES(?)", (1,))
-        conn.execute("INSERT INTO t VALUES(?)", (1,))
-    assert not conn.in_transaction
-    with transaction(conn, "t"):
-        conn.execute("INSERT INTO t VALUES(?)", (2,))
-    assert conn.execute("SELECT x FROM t").fetchall() == [(2,)]
 
 
 def test_resource_supervisor_and_budget_keep_their_state_in_postgresql(
