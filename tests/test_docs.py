@@ -44,6 +44,7 @@ RUNNABLE = {
     "docs/operations.md": 0,
     "docs/ownership.md": 1,
     "docs/resources.md": 2,
+    "docs/storage.md": 0,
     "docs/supervisor.md": 1,
 }
 # Fragments, by page and first line. A new one must be added here on purpose.
