@@ -32,12 +32,12 @@ def _nodes() -> dict[str, str]:
     }
 
 
-def _placement(namespace: str) -> dict[str, str]:
-    """Where each alive named actor of ``namespace`` runs: ``head`` or ``worker``."""
+def _placement() -> dict[str, str]:
+    """Where each alive named actor of the (test's own) cluster runs: head or worker."""
     nodes = _nodes()
     placed = {}
     for info in ray._private.state.actors().values():  # the GCS's table: no dashboard needed
-        if info.get("RayNamespace") == namespace and info["State"] == "ALIVE" and info["Name"]:
+        if info["State"] == "ALIVE" and info["Name"]:
             placed[info["Name"]] = nodes.get(info["Address"]["NodeID"], "dead")
     return placed
 
@@ -54,6 +54,17 @@ def _write_until_acked(handle: ResourceHandle, key: str, limit_s: float = 150.0)
             time.sleep(0.2)
 
 
+def _until_it_answers(call: Any, limit_s: float = 150.0) -> Any:
+    ends = time.monotonic() + limit_s
+    while True:
+        try:
+            return call()
+        except Exception:
+            if time.monotonic() > ends:
+                raise
+            time.sleep(0.5)
+
+
 def main(config: dict[str, Any]) -> dict[str, Any]:
     namespace = config["namespace"]
     ray.init(
@@ -63,11 +74,12 @@ def main(config: dict[str, Any]) -> dict[str, Any]:
     system = System.connect(config["address"], storage=config["url"], namespace=namespace)
     handles = {n: system.resource(Inventory, name=n, writers=["system"]) for n in RESOURCES}
     system.agent(Worker, name="workers", replicas=4)
+    system.budget.status()  # starts the budget actor
     warm = [
         system.supervisor.submit(Job(key=f"warm{i}"), to="workers", expect=Done) for i in range(4)
     ]
     [h.result(timeout=120) for h in warm]
-    before = _placement(namespace)
+    before = _placement()
     acked: Counter[str] = Counter()
     for i in range(TOTAL):
         if i == BEFORE_KILL:
@@ -77,9 +89,10 @@ def main(config: dict[str, Any]) -> dict[str, Any]:
         acked[name] += 1
     jobs = [system.supervisor.submit(Job(key=f"j{i}"), to="workers", expect=Done) for i in range(4)]
     finished = sorted(h.result(timeout=150).key for h in jobs)
+    _until_it_answers(lambda: system.budget.status())
     result = {
         "before": before,
-        "after": _placement(namespace),
+        "after": _placement(),
         "acked": dict(acked),
         "values": {n: handles[n].read("available", "A").value for n in RESOURCES},
         "versions": {n: [r.version for r in system.log(n).records()] for n in RESOURCES},
