@@ -77,10 +77,11 @@ class TwoNodes:
 
     def worker_raylet_pid(self) -> int:
         """The raylet of the worker node, found by its node manager port."""
+        port = self.worker_manager_port.partition("=")[2]
         (pid,) = [
             p
-            for p in pids_naming(self.worker_manager_port)
-            if "raylet" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")
+            for p in pids_naming(f"--node_manager_port={port}")
+            if "raylet/raylet" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")
         ]
         return pid
 
