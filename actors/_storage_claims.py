@@ -6,14 +6,12 @@ second System on the same storage is allowed (each counts).
 
 from __future__ import annotations
 
-from pathlib import Path
+from runtime import ConfigurationError, Location
 
-from runtime import ConfigurationError
-
-_RUNNING: dict[Path, int] = {}
+_RUNNING: dict[Location, int] = {}
 
 
-def claim(root: Path) -> None:
+def claim(root: Location) -> None:
     """Count a System on ``root``.
 
     Raises:
@@ -28,7 +26,7 @@ def claim(root: Path) -> None:
     _RUNNING[root.resolve()] = _RUNNING.get(root.resolve(), 0) + 1
 
 
-def release(root: Path) -> None:
+def release(root: Location) -> None:
     """A System on ``root`` has shut down."""
     resolved = root.resolve()
     _RUNNING[resolved] -= 1

@@ -7,7 +7,6 @@ import logging
 import os
 import uuid
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -24,6 +23,7 @@ from policies import (
 from runtime import (
     Clock,
     ConfigurationError,
+    Location,
     StorageError,
     SystemClock,
     check_name,
@@ -86,7 +86,7 @@ class System:
     def __init__(
         self,
         *,
-        root: Path,
+        root: Location,
         namespace: str,
         owns_ray: bool,
         budgets: BudgetSpec = None,
@@ -221,7 +221,7 @@ class System:
             actor = spawn(
                 ResourceHost, cls, name, str(self.root), policy, WriteAuthority.of(writers),
                 self.namespace,
-                name=actor_name, namespace=self.namespace, pin_to_state=True,
+                name=actor_name, namespace=self.namespace, storage=str(self.root),
             )  # fmt: skip
             self._spawned.append(actor)
         return self.get_resource(name)

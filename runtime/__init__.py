@@ -69,6 +69,7 @@ from ._model import check_max_tokens as check_max_tokens
 from ._model import estimate_prompt_tokens as estimate_prompt_tokens
 from ._model import estimate_text_tokens as estimate_text_tokens
 from ._openai_client import OpenAICompatibleClient as OpenAICompatibleClient
+from ._postgres import PgLocation as PgLocation
 from ._ray_glue import STATE_RESOURCE as STATE_RESOURCE
 from ._ray_glue import agent_actor_name as agent_actor_name
 from ._ray_glue import lookup as lookup
@@ -78,8 +79,12 @@ from ._ray_glue import spawn as spawn
 from ._ray_glue import start_local_ray as start_local_ray
 from ._scripted_model import ScriptedModel as ScriptedModel
 from ._scripted_model import ScriptedRule as ScriptedRule
+from ._storage import Connection as Connection
+from ._storage import DatabaseErrors as DatabaseErrors
+from ._storage import Location as Location
 from ._storage import check_name as check_name
 from ._storage import connect as connect
+from ._storage import is_shared as is_shared
 from ._storage import storage_root as storage_root
 from ._storage import transaction as transaction
 from ._storage import truncate_wal as truncate_wal
@@ -138,9 +143,11 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ConflictLostError",
+    "Connection",
     "ConstraintLoosenedError",
     "ConstraintViolationError",
     "ContractMismatchError",
+    "DatabaseErrors",
     "DeadlockError",
     "EmitOutsideWriteError",
     "Envelope",
@@ -153,6 +160,7 @@ __all__ = [
     "InvariantViolationError",
     "KeptGauge",
     "LeaseExpiredError",
+    "Location",
     "LockError",
     "LockOrderError",
     "LockTimeoutError",
@@ -170,6 +178,7 @@ __all__ = [
     "NotOwnerError",
     "OpenAICompatibleClient",
     "PayloadTooLargeError",
+    "PgLocation",
     "ProvenanceError",
     "ResourceError",
     "ResourceUnavailableError",
@@ -206,6 +215,7 @@ __all__ = [
     "flush_spans",
     "gauge",
     "histogram",
+    "is_shared",
     "lookup",
     "named_actors",
     "new_span_id",

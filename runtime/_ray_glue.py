@@ -8,6 +8,7 @@ from typing import Any
 
 import ray
 
+from ._storage import is_shared
 from ._tracing import otel_environment
 from .errors import ConfigurationError
 
@@ -43,6 +44,19 @@ def state_pinning() -> dict[str, float]:
     return {}
 
 
+def state_placement(storage: str) -> dict[str, Any]:
+    """Ray options of a state actor on ``storage``: with SQLite files, pinned to the node
+    that holds them (``state_pinning``); with PostgreSQL, which every node reaches, spread
+    over the cluster, so that it starts and restarts on any live node.
+
+    Raises:
+        ConfigurationError: as ``state_pinning``.
+    """
+    if is_shared(storage):
+        return {"scheduling_strategy": "SPREAD"}
+    return {"resources": state_pinning()}
+
+
 def spawn(
     cls: type,
     *args: Any,
@@ -50,7 +64,7 @@ def spawn(
     namespace: str,
     max_restarts: int = -1,
     max_concurrency: int | None = None,
-    pin_to_state: bool = False,
+    storage: str | None = None,
     concurrency_groups: dict[str, int] | None = None,
     detached: bool = False,
     **kwargs: Any,
@@ -58,10 +72,10 @@ def spawn(
     """Start ``cls`` as the named actor ``name`` in ``namespace`` and return its handle.
 
     ``max_task_retries`` is always 0: Ray's own retries would run a call twice and lose
-    ordering; agentcast retries itself, with idempotency keys. ``concurrency_groups``
-    are extra groups for methods marked ``ray.method(concurrency_group=...)``; the
-    default group runs ``max_concurrency`` calls. A ``detached`` actor outlives the
-    process that started it.
+    ordering; agentcast retries itself, with idempotency keys. A state actor names its
+    ``storage``, which says where it may run (``state_placement``). ``concurrency_groups``
+    are extra groups for methods marked ``ray.method(concurrency_group=...)``; the default
+    group runs ``max_concurrency`` calls. A ``detached`` actor outlives its spawner.
     """
     options: dict[str, Any] = {
         "name": name,
@@ -72,8 +86,8 @@ def spawn(
     }
     if max_concurrency is not None:
         options["max_concurrency"] = max_concurrency
-    if pin_to_state:
-        options["resources"] = state_pinning()
+    if storage is not None:  # a state actor: near its files, or anywhere (PostgreSQL)
+        options.update(state_placement(storage))
     if detached:
         options["lifetime"] = "detached"
     if otel := otel_environment():  # so that the actor traces as its spawner does

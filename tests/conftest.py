@@ -14,6 +14,10 @@ from types import ModuleType
 import pytest
 import ray
 
+# PostgreSQL for the tests that run on it (started once, on first use).
+from postgres_server import postgres_url as postgres_url
+from postgres_server import store_root as store_root
+
 from actors import System
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

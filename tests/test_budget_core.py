@@ -4,7 +4,6 @@ breakers and the error registry, on a real SQLite file and a fake clock."""
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -22,7 +21,7 @@ from policies import (
     Scope,
     ScopeKind,
 )
-from runtime import BudgetExceededError, ConfigurationError
+from runtime import BudgetExceededError, ConfigurationError, Location
 from runtime.testing import FakeClock
 
 RUN = SpendContext(run="r1", agent="a", model="m")
@@ -32,12 +31,12 @@ def _cap(kind: ScopeKind, dim: Dimension, cap: float, key: str = "*") -> BudgetL
     return BudgetLimit(scope=Scope(kind=kind, key=key), dimension=dim, cap=cap)
 
 
-def _core(tmp_path: Path, clock: FakeClock, **fields: object) -> BudgetCore:
-    return BudgetCore(tmp_path, BudgetPolicy(**fields), clock=clock)  # type: ignore[arg-type]
+def _core(store_root: Location, clock: FakeClock, **fields: object) -> BudgetCore:
+    return BudgetCore(store_root, BudgetPolicy(**fields), clock=clock)  # type: ignore[arg-type]
 
 
-def test_reserve_settle_and_refuse_at_the_cap(tmp_path: Path) -> None:
-    core = _core(tmp_path, FakeClock(), limits=(_cap(ScopeKind.RUN, Dimension.CALLS, 2),))
+def test_reserve_settle_and_refuse_at_the_cap(store_root: Location) -> None:
+    core = _core(store_root, FakeClock(), limits=(_cap(ScopeKind.RUN, Dimension.CALLS, 2),))
     for i in range(2):
         core.reserve(grant_id=f"g{i}", context=RUN, need={"calls": 1})
     with pytest.raises(BudgetExceededError) as refused:
@@ -50,17 +49,17 @@ def test_reserve_settle_and_refuse_at_the_cap(tmp_path: Path) -> None:
     assert core.remaining(RUN, "calls") == 0.0
 
 
-def test_a_repeated_reserve_returns_the_same_grant(tmp_path: Path) -> None:
-    core = _core(tmp_path, FakeClock(), limits=(_cap(ScopeKind.CLUSTER, Dimension.CALLS, 5),))
+def test_a_repeated_reserve_returns_the_same_grant(store_root: Location) -> None:
+    core = _core(store_root, FakeClock(), limits=(_cap(ScopeKind.CLUSTER, Dimension.CALLS, 5),))
     first = core.reserve(grant_id="g", context=RUN, need={"calls": 1}, want={"calls": 3})
     again = core.reserve(grant_id="g", context=RUN, need={"calls": 1}, want={"calls": 3})
     assert first.amounts == again.amounts
     assert core.remaining(RUN, "calls") == 5 - first.amounts["calls"]
 
 
-def test_leases_take_a_share_of_what_remains_but_cover_the_call(tmp_path: Path) -> None:
+def test_leases_take_a_share_of_what_remains_but_cover_the_call(store_root: Location) -> None:
     limits = (_cap(ScopeKind.CLUSTER, Dimension.PROMPT_TOKENS, 1000),)
-    core = _core(tmp_path, FakeClock(), limits=limits, lease_share=0.1)
+    core = _core(store_root, FakeClock(), limits=limits, lease_share=0.1)
     grant = core.reserve(
         grant_id="g", context=RUN, need={"prompt_tokens": 50}, want={"prompt_tokens": 5000}
     )
@@ -71,22 +70,22 @@ def test_leases_take_a_share_of_what_remains_but_cover_the_call(tmp_path: Path) 
     assert grant.amounts["prompt_tokens"] == 500
 
 
-def test_an_unpriced_model_under_a_cost_cap_is_a_configuration_error(tmp_path: Path) -> None:
-    core = _core(tmp_path, FakeClock(), limits=(_cap(ScopeKind.RUN, Dimension.COST, 1),))
+def test_an_unpriced_model_under_a_cost_cap_is_a_configuration_error(store_root: Location) -> None:
+    core = _core(store_root, FakeClock(), limits=(_cap(ScopeKind.RUN, Dimension.COST, 1),))
     with pytest.raises(ConfigurationError):
         core.reserve(grant_id="g", context=RUN, need={"calls": 1, "prompt_tokens": 5})
 
 
-def test_restart_keeps_spend_and_outstanding_grants(tmp_path: Path) -> None:
+def test_restart_keeps_spend_and_outstanding_grants(store_root: Location) -> None:
     clock = FakeClock()
     limits = (_cap(ScopeKind.RUN, Dimension.COST, 10),)
-    core = _core(tmp_path, clock, limits=limits)
+    core = _core(store_root, clock, limits=limits)
     core.reserve(grant_id="a", context=RUN, need={"cost": 4})
     core.reserve(grant_id="b", context=RUN, need={"cost": 4})
     core.settle(grant_id="a", context=RUN, used={"cost": 3})
     core.commit()
     core.close()
-    again = _core(tmp_path, clock, limits=limits)
+    again = _core(store_root, clock, limits=limits)
     assert again.remaining(RUN, "cost") == 3  # 10 - 3 spent - 4 still reserved
     with pytest.raises(BudgetExceededError):
         again.reserve(grant_id="c", context=RUN, need={"cost": 4})
@@ -97,9 +96,9 @@ def test_restart_keeps_spend_and_outstanding_grants(tmp_path: Path) -> None:
     assert again.remaining(RUN, "cost") == 6  # corrected to what was spent
 
 
-def test_a_settle_after_expiry_is_charged_and_counted_late(tmp_path: Path) -> None:
+def test_a_settle_after_expiry_is_charged_and_counted_late(store_root: Location) -> None:
     clock = FakeClock()
-    core = _core(tmp_path, clock, limits=(_cap(ScopeKind.RUN, Dimension.CALLS, 1),))
+    core = _core(store_root, clock, limits=(_cap(ScopeKind.RUN, Dimension.CALLS, 1),))
     core.reserve(grant_id="g", context=RUN, need={"calls": 1})
     clock.advance(timedelta(hours=1))
     assert core.expire_due() == 1
@@ -156,10 +155,10 @@ def test_committed_plus_outstanding_never_exceeds_the_cap(
     assert replayed.book.grants.keys() == core.book.grants.keys()
 
 
-def test_the_retry_budget_is_a_floor_plus_a_ratio_of_attempts(tmp_path: Path) -> None:
+def test_the_retry_budget_is_a_floor_plus_a_ratio_of_attempts(store_root: Location) -> None:
     clock = FakeClock()
     budget = RetryBudget(ratio=0.5, min_retries_per_window=1, window=timedelta(seconds=10))
-    core = _core(tmp_path, clock, retry_budget=budget)
+    core = _core(store_root, clock, retry_budget=budget)
     assert core.try_retry("r1").allowed
     assert core.try_retry("r1").reason == "retry_budget"
     core.record_attempts("r1", 4)
@@ -169,19 +168,19 @@ def test_the_retry_budget_is_a_floor_plus_a_ratio_of_attempts(tmp_path: Path) ->
     assert core.try_retry("r1").allowed
 
 
-def test_a_retries_cap_refuses_and_is_durable(tmp_path: Path) -> None:
+def test_a_retries_cap_refuses_and_is_durable(store_root: Location) -> None:
     limits = (_cap(ScopeKind.RUN, Dimension.RETRIES, 2),)
-    core = _core(tmp_path, FakeClock(), limits=limits)
+    core = _core(store_root, FakeClock(), limits=limits)
     assert [core.try_retry("r1").reason for _ in range(3)] == ["ok", "ok", "retries_cap"]
     core.commit()
-    again = BudgetCore(tmp_path, BudgetPolicy(limits=limits), clock=FakeClock())
+    again = BudgetCore(store_root, BudgetPolicy(limits=limits), clock=FakeClock())
     assert again.try_retry("r1").reason == "retries_cap"
 
 
-def test_breaker_opens_for_all_probes_and_closes(tmp_path: Path) -> None:
+def test_breaker_opens_for_all_probes_and_closes(store_root: Location) -> None:
     clock = FakeClock()
     breaker = BreakerPolicy(failure_threshold=2, open_for=timedelta(seconds=30))
-    core = _core(tmp_path, clock, breaker=breaker, block_after_agents=3)
+    core = _core(store_root, clock, breaker=breaker, block_after_agents=3)
     core.report("tool", ok=False, fingerprint="f1", agent="a")
     assert core.admit("tool").allowed
     core.report("tool", ok=False, fingerprint="f1", agent="a")
@@ -197,9 +196,9 @@ def test_breaker_opens_for_all_probes_and_closes(tmp_path: Path) -> None:
 
 
 def test_one_fingerprint_from_many_agents_is_one_incident_and_opens_the_breaker(
-    tmp_path: Path,
+    store_root: Location,
 ) -> None:
-    core = _core(tmp_path, FakeClock(), block_after_agents=2)
+    core = _core(store_root, FakeClock(), block_after_agents=2)
     core.report("tool", ok=False, fingerprint="f1", agent="a")
     core.report("tool", ok=False, fingerprint="f1", agent="a")
     assert core.breaker("tool").status is BreakerStatus.CLOSED
@@ -209,10 +208,10 @@ def test_one_fingerprint_from_many_agents_is_one_incident_and_opens_the_breaker(
     assert core.incidents["f1"].reports == 3
 
 
-def test_an_open_breaker_and_its_incidents_survive_a_restart(tmp_path: Path) -> None:
+def test_an_open_breaker_and_its_incidents_survive_a_restart(store_root: Location) -> None:
     clock = FakeClock()
     breaker = BreakerPolicy(failure_threshold=5, open_for=timedelta(seconds=30))
-    core = _core(tmp_path, clock, breaker=breaker, block_after_agents=2)
+    core = _core(store_root, clock, breaker=breaker, block_after_agents=2)
     core.report("tool", ok=False, fingerprint="f1", agent="a")
     core.report("tool", ok=False, fingerprint="f1", agent="b")
     clock.advance(timedelta(seconds=10))
@@ -220,7 +219,7 @@ def test_an_open_breaker_and_its_incidents_survive_a_restart(tmp_path: Path) -> 
     core.close()
     # A new process: its monotonic clock starts again from 0; the wall clock goes on.
     later = FakeClock(start=clock.now())
-    again = _core(tmp_path, later, breaker=breaker, block_after_agents=2)
+    again = _core(store_root, later, breaker=breaker, block_after_agents=2)
     view = again.admit("tool")
     assert (view.status, view.allowed, view.retry_after) == (BreakerStatus.OPEN, False, 20)
     assert again.incidents["f1"].agents == {"a", "b"}
@@ -229,6 +228,6 @@ def test_an_open_breaker_and_its_incidents_survive_a_restart(tmp_path: Path) -> 
     assert again.report("tool", ok=True).status is BreakerStatus.CLOSED
     again.commit()
     again.close()
-    third = _core(tmp_path, FakeClock(start=later.now()), breaker=breaker)
+    third = _core(store_root, FakeClock(start=later.now()), breaker=breaker)
     assert third.breaker("tool").status is BreakerStatus.CLOSED
     assert third.incidents == {}

@@ -46,6 +46,7 @@ RUNNABLE = {
     "docs/operations.md": 0,
     "docs/ownership.md": 1,
     "docs/resources.md": 2,
+    "docs/storage.md": 0,
     "docs/supervisor.md": 1,
     "docs/visibility.md": 1,
 }

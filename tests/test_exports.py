@@ -77,6 +77,7 @@ RUNTIME = {
     "estimate_text_tokens",
     # storage, the resource log, subtask records
     "check_name", "connect", "storage_root", "transaction", "truncate_wal", "AttemptRecord",
+    "Connection", "DatabaseErrors", "Location", "PgLocation", "is_shared",
     "FailureReason",
     # what the actor families are built from: the applier, metrics, the Ray glue, malloc
     "SerialApplier", "apply_each", "counter", "gauge", "histogram", "KeptGauge", "STATE_RESOURCE",

@@ -16,6 +16,7 @@ from runtime import (
     DeadlockError,
     InvalidArgumentError,
     LeaseExpiredError,
+    Location,
     LockOrderError,
     LockTimeoutError,
 )
@@ -40,8 +41,8 @@ def resolved(core: LocksCore) -> dict[str, Any]:
     return core.resolved()
 
 
-def test_an_exclusive_lease_waits_and_gets_the_key_in_fifo_order(tmp_path: Path) -> None:
-    core = core_at(tmp_path, FakeClock())
+def test_an_exclusive_lease_waits_and_gets_the_key_in_fifo_order(store_root: Location) -> None:
+    core = core_at(store_root, FakeClock())
     first = ask(core, "l1", "a", "inventory:A")
     assert first is not None and first.tokens == {"inventory:A": 1}
     assert ask(core, "l2", "b", "inventory:A") is None
@@ -56,9 +57,9 @@ def test_an_exclusive_lease_waits_and_gets_the_key_in_fifo_order(tmp_path: Path)
 
 
 def test_shared_leases_hold_together_and_a_queued_writer_blocks_later_readers(
-    tmp_path: Path,
+    store_root: Location,
 ) -> None:
-    core = core_at(tmp_path, FakeClock())
+    core = core_at(store_root, FakeClock())
     assert ask(core, "r1", "a", "doc:1", shared=True) is not None
     assert ask(core, "r2", "b", "doc:1", shared=True) is not None
     assert ask(core, "w", "c", "doc:1") is None
@@ -72,19 +73,19 @@ def test_shared_leases_hold_together_and_a_queued_writer_blocks_later_readers(
 
 
 def test_keys_are_taken_in_the_global_order_whatever_order_they_are_named_in(
-    tmp_path: Path,
+    store_root: Location,
 ) -> None:
-    core = core_at(tmp_path, FakeClock())
+    core = core_at(store_root, FakeClock())
     grant = ask(core, "l1", "a", "pricing:A", "inventory:A")
     assert grant is not None and grant.keys == ("inventory:A", "pricing:A")
     assert grant.tokens == {"inventory:A": 1, "pricing:A": 2}
-    declared = core_at(tmp_path / "declared", FakeClock(), LockPolicy(order=("pricing",)))
+    declared = core_at(store_root / "declared", FakeClock(), LockPolicy(order=("pricing",)))
     grant = ask(declared, "l1", "a", "inventory:A", "pricing:A")
     assert grant is not None and grant.keys == ("pricing:A", "inventory:A")
 
 
-def test_a_nested_lease_that_breaks_the_order_is_refused(tmp_path: Path) -> None:
-    core = core_at(tmp_path, FakeClock())
+def test_a_nested_lease_that_breaks_the_order_is_refused(store_root: Location) -> None:
+    core = core_at(store_root, FakeClock())
     ask(core, "outer", "a:0:t1", "pricing:A")
     with pytest.raises(LockOrderError) as refused:
         ask(core, "inner", "a:0:t1", "inventory:A")
@@ -97,8 +98,8 @@ def test_a_nested_lease_that_breaks_the_order_is_refused(tmp_path: Path) -> None
     assert kinds.count("order_refused") == 2
 
 
-def test_a_cycle_is_broken_at_once_at_its_youngest_waiter(tmp_path: Path) -> None:
-    core = core_at(tmp_path, FakeClock(), UNORDERED)
+def test_a_cycle_is_broken_at_once_at_its_youngest_waiter(store_root: Location) -> None:
+    core = core_at(store_root, FakeClock(), UNORDERED)
     ask(core, "a1", "inv:0", "inventory:A")
     ask(core, "b1", "pri:0", "pricing:A")
     assert ask(core, "a2", "inv:0", "pricing:A") is None
@@ -114,8 +115,8 @@ def test_a_cycle_is_broken_at_once_at_its_youngest_waiter(tmp_path: Path) -> Non
     assert [(e.lease_id, e.detail) for e in deadlock] == [("b2", "pri:0 -> inv:0")]
 
 
-def test_a_three_way_cycle_refuses_the_youngest_waiter_not_the_caller(tmp_path: Path) -> None:
-    core = core_at(tmp_path, FakeClock(), UNORDERED)
+def test_a_three_way_cycle_refuses_the_youngest_waiter_not_the_caller(store_root: Location) -> None:
+    core = core_at(store_root, FakeClock(), UNORDERED)
     for owner, key in (("x", "k:1"), ("y", "k:2"), ("z", "k:3")):
         ask(core, f"{owner}1", owner, key)
     assert ask(core, "x2", "x", "k:2") is None
@@ -126,17 +127,17 @@ def test_a_three_way_cycle_refuses_the_youngest_waiter_not_the_caller(tmp_path: 
     assert core.broken_keys == ["k:3"]
 
 
-def test_asking_again_for_a_key_held_exclusively_is_a_cycle_of_one(tmp_path: Path) -> None:
-    core = core_at(tmp_path, FakeClock(), UNORDERED)
+def test_asking_again_for_a_key_held_exclusively_is_a_cycle_of_one(store_root: Location) -> None:
+    core = core_at(store_root, FakeClock(), UNORDERED)
     ask(core, "l1", "a", "k:1")
     with pytest.raises(DeadlockError) as broken:
         ask(core, "l2", "a", "k:1")
     assert broken.value.cycle == ("a",)
 
 
-def test_the_runtime_expires_a_lease_that_is_not_renewed(tmp_path: Path) -> None:
+def test_the_runtime_expires_a_lease_that_is_not_renewed(store_root: Location) -> None:
     clock = FakeClock()
-    core = core_at(tmp_path, clock)
+    core = core_at(store_root, clock)
     ask(core, "l1", "a", "k:1", ttl_s=2.0)
     ask(core, "l2", "b", "k:1", ttl_s=2.0)
     clock.advance(1.5)
@@ -152,9 +153,9 @@ def test_the_runtime_expires_a_lease_that_is_not_renewed(tmp_path: Path) -> None
         core.renew("l1")
 
 
-def test_a_wait_times_out_with_nothing_held(tmp_path: Path) -> None:
+def test_a_wait_times_out_with_nothing_held(store_root: Location) -> None:
     clock = FakeClock()
-    core = core_at(tmp_path, clock)
+    core = core_at(store_root, clock)
     ask(core, "l1", "a", "k:2")
     assert ask(core, "l2", "b", "k:1", "k:2", timeout_s=1.0) is None  # holds k:1, waits
     clock.advance(1.01)
@@ -164,9 +165,9 @@ def test_a_wait_times_out_with_nothing_held(tmp_path: Path) -> None:
     assert ask(core, "l3", "c", "k:1") is not None  # the partial grant was handed back
 
 
-def test_a_wait_past_twice_the_expected_hold_raises_one_alert(tmp_path: Path) -> None:
+def test_a_wait_past_twice_the_expected_hold_raises_one_alert(store_root: Location) -> None:
     clock = FakeClock()
-    core = core_at(tmp_path, clock)
+    core = core_at(store_root, clock)
     ask(core, "l1", "holder", "k:1", expected_s=1.0)
     ask(core, "l2", "waiter", "k:1", expected_s=1.0)
     clock.advance(1.9)
@@ -182,8 +183,8 @@ def test_a_wait_past_twice_the_expected_hold_raises_one_alert(tmp_path: Path) ->
     assert [e.lease_id for e in core.events() if e.kind == "lock_wait_exceeded"] == ["l2"]
 
 
-def test_kill_ends_the_agents_leases_and_waits_and_draws_newer_tokens(tmp_path: Path) -> None:
-    core = core_at(tmp_path, FakeClock())
+def test_kill_ends_the_agents_leases_and_waits_and_draws_newer_tokens(store_root: Location) -> None:
+    core = core_at(store_root, FakeClock())
     ask(core, "l1", "inv:0:t1", "k:1", "k:2", agent="inv")
     ask(core, "l2", "pri:0:t2", "k:3", agent="pri")
     ask(core, "l3", "inv:1:t3", "k:3", agent="inv")
@@ -196,13 +197,13 @@ def test_kill_ends_the_agents_leases_and_waits_and_draws_newer_tokens(tmp_path: 
     assert core.status().held == 2
 
 
-def test_a_restart_keeps_every_grant_and_never_reuses_a_token(tmp_path: Path) -> None:
+def test_a_restart_keeps_every_grant_and_never_reuses_a_token(store_root: Location) -> None:
     clock = FakeClock()
-    core = core_at(tmp_path, clock, UNORDERED)
+    core = core_at(store_root, clock, UNORDERED)
     held = ask(core, "l1", "a", "k:1", "k:2")
     assert ask(core, "l2", "b", "k:0", "k:2") is None  # holds k:0, waits for k:2
     core.close()
-    again = core_at(tmp_path, clock, UNORDERED)
+    again = core_at(store_root, clock, UNORDERED)
     assert again.incarnation == 2
     assert again.acquire(Acquire(lease_id="l1", owner="a", agent="a", keys=("k:1", "k:2"))) == held
     assert again.acquire(Acquire(lease_id="l2", owner="b", agent="b", keys=("k:0", "k:2"))) is None
@@ -230,17 +231,17 @@ def test_a_restart_keeps_every_grant_and_never_reuses_a_token(tmp_path: Path) ->
     ],
 )
 def test_a_malformed_request_is_refused_with_a_typed_error(
-    tmp_path: Path, change: dict[str, Any]
+    store_root: Location, change: dict[str, Any]
 ) -> None:
-    core = core_at(tmp_path, FakeClock())
+    core = core_at(store_root, FakeClock())
     fields: dict[str, Any] = {"lease_id": "l1", "owner": "a", "agent": "a", "keys": ("k:1",)}
     with pytest.raises(InvalidArgumentError):
         core.acquire(Acquire(**{**fields, **change}))
     assert core.status().held == 0
 
 
-def test_bad_calls_other_than_acquire_are_refused(tmp_path: Path) -> None:
-    core = core_at(tmp_path, FakeClock())
+def test_bad_calls_other_than_acquire_are_refused(store_root: Location) -> None:
+    core = core_at(store_root, FakeClock())
     with pytest.raises(InvalidArgumentError):
         core.acquire({"lease_id": "l1"})  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError):
@@ -251,9 +252,9 @@ def test_bad_calls_other_than_acquire_are_refused(tmp_path: Path) -> None:
         core.renew("never-granted")
 
 
-def test_events_older_than_the_window_are_pruned(tmp_path: Path) -> None:
+def test_events_older_than_the_window_are_pruned(store_root: Location) -> None:
     clock = FakeClock()
-    core = core_at(tmp_path, clock, LockPolicy(events=timedelta(hours=1)))
+    core = core_at(store_root, clock, LockPolicy(events=timedelta(hours=1)))
     ask(core, "l1", "a", "k:1")
     core.release("l1")
     core.commit()

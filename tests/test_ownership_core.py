@@ -20,6 +20,7 @@ from runtime import (
     FencedError,
     IdempotencyKeyReusedError,
     InvalidArgumentError,
+    Location,
     NotOwnerError,
     UnauthorizedWriterError,
     encode,
@@ -43,9 +44,9 @@ def open_core(root: Path, **kwargs: Any) -> ResourceCore:
 
 
 def test_an_unowned_entity_takes_any_writer_and_an_owned_one_only_its_owner(
-    tmp_path: Path,
+    store_root: Location,
 ) -> None:
-    core = open_core(tmp_path)
+    core = open_core(store_root)
     assert core.apply_batch([call("revise", "d1", "v1", writer="research")])[0].error is None
     core.change_owner(change("own", "d1", by="system", to="editorial"))
     ok, refused, other = core.apply_batch([
@@ -67,9 +68,9 @@ def test_an_unowned_entity_takes_any_writer_and_an_owned_one_only_its_owner(
 
 
 def test_the_system_is_refused_too_and_writes_without_an_entity_are_not_checked(
-    tmp_path: Path,
+    store_root: Location,
 ) -> None:
-    core = open_core(tmp_path)
+    core = open_core(store_root)
     core.change_owner(change("own", "d1", by="system", to="editorial"))
     published, noted = core.apply_batch(
         [call("publish", "d1", writer="system"), call("note", "hi", writer="research")]
@@ -78,8 +79,8 @@ def test_the_system_is_refused_too_and_writes_without_an_entity_are_not_checked(
     assert noted.error is None
 
 
-def test_transfer_and_release_by_the_owner_or_the_system_only(tmp_path: Path) -> None:
-    core = open_core(tmp_path)
+def test_transfer_and_release_by_the_owner_or_the_system_only(store_root: Location) -> None:
+    core = open_core(store_root)
     core.change_owner(change("own", "d1", by="editorial", to="editorial"))
     with pytest.raises(NotOwnerError):
         core.change_owner(change("transfer", "d1", by="research", to="research"))
@@ -111,11 +112,11 @@ def test_transfer_and_release_by_the_owner_or_the_system_only(tmp_path: Path) ->
 
 
 def test_ownership_survives_a_new_incarnation_and_stale_ones_are_fenced(
-    tmp_path: Path,
+    store_root: Location,
 ) -> None:
-    old = open_core(tmp_path)
+    old = open_core(store_root)
     old.change_owner(change("own", "d1", by="system", to="editorial"))
-    new = open_core(tmp_path)
+    new = open_core(store_root)
     assert new.owners.owner("d1") == "editorial"
     assert isinstance(
         new.apply_batch([call("revise", "d1", "x", writer="research")])[0].error, NotOwnerError
@@ -123,11 +124,11 @@ def test_ownership_survives_a_new_incarnation_and_stale_ones_are_fenced(
     with pytest.raises(FencedError):
         old.change_owner(change("transfer", "d1", by="system", to="research"))
     assert new.owners.owner("d1") == "editorial"
-    assert open_core(tmp_path).owners.owner("d1") == "editorial"
+    assert open_core(store_root).owners.owner("d1") == "editorial"
 
 
-def test_a_change_key_applies_once_and_binds_its_content(tmp_path: Path) -> None:
-    core = open_core(tmp_path)
+def test_a_change_key_applies_once_and_binds_its_content(store_root: Location) -> None:
+    core = open_core(store_root)
     first = core.change_owner(change("own", "d1", by="system", to="editorial", key="k"))
     core.change_owner(change("transfer", "d1", by="system", to="research"))
     again = core.change_owner(change("own", "d1", by="system", to="editorial", key="k"))
@@ -136,8 +137,8 @@ def test_a_change_key_applies_once_and_binds_its_content(tmp_path: Path) -> None
         core.change_owner(change("release", "d1", by="system", key="k"))
 
 
-def test_bad_changes_get_typed_errors(tmp_path: Path) -> None:
-    core = open_core(tmp_path, authority=WriteAuthority.of(["editorial", "system"]))
+def test_bad_changes_get_typed_errors(store_root: Location) -> None:
+    core = open_core(store_root, authority=WriteAuthority.of(["editorial", "system"]))
     with pytest.raises(UnauthorizedWriterError):  # the new owner could never write
         core.change_owner(change("own", "d1", by="system", to="research"))
     with pytest.raises(InvalidArgumentError):  # an agent claims only for itself
@@ -168,9 +169,9 @@ def test_a_change_crosses_the_wire_unchanged() -> None:
 
 
 def test_a_write_whose_entity_is_not_plain_is_refused_while_anything_is_owned(
-    tmp_path: Path,
+    store_root: Location,
 ) -> None:
-    core = open_core(tmp_path)
+    core = open_core(store_root)
     core.change_owner(change("own", "d1", by="system", to="editorial"))
     (result,) = core.apply_batch([call("revise", ["d1"], "x", writer="research")])
     assert isinstance(result.error, InvalidArgumentError)
@@ -245,9 +246,9 @@ class Keyed(Resource):
     ids=["keyword", "default", "all-keywords"],
 )
 def test_the_entity_is_found_however_the_arguments_are_passed(
-    tmp_path: Path, args: list[Any], kwargs: dict[str, Any]
+    store_root: Location, args: list[Any], kwargs: dict[str, Any]
 ) -> None:
-    core = ResourceCore(Keyed(), "keyed", tmp_path)
+    core = ResourceCore(Keyed(), "keyed", store_root)
     core.change_owner(change("own", "d1", by="system", to="editorial"))
     refused = WriteCall("put", encode([args, kwargs]), "research", 1, uuid.uuid4().hex, "a" * 32)
     allowed = WriteCall("put", encode([args, kwargs]), "editorial", 1, uuid.uuid4().hex, "a" * 32)

@@ -20,6 +20,7 @@ from runtime import (
     ConflictError,
     FencedError,
     InvalidArgumentError,
+    Location,
     PayloadTooLargeError,
     StorageError,
     UnauthorizedWriterError,
@@ -49,8 +50,8 @@ def replay(core: ResourceCore) -> dict[str, Any]:
     return state
 
 
-def test_versions_are_gap_free_and_results_in_order(tmp_path: Path) -> None:
-    core = open_core(tmp_path)
+def test_versions_are_gap_free_and_results_in_order(store_root: Location) -> None:
+    core = open_core(store_root)
     results = core.apply_batch([call("restock", "A", 5), call("reserve", "A", 2)])
     results += core.apply_batch([call("reserve", "A", 9), call("restock", "A", 1)])
     assert [r.value for r in results] == [5, 3, None, 4]
@@ -59,31 +60,31 @@ def test_versions_are_gap_free_and_results_in_order(tmp_path: Path) -> None:
     assert core.version == 3
 
 
-def test_acknowledged_write_survives_a_new_incarnation(tmp_path: Path) -> None:
-    core = open_core(tmp_path)
+def test_acknowledged_write_survives_a_new_incarnation(store_root: Location) -> None:
+    core = open_core(store_root)
     core.apply_batch([call("restock", "A", 5, key="k1"), call("restock", "B", 2)])
-    again = open_core(tmp_path)
+    again = open_core(store_root)
     assert again.state == {"A": 5, "B": 2}
     assert again.version == 2
     assert again.incarnation == core.incarnation + 1
 
 
-def test_repeated_key_returns_the_stored_result_also_after_restart(tmp_path: Path) -> None:
-    core = open_core(tmp_path)
+def test_repeated_key_returns_the_stored_result_also_after_restart(store_root: Location) -> None:
+    core = open_core(store_root)
     first = core.apply_batch([call("restock", "A", 5, key="same")])[0]
     in_batch = core.apply_batch(
         [call("restock", "A", 5, key="x"), call("restock", "A", 5, key="x")]
     )
     assert in_batch[1].duplicate and in_batch[1].value == in_batch[0].value
-    restarted = open_core(tmp_path, policy=ResourcePolicy(idempotency_cache=1))
+    restarted = open_core(store_root, policy=ResourcePolicy(idempotency_cache=1))
     again = restarted.apply_batch([call("restock", "A", 5, key="same")])[0]
     assert again.duplicate and again.value == first.value == 5 and again.version == 1
     assert restarted.state == {"A": 10}
     assert len(list(restarted.log.records())) == 2
 
 
-def test_conflict_carries_the_current_version_and_changes_nothing(tmp_path: Path) -> None:
-    core = open_core(tmp_path)
+def test_conflict_carries_the_current_version_and_changes_nothing(store_root: Location) -> None:
+    core = open_core(store_root)
     core.apply_batch([call("restock", "A", 5)])
     result = core.apply_batch([call("restock", "A", 1, expected=0)])[0]
     assert isinstance(result.error, ConflictError)
@@ -93,8 +94,8 @@ def test_conflict_carries_the_current_version_and_changes_nothing(tmp_path: Path
     assert ok.error is None and ok.version == 2
 
 
-def test_unauthorized_writer_is_refused_and_logged(tmp_path: Path) -> None:
-    core = open_core(tmp_path, authority=WriteAuthority.of(["orders"]))
+def test_unauthorized_writer_is_refused_and_logged(store_root: Location) -> None:
+    core = open_core(store_root, authority=WriteAuthority.of(["orders"]))
     result = core.apply_batch([call("restock", "A", 5, writer="intruder", key="evil")])[0]
     assert isinstance(result.error, UnauthorizedWriterError)
     assert result.error.writer == "intruder"
@@ -107,31 +108,31 @@ def test_unauthorized_writer_is_refused_and_logged(tmp_path: Path) -> None:
     )
 
 
-def test_a_zombie_incarnation_is_fenced(tmp_path: Path) -> None:
-    zombie = open_core(tmp_path)
+def test_a_zombie_incarnation_is_fenced(store_root: Location) -> None:
+    zombie = open_core(store_root)
     zombie.apply_batch([call("restock", "A", 1)])
-    current = open_core(tmp_path)
+    current = open_core(store_root)
     refused = zombie.apply_batch([call("restock", "A", 100)])[0]
     assert isinstance(refused.error, FencedError)
     assert zombie.state == {"A": 1}  # its own memory was rolled back too
     assert current.apply_batch([call("restock", "A", 2)])[0].version == 2
-    assert open_core(tmp_path).state == {"A": 3}
+    assert open_core(store_root).state == {"A": 3}
     assert isinstance(zombie.apply_batch([call("restock", "A", 1)])[0].error, FencedError)
 
 
-def test_a_fenced_writer_epoch_is_refused(tmp_path: Path) -> None:
-    core = open_core(tmp_path)
+def test_a_fenced_writer_epoch_is_refused(store_root: Location) -> None:
+    core = open_core(store_root)
     core.fence_writer("orders", 3)
     stale = core.apply_batch([call("restock", "A", 1, writer="orders", epoch=2)])[0]
     fresh = core.apply_batch([call("restock", "A", 1, writer="orders", epoch=3)])[0]
     assert isinstance(stale.error, FencedError) and fresh.error is None
-    reopened = open_core(tmp_path)  # the fence is durable
+    reopened = open_core(store_root)  # the fence is durable
     again = reopened.apply_batch([call("restock", "A", 1, writer="orders", epoch=2)])[0]
     assert isinstance(again.error, FencedError)
 
 
-def test_a_raising_write_leaves_state_unchanged(tmp_path: Path) -> None:
-    core = open_core(tmp_path)
+def test_a_raising_write_leaves_state_unchanged(store_root: Location) -> None:
+    core = open_core(store_root)
     core.apply_batch([call("restock", "A", 5)])
     result = core.apply_batch([call("half_then_fail", "A")])[0]
     assert isinstance(result.error, ValueError)
@@ -139,14 +140,14 @@ def test_a_raising_write_leaves_state_unchanged(tmp_path: Path) -> None:
     assert [r.reason for r in core.log.rejections()] == ["raised"]
 
 
-def test_an_error_that_cannot_travel_becomes_write_failed(tmp_path: Path) -> None:
-    result = open_core(tmp_path).apply_batch([call("unpicklable_failure")])[0]
+def test_an_error_that_cannot_travel_becomes_write_failed(store_root: Location) -> None:
+    result = open_core(store_root).apply_batch([call("unpicklable_failure")])[0]
     assert isinstance(result.error, WriteFailedError)
     assert result.error.error_type == "Unpicklable"
 
 
-def test_non_plain_state_or_bad_arguments_are_refused(tmp_path: Path) -> None:
-    core = open_core(tmp_path)
+def test_non_plain_state_or_bad_arguments_are_refused(store_root: Location) -> None:
+    core = open_core(store_root)
     stored = core.apply_batch([call("store_object", "k")])[0]
     assert isinstance(stored.error, InvalidArgumentError) and core.state == {}
     wrong_arity = core.apply_batch([call("restock", "A")])[0]
@@ -160,14 +161,14 @@ def test_non_plain_state_or_bad_arguments_are_refused(tmp_path: Path) -> None:
     assert core.version == 0
 
 
-def test_pydantic_arguments_arrive_as_models(tmp_path: Path) -> None:
-    core = open_core(tmp_path)
+def test_pydantic_arguments_arrive_as_models(store_root: Location) -> None:
+    core = open_core(store_root)
     result = core.apply_batch([call("add_item", Item(sku="A", qty=4))])[0]
     assert result.value == 4
 
 
-def test_oversized_arguments_are_refused_at_the_resource(tmp_path: Path) -> None:
-    core = open_core(tmp_path, policy=ResourcePolicy(max_payload_bytes=64))
+def test_oversized_arguments_are_refused_at_the_resource(store_root: Location) -> None:
+    core = open_core(store_root, policy=ResourcePolicy(max_payload_bytes=64))
     result = core.apply_batch([call("restock", "A" * 100, 1)])[0]
     assert isinstance(result.error, PayloadTooLargeError)
     assert core.state == {}
@@ -183,8 +184,8 @@ def test_encode_refuses_what_is_not_plain_data() -> None:
     assert error.value.limit == 10
 
 
-def test_audit_record_is_the_size_of_the_change(tmp_path: Path) -> None:
-    core = open_core(tmp_path)
+def test_audit_record_is_the_size_of_the_change(store_root: Location) -> None:
+    core = open_core(store_root)
     core.apply_batch([call("restock", f"sku{i}", 1) for i in range(2000)])
     core.apply_batch([call("restock", "sku7", 1)])
     last = list(core.log.records())[-1]
@@ -192,18 +193,18 @@ def test_audit_record_is_the_size_of_the_change(tmp_path: Path) -> None:
     assert len(last.diff) < 40
 
 
-def test_recovery_from_snapshot_plus_tail(tmp_path: Path) -> None:
+def test_recovery_from_snapshot_plus_tail(store_root: Location) -> None:
     policy = ResourcePolicy(snapshot_every=10)
-    core = open_core(tmp_path, policy=policy)
+    core = open_core(store_root, policy=policy)
     for i in range(37):
         core.apply_batch([call("restock", f"s{i % 5}", i)])
-    recovered = open_core(tmp_path, policy=policy)
+    recovered = open_core(store_root, policy=policy)
     assert recovered.state == core.state == replay(core)
     assert recovered.version == 37
 
 
-def test_reads_see_committed_state_and_version(tmp_path: Path) -> None:
-    core = open_core(tmp_path)
+def test_reads_see_committed_state_and_version(store_root: Location) -> None:
+    core = open_core(store_root)
     core.apply_batch([call("restock", "A", 3)])
     got = core.read("available", ["A"], {})
     assert (got.value, got.version) == (3, 1)
@@ -211,13 +212,13 @@ def test_reads_see_committed_state_and_version(tmp_path: Path) -> None:
         core.read("restock", ["A", 1], {})
 
 
-def test_nested_state_is_undone_when_a_write_raises(tmp_path: Path) -> None:
-    core = ResourceCore(Ledger(), "ledger", tmp_path)
+def test_nested_state_is_undone_when_a_write_raises(store_root: Location) -> None:
+    core = ResourceCore(Ledger(), "ledger", store_root)
     core.apply_batch([call("post", "a", 5)])
     failed = core.apply_batch([call("post", "a", -10)])[0]
     assert isinstance(failed.error, ValueError)
     assert core.state == {"accounts": {"a": [5]}}
-    assert ResourceCore(Ledger(), "ledger", tmp_path).state == {"accounts": {"a": [5]}}
+    assert ResourceCore(Ledger(), "ledger", store_root).state == {"accounts": {"a": [5]}}
 
 
 # -- the resource against a simple model, under random operation sequences -----------
@@ -277,9 +278,9 @@ def test_resource_matches_a_model(
 
 
 def test_a_failed_commit_acknowledges_nothing_and_the_next_batch_commits(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store_root: Location, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    core = open_core(tmp_path)
+    core = open_core(store_root)
     core.apply_batch([call("restock", "A", 1)])
     original = core.log.commit
 
@@ -293,13 +294,13 @@ def test_a_failed_commit_acknowledges_nothing_and_the_next_batch_commits(
     monkeypatch.setattr(core.log, "commit", original)
     retried = core.apply_batch([call("restock", "A", 5, key="k")])[0]
     assert (retried.value, retried.version, retried.duplicate) == (6, 2, False)
-    assert open_core(tmp_path).state == {"A": 6}
+    assert open_core(store_root).state == {"A": 6}
 
 
 def test_an_unexpected_failure_mid_batch_rolls_back_applied_writes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store_root: Location, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    core = open_core(tmp_path)
+    core = open_core(store_root)
     calls = [call("restock", "A", 1), call("restock", "B", 1, key="boom")]
     real_record = core_module.log_record
 

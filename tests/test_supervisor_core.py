@@ -10,7 +10,6 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,7 +31,7 @@ from policies import (
     Retry,
     RetryPolicy,
 )
-from runtime import BudgetExceededError, Envelope, SubtaskFailedError, new_task_id
+from runtime import BudgetExceededError, Envelope, Location, SubtaskFailedError, new_task_id
 from runtime.testing import FakeClock
 
 NOW = RetryPolicy(max_attempts=3, initial_backoff=timedelta(0), max_backoff=timedelta(0))
@@ -96,9 +95,9 @@ def run(test: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
 
 
 def make_core(
-    tmp_path: Path, agents: FakeAgents, clock: FakeClock, **kwargs: Any
+    store_root: Location, agents: FakeAgents, clock: FakeClock, **kwargs: Any
 ) -> SupervisorCore:
-    return SupervisorCore(SubtaskStore(tmp_path), agents, clock=clock, **kwargs)
+    return SupervisorCore(SubtaskStore(store_root), agents, clock=clock, **kwargs)
 
 
 def spec(
@@ -129,10 +128,10 @@ def failure(task: asyncio.Task[Outcome]) -> SubtaskFailedError:
     return error
 
 
-def test_success_runs_under_the_subtask_id_and_writes_a_handoff(tmp_path: Path) -> None:
+def test_success_runs_under_the_subtask_id_and_writes_a_handoff(store_root: Location) -> None:
     async def body() -> None:
         agents = FakeAgents({"r": 2})
-        core = make_core(tmp_path, agents, FakeClock())
+        core = make_core(store_root, agents, FakeClock())
         s = spec(next_stage="review")
         task = await started(core, s)
         (call,) = agents.calls
@@ -150,10 +149,10 @@ def test_success_runs_under_the_subtask_id_and_writes_a_handoff(tmp_path: Path) 
     run(body)
 
 
-def test_truncated_output_is_a_schema_failure_then_retried(tmp_path: Path) -> None:
+def test_truncated_output_is_a_schema_failure_then_retried(store_root: Location) -> None:
     async def body() -> None:
         agents = FakeAgents({"r": 2})
-        core = make_core(tmp_path, agents, FakeClock())
+        core = make_core(store_root, agents, FakeClock())
         task = await started(core, spec())
         agents.calls[0].future.set_result(Answer.model_construct(summary="The fi", sources=[]))
         await settle()
@@ -180,11 +179,11 @@ def test_truncated_output_is_a_schema_failure_then_retried(tmp_path: Path) -> No
     ],
 )
 def test_errors_become_typed_reasons(
-    tmp_path: Path, raised: BaseException, reason: str, kind: str | None
+    store_root: Location, raised: BaseException, reason: str, kind: str | None
 ) -> None:
     async def body() -> None:
         agents = FakeAgents({"r": 1})
-        core = make_core(tmp_path, agents, FakeClock())
+        core = make_core(store_root, agents, FakeClock())
         task = await started(core, spec(retry=RetryPolicy(max_attempts=1)))
         agents.calls[0].future.set_exception(raised)
         await settle()
@@ -195,10 +194,10 @@ def test_errors_become_typed_reasons(
     run(body)
 
 
-def test_a_budget_refusal_fails_the_subtask_at_once(tmp_path: Path) -> None:
+def test_a_budget_refusal_fails_the_subtask_at_once(store_root: Location) -> None:
     async def body() -> None:
         agents = FakeAgents({"r": 2})
-        core = make_core(tmp_path, agents, FakeClock())
+        core = make_core(store_root, agents, FakeClock())
         task = await started(core, spec(retry=NOW))
         refused = BudgetExceededError(
             scope="run:x", dimension="calls", cap=1, requested=1, available=0
@@ -211,11 +210,13 @@ def test_a_budget_refusal_fails_the_subtask_at_once(tmp_path: Path) -> None:
     run(body)
 
 
-def test_running_deadline_then_the_late_result_is_recorded_and_discarded(tmp_path: Path) -> None:
+def test_running_deadline_then_the_late_result_is_recorded_and_discarded(
+    store_root: Location,
+) -> None:
     async def body() -> None:
         clock = FakeClock()
         agents = FakeAgents({"r": 2}, ignore_cancel=True)  # answers after it was cancelled
-        core = make_core(tmp_path, agents, clock)
+        core = make_core(store_root, agents, clock)
         s = spec(deadline=Deadlines(running=timedelta(seconds=5)))
         task = await started(core, s)
         clock.advance(5)
@@ -235,11 +236,11 @@ def test_running_deadline_then_the_late_result_is_recorded_and_discarded(tmp_pat
     run(body)
 
 
-def test_queue_timeout_and_heartbeat_timeout(tmp_path: Path) -> None:
+def test_queue_timeout_and_heartbeat_timeout(store_root: Location) -> None:
     async def body() -> None:
         clock = FakeClock()
         agents = FakeAgents({"r": 1})
-        core = make_core(tmp_path, agents, clock)
+        core = make_core(store_root, agents, clock)
         beat = Deadlines(running=timedelta(seconds=60), heartbeat=timedelta(seconds=2))
         first = await started(core, spec(deadline=beat, retry=RetryPolicy(max_attempts=1)))
         queued = Deadlines(queued=timedelta(seconds=1))
@@ -260,10 +261,10 @@ def test_queue_timeout_and_heartbeat_timeout(tmp_path: Path) -> None:
     run(body)
 
 
-def test_no_agent_cancel_and_rejection_are_final(tmp_path: Path) -> None:
+def test_no_agent_cancel_and_rejection_are_final(store_root: Location) -> None:
     async def body() -> None:
         agents = FakeAgents({"r": 1})
-        core = make_core(tmp_path, agents, FakeClock())
+        core = make_core(store_root, agents, FakeClock())
         nobody = await started(core, spec(to="ghost", retry=RetryPolicy(max_attempts=1)))
         assert failure(nobody).reason == "no_agent"
         running = await started(core, spec())
@@ -276,10 +277,10 @@ def test_no_agent_cancel_and_rejection_are_final(tmp_path: Path) -> None:
     run(body)
 
 
-def test_escalation_to_a_human_waits_for_an_answer(tmp_path: Path) -> None:
+def test_escalation_to_a_human_waits_for_an_answer(store_root: Location) -> None:
     async def body() -> None:
         agents = FakeAgents({"r": 1})
-        core = make_core(tmp_path, agents, FakeClock())
+        core = make_core(store_root, agents, FakeClock())
         plan = Escalate()
         a = await started(core, spec(retry=None, on_failure=plan))
         agents.calls[0].future.set_exception(ValueError("no"))
@@ -302,10 +303,10 @@ def test_escalation_to_a_human_waits_for_an_answer(tmp_path: Path) -> None:
     run(body)
 
 
-def test_kill_fails_attempts_with_killed_and_the_plan_reroutes(tmp_path: Path) -> None:
+def test_kill_fails_attempts_with_killed_and_the_plan_reroutes(store_root: Location) -> None:
     async def body() -> None:
         agents = FakeAgents({"r": 1, "backup": 1})
-        core = make_core(tmp_path, agents, FakeClock())
+        core = make_core(store_root, agents, FakeClock())
         task = await started(core, spec(retry=None, on_failure=Reroute(to="backup", policy=NOW)))
         done = await core.kill_agent("r", 2)
         await settle()
@@ -323,10 +324,10 @@ def test_kill_fails_attempts_with_killed_and_the_plan_reroutes(tmp_path: Path) -
     run(body)
 
 
-def test_restart_intensity_and_retry_budget_stop_retries(tmp_path: Path) -> None:
+def test_restart_intensity_and_retry_budget_stop_retries(store_root: Location) -> None:
     async def body() -> None:
         agents = FakeAgents({"r": 2})
-        core = make_core(tmp_path / "a", agents, FakeClock())
+        core = make_core(store_root / "a", agents, FakeClock())
         core.configure_group("r", RestartIntensity(max_restarts=0))
         task = await started(core, spec(on_failure=Retry(policy=NOW, then=Abandon()), retry=None))
         agents.calls[0].future.set_exception(ValueError("x"))
@@ -335,7 +336,7 @@ def test_restart_intensity_and_retry_budget_stop_retries(tmp_path: Path) -> None
         assert core.failed_groups == {"r"}
 
         agents = FakeAgents({"r": 2})
-        core = make_core(tmp_path / "b", agents, FakeClock(), retry_budget=Refusing())
+        core = make_core(store_root / "b", agents, FakeClock(), retry_budget=Refusing())
         task = await started(core, spec())
         agents.calls[0].future.set_exception(ValueError("x"))
         await settle()
@@ -344,10 +345,12 @@ def test_restart_intensity_and_retry_budget_stop_retries(tmp_path: Path) -> None
     run(body)
 
 
-def test_a_new_core_redrives_unfinished_subtasks_and_keeps_finished_ones(tmp_path: Path) -> None:
+def test_a_new_core_redrives_unfinished_subtasks_and_keeps_finished_ones(
+    store_root: Location,
+) -> None:
     async def body() -> None:
         agents = FakeAgents({"r": 2})
-        core = make_core(tmp_path, agents, FakeClock())
+        core = make_core(store_root, agents, FakeClock())
         finished, unfinished = spec(), spec()
         t1 = await started(core, finished)
         await started(core, unfinished)
@@ -356,7 +359,7 @@ def test_a_new_core_redrives_unfinished_subtasks_and_keeps_finished_ones(tmp_pat
         assert t1.result().output == GOOD
         # A new incarnation on the same storage, as after the actor was killed.
         again = FakeAgents({"r": 2})
-        core2 = make_core(tmp_path, again, FakeClock())
+        core2 = make_core(store_root, again, FakeClock())
         assert core2.recover() == 1
         await settle()
         (call,) = again.calls
@@ -370,11 +373,11 @@ def test_a_new_core_redrives_unfinished_subtasks_and_keeps_finished_ones(tmp_pat
     run(body)
 
 
-def test_a_stage_silent_past_its_window_is_a_stall(tmp_path: Path) -> None:
+def test_a_stage_silent_past_its_window_is_a_stall(store_root: Location) -> None:
     async def body() -> None:
         clock = FakeClock()
         agents = FakeAgents({"r": 1})
-        core = make_core(tmp_path, agents, clock)
+        core = make_core(store_root, agents, clock)
         core.declare_stage("write", 10.0)
         await started(core, spec(stage="research", next_stage="write"))
         agents.calls[0].future.set_result(GOOD)
@@ -394,10 +397,10 @@ def test_a_stage_silent_past_its_window_is_a_stall(tmp_path: Path) -> None:
     run(body)
 
 
-def test_attempts_queued_for_a_replica_that_dies_fail_with_no_agent(tmp_path: Path) -> None:
+def test_attempts_queued_for_a_replica_that_dies_fail_with_no_agent(store_root: Location) -> None:
     async def body() -> None:
         agents = FakeAgents({"r": 2})
-        core = make_core(tmp_path, agents, FakeClock())
+        core = make_core(store_root, agents, FakeClock())
         plan = Reroute(to="r", policy=NOW)
         first = await started(core, spec(to="r:0", retry=None, on_failure=plan))
         queued = await started(core, spec(to="r:0", retry=None, on_failure=plan))
@@ -419,10 +422,10 @@ def test_attempts_queued_for_a_replica_that_dies_fail_with_no_agent(tmp_path: Pa
     run(body)
 
 
-def test_a_budget_refusal_does_not_count_toward_restart_intensity(tmp_path: Path) -> None:
+def test_a_budget_refusal_does_not_count_toward_restart_intensity(store_root: Location) -> None:
     async def body() -> None:
         agents = FakeAgents({"r": 1})
-        core = make_core(tmp_path, agents, FakeClock())
+        core = make_core(store_root, agents, FakeClock())
         core.configure_group("r", RestartIntensity(max_restarts=1))
         refused = BudgetExceededError(
             scope="run:x", dimension="calls", cap=1, requested=1, available=0

@@ -13,13 +13,20 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from policies import TokenRetention
-from runtime import Clock, StorageError, SystemClock, connect, transaction
+from runtime import (
+    Clock,
+    Connection,
+    DatabaseErrors,
+    Location,
+    StorageError,
+    SystemClock,
+    connect,
+    transaction,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS agents(name TEXT PRIMARY KEY, epoch INTEGER NOT NULL);
@@ -68,7 +75,7 @@ class AgentRegistry:
     """
 
     def __init__(
-        self, root: Path, *, retention: TokenRetention | None = None, clock: Clock | None = None
+        self, root: Location, *, retention: TokenRetention | None = None, clock: Clock | None = None
     ) -> None:
         self.path = root / "system.sqlite"
         self._retention = retention or TokenRetention()
@@ -121,7 +128,7 @@ class AgentRegistry:
             )
             self._prune(conn)
 
-    def _prune(self, conn: sqlite3.Connection) -> None:
+    def _prune(self, conn: Connection) -> None:
         """Delete the tokens revoked longer ago than ``TokenRetention.revoked``."""
         before = self._now() - self._retention.revoked.total_seconds()
         conn.execute("DELETE FROM tokens WHERE revoked_at < ?", (before,))
@@ -153,7 +160,7 @@ class AgentRegistry:
             row = self._conn.execute(
                 "SELECT writer, epoch, revoked FROM tokens WHERE digest = ?", (_digest(token),)
             ).fetchone()
-        except sqlite3.Error as error:
+        except DatabaseErrors as error:
             raise StorageError(f"agent registry {self.path}: {error}") from error
         return None if row is None else TokenHolder(row[0], int(row[1]), bool(row[2]))
 

@@ -56,7 +56,7 @@ def ensure_budget(
         pass
     try:
         actor = spawn(
-            BudgetHost, root, policy, name=BUDGET_ACTOR, namespace=namespace, pin_to_state=True,
+            BudgetHost, root, policy, name=BUDGET_ACTOR, namespace=namespace, storage=root,
             detached=detached,
         )  # fmt: skip
     except ValueError:  # another process started it meanwhile

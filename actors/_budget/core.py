@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from policies import BudgetLimit, BudgetPolicy, RetryBudgetState
-from runtime import Clock, InvalidArgumentError, SystemClock
+from runtime import Clock, InvalidArgumentError, Location, SystemClock
 
 from .book import LedgerBook, SpendContext
 from .breakers import REGISTRY_EVENTS, BreakerBoard, BreakerView
@@ -61,7 +60,7 @@ class BudgetCore:
         StorageError: the log cannot be opened or read.
     """
 
-    def __init__(self, root: Path, policy: BudgetPolicy, *, clock: Clock | None = None) -> None:
+    def __init__(self, root: Location, policy: BudgetPolicy, *, clock: Clock | None = None) -> None:
         self.policy = policy
         self._clock: Clock = clock or SystemClock()
         self._store = BudgetStore(root, policy.durability)

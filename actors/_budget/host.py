@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from policies import BudgetLimit, BudgetPolicy
@@ -25,6 +24,7 @@ from runtime import (
     SystemClock,
     apply_each,
     fix_mmap_threshold,
+    storage_root,
 )
 
 from .book import SpendContext
@@ -52,7 +52,7 @@ class BudgetHost:
     def __init__(self, root: str, policy: BudgetPolicy, clock: Clock | None = None) -> None:
         # Nothing here may raise: an exception in __init__ kills the actor for good.
         fix_mmap_threshold()  # a burst of calls must not leave an arena of fiber stacks
-        self._root = Path(root)
+        self._root = storage_root(root)
         self._policy = policy
         self._clock: Clock = clock or SystemClock()
         self._core: BudgetCore | None = None

@@ -10,14 +10,12 @@ Each opening of the file counts as an incarnation.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from policies import Durability
-from runtime import StorageError, connect, transaction, truncate_wal
+from runtime import DatabaseErrors, Location, StorageError, connect, transaction, truncate_wal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -72,7 +70,7 @@ class BudgetStore:
         StorageError: the file cannot be opened.
     """
 
-    def __init__(self, root: Path, durability: Durability = Durability.FULL) -> None:
+    def __init__(self, root: Location, durability: Durability = Durability.FULL) -> None:
         self.path = root / "budget.sqlite"
         try:
             self._conn = connect(self.path, durability)
@@ -83,7 +81,7 @@ class BudgetStore:
             )
             row = self._conn.execute("SELECT value FROM meta WHERE key = 'incarnation'")
             self.incarnation: int = row.fetchone()[0]
-        except sqlite3.Error as error:
+        except DatabaseErrors as error:
             raise StorageError(f"budget: cannot open {self.path}: {error}") from error
         self.snapshot_seq = 0
 
@@ -120,7 +118,7 @@ class BudgetStore:
             )
             # The last event stays: positions go on from it (a rowid restarts when empty).
             self._conn.execute("DELETE FROM events WHERE seq < ? AND at < ?", (seq, keep_after))
-        except sqlite3.Error as error:
+        except DatabaseErrors as error:
             raise StorageError(f"budget: snapshot failed: {error}") from error
         self.snapshot_seq = seq
 

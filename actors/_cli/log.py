@@ -9,10 +9,8 @@ import json
 import time
 from typing import Any
 
-from runtime import storage_root
-
 from .output import emit
-from .stores import log_records, read_only, resource_path
+from .stores import local_root, log_records, read_only, resource_path
 
 FOLLOW_POLL_S = 0.5
 """How often ``--follow`` looks for new records."""
@@ -63,7 +61,7 @@ def run_command(args: argparse.Namespace) -> int:
     Raises:
         ConfigurationError: no such resource in the storage.
     """
-    path = resource_path(storage_root(args.storage), args.resource)
+    path = resource_path(local_root(args.storage), args.resource)
     filters = {"writer": args.writer, "op": args.op, "trace": args.trace}
     after = args.from_version - 1
     with read_only(path) as conn:

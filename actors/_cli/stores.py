@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from runtime import ConfigurationError, decode
+from runtime import ConfigurationError, decode, storage_root
 
 
 @contextmanager
@@ -34,6 +34,21 @@ def read_only(path: Path) -> Iterator[sqlite3.Connection]:
         yield conn
     finally:
         conn.close()
+
+
+def local_root(storage: str | None) -> Path:
+    """The storage folder the command line reads.
+
+    Raises:
+        ConfigurationError: the storage is PostgreSQL (read its schemas with ``psql``).
+    """
+    root = storage_root(storage)
+    if not isinstance(root, Path):
+        raise ConfigurationError(
+            f"{root} is PostgreSQL: this command reads SQLite files; query the store's "
+            "schema with psql (docs/storage.md)"
+        )
+    return root
 
 
 def resource_path(root: Path, name: str) -> Path:

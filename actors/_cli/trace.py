@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runtime import ConfigurationError, storage_root
+from runtime import ConfigurationError
 
 from .log import write_text
 from .output import emit
-from .stores import log_records, read_only, rejections_of, resource_names
+from .stores import local_root, log_records, read_only, rejections_of, resource_names
 
 Item = dict[str, Any]
 
@@ -283,6 +283,6 @@ def run_command(args: argparse.Namespace) -> int:
     Raises:
         ConfigurationError: nothing stored under the trace or subtask.
     """
-    found = collect(storage_root(args.storage), args.trace_id, args.subtask)
+    found = collect(local_root(args.storage), args.trace_id, args.subtask)
     emit(json.dumps(found, sort_keys=True, default=str) if args.json else "\n".join(tree(found)))
     return 0

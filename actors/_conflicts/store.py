@@ -8,13 +8,11 @@ climbs, or gets its settled outcome).
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from policies import Durability, ResourceRetention
-from runtime import StorageError, connect, encode, transaction
+from runtime import DatabaseErrors, Location, StorageError, connect, encode, transaction
 
 from .ladder import Conflict, Settlement
 from .messages import ConflictRecord
@@ -57,7 +55,7 @@ class ConflictStore:
 
     def __init__(
         self,
-        path: Path,
+        path: Location,
         durability: Durability = Durability.FULL,
         retention: ResourceRetention | None = None,
     ) -> None:
@@ -139,6 +137,6 @@ class ConflictStore:
 
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         try:
-            return self._conn.execute(sql, params).fetchall()
-        except sqlite3.Error as error:
+            return list(self._conn.execute(sql, params).fetchall())
+        except DatabaseErrors as error:
             raise StorageError(f"reading conflicts of {self._path} failed: {error}") from error

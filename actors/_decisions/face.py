@@ -171,7 +171,7 @@ def ensure_decisions(root: str, namespace: str) -> Any:
     try:
         return spawn(
             ResourceHost, DecisionLog, DECISIONS, root, ResourcePolicy(), WriteAuthority.of(None),
-            namespace, name=name, namespace=namespace, pin_to_state=True, detached=True,
+            namespace, name=name, namespace=namespace, storage=root, detached=True,
         )  # fmt: skip
     except ValueError:  # another process started it meanwhile
         return lookup(name, namespace)

@@ -34,7 +34,7 @@ def start_dispatcher(
         pass
     actor = spawn(
         EventsHost, root, namespace, policy or EventsPolicy(),
-        name=DISPATCHER, namespace=namespace, pin_to_state=True,
+        name=DISPATCHER, namespace=namespace, storage=root,
     )  # fmt: skip
     return actor, True
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from runtime import (
     InvalidArgumentError,
+    Location,
     MalformedEventError,
     StorageError,
     check_name,
@@ -166,7 +167,7 @@ def trim(conn: sqlite3.Connection, upto: int, before: str, limit: int) -> int:
         ).rowcount
 
 
-def trim_file(path: Path, upto: int, before: str, limit: int) -> int:
+def trim_file(path: Location, upto: int, before: str, limit: int) -> int:
     """``trim`` on the resource file at ``path`` (the resource actor's call, asked by the
     dispatcher).
 

@@ -44,7 +44,7 @@ def ensure_locks(
     try:
         actor = spawn(
             LocksHost, root, policy or LockPolicy(), clock, name=LOCKS_ACTOR,
-            namespace=namespace, pin_to_state=True, detached=detached,
+            namespace=namespace, storage=root, detached=detached,
         )  # fmt: skip
     except ValueError:  # another process started it meanwhile
         return lookup(LOCKS_ACTOR, namespace), False

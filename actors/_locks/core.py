@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from policies import LockPolicy, breaks_order, in_lock_order
@@ -20,6 +19,7 @@ from runtime import (
     DeadlockError,
     InvalidArgumentError,
     LeaseExpiredError,
+    Location,
     LockError,
     LockOrderError,
     LockTimeoutError,
@@ -68,7 +68,7 @@ class LocksCore:
 
     def __init__(
         self,
-        root: Path,
+        root: Location,
         policy: LockPolicy | None = None,
         *,
         clock: Clock | None = None,

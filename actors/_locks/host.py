@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from policies import LockPolicy, prefix_label
@@ -25,6 +24,7 @@ from runtime import (
     counter,
     gauge,
     histogram,
+    storage_root,
 )
 
 from .core import Acquire, LocksCore, Outcome
@@ -58,7 +58,7 @@ class LocksHost:
 
     def __init__(self, root: str, policy: LockPolicy, clock: Clock | None = None) -> None:
         # Nothing here may raise: an exception in __init__ kills the actor for good.
-        self._root = Path(root)
+        self._root = storage_root(root)
         self._policy = policy
         self._clock: Clock = clock or SystemClock()
         self._core: LocksCore | None = None

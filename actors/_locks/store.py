@@ -11,13 +11,11 @@ Events (grants, releases, expiries, deadlocks, alerts) are kept for
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from policies import Durability
-from runtime import StorageError, connect, transaction, truncate_wal
+from runtime import DatabaseErrors, Location, StorageError, connect, transaction, truncate_wal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -96,12 +94,12 @@ class Stored:
 class LocksStore:
     """Reads and writes ``<root>/locks.sqlite``. One owner at a time."""
 
-    def __init__(self, root: Path, durability: Durability = Durability.FULL) -> None:
+    def __init__(self, root: Location, durability: Durability = Durability.FULL) -> None:
         self.path = root / "locks.sqlite"
         try:
             self._conn = connect(self.path, durability)
             self._conn.executescript(_SCHEMA)
-        except sqlite3.Error as error:
+        except DatabaseErrors as error:
             raise StorageError(f"locks: cannot open {self.path}: {error}") from error
 
     def open_incarnation(self) -> Stored:

@@ -19,11 +19,17 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from pathlib import Path
 from typing import Any
 
 from policies import ConstraintSet, describe_constraint
-from runtime import ConstraintViolationError, InvalidArgumentError, Message, decode, encode
+from runtime import (
+    ConstraintViolationError,
+    InvalidArgumentError,
+    Location,
+    Message,
+    decode,
+    encode,
+)
 
 from .batch import Refused
 from .calls import WriteCall, decode_arguments
@@ -88,7 +94,7 @@ def for_model(messages: Sequence[Message]) -> list[Message]:
 class ConstraintChecks:
     """A resource's check of the constraints its writes carry."""
 
-    def __init__(self, resource: str, root: Path | None = None) -> None:
+    def __init__(self, resource: str, root: Location | None = None) -> None:
         self._resource = resource
         self._catch_up = DecisionCatchUp(root)  # fresh-context writes (``freshness.py``)
         self._parsed: OrderedDict[bytes, ConstraintSet | str] = OrderedDict()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -19,6 +18,7 @@ from runtime import (
     FencedError,
     IdempotencyKeyReusedError,
     InvalidArgumentError,
+    Location,
     PayloadTooLargeError,
     StorageError,
     SystemClock,
@@ -71,7 +71,7 @@ class ResourceCore:
         self,
         resource: Resource,
         name: str,
-        root: Path,
+        root: Location,
         *,
         policy: ResourcePolicy | None = None,
         authority: WriteAuthority | None = None,

@@ -14,11 +14,10 @@ that, on a key nobody wrote meanwhile, is no longer refused.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from runtime import Clock, StaleLeaseError
+from runtime import Clock, Connection, StaleLeaseError
 
 MAX_LEASES = 64
 """Most (key, token) pairs one write may carry."""
@@ -57,12 +56,12 @@ def checked_leases(value: Any) -> tuple[tuple[str, int], ...] | str:
     return tuple(pairs)
 
 
-def load(conn: sqlite3.Connection) -> dict[str, int]:
+def load(conn: Connection) -> dict[str, int]:
     """The newest token seen per key, as stored."""
     return dict(conn.execute("SELECT key, token FROM lease_fence").fetchall())
 
 
-def store(conn: sqlite3.Connection, rows: Iterable[tuple[str, int, str]]) -> None:
+def store(conn: Connection, rows: Iterable[tuple[str, int, str]]) -> None:
     """Keep ``(key, token, at)`` rows, never lowering a key's token (inside the commit)."""
     conn.executemany(
         "INSERT INTO lease_fence(key, token, at) VALUES(?, ?, ?) ON CONFLICT(key) DO UPDATE "

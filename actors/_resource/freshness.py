@@ -30,9 +30,13 @@ from typing import Any
 import ray
 
 from runtime import (
+    Connection,
+    DatabaseErrors,
     InvalidArgumentError,
+    Location,
     ResourceUnavailableError,
     StaleContextError,
+    connect,
     decode,
     encode,
 )
@@ -86,9 +90,9 @@ class DecisionCatchUp:
     """The applier's side: from the versions a write was stamped with to the versions
     committed now, by the decision log's records since (read-only, from its store)."""
 
-    def __init__(self, root: Path | None) -> None:
+    def __init__(self, root: Location | None) -> None:
         self._path = None if root is None else root / "resources" / f"{DECISION_LOG}.sqlite"
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
 
     def latest(self, heads: Heads, topic: str) -> int | None:
         """The newest version of ``topic`` now, or None if it cannot be known."""
@@ -97,7 +101,7 @@ class DecisionCatchUp:
             return newest  # not read for this topic: unknown; no store given: as stamped
         try:
             since = self._since(heads.at)
-        except sqlite3.Error:
+        except DatabaseErrors:
             self.close()
             return None
         if since is None:
@@ -112,7 +116,7 @@ class DecisionCatchUp:
         if self._conn is None:
             if not self._path or not self._path.exists():
                 return []  # no decision log on this node's storage: nothing since
-            self._conn = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True)
+            self._conn = _read_only(self._path)
         conn = self._conn
         rows = conn.execute(
             "SELECT version, op, result FROM log WHERE version > ? ORDER BY version", (at,)
@@ -125,9 +129,18 @@ class DecisionCatchUp:
 
     def close(self) -> None:
         if self._conn is not None:
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(*DatabaseErrors):
                 self._conn.close()
             self._conn = None
+
+
+def _read_only(path: Location) -> Connection:
+    """The decision log's store, read-only where the backend allows it (a SQLite file);
+    on PostgreSQL its schema, which every node reaches."""
+    if isinstance(path, Path):
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn: Connection = connect(path)
+    return conn
 
 
 def stale_refusal(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -34,6 +33,7 @@ from runtime import (
     fix_mmap_threshold,
     gauge,
     histogram,
+    storage_root,
 )
 
 from .._agent.registry import AgentRegistry
@@ -86,7 +86,7 @@ class ResourceHost:
         fix_mmap_threshold()  # a burst of calls must not leave an arena of fiber stacks
         self._cls = resource_cls
         self._name = name
-        self._root = Path(root)
+        self._root = storage_root(root)
         self._policy = policy
         self._authority = authority
         self._namespace = namespace  # where the supervisor runs the ladder's levels 2-4

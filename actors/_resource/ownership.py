@@ -14,20 +14,20 @@ task and trace it came from (join ``task_id`` with the supervisor's handoff reco
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from policies import Durability, ResourceRetention
 from runtime import (
     ConfigurationError,
+    DatabaseErrors,
     FencedError,
     IdempotencyKeyReusedError,
     InvalidArgumentError,
+    Location,
     NotOwnerError,
     StorageError,
     UnauthorizedWriterError,
@@ -185,7 +185,7 @@ class OwnershipBook:
 
     def __init__(
         self,
-        path: Path,
+        path: Location,
         resource: str,
         admits: Callable[[str], bool],
         durability: Durability = Durability.FULL,
@@ -315,13 +315,13 @@ class OwnershipBook:
         """
         rows = self._read(
             f"SELECT {_RECORD_COLUMNS} FROM (SELECT * FROM ownership_log WHERE entity = ? "
-            "ORDER BY id DESC LIMIT ?) ORDER BY id",
+            "ORDER BY id DESC LIMIT ?) AS recent ORDER BY id",
             (entity, limit),
         )
         return [OwnershipRecord(*row) for row in rows]
 
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         try:
-            return self._conn.execute(sql, params).fetchall()
-        except sqlite3.Error as error:
+            return list(self._conn.execute(sql, params).fetchall())
+        except DatabaseErrors as error:
             raise StorageError(f"{self._resource}: reading ownership failed: {error}") from error

@@ -20,13 +20,12 @@ its keys ``UNKNOWN`` on recovery until they are rewritten.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from policies import Provenance, ProvenanceTrust, weakest
-from runtime import ProvenanceError, decode, encode
+from runtime import Connection, ProvenanceError, decode, encode
 
 from .declare import Operation, Resource
 
@@ -40,7 +39,7 @@ MAX_GONE = 10_000
 """Deleted keys whose mark is kept; older ones fold into the mark of every absent key."""
 
 
-def migrate(conn: sqlite3.Connection) -> None:
+def migrate(conn: Connection) -> None:
     """Add the ``provenance`` column to a log, and the ``marks`` column to its snapshot
     table, made before they existed (idempotent): old records read as ``UNKNOWN``, the
     keys of an old snapshot too."""
@@ -49,7 +48,6 @@ def migrate(conn: sqlite3.Connection) -> None:
         conn.execute(f"ALTER TABLE log ADD COLUMN provenance TEXT NOT NULL DEFAULT '{UNKNOWN}'")
     if "marks" not in {row[1] for row in conn.execute("PRAGMA table_info(snapshot)")}:
         conn.execute("ALTER TABLE snapshot ADD COLUMN marks BLOB")
-    conn.commit()
 
 
 def trust_of(resource: Resource) -> ProvenanceTrust:

@@ -10,18 +10,18 @@ snapshot covers, so recovery is unchanged; the keys of compacted records are kep
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from itertools import takewhile
 from operator import attrgetter
-from pathlib import Path
 from typing import Any
 
 from policies import Durability, ResourceRetention
 from runtime import (
+    DatabaseErrors,
     FencedError,
+    Location,
     StorageError,
     check_name,
     connect,
@@ -170,7 +170,7 @@ _rejection_row = attrgetter(*_REJECTION_FIELDS)
 class ResourceLog:
     """The SQLite log of one resource. Not thread-safe: one owner at a time."""
 
-    def __init__(self, root: Path, name: str, durability: Durability = Durability.FULL) -> None:
+    def __init__(self, root: Location, name: str, durability: Durability = Durability.FULL) -> None:
         self.path = root / "resources" / f"{check_name('resource', name)}.sqlite"
         self._conn = connect(self.path, durability)
         self._conn.executescript(_SCHEMA + fencing.SCHEMA + events.SCHEMA)
@@ -347,8 +347,8 @@ class ResourceLog:
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         try:
-            return self._conn.execute(sql, params).fetchall()
-        except sqlite3.Error as error:
+            return list(self._conn.execute(sql, params).fetchall())
+        except DatabaseErrors as error:
             raise StorageError(f"reading {self.path} failed: {error}") from error
 
     def records(self, *, after: int = 0) -> Iterator[LogRecord]:

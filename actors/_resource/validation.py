@@ -34,6 +34,7 @@ import ray
 from policies import OnTimeout, VisibilityPolicy
 from runtime import (
     ConfigurationError,
+    Location,
     StorageError,
     ValidatorFailedError,
     VetoedError,
@@ -64,9 +65,16 @@ class GateRule:
     allow_on_failure: bool
 
 
-def save_rules(root: Path, policy: VisibilityPolicy, replicas: dict[str, int]) -> None:
+def save_rules(root: Location, policy: VisibilityPolicy, replicas: dict[str, int]) -> None:
     """Store ``policy``'s within-transaction rules and each named agent's replica count
-    (written whole, then renamed: a reader sees the old rules or the new ones)."""
+    (written whole, then renamed: a reader sees the old rules or the new ones).
+
+    Raises:
+        ConfigurationError: the storage is PostgreSQL (the rules live in a file of the
+            storage folder; not yet in the database).
+    """
+    if not isinstance(root, Path):
+        raise ConfigurationError("decision visibility needs a storage folder (SQLite) for now")
     rules = {
         name: {
             "notify": list(rule.notify),
@@ -81,13 +89,15 @@ def save_rules(root: Path, policy: VisibilityPolicy, replicas: dict[str, int]) -
     os.replace(tmp, path)
 
 
-def load_rules(root: Path) -> tuple[dict[str, GateRule], dict[str, int]]:
+def load_rules(root: Location) -> tuple[dict[str, GateRule], dict[str, int]]:
     """The stored rules and replica counts; none if nothing was stored.
 
     Raises:
         StorageError: the file exists and cannot be read: writes are refused rather
             than let through unchecked.
     """
+    if not isinstance(root, Path):
+        return {}, {}  # PostgreSQL storage: no rules can be stored (``save_rules``)
     path = root / VISIBILITY_FILE
     if not path.exists():
         return {}, {}
@@ -189,7 +199,7 @@ class Gate:
     """
 
     def __init__(
-        self, name: str, root: Path, emits: Sequence[type[Any]], *, namespace: str = "",
+        self, name: str, root: Location, emits: Sequence[type[Any]], *, namespace: str = "",
         ask: Ask | None = None,
     ) -> None:  # fmt: skip
         self._name = name

@@ -14,7 +14,6 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -33,9 +32,11 @@ from runtime import (
     Clock,
     ConfigurationError,
     Envelope,
+    Location,
     StorageError,
     SystemClock,
     fix_mmap_threshold,
+    storage_root,
 )
 
 from .batch import Ended, stream_outcomes
@@ -198,7 +199,7 @@ class BudgetActorRetries:
                 actor.record_attempt.remote(run, count)
 
 
-def _open_store(root: Path, durability: Durability) -> SubtaskStore:
+def _open_store(root: Location, durability: Durability) -> SubtaskStore:
     try:
         return SubtaskStore(root, durability)
     except Exception as error:  # retried on the next call
@@ -219,7 +220,7 @@ class SupervisorHost:
         start_id: str = "",
     ) -> None:
         fix_mmap_threshold()  # a burst of calls must not leave an arena of fiber stacks
-        self._root = Path(root)
+        self._root = storage_root(root)
         self._start_id = start_id
         self._retention = retention
         self._namespace = namespace

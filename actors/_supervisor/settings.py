@@ -11,13 +11,12 @@ restart of the same start reloads what was configured since.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from policies import Provenance, RestartIntensity, RetryBudget
-from runtime import transaction
+from runtime import Connection, transaction
 
 from .spec import StageRule
 
@@ -53,7 +52,7 @@ class SettingsStore:
         conn: the supervisor store's connection.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
         conn.execute(_SCHEMA)
 
@@ -107,7 +106,7 @@ class SettingsStore:
         return loaded
 
 
-def _put(conn: sqlite3.Connection, kind: str, name: str, value: object) -> None:
+def _put(conn: Connection, kind: str, name: str, value: object) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO settings(kind, name, value) VALUES (?, ?, ?)",
         (kind, name, json.dumps(value)),

@@ -38,7 +38,7 @@ def start_supervisor(
     actor = spawn(
         SupervisorHost, root, namespace, clock, durability,
         retry_budget=retry_budget, retention=retention, start_id=uuid.uuid4().hex,
-        name=SUPERVISOR_ACTOR, namespace=namespace, pin_to_state=True,
+        name=SUPERVISOR_ACTOR, namespace=namespace, storage=root,
         max_concurrency=_SUPERVISOR_CONCURRENCY,
     )  # fmt: skip
     ray.get(actor.overview.remote())

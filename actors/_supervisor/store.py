@@ -12,12 +12,19 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Sequence
-from pathlib import Path
 from time import time
 from typing import Any
 
 from policies import Durability, SupervisorRetention
-from runtime import AttemptRecord, StorageError, connect, transaction, truncate_wal
+from runtime import (
+    AttemptRecord,
+    Connection,
+    Location,
+    StorageError,
+    connect,
+    transaction,
+    truncate_wal,
+)
 
 from .settings import SettingsStore
 
@@ -95,7 +102,7 @@ class SubtaskStore:
             ``Durability.PROCESS`` survives any process's death only.
     """
 
-    def __init__(self, root: Path, durability: Durability = Durability.FULL) -> None:
+    def __init__(self, root: Location, durability: Durability = Durability.FULL) -> None:
         self.path = root / "supervisor.sqlite"
         self._conn = connect(self.path, durability)
         for statement in _SCHEMA:
@@ -231,14 +238,14 @@ class SubtaskStore:
 
     # -- reading ---------------------------------------------------------------------
 
-    def unfinished(self) -> list[sqlite3.Row]:
+    def unfinished(self) -> list[Any]:
         """Every subtask not done or failed, oldest first (for recovery)."""
         return self._rows(
             "SELECT * FROM subtasks WHERE finished IS NULL AND state != 'quarantined' "
             "ORDER BY created"
         )
 
-    def subtask(self, subtask_id: str) -> sqlite3.Row | None:
+    def subtask(self, subtask_id: str) -> Any:
         rows = self._rows("SELECT * FROM subtasks WHERE id = ?", (subtask_id,))
         return rows[0] if rows else None
 
@@ -295,15 +302,15 @@ class SubtaskStore:
             truncate_wal(self._conn)
         return more
 
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        self._conn.row_factory = sqlite3.Row
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        self._conn.row_factory = sqlite3.Row  # by name too, on either backend
         return list(self._conn.execute(sql, params).fetchall())
 
     def close(self) -> None:
         self._conn.close()
 
 
-def _add_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+def _add_column(conn: Connection, table: str, column: str) -> bool:
     """Add ``column`` to a table created before it existed; whether it was added."""
     names = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
     if column.split()[0] in names:
@@ -312,7 +319,7 @@ def _add_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
     return True
 
 
-def _create_counts(conn: sqlite3.Connection) -> None:
+def _create_counts(conn: Connection) -> None:
     """The counts table and its triggers; counted from the rows once, when the table is
     new (a store written before it existed)."""
     with transaction(conn, "supervisor store: counts") as txn:

@@ -23,7 +23,7 @@ from typing import Any
 import ray
 
 from policies import ResourcePolicy
-from runtime import decode
+from runtime import decode, is_shared
 
 from ..._agent.group import AgentGroup
 from ..._resource.handle import ResourceHandle
@@ -196,6 +196,12 @@ def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _root(folder: str) -> str:
+    """A fresh folder, or with ``$AGENTCAST_STORAGE=postgresql://...`` fresh schemas there."""
+    url = os.environ.get("AGENTCAST_STORAGE", "")
+    return f"{url.partition('#')[0]}#bench{os.getpid()}" if is_shared(url) else folder
+
+
 def run_bench(as_json: bool, quick: bool, out: str | None) -> int:
     """Run the benchmark on a fresh local Ray and report it.
 
@@ -206,8 +212,9 @@ def run_bench(as_json: bool, quick: bool, out: str | None) -> int:
     config = QUICK if quick else BenchConfig()
     began = time.perf_counter()
     storage = tempfile.TemporaryDirectory(prefix="agentcast-bench-", ignore_cleanup_errors=True)
-    with storage as tmp, System.start(tmp, namespace=NAMESPACE, dashboard=False) as system:
+    with storage as tmp, System.start(_root(tmp), namespace=NAMESPACE, dashboard=False) as system:
         document = _measure(system, config)
+    document["storage"] = "postgresql" if is_shared(_root("")) else "sqlite"
     document["elapsed_s"] = round(time.perf_counter() - began, 1)
     text = json.dumps(document, indent=2)
     if out:

@@ -173,6 +173,7 @@ class StateActors:
         }  # fmt: skip
         self._serve = {"resource": "status", "supervisor": "overview", "budget": "status"}
         root = system.root
+        assert isinstance(root, Path), "the soak measures SQLite files"
         self._files = {
             "resource": root / "resources" / f"{resource}.sqlite",
             "supervisor": root / "supervisor.sqlite", "budget": root / "budget.sqlite",
