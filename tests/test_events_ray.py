@@ -3,7 +3,9 @@ resumption after the subscriber, the dispatcher or the resource is killed; repla
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,8 +14,17 @@ from events_for_tests import Recorder, Sink, SlowRecorder, Stock
 from waiting import wait_until
 
 from actors import Subscriptions, System
+from actors._agent.group import replicas_of
 from actors._cli.main import main
-from runtime import lookup, resource_actor_name
+from actors.lowlevel import EventLog, EventRecord
+from policies import EventsPolicy
+from runtime import (
+    ConfigurationError,
+    InvalidArgumentError,
+    UnknownEventTypeError,
+    lookup,
+    resource_actor_name,
+)
 
 
 def sink_items(system: System, group: str) -> list[str]:
@@ -125,3 +136,46 @@ def test_status_shows_each_subscriber_lag(
     assert main(["status", "--namespace", system.namespace]) == 0
     text = capfd.readouterr().out.splitlines()
     assert "    subscriber recorder on stock: checkpoint 3 of 3, lag 0" in text
+
+
+@pytest.mark.timeout(180)
+def test_forged_and_malformed_calls_to_the_actors_are_typed_errors(system: System) -> None:
+    start(system)
+    restock(system, ["a"])
+    (replica,) = replicas_of(system.namespace, "recorder").values()
+    forged = EventRecord("stock", 9, "stock:9:0", 9, "Nope", b"{}", "d" * 32, "system", "x", "t")
+    with pytest.raises(UnknownEventTypeError):
+        ray.get(replica.deliver.remote([forged]))
+    garbled = dataclasses.replace(forged, type="Restocked", payload=b'{"sku": 1}')
+    report = ray.get(replica.deliver.remote([garbled]))
+    assert (report.done_upto, report.handled) == (8, 0)
+    assert report.error is not None and "MalformedEventError" in report.error
+    dispatcher = lookup("events", system.namespace)
+    with pytest.raises(ConfigurationError):
+        ray.get(dispatcher.rewind.remote("recorder", "stock", -1))
+    with pytest.raises(ConfigurationError):
+        ray.get(dispatcher.register.remote("no such/group", ["Restocked"]))
+    stock = lookup(resource_actor_name("stock"), system.namespace)
+    with pytest.raises(InvalidArgumentError):
+        ray.get(stock.trim_events.remote("all", "2000-01-01", 10))
+    wait_until(lambda: len(sink_items(system, "recorder")) >= 1, "the real event handled")
+    assert sink_items(system, "recorder") == ["a"]  # the forged events wrote nothing
+
+
+@pytest.mark.timeout(180)
+def test_retention_trims_passed_events_and_numbers_go_on(system: System) -> None:
+    subs = Subscriptions.start(
+        system, EventsPolicy(retention=timedelta(milliseconds=1), trim_every=timedelta(hours=1))
+    )
+    start(system)
+    restock(system, ["a", "b", "c"])
+    wait_until(lambda: len(sink_items(system, "recorder")) >= 3, "all 3 handled", 120)
+    subs.wait_caught_up()
+    dispatcher = lookup("events", system.namespace)
+    assert ray.get(dispatcher.trim_now.remote())["stock"] == 3
+    log = EventLog(system.root, "stock")
+    assert (log.read(), log.last_seq()) == ([], 3)
+    restock(system, ["d"])
+    wait_until(lambda: len(sink_items(system, "recorder")) >= 4, "the next one handled", 120)
+    assert sink_items(system, "recorder") == ["a", "b", "c", "d"]
+    assert [e.seq for e in log.read()] == [4]

@@ -9,8 +9,8 @@ after it ran) drops its collection with the undone state.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import functools
+from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -44,16 +44,27 @@ class Emitted:
 _current: ContextVar[Emitted | None] = ContextVar("agentcast_emitting", default=None)
 
 
-@contextmanager
-def collecting(resource: str, emits: Sequence[type[BaseModel]]) -> Iterator[Emitted]:
+@functools.lru_cache(maxsize=256)
+def _allowed(emits: tuple[type[BaseModel], ...]) -> frozenset[str]:
+    return frozenset(type_name(t) for t in emits)
+
+
+class collecting:
     """Collect the events ``resource``'s write emits inside the block (``emits``: the
-    types the resource declares; empty admits any pydantic model)."""
-    emitted = Emitted(resource, frozenset(type_name(t) for t in emits))
-    token = _current.set(emitted)
-    try:
-        yield emitted
-    finally:
-        _current.reset(token)
+    types the resource declares; empty admits any pydantic model). A class rather than a
+    generator-based context manager: it runs around every write."""
+
+    __slots__ = ("_emitted", "_token")
+
+    def __init__(self, resource: str, emits: Sequence[type[BaseModel]]) -> None:
+        self._emitted = Emitted(resource, _allowed(tuple(emits)))
+
+    def __enter__(self) -> Emitted:
+        self._token = _current.set(self._emitted)
+        return self._emitted
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current.reset(self._token)
 
 
 def emit(event: BaseModel) -> None:

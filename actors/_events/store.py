@@ -27,11 +27,14 @@ from .emit import EventRow as EventRow
 M = TypeVar("M", bound=BaseModel)
 
 # AUTOINCREMENT: a sequence number is never reused, even once retention deleted every
-# row; it is assigned inside the commit, so a rolled-back commit leaves no gap.
+# row; it is assigned inside the commit, so a rolled-back commit leaves no gap. No other
+# index: every query reads a range of ``seq`` (types are filtered in that range, which
+# starts at a checkpoint that moves past unmatched events), and each index would be paid
+# by every write that emits. ``event_id`` is unique by construction (version, index).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events(
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id TEXT NOT NULL UNIQUE,
+    event_id TEXT NOT NULL,
     version INTEGER NOT NULL,
     type TEXT NOT NULL,
     payload BLOB NOT NULL,
@@ -40,8 +43,6 @@ CREATE TABLE IF NOT EXISTS events(
     writer TEXT NOT NULL,
     at TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_type ON events(type, seq);
-CREATE INDEX IF NOT EXISTS events_trace ON events(trace_id, seq);
 """
 _COLUMNS = "seq, event_id, version, type, payload, trace_id, provenance, writer, at"
 _INSERT = (

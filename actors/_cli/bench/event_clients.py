@@ -21,6 +21,13 @@ class Tick(BaseModel):
     sent_at: float
 
 
+class Mark(BaseModel):
+    """The emit-cost rows' event: the same shape as ``Tick``, and nobody subscribes."""
+
+    n: int
+    sent_at: float
+
+
 class TickFeed(Resource):
     """Writes with and without an event, otherwise the same."""
 
@@ -28,6 +35,12 @@ class TickFeed(Resource):
     def tick(self, state: dict[str, int], n: int, sent_at: float) -> int:
         state["n"] = n
         self.emit(Tick(n=n, sent_at=sent_at))
+        return n
+
+    @write
+    def mark(self, state: dict[str, int], n: int, sent_at: float) -> int:
+        state["n"] = n
+        self.emit(Mark(n=n, sent_at=sent_at))
         return n
 
     @write
