@@ -83,6 +83,7 @@ from ._tracing import span as span
 from ._tracing import tracing_enabled as tracing_enabled
 from .errors import AgentcastError as AgentcastError
 from .errors import AgentError as AgentError
+from .errors import AgentGoneError as AgentGoneError
 from .errors import BudgetExceededError as BudgetExceededError
 from .errors import CircuitOpenError as CircuitOpenError
 from .errors import ConfigurationError as ConfigurationError
@@ -115,6 +116,7 @@ from .errors import WriteFailedError as WriteFailedError
 __all__ = [
     "STATE_RESOURCE",
     "AgentError",
+    "AgentGoneError",
     "AgentcastError",
     "AttemptRecord",
     "BudgetExceededError",

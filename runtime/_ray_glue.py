@@ -53,6 +53,7 @@ def spawn(
     pin_to_state: bool = False,
     concurrency_groups: dict[str, int] | None = None,
     detached: bool = False,
+    scheduling_strategy: str | None = None,
     **kwargs: Any,
 ) -> Any:
     """Start ``cls`` as the named actor ``name`` in ``namespace`` and return its handle.
@@ -61,7 +62,8 @@ def spawn(
     ordering; agentcast retries itself, with idempotency keys. ``concurrency_groups``
     are extra groups for methods marked ``ray.method(concurrency_group=...)``; the
     default group runs ``max_concurrency`` calls. A ``detached`` actor outlives the
-    process that started it.
+    process that started it. ``scheduling_strategy`` is Ray's (``"SPREAD"``: over the
+    nodes in turn).
     """
     options: dict[str, Any] = {
         "name": name,
@@ -76,6 +78,8 @@ def spawn(
         options["resources"] = state_pinning()
     if detached:
         options["lifetime"] = "detached"
+    if scheduling_strategy is not None:
+        options["scheduling_strategy"] = scheduling_strategy
     if otel := otel_environment():  # so that the actor traces as its spawner does
         options["runtime_env"] = {"env_vars": otel}
     # Concurrency groups are read by ray.remote(...), not by .options(...).
