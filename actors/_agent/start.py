@@ -60,17 +60,12 @@ def start_replicas(
         raise ValueError("replicas must be at least 1")
     epoch = registry.current_epoch(setting.name)
     tokens = registry.issue_tokens(setting.name, epoch, replicas)
+    shared = {
+        "epoch": epoch, "namespace": setting.namespace, "model": setting.model,
+        "storage": setting.storage, "budget_policy": setting.budget_policy,
+    }  # fmt: skip
     runtimes = [
-        AgentRuntime(
-            name=setting.name,
-            replica=i,
-            epoch=epoch,
-            namespace=setting.namespace,
-            model=setting.model,
-            storage=setting.storage,
-            budget_policy=setting.budget_policy,
-            token=token,
-        )  # fmt: skip
+        AgentRuntime(name=setting.name, replica=i, token=token, **shared)
         for i, token in enumerate(tokens)
     ]
     if placement == "pooled":

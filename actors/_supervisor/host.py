@@ -88,7 +88,7 @@ class RayDispatcher:
     ) -> ReplicaInfo:
         # ping runs in the replica's control group: it answers while handlers are busy.
         if info is None:
-            info = await asyncio.wait_for(actor.ping.remote(), timeout=timeout)
+            info = dict(await asyncio.wait_for(actor.ping.remote(), timeout=timeout))
         self._actors[replica] = actor
         if info.get("recipe") is not None:
             self._recipes[replica] = info["recipe"]
