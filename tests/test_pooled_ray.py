@@ -17,6 +17,8 @@ from waiting import wait_until
 
 from actors import System
 from actors._agent.pooled import PooledReplica, hosts
+from actors._cli.cluster import agentcast_actors
+from actors._cli.status import collect_agents, render_agents
 from policies import Deadlines, HostPolicy, RetryPolicy
 from runtime import SubtaskFailedError
 from runtime.testing import ScriptedModel
@@ -149,3 +151,13 @@ def test_the_budget_meters_pooled_agents_by_name(system: System) -> None:
         return calls if calls == (1, 2) else None  # type: ignore[return-value]
 
     assert wait_until(spent, "each agent's calls settled under its own name") == (1, 2)
+    found = collect_agents(agentcast_actors()[system.namespace])
+    assert found == [
+        {"name": name, "replicas": [
+            {"replica": 0, "state": "ALIVE", "restarts": 0, "host": "agent-host:0"},
+        ]}
+        for name in ("first", "second")
+    ]  # fmt: skip
+    assert (
+        render_agents(found or [])[0] == "agent first: 1 replicas, 1 alive; pooled on agent-host:0"
+    )
