@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import ray
+from ray.exceptions import ActorUnavailableError
 
 from policies import HostPolicy
 from runtime import ConfigurationError, named_actors, spawn
@@ -21,6 +22,8 @@ from .pool_host import HOST_PREFIX, PoolHost, Recipe, agent_key
 
 _CONTROL_CALLS = 16
 _ASK_S = 30.0
+_RESTART_S = 120.0
+_PAUSE_S = 0.2
 
 
 class _Bound:
@@ -107,14 +110,28 @@ async def pooled_pings(namespace: str, group: str) -> list[tuple[PooledReplica, 
     found = hosts(namespace)
 
     async def ask(name: str, host: Any) -> list[tuple[PooledReplica, dict[str, Any]]]:
-        try:
-            infos = await asyncio.wait_for(host.members.remote(group), timeout=_ASK_S)
-        except Exception:  # dead or restarting: not a host to send work to
-            return []
+        infos = await _members(host, group)
         return [(PooledReplica(host, name, agent_key(i["name"], i["replica"])), i) for i in infos]
 
     asked = await asyncio.gather(*(ask(n, h) for n, h in found.items()))
     return [pair for pairs in asked for pair in pairs]
+
+
+async def _members(host: Any, group: str) -> list[dict[str, Any]]:
+    """The agents of ``group`` on ``host``; a host that Ray is restarting (its process
+    died) is waited for, up to ``_RESTART_S``, since it comes back with its agents; a dead
+    or silent one has none."""
+    for _ in range(int(_RESTART_S / _PAUSE_S)):
+        try:
+            infos: list[dict[str, Any]] = await asyncio.wait_for(
+                host.members.remote(group), timeout=_ASK_S
+            )
+            return infos
+        except ActorUnavailableError:  # restarting: its agents come back with it
+            await asyncio.sleep(_PAUSE_S)
+        except Exception:  # dead, or silent past _ASK_S: not a host to send work to
+            return []
+    return []
 
 
 def stop_replicas(agent: str, replicas: Iterable[Any]) -> None:

@@ -71,7 +71,7 @@ def _pss_bytes(pid: int) -> int:
 def _empty_host_pss(namespace: str) -> int:
     """The PSS of a host with no agent: the base every host pays."""
     host = ray.remote(PoolHost).options(namespace=namespace, num_cpus=0)
-    actor = host.remote("agent-host:empty", namespace, persist=False)
+    actor: Any = host.remote("agent-host:empty", namespace, persist=False)
     try:
         pid = int(ray.get(actor.status.remote(), timeout=120)["pid"])
         return _pss_bytes(pid)
