@@ -62,16 +62,12 @@ def spawn(
     ordering; agentcast retries itself, with idempotency keys. ``concurrency_groups``
     are extra groups for methods marked ``ray.method(concurrency_group=...)``; the
     default group runs ``max_concurrency`` calls. A ``detached`` actor outlives the
-    process that started it. ``scheduling_strategy`` is Ray's (``"SPREAD"``: over the
-    nodes in turn).
+    process that started it. ``scheduling_strategy`` is Ray's (``"SPREAD"``, say).
     """
     options: dict[str, Any] = {
-        "name": name,
-        "namespace": namespace,
-        "num_cpus": 0,
-        "max_restarts": max_restarts,
+        "name": name, "namespace": namespace, "num_cpus": 0, "max_restarts": max_restarts,
         "max_task_retries": 0,
-    }
+    }  # fmt: skip
     if max_concurrency is not None:
         options["max_concurrency"] = max_concurrency
     if pin_to_state:

@@ -52,12 +52,7 @@ def start_replicas(
         ValueError: fewer than one replica.
         StorageError: the registry could not issue the tokens.
     """
-    if placement not in PLACEMENTS:
-        raise ConfigurationError(f"placement must be one of {PLACEMENTS}, not {placement!r}")
-    if hosts is not None and placement != "pooled":
-        raise ConfigurationError("hosts= is the policy of pooled agents: placement='pooled'")
-    if replicas < 1:
-        raise ValueError("replicas must be at least 1")
+    _check(placement, hosts, replicas)
     epoch = registry.current_epoch(setting.name)
     tokens = registry.issue_tokens(setting.name, epoch, replicas)
     shared = {
@@ -74,3 +69,12 @@ def start_replicas(
     spawned.extend(actors)
     ray.get([a.ping.remote() for a in actors])
     return actors
+
+
+def _check(placement: str, hosts: HostPolicy | None, replicas: int) -> None:
+    if placement not in PLACEMENTS:
+        raise ConfigurationError(f"placement must be one of {PLACEMENTS}, not {placement!r}")
+    if hosts is not None and placement != "pooled":
+        raise ConfigurationError("hosts= is the policy of pooled agents: placement='pooled'")
+    if replicas < 1:
+        raise ValueError("replicas must be at least 1")
