@@ -57,7 +57,9 @@ class PoolHost:
             agent after a crash (False: a plain object in a test).
     """
 
-    def __init__(self, name: str, namespace: str, *, persist: bool = True) -> None:
+    def __init__(
+        self, name: str, namespace: str, first: list[Recipe] | None = None, *, persist: bool = True
+    ) -> None:
         fix_mmap_threshold()  # a burst of calls must not leave an arena of fiber stacks
         self._name = name
         self._namespace = namespace
@@ -65,27 +67,40 @@ class PoolHost:
         self._mailboxes: dict[str, Mailbox] = {}
         self._recipes: dict[str, Recipe] = {}
         self._kv_key = _kv_key(namespace) if persist else None
-        self.restored = self._restore()
+        # Started with its first agents, so that the dashboard's repr lists them; after a
+        # crash, Ray passes them again, but the stored membership (kills applied) wins.
+        if not self._restore() and first:
+            self._begin(first)
 
     def __repr__(self) -> str:
         # The dashboard's Actors page shows this: the host and the agents it runs.
         return f"AgentHost({getattr(self, '_name', '?')}: {describe(getattr(self, '_cells', {}))})"
 
-    def _restore(self) -> int:
-        """Bring back the agents of an earlier incarnation (after a crash); never raises:
-        an exception in ``__init__`` would kill the host for good."""
+    def _restore(self) -> bool:
+        """Bring back the agents of an earlier incarnation (after a crash), and say
+        whether there was one; never raises: an exception in ``__init__`` would kill the
+        host for good."""
         if self._kv_key is None:
-            return 0
+            return False
         try:
             from ray.experimental import internal_kv
 
             stored = internal_kv._internal_kv_get(self._kv_key, namespace=_KV_NAMESPACE)
-            recipes: list[Recipe] = cloudpickle.loads(stored) if stored else []
-            for cls, runtime in recipes:
-                self._start(cls, runtime)
+            if stored is None:
+                return False
+            recipes: list[Recipe] = cloudpickle.loads(stored)
+            self._begin(recipes, save=False)
         except Exception:
             _log.exception("host %s could not restore its agents", self._name)
-        return len(self._cells)
+        return True
+
+    def _begin(self, recipes: list[Recipe], *, save: bool = True) -> list[dict[str, Any]]:
+        infos = [self._start(cls, runtime) for cls, runtime in recipes]
+        if recipes:
+            _meter_as_host(self._name, recipes[0][1])
+        if save:
+            self._save()
+        return infos
 
     def _save(self) -> None:
         if self._kv_key is None:
@@ -116,11 +131,7 @@ class PoolHost:
     async def add(self, recipes: list[Recipe]) -> list[dict[str, Any]]:
         """Start these agents here (an agent already here is started anew); returns what
         ``ping`` says of each."""
-        infos = [self._start(cls, runtime) for cls, runtime in recipes]
-        if recipes:
-            _meter_as_host(self._name, recipes[0][1])
-        self._save()
-        return infos
+        return self._begin(recipes)
 
     async def handle(self, key: str, message: BaseModel, envelope: Envelope) -> BaseModel:
         """Run the agent ``key``'s handler of ``type(message)``, once its mailbox has a

@@ -190,23 +190,27 @@ class HostPool:
             ConfigurationError: another policy than the pool's.
         """
         chosen = self.configure(policy).place(self._loads, len(recipes))
-        while len(self._hosts) <= max(chosen, default=-1):
-            self._start_host()
         batches: dict[int, list[Recipe]] = {}
         for index, recipe in zip(chosen, recipes, strict=True):
             batches.setdefault(index, []).append(recipe)
-            self._loads[index] += 1
-        ray.get([self._hosts[i][1].add.remote(batch) for i, batch in batches.items()])
+        refs = []
+        for index, batch in sorted(batches.items()):
+            if index < len(self._hosts):
+                refs.append(self._hosts[index][1].add.remote(batch))
+            else:  # a new host starts with its first agents (its repr lists them)
+                refs.append(self._start_host(batch).members.remote())
+            self._loads[index] += len(batch)
+        ray.get(refs)
         return [
             PooledReplica(self._hosts[i][1], self._hosts[i][0], agent_key(rt.name, rt.replica))
             for i, (_, rt) in zip(chosen, recipes, strict=True)
         ]
 
-    def _start_host(self) -> None:
+    def _start_host(self, first: list[Recipe]) -> Any:
         assert self.policy is not None
         name = host_name(len(self._hosts))
         actor = spawn(
-            PoolHost, name, self._namespace,
+            PoolHost, name, self._namespace, first,
             name=name, namespace=self._namespace, max_restarts=-1,
             max_concurrency=self.policy.calls_per_host,
             concurrency_groups={CONTROL_GROUP: _CONTROL_CALLS},
@@ -215,3 +219,4 @@ class HostPool:
         self._spawned.append(actor)
         self._hosts.append((name, actor))
         self._loads.append(0)
+        return actor
