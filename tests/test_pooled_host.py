@@ -13,8 +13,9 @@ from waiting import until
 from actors._agent.agent import AgentRuntime
 from actors._agent.mailbox import Mailbox, MailboxClosedError
 from actors._agent.pool_host import PoolHost, describe
+from actors._agent.start import _check
 from policies import HostPolicy
-from runtime import AgentGoneError, Envelope
+from runtime import AgentGoneError, ConfigurationError, Envelope
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -147,3 +148,14 @@ def test_the_host_policy_fills_hosts_then_starts_new_ones_then_overfills() -> No
     assert HostPolicy(agents_per_host=3).place([1, 3], 4) == [0, 0, 2, 2]
     with pytest.raises(ValueError, match="agents_per_host"):
         HostPolicy(agents_per_host=0)
+
+
+def test_a_placement_is_dedicated_or_pooled_and_only_pooled_takes_a_host_policy() -> None:
+    _check("pooled", HostPolicy(), 3)
+    _check("dedicated", None, 1)
+    with pytest.raises(ConfigurationError, match="placement must be one of"):
+        _check("everywhere", None, 1)
+    with pytest.raises(ConfigurationError, match="hosts= is the policy of pooled agents"):
+        _check("dedicated", HostPolicy(), 1)
+    with pytest.raises(ValueError, match="at least 1"):
+        _check("pooled", None, 0)

@@ -45,6 +45,8 @@ def test_two_hundred_pooled_agents_on_four_hosts_all_answer(system: System) -> N
         f"crowd:{i}" for i in range(200)
     )
     assert len({s["pid"] for s in status.values()}) == 4  # four processes, not 200
+    shown = agentcast_actors()[system.namespace]["agent-host:1"].repr  # on the dashboard
+    assert shown == "AgentHost(agent-host:1: 50 agents: crowd 50-99)"
     supervised = system.supervisor.submit(Job(key="s"), to="crowd:137", expect=Done).result()
     assert supervised == Done(key="s", replica=137)  # the supervisor finds it by its name
 
@@ -105,6 +107,8 @@ def test_a_host_crash_restarts_all_its_agents_and_the_supervisor_drives_the_subt
 ) -> None:
     system.agent(Worker, name="busy", placement="pooled", hosts=FEW)
     mates = system.agent(Worker, name="mates", replicas=2, placement="pooled")
+    system.agent(Worker, name="victim", placement="pooled")
+    system.kill("victim")  # before the crash: the restarted host must not bring it back
     gate = tmp_path / "gate"
     handle = system.supervisor.submit(
         Job(key="k", mode="gate", gate=str(gate)), to="busy", expect=Done,
@@ -129,7 +133,8 @@ def _restarted(system: System, old_pid: object) -> bool:
         status = _host_status(system)["agent-host:0"]
     except Exception:
         return False
-    return status["pid"] != old_pid and len(status["agents"]) == 3  # type: ignore[arg-type]
+    agents = sorted(status["agents"])  # type: ignore[call-overload]
+    return status["pid"] != old_pid and agents == ["busy:0", "mates:0", "mates:1"]
 
 
 @pytest.mark.timeout(240)
