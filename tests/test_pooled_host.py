@@ -13,6 +13,7 @@ from waiting import until
 from actors._agent.agent import AgentRuntime
 from actors._agent.mailbox import Mailbox, MailboxClosedError
 from actors._agent.pool_host import PoolHost, describe
+from actors._agent.registry import AgentRegistry, TokenHolder
 from actors._agent.start import _check
 from policies import HostPolicy
 from runtime import AgentGoneError, ConfigurationError, Envelope
@@ -159,3 +160,13 @@ def test_a_placement_is_dedicated_or_pooled_and_only_pooled_takes_a_host_policy(
         _check("dedicated", HostPolicy(), 1)
     with pytest.raises(ValueError, match="at least 1"):
         _check("pooled", None, 0)
+
+
+def test_the_tokens_of_many_replicas_are_issued_in_one_go(tmp_path: Path) -> None:
+    registry = AgentRegistry(tmp_path)
+    tokens = registry.issue_tokens("crowd", 2, 3)
+    assert len(set(tokens)) == 3
+    assert [registry.holder(t) for t in tokens] == [TokenHolder("crowd", 2, False)] * 3
+    registry.bump_epoch("crowd")  # the kill switch revokes every one of them
+    assert [registry.holder(t) for t in tokens] == [TokenHolder("crowd", 2, True)] * 3
+    registry.close()
