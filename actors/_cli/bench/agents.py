@@ -27,6 +27,7 @@ from runtime import Envelope
 
 from ..._agent.agent import Agent, handler
 from ..._agent.group import AgentGroup
+from ..._agent.host import CONTROL_GROUP
 from ..._agent.pool_host import PoolHost
 from ..._system import System
 from ..output import emit
@@ -70,7 +71,8 @@ def _pss_bytes(pid: int) -> int:
 
 def _empty_host_pss(namespace: str) -> int:
     """The PSS of a host with no agent: the base every host pays."""
-    host = ray.remote(PoolHost).options(namespace=namespace, num_cpus=0)
+    remote: Any = ray.remote(concurrency_groups={CONTROL_GROUP: 1})  # type: ignore[call-overload]
+    host = remote(PoolHost).options(namespace=namespace, num_cpus=0)
     actor: Any = host.remote("agent-host:empty", namespace, persist=False)
     try:
         pid = int(ray.get(actor.status.remote(), timeout=120)["pid"])
