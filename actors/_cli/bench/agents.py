@@ -23,7 +23,7 @@ import ray
 from pydantic import BaseModel
 
 from policies import HostPolicy
-from runtime import Envelope
+from runtime import Envelope, start_local_ray
 
 from ..._agent.agent import Agent, handler
 from ..._agent.group import AgentGroup
@@ -155,11 +155,15 @@ def run_bench(as_json: bool, quick: bool, out: str | None) -> int:
     plan = [("dedicated", n) for n in (QUICK_DEDICATED if quick else DEDICATED)] + [
         ("pooled", n) for n in (QUICK_POOLED if quick else POOLED)
     ]
-    with tempfile.TemporaryDirectory(prefix="agentcast-bench-", ignore_cleanup_errors=True) as tmp:
-        root = Path(tmp)
-        with System.start(root / "base", namespace="bench-agents-base", dashboard=False):
+    start_local_ray("bench-agents", None, False)  # each row's system joins it
+    try:
+        with tempfile.TemporaryDirectory(
+            prefix="agentcast-bench-", ignore_cleanup_errors=True
+        ) as tmp:
             base = _empty_host_pss("bench-agents-base")
-            rows = [_row(root, placement, n, min(subtasks, 10 * n), base) for placement, n in plan]
+            rows = [_row(Path(tmp), kind, n, min(subtasks, 10 * n), base) for kind, n in plan]
+    finally:
+        ray.shutdown()
     document: dict[str, Any] = {"rows": rows, "verdict": _verdict(rows, base)}
     document["elapsed_s"] = round(time.perf_counter() - began, 1)
     text = json.dumps(document, indent=2)
