@@ -10,6 +10,7 @@ import ray
 from runtime import ConfigurationError, lookup, named_actors, resource_actor_name
 
 from ._agent.group import replicas_of
+from ._agent.pooled import stop_replicas
 from ._agent.registry import AgentRegistry
 from ._budget.client import BUDGET_ACTOR, BudgetHandle
 from ._locks.client import LOCKS_ACTOR, LocksCalls, LocksHandle
@@ -47,8 +48,7 @@ def kill_agent(
     if leases:  # only when it held any, so that a record without leases reads as before
         extra["lease_keys_fenced"] = sorted(leases)
     done: dict[str, Any] = ray.get(supervisor.actor.kill_agent.remote(agent, epoch, extra))
-    for actor in replicas.values():
-        ray.kill(actor, no_restart=True)
+    stop_replicas(agent, replicas.values())  # pooled ones leave their hosts running
     _charge_grants(namespace, budget, agent)
     return done
 

@@ -13,6 +13,7 @@ import ray
 
 from policies import (
     Durability,
+    HostPolicy,
     LockPolicy,
     ResourcePolicy,
     RetryBudget,
@@ -35,17 +36,12 @@ from runtime import (
     storage_root,
 )
 
-from ._agent.agent import Agent, AgentRuntime, handlers
+from ._agent.agent import Agent, handlers
 from ._agent.group import AgentGroup, live_replicas
+from ._agent.pooled import HostPool
 from ._agent.registry import AgentRegistry
-from ._agent.spawn import spawn_replica
-from ._budget.client import (
-    BudgetHandle,
-    BudgetSpec,
-    budget_policy,
-    ensure_budget,
-    stop_budget,
-)
+from ._agent.start import AgentSetting, Placement, start_replicas
+from ._budget.client import BudgetHandle, BudgetSpec, budget_policy, ensure_budget, stop_budget
 from ._conflicts.face import Conflicts
 from ._decisions.face import decisions_of
 from ._events.face import register_subscriber
@@ -109,6 +105,7 @@ class System:
         self._budget_from_agents = False
         self._supervisor: Supervisor | None = None
         self._locks = SystemLocks(str(root), self.namespace, self._spawned)
+        self._hosts = HostPool(self.namespace, self._spawned)
 
     @classmethod
     def start(
@@ -269,32 +266,30 @@ class System:
         return ResourceLog(self.root, name)
 
     def agent(
-        self, cls: type[Agent], *, name: str, replicas: int = 1, model: Any = None
-    ) -> AgentGroup:
-        """Start ``replicas`` actors ``agent:<name>:<i>`` running ``cls``.
+        self, cls: type[Agent], *, name: str, replicas: int = 1, model: Any = None,
+        placement: Placement = "dedicated", hosts: HostPolicy | None = None,
+    ) -> AgentGroup:  # fmt: skip
+        """Start ``replicas`` agents ``agent:<name>:<i>`` running ``cls``: an actor each
+        (``placement="dedicated"``) or many to a host actor (``"pooled"``, spread by
+        ``hosts``, the pool's policy: default ``HostPolicy()``); see docs/agents.md.
 
         Raises:
-            ConfigurationError: a bad name, class or handler signature.
+            ConfigurationError: a bad name, class, handler signature or placement.
         """
         check_name("agent", name)
         handlers(cls)
         if model is not None:
             self.budget  # noqa: B018 -- metered models need the budget actor running
-        if replicas < 1:
-            raise ValueError("replicas must be at least 1")
         register_subscriber(cls, name, str(self.root), self.namespace, self._spawned)
-        epoch = self._registry.current_epoch(name)
-        actors = []
-        for i in range(replicas):
-            runtime = AgentRuntime(
-                name=name, replica=i, epoch=epoch, namespace=self.namespace, model=model,
-                storage=str(self.root), budget_policy=self._budget_policy,
-                token=self._registry.issue_token(name, epoch),
-            )  # fmt: skip
-            actors.append(spawn_replica(cls, runtime))
-        self._spawned.extend(actors)
+        setting = AgentSetting(
+            name=name, namespace=self.namespace, storage=str(self.root), model=model,
+            budget_policy=self._budget_policy,
+        )  # fmt: skip
+        actors = start_replicas(
+            cls, setting, replicas=replicas, placement=placement, registry=self._registry,
+            pool=self._hosts, hosts=hosts, spawned=self._spawned,
+        )  # fmt: skip
         self._agents.add(name)
-        ray.get([a.ping.remote() for a in actors])
         return AgentGroup(name, actors, self.trace_id)
 
     @property

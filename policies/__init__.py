@@ -76,6 +76,7 @@ from ._failure import Retry as Retry
 from ._failure import RetryAfter as RetryAfter
 from ._failure import StopCause as StopCause
 from ._failure import decide as decide
+from ._hosts import HostPolicy as HostPolicy
 from ._locks import LockPolicy as LockPolicy
 from ._locks import breaks_order as breaks_order
 from ._locks import in_lock_order as in_lock_order
@@ -141,6 +142,7 @@ __all__ = [
     "FailureAction",
     "ForbidEntities",
     "ForbidPath",
+    "HostPolicy",
     "Latency",
     "LeaseMode",
     "Ledger",

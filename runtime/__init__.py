@@ -101,6 +101,7 @@ from ._visibility_errors import VetoedError as VetoedError
 from ._visibility_errors import VisibilityError as VisibilityError
 from .errors import AgentcastError as AgentcastError
 from .errors import AgentError as AgentError
+from .errors import AgentGoneError as AgentGoneError
 from .errors import BudgetExceededError as BudgetExceededError
 from .errors import CircuitOpenError as CircuitOpenError
 from .errors import ConfigurationError as ConfigurationError
@@ -134,6 +135,7 @@ __all__ = [
     "MAX_BRIEFED_TOPICS",
     "STATE_RESOURCE",
     "AgentError",
+    "AgentGoneError",
     "AgentcastError",
     "AttemptRecord",
     "BudgetExceededError",

@@ -67,6 +67,7 @@ def spawn(
     storage: str | None = None,
     concurrency_groups: dict[str, int] | None = None,
     detached: bool = False,
+    scheduling_strategy: str | None = None,
     **kwargs: Any,
 ) -> Any:
     """Start ``cls`` as the named actor ``name`` in ``namespace`` and return its handle.
@@ -76,20 +77,20 @@ def spawn(
     ``storage``, which says where it may run (``state_placement``). ``concurrency_groups``
     are extra groups for methods marked ``ray.method(concurrency_group=...)``; the default
     group runs ``max_concurrency`` calls. A ``detached`` actor outlives its spawner.
+    ``scheduling_strategy`` is Ray's (``"SPREAD"``, say).
     """
     options: dict[str, Any] = {
-        "name": name,
-        "namespace": namespace,
-        "num_cpus": 0,
-        "max_restarts": max_restarts,
+        "name": name, "namespace": namespace, "num_cpus": 0, "max_restarts": max_restarts,
         "max_task_retries": 0,
-    }
+    }  # fmt: skip
     if max_concurrency is not None:
         options["max_concurrency"] = max_concurrency
     if storage is not None:  # a state actor: near its files, or anywhere (PostgreSQL)
         options.update(state_placement(storage))
     if detached:
         options["lifetime"] = "detached"
+    if scheduling_strategy is not None:
+        options["scheduling_strategy"] = scheduling_strategy
     if otel := otel_environment():  # so that the actor traces as its spawner does
         options["runtime_env"] = {"env_vars": otel}
     # Concurrency groups are read by ray.remote(...), not by .options(...).

@@ -42,7 +42,8 @@ Every error the runtime raises on purpose is an ``AgentcastError``::
     ├── SubtaskFailedError            a supervised subtask failed: reason + attempt history
     ├── AgentError                    raised by the agent layer
     │   ├── UnknownHandlerError       no handler takes that message type
-    │   └── HandlerOutputError        a handler returned something other than its output model
+    │   ├── HandlerOutputError        a handler returned something other than its output model
+    │   └── AgentGoneError            a pooled agent is no longer on its host (killed)
     └── ModelError                    a model call failed; carries the endpoint it called
         ├── ModelUnavailableError     the endpoint failed (5xx, connection refused)
         ├── ModelTimeoutError         no reply within the client's timeout
@@ -331,3 +332,13 @@ class HandlerOutputError(AgentError):
         self.agent = agent
         self.handler = handler
         self.detail = detail
+
+
+class AgentGoneError(AgentError):
+    """A call reached a pooled agent's host, but the agent is no longer there: it was
+    killed (kill switch), or the host restarted without it."""
+
+    def __init__(self, agent: str, host: str) -> None:
+        super().__init__(f"agent {agent!r} is not on host {host!r}")
+        self.agent = agent
+        self.host = host

@@ -34,6 +34,7 @@ FRAGMENT_INFO = "python no-run"
 # Runnable blocks per page. Each one that starts a System costs a Ray start (10-20 s).
 RUNNABLE = {
     "README.md": 2,
+    "docs/agents.md": 1,
     "docs/benchmarks.md": 0,
     "docs/budgets.md": 3,
     "docs/context.md": 4,

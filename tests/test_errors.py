@@ -63,6 +63,7 @@ SAMPLES: list[errors.AgentcastError] = [
     runtime.ValidatorFailedError("promises", "PromiseMade", "pricing", "timeout", "200ms"),
     errors.ProvenanceError("reports:publish", "verified", "unverified_agent"),
     errors.UnknownHandlerError("agent", "Msg"),
+    errors.AgentGoneError("agent:a:0", "agent-host:1"),
     errors.HandlerOutputError("agent", "h", "detail"),
     errors.ModelError("model", endpoint="e"),
     errors.ModelUnavailableError("down", endpoint="e", status=503),

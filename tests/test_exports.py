@@ -51,7 +51,7 @@ LOWLEVEL = {
 
 RUNTIME = {
     # errors
-    "AgentError", "AgentcastError", "BudgetExceededError", "CircuitOpenError",
+    "AgentError", "AgentGoneError", "AgentcastError", "BudgetExceededError", "CircuitOpenError",
     "ConfigurationError", "ConflictError", "ConflictLostError", "FencedError", "HandlerOutputError",
     "IdempotencyKeyReusedError", "InvalidArgumentError",
     "ModelAuthError", "ModelError", "ModelOutputError",
@@ -104,6 +104,8 @@ POLICIES = {
     "should_retry", "Abandon", "AbandonTask", "Escalate", "EscalateTo", "FailureAction",
     "OnFailure", "Reroute", "RerouteTo", "Retry", "RetryAfter", "StopCause", "decide",
     "RestartIntensity", "RestartTracker",
+    # pooled agents: hosts
+    "HostPolicy",
     # budgets, retry budgets, breakers
     "BudgetLimit", "BudgetPolicy", "BudgetRetention", "Dimension", "LeaseMode", "Ledger",
     "Metering",

@@ -12,9 +12,14 @@ from pydantic import BaseModel
 
 from runtime import ConfigurationError, Envelope, agent_actor_name, named_actors
 
+from .pooled import hosts, pooled_replicas
+
 
 class AgentGroup:
-    """The replicas of one agent. ``call`` sends a message to the next replica."""
+    """The replicas of one agent. ``call`` sends a message to the next replica.
+
+    ``actors`` are the replicas' actors (dedicated) or ``PooledReplica``s (pooled): both
+    take ``handle.remote(message, envelope)``."""
 
     def __init__(self, name: str, actors: list[Any], trace_id: str) -> None:
         self.name = name
@@ -36,15 +41,49 @@ class AgentGroup:
 
 
 def live_replicas(namespace: str, agents: Iterable[str]) -> list[Any]:
-    """The running replicas of every agent of ``agents``, restarted ones included (an
-    agent gone meanwhile has none)."""
+    """The actors running every agent of ``agents``: each dedicated replica (restarted
+    ones included; an agent gone meanwhile has none) and every pooled host (to settle
+    and stop: a host runs the pooled agents of the namespace)."""
     found: list[Any] = []
     for agent in agents:
         with contextlib.suppress(ConfigurationError):
-            found.extend(replicas_of(namespace, agent).values())
-    return found
+            found.extend(named_actors(namespace, agent_actor_name(agent, 0)[:-1]).values())
+    return found + list(hosts(namespace).values())
 
 
 def replicas_of(namespace: str, agent: str) -> dict[str, Any]:
-    """The running replicas of ``agent``, by actor name."""
-    return named_actors(namespace, agent_actor_name(agent, 0)[:-1])
+    """The running replicas of ``agent``, by actor name ``agent:<name>:<i>``: dedicated
+    ones as their actors, pooled ones as ``PooledReplica``s.
+
+    Raises:
+        ConfigurationError: a dedicated replica went away while they were looked up.
+    """
+    dedicated = named_actors(namespace, agent_actor_name(agent, 0)[:-1])
+    return {**dedicated, **pooled_replicas(namespace, agent)}
+
+
+def dedicated_replicas(namespace: str, group: str) -> dict[str, Any]:
+    """The dedicated replicas of ``group`` by replica name ``<group>:<i>`` (one that went
+    away while they were looked up is left out)."""
+    prefix = agent_actor_name(group, 0)[:-1]
+    found: dict[str, Any] = {}
+    for entry in ray.util.list_named_actors(all_namespaces=True):
+        if entry["namespace"] == namespace and entry["name"].startswith(prefix):
+            with contextlib.suppress(ValueError):
+                actor = ray.get_actor(entry["name"], namespace=namespace)
+                found[entry["name"].removeprefix("agent:")] = actor
+    return found
+
+
+def find_replica(namespace: str, replica: str) -> Any:
+    """The replica ``<name>:<i>``: its actor (dedicated), or a ``PooledReplica``.
+
+    Raises:
+        ValueError: no such replica runs (as ``ray.get_actor`` says of a dedicated one).
+    """
+    with contextlib.suppress(ValueError):
+        return ray.get_actor(f"agent:{replica}", namespace=namespace)
+    found = pooled_replicas(namespace, replica.rpartition(":")[0]).get(f"agent:{replica}")
+    if found is None:
+        raise ValueError(f"no replica {replica!r} runs in {namespace!r}")
+    return found

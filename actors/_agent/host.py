@@ -40,22 +40,27 @@ handler of the same run starts meanwhile."""
 
 
 class AgentHost:
-    """One replica of an agent, as a Ray actor named ``agent:<name>:<replica>``.
+    """One replica of an agent, as a Ray actor named ``agent:<name>:<replica>``, or as one
+    of the many agents of a pooled host (``pooled.PoolHost``, ``pooled=True``).
 
-    The agent instance is a plain object inside it, so that one process could later host
-    many agents without changing the ``Agent`` API. When the last handler running in a run
+    The agent instance is a plain object inside it, so that one process can host many
+    agents without changing the ``Agent`` API. When the last handler running in a run
     ends, the model allowances it drew are settled in the background, ``SETTLE_GRACE_S``
     later unless another handler of the run started meanwhile; ``settle`` settles
     everything before the actor is stopped.
     """
 
-    def __init__(self, agent_cls: type[Agent], runtime: AgentRuntime) -> None:
-        fix_mmap_threshold()  # a burst of calls must not leave an arena of fiber stacks
+    def __init__(
+        self, agent_cls: type[Agent], runtime: AgentRuntime, *, pooled: bool = False
+    ) -> None:
+        # A pooled agent's host fixes its process once, and restarts it from its own list.
+        if not pooled:
+            fix_mmap_threshold()  # a burst of calls must not leave an arena of fiber stacks
         self._handlers = handlers(agent_cls)
         self._agent = agent_cls()
         self._agent._bind(runtime)
         self._runtime = runtime
-        self._recipe = _recipe(agent_cls, runtime)
+        self._recipe = None if pooled else _recipe(agent_cls, runtime)
         self._ledger = AttemptLedger()
         self._running: dict[str, int] = {}
         self._subscriptions = subscriptions(agent_cls)

@@ -150,6 +150,20 @@ class AgentRegistry:
             )
         return token
 
+    def issue_tokens(self, writer: str, epoch: int, count: int) -> list[str]:
+        """``count`` new tokens for ``writer`` at ``epoch``, in one transaction.
+
+        Raises:
+            StorageError: the registry could not be written; no token was issued.
+        """
+        tokens = [secrets.token_urlsafe(32) for _ in range(count)]
+        with transaction(self._conn, f"agent registry {self.path}") as conn:
+            conn.executemany(
+                "INSERT INTO tokens(digest, writer, epoch) VALUES(?, ?, ?)",
+                [(_digest(token), writer, epoch) for token in tokens],
+            )
+        return tokens
+
     def holder(self, token: str) -> TokenHolder | None:
         """Who ``token`` was issued to, or None for a token never issued.
 

@@ -157,6 +157,15 @@ def release_run(namespace: str, run: str, agent: str) -> None:
         meter.release(run, agent)
 
 
+def release_agent(namespace: str, agent: str) -> None:
+    """Settle every lease of ``agent`` in the background (it was killed, and the pooled
+    host it ran in lives on). Nothing to do in a process that never metered."""
+    meter = _METERS.get(namespace)
+    if meter is not None:
+        for run in {key[0] for key in meter.leases if key[1] == agent}:
+            meter.release(run, agent)
+
+
 async def settle_all(namespace: str) -> None:
     """Settle every lease and reservation of this process (its agent is stopping).
 

@@ -10,7 +10,7 @@ import ray
 
 from runtime import ConfigurationError
 
-_FAMILIES = ("resource:", "agent:")
+_FAMILIES = ("resource:", "agent:", "agent-host:")
 _SINGLES = ("supervisor", "budget", "locks", "events")
 ASK_TIMEOUT_S = 10.0
 """How long a command waits for one actor's answer before it reports it unavailable."""

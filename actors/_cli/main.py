@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks against plain Ray, side by side")
     bench.add_argument(
         "target",
-        choices=["resource", "budget", "supervisor", "soak", "locks", "events"],
+        choices=["resource", "budget", "supervisor", "soak", "locks", "events", "agents"],
         help="what to measure",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON document")
@@ -87,6 +87,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_bench(args: argparse.Namespace) -> int:
     progress(f"bench {args.target}: starting Ray, then measuring")
+    from .bench.agents import run_bench as run_agents_bench
     from .bench.budget import run_bench as run_budget_bench
     from .bench.events import run_bench as run_events_bench
     from .bench.locks import run_bench as run_locks_bench
@@ -97,7 +98,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     run = {
         "resource": run_resource_bench, "budget": run_budget_bench,
         "supervisor": run_supervisor_bench, "soak": run_soak_bench, "locks": run_locks_bench,
-        "events": run_events_bench,
+        "events": run_events_bench, "agents": run_agents_bench,
     }[args.target]  # fmt: skip
     return run(as_json=args.json, quick=args.quick, out=args.out)
 

@@ -103,10 +103,25 @@ def collect_agents(actors: Actors) -> list[dict[str, Any]] | None:
                 {"replica": int(replica), "state": row.state, "restarts": row.restarts,
                  "repr": row.repr}
             )  # fmt: skip
+    _collect_pooled(actors, by_agent)
     return [
         {"name": agent, "replicas": sorted(replicas, key=lambda r: r["replica"])}
         for agent, replicas in sorted(by_agent.items())
     ] or None
+
+
+def _collect_pooled(actors: Actors, by_agent: dict[str, list[dict[str, Any]]]) -> None:
+    """Add the pooled agents of every host, each with the host it runs on (a host that
+    does not answer shows none of its agents)."""
+    for name, row in sorted(actors.items()):
+        if not name.startswith("agent-host:") or not row.alive:
+            continue
+        with contextlib.suppress(ConfigurationError):
+            for info in ask(row, "members"):
+                by_agent.setdefault(info["name"], []).append(
+                    {"replica": info["replica"], "state": row.state, "restarts": row.restarts,
+                     "host": name}
+                )  # fmt: skip
 
 
 def render_agents(found: list[dict[str, Any]]) -> list[str]:
@@ -119,7 +134,11 @@ def render_agents(found: list[dict[str, Any]]) -> list[str]:
             for r in replicas
             if r["state"] != "ALIVE"
         )
-        lines.append(f"agent {agent['name']}: {len(replicas)} replicas, {alive} alive{others}")
+        hosts = sorted({r["host"] for r in replicas if "host" in r})
+        where = f"; pooled on {', '.join(hosts)}" if hosts else ""
+        lines.append(
+            f"agent {agent['name']}: {len(replicas)} replicas, {alive} alive{others}{where}"
+        )
     return lines
 
 

@@ -21,14 +21,9 @@ from pydantic import BaseModel
 from ray import cloudpickle
 from ray.exceptions import ActorUnavailableError, RayActorError, TaskCancelledError
 
-from policies import (
-    Durability,
-    RestartIntensity,
-    RetryBudget,
-    SamplingPolicy,
-    SupervisorRetention,
-)
+from policies import Durability, RestartIntensity, RetryBudget, SamplingPolicy, SupervisorRetention
 from runtime import (
+    AgentGoneError,
     Clock,
     ConfigurationError,
     Envelope,
@@ -39,6 +34,8 @@ from runtime import (
     storage_root,
 )
 
+from .._agent.group import dedicated_replicas, find_replica
+from .._agent.pooled import PooledReplica, pooled_pings
 from .batch import Ended, stream_outcomes
 from .core import SupervisorCore
 from .metrics import SupervisorMetrics
@@ -63,7 +60,8 @@ _log = logging.getLogger(__name__)
 
 
 class RayDispatcher:
-    """Reaches agent replicas, the named actors ``agent:<group>:<i>`` of one namespace."""
+    """Reaches agent replicas of one namespace: the named actors ``agent:<group>:<i>``,
+    and the pooled agents of its hosts (``PooledReplica``: their host, called by key)."""
 
     def __init__(self, namespace: str) -> None:
         self._namespace = namespace
@@ -71,25 +69,22 @@ class RayDispatcher:
         self._recipes: dict[str, bytes] = {}
 
     async def replicas(self, group: str) -> list[ReplicaInfo]:
-        prefix = f"agent:{group}:"
-        names = [
-            entry["name"]
-            for entry in ray.util.list_named_actors(all_namespaces=True)
-            if entry["namespace"] == self._namespace and entry["name"].startswith(prefix)
-        ]
         infos: list[ReplicaInfo] = []
-        for name in names:
-            replica = f"{group}:{name[len(prefix) :]}"
+        for replica, actor in dedicated_replicas(self._namespace, group).items():
             try:
-                actor = ray.get_actor(name, namespace=self._namespace)
                 infos.append(await self._ping(replica, actor, _PING_S))
             except Exception:  # dead or dying: not a replica to send work to
                 continue
+        for pooled, info in await pooled_pings(self._namespace, group):  # on shared hosts
+            infos.append(await self._ping(pooled.key, pooled, _PING_S, info))
         return infos
 
-    async def _ping(self, replica: str, actor: Any, timeout: float) -> ReplicaInfo:
+    async def _ping(
+        self, replica: str, actor: Any, timeout: float, info: dict[str, Any] | None = None
+    ) -> ReplicaInfo:
         # ping runs in the replica's control group: it answers while handlers are busy.
-        info: dict[str, Any] = await asyncio.wait_for(actor.ping.remote(), timeout=timeout)
+        if info is None:
+            info = dict(await asyncio.wait_for(actor.ping.remote(), timeout=timeout))
         self._actors[replica] = actor
         if info.get("recipe") is not None:
             self._recipes[replica] = info["recipe"]
@@ -110,6 +105,8 @@ class RayDispatcher:
         """
         from .._agent.spawn import spawn_replica
 
+        if isinstance(pooled := self._actors.get(replica), PooledReplica):  # in its host
+            return await self._ping(replica, pooled, _START_S, await pooled.restart())
         recipe = self._recipes.get(replica)
         if recipe is None:
             raise ConfigurationError(f"no recipe to restart {replica}")
@@ -126,9 +123,7 @@ class RayDispatcher:
     def follow(self, replica: str, span_id: str) -> Awaitable[Any]:
         """The result of attempt ``span_id``, started on ``replica`` by an earlier
         incarnation of the supervisor."""
-        actor = self._actors.get(replica) or ray.get_actor(
-            f"agent:{replica}", namespace=self._namespace
-        )
+        actor = self._actors.get(replica) or find_replica(self._namespace, replica)
         return _result(actor.outcome.remote(span_id), replica, None, span_id)
 
 
@@ -146,7 +141,7 @@ async def _result(ref: Any, replica: str, actor: Any, span_id: str) -> Any:
     the replica's ledger then says what the handler really did."""
     try:
         return await ref
-    except (RayActorError, ActorUnavailableError) as error:
+    except (RayActorError, ActorUnavailableError, AgentGoneError) as error:
         raise AgentDiedError(f"replica {replica} died: {str(error).splitlines()[0]}") from None
     except TaskCancelledError:
         if actor is None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import ray
 from pydantic import BaseModel
 
-from runtime import ConfigurationError, agent_actor_name, check_name
+from runtime import ConfigurationError, check_name
+
+from .._agent.group import find_replica
 
 
 def check_submission(to: Any, expect: Any, namespace: str | None) -> None:
@@ -33,6 +34,6 @@ def check_submission(to: Any, expect: Any, namespace: str | None) -> None:
         raise ConfigurationError(f"expect= must be a pydantic model class or None, got {expect!r}")
     if pinned and namespace is not None:
         try:
-            ray.get_actor(agent_actor_name(group, int(index)), namespace=namespace)
+            find_replica(namespace, f"{group}:{int(index)}")  # dedicated or pooled
         except ValueError:
             raise ConfigurationError(f"no replica {to!r} runs in {namespace!r}") from None
