@@ -17,7 +17,7 @@ from __future__ import annotations
 import signal
 import sys
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import ray
 
@@ -98,7 +98,9 @@ def _shifts(system: System, seconds: float) -> dict[str, list[ShiftReport]]:
     progress_for(seconds, "demo: agents at work")
     reports: dict[str, list[ShiftReport]] = {}
     for group, handle in handles:
-        reports.setdefault(group, []).append(handle.result(timeout=seconds + 120))
+        reports.setdefault(group, []).append(
+            cast(ShiftReport, handle.result(timeout=seconds + 120))
+        )
     return reports
 
 
@@ -110,7 +112,8 @@ def _check(system: System, name: str, state: dict[str, Any], initial: dict[str, 
 
 
 def _summary(system: System) -> tuple[list[list[str]], bool, dict[str, int]]:
-    rows, ok, prices = [], True, {}
+    rows: list[list[str]] = []
+    ok, prices = True, dict[str, int]()
     for name, cls in (("inventory", Inventory), ("orders", OrderBook), ("prices", Prices)):
         rejections = system.log(name).rejections()
         state = system.get_resource(name).read("everything")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import ray
 
@@ -51,7 +52,7 @@ def applied(prices: dict[str, int]) -> int:
 
 def run_naive(rounds: int) -> Raises:
     """Two pricers, ``rounds`` raises each, on one plain Ray actor; what the prices show."""
-    store = ray.remote(PlainPrices).options(num_cpus=0).remote()
+    store: Any = ray.remote(PlainPrices).options(num_cpus=0).remote()
     start = threading.Barrier(PRICERS, timeout=_START_S)
     think = MODEL_LATENCY.total_seconds()
 
@@ -68,6 +69,6 @@ def run_naive(rounds: int) -> Raises:
         thread.start()
     for thread in threads:
         thread.join()
-    prices = ray.get(store.everything.remote())
+    prices: dict[str, int] = ray.get(store.everything.remote())
     ray.kill(store)
     return Raises(made=PRICERS * rounds, applied=applied(prices))

@@ -109,6 +109,14 @@ def progress(what: str) -> None:
     _line().show(what)
 
 
+def note(text: str) -> None:
+    """A log line on stderr (a bench's rows as they come), on a line of its own: the
+    progress line is cleared first and comes back with the next ``progress``."""
+    if _progress is not None:
+        _progress.done()
+    print(text, file=sys.stderr, flush=True)
+
+
 def progress_bar(done: float, total: float, what: str) -> None:
     """Show ``what`` with a bar of ``done`` out of ``total`` (a terminal only)."""
     _line().bar(done, total, what)

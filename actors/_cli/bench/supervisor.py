@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -26,7 +25,7 @@ from runtime import Envelope
 from ..._agent.agent import Agent, handler
 from ..._agent.group import AgentGroup
 from ..._system import System
-from ..output import emit
+from ..output import emit, note, progress_bar
 
 SIZES = (1_000, 10_000)
 QUICK_SIZES = (500, 2_000)
@@ -107,7 +106,8 @@ def _pct(values: list[float], q: int) -> float:
 
 
 def _measure(system: System, sizes: tuple[int, ...]) -> dict[str, Any]:
-    rows, memory = [], {}
+    rows: list[dict[str, Any]] = []
+    memory = {}
     latency: dict[str, float] = {}
     for replicas in REPLICAS:
         name = f"noop{replicas}"
@@ -117,6 +117,10 @@ def _measure(system: System, sizes: tuple[int, ...]) -> dict[str, Any]:
         if replicas == 1:
             latency = _latencies(system, group, name, system.trace_id)
         for n in sizes:
+            step = len(rows)
+            progress_bar(
+                step, len(REPLICAS) * len(sizes), f"bench supervisor: {replicas} agents, n={n}"
+            )
             direct = _direct(group, n, system.trace_id)
             supervised, mem = _supervised(system, name, n)
             rows.append({
@@ -176,4 +180,4 @@ def _table(document: dict[str, Any]) -> str:
 
 
 def _log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    note(text)
