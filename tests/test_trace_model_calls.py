@@ -4,6 +4,7 @@ replica, read through an index, and pruned after ``KEEP``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from datetime import timedelta
@@ -14,8 +15,9 @@ import pytest
 from model_call_agents import LATENCY, Chat, Chatty, Usage, chatty_model
 
 from actors import System
-from actors._agent.model_calls import KEEP, CallLog, calls_folder
+from actors._agent.model_calls import KEEP, CallLog, RecordedModel, calls_folder
 from actors._cli.main import main
+from runtime import Message, ModelUnavailableError
 from runtime.testing import FakeClock
 
 
@@ -98,3 +100,25 @@ def test_calls_older_than_the_window_are_pruned_and_the_trace_query_uses_an_inde
             "EXPLAIN QUERY PLAN SELECT * FROM calls WHERE trace_id = ? ORDER BY at", ("t",)
         ).fetchall()
     assert any("USING INDEX calls_trace" in row[3] for row in plan), plan
+
+
+def test_a_store_that_fails_loses_the_row_not_the_call(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the model_calls folder should be")
+    clock = FakeClock()
+    model = RecordedModel(
+        chatty_model(), CallLog(blocked, "a", 0, clock), "a", 0, clock
+    )  # fmt: skip
+    messages = [Message(role="user", content="long")]
+    completion = asyncio.run(model.complete(messages, max_tokens=20))
+    assert completion.text == "a much longer answer than the others"
+    assert "model call not stored for agentcast trace" in caplog.text
+    # A working store keeps the call, outside a handler under the all-zero trace.
+    stored = RecordedModel(chatty_model(), CallLog(tmp_path, "a", 0, clock), "a", 0, clock)
+    with pytest.raises(ModelUnavailableError):
+        asyncio.run(stored.complete([Message(role="user", content="down")], max_tokens=5))
+    with sqlite3.connect(calls_folder(tmp_path) / "a.0.sqlite") as conn:
+        rows = conn.execute("SELECT trace_id, task_id, outcome, input_tokens FROM calls").fetchall()
+    assert rows == [("0" * 32, "-", "ModelUnavailableError", 0)]

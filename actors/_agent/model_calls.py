@@ -138,7 +138,7 @@ class RecordedModel:
         row = (at, trace, task_id, *self._who, str(self.inner.model), *usage, round(ms, 3), outcome)
         try:
             self._log.add(row)
-        except StorageError as error:  # the trace misses this call; the call is not failed
+        except (StorageError, sqlite3.Error, OSError) as error:  # the call is not failed for it
             _log.warning("model call not stored for agentcast trace: %s", error)
 
 
