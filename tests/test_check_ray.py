@@ -139,7 +139,9 @@ def test_the_running_demo_passes_every_item(tmp_path: Path) -> None:
         in (evidence["shared resources mapped"])
     )
     assert evidence["event-driven sync"].startswith("no events declared")
-    assert evidence["deadlines and schemas on every subtask"].startswith("7 subtasks to 7 agents")
+    assert evidence["deadlines and schemas on every subtask"].startswith(
+        "7 subtasks to 4 agents, each with a schema and a running deadline (longest: intern 6"
+    )
     assert evidence["end-to-end sampling against ground truth"] == "sampled: intern at 100%"
     assert demo.returncode is not None
 

@@ -9,6 +9,7 @@ from actors._cli.checklist import (
     CHECKS,
     Facts,
     Finding,
+    deadlines_and_schemas,
     deadlocks,
     event_sync,
     idempotent_writes,
@@ -135,3 +136,21 @@ def test_a_check_that_raises_is_a_failure_and_the_summary_counts_it() -> None:
 def test_every_item_of_the_checklist_has_a_line() -> None:
     names = [f.name for f in run_checks(Facts("ns"))]
     assert len(names) == len(CHECKS) == len(set(names))
+
+
+def test_subtasks_to_replicas_count_by_agent() -> None:
+    def row(subtasks: int, running_s: int) -> dict[str, int]:
+        return {"subtasks": subtasks, "no_schema": 0, "running_s": running_s}
+
+    submissions = {
+        "shop:0": row(1, 65),
+        "shop:1": row(2, 90),
+        "shop": row(1, 30),
+        "intern:0": row(1, 5),
+    }
+    facts = Facts("ns", supervisor={"submissions": submissions, "samplers": {}})
+    assert deadlines_and_schemas(facts) == Finding(
+        "deadlines and schemas on every subtask", "critical", "PASS",
+        "5 subtasks to 2 agents, each with a schema and a running deadline "
+        "(longest: intern 5 s, shop 90 s)",
+    )  # fmt: skip

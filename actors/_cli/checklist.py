@@ -332,12 +332,16 @@ def deadlines_and_schemas(facts: Facts) -> Finding:
         return Finding(
             name, severity, "FAIL", f"subtasks without an output schema (expect=None): {where}"
         )
-    longest = ", ".join(f"{t} {r['running_s']} s" for t, r in sorted(rows.items()))
+    by_agent: dict[str, float] = {}  # a target is an agent or one replica, "name:i"
+    for target, row in rows.items():
+        agent = target.split(":")[0]
+        by_agent[agent] = max(by_agent.get(agent, 0), row["running_s"])
+    longest = ", ".join(f"{a} {s:g} s" for a, s in sorted(by_agent.items()))
     return Finding(
         name,
         severity,
         "PASS",
-        f"{total} subtasks to {len(rows)} agents, each with "
+        f"{total} subtasks to {len(by_agent)} agents, each with "
         f"a schema and a running deadline (longest: {longest})",
     )
 
