@@ -92,6 +92,14 @@ def _demo_env() -> dict[str, str]:
     return env
 
 
+def _kept_or_ended(demo: subprocess.Popen[bytes], out: Path) -> str | None:
+    """What the demo printed, once it waits with ``--keep`` or has ended (it failed)."""
+    printed = out.read_text()
+    if "--keep: Ray stays up" in printed or demo.poll() is not None:
+        return printed or f"the demo exited {demo.returncode} and printed nothing"
+    return None
+
+
 def _stop(demo: subprocess.Popen[bytes]) -> None:
     """Ctrl-C's way out (SIGTERM does the same in the demo): it shuts its Ray down."""
     if demo.poll() is None:
@@ -116,9 +124,9 @@ def test_the_running_demo_passes_every_item(tmp_path: Path) -> None:
         )  # fmt: skip
     try:
         printed = wait_until(
-            lambda: "--keep: Ray stays up" in out.read_text() and out.read_text(),
-            "the demo ran its shifts and waits with --keep", limit=400,
-        )  # fmt: skip
+            lambda: _kept_or_ended(demo, out), "the demo waits with --keep or ends", limit=400
+        )
+        assert "--keep: Ray stays up" in printed, printed
         assert "verdict: agentcast held" in printed, printed
         command = re.search(r"  (agentcast check --address \S+ --namespace demo)\n", printed)
         assert command, printed
