@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import ray
+from _progress import Steps
 from pydantic import BaseModel
 
 from actors import Agent, Resource, System, handler, read, write
@@ -190,8 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage", default=None, help="storage folder (default ./.agentcast)")
     args = parser.parse_args(argv)
     model = scripted_model()
+    steps = Steps(3)
+    steps.next("starting Ray")
     with System.start(args.storage, namespace=f"context-rot-{uuid.uuid4().hex[:8]}") as system:
+        steps.next("the naive hops: the constraint travels as prose")
         naive = run_naive(system, model)
+        steps.next("the same hops with a ConstraintSet on the envelope")
         ours, written = run_agentcast(system, model)
         rejections = [r for r in system.log("files").rejections() if r.reason == "constraint"]
     print(f"brief: {BRIEF}")

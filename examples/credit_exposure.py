@@ -25,6 +25,7 @@ import uuid
 from typing import Any
 
 import ray
+from _progress import Steps
 from pydantic import BaseModel
 
 from actors import Agent, Resource, System, handler, invariant, read, write
@@ -145,8 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage", default=None, help="storage folder (default ./.agentcast)")
     args = parser.parse_args(argv)
     namespace = f"credit-exposure-{uuid.uuid4().hex[:8]}"
+    steps = Steps(3)
+    steps.next("starting Ray")
     with System.start(args.storage, namespace=namespace) as system:
+        steps.next("the naive desks: each checks its own limit")
         naive = run_naive()
+        steps.next("the same desks under the firm-wide invariant")
         ours, reports = run_agentcast(system)
         highest = highest_logged_total(system)
         refusals = [r for r in system.log("credit").rejections() if r.reason == "invariant"]

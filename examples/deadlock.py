@@ -32,6 +32,7 @@ import time
 from datetime import timedelta
 
 import ray
+from _progress import Steps
 from pydantic import BaseModel
 
 from actors import Agent, Resource, System, handler, read, write
@@ -255,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.agents, args.rounds, args.naive_timeout = 2, 2, 3.0
+    steps = Steps(3)
+    steps.next("starting Ray")
     with System.start(args.storage, namespace=f"deadlock-{time.time_ns()}") as system:
         system.use_locks(LockPolicy(enforce_order=False, tick=TICK))
         system.resource(Inventory, name="inventory")
@@ -263,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.agents} inventory and {args.agents} pricing agents x {args.rounds} updates, "
             f"thinking {args.think_s:g} s while holding their first key"
         )
+        steps.next("the naive agents: plain Ray locks, taken in their own order")
         naive_finished = run_naive(system, args)
+        steps.next("the same agents with agentcast leases")
         held = run_agentcast(system, args)
     print("agentcast: held its claim" if held else "agentcast: FAILED its claim")
     print("naive: deadlocked" if not naive_finished else "naive: finished (no deadlock this run)")

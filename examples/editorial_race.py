@@ -28,6 +28,7 @@ from datetime import timedelta
 from typing import Any
 
 import ray
+from _progress import Steps
 from pydantic import BaseModel
 
 from actors import Agent, AgentGroup, Resource, System, handler, write
@@ -288,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage", default=None, help="storage folder (default ./.agentcast)")
     args = parser.parse_args(argv)
     revisions = max(2, args.revisions)
+    steps = Steps(3)
+    steps.next("starting Ray")
     with System.start(args.storage, namespace="editorial-race") as system:
         writers = ["research", "editorial", "publishing", "system"]
         system.resource(Drafts, name="drafts", writers=writers)
@@ -296,7 +299,9 @@ def main(argv: list[str] | None = None) -> int:
             "editorial": system.agent(Editor, name="editorial"),
             "publishing": system.agent(Publisher, name="publishing"),
         }
+        steps.next("the naive agents: anyone writes the draft")
         naive = run_naive(system, groups, revisions)
+        steps.next("the same agents with one owner per draft")
         ours, refusals = run_agentcast(system, groups, revisions)
         problems = check_log(system, revisions)
     print(_line("naive", naive))

@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass
 
 import ray
+from _progress import Steps
 from pydantic import BaseModel
 
 from actors import Agent, AgentGroup, Resource, ResourceHandle, System, handler, read, write
@@ -244,12 +245,6 @@ def _reset_stock(inventory: ResourceHandle, initial: int) -> None:
         inventory.reserve(SKU, stock - initial)
 
 
-def _progress(what: str) -> None:
-    """Say what the example does now, on a terminal only: piped, it prints its verdicts."""
-    if sys.stderr.isatty():
-        print(f"... {what}", file=sys.stderr, flush=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--orders", type=int, default=4, help="order agent replicas")
@@ -266,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.units, args.restock_units, args.initial = 20, 10, 20
 
-    _progress("starting Ray")
+    steps = Steps(3)
+    steps.next("starting Ray")
     with System.start(args.storage, namespace="inventory-race") as system:
         inventory = system.resource(
             Inventory, name="inventory", writers=["orders", "supplier", "system"]
@@ -279,9 +275,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.orders} order agents x {args.units} units, {args.suppliers} suppliers x "
             f"{args.restock_units} units, initial stock {args.initial}, think {args.think_ms} ms"
         )
-        _progress("the naive agents: read, think, write back")
+        steps.next("the naive agents: read, think, write back")
         naive = run_naive(system, orders, suppliers, args)
-        _progress("the same agents through agentcast")
+        steps.next("the same agents through agentcast")
         ours = run_agentcast(system, orders, suppliers, args)
     print(naive.line())
     print(ours.line())

@@ -33,6 +33,7 @@ from datetime import timedelta
 from typing import Any
 
 import ray
+from _progress import Steps
 from pydantic import BaseModel, Field, ValidationError
 
 from actors import Agent, Resource, SubtaskHandle, System, handler, read, write
@@ -337,12 +338,6 @@ def budget_policy() -> BudgetPolicy:
     return BudgetPolicy(breaker=BreakerPolicy(failure_threshold=1_000), block_after_agents=1_000)
 
 
-def _progress(what: str) -> None:
-    """Say what the example does now, on a terminal only: piped, it prints its verdicts."""
-    if sys.stderr.isatty():
-        print(f"... {what}", file=sys.stderr, flush=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a faster run (shorter times)")
@@ -351,15 +346,16 @@ def main(argv: list[str] | None = None) -> int:
     timing = Timing().scaled(0.6) if args.quick else Timing()
     model = scripted_model(timing)
     namespace = f"orphaned-{uuid.uuid4().hex[:8]}"
-    _progress("starting Ray")
+    steps = Steps(3)
+    steps.next("starting Ray")
     with System.start(args.storage, namespace=namespace, budgets=budget_policy()) as system:
         print(f"{SUBTASKS} research subtasks on {AGENTS} agents: 2 hang, "
               f"{len(TRUNCATED)} answers truncated, agent {DIES_ON[1]} answers {LATE[0]} "
               f"after its deadline and dies in {DIES_ON[0]}")  # fmt: skip
         print(f"namespace {system.namespace}; watch it: {system.watch_commands()[0]}")
-        _progress("the naive orchestrator")
+        steps.next("the naive orchestrator")
         naive = run_naive(model, timing)
-        _progress("the same subtasks under the supervisor")
+        steps.next("the same subtasks under the supervisor")
         ours = run_agentcast(system, model, timing)
     print(naive.line())
     print(ours.line())

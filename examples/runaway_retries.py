@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 import ray
+from _progress import Steps
 from pydantic import BaseModel
 
 from actors import Agent, System, handler
@@ -202,12 +203,6 @@ def run_agentcast(system: System, model: ModelClient, down_for: int) -> list[Rep
     return reports
 
 
-def _progress(what: str) -> None:
-    """Say what the example does now, on a terminal only: piped, it prints its verdicts."""
-    if sys.stderr.isatty():
-        print(f"... {what}", file=sys.stderr, flush=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--down-for", type=int, default=40, help="search calls that fail")
@@ -215,15 +210,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     model = ScriptedModel(default_reply=REPLY)
     namespace = f"runaway-{uuid.uuid4().hex[:8]}"
-    _progress("starting Ray")
+    steps = Steps(3)
+    steps.next("starting Ray")
     with System.start(args.storage, namespace=namespace, budgets=budget_policy()) as system:
         print(f"{len(AGENTS)} agents, search down for its first {args.down_for} calls; "
               f"naive: {RETRIES_PER_AGENT} retries and a {AGENT_TOKEN_CAP:,}-token cap per agent; "
               f"agentcast: one run, a {RUN_TOKEN_CAP:,}-prompt-token cap")  # fmt: skip
         print(f"namespace {system.namespace}; watch it: {system.watch_commands()[0]}")
-        _progress("the naive agents, each retrying on its own")
+        steps.next("the naive agents, each retrying on its own")
         naive = run_naive(system, model, args.down_for)
-        _progress("the same agents under one budget")
+        steps.next("the same agents under one budget")
         ours = run_agentcast(system, model, args.down_for)
         status = system.budget.status()
         ledger = status.ledger(scope="run", spender=system.trace_id, dimension="prompt_tokens")

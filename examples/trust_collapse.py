@@ -30,6 +30,7 @@ from datetime import timedelta
 from typing import Any
 
 import ray
+from _progress import Steps
 from pydantic import BaseModel
 
 from actors import (
@@ -236,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--storage", default=None, help="storage folder (default ./.agentcast)")
     args = parser.parse_args(argv)
+    steps = Steps(3)
+    steps.next("starting Ray")
     with System.start(args.storage, namespace="trust-collapse") as system:
         stats = system.resource(Stats, name="stats")
         for name, value in TRUTH.items():
@@ -244,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         system.agent(Researcher, name="research", model=MODEL)
         system.agent(Synthesizer, name="synthesis")
         system.agent(Checker, name="checker")
+        steps.next("the naive pipeline: a fabricated figure published")
         naive = run_naive(system)
+        steps.next("the same pipeline with provenance and a verifier")
         ours, refused, verdicts = run_agentcast(system)
         problems = check_log(system)
     caught = [line for v in verdicts for line in v.detail.split("; ") if not v.verified]

@@ -1,5 +1,5 @@
-"""``agentcast check`` against live systems on a real local Ray: the demo's storefront
-passes the items it has; a well-configured system passes every item whose part runs; a
+"""``agentcast check`` against live systems on a real local Ray: the running demo passes
+every item; a well-configured system passes every item whose part runs; a
 deliberately misconfigured one fails with the right lines; the command's exit status and
 JSON follow."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -18,17 +19,41 @@ import pytest
 import ray
 from resources_for_tests import Inventory
 from supervised_agents import Done, Job, Worker
+from waiting import wait_until
 
 from actors import System
-from actors._cli import demo
 from actors._cli.check import check_namespace
 from actors._cli.main import main
-from policies import BudgetLimit, BudgetPolicy, Dimension, SamplingPolicy, Scope, ScopeKind
+from policies import (
+    BudgetLimit,
+    BudgetPolicy,
+    Dimension,
+    LockPolicy,
+    SamplingPolicy,
+    Scope,
+    ScopeKind,
+)
 from runtime import InvalidArgumentError
 from runtime.testing import ScriptedModel
 
 pytestmark = pytest.mark.ray
 
+ROOT = Path(__file__).resolve().parent.parent
+ITEMS = (
+    "shared resources mapped",
+    "single writer per resource",
+    "idempotent writes",
+    "leases with TTL",
+    "global lock order enforced",
+    "deadlock detection and wait alerting",
+    "event-driven sync",
+    "kill switch per agent",
+    "lock-contention and conflict metrics",
+    "token and cost budgets declared",
+    "retry budget and breakers",
+    "deadlines and schemas on every subtask",
+    "end-to-end sampling against ground truth",
+)
 LOCKS_ITEMS = (
     "leases with TTL",
     "global lock order enforced",
@@ -61,35 +86,72 @@ def _truth(job: Job) -> dict[str, Any]:
     return {"key": job.key, "replica": 0}
 
 
-@pytest.mark.timeout(300)
-def test_the_demo_storefront_passes_the_items_it_has(started: list[System], tmp_path: Path) -> None:
-    system = _start(tmp_path)
-    started.append(system)
-    system.resource(demo.Inventory, name="inventory", writers=["shop", "supplier", "system"])
-    system.resource(demo.OrderBook, name="orders", writers=["shop"])
-    system.resource(demo.Prices, name="prices", writers=["pricing"])
-    model = demo._shop_model()
-    groups = [
-        system.agent(demo.ShopAgent, name="shop", replicas=2, model=model),
-        system.agent(demo.SupplierAgent, name="supplier"),
-        system.agent(demo.PricingAgent, name="pricing", replicas=2, model=model),
-        system.agent(demo.InternAgent, name="intern"),
-    ]
-    shift = demo.Shift(seconds=0.5)
-    ray.get([g.call(shift, replica=i) for g in groups for i in range(len(g.actors))])
-    report = check_namespace(system.namespace)
-    statuses = _statuses(report)
-    for item in (
-        "shared resources mapped",
-        "single writer per resource",
-        "idempotent writes",
-        "kill switch per agent",
-        "retry budget and breakers",
-    ):
-        assert statuses[item] == "PASS", _by_name(report)[item]
-    mapped = _by_name(report)["shared resources mapped"]["evidence"]
-    assert "inventory <- shop, supplier, system" in mapped
-    assert "prices <- pricing" in mapped
+def _demo_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def _kept_or_ended(demo: subprocess.Popen[bytes], out: Path) -> str | None:
+    """What the demo printed, once it waits with ``--keep`` or has ended (it failed)."""
+    printed = out.read_text()
+    if "--keep: Ray stays up" in printed or demo.poll() is not None:
+        return printed or f"the demo exited {demo.returncode} and printed nothing"
+    return None
+
+
+def _stop(demo: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C's way out (SIGTERM does the same in the demo): it shuts its Ray down."""
+    if demo.poll() is None:
+        demo.terminate()
+        try:
+            demo.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            demo.wait(timeout=30)
+
+
+@pytest.mark.timeout(600)
+def test_the_running_demo_passes_every_item(tmp_path: Path) -> None:
+    # As a user runs it: `agentcast demo --keep` in one terminal (its own Ray), then
+    # `agentcast check` from another, with the command the demo printed.
+    out = tmp_path / "demo.out"
+    with out.open("wb") as sink:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "actors._cli.main", "demo", "--seconds", "1",
+             "--storage", str(tmp_path / "storage"), "--keep"],
+            env=_demo_env(), stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        printed = wait_until(
+            lambda: _kept_or_ended(demo, out), "the demo waits with --keep or ends", limit=400
+        )
+        assert "--keep: Ray stays up" in printed, printed
+        assert "verdict: agentcast held" in printed, printed
+        command = re.search(r"  (agentcast check --address \S+ --namespace demo)\n", printed)
+        assert command, printed
+        done = subprocess.run(
+            [sys.executable, "-m", "actors._cli.main", *command[1].split()[1:], "--json"],
+            env=_demo_env(), capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+    finally:
+        _stop(demo)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (report,) = json.loads(done.stdout)["systems"]
+    assert report["namespace"] == "demo"
+    assert {c["name"]: c["status"] for c in report["checks"]} == dict.fromkeys(ITEMS, "PASS")
+    assert report["summary"] == {"PASS": len(ITEMS), "FAIL": 0, "WARN": 0, "failed_by_severity": {}}
+    evidence = {c["name"]: c["evidence"] for c in report["checks"]}
+    assert (
+        "inventory <- shop, supplier, system; orders <- shop; prices <- pricing"
+        in (evidence["shared resources mapped"])
+    )
+    assert evidence["event-driven sync"].startswith("no events declared")
+    assert evidence["deadlines and schemas on every subtask"].startswith(
+        "7 subtasks to 4 agents, each with a schema and a running deadline (longest: intern 6"
+    )
+    assert evidence["end-to-end sampling against ground truth"] == "sampled: intern at 100%"
+    assert demo.returncode is not None
 
 
 @pytest.mark.timeout(300)
@@ -107,14 +169,14 @@ def test_a_well_configured_system_passes_all_but_the_parts_it_lacks(
         system.supervisor.submit(job, to="workers", expect=Done).result(timeout=120)
     report = check_namespace(system.namespace)
     statuses = _statuses(report)
-    lacking = {*LOCKS_ITEMS, "event-driven sync"}
+    lacking = set(LOCKS_ITEMS)
     assert {n for n, s in statuses.items() if s != "PASS"} == lacking
     for item in LOCKS_ITEMS:
         assert (
             f"no locks actor in namespace {system.namespace!r}"
             in (_by_name(report)[item]["evidence"])
         )
-    assert "no events actor" in _by_name(report)["event-driven sync"]["evidence"]
+    assert _by_name(report)["event-driven sync"]["evidence"].startswith("no events declared")
     assert "run * calls 100" in _by_name(report)["token and cost budgets declared"]["evidence"]
     assert (
         "3 subtasks to 1 agents"
@@ -129,6 +191,7 @@ def test_a_misconfigured_system_fails_with_the_right_lines(
 ) -> None:
     system = _start(tmp_path)
     started.append(system)
+    system.use_locks(LockPolicy(enforce_order=False))  # leases in any order: deadlock-prone
     system.resource(Inventory, name="inventory")  # no writers declared: anyone may write
     system.agent(Worker, name="workers", model=ScriptedModel())  # metered, no cap
     system.supervisor.submit(Job(key="loose"), to="workers").result(timeout=120)  # no schema
@@ -145,6 +208,13 @@ def test_a_misconfigured_system_fails_with_the_right_lines(
     }
     assert lines["token and cost budgets declared"]["status"] == "FAIL"
     assert "no cap" in lines["token and cost budgets declared"]["evidence"]
+    assert lines["global lock order enforced"] == {
+        "name": "global lock order enforced",
+        "severity": "high",
+        "status": "FAIL",
+        "evidence": "the locks actor does not enforce it",
+    }
+    assert lines["leases with TTL"]["status"] == "PASS"
     assert lines["idempotent writes"]["status"] == "WARN"
     assert "inventory: 1" in lines["idempotent writes"]["evidence"]
     assert lines["end-to-end sampling against ground truth"]["status"] == "WARN"

@@ -9,6 +9,7 @@ from actors._cli.checklist import (
     CHECKS,
     Facts,
     Finding,
+    deadlines_and_schemas,
     deadlocks,
     event_sync,
     idempotent_writes,
@@ -44,19 +45,64 @@ def test_missing_parts_are_named() -> None:
         "deadlock detection and wait alerting", "critical", "FAIL",
         "no locks actor in namespace 'shop': no deadlock detection alerting configured",
     )  # fmt: skip
-    assert event_sync(facts).evidence.startswith("no events actor in namespace 'shop'")
     assert kill_switch(facts).status == "WARN"
 
 
 def test_events_subscribers_are_the_evidence() -> None:
     facts = Facts(
         "ns", actors=frozenset({"events"}),
-        described={"events": {"subscribers": {"StockChanged": ["pricing"]}}},
+        described={"events": {"subscribers": {"StockChanged": ["pricing", "audit"]}}},
     )  # fmt: skip
     assert event_sync(facts) == Finding(
         "event-driven sync", "medium", "PASS",
-        "subscribers per event type: {'StockChanged': ['pricing']}",
+        "subscribers per event type: StockChanged -> audit, pricing",
     )  # fmt: skip
+
+
+def test_a_system_that_declares_no_event_type_says_so_and_passes() -> None:
+    no_events = Finding(
+        "event-driven sync", "medium", "PASS",
+        "no events declared: no event type to subscribe to; agents share state only "
+        "through the resources they read and write",
+    )  # fmt: skip
+    assert event_sync(Facts("shop", resources={"a": _resource(["x"], task=1)})) == no_events
+    # An events actor that runs with no type declared is the same system.
+    idle = Facts("shop", actors=frozenset({"events"}), described={"events": {"subscribers": {}}})
+    assert event_sync(idle) == no_events
+
+
+def test_declared_event_types_without_a_subscriber_fail() -> None:
+    said = {"subscribers": {"StockChanged": ["pricing"], "PriceChanged": []}}
+    facts = Facts("ns", actors=frozenset({"events"}), described={"events": said})
+    assert event_sync(facts) == Finding(
+        "event-driven sync", "medium", "FAIL",
+        "event types with no subscriber: PriceChanged (subscribers per event type: "
+        "PriceChanged -> nobody; StockChanged -> pricing)",
+    )  # fmt: skip
+    # A type a resource emits counts as declared, even if the events actor never heard of it.
+    emitting = {**_resource(["x"], task=1), "emits": ["Restocked"]}
+    heard = {"subscribers": {"StockChanged": ["pricing"]}}
+    facts = Facts(
+        "ns", actors=frozenset({"events"}), resources={"inventory": emitting},
+        described={"events": heard},
+    )  # fmt: skip
+    assert event_sync(facts).status == "FAIL"
+    assert event_sync(facts).evidence.startswith("event types with no subscriber: Restocked")
+
+
+def test_declared_event_types_with_no_events_actor_fail() -> None:
+    emitting = {**_resource(["x"], task=1), "emits": ["Restocked"]}
+    facts = Facts("shop", resources={"inventory": emitting})
+    assert event_sync(facts) == Finding(
+        "event-driven sync", "medium", "FAIL",
+        "event types declared (Restocked) but no events actor in namespace 'shop': "
+        "nobody hears of them",
+    )  # fmt: skip
+
+
+def test_an_events_actor_that_lists_no_subscribers_is_a_warning() -> None:
+    facts = Facts("ns", actors=frozenset({"events"}), described={"events": {}})
+    assert event_sync(facts).status == "WARN"
 
 
 def test_resources_open_to_anyone_or_silent_fail() -> None:
@@ -90,3 +136,21 @@ def test_a_check_that_raises_is_a_failure_and_the_summary_counts_it() -> None:
 def test_every_item_of_the_checklist_has_a_line() -> None:
     names = [f.name for f in run_checks(Facts("ns"))]
     assert len(names) == len(CHECKS) == len(set(names))
+
+
+def test_subtasks_to_replicas_count_by_agent() -> None:
+    def row(subtasks: int, running_s: int) -> dict[str, int]:
+        return {"subtasks": subtasks, "no_schema": 0, "running_s": running_s}
+
+    submissions = {
+        "shop:0": row(1, 65),
+        "shop:1": row(2, 90),
+        "shop": row(1, 30),
+        "intern:0": row(1, 5),
+    }
+    facts = Facts("ns", supervisor={"submissions": submissions, "samplers": {}})
+    assert deadlines_and_schemas(facts) == Finding(
+        "deadlines and schemas on every subtask", "critical", "PASS",
+        "5 subtasks to 2 agents, each with a schema and a running deadline "
+        "(longest: intern 5 s, shop 90 s)",
+    )  # fmt: skip

@@ -168,6 +168,25 @@ def test_progress_shows_on_a_terminal_and_says_nothing_when_piped() -> None:
     assert shown[-1] == ""  # cleared: the result prints on a clean line
 
 
+def test_the_progress_bar_fills_on_a_terminal_and_says_nothing_when_piped() -> None:
+    terminal, piped = _Terminal(), io.StringIO()
+    for stream in (terminal, piped):
+        line = Progress(stream)
+        for done in (0, 1, 4, 9):  # 9 of 4: a bar never overflows
+            line.bar(done, 4, "bench resource: durable, 8 clients")
+        line.bar(3, 0, "nothing to count")  # no total: full, not a division by zero
+        line.done()
+    assert piped.getvalue() == ""
+    bars = [s.split("] ", 1)[-1].rstrip() for s in terminal.getvalue().split("\r")[1:6]]
+    assert bars == [
+        "[........................]   0% bench resource: durable, 8 clients",
+        "[######..................]  25% bench resource: durable, 8 clients",
+        "[########################] 100% bench resource: durable, 8 clients",
+        "[########################] 100% bench resource: durable, 8 clients",
+        "[########################] 100% nothing to count",
+    ]
+
+
 def test_document_only_keeps_stdout_for_the_document(capfd: pytest.CaptureFixture[str]) -> None:
     with document_only():
         print("a raylet warning", flush=True)

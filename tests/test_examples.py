@@ -32,19 +32,34 @@ def test_inventory_race_naive_loses_updates_and_agentcast_none(
     assert code == 0
 
 
-def test_demo_prints_the_summary_and_checks_state_against_the_log(
+def test_demo_shows_the_naive_pricers_losing_raises_and_agentcast_none(
     ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run_demo(seconds=1.5, storage=str(tmp_path), keep=False) == 0
     out = capsys.readouterr().out
+    raises = {
+        m[1]: (int(m[2]), int(m[3]), int(m[4]))
+        for m in re.finditer(r"^(\w+)\s+price raises made:\s+(\d+)\s+applied:\s+(\d+)\s+"
+                             r"lost:\s+(\d+)", out, re.M)
+    }  # fmt: skip
+    assert set(raises) == {"naive", "agentcast"}, out
+    # Two naive pricers read the same price, think 15 ms and write back: one of each
+    # pair of raises is overwritten, on every run (at least a quarter, with any timing).
+    made, applied, lost = raises["naive"]
+    assert made == 40 and lost == made - applied and lost >= made // 4, out
+    made, applied, lost = raises["agentcast"]
+    assert made > 0 and (applied, lost) == (made, 0), out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
     for name in ("inventory", "orders", "prices"):
         assert rows[name][-1] == "OK", out
+    assert int(rows["prices"][1]) == made  # one write per raise, none lost, none twice
     # Each of the 3 shops serves at least its first customer, from the initial stock.
     assert int(rows["orders"][1]) >= 3, out
     assert "unauthorized" in rows["inventory"][4]
+    assert "verdict: agentcast held" in out
     assert "dashboard:" in out
     assert re.search(r"agentcast status --address \S+:\d+ --namespace demo\n", out), out
+    assert re.search(r"agentcast check --address \S+:\d+ --namespace demo\n", out), out
     assert f"agentcast log <resource> --storage {tmp_path.resolve()}\n" in out
 
 

@@ -201,12 +201,14 @@ class Agent:
         if self._runtime.model is None:
             raise ConfigurationError(f"agent {self.name!r} was started without a model")
         from .._budget.metered_model import metered_model
+        from .model_calls import recorded_model  # each call stored for `agentcast trace`
 
         rt = self._runtime
-        return metered_model(
+        metered = metered_model(
             rt.model, namespace=rt.namespace, agent=rt.name, replica=rt.replica,
             run=current_run, start=rt.start_budget,
         )  # fmt: skip
+        return recorded_model(metered, rt.storage, rt.name, rt.replica)
 
     @property
     def budget(self) -> Any:

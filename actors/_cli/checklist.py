@@ -174,21 +174,48 @@ def deadlocks(facts: Facts) -> Finding:
     )
 
 
+def declared_events(facts: Facts) -> dict[str, list[str]]:
+    """Each declared event type and its subscribers: the events actor's ``describe()``
+    ``subscribers`` (``{type: [agent, ...]}``, every declared type, an empty list for one
+    nobody subscribes to), and the types a resource's ``audit()`` lists as ``emits``."""
+    said = facts.described.get(EVENTS_ACTOR, {}).get("subscribers") or {}
+    types = {str(t): sorted(str(a) for a in agents) for t, agents in said.items()}
+    for audit in facts.resources.values():
+        for emitted in audit.get("emits") or ():
+            types.setdefault(str(emitted), [])
+    return types
+
+
 def event_sync(facts: Facts) -> Finding:
+    """Every declared event type reaches a subscriber. A system that declares no event
+    type passes with that said: its agents share state only through resources they read,
+    which is what the single-writer items check. Declared types with no events actor, or
+    with nobody subscribed, fail."""
     name, severity = "event-driven sync", "medium"
-    if EVENTS_ACTOR not in facts.actors:
-        return Finding(
-            name,
-            severity,
-            "FAIL",
-            f"no {EVENTS_ACTOR} actor in namespace "
-            f"{facts.namespace!r}: agents learn of committed writes only by "
-            "reading again",
-        )
-    said = facts.described.get(EVENTS_ACTOR, {})
-    if "subscribers" not in said:
+    types = declared_events(facts)
+    running = EVENTS_ACTOR in facts.actors
+    if running and "subscribers" not in facts.described.get(EVENTS_ACTOR, {}):
         return Finding(name, severity, "WARN", "the events actor does not list its subscribers")
-    return Finding(name, severity, "PASS", f"subscribers per event type: {said['subscribers']}")
+    if not types:
+        return Finding(
+            name, severity, "PASS",
+            "no events declared: no event type to subscribe to; agents share state only "
+            "through the resources they read and write",
+        )  # fmt: skip
+    listed = "; ".join(f"{t} -> {', '.join(a) or 'nobody'}" for t, a in sorted(types.items()))
+    if not running:
+        return Finding(
+            name, severity, "FAIL",
+            f"event types declared ({', '.join(sorted(types))}) but no {EVENTS_ACTOR} actor in "
+            f"namespace {facts.namespace!r}: nobody hears of them",
+        )  # fmt: skip
+    unheard = sorted(t for t, agents in types.items() if not agents)
+    if unheard:
+        return Finding(
+            name, severity, "FAIL", f"event types with no subscriber: {', '.join(unheard)} "
+            f"(subscribers per event type: {listed})",
+        )  # fmt: skip
+    return Finding(name, severity, "PASS", f"subscribers per event type: {listed}")
 
 
 def kill_switch(facts: Facts) -> Finding:
@@ -305,12 +332,16 @@ def deadlines_and_schemas(facts: Facts) -> Finding:
         return Finding(
             name, severity, "FAIL", f"subtasks without an output schema (expect=None): {where}"
         )
-    longest = ", ".join(f"{t} {r['running_s']} s" for t, r in sorted(rows.items()))
+    by_agent: dict[str, float] = {}  # a target is an agent or one replica, "name:i"
+    for target, row in rows.items():
+        agent = target.split(":")[0]
+        by_agent[agent] = max(by_agent.get(agent, 0), row["running_s"])
+    longest = ", ".join(f"{a} {s:g} s" for a, s in sorted(by_agent.items()))
     return Finding(
         name,
         severity,
         "PASS",
-        f"{total} subtasks to {len(rows)} agents, each with "
+        f"{total} subtasks to {len(by_agent)} agents, each with "
         f"a schema and a running deadline (longest: {longest})",
     )
 

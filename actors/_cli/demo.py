@@ -1,194 +1,107 @@
-"""``agentcast demo``: a small storefront on the embedded default.
+"""``agentcast demo``: a small storefront on the embedded default, first the naive way and
+then on agentcast.
 
-Shop agents ask a scripted model what a customer wants, reserve stock and record the
-order; a supplier restocks; two pricing agents revise prices with optimistic concurrency
-(so they conflict, and retry on the fresh version); an intern agent that was never
-declared as a writer tries to restock and is refused. At the end every resource's state
-is checked against the replay of its durable log.
+Naive: two pricing agents raise prices by reading them from a plain Ray actor, thinking
+and writing back; each overwrites the other's raises (``demo_naive``). agentcast: shop,
+supplier, pricing and intern agents (``demo_agents``) work a shift each, every shift a
+subtask of the supervisor with a deadline and an output schema; model calls are metered
+against declared caps, retries against the run's retry budget, endpoints behind breakers;
+the pricing agents take a lease on the sku they reprice. At the end every resource's state
+is checked against the replay of its durable log, and no raise may be lost: the exit status
+is 1 if agentcast fails either claim. ``agentcast check`` passes on it while it runs
+(``--keep``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sys
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import ray
-from pydantic import BaseModel
 
-from runtime import ConflictError, Message, ScriptedModel, ScriptedRule
+from policies import (
+    BudgetLimit,
+    BudgetPolicy,
+    Deadlines,
+    Dimension,
+    LockPolicy,
+    RetryBudget,
+    RetryPolicy,
+    SamplingPolicy,
+    Scope,
+    ScopeKind,
+)
+from runtime import SubtaskFailedError
 
-from .._agent.agent import Agent, handler
-from .._resource.declare import Resource, read, write
-from .._resource.handle import Write
 from .._resource.state_view import replay
 from .._system import System
-from .output import emit, progress
+from .demo_agents import (
+    SHOPS,
+    InternAgent,
+    Inventory,
+    OrderBook,
+    Prices,
+    PricingAgent,
+    Shift,
+    ShiftReport,
+    ShopAgent,
+    SupplierAgent,
+    intern_truth,
+    shop_model,
+)
+from .demo_naive import Raises, applied, run_naive
+from .output import emit, progress, progress_for
 
-SKUS = ("mug", "lamp", "desk", "chair")
-SHOPS = 3
-
-
-class OutOfStockError(Exception):
-    """Not enough stock; the reservation changed nothing."""
-
-
-class Inventory(Resource):
-    def initial_state(self) -> dict[str, int]:
-        # One unit per shop agent: every shop's first customer finds stock, however late
-        # the supplier's first delivery lands.
-        return dict.fromkeys(SKUS, SHOPS)
-
-    @write
-    def restock(self, state: dict[str, int], sku: str, qty: int) -> int:
-        state[sku] = state.get(sku, 0) + qty
-        return state[sku]
-
-    @write
-    def reserve(self, state: dict[str, int], sku: str, qty: int) -> int:
-        if state.get(sku, 0) < qty:
-            raise OutOfStockError(sku, qty)
-        state[sku] -= qty
-        return state[sku]
-
-    @read
-    def everything(self, state: dict[str, int]) -> dict[str, int]:
-        return dict(state)
+NAIVE_ROUNDS = 20
+CAPS = BudgetPolicy(
+    limits=(
+        BudgetLimit(scope=Scope(kind=ScopeKind.RUN), dimension=Dimension.CALLS, cap=100_000),
+        BudgetLimit(scope=Scope(kind=ScopeKind.AGENT), dimension=Dimension.TOKENS, cap=2_000_000),
+    ),
+    retry_budget=RetryBudget(ratio=0.1, min_retries_per_window=5),
+)
+"""The demo's caps: far above what a shift spends, so they bound a runaway, not the work."""
+GROUPS = (("shop", SHOPS), ("supplier", 1), ("pricing", 2), ("intern", 1))
 
 
-class OrderBook(Resource):
-    @write
-    def place(self, state: dict[str, Any], order_id: str, sku: str, qty: int) -> int:
-        state[order_id] = {"sku": sku, "qty": qty}
-        return len(state)
-
-    @read
-    def everything(self, state: dict[str, Any]) -> dict[str, Any]:
-        return dict(state)
-
-
-class Prices(Resource):
-    def initial_state(self) -> dict[str, int]:
-        return dict.fromkeys(SKUS, 100)
-
-    @write
-    def set_price(self, state: dict[str, int], sku: str, cents: int) -> int:
-        if cents <= 0:
-            raise ValueError("a price must be positive")
-        state[sku] = cents
-        return cents
-
-    @read
-    def price(self, state: dict[str, int], sku: str) -> int:
-        return state[sku]
-
-    @read
-    def everything(self, state: dict[str, int]) -> dict[str, int]:
-        return dict(state)
+def _start(system: System) -> None:
+    """The locks actor, the resources with their writers, the agents, the sampled stage."""
+    system.use_locks(LockPolicy())
+    system.resource(Inventory, name="inventory", writers=["shop", "supplier", "system"])
+    system.resource(OrderBook, name="orders", writers=["shop"])
+    system.resource(Prices, name="prices", writers=["pricing"])
+    model = shop_model()
+    system.agent(ShopAgent, name="shop", replicas=SHOPS, model=model)
+    system.agent(SupplierAgent, name="supplier")
+    system.agent(PricingAgent, name="pricing", replicas=2, model=model)
+    system.agent(InternAgent, name="intern")
+    system.supervisor.sample("intern", intern_truth, policy=SamplingPolicy(rate=1.0))
 
 
-class Shift(BaseModel):
-    seconds: float
+def _shifts(system: System, seconds: float) -> dict[str, list[ShiftReport]]:
+    """One shift per replica, each a supervised subtask; the reports by agent.
 
-
-class ShiftReport(BaseModel):
-    done: int = 0
-    refused: int = 0
-    conflicts: int = 0
-
-
-def _deadline(seconds: float) -> float:
-    return asyncio.get_running_loop().time() + seconds
-
-
-def _open(deadline: float) -> bool:
-    return asyncio.get_running_loop().time() < deadline
-
-
-class ShopAgent(Agent):
-    """Asks the model what a customer wants, reserves it, records the order."""
-
-    @handler
-    async def work(self, shift: Shift) -> ShiftReport:
-        report, deadline, n = ShiftReport(), _deadline(shift.seconds), 0
-        while n == 0 or _open(deadline):  # every shift serves at least one customer
-            n += 1
-            reply = await self.model.complete(
-                [Message(role="user", content=f"customer {self.replica}-{n} wants?")],
-                max_tokens=8,
-            )
-            sku = (reply.text or "mug").strip()
-            try:
-                await self.resource("inventory").reserve(sku, 1)
-            except OutOfStockError:
-                report.refused += 1
-                continue
-            order_id = f"{self.replica}-{n}-{self.task.task_id}"
-            await self.resource("orders").place(order_id, sku, 1)
-            report.done += 1
-        return report
-
-
-class SupplierAgent(Agent):
-    @handler
-    async def work(self, shift: Shift) -> ShiftReport:
-        report, deadline = ShiftReport(), _deadline(shift.seconds)
-        while _open(deadline):
-            await self.resource("inventory").write_many(
-                [Write(op="restock", args=(sku, 2)) for sku in SKUS]
-            )
-            report.done += len(SKUS)
-            await asyncio.sleep(0.05)
-        return report
-
-
-class PricingAgent(Agent):
-    """Read the price and its version, think, write back only if nothing changed."""
-
-    @handler
-    async def work(self, shift: Shift) -> ShiftReport:
-        report, deadline, n = ShiftReport(), _deadline(shift.seconds), 0
-        prices = self.resource("prices")
-        while _open(deadline):
-            n += 1
-            sku = SKUS[n % len(SKUS)]
-            seen = await prices.read("price", sku)
-            await self.model.complete(
-                [Message(role="user", content=f"price for {sku}?")], max_tokens=4
-            )
-            cents = seen.value + (1 if self.replica == 0 else -1)
-            result = await prices.write(
-                Write(op="set_price", args=(sku, cents), expected_version=seen.version)
-            )
-            if isinstance(result.error, ConflictError):
-                report.conflicts += 1  # conflict policy: re-read and try again next round
-            else:
-                result.unwrap()
-                report.done += 1
-        return report
-
-
-class InternAgent(Agent):
-    """Not a declared writer of the inventory: every attempt is refused and logged."""
-
-    @handler
-    async def work(self, shift: Shift) -> ShiftReport:
-        report = ShiftReport()
-        for _ in range(3):
-            result = await self.resource("inventory").write("restock", "mug", 1000)
-            report.refused += result.error is not None
-        return report
-
-
-def _shop_model() -> ScriptedModel:
-    rules = [ScriptedRule(pattern=rf"-{i}\d* wants", reply=sku) for i, sku in enumerate(SKUS)]
-    return ScriptedModel(
-        rules=[*rules, ScriptedRule(pattern="price", reply="ok")],
-        default_reply="mug",
-        latency=timedelta(milliseconds=15),
-    )
+    Raises:
+        SubtaskFailedError: a shift missed its deadline, failed its schema or raised.
+    """
+    deadline = Deadlines(running=timedelta(seconds=seconds + 60))
+    once = RetryPolicy(max_attempts=1)  # a shift is not repeated: its failure is reported
+    handles = [
+        (group, system.supervisor.submit(
+            Shift(seconds=seconds), to=f"{group}:{i}", expect=ShiftReport, deadline=deadline,
+            retry=once,
+        ))
+        for group, replicas in GROUPS for i in range(replicas)
+    ]  # fmt: skip
+    progress_for(seconds, "demo: agents at work")
+    reports: dict[str, list[ShiftReport]] = {}
+    for group, handle in handles:
+        reports.setdefault(group, []).append(
+            cast(ShiftReport, handle.result(timeout=seconds + 120))
+        )
+    return reports
 
 
 def _check(system: System, name: str, state: dict[str, Any], initial: dict[str, Any]) -> str:
@@ -198,19 +111,21 @@ def _check(system: System, name: str, state: dict[str, Any], initial: dict[str, 
     return "OK" if replayed == state and gap_free else "MISMATCH"
 
 
-def _summary(system: System) -> tuple[list[list[str]], bool]:
-    rows, ok = [], True
+def _summary(system: System) -> tuple[list[list[str]], bool, dict[str, int]]:
+    rows: list[list[str]] = []
+    ok, prices = True, dict[str, int]()
     for name, cls in (("inventory", Inventory), ("orders", OrderBook), ("prices", Prices)):
         rejections = system.log(name).rejections()
         state = system.get_resource(name).read("everything")
         check = _check(system, name, state.value, cls().initial_state())
         ok = ok and check == "OK"
+        prices = state.value if name == "prices" else prices
         refused = [r.reason for r in rejections if r.reason != "conflict"]
         rows.append([
             name, str(state.version), str(len(rejections) - len(refused)), str(len(refused)),
             ",".join(sorted(set(refused))) or "-", check,
         ])  # fmt: skip
-    return rows, ok
+    return rows, ok, prices
 
 
 def _print_table(rows: list[list[str]]) -> None:
@@ -220,36 +135,52 @@ def _print_table(rows: list[list[str]]) -> None:
         emit("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
 
 
+def _raises_line(who: str, raises: Raises, how: str) -> str:
+    return (
+        f"{who:<10} price raises made: {raises.made:>4}  applied: {raises.applied:>4}  "
+        f"lost: {raises.lost:>3}  ({how})"
+    )
+
+
+def _announce(system: System, seconds: float) -> None:
+    emit(
+        f"storefront for {seconds:g} s: {SHOPS} shop, 1 supplier, 2 pricing, 1 intern agents, "
+        "every shift a supervised subtask"
+    )
+    emit(f"namespace {system.namespace}; watch it from another terminal:")
+    address = ray.get_runtime_context().gcs_address
+    check = f"agentcast check --address {address} --namespace {system.namespace}"
+    for command in [*system.watch_commands(), check]:
+        emit(f"  {command}")
+
+
 def run_demo(*, seconds: float, storage: str | None, keep: bool) -> int:
-    """Run the storefront for ``seconds`` and print what happened."""
+    """Run the naive pricers, then the storefront for ``seconds``, and print what happened;
+    0 if agentcast held its claims, 1 if not."""
     progress("demo: starting Ray")
-    with System.start(storage, namespace="demo") as system:
-        system.resource(Inventory, name="inventory", writers=["shop", "supplier", "system"])
-        system.resource(OrderBook, name="orders", writers=["shop"])
-        system.resource(Prices, name="prices", writers=["pricing"])
-        model = _shop_model()
-        groups = [
-            system.agent(ShopAgent, name="shop", replicas=SHOPS, model=model),
-            system.agent(SupplierAgent, name="supplier"),
-            system.agent(PricingAgent, name="pricing", replicas=2, model=model),
-            system.agent(InternAgent, name="intern"),
-        ]
-        emit(
-            f"storefront running for {seconds:.0f} s: {SHOPS} shop, 1 supplier, 2 pricing, 1 intern"
-        )
-        emit(f"namespace {system.namespace}; watch it from another terminal:")
-        for command in system.watch_commands():
-            emit(f"  {command}")
-        progress(f"demo: agents at work for {seconds:g} s")
-        shift = Shift(seconds=seconds)
-        refs = [g.call(shift, replica=i) for g in groups for i in range(len(g.actors))]
-        reports = ray.get(refs)
+    with System.start(storage, namespace="demo", budgets=CAPS) as system:
+        progress("demo: naive pricing on a plain Ray actor")
+        naive = run_naive(NAIVE_ROUNDS)
+        emit(_raises_line("naive", naive, "read, think, write on a plain Ray actor"))
+        progress("demo: starting the resources, the agents, the supervisor and the locks")
+        _start(system)
+        _announce(system, seconds)
+        try:
+            reports = _shifts(system, seconds)
+        except SubtaskFailedError as failed:
+            emit(f"agentcast FAILED: a shift failed: {failed}")
+            return 1
         progress("demo: checking every resource against the replay of its log")
-        shops = reports[:SHOPS]
-        orders = sum(r.done for r in shops)
-        emit(f"orders placed: {orders}, out of stock: {sum(r.refused for r in shops)}")
-        rows, ok = _summary(system)
+        rows, ok, prices = _summary(system)
+        ours = Raises(made=sum(r.done for r in reports["pricing"]), applied=applied(prices))
+        emit(_raises_line("agentcast", ours, "a lease on prices:<sku> around read, think, write"))
+        shops = reports["shop"]
+        emit(f"orders placed: {sum(r.done for r in shops)}, "
+             f"out of stock: {sum(r.refused for r in shops)}")  # fmt: skip
         _print_table(rows)
+        ok = ok and ours.lost == 0
+        emit(f"verdict: {'agentcast held' if ok else 'agentcast FAILED'}: no raise lost, "
+             f"every resource equals the replay of its log (naive lost {naive.lost})")  # fmt: skip
         emit(f"dashboard: {system.dashboard_url or 'not running'}")
         if keep:
             _wait_for_interrupt()
@@ -258,6 +189,8 @@ def run_demo(*, seconds: float, storage: str | None, keep: bool) -> int:
 
 def _wait_for_interrupt() -> None:
     emit("--keep: Ray stays up; press Ctrl-C to stop.")
+    # A SIGTERM (a test, a process manager) stops it as cleanly as Ctrl-C: Ray shut down.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         signal.pause() if hasattr(signal, "pause") else input()
     except KeyboardInterrupt:

@@ -78,6 +78,12 @@ class Progress:
         self._stream.flush()
         self._width = len(line)
 
+    def bar(self, done: float, total: float, what: str) -> None:
+        """Say what is under way with a bar of ``done`` out of ``total`` (steps, seconds)."""
+        share = min(max(done / total, 0.0), 1.0) if total > 0 else 1.0
+        filled = round(share * _BAR_WIDTH)
+        self.show(f"[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {share:4.0%} {what}")
+
     def done(self) -> None:
         """Clear the line (the result is printed next)."""
         if self._on and self._width:
@@ -86,12 +92,44 @@ class Progress:
             self._width = 0
 
 
+_BAR_WIDTH = 24
+_TICK_S = 0.2
 _progress: Progress | None = None
+
+
+def _line() -> Progress:
+    global _progress
+    if _progress is None:
+        _progress = Progress()
+    return _progress
 
 
 def progress(what: str) -> None:
     """Show what the command is doing now on the progress line (a terminal only)."""
-    global _progress
-    if _progress is None:
-        _progress = Progress()
-    _progress.show(what)
+    _line().show(what)
+
+
+def note(text: str) -> None:
+    """A log line on stderr (a bench's rows as they come), on a line of its own: the
+    progress line is cleared first and comes back with the next ``progress``."""
+    if _progress is not None:
+        _progress.done()
+    print(text, file=sys.stderr, flush=True)
+
+
+def progress_bar(done: float, total: float, what: str) -> None:
+    """Show ``what`` with a bar of ``done`` out of ``total`` (a terminal only)."""
+    _line().bar(done, total, what)
+
+
+def progress_for(seconds: float, what: str) -> None:
+    """On a terminal, fill a bar over ``seconds`` while timed work runs elsewhere (the
+    agents of the demo); piped, return at once."""
+    line = _line()
+    if not line.on:
+        return
+    began = time.monotonic()
+    while (elapsed := time.monotonic() - began) < seconds:
+        line.bar(elapsed, seconds, what)
+        time.sleep(min(_TICK_S, seconds - elapsed))
+    line.bar(seconds, seconds, what)

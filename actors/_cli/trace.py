@@ -5,10 +5,11 @@ Read from the SQLite files under the storage root (read only), so it works while
 actors are down, and after a crash: the supervisor's subtasks (message, attempts,
 outcome, output), handoffs and audit events; every resource's writes (with the
 before/after of each key they changed) and refused attempts; and the budget's log of the
-trace's run. The budget meters model calls by allowance, not call by call: what it
-holds is each allowance granted to an agent for a model and the tokens, cost and calls
-settled against it. Writes and refusals hang under the subtask whose task made them
-(their idempotency key starts with its id); budget entries hang under the trace.
+trace's run (each allowance granted to an agent for a model, and the tokens, cost and
+calls settled against it); and each model call an agent made (model, input and output
+tokens, duration, outcome), from the replicas' ``model_calls`` files. Writes, refusals and
+model calls hang under the subtask whose task made them (a write's idempotency key starts
+with its id; a call stores it); budget entries hang under the trace.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from runtime import ConfigurationError
 
+from .._agent.model_calls import calls_folder
 from .log import write_text
 from .output import emit
 from .stores import local_root, log_records, read_only, rejections_of, resource_names
@@ -151,6 +153,20 @@ def _budget_items(root: Path, trace: str) -> list[Item]:
     return items
 
 
+def _model_call_items(root: Path, trace: str) -> list[Item]:
+    items: list[Item] = []
+    for path in sorted(calls_folder(root).glob("*.sqlite")):
+        with read_only(path) as conn:
+            rows = conn.execute(
+                "SELECT * FROM calls WHERE trace_id = ? ORDER BY at", (trace,)
+            ).fetchall()
+        for row in rows:
+            call = dict(row)
+            del call["seq"], call["trace_id"]
+            items.append({**call, "kind": "model call", "subtask": call.pop("task_id")})
+    return items
+
+
 # -- assembling and rendering ------------------------------------------------------------
 
 
@@ -175,6 +191,7 @@ def collect(root: Path, trace: str | None, subtask: str | None = None) -> dict[s
         trace = _trace_of(root, subtask)
     subtasks, items = _supervisor_items(root, trace)
     items += _resource_items(root, trace) + _budget_items(root, trace)
+    items += _model_call_items(root, trace)
     for item in items:
         if item["subtask"] not in subtasks:
             item["subtask"] = None  # a driver's write, or a task the supervisor did not run
@@ -224,6 +241,13 @@ def describe(item: Item) -> str:
         return f"write {item['resource']} v{item['version']} {write_text(item)}"
     if kind == "refused":
         return f"refused {item['resource']} {item['op']} by {item['writer']}: {item['reason']}"
+    if kind == "model call":
+        outcome = "" if item["outcome"] == "ok" else f", failed: {item['outcome']}"
+        return (
+            f"model call {item['model']} by {item['agent']}:{item['replica']}: "
+            f"{item['input_tokens']} in / {item['output_tokens']} out tokens, "
+            f"{item['duration_ms']:.1f} ms{outcome}"
+        )
     if kind.startswith("budget "):
         return _budget_text(item)
     rest = {k: v for k, v in item.items() if k not in ("at", "kind", "subtask")}

@@ -31,7 +31,7 @@ from ..._agent.agent import Agent, handler
 from ..._budget.meter import process_meter
 from ..._budget.metered_model import MeteredModel
 from ..._system import System
-from ..output import emit
+from ..output import emit, progress_bar
 
 AGENT_COUNTS = (1, 8, 32)
 MODES = ("unmetered", "per_call", "lease")
@@ -163,7 +163,11 @@ def run_bench(*, as_json: bool, quick: bool, out: str | None) -> int:
         try:
             group = system.agent(BudgetBenchClient, name="clients", replicas=max(AGENT_COUNTS),
                                  model=ScriptedModel())  # fmt: skip
-            rows = [row for n in AGENT_COUNTS for row in _rows(system, group, n, calls)]
+            rows = []
+            for i, n in enumerate(AGENT_COUNTS):
+                progress_bar(i, len(AGENT_COUNTS) + 1, f"bench budget: {n} agents")
+                rows += _rows(system, group, n, calls)
+            progress_bar(len(AGENT_COUNTS), len(AGENT_COUNTS) + 1, "bench budget: strict caps")
             strict = _strict_row(system, group, cap=calls * 4)
         finally:
             system.shutdown()

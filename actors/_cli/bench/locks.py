@@ -39,7 +39,7 @@ import ray
 from policies import Durability, LockPolicy, ResourcePolicy
 
 from ..._system import System
-from ..output import emit
+from ..output import emit, progress_bar
 from .baselines import DictStore
 from .counters import BenchCounter
 from .lock_checks import detection_samples, stale_writes
@@ -127,7 +127,12 @@ def run_bench(*, as_json: bool, quick: bool, out: str | None) -> int:
         system = System.start(storage, namespace=f"bench-locks-{os.getpid()}", dashboard=False)
         try:
             bench = _Bench(system, quick)
-            rows = [bench.row(p, n) for n in CLIENT_COUNTS for p in PATTERNS]
+            rows: list[dict[str, Any]] = []
+            for n in CLIENT_COUNTS:
+                for pattern in PATTERNS:
+                    total = len(CLIENT_COUNTS) * len(PATTERNS)
+                    progress_bar(len(rows), total, f"bench locks: {pattern}, {n} clients")
+                    rows.append(bench.row(pattern, n))
             detection = detection_samples(system, 3 if quick else 10, TICK)
             stale = stale_writes(system, 2 if quick else 5)
             bench.close()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -28,7 +27,7 @@ from runtime import decode, is_shared
 from ..._agent.group import AgentGroup
 from ..._resource.handle import ResourceHandle
 from ..._system import System
-from ..output import emit
+from ..output import emit, note, progress_bar
 from .baselines import DictStore, LeaseLock, NoopTarget, StartLine
 from .clients import (
     CLIENT_COUNTS,
@@ -166,8 +165,11 @@ def _measure(system: System, config: BenchConfig) -> dict[str, Any]:
     bench.start()
     _log(f"started {max(CLIENT_COUNTS)} clients in {time.perf_counter() - began:.1f} s")
     rows: list[dict[str, Any]] = []
-    for spec in workloads(config, system.namespace):
+    specs = workloads(config, system.namespace)
+    total = len(specs) * len(CLIENT_COUNTS)
+    for spec in specs:
         for n in CLIENT_COUNTS:
+            progress_bar(len(rows), total, f"bench resource: {spec.name}, {n} clients")
             rows.append(run_row(bench, spec, n))
             _log(_row_line(rows[-1]))
     correctness = _check_agentcast(system, rows)
@@ -193,7 +195,7 @@ def _row_line(row: dict[str, Any]) -> str:
 
 
 def _log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    note(line)
 
 
 def _root(folder: str) -> str:

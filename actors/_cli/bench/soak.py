@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import tempfile
 import time
 import uuid
@@ -52,7 +51,7 @@ from ..._resource.declare import Resource, read, write
 from ..._resource.handle import Write
 from ..._supervisor.host import SUPERVISOR_ACTOR
 from ..._system import System
-from ..output import emit
+from ..output import emit, note, progress_bar
 from .supervisor import NoopAgent, Ping, Pong
 
 SLOTS = 1_000
@@ -285,6 +284,7 @@ def soak(plan: SoakPlan) -> dict[str, Any]:
         load = Load(system, plan, resource)
         state = StateActors(system, "soak")
         for number in range(1, plan.rounds + 1):
+            progress_bar(number - 1, plan.rounds, f"bench soak: round {number}")
             load.round()
             sample = _sample(number, began, load, state)
             if number % plan.restart_every == 0:
@@ -364,4 +364,4 @@ def _table(document: dict[str, Any]) -> str:
 
 
 def _log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    note(text)

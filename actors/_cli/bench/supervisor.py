@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -29,7 +28,7 @@ from runtime import Envelope
 from ..._agent.agent import Agent, handler
 from ..._agent.group import AgentGroup
 from ..._system import System
-from ..output import emit
+from ..output import emit, note, progress_bar
 from .supervisor_memory import HELD, QUICK_HELD, measure_memory
 
 SIZES = (1_000, 10_000)
@@ -123,6 +122,9 @@ def _measure(system: System, sizes: tuple[int, ...], held: int) -> dict[str, Any
         if replicas == 1:
             latency = _latencies(system, group, name, system.trace_id)
         for n in sizes:
+            progress_bar(
+                len(rows), len(REPLICAS) * len(sizes), f"bench supervisor: {replicas} agents, n={n}"
+            )
             rows.append(_row(system, group, name, n))
     return {"throughput": rows, "latency": latency, "memory": measure_memory(system, held)}
 
@@ -201,4 +203,4 @@ def _table(document: dict[str, Any]) -> str:
 
 
 def _log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    note(text)
