@@ -111,7 +111,7 @@ def _pct(values: list[float], q: int) -> float:
 
 
 def _measure(system: System, sizes: tuple[int, ...], held: int) -> dict[str, Any]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     latency: dict[str, float] = {}
     for replicas in REPLICAS:
         name = f"noop{replicas}"
