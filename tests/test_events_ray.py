@@ -179,3 +179,20 @@ def test_retention_trims_passed_events_and_numbers_go_on(system: System) -> None
     wait_until(lambda: len(sink_items(system, "recorder")) >= 4, "the next one handled", 120)
     assert sink_items(system, "recorder") == ["a", "b", "c", "d"]
     assert [e.seq for e in log.read()] == [4]
+
+
+@pytest.mark.timeout(180)
+def test_check_lists_the_subscribers_of_each_declared_event_type(system: System) -> None:
+    # Stock declares Restocked and SoldOut; only Restocked has a consumer group.
+    from actors._cli.check import check_namespace
+
+    start(system)
+    restock(system, ["a"])
+    wait_until(lambda: sink_items(system, "recorder") == ["a"], "the event handled", 120)
+    report = check_namespace(system.namespace)
+    (sync,) = [c for c in report["checks"] if c["name"] == "event-driven sync"]
+    assert (sync["status"], sync["evidence"]) == (
+        "FAIL",
+        "event types with no subscriber: SoldOut "
+        "(subscribers per event type: Restocked -> recorder; SoldOut -> nobody)",
+    )

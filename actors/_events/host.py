@@ -78,6 +78,15 @@ class EventsHost:
         self._replicas.pop(group, None)
         self._start_partitions()
 
+    async def describe(self) -> dict[str, Any]:
+        """For ``agentcast check``: each event type a consumer group subscribes to, and
+        its groups (``{"subscribers": {type: [group, ...]}}``)."""
+        subscribers: dict[str, list[str]] = {}
+        for group, types in self._open().groups.items():
+            for event_type in types:
+                subscribers.setdefault(event_type, []).append(group)
+        return {"subscribers": {t: sorted(g) for t, g in sorted(subscribers.items())}}
+
     async def forget(self, group: str) -> None:
         """Stop delivering to ``group`` and drop its checkpoints."""
         self._open().forget(group)

@@ -41,6 +41,7 @@ from .._conflicts.desk import ConflictDesk
 from .._conflicts.levels import SupervisedLevels
 from .._conflicts.messages import ConflictRecord
 from .._conflicts.store import ConflictStore
+from .._events.emit import type_name
 from .._events.store import trim_file
 from .calls import (
     ReadResult,
@@ -286,8 +287,9 @@ class ResourceHost:
         return f"{getattr(cls, '__name__', 'Resource')}(resource {getattr(self, '_name', '?')!r})"
 
     async def audit(self, recent: int = 1000) -> dict[str, Any]:
-        """For ``agentcast check``: the declared writers (None: anyone), and who wrote the
-        last ``recent`` writes and how they were keyed (``key_kind``).
+        """For ``agentcast check``: the declared writers (None: anyone), the event types it
+        declares it emits, and who wrote the last ``recent`` writes and how they were keyed
+        (``key_kind``).
 
         Raises:
             InvalidArgumentError: ``recent`` is not an int from 1 to 100,000.
@@ -305,6 +307,7 @@ class ResourceHost:
         return {
             "writers": None if writers is None else sorted(writers),
             "keys": keys, "written_by": written_by, "version": core.version,
+            "emits": sorted(type_name(t) for t in self._cls.emits),
         }  # fmt: skip
 
     def _fits(self, taken: list[_Pending], item: _Pending) -> bool:
