@@ -134,7 +134,7 @@ def test_every_query_of_trace_and_log_uses_an_index(
         stores.log_records(conn, trace=TRACE)
     monkeypatch.undo()
     queries = [(p, q) for p, q in seen if q.lstrip().upper().startswith("SELECT")]
-    assert len(queries) == 9  # 3 supervisor, 2 resource, 2 budget, 2 log
+    assert len(queries) == 11  # 3 supervisor, 2 resource, 2 events, 2 budget, 2 log
     for path, query in queries:
         with sqlite3.connect(path) as probe:
             plan = [row[3] for row in probe.execute(f"EXPLAIN QUERY PLAN {query}")]

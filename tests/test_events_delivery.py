@@ -271,6 +271,7 @@ def test_retention_trims_only_what_every_group_passed_once_the_window_elapsed(
             "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= 9 "
             "AND at < 'z' ORDER BY seq LIMIT 5)",
         ),
+        ("resources/stock.sqlite", "SELECT * FROM events WHERE trace_id = 't' ORDER BY seq"),
         ("events/dispatch.sqlite", "SELECT seq FROM checkpoints WHERE grp='a' AND resource='b'"),
         ("events/dispatch.sqlite", "SELECT MIN(seq) FROM checkpoints WHERE resource='b'"),
     ],

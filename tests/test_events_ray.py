@@ -196,3 +196,19 @@ def test_check_lists_the_subscribers_of_each_declared_event_type(system: System)
         "event types with no subscriber: SoldOut "
         "(subscribers per event type: Restocked -> recorder; SoldOut -> nobody)",
     )
+
+
+@pytest.mark.timeout(180)
+def test_the_trace_shows_each_event_under_the_write_that_emitted_it(system: System) -> None:
+    from actors._cli.trace import collect, describe
+
+    system.resource(Stock, name="stock")
+    restock(system, ["a", "b"])
+    timeline = collect(system.root, system.trace_id)["timeline"]
+    events = [(i["type"], i["version"], i["data"]) for i in timeline if i["kind"] == "emitted"]
+    assert events == [
+        ("Restocked", 1, {"sku": "a", "qty": 1, "level": 1}),
+        ("Restocked", 2, {"sku": "b", "qty": 1, "level": 1}),
+    ]
+    lines = [describe(i) for i in timeline if i["kind"] in ("write", "emitted")]
+    assert lines[1] == 'emitted Restocked from stock v1: {"level": 1, "qty": 1, "sku": "a"}'

@@ -118,7 +118,26 @@ def _resource_items(root: Path, trace: str) -> list[Item]:
                     {**refused, "at": _epoch(refused["at"]), "kind": "refused",
                      "resource": name, "subtask": _task_of(refused["idem_key"])}
                 )  # fmt: skip
+            items += _event_items(conn, name, trace, items)
     return items
+
+
+def _event_items(conn: Any, resource: str, trace: str, writes: list[Item]) -> list[Item]:
+    """The events ``resource`` committed under ``trace``, each under the subtask of the
+    write that emitted it (same version)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone():
+        return []  # a resource file from before events existed
+    subtask_of = {
+        w["version"]: w["subtask"] for w in writes
+        if w["kind"] == "write" and w["resource"] == resource
+    }  # fmt: skip
+    rows = conn.execute("SELECT * FROM events WHERE trace_id = ? ORDER BY seq", (trace,)).fetchall()
+    return [
+        {"at": _epoch(r["at"]), "kind": "emitted", "resource": resource, "type": r["type"],
+         "event_id": r["event_id"], "version": r["version"], "writer": r["writer"],
+         "data": json.loads(r["payload"]), "subtask": subtask_of.get(r["version"])}
+        for r in rows
+    ]  # fmt: skip
 
 
 def _budget_items(root: Path, trace: str) -> list[Item]:
@@ -239,6 +258,10 @@ def describe(item: Item) -> str:
         )
     if kind == "write":
         return f"write {item['resource']} v{item['version']} {write_text(item)}"
+    if kind == "emitted":
+        return f"emitted {item['type']} from {item['resource']} v{item['version']}: " + json.dumps(
+            item["data"], sort_keys=True
+        )
     if kind == "refused":
         return f"refused {item['resource']} {item['op']} by {item['writer']}: {item['reason']}"
     if kind == "model call":

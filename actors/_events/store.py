@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS events(
     writer TEXT NOT NULL,
     at TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS events_trace ON events(trace_id, seq);
 """
 _COLUMNS = "seq, event_id, version, type, payload, trace_id, provenance, writer, at"
 _INSERT = (
