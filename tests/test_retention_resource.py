@@ -117,3 +117,29 @@ def test_a_pass_deletes_at_most_compact_batch_and_the_next_batch_goes_on(tmp_pat
     assert min(r.version for r in core.log.records()) == 9
     core.apply_batch([call("restock", "B", 1, key="b2")])  # the pass left more: again
     assert min(r.version for r in core.log.records()) == 17
+
+
+def test_the_heap_is_trimmed_once_a_compaction_pass_is_complete(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Not after a pass that left more to delete: once it is done (the arenas give back
+    what the deleted rows and the replay freed), then once per ``compact_every``."""
+    clock = FakeClock()
+    trims: list[float] = []
+    monkeypatch.setattr("actors._resource.core.trim_malloc", lambda: trims.append(clock.now()))
+    small = ResourceRetention(
+        audit=timedelta(hours=1), idempotency_keys=timedelta(minutes=30),
+        compact_every=timedelta(minutes=1), compact_batch=8,
+    )  # fmt: skip
+    policy = ResourcePolicy(snapshot_every=10, retention=small)
+    core = ResourceCore(Inventory(), "inventory", tmp_path, policy=policy, clock=clock)
+    write_old_history(core)
+    trims.clear()  # a new incarnation's first pass found nothing old yet
+    clock.advance(timedelta(hours=2).total_seconds())
+    core.apply_batch([call("restock", "B", 1, key="b1")])  # 8 of 20 old records: more left
+    assert trims == []
+    core.apply_batch([call("restock", "B", 1, key="b2")])
+    core.apply_batch([call("restock", "B", 1, key="b3")])  # the last old records go
+    assert trims == [clock.now()]
+    core.apply_batch([call("restock", "B", 1, key="b4")])  # not due before compact_every
+    assert len(trims) == 1

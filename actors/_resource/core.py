@@ -26,6 +26,7 @@ from runtime import (
     UnknownOperationError,
     decode,
     encode,
+    trim_malloc,
 )
 
 from .._agent.registry import TokenHolder, Tokens
@@ -319,8 +320,9 @@ class ResourceCore:
             self._compact_more = self._log.compact(now, retention)
         except StorageError:
             self._compact_more = False  # compaction only saves space; tried again later
-        if not self._compact_more:
+        if not self._compact_more:  # the pass is complete: give back disk and heap
             self._log.truncate_wal()
+            trim_malloc()
 
     # -- fencing writers ------------------------------------------------------------
 
