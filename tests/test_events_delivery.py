@@ -284,3 +284,19 @@ def test_every_query_of_the_events_tables_uses_an_index(
     probe = sqlite3.connect(tmp_path / path)
     plan = " ".join(row[3] for row in probe.execute(f"EXPLAIN QUERY PLAN {query}"))
     assert "USING" in plan and "SCAN events" not in plan and "SCAN checkpoints" not in plan
+
+
+def test_events_and_visibility_refuse_postgresql_storage_with_a_typed_error() -> None:
+    # Both read SQLite files of the storage folder; on PostgreSQL they must say so rather
+    # than make a folder named after the URL.
+    from actors._events.face import start_dispatcher
+    from actors._resource.validation import load_rules, save_rules
+    from policies import VisibilityPolicy
+    from runtime import PgLocation
+
+    url = "postgresql://agentcast@127.0.0.1:1/agentcast"
+    with pytest.raises(ConfigurationError, match="events need a storage folder"):
+        start_dispatcher(url, "ns")
+    with pytest.raises(ConfigurationError, match="visibility needs a storage folder"):
+        save_rules(PgLocation(url), VisibilityPolicy(), {})
+    assert load_rules(PgLocation(url)) == ({}, {})
