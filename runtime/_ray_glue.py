@@ -57,6 +57,7 @@ def state_placement(storage: str) -> dict[str, Any]:
     return {"resources": state_pinning()}
 
 
+# long: every option an actor is spawned with, in the one place that sets them
 def spawn(
     cls: type,
     *args: Any,
@@ -74,9 +75,9 @@ def spawn(
 
     ``max_task_retries`` is always 0: Ray's own retries would run a call twice and lose
     ordering; agentcast retries itself, with idempotency keys. A state actor names its
-    ``storage``, which says where it may run (``state_placement``). ``concurrency_groups``
-    are extra groups for methods marked ``ray.method(concurrency_group=...)``; the default
-    group runs ``max_concurrency`` calls. A ``detached`` actor outlives its spawner.
+    ``storage``: where it may run (``state_placement``). ``concurrency_groups`` are extra
+    groups for ``ray.method(concurrency_group=...)`` methods; the default group runs
+    ``max_concurrency`` calls. A ``detached`` actor outlives its spawner; a
     ``scheduling_strategy`` is Ray's (``"SPREAD"``, say).
     """
     options: dict[str, Any] = {
@@ -94,9 +95,10 @@ def spawn(
     if otel := otel_environment():  # so that the actor traces as its spawner does
         options["runtime_env"] = {"env_vars": otel}
     # Concurrency groups are read by ray.remote(...), not by .options(...).
-    remote: Any = ray.remote
-    if concurrency_groups:
-        remote = ray.remote(concurrency_groups=concurrency_groups)  # type: ignore[call-overload]
+    groups: dict[str, Any] = (
+        {"concurrency_groups": concurrency_groups} if concurrency_groups else {}
+    )
+    remote: Any = ray.remote(**groups) if groups else ray.remote
     return remote(cls).options(**options).remote(*args, **kwargs)
 
 

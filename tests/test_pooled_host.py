@@ -151,15 +151,19 @@ def test_the_host_policy_fills_hosts_then_starts_new_ones_then_overfills() -> No
         HostPolicy(agents_per_host=0)
 
 
+class Plain:
+    """An agent class with no event handlers: any placement."""
+
+
 def test_a_placement_is_dedicated_or_pooled_and_only_pooled_takes_a_host_policy() -> None:
-    _check("pooled", HostPolicy(), 3)
-    _check("dedicated", None, 1)
+    _check(Plain, "pooled", HostPolicy(), 3)
+    _check(Plain, "dedicated", None, 1)
     with pytest.raises(ConfigurationError, match="placement must be one of"):
-        _check("everywhere", None, 1)
+        _check(Plain, "everywhere", None, 1)
     with pytest.raises(ConfigurationError, match="hosts= is the policy of pooled agents"):
-        _check("dedicated", HostPolicy(), 1)
+        _check(Plain, "dedicated", HostPolicy(), 1)
     with pytest.raises(ValueError, match="at least 1"):
-        _check("pooled", None, 0)
+        _check(Plain, "pooled", None, 0)
 
 
 def test_the_tokens_of_many_replicas_are_issued_in_one_go(tmp_path: Path) -> None:

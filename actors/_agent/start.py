@@ -55,11 +55,7 @@ def start_replicas(
         ValueError: fewer than one replica.
         StorageError: the registry could not issue the tokens.
     """
-    _check(placement, hosts, replicas)
-    if placement == "pooled" and (subscriptions(cls) or validators(cls)):
-        # the events dispatcher and the validators reach a replica as the Ray actor
-        # ``agent:<name>:<i>``, which a pooled agent is not
-        raise ConfigurationError(f"{cls.__name__}: @subscribe and @validate agents are dedicated")
+    _check(cls, placement, hosts, replicas)
     epoch = registry.current_epoch(setting.name)
     tokens = registry.issue_tokens(setting.name, epoch, replicas)
     shared = {
@@ -78,7 +74,11 @@ def start_replicas(
     return actors
 
 
-def _check(placement: str, hosts: HostPolicy | None, replicas: int) -> None:
+def _check(cls: type, placement: str, hosts: HostPolicy | None, replicas: int) -> None:
+    if placement == "pooled" and (subscriptions(cls) or validators(cls)):
+        # the events dispatcher and the validators reach a replica as the Ray actor
+        # ``agent:<name>:<i>``, which a pooled agent is not
+        raise ConfigurationError(f"{cls.__name__}: @subscribe and @validate agents are dedicated")
     if placement not in PLACEMENTS:
         raise ConfigurationError(f"placement must be one of {PLACEMENTS}, not {placement!r}")
     if hosts is not None and placement != "pooled":
