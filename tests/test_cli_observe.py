@@ -57,6 +57,7 @@ def test_status_shows_every_part_of_a_supervised_system(
     assert found["resources"] == [{
         "name": "inventory", "state": "ALIVE", "restarts": 0, "version": 2, "incarnation": 1,
         "writers": ["system", "workers"], "rejections": {"raised": 1},
+        "derived": {"cached": 0, "computed": 0},
     }]  # fmt: skip
     assert found["agents"] == [{"name": "workers", "replicas": [
         {"replica": i, "state": "ALIVE", "restarts": 0,
@@ -92,7 +93,7 @@ def test_a_system_with_only_a_resource_shows_every_other_part_absent(
 ) -> None:
     system.resource(Inventory, name="inventory")
     found = status_of(capfd, system)
-    absent = ("agents", "supervisor", "budget", "leases", "conflicts")
+    absent = ("agents", "supervisor", "budget", "leases", "conflicts", "subscribers")
     assert [found[part] for part in absent] == [None] * len(absent)
     code, text, _ = run(capfd, "status", "--namespace", system.namespace)
     assert code == 0
@@ -116,7 +117,7 @@ def test_a_dead_resource_and_a_restarted_one_are_lines_not_tracebacks(
     assert found["resources"] == [
         {"name": "inventory", "state": "DEAD", "restarts": 0, "error": None},
         {"name": "spares", "state": "ALIVE", "restarts": 1, "version": 1, "incarnation": 2,
-         "writers": None, "rejections": {}},
+         "writers": None, "rejections": {}, "derived": {"cached": 0, "computed": 0}},
     ]  # fmt: skip
     code, text, err = run(capfd, "status", "--namespace", system.namespace)
     assert (code, err) == (0, "")
