@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from postgres_server import fresh
 from two_node_cluster import two_nodes
+from two_node_driver import SEEN
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]
 
@@ -36,7 +37,8 @@ def test_state_actors_of_a_dead_node_come_back_on_the_head_from_postgresql(
             capture_output=True, text=True, env=cluster.env, timeout=600,
         )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith(SEEN)]  # not Ray's log lines
+    seen = json.loads(line.removeprefix(SEEN))
     resources = [name for name in seen["before"] if name.startswith("resource:")]
     on_worker = [name for name in resources if seen["before"][name] == "worker"]
     assert on_worker and len(on_worker) < len(resources), seen["before"]  # spread over both

@@ -1,7 +1,8 @@
 """The driver of tests/test_two_nodes.py, run as its own process on the two-node cluster:
 resources (spread over both nodes by PostgreSQL storage) take writes with idempotency keys;
 the worker node's raylet is killed mid-run; every write is sent again with its key until
-acknowledged; then it prints what it saw as JSON."""
+acknowledged; then it prints what it saw as JSON, on a line of its own after ``SEEN``
+(Ray may forward a dying raylet's log lines to this stdout too)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,13 @@ from resources_for_tests import Inventory
 from supervised_agents import Done, Job, Worker
 
 from actors import ResourceHandle, System, Write
+from runtime import resource_actor_name
 
 RESOURCES = [f"inv{i}" for i in range(6)]
 BEFORE_KILL, TOTAL = 30, 90
+
+SEEN = "SEEN "
+"""What starts the line the test reads."""
 
 
 def _nodes() -> dict[str, str]:
@@ -40,6 +45,42 @@ def _placement() -> dict[str, str]:
         if info["State"] == "ALIVE" and info["Name"]:
             placed[info["Name"]] = nodes.get(info["Address"]["NodeID"], "dead")
     return placed
+
+
+def _placed(system: System, name: str, i: int) -> ResourceHandle:
+    """Resource ``name`` as the system starts it (spread over the nodes, but Ray may put
+    all on the head); an odd one is started again until it lives on the worker node, so
+    that some surely do."""
+    handle = system.resource(Inventory, name=name, writers=["system"])
+    actor = resource_actor_name(name)
+    for _ in range(20 if i % 2 else 0):
+        if _placement().get(actor) == "worker":
+            break
+        ray.kill(ray.get_actor(actor, namespace=system.namespace), no_restart=True)
+        _until_it_answers(lambda: _gone(actor, system.namespace))
+        handle = system.resource(Inventory, name=name, writers=["system"])
+    return handle
+
+
+def _all_alive(actors: list[str]) -> bool:
+    placed = _placement()
+    if missing := [a for a in actors if a not in placed]:
+        raise RuntimeError(f"not running yet: {missing}")
+    return True
+
+
+def _gone(actor: str, namespace: str) -> bool:
+    try:
+        ray.get_actor(actor, namespace=namespace)
+    except ValueError:
+        return True
+    raise RuntimeError(f"{actor} still named")
+
+
+def _nodes_are(kinds: list[str]) -> bool:
+    if sorted(_nodes().values()) != kinds:
+        raise RuntimeError(f"alive nodes: {sorted(_nodes().values())}")
+    return True
 
 
 def _write_until_acked(handle: ResourceHandle, key: str, limit_s: float = 150.0) -> int:
@@ -72,7 +113,7 @@ def main(config: dict[str, Any]) -> dict[str, Any]:
         runtime_env={"env_vars": {"PYTHONPATH": config["pythonpath"]}},
     )  # fmt: skip
     system = System.connect(config["address"], storage=config["url"], namespace=namespace)
-    handles = {n: system.resource(Inventory, name=n, writers=["system"]) for n in RESOURCES}
+    handles = {n: _placed(system, n, i) for i, n in enumerate(RESOURCES)}
     system.agent(Worker, name="workers", replicas=4)
     system.budget.status()  # starts the budget actor
     warm = [
@@ -90,6 +131,9 @@ def main(config: dict[str, Any]) -> dict[str, Any]:
     jobs = [system.supervisor.submit(Job(key=f"j{i}"), to="workers", expect=Done) for i in range(4)]
     finished = sorted(h.result(timeout=150).key for h in jobs)
     _until_it_answers(lambda: system.budget.status())
+    _until_it_answers(lambda: _nodes_are(["head"]))  # the GCS has seen the worker go
+    state = [resource_actor_name(n) for n in RESOURCES] + ["supervisor", "budget"]
+    _until_it_answers(lambda: _all_alive(state))  # restarted by Ray, somewhere alive
     result = {
         "before": before,
         "after": _placement(),
@@ -104,4 +148,4 @@ def main(config: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(json.loads(sys.argv[1]))), flush=True)
+    print(SEEN + json.dumps(main(json.loads(sys.argv[1]))), flush=True)
