@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import sys
 import tempfile
 import time
 from typing import Any
@@ -32,6 +30,7 @@ from ..._budget.meter import process_meter
 from ..._budget.metered_model import MeteredModel
 from ..._system import System
 from ..output import emit, progress_bar
+from .machine import machine
 
 AGENT_COUNTS = (1, 8, 32)
 MODES = ("unmetered", "per_call", "lease")
@@ -189,8 +188,7 @@ def _report(rows: list[dict[str, Any]], strict: dict[str, Any], calls: int) -> d
     }  # fmt: skip
     steady = max(by[("lease", n)]["budget_calls_per_model_call"] for n in AGENT_COUNTS)
     return {
-        "benchmark": "budget", "calls_per_agent": calls, "python": sys.version.split()[0],
-        "ray": ray.__version__, "cpus": os.cpu_count(), "platform": platform.platform(),
+        "benchmark": "budget", "calls_per_agent": calls, **machine(),
         "rows": rows, "strict": strict, "targets": TARGETS,
         "results": {
             "lease_vs_unmetered_throughput": ratios,

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -37,6 +35,7 @@ from ..._resource.handle import Write
 from ..._system import System
 from ..output import emit
 from .event_clients import PlainPublisher, PlainSubscriber, StatsQuery, TickCounter, TickFeed
+from .machine import machine
 
 COUNTS = (1, 8, 32)
 QUICK_COUNTS = (1, 2, 4)
@@ -204,8 +203,7 @@ def _report(
         "lag_bounded": lag["drained_s"] < lag["seconds"],
     }
     return {
-        "benchmark": "events", "quick": quick, "python": sys.version.split()[0],
-        "ray": ray.__version__, "cpus": os.cpu_count(), "platform": platform.platform(),
+        "benchmark": "events", "quick": quick, **machine(),
         "subscriber_counts": list(counts), "rows": rows, "emit_cost": emit_cost, "lag": lag,
         "targets": TARGETS, "results": {"delivery_vs_plain": found, "met": met},
     }  # fmt: skip

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -44,6 +42,7 @@ from .baselines import DictStore
 from .counters import BenchCounter
 from .lock_checks import detection_samples, stale_writes
 from .lock_clients import LockBenchClient, LockRun, LockRunOut, TtlLocks
+from .machine import machine
 
 CLIENT_COUNTS = (1, 8, 32)
 PATTERNS = ("plain_ttl_lock", "lease_single", "lease_two_keys", "lease_single_batched")
@@ -169,8 +168,7 @@ def _report(
         "zero_stale_writes": stale["stale_applied"] == TARGETS["stale_writes"],
     }
     return {
-        "benchmark": "locks", "quick": quick, "python": sys.version.split()[0],
-        "ray": ray.__version__, "cpus": os.cpu_count(), "platform": platform.platform(),
+        "benchmark": "locks", "quick": quick, **machine(),
         "rows": rows, "detection": detection, "stale": stale, "targets": TARGETS,
         "results": {"ratios": found, "best_lease_vs_plain": best, "met": met},
     }  # fmt: skip
