@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import ray
-from bench_runs import ROOT, run_quick_bench
+from bench_runs import ROOT
 from resources_for_tests import Inventory
 
 from actors import System
@@ -151,10 +151,3 @@ def test_log_follow_prints_each_new_write_as_it_commits(system: System) -> None:
     finally:
         follower.terminate()
         follower.wait(timeout=30)
-
-
-@pytest.mark.timeout(900)
-@pytest.mark.parametrize("target", ["supervisor", "budget"])
-def test_quick_benchmarks_print_only_their_json(target: str, tmp_path: Path) -> None:
-    report = run_quick_bench(target, tmp_path / "report.json", timeout=840)
-    assert report  # run_quick_bench parsed the whole stdout as one document

@@ -6,9 +6,9 @@ warm-up (as many calls again for leases, so that they reach their steady size): 
 (the raw model), metered with a budget-actor call around every call (``Metering.PER_CALL``:
 reserve, and a settle not waited for), and metered with leases (``Metering.LEASE``); the
 unmetered and leased runs alternate three times and each keeps its best, since the load of
-the machine moves meanwhile.
-A last row checks strict mode: 32 agents call until a cap of calls on their run refuses
-them; nothing may be spent beyond the cap.
+the machine moves meanwhile. ``--quick`` runs 1 and 8 agents only, the counts of the target.
+A last row checks strict mode: all the agents (32) call until a cap of calls on their run
+refuses them; nothing may be spent beyond the cap.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from ..output import emit, progress_bar
 from .machine import machine
 
 AGENT_COUNTS = (1, 8, 32)
+QUICK_AGENT_COUNTS = (1, 8)  # the two counts of the target; 32 replicas take a minute to start
 MODES = ("unmetered", "per_call", "lease")
 REPEATS = 3
 TARGETS = {
@@ -137,17 +138,17 @@ def _row(mode: str, n: int, runs: list[list[BenchOut]]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _strict_row(system: System, group: Any, cap: int) -> dict[str, Any]:
+def _strict_row(system: System, group: Any, cap: int, agents: int) -> dict[str, Any]:
     trace = new_trace_id()
     limit = BudgetLimit(scope=Scope(kind=ScopeKind.RUN, key=trace), dimension=Dimension.CALLS,
                         cap=cap)  # fmt: skip
     system.budget.declare(limit)
     message = BenchRun(mode="lease", calls=cap, start_at=time.time() + 0.3, until_refused=True)
-    outs = _run(system, group, max(AGENT_COUNTS), message, trace)
+    outs = _run(system, group, agents, message, trace)
     made = sum(o.calls for o in outs)
     ledger = system.budget.status().ledger(scope="run", key=trace, dimension="calls")
     return {
-        "mode": "lease", "agents": max(AGENT_COUNTS), "cap_calls": cap, "model_calls_made": made,
+        "mode": "lease", "agents": agents, "cap_calls": cap, "model_calls_made": made,
         "committed": ledger.committed, "outstanding": ledger.outstanding,
         "refused_agents": sum(1 for o in outs if o.refused),
         "overspend": max(0.0, ledger.committed + ledger.outstanding - cap, made - cap),
@@ -157,20 +158,21 @@ def _strict_row(system: System, group: Any, cap: int) -> dict[str, Any]:
 def run_bench(*, as_json: bool, quick: bool, out: str | None) -> int:
     """Run every row and print a table (or one JSON document). Returns the exit code."""
     calls = 200 if quick else 2000
+    counts = QUICK_AGENT_COUNTS if quick else AGENT_COUNTS
     with tempfile.TemporaryDirectory() as storage:
         system = System.start(storage, namespace=f"bench-budget-{os.getpid()}", dashboard=False)
         try:
-            group = system.agent(BudgetBenchClient, name="clients", replicas=max(AGENT_COUNTS),
+            group = system.agent(BudgetBenchClient, name="clients", replicas=max(counts),
                                  model=ScriptedModel())  # fmt: skip
             rows = []
-            for i, n in enumerate(AGENT_COUNTS):
-                progress_bar(i, len(AGENT_COUNTS) + 1, f"bench budget: {n} agents")
+            for i, n in enumerate(counts):
+                progress_bar(i, len(counts) + 1, f"bench budget: {n} agents")
                 rows += _rows(system, group, n, calls)
-            progress_bar(len(AGENT_COUNTS), len(AGENT_COUNTS) + 1, "bench budget: strict caps")
-            strict = _strict_row(system, group, cap=calls * 4)
+            progress_bar(len(counts), len(counts) + 1, "bench budget: strict caps")
+            strict = _strict_row(system, group, cap=calls * 4, agents=max(counts))
         finally:
             system.shutdown()
-    report = _report(rows, strict, calls)
+    report = _report(rows, strict, calls, counts)
     text = json.dumps(report, indent=2)
     if out:
         with open(out, "w", encoding="utf-8") as file:
@@ -179,14 +181,16 @@ def run_bench(*, as_json: bool, quick: bool, out: str | None) -> int:
     return 0
 
 
-def _report(rows: list[dict[str, Any]], strict: dict[str, Any], calls: int) -> dict[str, Any]:
+def _report(
+    rows: list[dict[str, Any]], strict: dict[str, Any], calls: int, counts: tuple[int, ...]
+) -> dict[str, Any]:
     by = {(r["mode"], r["agents"]): r for r in rows}
     ratios = {
         n: round(by[("lease", n)]["throughput_calls_per_s"]
                  / by[("unmetered", n)]["throughput_calls_per_s"], 3)
-        for n in AGENT_COUNTS
+        for n in counts
     }  # fmt: skip
-    steady = max(by[("lease", n)]["budget_calls_per_model_call"] for n in AGENT_COUNTS)
+    steady = max(by[("lease", n)]["budget_calls_per_model_call"] for n in counts)
     return {
         "benchmark": "budget", "calls_per_agent": calls, **machine(),
         "rows": rows, "strict": strict, "targets": TARGETS,
