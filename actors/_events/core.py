@@ -1,8 +1,8 @@
 """The dispatcher's logic as a plain class: what each partition (consumer group x
 resource) has pending, checkpoints moved after a delivery, lag, the retention horizon.
 
-The dispatcher pulls: it reads each resource's events table (read-only, WAL readers
-never block the resource's writer) after the group's checkpoint, and moves the
+The dispatcher pulls: it reads each resource's events table (read-only: readers never
+block the resource's writer, on SQLite or PostgreSQL) after the group's checkpoint, and moves the
 checkpoint only once the group's replica reported the events done. A crash of the
 dispatcher loses only deliveries not yet acknowledged: they are delivered again, and
 the handlers' writes are deduplicated by their idempotency keys.
@@ -11,10 +11,17 @@ the handlers' writes are deduplicated by their idempotency keys.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from policies import EventsPolicy
-from runtime import Clock, ConfigurationError, StorageError, SystemClock, check_name
+from runtime import (
+    Clock,
+    ConfigurationError,
+    Location,
+    StorageError,
+    SystemClock,
+    check_name,
+    stores_in,
+)
 
 from .checkpoints import CheckpointStore
 from .store import EventLog, EventRecord
@@ -55,7 +62,7 @@ class DispatchCore:
     """Consumer groups, their checkpoints, and the events they have pending."""
 
     def __init__(
-        self, root: Path, policy: EventsPolicy | None = None, clock: Clock | None = None
+        self, root: Location, policy: EventsPolicy | None = None, clock: Clock | None = None
     ) -> None:
         self.root = root
         self.policy = policy or EventsPolicy()
@@ -89,9 +96,12 @@ class DispatchCore:
         self.groups.pop(group, None)
 
     def resources(self) -> list[str]:
-        """The resources whose files exist in this storage, by name."""
-        folder = self.root / "resources"
-        return sorted(p.stem for p in folder.glob("*.sqlite")) if folder.exists() else []
+        """The resources whose stores exist in this storage, by name.
+
+        Raises:
+            StorageError: the storage could not be listed.
+        """
+        return stores_in(self.root / "resources")
 
     def _log(self, resource: str) -> EventLog:
         log = self._logs.get(resource)
