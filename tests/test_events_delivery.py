@@ -339,3 +339,18 @@ def test_visibility_rules_are_stored_on_each_backend(store_root: Location) -> No
     garbled.close()
     with pytest.raises(StorageError, match="unreadable visibility rules"):
         load_rules(store_root)  # writes are then refused, never let through unchecked
+
+
+def test_the_dispatcher_finds_every_resource_store_also_under_a_hashed_schema_name(
+    store_root: Location,
+) -> None:
+    # 60 characters: on PostgreSQL its schema's name is hashed (63 bytes at most); the
+    # resource is still found by name, through the comment kept on the schema.
+    long = "r" * 60
+    stock = ResourceCore(Stock(), long, store_root)
+    ResourceCore(Sink(), "sink", store_root)
+    write(stock, "restock", "A", 1)
+    core = DispatchCore(store_root)
+    core.register("all", ["Restocked"])
+    assert core.resources() == sorted(["sink", long])
+    assert [e.event_id for e in core.pending("all", long).events] == [f"{long}:1:0"]
