@@ -354,3 +354,20 @@ def test_the_dispatcher_finds_every_resource_store_also_under_a_hashed_schema_na
     core.register("all", ["Restocked"])
     assert core.resources() == sorted(["sink", long])
     assert [e.event_id for e in core.pending("all", long).events] == [f"{long}:1:0"]
+
+
+def test_a_reader_whose_connection_was_cut_reads_again_on_a_new_one(
+    store_root: Location,
+) -> None:
+    stock = ResourceCore(Stock(), "stock", store_root)
+    core = DispatchCore(store_root)
+    core.register("all", ["Restocked"])
+    write(stock, "restock", "A", 1)
+    assert [e.seq for e in core.pending("all", "stock").events] == [1]
+    core._logs["stock"]._conn.close()  # as a server restart or a cut session leaves it
+    with pytest.raises(StorageError):
+        core._logs["stock"].read()
+    write(stock, "restock", "B", 1)
+    pending = core.pending("all", "stock")  # nothing read and nothing passed meanwhile
+    assert ([e.seq for e in pending.events], pending.upto) == ([], 0)
+    assert [e.seq for e in core.pending("all", "stock").events] == [1, 2]

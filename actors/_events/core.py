@@ -10,6 +10,7 @@ the handlers' writes are deduplicated by their idempotency keys.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from policies import EventsPolicy
@@ -109,11 +110,21 @@ class DispatchCore:
             log = self._logs[resource] = EventLog(self.root, resource)
         return log
 
+    def _drop(self, resource: str) -> None:
+        """Forget ``resource``'s reader after a failed read: the next read opens a new
+        connection (a PostgreSQL session may have been cut)."""
+        log = self._logs.pop(resource, None)
+        if log is not None:
+            with contextlib.suppress(Exception):
+                log.close()
+
     def last_seq(self, resource: str) -> int:
-        """The newest event number of ``resource`` (0 if it has none or no file yet)."""
+        """The newest event number of ``resource`` (0 if it has none, no store yet, or
+        cannot be read now: nothing then moves past what was read before)."""
         try:
             return self._log(resource).last_seq()
         except StorageError:
+            self._drop(resource)
             return 0
 
     def pending(self, group: str, resource: str) -> Pending:
@@ -129,7 +140,12 @@ class DispatchCore:
         after = self._store.get(group, resource)
         newest = self.last_seq(resource)  # read first: every event up to it is visible
         limit = self.policy.max_in_flight
-        events = self._log(resource).read(after=after, types=types, limit=limit) if newest else []
+        try:
+            read = self._log(resource).read
+            events = read(after=after, types=types, limit=limit) if newest else []
+        except StorageError:
+            self._drop(resource)
+            raise
         last = events[-1].seq if events else 0
         upto = last if len(events) == limit else max(newest, after, last)
         return Pending(after, events, upto)
