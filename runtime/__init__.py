@@ -84,8 +84,10 @@ from ._storage import DatabaseErrors as DatabaseErrors
 from ._storage import Location as Location
 from ._storage import check_name as check_name
 from ._storage import connect as connect
+from ._storage import connect_read_only as connect_read_only
 from ._storage import is_shared as is_shared
 from ._storage import storage_root as storage_root
+from ._storage import stores_in as stores_in
 from ._storage import transaction as transaction
 from ._storage import truncate_wal as truncate_wal
 from ._subtask import AttemptRecord as AttemptRecord
@@ -208,6 +210,7 @@ __all__ = [
     "check_name",
     "checked_briefing",
     "connect",
+    "connect_read_only",
     "counter",
     "decode",
     "encode",
@@ -230,6 +233,7 @@ __all__ = [
     "spawn",
     "start_local_ray",
     "storage_root",
+    "stores_in",
     "tracing_enabled",
     "transaction",
     "trim_malloc",

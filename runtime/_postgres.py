@@ -70,11 +70,17 @@ class PgLocation:
     @property
     def schema(self) -> str:
         """The schema that holds this store's tables (hashed when too long for a name)."""
-        name = "/".join([self.prefix, *(p.removesuffix(".sqlite") for p in self.parts)])
+        name = self.place
         if len(name.encode()) <= _MAX_IDENTIFIER:
             return name
         digest = hashlib.blake2b(name.encode(), digest_size=8).hexdigest()
         return f"{name.encode()[: _MAX_IDENTIFIER - 17].decode(errors='ignore')}~{digest}"
+
+    @property
+    def place(self) -> str:
+        """The store's full place, ``<prefix>/<part>/...`` (its schema's comment, so that
+        a hashed schema name still tells which store it holds)."""
+        return "/".join([self.prefix, *(p.removesuffix(".sqlite") for p in self.parts)])
 
     def exists(self) -> bool:
         """Whether the store's schema has been created."""
@@ -83,6 +89,26 @@ class PgLocation:
                 "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (self.schema,)
             ).fetchone()
         return row is not None
+
+    def stores(self) -> list[str]:
+        """The stores directly below this place that exist, by name (``stem``), sorted:
+        the PostgreSQL side of listing ``<folder>/*.sqlite``."""
+        below = f"{self.place}/"
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            rows = conn.execute(_PLACES, (f"{_like(below)}%", f"{_like(below)}%")).fetchall()
+        names = {place.removeprefix(below) for (place,) in rows if place.startswith(below)}
+        return sorted(n for n in names if n and "/" not in n and "~" not in n)  # ~: hashed
+
+
+# A schema's place is its name, or, for a hashed name, its comment (``PgConnection``).
+_PLACES = """
+SELECT COALESCE(obj_description(oid, 'pg_namespace'), nspname) FROM pg_namespace
+WHERE nspname LIKE %s OR obj_description(oid, 'pg_namespace') LIKE %s
+"""
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class _Row(tuple[Any, ...]):
@@ -123,16 +149,28 @@ class PgConnection:
             process but PostgreSQL's server.
     """
 
-    def __init__(self, location: PgLocation, *, synchronous: bool = True) -> None:
+    def __init__(
+        self, location: PgLocation, *, synchronous: bool = True, read_only: bool = False
+    ) -> None:
         self.location = location
         self._conn = psycopg.connect(location.dsn, autocommit=True)
         self.row_factory: object = None
         self._keys: dict[str, tuple[list[str], list[str]]] = {}
         schema = pgsql.Identifier(location.schema)
-        with contextlib.suppress(psycopg.errors.UniqueViolation):  # made at the same moment
-            self._conn.execute(pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+        if read_only:  # a reader never makes the store it reads
+            self._conn.execute("SET default_transaction_read_only TO on")
+        else:
+            self._create(schema)
         self._conn.execute(pgsql.SQL("SET search_path TO {}").format(schema))
         self._conn.execute(f"SET synchronous_commit TO {'on' if synchronous else 'off'}")
+
+    def _create(self, schema: pgsql.Identifier) -> None:
+        with contextlib.suppress(psycopg.errors.UniqueViolation):  # made at the same moment
+            self._conn.execute(pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+        if self.location.schema != self.location.place:  # hashed: say which store it is
+            with contextlib.suppress(psycopg.Error):  # only listing needs it (``stores``)
+                comment = pgsql.SQL("COMMENT ON SCHEMA {} IS {}")
+                self._conn.execute(comment.format(schema, pgsql.Literal(self.location.place)))
 
     @property
     def in_transaction(self) -> bool:

@@ -102,6 +102,42 @@ def connect(path: Location, durability: Durability = Durability.FULL) -> Any:
     return conn
 
 
+def connect_read_only(path: Location) -> Any:
+    """Open an existing store to read it (a SQLite file read-only, where WAL readers
+    never block its writer; on PostgreSQL the store's schema in read-only sessions),
+    never creating it. The caller owns the connection and uses it from one thread.
+
+    Raises:
+        StorageError: there is no such store, or it could not be opened.
+    """
+    try:
+        if not path.exists():
+            raise StorageError(f"no store at {path}")
+        if isinstance(path, PgLocation):
+            return PgConnection(path, read_only=True)
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        conn.isolation_level = None
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+    except DatabaseErrors as error:
+        raise StorageError(f"opening {path} failed: {error}") from error
+
+
+def stores_in(folder: Location) -> list[str]:
+    """The names of the stores directly in ``folder`` (``<folder>/<name>.sqlite`` or the
+    PostgreSQL schema of that place), sorted; none if there is no such folder.
+
+    Raises:
+        StorageError: PostgreSQL could not be reached.
+    """
+    if isinstance(folder, PgLocation):
+        try:
+            return folder.stores()
+        except psycopg.Error as error:
+            raise StorageError(f"listing {folder} failed: {error}") from error
+    return sorted(p.stem for p in folder.glob("*.sqlite")) if folder.is_dir() else []
+
+
 @contextmanager
 def transaction(conn: Connection, what: str) -> Iterator[Any]:
     """``BEGIN IMMEDIATE``, the block, ``COMMIT``; ``ROLLBACK`` on any error, including

@@ -1,5 +1,6 @@
 """`agentcast status`, `trace` and `log` against a running system, and what they say
-when there is none: parsed JSON compared by equality, one line instead of a traceback."""
+when there is none: parsed JSON compared by equality, one line instead of a traceback.
+``log`` and ``trace`` run on both storage backends (``any_system``), with the same output."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 import ray
+from backends import any_system as any_system
 from budget_agents_for_tests import Answer, Ask, Asker
 from resources_for_tests import Inventory
 from supervised_agents import Done, Job, Worker
@@ -157,20 +159,20 @@ def test_the_dashboard_shows_the_users_classes_and_names(
 
 
 def test_log_prints_decoded_records_and_filters_them(
-    system: System, capfd: pytest.CaptureFixture[str]
+    any_system: System, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    inventory = system.resource(Inventory, name="inventory")
+    inventory = any_system.resource(Inventory, name="inventory")
     inventory.write("restock", "A", 2).unwrap()
     inventory.write("restock", "B", 1).unwrap()
     inventory.write("reserve", "A", 1).unwrap()
-    storage = ["--storage", str(system.root)]
+    storage = ["--storage", str(any_system.root)]
     code, out, _ = run(capfd, "log", "inventory", *storage, "--op", "reserve", "--json")
     assert code == 0
     document = json.loads(out)
     (record,) = document["records"]
     assert {k: v for k, v in record.items() if k not in ("at", "idem_key")} == {
         "version": 3, "op": "reserve", "args": ["A", 1], "kwargs": {}, "result": 1,
-        "writer": "system", "writer_epoch": 0, "incarnation": 1, "trace_id": system.trace_id,
+        "writer": "system", "writer_epoch": 0, "incarnation": 1, "trace_id": any_system.trace_id,
         "changes": [{"key": "A", "before": 2, "after": 1}], "provenance": "system",
     }  # fmt: skip
     versions = lambda *flags: [  # noqa: E731
@@ -181,33 +183,35 @@ def test_log_prints_decoded_records_and_filters_them(
     ]
     assert versions() == [1, 2, 3]
     assert versions("--from-version", "2", "--to-version", "2") == [2]
-    assert versions("--writer", "system", "--trace", system.trace_id) == [1, 2, 3]
+    assert versions("--writer", "system", "--trace", any_system.trace_id) == [1, 2, 3]
     assert versions("--writer", "someone") == versions("--trace", "0" * 32) == []
     code, text, _ = run(capfd, "log", "inventory", *storage, "--to-version", "1")
     assert text.split(" ", 2)[0] == "v1"
     assert text.split(" ", 2)[2] == (
-        f'system#0 restock("A", 2) -> 2  [A: (none) -> 2]  trace {system.trace_id}\n'
+        f'system#0 restock("A", 2) -> 2  [A: (none) -> 2]  trace {any_system.trace_id}\n'
     )
 
 
 def test_log_reads_the_file_while_the_resource_is_dead(
-    system: System, capfd: pytest.CaptureFixture[str]
+    any_system: System, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    system.resource(Inventory, name="inventory").write("restock", "A", 2).unwrap()
-    ray.kill(ray.get_actor("resource:inventory", namespace=system.namespace), no_restart=True)
-    code, out, _ = run(capfd, "log", "inventory", "--storage", str(system.root), "--json")
+    any_system.resource(Inventory, name="inventory").write("restock", "A", 2).unwrap()
+    ray.kill(ray.get_actor("resource:inventory", namespace=any_system.namespace), no_restart=True)
+    monkeypatch.setenv("AGENTCAST_STORAGE", str(any_system.root))  # found without --storage
+    code, out, _ = run(capfd, "log", "inventory", "--json")
     assert code == 0
     assert [r["changes"] for r in json.loads(out)["records"]] == [[{"key": "A", "after": 2}]]
 
 
 def test_log_of_an_unknown_resource_names_those_there_are(
-    system: System, capfd: pytest.CaptureFixture[str]
+    any_system: System, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    system.resource(Inventory, name="inventory")
-    code, out, err = run(capfd, "log", "nope", "--storage", str(system.root))
+    any_system.resource(Inventory, name="inventory")
+    code, out, err = run(capfd, "log", "nope", "--storage", str(any_system.root))
     assert (code, out) == (1, "")
     assert (
-        err == f"agentcast log: no resource 'nope' in {system.root} (resources there: inventory)\n"
+        err
+        == f"agentcast log: no resource 'nope' in {any_system.root} (resources there: inventory)\n"
     )
 
 
@@ -220,20 +224,20 @@ def _kinds(found: dict[str, Any], subtask: str) -> list[str]:
 
 @pytest.mark.timeout(240)
 def test_trace_shows_subtasks_attempts_writes_and_model_use_also_with_the_actors_down(
-    system: System, capfd: pytest.CaptureFixture[str]
+    any_system: System, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    system.resource(Inventory, name="inventory", writers=["workers", "system"])
-    system.agent(Worker, name="workers")
-    system.agent(Asker, name="askers", model=ScriptedModel(default_reply="hello there"))
-    job = system.supervisor.submit(Job(key="j", writes=2), to="workers")
-    ask = system.supervisor.submit(Ask(prompt="say hello"), to="askers")
+    any_system.resource(Inventory, name="inventory", writers=["workers", "system"])
+    any_system.agent(Worker, name="workers")
+    any_system.agent(Asker, name="askers", model=ScriptedModel(default_reply="hello there"))
+    job = any_system.supervisor.submit(Job(key="j", writes=2), to="workers")
+    ask = any_system.supervisor.submit(Ask(prompt="say hello"), to="askers")
     assert job.result(timeout=60) == Done(key="j", replica=0)
     answer = ask.result(timeout=60)
     assert isinstance(answer, Answer)
-    storage = ["--storage", str(system.root)]
+    storage = ["--storage", str(any_system.root)]
 
     def traced() -> dict[str, Any]:
-        code, out, _ = run(capfd, "trace", system.trace_id, *storage, "--json")
+        code, out, _ = run(capfd, "trace", any_system.trace_id, *storage, "--json")
         assert code == 0
         return dict(json.loads(out))
 
@@ -273,26 +277,28 @@ def test_trace_shows_subtasks_attempts_writes_and_model_use_also_with_the_actors
     assert sum(i["used"]["completion_tokens"] for i in settled) == answer.completion_tokens
     assert [i["at"] for i in found["timeline"]] == sorted(i["at"] for i in found["timeline"])
     # Everything above is read from the files: the same with every actor of the system down.
-    for name, row in agentcast_actors()[system.namespace].items():
+    for name, row in agentcast_actors()[any_system.namespace].items():
         if row.alive:
-            ray.kill(ray.get_actor(name, namespace=system.namespace), no_restart=True)
+            ray.kill(ray.get_actor(name, namespace=any_system.namespace), no_restart=True)
     assert traced() == found
     _, out, _ = run(capfd, "trace", "--subtask", job.id, *storage, "--json")
     assert json.loads(out)["subtasks"] == {job.id: found["subtasks"][job.id]}
-    _, tree, _ = run(capfd, "trace", system.trace_id, *storage)
+    _, tree, _ = run(capfd, "trace", any_system.trace_id, *storage)
     lines = tree.splitlines()
-    assert lines[0] == f"trace {system.trace_id}"
+    assert lines[0] == f"trace {any_system.trace_id}"
     assert f"subtask {job.id} to workers (done)" in "\n".join(lines)
     assert any('write inventory v2 workers#1 restock("A", 1) -> 2  [A: 1 -> 2]' in x for x in lines)
 
 
-def test_trace_of_nothing_is_one_line(system: System, capfd: pytest.CaptureFixture[str]) -> None:
-    system.resource(Inventory, name="inventory")
-    code, out, err = run(capfd, "trace", "f" * 32, "--storage", str(system.root))
+def test_trace_of_nothing_is_one_line(
+    any_system: System, capfd: pytest.CaptureFixture[str]
+) -> None:
+    any_system.resource(Inventory, name="inventory")
+    code, out, err = run(capfd, "trace", "f" * 32, "--storage", str(any_system.root))
     assert (code, out) == (1, "")
-    assert err == f"agentcast trace: nothing stored under trace {'f' * 32} in {system.root}\n"
-    code, _, err = run(capfd, "trace", "--subtask", "t-none", "--storage", str(system.root))
-    assert (code, err) == (1, f"agentcast trace: no subtask 't-none' in {system.root}\n")
+    assert err == f"agentcast trace: nothing stored under trace {'f' * 32} in {any_system.root}\n"
+    code, _, err = run(capfd, "trace", "--subtask", "t-none", "--storage", str(any_system.root))
+    assert (code, err) == (1, f"agentcast trace: no subtask 't-none' in {any_system.root}\n")
 
 
 def test_version(capfd: pytest.CaptureFixture[str]) -> None:

@@ -1,6 +1,7 @@
 """Delivery as plain classes: the dispatcher's core, the agent side's ``deliver``, real
-SQLite files. With random crashes of subscribers and of the dispatcher, each event's
-effect lands exactly once per consumer group, in order."""
+SQLite files and a real PostgreSQL (``store_root``). With random crashes of subscribers
+and of the dispatcher, each event's effect lands exactly once per consumer group, in
+order."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pydantic import BaseModel
 
 from actors import subscribe
 from actors._events.core import DispatchCore
-from actors._events.store import trim_file
+from actors._events.store import events_path, trim_file
 from actors._events.subscribe import Subscription, deliver, subscriptions
 from actors.lowlevel import ResourceCore, WriteCall
 from policies import EventsPolicy
@@ -27,8 +28,12 @@ from runtime import (
     ConfigurationError,
     Envelope,
     InvalidArgumentError,
+    Location,
+    StorageError,
     UnknownEventTypeError,
+    connect,
     encode,
+    transaction,
 )
 
 GROUPS = ("audit", "billing")
@@ -134,9 +139,11 @@ def test_random_crashes_deliver_each_event_once_per_group_in_order(
     assert all(lag.lag == 0 for lag in core.lags() if lag.resource == "stock")
 
 
-def test_a_group_passes_events_of_other_types_and_lag_counts_every_event(tmp_path: Path) -> None:
-    stock = ResourceCore(Stock(), "stock", tmp_path)
-    core = DispatchCore(tmp_path)
+def test_a_group_passes_events_of_other_types_and_lag_counts_every_event(
+    store_root: Location,
+) -> None:
+    stock = ResourceCore(Stock(), "stock", store_root)
+    core = DispatchCore(store_root)
     core.register("sold", ["SoldOut"])
     write(stock, "restock", "A", 1)
     write(stock, "restock", "B", 1)
@@ -153,9 +160,9 @@ def test_a_group_passes_events_of_other_types_and_lag_counts_every_event(tmp_pat
     assert core.pending("sold", "stock").events == []
 
 
-def test_a_full_batch_moves_the_checkpoint_only_to_its_last_event(tmp_path: Path) -> None:
-    stock = ResourceCore(Stock(), "stock", tmp_path)
-    core = DispatchCore(tmp_path, EventsPolicy(max_in_flight=2))
+def test_a_full_batch_moves_the_checkpoint_only_to_its_last_event(store_root: Location) -> None:
+    stock = ResourceCore(Stock(), "stock", store_root)
+    core = DispatchCore(store_root, EventsPolicy(max_in_flight=2))
     core.register("all", ["Restocked", "SoldOut"])
     for sku in "ABCDE":
         write(stock, "restock", sku, 1)
@@ -166,9 +173,9 @@ def test_a_full_batch_moves_the_checkpoint_only_to_its_last_event(tmp_path: Path
     assert [e.seq for e in again.events] == [2, 3]
 
 
-def test_replay_from_the_start_and_a_late_ack_does_not_undo_it(tmp_path: Path) -> None:
-    stock = ResourceCore(Stock(), "stock", tmp_path)
-    core = DispatchCore(tmp_path)
+def test_replay_from_the_start_and_a_late_ack_does_not_undo_it(store_root: Location) -> None:
+    stock = ResourceCore(Stock(), "stock", store_root)
+    core = DispatchCore(store_root)
     core.register("all", ["Restocked"])
     write(stock, "restock", "A", 1)
     write(stock, "restock", "B", 1)
@@ -183,14 +190,14 @@ def test_replay_from_the_start_and_a_late_ack_does_not_undo_it(tmp_path: Path) -
         core.rewind("nobody", "stock", 0)
 
 
-def test_checkpoints_survive_a_new_dispatcher(tmp_path: Path) -> None:
-    stock = ResourceCore(Stock(), "stock", tmp_path)
-    core = DispatchCore(tmp_path)
+def test_checkpoints_survive_a_new_dispatcher(store_root: Location) -> None:
+    stock = ResourceCore(Stock(), "stock", store_root)
+    core = DispatchCore(store_root)
     core.register("all", ["Restocked"])
     write(stock, "restock", "A", 1)
     core.acked("all", "stock", core.pending("all", "stock"), 1)
     core.close()
-    again = DispatchCore(tmp_path)
+    again = DispatchCore(store_root)
     assert again.groups == {"all": ("Restocked",)}
     assert [lag.checkpoint for lag in again.lags()] == [1]
 
@@ -204,12 +211,12 @@ class Watcher:
         self.seen: list[str] = []
 
 
-def test_where_filters_on_the_agent_and_unknown_types_are_refused(tmp_path: Path) -> None:
-    stock = ResourceCore(Stock(), "stock", tmp_path)
+def test_where_filters_on_the_agent_and_unknown_types_are_refused(store_root: Location) -> None:
+    stock = ResourceCore(Stock(), "stock", store_root)
     write(stock, "restock", "A", 1)
     write(stock, "restock", "B", 2)
     write(stock, "sell", "A", 1)
-    core = DispatchCore(tmp_path)
+    core = DispatchCore(store_root)
     core.register("w", ["Restocked", "SoldOut"])
     events = core.pending("w", "stock").events
     agent = Watcher()
@@ -237,10 +244,10 @@ def test_malformed_subscriptions_are_configuration_errors() -> None:
 
 
 def test_retention_trims_only_what_every_group_passed_once_the_window_elapsed(
-    tmp_path: Path,
+    store_root: Location,
 ) -> None:
-    stock = ResourceCore(Stock(), "stock", tmp_path)
-    core = DispatchCore(tmp_path)
+    stock = ResourceCore(Stock(), "stock", store_root)
+    core = DispatchCore(store_root)
     core.register("fast", ["Restocked"])
     core.register("slow", ["Restocked"])
     for sku in "ABCD":
@@ -286,17 +293,81 @@ def test_every_query_of_the_events_tables_uses_an_index(
     assert "USING" in plan and "SCAN events" not in plan and "SCAN checkpoints" not in plan
 
 
-def test_events_and_visibility_refuse_postgresql_storage_with_a_typed_error() -> None:
-    # Both read SQLite files of the storage folder; on PostgreSQL they must say so rather
-    # than make a folder named after the URL.
-    from actors._events.face import start_dispatcher
-    from actors._resource.validation import load_rules, save_rules
-    from policies import VisibilityPolicy
-    from runtime import PgLocation
+def test_an_uncommitted_event_is_neither_delivered_nor_passed(store_root: Location) -> None:
+    # The newest number is read from committed rows: an event numbered inside a commit
+    # still open (PostgreSQL hands out identity numbers before the commit) must not
+    # move a checkpoint past it.
+    stock = ResourceCore(Stock(), "stock", store_root)
+    core = DispatchCore(store_root)
+    core.register("sold", ["SoldOut"])
+    write(stock, "restock", "A", 1)
+    writer = connect(events_path(store_root, "stock"))
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute(
+        "INSERT INTO events(event_id, version, type, payload, trace_id, provenance, writer, at) "
+        "VALUES('stock:9:0', 9, 'SoldOut', '{\"sku\": \"A\"}', 't', 'system', 'w', 'z')"
+    )
+    try:
+        pending = core.pending("sold", "stock")
+        assert (pending.events, pending.upto) == ([], 1)
+        assert core.acked("sold", "stock", pending, 0)
+        writer.execute("COMMIT")
+    finally:
+        writer.close()
+    assert [(e.seq, e.type) for e in core.pending("sold", "stock").events] == [(2, "SoldOut")]
 
-    url = "postgresql://agentcast@127.0.0.1:1/agentcast"
-    with pytest.raises(ConfigurationError, match="events need a storage folder"):
-        start_dispatcher(url, "ns")
-    with pytest.raises(ConfigurationError, match="visibility needs a storage folder"):
-        save_rules(PgLocation(url), VisibilityPolicy(), {})
-    assert load_rules(PgLocation(url)) == ({}, {})
+
+def test_visibility_rules_are_stored_on_each_backend(store_root: Location) -> None:
+    from actors._resource.validation import VISIBILITY_STORE, GateRule, load_rules, save_rules
+    from policies import Latency, OnTimeout, VisibilityPolicy, VisibilityRule
+
+    assert load_rules(store_root) == ({}, {})
+    rule = VisibilityRule(
+        notify=("pricing",), latency=Latency.WITHIN_TRANSACTION,
+        deadline=timedelta(milliseconds=250), on_timeout=OnTimeout.ALLOW,
+    )  # fmt: skip
+    save_rules(store_root, VisibilityPolicy(rules={"PromiseMade": rule}), {"pricing": 2})
+    assert load_rules(store_root) == (
+        {"PromiseMade": GateRule(("pricing",), 0.25, True)},
+        {"pricing": 2},
+    )
+    save_rules(store_root, VisibilityPolicy(), {})  # replaced whole
+    assert load_rules(store_root) == ({}, {})
+    garbled = connect(store_root / VISIBILITY_STORE)
+    with transaction(garbled, "garbling"):
+        garbled.execute("UPDATE rules SET doc = '{\"rules\": 1}'")
+    garbled.close()
+    with pytest.raises(StorageError, match="unreadable visibility rules"):
+        load_rules(store_root)  # writes are then refused, never let through unchecked
+
+
+def test_the_dispatcher_finds_every_resource_store_also_under_a_hashed_schema_name(
+    store_root: Location,
+) -> None:
+    # 60 characters: on PostgreSQL its schema's name is hashed (63 bytes at most); the
+    # resource is still found by name, through the comment kept on the schema.
+    long = "r" * 60
+    stock = ResourceCore(Stock(), long, store_root)
+    ResourceCore(Sink(), "sink", store_root)
+    write(stock, "restock", "A", 1)
+    core = DispatchCore(store_root)
+    core.register("all", ["Restocked"])
+    assert core.resources() == sorted(["sink", long])
+    assert [e.event_id for e in core.pending("all", long).events] == [f"{long}:1:0"]
+
+
+def test_a_reader_whose_connection_was_cut_reads_again_on_a_new_one(
+    store_root: Location,
+) -> None:
+    stock = ResourceCore(Stock(), "stock", store_root)
+    core = DispatchCore(store_root)
+    core.register("all", ["Restocked"])
+    write(stock, "restock", "A", 1)
+    assert [e.seq for e in core.pending("all", "stock").events] == [1]
+    core._logs["stock"]._conn.close()  # as a server restart or a cut session leaves it
+    with pytest.raises(StorageError):
+        core._logs["stock"].read()
+    write(stock, "restock", "B", 1)
+    pending = core.pending("all", "stock")  # nothing read and nothing passed meanwhile
+    assert ([e.seq for e in pending.events], pending.upto) == ([], 0)
+    assert [e.seq for e in core.pending("all", "stock").events] == [1, 2]

@@ -1,5 +1,6 @@
 """Events on a real Ray: delivery to a consumer group in order, exactly-once effects, and
-resumption after the subscriber, the dispatcher or the resource is killed; replay."""
+resumption after the subscriber, the dispatcher or the resource is killed; replay. The
+key cases run on both storage backends (``any_system``: SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 import ray
+from backends import any_system as any_system
 from events_for_tests import Recorder, Sink, SlowRecorder, Stock
 from waiting import wait_until
 
@@ -46,42 +48,42 @@ def start(system: System, agent: Any = Recorder, replicas: int = 1) -> Subscript
 
 
 @pytest.mark.timeout(180)
-def test_every_event_reaches_the_group_once_in_order(system: System) -> None:
-    subs = start(system, replicas=2)
+def test_every_event_reaches_the_group_once_in_order(any_system: System) -> None:
+    subs = start(any_system, replicas=2)
     skus = [f"s{i}" for i in range(30)]
-    restock(system, skus)
-    wait_until(lambda: len(sink_items(system, "recorder")) >= 30, "all 30 handled", 120)
+    restock(any_system, skus)
+    wait_until(lambda: len(sink_items(any_system, "recorder")) >= 30, "all 30 handled", 120)
     subs.wait_caught_up()
-    assert sink_items(system, "recorder") == skus
+    assert sink_items(any_system, "recorder") == skus
     (row,) = [r for r in subs.status() if r["resource"] == "stock"]
     assert (row["checkpoint"], row["last_seq"], row["lag"], row["error"]) == (30, 30, 0, None)
 
 
 @pytest.mark.timeout(240)
-def test_a_killed_subscriber_resumes_after_its_checkpoint(system: System) -> None:
-    subs = start(system, SlowRecorder)
+def test_a_killed_subscriber_resumes_after_its_checkpoint(any_system: System) -> None:
+    subs = start(any_system, SlowRecorder)
     skus = [f"s{i}" for i in range(60)]
-    restock(system, skus[:40])
-    wait_until(lambda: len(sink_items(system, "recorder")) >= 5, "some handled", 120)
-    system.kill("recorder")  # mid-stream: its epoch is fenced, its replica killed
-    restock(system, skus[40:])
-    system.agent(SlowRecorder, name="recorder")  # a new incarnation of the group
-    wait_until(lambda: len(sink_items(system, "recorder")) >= 60, "all 60 handled", 180)
+    restock(any_system, skus[:40])
+    wait_until(lambda: len(sink_items(any_system, "recorder")) >= 5, "some handled", 120)
+    any_system.kill("recorder")  # mid-stream: its epoch is fenced, its replica killed
+    restock(any_system, skus[40:])
+    any_system.agent(SlowRecorder, name="recorder")  # a new incarnation of the group
+    wait_until(lambda: len(sink_items(any_system, "recorder")) >= 60, "all 60 handled", 180)
     subs.wait_caught_up()
-    assert sink_items(system, "recorder") == skus
+    assert sink_items(any_system, "recorder") == skus
 
 
 @pytest.mark.timeout(240)
-def test_a_killed_dispatcher_resumes_every_partition(system: System) -> None:
-    subs = start(system, SlowRecorder)
+def test_a_killed_dispatcher_resumes_every_partition(any_system: System) -> None:
+    subs = start(any_system, SlowRecorder)
     skus = [f"s{i}" for i in range(60)]
-    restock(system, skus[:40])
-    wait_until(lambda: len(sink_items(system, "recorder")) >= 5, "some handled", 120)
-    ray.kill(lookup("events", system.namespace), no_restart=False)  # Ray restarts it
-    restock(system, skus[40:])
-    wait_until(lambda: len(sink_items(system, "recorder")) >= 60, "all 60 handled", 180)
+    restock(any_system, skus[:40])
+    wait_until(lambda: len(sink_items(any_system, "recorder")) >= 5, "some handled", 120)
+    ray.kill(lookup("events", any_system.namespace), no_restart=False)  # Ray restarts it
+    restock(any_system, skus[40:])
+    wait_until(lambda: len(sink_items(any_system, "recorder")) >= 60, "all 60 handled", 180)
     subs.wait_caught_up()
-    assert sink_items(system, "recorder") == skus
+    assert sink_items(any_system, "recorder") == skus
 
 
 @pytest.mark.timeout(240)
@@ -163,21 +165,21 @@ def test_forged_and_malformed_calls_to_the_actors_are_typed_errors(system: Syste
 
 
 @pytest.mark.timeout(180)
-def test_retention_trims_passed_events_and_numbers_go_on(system: System) -> None:
+def test_retention_trims_passed_events_and_numbers_go_on(any_system: System) -> None:
     subs = Subscriptions.start(
-        system, EventsPolicy(retention=timedelta(milliseconds=1), trim_every=timedelta(hours=1))
+        any_system, EventsPolicy(retention=timedelta(milliseconds=1), trim_every=timedelta(hours=1))
     )
-    start(system)
-    restock(system, ["a", "b", "c"])
-    wait_until(lambda: len(sink_items(system, "recorder")) >= 3, "all 3 handled", 120)
+    start(any_system)
+    restock(any_system, ["a", "b", "c"])
+    wait_until(lambda: len(sink_items(any_system, "recorder")) >= 3, "all 3 handled", 120)
     subs.wait_caught_up()
-    dispatcher = lookup("events", system.namespace)
+    dispatcher = lookup("events", any_system.namespace)
     assert ray.get(dispatcher.trim_now.remote())["stock"] == 3
-    log = EventLog(system.root, "stock")
+    log = EventLog(any_system.root, "stock")
     assert (log.read(), log.last_seq()) == ([], 3)
-    restock(system, ["d"])
-    wait_until(lambda: len(sink_items(system, "recorder")) >= 4, "the next one handled", 120)
-    assert sink_items(system, "recorder") == ["a", "b", "c", "d"]
+    restock(any_system, ["d"])
+    wait_until(lambda: len(sink_items(any_system, "recorder")) >= 4, "the next one handled", 120)
+    assert sink_items(any_system, "recorder") == ["a", "b", "c", "d"]
     assert [e.seq for e in log.read()] == [4]
 
 
@@ -199,12 +201,12 @@ def test_check_lists_the_subscribers_of_each_declared_event_type(system: System)
 
 
 @pytest.mark.timeout(180)
-def test_the_trace_shows_each_event_under_the_write_that_emitted_it(system: System) -> None:
+def test_the_trace_shows_each_event_under_the_write_that_emitted_it(any_system: System) -> None:
     from actors._cli.trace import collect, describe
 
-    system.resource(Stock, name="stock")
-    restock(system, ["a", "b"])
-    timeline = collect(system.root, system.trace_id)["timeline"]
+    any_system.resource(Stock, name="stock")
+    restock(any_system, ["a", "b"])
+    timeline = collect(any_system.root, any_system.trace_id)["timeline"]
     events = [(i["type"], i["version"], i["data"]) for i in timeline if i["kind"] == "emitted"]
     assert events == [
         ("Restocked", 1, {"sku": "a", "qty": 1, "level": 1}),

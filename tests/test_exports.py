@@ -77,7 +77,8 @@ RUNTIME = {
     "estimate_text_tokens",
     # storage, the resource log, subtask records
     "check_name", "connect", "storage_root", "transaction", "truncate_wal", "AttemptRecord",
-    "Connection", "DatabaseErrors", "Location", "PgLocation", "is_shared",
+    "Connection", "DatabaseErrors", "Location", "PgLocation", "is_shared", "connect_read_only",
+    "stores_in",
     "FailureReason",
     # what the actor families are built from: the applier, metrics, the Ray glue, malloc
     "SerialApplier", "apply_each", "counter", "gauge", "histogram", "KeptGauge", "STATE_RESOURCE",

@@ -1,5 +1,6 @@
 """Decision visibility on a real Ray: validators asked by a resource actor, refused
-policies, failures under each rule, and forged calls straight to the actors."""
+policies, failures under each rule, and forged calls straight to the actors. The gate,
+its stored rules and an immediate rule run on both storage backends (``any_system``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 import ray
+from backends import any_system as any_system
 from visibility_for_tests import Crashy, Deaf, Liar, Listener, Pricing, Shop, Slow
 
 from actors import Subscriptions, System, Visibility
@@ -32,10 +34,10 @@ def gated(*agents: str, on_timeout: OnTimeout = OnTimeout.VETO) -> VisibilityPol
     return VisibilityPolicy(rules={"PromiseMade": rule})
 
 
-def test_a_validator_reading_the_same_resource_vetoes_a_stale_promise(system: System) -> None:
-    shop = system.resource(Shop, name="shop")
-    system.agent(Pricing, name="pricing")
-    Visibility.enforce(system, gated("pricing"))
+def test_a_validator_reading_the_same_resource_vetoes_a_stale_promise(any_system: System) -> None:
+    shop = any_system.resource(Shop, name="shop")
+    any_system.agent(Pricing, name="pricing")
+    Visibility.enforce(any_system, gated("pricing"))
     shop.set_price("A", 10)
     assert shop.promise("A", 10) == 1  # the validator read the shop while the write waited
     shop.set_price("A", 12)
@@ -43,8 +45,8 @@ def test_a_validator_reading_the_same_resource_vetoes_a_stale_promise(system: Sy
         shop.promise("A", 10)
     assert (vetoed.value.validator, vetoed.value.reason) == ("pricing", "quoted 10, price is 12")
     assert shop.promises() == 1
-    [rejection] = system.log("shop").rejections()
-    assert (rejection.reason, rejection.trace_id) == ("vetoed", system.trace_id)
+    [rejection] = any_system.log("shop").rejections()
+    assert (rejection.reason, rejection.trace_id) == ("vetoed", any_system.trace_id)
 
 
 @pytest.mark.parametrize(
@@ -65,18 +67,18 @@ def test_a_validator_without_a_verdict_follows_each_rule(
 
 
 def test_a_killed_validator_is_a_typed_failure_and_the_rules_survive_a_restart(
-    system: System,
+    any_system: System,
 ) -> None:
-    shop = system.resource(Shop, name="shop")
-    system.agent(Pricing, name="pricing")
-    Visibility.enforce(system, gated("pricing"))
+    shop = any_system.resource(Shop, name="shop")
+    any_system.agent(Pricing, name="pricing")
+    Visibility.enforce(any_system, gated("pricing"))
     shop.set_price("A", 10)
-    system.kill("pricing")
+    any_system.kill("pricing")
     with pytest.raises(ValidatorFailedError) as failed:
         shop.promise("A", 10)
     assert failed.value.failure == "died"
-    ray.kill(lookup("resource:shop", system.namespace), no_restart=False)
-    again = system.get_resource("shop")  # a new incarnation reads the stored rules
+    ray.kill(lookup("resource:shop", any_system.namespace), no_restart=False)
+    again = any_system.get_resource("shop")  # a new incarnation reads the stored rules
     with pytest.raises(ValidatorFailedError):
         again.promise("A", 10)
     assert again.promises() == 0
@@ -109,11 +111,11 @@ def test_forged_calls_to_a_validator_are_typed_errors(system: System) -> None:
         ray.get(actor.validate_event.remote(["not", "a", "name"], b"{}"))
 
 
-def test_an_immediate_rule_is_accepted_for_a_subscriber_and_pushes(system: System) -> None:
-    shop = system.resource(Shop, name="shop")
-    system.agent(Listener, name="listener")
+def test_an_immediate_rule_is_accepted_for_a_subscriber_and_pushes(any_system: System) -> None:
+    shop = any_system.resource(Shop, name="shop")
+    any_system.agent(Listener, name="listener")
     immediate = VisibilityRule(notify=("listener",), latency=Latency.IMMEDIATE)
-    Visibility.enforce(system, VisibilityPolicy(rules={"PriceChanged": immediate}))
+    Visibility.enforce(any_system, VisibilityPolicy(rules={"PriceChanged": immediate}))
     shop.set_price("A", 7)
-    Subscriptions(system.namespace).wait_caught_up(timedelta(seconds=120))
+    Subscriptions(any_system.namespace).wait_caught_up(timedelta(seconds=120))
     assert shop.noted() == "A now 7"

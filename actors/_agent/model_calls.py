@@ -3,24 +3,35 @@
 The budget meters model use by allowance (an agent draws ahead and settles in batches), so
 its log cannot say what one call cost. ``RecordedModel`` wraps the agent's metered model
 and writes one row per call (its task, model, input and output tokens, duration and
-outcome) to ``<root>/model_calls/<agent>.<replica>.sqlite``: one file per replica, so each
-file has one writer (its replica's process) and no call waits on another process's lock.
-Rows older than ``KEEP`` are pruned when the file opens and every ``_PRUNE_EVERY`` calls.
+outcome) to ``<root>/model_calls/<agent>.<replica>.sqlite`` (a schema of that place on
+PostgreSQL): one store per replica, so each store has one writer (its replica's process)
+and no call waits on another process's lock. Rows older than ``KEEP`` are pruned when the
+store opens and every ``_PRUNE_EVERY`` calls.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from policies import Durability
-from runtime import Clock, Completion, Message, StorageError, SystemClock, connect, transaction
+from runtime import (
+    Clock,
+    Completion,
+    Connection,
+    DatabaseErrors,
+    Location,
+    Message,
+    StorageError,
+    SystemClock,
+    connect,
+    storage_root,
+    transaction,
+)
 
 from .agent import current_task
 
@@ -55,7 +66,7 @@ COLUMNS = (
 _INSERT = f"INSERT INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
-def calls_folder(root: Path) -> Path:
+def calls_folder(root: Location) -> Location:
     """Where the replicas' files are."""
     return root / "model_calls"
 
@@ -63,13 +74,13 @@ def calls_folder(root: Path) -> Path:
 class CallLog:
     """The model calls of one agent replica: one SQLite file, written by its process."""
 
-    def __init__(self, root: Path, agent: str, replica: int, clock: Clock) -> None:
+    def __init__(self, root: Location, agent: str, replica: int, clock: Clock) -> None:
         self._path = calls_folder(root) / f"{agent}.{replica}.sqlite"
         self._clock = clock
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
         self._written = 0
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self) -> Connection:
         if self._conn is None:
             # Observability, not state: a crash may lose the last calls, never a write.
             conn = connect(self._path, Durability.PROCESS)
@@ -78,7 +89,7 @@ class CallLog:
             self._prune(conn)
         return self._conn
 
-    def _prune(self, conn: sqlite3.Connection) -> None:
+    def _prune(self, conn: Connection) -> None:
         before = self._clock.now().timestamp() - KEEP.total_seconds()
         with transaction(conn, f"pruning {self._path}"):
             conn.execute("DELETE FROM calls WHERE at < ?", (before,))
@@ -138,7 +149,7 @@ class RecordedModel:
         row = (at, trace, task_id, *self._who, str(self.inner.model), *usage, round(ms, 3), outcome)
         try:
             self._log.add(row)
-        except (StorageError, sqlite3.Error, OSError) as error:  # the call is not failed for it
+        except (StorageError, *DatabaseErrors, OSError) as error:  # the call is not failed for it
             _log.warning("model call not stored for agentcast trace: %s", error)
 
 
@@ -154,6 +165,6 @@ def recorded_model(inner: Any, storage: str, agent: str, replica: int) -> Any:
     found = _RECORDED.get(key)
     if found is None or found.inner is not inner:
         clock = SystemClock()
-        log = CallLog(Path(storage), agent, replica, clock)
+        log = CallLog(storage_root(storage), agent, replica, clock)
         found = _RECORDED[key] = RecordedModel(inner, log, agent, replica, clock)
     return found

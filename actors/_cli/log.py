@@ -1,6 +1,7 @@
 """``agentcast log <resource>``: a resource's durable log, decoded (operation,
 arguments, result, writer, trace, and the before/after of every key it changed), read
-from its SQLite file, so it works whether the resource actor runs or not."""
+from its store (SQLite file or PostgreSQL schema), so it works whether the resource actor
+runs or not."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 from typing import Any
 
 from .output import emit
-from .stores import local_root, log_records, read_only, resource_path
+from .stores import cli_root, log_records, read_only, resource_path
 
 FOLLOW_POLL_S = 0.5
 """How often ``--follow`` looks for new records."""
@@ -20,7 +21,10 @@ def add_command(sub: Any) -> None:
     """Add ``log`` to the ``agentcast`` parser."""
     command = sub.add_parser("log", help="a resource's committed writes, decoded")
     command.add_argument("resource", help="the resource's name")
-    command.add_argument("--storage", default=None, help="storage folder (default ./.agentcast)")
+    command.add_argument(
+        "--storage", default=None,
+        help="storage folder or postgresql:// URL (default $AGENTCAST_STORAGE, else ./.agentcast)",
+    )  # fmt: skip
     command.add_argument("--writer", default=None, help="only this writer's writes")
     command.add_argument("--op", default=None, help="only this operation")
     command.add_argument("--trace", default=None, help="only writes of this trace id")
@@ -61,7 +65,7 @@ def run_command(args: argparse.Namespace) -> int:
     Raises:
         ConfigurationError: no such resource in the storage.
     """
-    path = resource_path(local_root(args.storage), args.resource)
+    path = resource_path(cli_root(args.storage), args.resource)
     filters = {"writer": args.writer, "op": args.op, "trace": args.trace}
     after = args.from_version - 1
     with read_only(path) as conn:

@@ -1,5 +1,6 @@
-"""The durable stores of a system, read from their SQLite files (read only), so that
-``agentcast log`` and ``agentcast trace`` work while the actors are down too.
+"""The durable stores of a system, read from their SQLite files or PostgreSQL schemas
+(read only), so that ``agentcast log`` and ``agentcast trace`` work while the actors are
+down too.
 
 Every query here is served by an index of its store: a resource log's version (its key)
 and ``log_trace``/``rejected_trace``; the supervisor's ``subtasks_trace``,
@@ -13,45 +14,47 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from runtime import ConfigurationError, decode, storage_root
+from runtime import (
+    ConfigurationError,
+    Connection,
+    DatabaseErrors,
+    Location,
+    StorageError,
+    connect_read_only,
+    decode,
+    storage_root,
+    stores_in,
+)
 
 
 @contextmanager
-def read_only(path: Path) -> Iterator[sqlite3.Connection]:
-    """A read-only connection to a store (a writer may be committing meanwhile: WAL).
+def read_only(path: Location) -> Iterator[Connection]:
+    """A read-only connection to a store whose rows read by column name (a writer may be
+    committing meanwhile: WAL readers and PostgreSQL's snapshots do not block it).
 
     Raises:
-        ConfigurationError: there is no such file.
+        ConfigurationError: there is no such store, or it cannot be opened.
     """
-    if not path.exists():
-        raise ConfigurationError(f"no store at {path}")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-    conn.row_factory = sqlite3.Row
+    try:
+        conn = connect_read_only(path)
+    except StorageError as error:
+        raise ConfigurationError(str(error)) from error
+    conn.row_factory = sqlite3.Row  # on PostgreSQL: rows by name too (``PgConnection``)
     try:
         yield conn
     finally:
         conn.close()
 
 
-def local_root(storage: str | None) -> Path:
-    """The storage folder the command line reads.
-
-    Raises:
-        ConfigurationError: the storage is PostgreSQL (read its schemas with ``psql``).
-    """
-    root = storage_root(storage)
-    if not isinstance(root, Path):
-        raise ConfigurationError(
-            f"{root} is PostgreSQL: this command reads SQLite files; query the store's "
-            "schema with psql (docs/storage.md)"
-        )
-    return root
+def cli_root(storage: str | None) -> Location:
+    """The storage the command line reads: ``storage`` (a folder or a ``postgresql://``
+    URL), else ``$AGENTCAST_STORAGE``, else ``./.agentcast``."""
+    return storage_root(storage)
 
 
-def resource_path(root: Path, name: str) -> Path:
+def resource_path(root: Location, name: str) -> Location:
     """The log of resource ``name``.
 
     Raises:
@@ -59,15 +62,35 @@ def resource_path(root: Path, name: str) -> Path:
             that are).
     """
     path = root / "resources" / f"{name}.sqlite"
-    if not path.exists():
+    try:
+        found = path.exists()
+    except DatabaseErrors as error:
+        raise ConfigurationError(f"cannot read {root}: {error}") from error
+    if not found:
         known = ", ".join(resource_names(root)) or "none"
         raise ConfigurationError(f"no resource {name!r} in {root} (resources there: {known})")
     return path
 
 
-def resource_names(root: Path) -> list[str]:
-    """The resources whose logs are in ``root``."""
-    return sorted(p.stem for p in (root / "resources").glob("*.sqlite"))
+def resource_names(root: Location) -> list[str]:
+    """The resources whose logs are in ``root``.
+
+    Raises:
+        ConfigurationError: the storage cannot be listed (PostgreSQL unreachable).
+    """
+    return store_names(root / "resources")
+
+
+def store_names(folder: Location) -> list[str]:
+    """The stores in ``folder`` by name (``runtime.stores_in``).
+
+    Raises:
+        ConfigurationError: the storage cannot be listed (PostgreSQL unreachable).
+    """
+    try:
+        return stores_in(folder)
+    except StorageError as error:
+        raise ConfigurationError(str(error)) from error
 
 
 def _changes(diff: list[list[Any]]) -> list[dict[str, Any]]:
@@ -84,7 +107,7 @@ def _changes(diff: list[list[Any]]) -> list[dict[str, Any]]:
     return found
 
 
-def decoded(row: sqlite3.Row) -> dict[str, Any]:
+def decoded(row: Any) -> dict[str, Any]:
     """One log record as plain data: arguments, result and before/after decoded."""
     args, kwargs = decode(row["args"])
     record = {
@@ -102,7 +125,7 @@ def decoded(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def log_records(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     after: int = 0,
     upto: int | None = None,
@@ -125,7 +148,7 @@ def log_records(
     return [decoded(row) for row in conn.execute(sql, params)]
 
 
-def rejections_of(conn: sqlite3.Connection, trace: str) -> list[dict[str, Any]]:
+def rejections_of(conn: Connection, trace: str) -> list[dict[str, Any]]:
     """Refused write attempts of one trace, oldest first."""
     rows = conn.execute("SELECT * FROM rejected WHERE trace_id = ? ORDER BY id", (trace,))
     return [dict(row) for row in rows]

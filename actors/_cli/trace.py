@@ -1,15 +1,16 @@
 """``agentcast trace <trace id>``: everything the durable stores hold of one trace, in
 time order, as a tree of subtasks in the terminal or as one JSON document.
 
-Read from the SQLite files under the storage root (read only), so it works while the
-actors are down, and after a crash: the supervisor's subtasks (message, attempts,
-outcome, output), handoffs and audit events; every resource's writes (with the
-before/after of each key they changed) and refused attempts; and the budget's log of the
-trace's run (each allowance granted to an agent for a model, and the tokens, cost and
-calls settled against it); and each model call an agent made (model, input and output
-tokens, duration, outcome), from the replicas' ``model_calls`` files. Writes, refusals and
-model calls hang under the subtask whose task made them (a write's idempotency key starts
-with its id; a call stores it); budget entries hang under the trace.
+Read from the stores under the storage root (SQLite files or PostgreSQL schemas, read
+only), so it works while the actors are down, and after a crash: the supervisor's
+subtasks (message, attempts, outcome, output), handoffs and audit events; every
+resource's writes (with the before/after of each key they changed) and refused
+attempts; and the budget's log of the trace's run (each allowance granted to an agent
+for a model, and the tokens, cost and calls settled against it); and each model call an
+agent made (model, input and output tokens, duration, outcome), from the replicas'
+``model_calls`` stores. Writes, refusals and model calls hang under the subtask whose
+task made them (a write's idempotency key starts with its id; a call stores it); budget
+entries hang under the trace.
 """
 
 from __future__ import annotations
@@ -17,15 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from runtime import ConfigurationError
+from runtime import ConfigurationError, Location
 
 from .._agent.model_calls import calls_folder
 from .log import write_text
 from .output import emit
-from .stores import local_root, log_records, read_only, rejections_of, resource_names
+from .stores import cli_root, log_records, read_only, rejections_of, resource_names, store_names
 
 Item = dict[str, Any]
 
@@ -35,7 +35,10 @@ def add_command(sub: Any) -> None:
     command = sub.add_parser("trace", help="everything stored under one trace, in time order")
     command.add_argument("trace_id", nargs="?", default=None, help="the trace id (32 hex)")
     command.add_argument("--subtask", default=None, help="one subtask and what it delegated")
-    command.add_argument("--storage", default=None, help="storage folder (default ./.agentcast)")
+    command.add_argument(
+        "--storage", default=None,
+        help="storage folder or postgresql:// URL (default $AGENTCAST_STORAGE, else ./.agentcast)",
+    )  # fmt: skip
     command.add_argument("--json", action="store_true", help="print one JSON document")
 
 
@@ -75,7 +78,7 @@ def _subtask_items(row: Item) -> list[Item]:
     return items
 
 
-def _supervisor_items(root: Path, trace: str) -> tuple[dict[str, Item], list[Item]]:
+def _supervisor_items(root: Location, trace: str) -> tuple[dict[str, Item], list[Item]]:
     path = root / "supervisor.sqlite"
     if not path.exists():
         return {}, []
@@ -104,7 +107,7 @@ def _task_of(idem_key: str) -> str:
     return idem_key.rpartition(":")[0]
 
 
-def _resource_items(root: Path, trace: str) -> list[Item]:
+def _resource_items(root: Location, trace: str) -> list[Item]:
     items: list[Item] = []
     for name in resource_names(root):
         with read_only(root / "resources" / f"{name}.sqlite") as conn:
@@ -125,7 +128,8 @@ def _resource_items(root: Path, trace: str) -> list[Item]:
 def _event_items(conn: Any, resource: str, trace: str, writes: list[Item]) -> list[Item]:
     """The events ``resource`` committed under ``trace``, each under the subtask of the
     write that emitted it (same version)."""
-    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone():
+    found = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+    if not conn.execute(found).fetchone():
         return []  # a resource file from before events existed
     subtask_of = {
         w["version"]: w["subtask"] for w in writes
@@ -140,7 +144,7 @@ def _event_items(conn: Any, resource: str, trace: str, writes: list[Item]) -> li
     ]  # fmt: skip
 
 
-def _budget_items(root: Path, trace: str) -> list[Item]:
+def _budget_items(root: Location, trace: str) -> list[Item]:
     path = root / "budget.sqlite"
     if not path.exists():
         return []
@@ -172,10 +176,10 @@ def _budget_items(root: Path, trace: str) -> list[Item]:
     return items
 
 
-def _model_call_items(root: Path, trace: str) -> list[Item]:
+def _model_call_items(root: Location, trace: str) -> list[Item]:
     items: list[Item] = []
-    for path in sorted(calls_folder(root).glob("*.sqlite")):
-        with read_only(path) as conn:
+    for name in store_names(calls_folder(root)):
+        with read_only(calls_folder(root) / f"{name}.sqlite") as conn:
             rows = conn.execute(
                 "SELECT * FROM calls WHERE trace_id = ? ORDER BY at", (trace,)
             ).fetchall()
@@ -199,7 +203,7 @@ def _within(subtasks: dict[str, Item], top: str) -> set[str]:
     return keep
 
 
-def collect(root: Path, trace: str | None, subtask: str | None = None) -> dict[str, Any]:
+def collect(root: Location, trace: str | None, subtask: str | None = None) -> dict[str, Any]:
     """Everything stored under ``trace`` (or under the trace of ``subtask``, narrowed to
     it and what it delegated), in time order.
 
@@ -226,7 +230,7 @@ def collect(root: Path, trace: str | None, subtask: str | None = None) -> dict[s
     return {"trace_id": trace, "subtasks": subtasks, "timeline": items}
 
 
-def _trace_of(root: Path, subtask: str | None) -> str:
+def _trace_of(root: Location, subtask: str | None) -> str:
     if subtask is None:
         raise ConfigurationError("give a trace id or --subtask")
     path = root / "supervisor.sqlite"
@@ -330,6 +334,6 @@ def run_command(args: argparse.Namespace) -> int:
     Raises:
         ConfigurationError: nothing stored under the trace or subtask.
     """
-    found = collect(local_root(args.storage), args.trace_id, args.subtask)
+    found = collect(cli_root(args.storage), args.trace_id, args.subtask)
     emit(json.dumps(found, sort_keys=True, default=str) if args.json else "\n".join(tree(found)))
     return 0

@@ -1,5 +1,6 @@
-"""The dispatcher's durable state: consumer groups and their checkpoints, one SQLite file
-(``<storage>/events/dispatch.sqlite``) written by the one dispatcher actor.
+"""The dispatcher's durable state: consumer groups and their checkpoints, one store
+(``<storage>/events/dispatch.sqlite``, or that schema in PostgreSQL) written by the one
+dispatcher actor.
 
 Retention: a group's row and its checkpoints live while the group is registered, and are
 deleted by ``forget`` (docs/operations.md, "Retention"); a checkpoint is one row per
@@ -10,9 +11,8 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 
-from runtime import connect, transaction
+from runtime import Location, connect, transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS groups(grp TEXT PRIMARY KEY, types TEXT NOT NULL, at TEXT NOT NULL);
@@ -31,7 +31,7 @@ class CheckpointStore:
     """Consumer groups (name -> event type names) and checkpoints (the last sequence
     number a group is done with, per resource). Not thread-safe: one owner."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Location) -> None:
         self.path = root / "events" / "dispatch.sqlite"
         self._conn = connect(self.path)
         self._conn.executescript(_SCHEMA)

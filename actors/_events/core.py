@@ -1,8 +1,8 @@
 """The dispatcher's logic as a plain class: what each partition (consumer group x
 resource) has pending, checkpoints moved after a delivery, lag, the retention horizon.
 
-The dispatcher pulls: it reads each resource's events table (read-only, WAL readers
-never block the resource's writer) after the group's checkpoint, and moves the
+The dispatcher pulls: it reads each resource's events table (read-only: readers never
+block the resource's writer, on SQLite or PostgreSQL) after the group's checkpoint, and moves the
 checkpoint only once the group's replica reported the events done. A crash of the
 dispatcher loses only deliveries not yet acknowledged: they are delivered again, and
 the handlers' writes are deduplicated by their idempotency keys.
@@ -10,11 +10,19 @@ the handlers' writes are deduplicated by their idempotency keys.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from pathlib import Path
 
 from policies import EventsPolicy
-from runtime import Clock, ConfigurationError, StorageError, SystemClock, check_name
+from runtime import (
+    Clock,
+    ConfigurationError,
+    Location,
+    StorageError,
+    SystemClock,
+    check_name,
+    stores_in,
+)
 
 from .checkpoints import CheckpointStore
 from .store import EventLog, EventRecord
@@ -55,7 +63,7 @@ class DispatchCore:
     """Consumer groups, their checkpoints, and the events they have pending."""
 
     def __init__(
-        self, root: Path, policy: EventsPolicy | None = None, clock: Clock | None = None
+        self, root: Location, policy: EventsPolicy | None = None, clock: Clock | None = None
     ) -> None:
         self.root = root
         self.policy = policy or EventsPolicy()
@@ -89,9 +97,12 @@ class DispatchCore:
         self.groups.pop(group, None)
 
     def resources(self) -> list[str]:
-        """The resources whose files exist in this storage, by name."""
-        folder = self.root / "resources"
-        return sorted(p.stem for p in folder.glob("*.sqlite")) if folder.exists() else []
+        """The resources whose stores exist in this storage, by name.
+
+        Raises:
+            StorageError: the storage could not be listed.
+        """
+        return stores_in(self.root / "resources")
 
     def _log(self, resource: str) -> EventLog:
         log = self._logs.get(resource)
@@ -99,11 +110,21 @@ class DispatchCore:
             log = self._logs[resource] = EventLog(self.root, resource)
         return log
 
+    def _drop(self, resource: str) -> None:
+        """Forget ``resource``'s reader after a failed read: the next read opens a new
+        connection (a PostgreSQL session may have been cut)."""
+        log = self._logs.pop(resource, None)
+        if log is not None:
+            with contextlib.suppress(Exception):
+                log.close()
+
     def last_seq(self, resource: str) -> int:
-        """The newest event number of ``resource`` (0 if it has none or no file yet)."""
+        """The newest event number of ``resource`` (0 if it has none, no store yet, or
+        cannot be read now: nothing then moves past what was read before)."""
         try:
             return self._log(resource).last_seq()
         except StorageError:
+            self._drop(resource)
             return 0
 
     def pending(self, group: str, resource: str) -> Pending:
@@ -119,7 +140,12 @@ class DispatchCore:
         after = self._store.get(group, resource)
         newest = self.last_seq(resource)  # read first: every event up to it is visible
         limit = self.policy.max_in_flight
-        events = self._log(resource).read(after=after, types=types, limit=limit) if newest else []
+        try:
+            read = self._log(resource).read
+            events = read(after=after, types=types, limit=limit) if newest else []
+        except StorageError:
+            self._drop(resource)
+            raise
         last = events[-1].seq if events else 0
         upto = last if len(events) == limit else max(newest, after, last)
         return Pending(after, events, upto)

@@ -10,7 +10,7 @@ from typing import Any
 import ray
 
 from policies import EventsPolicy
-from runtime import ConfigurationError, is_shared, lookup, spawn
+from runtime import ConfigurationError, lookup, spawn
 
 from .core import Lag
 from .host import EventsHost
@@ -27,13 +27,7 @@ def start_dispatcher(
 
     Returns:
         Its handle, and whether this call started it.
-
-    Raises:
-        ConfigurationError: the storage is PostgreSQL (the dispatcher reads each
-            resource's events from its SQLite file; not yet from the database).
     """
-    if is_shared(root):
-        raise ConfigurationError("committed-state events need a storage folder (SQLite) for now")
     try:
         return lookup(DISPATCHER, namespace), False
     except ConfigurationError:
@@ -52,8 +46,7 @@ def register_subscriber(
     group, starting the dispatcher if needed (``System.agent``'s hook).
 
     Raises:
-        ConfigurationError: a malformed ``@subscribe`` handler; PostgreSQL storage
-            (``start_dispatcher``).
+        ConfigurationError: a malformed ``@subscribe`` handler.
     """
     types = types_of(cls)
     if not types:

@@ -1,4 +1,4 @@
-"""The dispatcher actor ``events``: pulls committed events from every resource's file
+"""The dispatcher actor ``events``: pulls committed events from every resource's store
 and delivers them to consumer groups (agents with ``@subscribe`` handlers).
 
 One asyncio task per partition (group x resource) delivers one batch at a time to the
@@ -16,7 +16,6 @@ import contextlib
 import logging
 import zlib
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from policies import EventsPolicy
@@ -29,6 +28,7 @@ from runtime import (
     histogram,
     lookup,
     resource_actor_name,
+    storage_root,
 )
 
 from .._agent.group import replicas_of
@@ -46,7 +46,7 @@ class EventsHost:
     opened by the supervising task, which retries."""
 
     def __init__(self, root: str, namespace: str, policy: EventsPolicy, clock: Clock | None = None):
-        self._root = Path(root)
+        self._root = storage_root(root)
         self._namespace = namespace
         self._policy = policy
         self._clock = clock or SystemClock()

@@ -1,24 +1,26 @@
-"""The events table in a resource's SQLite file: written in the resource's commit, read
-by the dispatcher, trimmed by the resource under the retention rule (docs/events.md)."""
+"""The events table in a resource's store (its SQLite file or PostgreSQL schema): written
+in the resource's commit, read by the dispatcher, trimmed by the resource under the
+retention rule (docs/events.md)."""
 
 from __future__ import annotations
 
 import builtins
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from runtime import (
+    Connection,
+    DatabaseErrors,
     InvalidArgumentError,
     Location,
     MalformedEventError,
     StorageError,
     check_name,
     connect,
+    connect_read_only,
     transaction,
 )
 
@@ -31,6 +33,10 @@ M = TypeVar("M", bound=BaseModel)
 # index: every query reads a range of ``seq`` (types are filtered in that range, which
 # starts at a checkpoint that moves past unmatched events), and each index would be paid
 # by every write that emits. ``event_id`` is unique by construction (version, index).
+# On PostgreSQL the number is an identity column: a rolled-back commit may leave a gap
+# there (order and exactly-once do not depend on it). ``events_trimmed`` keeps the
+# highest number retention deleted (one row), so the newest number is read from
+# committed rows on both backends and never goes down.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events(
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -44,6 +50,7 @@ CREATE TABLE IF NOT EXISTS events(
     at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_trace ON events(trace_id, seq);
+CREATE TABLE IF NOT EXISTS events_trimmed(id INTEGER PRIMARY KEY, upto INTEGER NOT NULL);
 """
 _COLUMNS = "seq, event_id, version, type, payload, trace_id, provenance, writer, at"
 _INSERT = (
@@ -52,7 +59,7 @@ _INSERT = (
 )
 
 
-def insert(conn: sqlite3.Connection, rows: Sequence[EventRow]) -> None:
+def insert(conn: Connection, rows: Sequence[EventRow]) -> None:
     """Store ``rows`` inside the caller's (the commit's) transaction."""
     if rows:
         conn.executemany(_INSERT, rows)
@@ -96,26 +103,25 @@ class EventRecord:
             raise MalformedEventError(self.type, f"not a {cls.__name__}: {error}") from error
 
 
-def events_path(root: Path, resource: str) -> Path:
-    """The SQLite file holding ``resource``'s log and events."""
+def events_path(root: Location, resource: str) -> Location:
+    """The store holding ``resource``'s log and events."""
     return root / "resources" / f"{check_name('resource', resource)}.sqlite"
 
 
 class EventLog:
     """A read-only view of one resource's events (the dispatcher's, ``agentcast``'s).
 
-    Opening never creates the file; reads see every committed event (WAL readers do not
-    block the resource's writer).
+    Opening never creates the store; reads see every committed event and never block
+    the resource's writer (WAL readers; PostgreSQL's snapshots).
+
+    Raises:
+        StorageError: the resource has no store here (``runtime.connect_read_only``).
     """
 
-    def __init__(self, root: Path, resource: str) -> None:
+    def __init__(self, root: Location, resource: str) -> None:
         self.resource = resource
         self.path = events_path(root, resource)
-        if not self.path.exists():
-            raise StorageError(f"no resource file {self.path}")
-        uri = f"file:{self.path}?mode=ro"
-        self._conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA busy_timeout=30000")
+        self._conn: Connection = connect_read_only(self.path)
 
     def close(self) -> None:
         self._conn.close()
@@ -142,19 +148,19 @@ class EventLog:
         Raises:
             StorageError: the file could not be read.
         """
-        rows = self._read("SELECT seq FROM sqlite_sequence WHERE name='events'", [])
-        return int(rows[0][0]) if rows else 0
+        rows = self._read(_LAST_SEQ, [])
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         try:
-            return self._conn.execute(sql, params).fetchall()
-        except sqlite3.Error as error:
-            if "no such table" in str(error):
-                return []  # a resource file from before events existed: no events yet
+            return list(self._conn.execute(sql, params).fetchall())
+        except DatabaseErrors as error:
+            if "no such table" in str(error) or "does not exist" in str(error):
+                return []  # a resource store from before events existed: no events yet
             raise StorageError(f"reading events of {self.path} failed: {error}") from error
 
 
-def trim(conn: sqlite3.Connection, upto: int, before: str, limit: int) -> int:
+def trim(conn: Connection, upto: int, before: str, limit: int) -> int:
     """Delete at most ``limit`` events with ``seq <= upto`` committed before ``before``
     (every consumer group is past them and the window elapsed). Returns how many.
 
@@ -162,15 +168,29 @@ def trim(conn: sqlite3.Connection, upto: int, before: str, limit: int) -> int:
         StorageError: nothing was deleted.
     """
     with transaction(conn, "trimming events failed"):
-        return conn.execute(
+        newest = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+        if newest is not None:  # the newest number outlives its row (``last_seq``)
+            conn.execute(_KEEP_NEWEST, (newest,))
+        deleted: int = conn.execute(
             "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? "
             "AND at < ? ORDER BY seq LIMIT ?)",
             (upto, before, limit),
         ).rowcount
+        return deleted
+
+
+_KEEP_NEWEST = (
+    "INSERT INTO events_trimmed(id, upto) VALUES(1, ?) "
+    "ON CONFLICT(id) DO UPDATE SET upto=max(upto, excluded.upto)"
+)
+_LAST_SEQ = (
+    "SELECT MAX(n) FROM (SELECT MAX(seq) AS n FROM events "
+    "UNION ALL SELECT upto AS n FROM events_trimmed) AS newest"
+)
 
 
 def trim_file(path: Location, upto: int, before: str, limit: int) -> int:
-    """``trim`` on the resource file at ``path`` (the resource actor's call, asked by the
+    """``trim`` on the resource store at ``path`` (the resource actor's call, asked by the
     dispatcher).
 
     Raises:

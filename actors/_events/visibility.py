@@ -3,13 +3,12 @@ handing its within-transaction rules to the resources (docs/visibility.md)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import ray
 
 from policies import Latency, VisibilityPolicy
-from runtime import UnknownSubscriberError, named_actors
+from runtime import UnknownSubscriberError, named_actors, storage_root
 
 _NEEDS = {Latency.IMMEDIATE: "subscribe", Latency.WITHIN_TRANSACTION: "validate"}
 
@@ -59,6 +58,6 @@ class Visibility:
         from .._resource.validation import save_rules
 
         replicas = check_subscribers(policy, system.namespace)
-        save_rules(Path(system.root), policy, replicas)
+        save_rules(storage_root(system.root), policy, replicas)
         resources = named_actors(system.namespace, "resource:").values()
         ray.get([actor.reload_visibility.remote() for actor in resources])

@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -34,14 +32,18 @@ import ray
 from policies import OnTimeout, VisibilityPolicy
 from runtime import (
     ConfigurationError,
+    DatabaseErrors,
     Location,
     StorageError,
     ValidatorFailedError,
     VetoedError,
     VisibilityError,
     agent_actor_name,
+    connect,
+    connect_read_only,
     counter,
     lookup,
+    transaction,
 )
 
 from .._events.emit import collecting, type_name
@@ -51,9 +53,12 @@ from .calls import WriteCall, WriteResult, decode_arguments
 from .core import ResourceCore
 from .state_view import StateView
 
-VISIBILITY_FILE = "visibility.json"
+VISIBILITY_STORE = "visibility.sqlite"
 """Where ``Visibility.enforce`` leaves the within-transaction rules for every resource
-(under the system's storage root), so a restarted resource applies them too."""
+(a store under the system's storage root: a SQLite file or a PostgreSQL schema), so a
+restarted resource applies them too. Retention: one row, replaced by each ``enforce``."""
+
+_RULES_SCHEMA = "CREATE TABLE IF NOT EXISTS rules(id INTEGER PRIMARY KEY, doc TEXT NOT NULL)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +72,11 @@ class GateRule:
 
 def save_rules(root: Location, policy: VisibilityPolicy, replicas: dict[str, int]) -> None:
     """Store ``policy``'s within-transaction rules and each named agent's replica count
-    (written whole, then renamed: a reader sees the old rules or the new ones).
+    (one row replaced in one transaction: a reader sees the old rules or the new ones).
 
     Raises:
-        ConfigurationError: the storage is PostgreSQL (the rules live in a file of the
-            storage folder; not yet in the database).
+        StorageError: nothing was stored.
     """
-    if not isinstance(root, Path):
-        raise ConfigurationError("decision visibility needs a storage folder (SQLite) for now")
     rules = {
         name: {
             "notify": list(rule.notify),
@@ -83,26 +85,42 @@ def save_rules(root: Location, policy: VisibilityPolicy, replicas: dict[str, int
         }
         for name, rule in policy.gated().items()
     }
-    path = root / VISIBILITY_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"rules": rules, "replicas": replicas}, sort_keys=True))
-    os.replace(tmp, path)
+    doc = json.dumps({"rules": rules, "replicas": replicas}, sort_keys=True)
+    path = root / VISIBILITY_STORE
+    try:
+        conn = connect(path)
+    except DatabaseErrors as error:
+        raise StorageError(f"opening {path} failed: {error}") from error
+    try:
+        conn.executescript(_RULES_SCHEMA)
+        with transaction(conn, f"storing the visibility rules in {path} failed"):
+            conn.execute("INSERT OR REPLACE INTO rules(id, doc) VALUES(1, ?)", (doc,))
+    finally:
+        conn.close()
 
 
 def load_rules(root: Location) -> tuple[dict[str, GateRule], dict[str, int]]:
     """The stored rules and replica counts; none if nothing was stored.
 
     Raises:
-        StorageError: the file exists and cannot be read: writes are refused rather
+        StorageError: the store exists and cannot be read: writes are refused rather
             than let through unchecked.
     """
-    if not isinstance(root, Path):
-        return {}, {}  # PostgreSQL storage: no rules can be stored (``save_rules``)
-    path = root / VISIBILITY_FILE
-    if not path.exists():
+    path = root / VISIBILITY_STORE
+    try:
+        if not path.exists():
+            return {}, {}
+        conn = connect_read_only(path)
+        try:
+            row = conn.execute("SELECT doc FROM rules WHERE id = 1").fetchone()
+        finally:
+            conn.close()
+    except DatabaseErrors as error:
+        raise StorageError(f"unreadable visibility rules {path}: {error}") from error
+    if row is None:
         return {}, {}
     try:
-        stored = json.loads(path.read_text())
+        stored = json.loads(row[0])
         rules = {
             str(name): GateRule(
                 tuple(r["notify"]), float(r["deadline_s"]), bool(r["allow_on_failure"])
@@ -110,7 +128,7 @@ def load_rules(root: Location) -> tuple[dict[str, GateRule], dict[str, int]]:
             for name, r in stored["rules"].items()
         }
         return rules, {str(k): int(v) for k, v in stored["replicas"].items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise StorageError(f"unreadable visibility rules {path}: {error}") from error
 
 
