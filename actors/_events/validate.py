@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from runtime import ConfigurationError, MalformedEventError, UnknownEventTypeError
 
+from .._contracts import note_event_type
 from .emit import type_name
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,6 +51,8 @@ def validate(event_type: type[BaseModel]) -> Callable[[F], F]:
     """
     if not (isinstance(event_type, type) and issubclass(event_type, BaseModel)):
         raise ConfigurationError(f"@validate takes a pydantic model class, not {event_type!r}")
+
+    note_event_type(event_type)
 
     def mark(fn: F) -> F:
         setattr(fn, _VALIDATE_ATTR, event_type)

@@ -184,7 +184,7 @@ def dry_run(core: ResourceCore, call: WriteCall, gated: Sequence[str]) -> list[t
         return []  # it raises: the applier refuses it with its error
     finally:
         view.undo()
-    return [(name, payload) for name, payload in emitted.events if name in gated]
+    return [(name, payload) for name, payload, *_ in emitted.events if name in gated]
 
 
 class Gate:
