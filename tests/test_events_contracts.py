@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from contract_events_for_tests import AnyOrders, Orders, Placed, PlacedV2Recorder, Unversioned, V2
+from contract_events_for_tests import V2, AnyOrders, Orders, PlacedV2Recorder, Unversioned
 from pydantic import BaseModel
 
 from actors import check_contracts, contract
