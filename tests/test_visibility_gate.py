@@ -13,16 +13,25 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from visibility_for_tests import PriceChanged, PromiseMade, Shop
+from visibility_for_tests import PriceChanged, Pricing, PromiseMade, Shop
 from waiting import until
 
 from actors import Veto
 from actors._cli.stores import read_only
+from actors._events.validate import run_validator
+from actors._resource.calls import pack_calls, unpack_calls
 from actors._resource.validation import Gate, save_rules
 from actors._resource.verdicts import verdicts_folder, verdicts_of
 from actors.lowlevel import ResourceCore, WriteCall
 from policies import Latency, OnTimeout, VisibilityPolicy, VisibilityRule, WriteAuthority
-from runtime import SerialApplier, ValidatorFailedError, VetoedError, encode
+from runtime import (
+    InvalidArgumentError,
+    SerialApplier,
+    ValidatorFailedError,
+    VetoedError,
+    decode,
+    encode,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -266,3 +275,23 @@ def test_exactly_the_writes_every_validator_allowed_commit_gap_free(
     assert [r.op for r in records] == [op for op, _ in committed]
     assert core.state.get("promises", 0) == sum(op == "promise" for op, _ in committed)
     assert len(core.log.rejections()) == len(writes) - len(committed)
+
+
+def test_the_write_span_crosses_the_wire_and_a_forged_one_is_malformed() -> None:
+    made = call("promise", "A", 10)
+    (back,) = unpack_calls(pack_calls([made], "ab" * 8))
+    assert (back.parent_span, back.malformed) == ("ab" * 8, None)
+    wire = list(decode(pack_calls([made]))[0])
+    (untraced,) = unpack_calls(encode([wire[:12]]))  # from a writer before spans crossed
+    assert (untraced.parent_span, untraced.malformed) == ("", None)
+    for forged in ("zz" * 8, "ab" * 9, 7):
+        (bad,) = unpack_calls(encode([[*wire[:12], forged]]))
+        assert bad.malformed is not None, forged
+
+
+def test_a_validator_given_a_forged_trace_refuses_it_typed() -> None:
+    agent = Pricing()
+    payload = PromiseMade(sku="A", price=10).model_dump_json().encode()
+    for forged in ("t" * 32, ("t" * 32, "x"), ("T" * 32, ""), ["a" * 32, "b" * 16, "c"]):
+        with pytest.raises(InvalidArgumentError):
+            asyncio.run(run_validator(agent, "agent p", "PromiseMade", payload, forged))

@@ -304,8 +304,11 @@ class WriteSpan:
         self._span.__exit__(*exc)
 
     def pack(self, calls: list[WriteCall]) -> bytes:
-        """``calls``' wire form, stamped with this span as their parent."""
-        return pack_calls(calls, self._span.span_id)
+        """``calls``' wire form, stamped with this span as their parent when it is in
+        their trace (a driver's write outside any span of its trace opens a root of a
+        trace of its own: work under the call's trace cannot hang under it)."""
+        same = bool(calls) and self._span.trace_id == calls[0].trace_id
+        return pack_calls(calls, self._span.span_id if same else "")
 
     def note(self, results: list[WriteResult[Any]]) -> list[WriteResult[Any]]:
         """Add the last version, duplicates and refusals to the span; return ``results``."""
