@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from policies import Provenance
-from runtime import ConfigurationError, Envelope, UnknownEventTypeError
+from runtime import ConfigurationError, Envelope, InvalidArgumentError, UnknownEventTypeError
 
 from .._contracts import ContractId, check_stored, note_event_type
 from .emit import type_name
@@ -163,9 +163,12 @@ async def deliver(
     the report): the partition stops before it (docs/events.md, "Contracts").
 
     Raises:
+        InvalidArgumentError: ``batch`` is not a list of ``EventRecord`` (a forged call).
         UnknownEventTypeError: the batch holds a type ``specs`` has no handler for
             (nothing of the batch ran: a forged or misrouted call).
     """
+    if not (isinstance(batch, list) and all(isinstance(r, EventRecord) for r in batch)):
+        raise InvalidArgumentError(f"{where}: a delivery is a list of EventRecord"[:300])
     for record in batch:
         if record.type not in specs:
             raise UnknownEventTypeError(record.type, where)
