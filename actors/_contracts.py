@@ -16,7 +16,7 @@ of a contracted model speaks nothing until it is registered itself.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -40,6 +40,13 @@ class ContractId:
 
 
 _REGISTRY: dict[ContractId, type[BaseModel]] = {}
+_EVENT_TYPES: dict[str, type[BaseModel]] = {}  # by _where: the types handlers take as events
+
+
+def note_event_type(model: type[BaseModel]) -> None:
+    """Remember that ``model`` is taken as an event (``@subscribe``, ``@validate``,
+    ``Resource.emits``), for ``check_contracts``."""
+    _EVENT_TYPES[_where(model)] = model
 
 
 def contract(name: str, *, version: int) -> Callable[[M], M]:
@@ -104,6 +111,23 @@ def check_contract(expected: type[BaseModel] | None, message: Any, where: str) -
         raise mismatch
 
 
+def check_stored(expected: type[BaseModel], spoken: ContractId | None, where: str) -> None:
+    """Refuse a stored message (an event) that names the contract ``spoken`` at a
+    receiver declaring ``expected``. A stored message that names none (stored before
+    events named their contract, or of a class that speaks none) is like plain data:
+    validated as the receiver's model.
+
+    Raises:
+        ContractMismatchError: ``spoken`` is another contract or version than
+            ``expected`` speaks.
+    """
+    want = contract_of(expected)
+    if want is None or spoken is None or spoken == want:
+        return
+    got = spoken.version if spoken.name == want.name else None
+    raise ContractMismatchError(where, want.name, want.version, got)
+
+
 def contracts() -> dict[ContractId, type[BaseModel]]:
     """Every registered contract, by id (a copy)."""
     return dict(_REGISTRY)
@@ -141,11 +165,20 @@ class ContractReport:
 
 def check_contracts(
     registry: Mapping[ContractId, type[BaseModel]] | None = None,
+    *,
+    events: Iterable[type[BaseModel]] | None = None,
 ) -> ContractReport:
     """Check ``registry`` (default: every registered contract): each entry a pydantic
     model speaking its own id (no two versions of a name share a number), and report the
-    field changes between consecutive versions of each name."""
+    field changes between consecutive versions of each name.
+
+    Event types (default: every type a ``@subscribe`` or ``@validate`` handler names in
+    this process, and every type a resource's ``emits`` names once it wrote here) are
+    routed by class name, so for each that speaks a contract, every version of it must
+    have its class name (else a subscriber of one version never hears another and no
+    mismatch is reported), and no two contracts may share an event type name."""
     found = dict(_REGISTRY if registry is None else registry)
+    taken = list(_EVENT_TYPES.values()) if events is None else list(events)
     problems, models = [], {}
     for key, model in sorted(found.items()):
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
@@ -154,7 +187,29 @@ def check_contracts(
             problems.append(f"{key}: {_where(model)} speaks {contract_of(model)}")
         else:
             models[key] = model
+    problems.extend(_event_problems(models, taken))
     return ContractReport(tuple(problems), tuple(_changes(models)))
+
+
+def _event_problems(
+    found: Mapping[ContractId, type[BaseModel]], events: list[type[BaseModel]]
+) -> list[str]:
+    problems: list[str] = []
+    names: dict[str, str] = {}
+    for event in events:
+        spoken = contract_of(event)
+        if spoken is None:
+            continue
+        other = names.setdefault(event.__name__, spoken.name)
+        if other != spoken.name:
+            problems.append(f"event type {event.__name__} is both {other!r} and {spoken.name!r}")
+        for key, model in sorted(found.items()):
+            if key.name == spoken.name and model.__name__ != event.__name__:
+                problems.append(
+                    f"event {spoken}: {key} is class {model.__name__}, not {event.__name__}"
+                    " (events are routed by class name)"
+                )
+    return sorted(set(problems))
 
 
 def _changes(found: Mapping[ContractId, type[BaseModel]]) -> list[ContractChange]:

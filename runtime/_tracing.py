@@ -43,6 +43,16 @@ class _NoSpan:
     def set_attribute(self, key: str, value: str | int | float | bool) -> None:
         """Does nothing: tracing is off."""
 
+    @property
+    def span_id(self) -> str:
+        """``""``: no span is exported."""
+        return ""
+
+    @property
+    def trace_id(self) -> str:
+        """``""``: no span is exported."""
+        return ""
+
 
 _NO_SPAN = _NoSpan()
 _tracer: Any = None  # None: not decided yet; False: off; else an ``_otel_sdk.SdkTracer``
@@ -127,7 +137,8 @@ def span(
     trace; without, a child of the span around the caller (a root if there is none).
     The span is current inside the block, so spans opened there are its children. An
     exception leaving the block marks the span as an error. The object it yields has
-    ``set_attribute(key, value)``.
+    ``set_attribute(key, value)``, ``span_id`` and ``trace_id`` (``""`` when tracing is
+    off).
 
     Args:
         name: the span's name, e.g. ``"chat gpt-4o"``.
@@ -209,3 +220,14 @@ class _LiveSpan:
     def set_attribute(self, key: str, value: str | int | float | bool) -> None:
         """Set one attribute of the span."""
         self._span.set_attribute(key, value)
+
+    @property
+    def span_id(self) -> str:
+        """The span's 16-hex-digit id once entered (``""`` before), to hand to work it
+        causes in another process as its parent."""
+        return "" if self._span is None else f"{self._span.get_span_context().span_id:016x}"
+
+    @property
+    def trace_id(self) -> str:
+        """The span's 32-hex-digit trace id once entered (``""`` before)."""
+        return "" if self._span is None else f"{self._span.get_span_context().trace_id:032x}"

@@ -4,19 +4,32 @@ and the host policy's placement."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from events_for_tests import Restocked
+from pooled_events_for_tests import Hang, Watcher
 from supervised_agents import Done, Job, PairWorker, Worker
+from visibility_for_tests import PromiseMade
 from waiting import until
 
+from actors import Veto
 from actors._agent.agent import AgentRuntime
 from actors._agent.mailbox import Mailbox, MailboxClosedError
 from actors._agent.pool_host import PoolHost, describe
 from actors._agent.registry import AgentRegistry, TokenHolder
 from actors._agent.start import _check
+from actors.lowlevel import EventRecord
 from policies import HostPolicy
-from runtime import AgentGoneError, ConfigurationError, Envelope
+from runtime import (
+    AgentGoneError,
+    ConfigurationError,
+    Envelope,
+    InvalidArgumentError,
+    MalformedEventError,
+    UnknownEventTypeError,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -176,17 +189,63 @@ def test_the_tokens_of_many_replicas_are_issued_in_one_go(tmp_path: Path) -> Non
     registry.close()
 
 
-def test_an_agent_that_hears_events_cannot_be_pooled() -> None:
-    # The dispatcher and the validators reach a replica as its own Ray actor: refused
-    # before any token is issued or host started (registry and pool are never touched).
-    from events_for_tests import Recorder
+def _record(seq: int, sku: str) -> EventRecord:
+    payload = Restocked(sku=sku, qty=1, level=seq).model_dump_json().encode()
+    return EventRecord("stock", seq, f"stock:{seq}:0", seq, "Restocked", payload, "0" * 32,
+                       "system", "w", "t")  # fmt: skip
 
-    from actors._agent.start import AgentSetting, start_replicas
 
-    setting = AgentSetting(name="counter", namespace="ns", storage="/nonexistent", model=None,
-                           budget_policy=None)  # fmt: skip
-    with pytest.raises(ConfigurationError, match="@subscribe and @validate agents are dedicated"):
-        start_replicas(
-            Recorder, setting, replicas=1, placement="pooled", registry=None,  # type: ignore[arg-type]
-            pool=None, hosts=None, spawned=[],  # type: ignore[arg-type]
-        )  # fmt: skip
+def test_a_pooled_agent_hears_events_in_its_mailbox_and_validates_beside_it() -> None:
+    async def main() -> None:
+        host = PoolHost("agent-host:0", "plain-host", persist=False)
+        await host.add([(Watcher, _runtime("w", 0))])
+        report = await host.deliver("w:0", [_record(1, "a"), _record(2, "b")])
+        assert (report.done_upto, report.handled, report.error) == (2, 2, None)
+        assert host._cells["w:0"]._agent.seen == ["a", "b"]  # type: ignore[attr-defined]
+        wedged = asyncio.create_task(host.handle("w:0", Hang(), Envelope(trace_id="0" * 32)))
+        await until(lambda: _status(host)["w:0"]["running"] == 1, "its only slot is held")
+        late = asyncio.create_task(host.deliver("w:0", [_record(3, "c")]))
+        await until(lambda: _status(host)["w:0"]["waiting"] == 1, "the delivery waits its turn")
+        big = PromiseMade(sku="A", price=120).model_dump_json().encode()
+        verdict = await host.validate_event("w:0", "PromiseMade", big, ("0" * 32, ""))
+        assert verdict == Veto(reason="120 > 100")  # answered beside the wedged mailbox
+        assert await host.event_types("w:0") == {
+            "validate": ["PromiseMade"], "subscribe": ["Restocked"],
+        }  # fmt: skip
+        await host.restart("w:0")
+        for task in (wedged, late):
+            with pytest.raises((asyncio.CancelledError, AgentGoneError)):
+                await task
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda h: h.deliver("nobody:0", []), AgentGoneError),
+        (lambda h: h.deliver(["w:0"], []), AgentGoneError),
+        (lambda h: h.deliver("w:0", "garbage"), InvalidArgumentError),
+        (lambda h: h.deliver("w:0", [{"seq": 1}]), InvalidArgumentError),
+        (lambda h: h.validate_event("nobody:0", "PromiseMade", b"{}"), AgentGoneError),
+        (lambda h: h.validate_event("w:0", "Nope", b"{}"), UnknownEventTypeError),
+        (lambda h: h.validate_event("w:0", "PromiseMade", b"not json"), MalformedEventError),
+        (lambda h: h.validate_event("w:0", "PromiseMade", "text"), MalformedEventError),
+        (lambda h: h.event_types(None), AgentGoneError),
+    ],
+)
+def test_forged_calls_to_a_host_s_event_methods_are_typed_errors(
+    call: Callable[[PoolHost], Awaitable[object]], error: type[Exception]
+) -> None:
+    async def main() -> None:
+        host = PoolHost("agent-host:0", "plain-host", persist=False)
+        await host.add([(Watcher, _runtime("w", 0))])
+        with pytest.raises(error):
+            await call(host)
+        assert (await host.deliver("w:0", [_record(1, "a")])).handled == 1  # it serves on
+
+    asyncio.run(main())
+
+
+def test_an_agent_that_hears_events_may_be_pooled() -> None:
+    _check(Watcher, "pooled", None, 1)  # once refused: the dispatcher reaches it via its host

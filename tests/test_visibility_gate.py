@@ -4,6 +4,7 @@ stands in for the agents; tests/test_visibility_ray.py asks real ones)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -12,14 +13,25 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from visibility_for_tests import PriceChanged, PromiseMade, Shop
+from visibility_for_tests import PriceChanged, Pricing, PromiseMade, Shop
 from waiting import until
 
 from actors import Veto
+from actors._cli.stores import read_only
+from actors._events.validate import run_validator
+from actors._resource.calls import pack_calls, unpack_calls
 from actors._resource.validation import Gate, save_rules
+from actors._resource.verdicts import verdicts_folder, verdicts_of
 from actors.lowlevel import ResourceCore, WriteCall
 from policies import Latency, OnTimeout, VisibilityPolicy, VisibilityRule, WriteAuthority
-from runtime import SerialApplier, ValidatorFailedError, VetoedError, encode
+from runtime import (
+    InvalidArgumentError,
+    SerialApplier,
+    ValidatorFailedError,
+    VetoedError,
+    decode,
+    encode,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -44,11 +56,14 @@ class Asked:
     def __init__(self, replies: dict[str, Any]) -> None:
         self.replies = replies
         self.asked: list[tuple[str, str, bytes]] = []
+        self.traces: list[tuple[str, str]] = []
 
     async def __call__(
-        self, agent: str, replicas: int, event_type: str, payload: bytes, deadline_s: float
-    ) -> Veto | None:
+        self, agent: str, replicas: int, event_type: str, payload: bytes, deadline_s: float,
+        trace: tuple[str, str],
+    ) -> Veto | None:  # fmt: skip
         self.asked.append((agent, event_type, payload))
+        self.traces.append(trace)
         reply = self.replies.get(agent)
         if isinstance(reply, Exception):
             raise reply
@@ -120,6 +135,25 @@ def test_a_validator_without_a_verdict_follows_the_declared_rule(
     rules(tmp_path / "allow", OnTimeout.ALLOW)
     [[allowed]], open_ = run(tmp_path / "allow", ask, [[call("promise", "A", 10)]])
     assert allowed.error is None and open_.version == 1
+
+
+def test_each_verdict_is_stored_with_the_write_and_asked_under_its_span(tmp_path: Path) -> None:
+    rules(tmp_path)
+    ask = Asked({"pricing": Veto(reason="price is 12"), "support": None})
+    sent = dataclasses.replace(call("promise", "A", 10, key="k1"), parent_span="ab" * 8)
+    [[result]], _ = run(tmp_path, ask, [[sent]])
+    assert isinstance(result.error, VetoedError)
+    assert ask.traces == [("t" * 32, "ab" * 8)] * 2  # the validators' runs: children of it
+    with read_only(verdicts_folder(tmp_path) / "shop.sqlite") as conn:
+        stored = verdicts_of(conn, "t" * 32)
+    assert sorted((v["agent"], v["outcome"], v["detail"]) for v in stored) == [
+        ("pricing", "vetoed", "price is 12"),
+        ("support", "allowed", ""),
+    ]
+    assert {(v["resource"], v["op"], v["idem_key"], v["event_type"]) for v in stored} == {
+        ("shop", "promise", "k1", "PromiseMade")
+    }
+    assert all(v["duration_ms"] >= 0 for v in stored)
 
 
 def test_a_veto_outranks_a_failure(tmp_path: Path) -> None:
@@ -241,3 +275,23 @@ def test_exactly_the_writes_every_validator_allowed_commit_gap_free(
     assert [r.op for r in records] == [op for op, _ in committed]
     assert core.state.get("promises", 0) == sum(op == "promise" for op, _ in committed)
     assert len(core.log.rejections()) == len(writes) - len(committed)
+
+
+def test_the_write_span_crosses_the_wire_and_a_forged_one_is_malformed() -> None:
+    made = call("promise", "A", 10)
+    (back,) = unpack_calls(pack_calls([made], "ab" * 8))
+    assert (back.parent_span, back.malformed) == ("ab" * 8, None)
+    wire = list(decode(pack_calls([made]))[0])
+    (untraced,) = unpack_calls(encode([wire[:12]]))  # from a writer before spans crossed
+    assert (untraced.parent_span, untraced.malformed) == ("", None)
+    for forged in ("zz" * 8, "ab" * 9, 7):
+        (bad,) = unpack_calls(encode([[*wire[:12], forged]]))
+        assert bad.malformed is not None, forged
+
+
+def test_a_validator_given_a_forged_trace_refuses_it_typed() -> None:
+    agent = Pricing()
+    payload = PromiseMade(sku="A", price=10).model_dump_json().encode()
+    for forged in ("t" * 32, ("t" * 32, "x"), ("T" * 32, ""), ["a" * 32, "b" * 16, "c"]):
+        with pytest.raises(InvalidArgumentError):
+            asyncio.run(run_validator(agent, "agent p", "PromiseMade", payload, forged))

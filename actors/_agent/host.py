@@ -190,15 +190,20 @@ class AgentHost:
         return await self._ledger.outcome(span_id)
 
     @ray.method(concurrency_group=CONTROL_GROUP)
-    async def validate_event(self, event_type: str, payload: bytes) -> Veto | None:
-        """This agent's ``@validate`` answer (a ``Veto``, or None) on an event a write would emit (a
-        resource's call, before the write commits; docs/visibility.md).
+    async def validate_event(
+        self, event_type: str, payload: bytes, trace: Any = None
+    ) -> Veto | None:
+        """This agent's ``@validate`` answer (a ``Veto``, or None) on an event a write would
+        emit (a resource's call, before the write commits, with the write's trace id and
+        span id; docs/visibility.md).
 
         Raises:
             UnknownEventTypeError: no validator of ``event_type``.
             MalformedEventError: ``payload`` is not that event as JSON.
+            InvalidArgumentError: ``trace`` is not a (trace id, span id) pair.
         """
-        return await run_validator(self._agent, f"agent {self._runtime.name}", event_type, payload)
+        where = f"agent {self._runtime.name}"
+        return await run_validator(self._agent, where, event_type, payload, trace)
 
     @ray.method(concurrency_group=CONTROL_GROUP)
     async def event_types(self) -> dict[str, list[str]]:

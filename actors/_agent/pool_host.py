@@ -28,6 +28,9 @@ from ray import cloudpickle
 
 from runtime import AgentGoneError, Envelope, fix_mmap_threshold
 
+from .._events.store import EventRecord
+from .._events.subscribe import DeliveryReport
+from .._events.validate import Veto
 from .agent import Agent, AgentRuntime
 from .derived import Produced
 from .host import CONTROL_GROUP, AgentHost
@@ -152,6 +155,57 @@ class PoolHost:
             return await mailbox.run(lambda: cell.handle(message, envelope, marked=marked))
         except MailboxClosedError:
             raise AgentGoneError(f"agent:{key}", self._name) from None
+
+    async def deliver(self, key: str, batch: list[EventRecord]) -> DeliveryReport:
+        """Run committed events through agent ``key``'s ``@subscribe`` handlers, in its
+        mailbox (they are its work: a slot each delivery, in arrival order), as a
+        dedicated replica's ``deliver`` (the dispatcher's call).
+
+        Raises:
+            AgentGoneError: the agent is not (or no longer) on this host.
+            UnknownEventTypeError, InvalidArgumentError: as a dedicated replica's.
+        """
+        cell, mailbox = self._cell(key), self._mailboxes.get(key)
+        if mailbox is None:
+            raise AgentGoneError(f"agent:{key}", self._name)
+        try:
+            return await mailbox.run(lambda: cell.deliver(batch))
+        except MailboxClosedError:
+            raise AgentGoneError(f"agent:{key}", self._name) from None
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    async def validate_event(
+        self, key: str, event_type: str, payload: bytes, trace: Any = None
+    ) -> Veto | None:
+        """Agent ``key``'s ``@validate`` answer, in the control group and outside its
+        mailbox: a validator never waits behind the agent's own calls (one of which may be
+        the write it validates).
+
+        Raises:
+            AgentGoneError: the agent is not on this host.
+            UnknownEventTypeError, MalformedEventError, InvalidArgumentError: as a
+                dedicated replica's ``validate_event``.
+        """
+        validate: Any = self._cell(key).validate_event  # a plain method here, not a remote one
+        verdict: Veto | None = await validate(event_type, payload, trace)
+        return verdict
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    async def event_types(self, key: str) -> dict[str, list[str]]:
+        """The event types agent ``key`` validates and subscribes to.
+
+        Raises:
+            AgentGoneError: the agent is not on this host.
+        """
+        event_types: Any = self._cell(key).event_types  # a plain method here
+        found: dict[str, list[str]] = await event_types()
+        return found
+
+    def _cell(self, key: Any) -> AgentHost:
+        cell = self._cells.get(key) if isinstance(key, str) else None
+        if cell is None:
+            raise AgentGoneError(f"agent:{str(key)[:200]}", self._name)
+        return cell
 
     @ray.method(concurrency_group=CONTROL_GROUP)
     async def ping(self, key: str) -> dict[str, Any]:

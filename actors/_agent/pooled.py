@@ -1,7 +1,8 @@
 """Pooled agents as the rest of the system sees them: placed on hosts by the driver's
 ``HostPool``, and reached through a ``PooledReplica``, which answers the calls of a
-dedicated replica's actor handle (``handle``, ``ping``, ``outcome``, ``settle``) by
-calling its host with the agent's key. So the supervisor, the kill switch, ``AgentGroup``
+dedicated replica's actor handle (``handle``, ``ping``, ``outcome``, ``settle``, and the
+events' ``deliver``, ``validate_event``, ``event_types``) by calling its host with the
+agent's key. So the supervisor, the kill switch, ``AgentGroup``
 and the budget treat both placements alike, by the names ``agent:<name>:<i>``."""
 
 from __future__ import annotations
@@ -65,6 +66,18 @@ class PooledReplica:
     @property
     def outcome(self) -> _Bound:
         return _Bound(self.host.outcome, self.key)
+
+    @property
+    def deliver(self) -> _Bound:
+        return _Bound(self.host.deliver, self.key)
+
+    @property
+    def validate_event(self) -> _Bound:
+        return _Bound(self.host.validate_event, self.key)
+
+    @property
+    def event_types(self) -> _Bound:
+        return _Bound(self.host.event_types, self.key)
 
     @property
     def settle(self) -> _Bound:

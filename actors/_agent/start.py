@@ -11,8 +11,6 @@ import ray
 from policies import HostPolicy
 from runtime import ConfigurationError
 
-from .._events.subscribe import subscriptions
-from .._events.validate import validators
 from .agent import Agent, AgentRuntime
 from .pooled import HostPool
 from .registry import AgentRegistry
@@ -50,8 +48,7 @@ def start_replicas(
 
     Raises:
         ConfigurationError: an unknown placement, or ``hosts`` given with another
-            placement than pooled, or another policy than the pool's; a pooled agent
-            with ``@subscribe`` or ``@validate`` handlers.
+            placement than pooled, or another policy than the pool's.
         ValueError: fewer than one replica.
         StorageError: the registry could not issue the tokens.
     """
@@ -75,10 +72,6 @@ def start_replicas(
 
 
 def _check(cls: type, placement: str, hosts: HostPolicy | None, replicas: int) -> None:
-    if placement == "pooled" and (subscriptions(cls) or validators(cls)):
-        # the events dispatcher and the validators reach a replica as the Ray actor
-        # ``agent:<name>:<i>``, which a pooled agent is not
-        raise ConfigurationError(f"{cls.__name__}: @subscribe and @validate agents are dedicated")
     if placement not in PLACEMENTS:
         raise ConfigurationError(f"placement must be one of {PLACEMENTS}, not {placement!r}")
     if hosts is not None and placement != "pooled":

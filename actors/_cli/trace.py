@@ -8,8 +8,10 @@ resource's writes (with the before/after of each key they changed) and refused
 attempts; and the budget's log of the trace's run (each allowance granted to an agent
 for a model, and the tokens, cost and calls settled against it); and each model call an
 agent made (model, input and output tokens, duration, outcome), from the replicas'
-``model_calls`` stores. Writes, refusals and model calls hang under the subtask whose
-task made them (a write's idempotency key starts with its id; a call stores it); budget
+``model_calls`` stores; and each within-transaction validator's verdict on a write (from
+the resources' ``validations`` stores). Writes, refusals, verdicts and model calls hang
+under the subtask whose task made them (a write's idempotency key starts with its id; a
+call stores it); budget
 entries hang under the trace.
 """
 
@@ -23,6 +25,7 @@ from typing import Any
 from runtime import ConfigurationError, Location
 
 from .._agent.model_calls import calls_folder
+from .._resource.verdicts import verdicts_folder, verdicts_of
 from .log import write_text
 from .output import emit
 from .stores import cli_root, log_records, read_only, rejections_of, resource_names, store_names
@@ -190,6 +193,18 @@ def _model_call_items(root: Location, trace: str) -> list[Item]:
     return items
 
 
+def _verdict_items(root: Location, trace: str) -> list[Item]:
+    items: list[Item] = []
+    for name in store_names(verdicts_folder(root)):
+        with read_only(verdicts_folder(root) / f"{name}.sqlite") as conn:
+            verdicts = verdicts_of(conn, trace)
+        for verdict in verdicts:
+            del verdict["seq"], verdict["trace_id"]
+            subtask = _task_of(verdict["idem_key"])
+            items.append({**verdict, "kind": "validated", "subtask": subtask})
+    return items
+
+
 # -- assembling and rendering ------------------------------------------------------------
 
 
@@ -214,7 +229,7 @@ def collect(root: Location, trace: str | None, subtask: str | None = None) -> di
         trace = _trace_of(root, subtask)
     subtasks, items = _supervisor_items(root, trace)
     items += _resource_items(root, trace) + _budget_items(root, trace)
-    items += _model_call_items(root, trace)
+    items += _model_call_items(root, trace) + _verdict_items(root, trace)
     for item in items:
         if item["subtask"] not in subtasks:
             item["subtask"] = None  # a driver's write, or a task the supervisor did not run
@@ -268,6 +283,8 @@ def describe(item: Item) -> str:
         )
     if kind == "refused":
         return f"refused {item['resource']} {item['op']} by {item['writer']}: {item['reason']}"
+    if kind == "validated":
+        return _verdict_text(item)
     if kind == "model call":
         outcome = "" if item["outcome"] == "ok" else f", failed: {item['outcome']}"
         return (
@@ -279,6 +296,14 @@ def describe(item: Item) -> str:
         return _budget_text(item)
     rest = {k: v for k, v in item.items() if k not in ("at", "kind", "subtask")}
     return f"{kind} {json.dumps(rest, sort_keys=True, default=str)}"
+
+
+def _verdict_text(item: Item) -> str:
+    detail = f": {item['detail']}" if item["detail"] else ""
+    return (
+        f"validated {item['event_type']} of {item['resource']} {item['op']} by "
+        f"{item['agent']}: {item['outcome']}{detail} ({item['duration_ms']:.1f} ms)"
+    )
 
 
 def _budget_text(item: Item) -> str:

@@ -19,6 +19,8 @@ from pydantic import BaseModel
 
 from runtime import EmitOutsideWriteError, MalformedEventError, UnknownEventTypeError
 
+from .._contracts import check_contract, contract_of, note_event_type
+
 if TYPE_CHECKING:
     from .._resource.store import LogRecord
 
@@ -32,21 +34,28 @@ def type_name(event_type: type[BaseModel]) -> str:
     return event_type.__name__
 
 
+Collected = tuple[str, bytes, str, int]
+"""An event the write emitted: (type name, JSON payload, contract name, contract
+version); ``("", 0)`` for a type that speaks no contract."""
+
+
 @dataclass(slots=True)
 class Emitted:
-    """What the write being applied has emitted so far: (type name, JSON payload)."""
+    """What the write being applied has emitted so far."""
 
     resource: str
-    allowed: frozenset[str]
-    events: list[tuple[str, bytes]] = field(default_factory=list)
+    allowed: dict[str, type[BaseModel]]
+    events: list[Collected] = field(default_factory=list)
 
 
 _current: ContextVar[Emitted | None] = ContextVar("agentcast_emitting", default=None)
 
 
 @functools.lru_cache(maxsize=256)
-def _allowed(emits: tuple[type[BaseModel], ...]) -> frozenset[str]:
-    return frozenset(type_name(t) for t in emits)
+def _allowed(emits: tuple[type[BaseModel], ...]) -> dict[str, type[BaseModel]]:
+    for declared in emits:
+        note_event_type(declared)
+    return {type_name(t): t for t in emits}
 
 
 class collecting:
@@ -75,6 +84,9 @@ def emit(event: BaseModel) -> None:
         MalformedEventError: not a pydantic model, unserializable, or above
             ``MAX_EVENT_BYTES``.
         UnknownEventTypeError: the resource declares ``emits`` without this type.
+        ContractMismatchError: the declared type of that name speaks a contract, and
+            ``event`` speaks another version of it (or none): a model that fails its
+            contract is never stored under it.
     """
     name = type_name(type(event)) if isinstance(event, BaseModel) else type(event).__name__
     emitted = _current.get()
@@ -84,18 +96,22 @@ def emit(event: BaseModel) -> None:
         raise MalformedEventError(name, "an event is a pydantic model instance")
     if emitted.allowed and name not in emitted.allowed:
         raise UnknownEventTypeError(name, f"resource {emitted.resource}")
+    if emitted.allowed:
+        check_contract(emitted.allowed[name], event, f"resource {emitted.resource}: emit {name}")
     try:
         payload = event.model_dump_json().encode()
     except Exception as error:  # pydantic raises several kinds for unserializable fields
         raise MalformedEventError(name, f"does not serialize: {error}") from error
     if len(payload) > MAX_EVENT_BYTES:
         raise MalformedEventError(name, f"{len(payload)} bytes > {MAX_EVENT_BYTES}")
-    emitted.events.append((name, payload))
+    spoken = contract_of(event)
+    emitted.events.append((name, payload, *((spoken.name, spoken.version) if spoken else ("", 0))))
 
 
-EventRow = tuple[str, int, str, bytes, str, str, str, str]
-"""(event_id, version, type, payload, trace_id, provenance, writer, at): a row to store;
-the sequence number is assigned by the store in the commit."""
+EventRow = tuple[str, int, str, bytes, str, str, str, str, str, int]
+"""(event_id, version, type, payload, trace_id, provenance, writer, at, contract,
+contract_version): a row to store; the sequence number is assigned by the store in the
+commit."""
 
 
 def event_rows(record: LogRecord, emitted: Emitted) -> list[EventRow]:
@@ -105,6 +121,6 @@ def event_rows(record: LogRecord, emitted: Emitted) -> list[EventRow]:
     version, resource = record.version, emitted.resource
     shared = (record.trace_id, record.provenance, record.writer, record.at)
     return [
-        (f"{resource}:{version}:{i}", version, name, payload, *shared)
-        for i, (name, payload) in enumerate(emitted.events)
+        (f"{resource}:{version}:{i}", version, name, payload, *shared, contract, contract_version)
+        for i, (name, payload, contract, contract_version) in enumerate(emitted.events)
     ]

@@ -52,11 +52,26 @@ CREATE TABLE IF NOT EXISTS events(
 CREATE INDEX IF NOT EXISTS events_trace ON events(trace_id, seq);
 CREATE TABLE IF NOT EXISTS events_trimmed(id INTEGER PRIMARY KEY, upto INTEGER NOT NULL);
 """
-_COLUMNS = "seq, event_id, version, type, payload, trace_id, provenance, writer, at"
+_CONTRACT_COLUMNS = {
+    "contract": "TEXT NOT NULL DEFAULT ''",
+    "contract_version": "INTEGER NOT NULL DEFAULT 0",
+}
+_BASE = "seq, event_id, version, type, payload, trace_id, provenance, writer, at"
+_COLUMNS = f"{_BASE}, contract, contract_version"
 _INSERT = (
-    "INSERT INTO events(event_id, version, type, payload, trace_id, provenance, writer, at) "
-    "VALUES(?,?,?,?,?,?,?,?)"
+    "INSERT INTO events(event_id, version, type, payload, trace_id, provenance, writer, at, "
+    "contract, contract_version) VALUES(?,?,?,?,?,?,?,?,?,?)"
 )
+
+
+def migrate(conn: Connection) -> None:
+    """Add the contract columns to an events table made before they existed (every
+    table goes through here; idempotent): its old rows read as unversioned (``""``,
+    0)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+    for column, declared in _CONTRACT_COLUMNS.items():
+        if column not in have:
+            conn.execute(f"ALTER TABLE events ADD COLUMN {column} {declared}")
 
 
 def insert(conn: Connection, rows: Sequence[EventRow]) -> None:
@@ -78,6 +93,9 @@ class EventRecord:
         payload: the event, as JSON.
         trace_id: the trace of the write. provenance: the write's mark.
         writer: who wrote. at: when the write committed (ISO 8601, UTC).
+        contract, contract_version: the contract the event's class spoke when it was
+            emitted (``@contract(name, version=)``); ``""`` and 0: none (or stored
+            before events named their contract).
     """
 
     resource: str
@@ -90,6 +108,8 @@ class EventRecord:
     provenance: str
     writer: str
     at: str
+    contract: str = ""
+    contract_version: int = 0
 
     def model(self, cls: builtins.type[M]) -> M:
         """The event as ``cls``.
@@ -139,7 +159,11 @@ class EventLog:
             wanted = sorted(set(types))
             sql += f" AND type IN ({','.join('?' * len(wanted))})"
             params.extend(wanted)
-        rows = self._read(sql + " ORDER BY seq LIMIT ?", [*params, limit])
+        try:
+            rows = self._read(sql + " ORDER BY seq LIMIT ?", [*params, limit])
+        except _OldTable:  # not yet migrated by its resource: unversioned events
+            old = sql.replace(_COLUMNS, _BASE, 1)
+            rows = self._read(old + " ORDER BY seq LIMIT ?", [*params, limit])
         return [EventRecord(self.resource, *row) for row in rows]
 
     def last_seq(self) -> int:
@@ -155,9 +179,16 @@ class EventLog:
         try:
             return list(self._conn.execute(sql, params).fetchall())
         except DatabaseErrors as error:
-            if "no such table" in str(error) or "does not exist" in str(error):
+            text = str(error)
+            if "no such column: contract" in text or 'column "contract" does not exist' in text:
+                raise _OldTable from error
+            if "no such table" in text or "does not exist" in text:
                 return []  # a resource store from before events existed: no events yet
             raise StorageError(f"reading events of {self.path} failed: {error}") from error
+
+
+class _OldTable(StorageError):
+    """An events table its resource has not migrated yet (``migrate``)."""
 
 
 def trim(conn: Connection, upto: int, before: str, limit: int) -> int:

@@ -18,8 +18,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from policies import Provenance
-from runtime import ConfigurationError, Envelope, UnknownEventTypeError
+from runtime import ConfigurationError, Envelope, InvalidArgumentError, UnknownEventTypeError
 
+from .._contracts import ContractId, check_stored, note_event_type
 from .emit import type_name
 from .store import EventRecord
 
@@ -46,6 +47,8 @@ def subscribe(event_type: type[BaseModel], *, where: Where | None = None) -> Cal
         raise ConfigurationError(f"@subscribe takes a pydantic model class, not {event_type!r}")
     if where is not None and not callable(where):
         raise ConfigurationError(f"where must be callable, not {where!r}")
+
+    note_event_type(event_type)
 
     def mark(fn: F) -> F:
         setattr(fn, _SUBSCRIBE_ATTR, (event_type, where))
@@ -125,6 +128,11 @@ def event_envelope(group: str, record: EventRecord) -> Envelope:
     )
 
 
+def spoken(record: EventRecord) -> ContractId | None:
+    """The contract ``record`` was stored under, or None."""
+    return ContractId(record.contract, record.contract_version) if record.contract else None
+
+
 Runner = Callable[[Subscription, BaseModel, Envelope], typing.Awaitable[None]]
 
 
@@ -150,12 +158,17 @@ async def deliver(
     run: Runner,
 ) -> DeliveryReport:  # fmt: skip
     """Run ``batch`` in order through ``run`` (which calls the handler under the
-    envelope); stop at the first failure.
+    envelope); stop at the first failure. An event whose stored contract version is not
+    the one the handler's model speaks is such a failure (``ContractMismatchError`` in
+    the report): the partition stops before it (docs/events.md, "Contracts").
 
     Raises:
+        InvalidArgumentError: ``batch`` is not a list of ``EventRecord`` (a forged call).
         UnknownEventTypeError: the batch holds a type ``specs`` has no handler for
             (nothing of the batch ran: a forged or misrouted call).
     """
+    if not (isinstance(batch, list) and all(isinstance(r, EventRecord) for r in batch)):
+        raise InvalidArgumentError(f"{where}: a delivery is a list of EventRecord"[:300])
     for record in batch:
         if record.type not in specs:
             raise UnknownEventTypeError(record.type, where)
@@ -163,6 +176,7 @@ async def deliver(
     for record in batch:
         spec = specs[record.type]
         try:
+            check_stored(spec.event_type, spoken(record), f"{where}: {spec.name}")
             event = record.model(spec.event_type)
             if spec.where is None or spec.where(event):
                 await run(spec, event, event_envelope(group, record))

@@ -13,17 +13,29 @@ one it validates, and the validator would miss its deadline).
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from runtime import ConfigurationError, MalformedEventError, UnknownEventTypeError
+from runtime import (
+    ConfigurationError,
+    Envelope,
+    InvalidArgumentError,
+    MalformedEventError,
+    UnknownEventTypeError,
+    new_span_id,
+    span,
+)
 
+from .._contracts import note_event_type
 from .emit import type_name
 
 F = TypeVar("F", bound=Callable[..., Any])
+_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+_SPAN_ID = re.compile(r"^(?:[0-9a-f]{16})?$")  # "": the writer did not trace
 _VALIDATE_ATTR = "__agentcast_validate__"
 _CACHE_ATTR = "__agentcast_validators__"
 
@@ -50,6 +62,8 @@ def validate(event_type: type[BaseModel]) -> Callable[[F], F]:
     """
     if not (isinstance(event_type, type) and issubclass(event_type, BaseModel)):
         raise ConfigurationError(f"@validate takes a pydantic model class, not {event_type!r}")
+
+    note_event_type(event_type)
 
     def mark(fn: F) -> F:
         setattr(fn, _VALIDATE_ATTR, event_type)
@@ -94,14 +108,18 @@ def validators(cls: type) -> dict[str, Validator]:
     return found
 
 
-async def run_validator(agent: Any, where: str, event_type: str, payload: bytes) -> Veto | None:
+async def run_validator(
+    agent: Any, where: str, event_type: str, payload: bytes, trace: Any = None
+) -> Veto | None:
     """Run ``agent``'s validator of ``event_type`` on the JSON ``payload``: its
-    ``Veto``, or None (it allows).
+    ``Veto``, or None (it allows). ``trace`` is the write's (trace id, span id): the run
+    is a span ``agentcast.validate <type>``, a child of the write's span, with the verdict.
 
     Raises:
         UnknownEventTypeError: the agent has no validator of that type (a forged or
             misrouted call).
         MalformedEventError: the payload does not validate as the validator's model.
+        InvalidArgumentError: ``trace`` is not a (trace id, span id or "") pair.
         Exception: whatever the validator raised; the resource applies ``on_timeout``.
     """
     spec = validators(type(agent)).get(event_type) if isinstance(event_type, str) else None
@@ -113,5 +131,33 @@ async def run_validator(agent: Any, where: str, event_type: str, payload: bytes)
         event = spec.event_type.model_validate_json(payload)
     except ValueError as error:
         raise MalformedEventError(event_type, str(error)[:500]) from error
-    verdict: Veto | None = await spec.fn(agent, event)
+    attributes = {"agentcast.event_type": event_type, "agentcast.validator": where}
+    name = f"agentcast.validate {event_type}"
+    with span(name, envelope=_parent(trace), attributes=attributes) as run:
+        verdict: Veto | None = await spec.fn(agent, event)
+        run.set_attribute("agentcast.verdict", _verdict_text(verdict))
     return verdict  # anything else is the resource's to judge: a ``bad_verdict`` failure
+
+
+def _parent(trace: Any) -> Envelope | None:
+    """The envelope whose span the validator's run is a child of (None: no trace given).
+
+    Raises:
+        InvalidArgumentError: not a pair of a trace id and a span id (or ``""``).
+    """
+    if trace is None:
+        return None
+    if not (isinstance(trace, (tuple, list)) and len(trace) == 2):
+        raise InvalidArgumentError(f"a validation's trace is (trace id, span id): {trace!r}"[:300])
+    trace_id, span_id = trace
+    if not (isinstance(trace_id, str) and _TRACE_ID.match(trace_id)):
+        raise InvalidArgumentError(f"a trace id is 32 hex digits, not {trace_id!r}"[:300])
+    if not (isinstance(span_id, str) and _SPAN_ID.match(span_id)):
+        raise InvalidArgumentError(f"a span id is 16 hex digits or '', not {span_id!r}"[:300])
+    return Envelope(trace_id=trace_id, span_id=span_id or new_span_id())
+
+
+def _verdict_text(verdict: Any) -> str:
+    if verdict is None:
+        return "allowed"
+    return f"vetoed: {verdict.reason}"[:500] if isinstance(verdict, Veto) else "bad_verdict"

@@ -22,14 +22,16 @@ def check_subscribers(policy: VisibilityPolicy, namespace: str) -> dict[str, int
         UnknownSubscriberError: the first rule (by event type name) naming an agent
             that is not running or has no such handler.
     """
+    from .._agent.group import replicas_of
+
     replicas: dict[str, list[Any]] = {}
-    for actor_name, actor in sorted(named_actors(namespace, "agent:").items()):
-        _, agent, _replica = actor_name.split(":", 2)
-        replicas.setdefault(agent, []).append(actor)
     handled: dict[str, dict[str, list[str]]] = {}
     for event_type, rule in sorted(policy.rules.items()):
         for agent in rule.notify:
-            if agent not in replicas:
+            if agent not in replicas:  # dedicated and pooled: a pooled one through its host
+                found = replicas_of(namespace, agent)
+                replicas[agent] = [found[name] for name in sorted(found)]
+            if not replicas[agent]:
                 raise UnknownSubscriberError(event_type, agent, "is not a running agent")
             if agent not in handled:
                 handled[agent] = ray.get(replicas[agent][0].event_types.remote())

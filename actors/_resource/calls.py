@@ -45,7 +45,10 @@ class WriteCall:
     ``provenance`` is the mark the writer claims (``actors._resource.provenance``).
     ``briefed`` holds the decision-log versions of the task that made it, stamped where
     the call is made (``briefing.py``); ``latest`` is what the resource host learned from
-    the decision log before the write was applied, never sent (``freshness.py``). ``malformed``
+    the decision log before the write was applied, never sent (``freshness.py``).
+    ``parent_span`` is the span id of the caller's write span (``""`` when it does not
+    trace), stamped when the batch is packed: within-transaction validators run as its
+    children (``validation.py``). ``malformed``
     says why a call's wire form was not what a handle sends (its other fields are then
     printable stand-ins, for the audit).
     """
@@ -64,6 +67,7 @@ class WriteCall:
     provenance: Provenance = Provenance.UNVERIFIED_AGENT
     briefed: tuple[tuple[str, int], ...] = field(default_factory=briefed_now)
     latest: Heads | None = None
+    parent_span: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +118,8 @@ def error_payload(error: BaseException, resource: str, op: str) -> BaseException
     return error
 
 
-def pack_calls(calls: list[WriteCall]) -> bytes:
-    """The wire form of a batch of writes."""
+def pack_calls(calls: list[WriteCall], parent_span: str = "") -> bytes:
+    """The wire form of a batch of writes, made under the span ``parent_span``."""
     return encode(
         [
             (
@@ -131,6 +135,7 @@ def pack_calls(calls: list[WriteCall]) -> bytes:
                 c.constraints,
                 c.provenance.value,
                 [list(pair) for pair in c.briefed],
+                parent_span or c.parent_span,
             )
             for c in calls
         ]
@@ -154,14 +159,16 @@ _WIRE_TYPES: tuple[tuple[str, tuple[type, ...]], ...] = (
     ("op", (str,)), ("args", (bytes,)), ("writer", (str,)), ("writer_epoch", (int,)),
     ("idem_key", (str,)), ("trace_id", (str,)), ("expected_version", (int, type(None))),
     ("token", (str,)), ("leases", (list,)), ("constraints", (bytes,)), ("provenance", (str,)),
-    ("briefed", (list,)),
+    ("briefed", (list,)), ("parent_span", (str,)),
 )  # fmt: skip
-_UNBRIEFED = len(_WIRE_TYPES) - 1  # a call without its briefing: briefed on nothing
+_UNBRIEFED = len(_WIRE_TYPES) - 2  # a call without its briefing: briefed on nothing
+_UNTRACED = len(_WIRE_TYPES) - 1  # a call without its parent span: a root of its trace
+_SPAN_ID = re.compile(r"^(?:[0-9a-f]{16})?$")
 _MARKS = frozenset(Provenance)
 
 
 def _checked_call(fields: Any) -> WriteCall:
-    if not isinstance(fields, list) or len(fields) not in (_UNBRIEFED, len(_WIRE_TYPES)):
+    if not isinstance(fields, list) or len(fields) not in (_UNBRIEFED, _UNTRACED, len(_WIRE_TYPES)):
         return _malformed([], f"a write must be {len(_WIRE_TYPES)} fields")
     for value, (name, types) in zip(fields, _WIRE_TYPES, strict=False):
         if not isinstance(value, types) or isinstance(value, bool):
@@ -177,11 +184,14 @@ def _checked_call(fields: Any) -> WriteCall:
         briefed = checked_briefing(fields[11] if len(fields) > _UNBRIEFED else ())
     except InvalidArgumentError as error:
         return _malformed(fields, str(error))
+    parent = fields[12] if len(fields) > _UNTRACED else ""
+    if not _SPAN_ID.match(parent):
+        return _malformed(fields, f"parent_span {parent[:40]!r} is not a span id")
     op, args, writer, epoch, key, trace, expected, token = fields[:8]
     mark = Provenance(fields[10])
     return WriteCall(
         op, args, writer, epoch, key, trace, expected, token, leases, fields[9], None, mark,
-        briefed,
+        briefed, parent_span=parent,
     )  # fmt: skip
 
 
@@ -292,6 +302,13 @@ class WriteSpan:
 
     def __exit__(self, *exc: Any) -> None:
         self._span.__exit__(*exc)
+
+    def pack(self, calls: list[WriteCall]) -> bytes:
+        """``calls``' wire form, stamped with this span as their parent when it is in
+        their trace (a driver's write outside any span of its trace opens a root of a
+        trace of its own: work under the call's trace cannot hang under it)."""
+        same = bool(calls) and self._span.trace_id == calls[0].trace_id
+        return pack_calls(calls, self._span.span_id if same else "")
 
     def note(self, results: list[WriteResult[Any]]) -> list[WriteResult[Any]]:
         """Add the last version, duplicates and refusals to the span; return ``results``."""

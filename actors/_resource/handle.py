@@ -40,7 +40,6 @@ from .calls import (
     WriteSpan,
     keyword_args,
     listed_args,
-    pack_calls,
     unpack_results,
 )
 from .constraints import carried
@@ -178,7 +177,7 @@ class ResourceCalls:
     ) -> Plan[list[WriteResult[Any]]]:
         calls = [self._stamp(w, described.max_payload) for w in writes]
         with WriteSpan(self.name, calls) as traced:  # the whole write, retries included
-            sent = yield from self._call(partial(self.actor.submit.remote, pack_calls(calls)))
+            sent = yield from self._call(partial(self.actor.submit.remote, traced.pack(calls)))
             return traced.note(unpack_results(sent))
 
     def _read(

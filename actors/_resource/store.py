@@ -175,6 +175,7 @@ class ResourceLog:
         self._conn = connect(self.path, durability)
         self._conn.executescript(_SCHEMA + fencing.SCHEMA + events.SCHEMA)
         migrate(self._conn)
+        events.migrate(self._conn)
 
     def close(self) -> None:
         self._conn.close()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,27 +32,29 @@ import ray
 
 from policies import OnTimeout, VisibilityPolicy
 from runtime import (
-    ConfigurationError,
+    Clock,
     DatabaseErrors,
     Location,
     StorageError,
     ValidatorFailedError,
     VetoedError,
     VisibilityError,
-    agent_actor_name,
     connect,
     connect_read_only,
     counter,
-    lookup,
     transaction,
 )
 
 from .._events.emit import collecting, type_name
 from .._events.validate import Veto
+from .asking import RayValidators
 from .batch import Refused, rejection_of
 from .calls import WriteCall, WriteResult, decode_arguments
 from .core import ResourceCore
 from .state_view import StateView
+from .verdicts import VerdictLog
+
+_log = logging.getLogger(__name__)
 
 VISIBILITY_STORE = "visibility.sqlite"
 """Where ``Visibility.enforce`` leaves the within-transaction rules for every resource
@@ -132,51 +135,13 @@ def load_rules(root: Location) -> tuple[dict[str, GateRule], dict[str, int]]:
         raise StorageError(f"unreadable visibility rules {path}: {error}") from error
 
 
-Ask = Callable[[str, int, str, bytes, float], Awaitable[Veto | None]]
-"""``(agent, replicas, event_type, payload, deadline_s) -> Veto | None``; raises
+Trace = tuple[str, str]
+"""The write's trace id and its span id (``""`` when the writer did not trace): a
+validator's run is a child of that span."""
+
+Ask = Callable[[str, int, str, bytes, float, Trace], Awaitable[Veto | None]]
+"""``(agent, replicas, event_type, payload, deadline_s, trace) -> Veto | None``; raises
 ``ValidatorFailedError`` (its resource left empty) for no verdict."""
-
-
-class RayValidators:
-    """Asks an agent's replicas, in turn, for a verdict (the first that answers)."""
-
-    def __init__(self, namespace: str) -> None:
-        self._namespace = namespace
-        self._actors: dict[tuple[str, int], Any] = {}
-
-    async def __call__(
-        self, agent: str, replicas: int, event_type: str, payload: bytes, deadline_s: float
-    ) -> Veto | None:
-        failure = ("died", "no replica is running")
-        for i in range(max(replicas, 1)):
-            for fresh in (False, True):  # a replica restarted under its name: look it up again
-                actor = self._actor(agent, i, fresh)
-                if actor is None:
-                    break
-                try:  # the gate bounds the whole question by the rule's deadline
-                    verdict = await actor.validate_event.remote(event_type, payload)
-                except ray.exceptions.RayActorError as error:
-                    failure = ("died", str(error).splitlines()[0][:300])
-                    continue
-                except Exception as error:
-                    detail = f"{type(error).__name__}: {str(error).splitlines()[-1][:300]}"
-                    raise ValidatorFailedError("", event_type, agent, "raised", detail) from error
-                if verdict is not None and not isinstance(verdict, Veto):
-                    bad = type(verdict).__name__
-                    raise ValidatorFailedError("", event_type, agent, "bad_verdict", bad)
-                return verdict
-        raise ValidatorFailedError("", event_type, agent, *failure)
-
-    def _actor(self, agent: str, replica: int, fresh: bool) -> Any:
-        key = (agent, replica)
-        if fresh:
-            self._actors.pop(key, None)
-        if key not in self._actors:
-            try:
-                self._actors[key] = lookup(agent_actor_name(agent, replica), self._namespace)
-            except ConfigurationError:
-                return None
-        return self._actors[key]
 
 
 def dry_run(core: ResourceCore, call: WriteCall, gated: Sequence[str]) -> list[tuple[str, bytes]]:
@@ -202,7 +167,7 @@ def dry_run(core: ResourceCore, call: WriteCall, gated: Sequence[str]) -> list[t
         return []  # it raises: the applier refuses it with its error
     finally:
         view.undo()
-    return [(name, payload) for name, payload in emitted.events if name in gated]
+    return [(name, payload) for name, payload, *_ in emitted.events if name in gated]
 
 
 class Gate:
@@ -227,6 +192,7 @@ class Gate:
         self._ask = ask
         self._rules: dict[str, GateRule] | None = None
         self._replicas: dict[str, int] = {}
+        self._verdicts_log: VerdictLog | None = None
 
     def reload(self) -> None:
         """Read the stored rules again (``Visibility.enforce`` stored new ones).
@@ -262,7 +228,7 @@ class Gate:
             core = open_core()
             for call in calls:  # each judged on the state the one before it left
                 events = dry_run(core, call, list(rules))
-                refusal = await self._verdicts(rules, events) if events else None
+                refusal = await self._verdicts(rules, events, call, core._clock) if events else None
                 if refusal is None:
                     results.extend(apply_alone(pending([call])))
                 else:
@@ -270,39 +236,58 @@ class Gate:
         return results
 
     async def _verdicts(
-        self, rules: dict[str, GateRule], events: list[tuple[str, bytes]]
-    ) -> VisibilityError | None:
+        self, rules: dict[str, GateRule], events: list[tuple[str, bytes]], call: WriteCall,
+        clock: Clock,
+    ) -> VisibilityError | None:  # fmt: skip
         """The error refusing the write (the first veto, else the first failure of a
-        validator whose rule fails closed), or None: it may commit."""
+        validator whose rule fails closed), or None: it may commit. Each answer is
+        stored for ``agentcast trace`` (``verdicts.VerdictLog``)."""
         asks, plan = [], []
         ask = self._ask or RayValidators(self._namespace or ray.get_runtime_context().namespace)
         self._ask = ask
+        trace = (call.trace_id, call.parent_span)  # the validator's run: a child of the write
         for event_type, payload in events:
             rule = rules[event_type]
             for agent in rule.notify:
                 replicas = self._replicas.get(agent, 1)
-                question = ask(agent, replicas, event_type, payload, rule.deadline_s)
-                asks.append(asyncio.wait_for(question, rule.deadline_s))
+                question = ask(agent, replicas, event_type, payload, rule.deadline_s, trace)
+                asks.append(_timed(clock, question, rule.deadline_s))
                 plan.append((event_type, agent, rule))
-        answers = await asyncio.gather(*asks, return_exceptions=True)
+        answers = await asyncio.gather(*asks)
         refusals: list[VisibilityError] = []
-        for (event_type, agent, rule), answer in zip(plan, answers, strict=True):
-            outcome, error = self._judge(event_type, agent, rule, answer)
+        rows = []
+        for (event_type, agent, rule), (answer, ms) in zip(plan, answers, strict=True):
+            outcome, detail, error = self._judge(event_type, agent, rule, answer)
             _count(self._name, event_type, outcome)
+            rows.append(self._row(call, clock, (event_type, agent, outcome, detail, ms)))
             if error is not None:
                 refusals.append(error)
+        self._record(clock, rows)
         vetoes: list[VisibilityError] = [e for e in refusals if isinstance(e, VetoedError)]
         first = vetoes or refusals
         return first[0] if first else None
 
+    def _row(self, call: WriteCall, clock: Clock, verdict: tuple[Any, ...]) -> tuple[Any, ...]:
+        at = clock.now().timestamp()
+        return (at, call.trace_id, call.idem_key, self._name, call.op, *verdict)
+
+    def _record(self, clock: Clock, rows: list[tuple[Any, ...]]) -> None:
+        if self._verdicts_log is None:
+            self._verdicts_log = VerdictLog(self._root, self._name, clock)
+        try:
+            self._verdicts_log.add(rows)
+        except StorageError as error:  # observability: the write's fate does not hang on it
+            _log.warning("resource %s: verdicts not stored: %s", self._name, error)
+
     def _judge(
         self, event_type: str, agent: str, rule: GateRule, answer: Any
-    ) -> tuple[str, VisibilityError | None]:
-        """(the outcome's metric label, the error refusing the write or None)."""
+    ) -> tuple[str, str, VisibilityError | None]:
+        """(the outcome's metric label, its detail, the error refusing the write or None)."""
         if answer is None:
-            return "allowed", None
+            return "allowed", "", None
         if isinstance(answer, Veto):
-            return "vetoed", VetoedError(self._name, event_type, agent, answer.reason[:2000])
+            reason = answer.reason[:2000]
+            return "vetoed", reason, VetoedError(self._name, event_type, agent, reason)
         if isinstance(answer, ValidatorFailedError):
             failure, detail = answer.failure, answer.detail
         elif isinstance(answer, TimeoutError):
@@ -310,7 +295,7 @@ class Gate:
         else:  # not an answer of RayValidators: a bug of the fake or the transport
             failure, detail = "raised", f"{type(answer).__name__}: {answer}"[:300]
         failed = ValidatorFailedError(self._name, event_type, agent, failure, detail)
-        return failure, (None if rule.allow_on_failure else failed)
+        return failure, detail, (None if rule.allow_on_failure else failed)
 
     def _refuse(
         self, core: ResourceCore, call: WriteCall, error: VisibilityError
@@ -319,6 +304,17 @@ class Gate:
         at = core._clock.now().isoformat()
         core.log.commit(core.incarnation, [], [rejection_of(call, Refused(error, reason), at)])
         return WriteResult(core.version, error=error)
+
+
+async def _timed(clock: Clock, question: Awaitable[Any], deadline_s: float) -> tuple[Any, float]:
+    """The question's answer (or the exception it ended with) and how long it took, in
+    ms, bounded by ``deadline_s``."""
+    start = clock.monotonic()
+    try:
+        answer = await asyncio.wait_for(question, deadline_s)
+    except Exception as error:
+        answer = error
+    return answer, (clock.monotonic() - start) * 1000
 
 
 def _count(resource: str, event_type: str, outcome: str) -> None:
