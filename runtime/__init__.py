@@ -46,6 +46,8 @@ from ._event_errors import EmitOutsideWriteError as EmitOutsideWriteError
 from ._event_errors import EventError as EventError
 from ._event_errors import MalformedEventError as MalformedEventError
 from ._event_errors import UnknownEventTypeError as UnknownEventTypeError
+from ._group_sync import GroupSync as GroupSync
+from ._group_sync import defer_sync as defer_sync
 from ._ids import new_span_id as new_span_id
 from ._ids import new_task_id as new_task_id
 from ._ids import new_trace_id as new_trace_id
@@ -156,6 +158,7 @@ __all__ = [
     "EventError",
     "FailureReason",
     "FencedError",
+    "GroupSync",
     "HandlerOutputError",
     "IdempotencyKeyReusedError",
     "InvalidArgumentError",
@@ -210,6 +213,7 @@ __all__ = [
     "connect",
     "counter",
     "decode",
+    "defer_sync",
     "encode",
     "estimate_prompt_tokens",
     "estimate_text_tokens",
