@@ -119,8 +119,9 @@ class GroupSync:
 
     async def _sync_forever(self) -> None:
         """Sync until every noted commit is durable: each round covers every commit
-        noted before it started. A failed round fails its waiters and ends the task
-        (the next commit or wait starts another), so a broken disk is not spun on."""
+        noted before it started. A failed round fails every waiter (pages a failed
+        fsync covered may be gone, whichever commit they belong to) and ends the task;
+        the next commit or wait starts another, so a broken disk is not spun on."""
         assert self._sync is not None
         loop = asyncio.get_running_loop()
         while self._synced < self._committed:
@@ -128,7 +129,8 @@ class GroupSync:
             try:
                 await loop.run_in_executor(self._thread, self._sync)
             except OSError as error:
-                self._resolve(upto, StorageError(f"{self._what}: sync failed: {error}"))
+                failed = StorageError(f"{self._what}: sync failed: {error}")
+                self._resolve(self._committed, failed)
                 return
             self._synced = upto
             self._resolve(upto, None)
@@ -145,8 +147,3 @@ class GroupSync:
             else:
                 future.set_exception(error)
         self._waiting = still
-
-    def close(self) -> None:
-        """Let the sync thread go (the store's owner is done with it)."""
-        if self._thread is not None:
-            self._thread.shutdown(wait=False)

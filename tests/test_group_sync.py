@@ -83,25 +83,28 @@ def test_settled_waits_for_the_sync_after_the_commit_and_commits_meanwhile_share
         assert sync.began == 2  # one for the first commit, one for the three after it
         await asyncio.wait_for(group.settled(), 1)  # nothing new: no sync
         assert sync.began == 2
-        group.close()
 
     asyncio.run(scenario())
 
 
-def test_a_failed_sync_fails_its_waiters_and_the_next_sync_serves_the_rest() -> None:
+def test_a_failed_sync_fails_every_waiter_and_a_later_commit_syncs_again() -> None:
     async def scenario() -> None:
         sync = GatedSync()
         sync.fail_next = True
         group = GroupSync(sync, "inventory")
         group.committed()
-        waiting = asyncio.ensure_future(group.settled())
+        await until(lambda: sync.began == 1, "the first sync began")
+        first = asyncio.ensure_future(group.settled())
+        group.committed()  # during the sync that fails: its waiter must not hang
+        second = asyncio.ensure_future(group.settled())
+        await asyncio.sleep(0)
         sync.gate.set()
-        with pytest.raises(StorageError, match="inventory: sync failed"):
-            await asyncio.wait_for(waiting, 10)
+        for waiting in (first, second):
+            with pytest.raises(StorageError, match="inventory: sync failed"):
+                await asyncio.wait_for(waiting, 10)
         group.committed()
         await asyncio.wait_for(group.settled(), 10)
         assert sync.began == 2
-        group.close()
 
     asyncio.run(scenario())
 
