@@ -283,6 +283,7 @@ class ResourceHost:
         """Version, incarnation, declared writers (None: anyone), refused attempts by
         reason and queue depth, for ``agentcast status`` and tests."""
         core = self._open()
+        await self._durable()  # the version it shows is on disk
         writers = self._authority.writers
         return {
             "name": self._name,
@@ -320,6 +321,7 @@ class ResourceHost:
         if type(recent) is not int or not 1 <= recent <= 100_000:
             raise InvalidArgumentError(f"audit takes 1 to 100,000 recent writes, not {recent!r}")
         core = self._open()
+        await self._durable()
         keys: dict[str, int] = {}
         written_by: dict[str, int] = {}
         for record in core.log.records(after=max(0, core.version - recent)):
