@@ -105,8 +105,8 @@ def test_quick_run_reports_every_row_and_loses_nothing(tmp_path: Path) -> None:
         "ok": True, "problems": [], "logs_gap_free": dict.fromkeys(RESOURCES, True),
     }  # fmt: skip
     assert set(report["targets"]) == {
-        "unbatched_vs_payload_call", "constraints_cost", "provenance_vs_durable",
-        "batched_vs_ceiling",
+        "unbatched_vs_payload_call", "unbatched_process_vs_payload_call",
+        "constraints_cost", "provenance_vs_durable", "batched_vs_ceiling",
         "batched_vs_ttl_lock",
         "p99_growth_at_most_linear", "no_lost_updates",
     }  # fmt: skip
