@@ -12,7 +12,10 @@ from ._retention import ResourceRetention
 class Durability(StrEnum):
     """What an acknowledged write survives.
 
-    FULL: SQLite ``synchronous=FULL``, an fsync per group commit: survives a power loss.
+    FULL: an fsync per group commit before any reply that shows it: survives a power
+    loss. A resource actor commits with ``synchronous=NORMAL`` and fsyncs the WAL on a
+    thread of its own while it applies the next writes (``runtime.GroupSync``); other
+    SQLite stores use ``synchronous=FULL``.
     PROCESS: SQLite WAL with ``synchronous=NORMAL``: survives the death of any process,
     including the resource actor's, but the last commits may be lost if the machine loses
     power.

@@ -46,6 +46,8 @@ from ._event_errors import EmitOutsideWriteError as EmitOutsideWriteError
 from ._event_errors import EventError as EventError
 from ._event_errors import MalformedEventError as MalformedEventError
 from ._event_errors import UnknownEventTypeError as UnknownEventTypeError
+from ._group_sync import GroupSync as GroupSync
+from ._group_sync import defer_sync as defer_sync
 from ._ids import new_span_id as new_span_id
 from ._ids import new_task_id as new_task_id
 from ._ids import new_trace_id as new_trace_id
@@ -158,6 +160,7 @@ __all__ = [
     "EventError",
     "FailureReason",
     "FencedError",
+    "GroupSync",
     "HandlerOutputError",
     "IdempotencyKeyReusedError",
     "InvalidArgumentError",
@@ -213,6 +216,7 @@ __all__ = [
     "connect_read_only",
     "counter",
     "decode",
+    "defer_sync",
     "encode",
     "estimate_prompt_tokens",
     "estimate_text_tokens",

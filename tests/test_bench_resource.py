@@ -47,6 +47,8 @@ def test_targets_follow_the_ratios() -> None:
     assert found["p99_growth_1_to_32"]["batched"] == 32.0
     verdicts = targets(found, rows)
     assert verdicts["unbatched_vs_payload_call"]["pass"] is True
+    assert found["durable_unbatched_process/noop_payload"] == {"1": 1.0, "8": 1.0, "32": 1.0}
+    assert verdicts["unbatched_process_vs_payload_call"]["pass"] is True
     assert found["noop_payload/noop_ceiling"] == {"1": 1.0, "8": 1.0, "32": 1.0}
     assert found["durable_constrained/durable_unbatched"] == {"1": 1.0, "8": 1.0, "32": 1.0}
     assert verdicts["constraints_cost"]["pass"] is True
@@ -103,8 +105,8 @@ def test_quick_run_reports_every_row_and_loses_nothing(tmp_path: Path) -> None:
         "ok": True, "problems": [], "logs_gap_free": dict.fromkeys(RESOURCES, True),
     }  # fmt: skip
     assert set(report["targets"]) == {
-        "unbatched_vs_payload_call", "constraints_cost", "provenance_vs_durable",
-        "batched_vs_ceiling",
+        "unbatched_vs_payload_call", "unbatched_process_vs_payload_call",
+        "constraints_cost", "provenance_vs_durable", "batched_vs_ceiling",
         "batched_vs_ttl_lock",
         "p99_growth_at_most_linear", "no_lost_updates",
     }  # fmt: skip

@@ -81,7 +81,8 @@ RUNTIME = {
     "stores_in",
     "FailureReason",
     # what the actor families are built from: the applier, metrics, the Ray glue, malloc
-    "SerialApplier", "apply_each", "counter", "gauge", "histogram", "KeptGauge", "STATE_RESOURCE",
+    "SerialApplier", "apply_each", "GroupSync", "defer_sync", "counter", "gauge", "histogram",
+    "KeptGauge", "STATE_RESOURCE",
     "agent_actor_name", "lookup", "named_actors", "resource_actor_name", "spawn", "start_local_ray",
     "fix_mmap_threshold", "trim_malloc",
     # OpenTelemetry spans

@@ -5,7 +5,10 @@ It takes every queued write (up to ``max_batch``), applies them in arrival order
 commits them in one SQLite transaction, all without yielding to the event loop. Reads run
 between batches, so a read never sees a write that is not yet committed, and sees every
 write acknowledged before it was sent. Incoming calls pile up while a batch commits and
-form the next batch: group commit falls out of the design.
+form the next batch: group commit falls out of the design. With ``Durability.FULL`` on
+SQLite the fsync runs on a thread of its own (``runtime.GroupSync``) while the loop applies
+the next batch; no reply (write, read or fence) leaves before the commits it may show
+are on disk (``_durable``).
 
 Every call is checked before it reaches the applier, so a malformed call fails alone
 with an ``InvalidArgumentError``. Writes are authenticated by their writer token against
@@ -25,6 +28,7 @@ import ray
 from policies import ResourcePolicy, WriteAuthority
 from runtime import (
     FencedError,
+    GroupSync,
     InvalidArgumentError,
     SerialApplier,
     StorageError,
@@ -95,6 +99,7 @@ class ResourceHost:
         self._conflicts: ConflictDesk | None = None
         self._registry: AgentRegistry | None = None
         self._exiting = False
+        self._group: GroupSync | None = None  # FULL: each commit's fsync, off the loop
         self._applier: SerialApplier[_Pending] = SerialApplier(self._apply, fits=self._fits)
         self._tags = {"resource": name}
         self._fresh = FreshContext(resource_cls, root, namespace)  # docs/context.md
@@ -109,6 +114,8 @@ class ResourceHost:
                     self._cls(), self._name, self._root,
                     policy=self._policy, authority=self._authority, tokens=self._registry,
                 )  # fmt: skip
+                sync = self._core.log.defer_sync()  # each new connection: its commits
+                self._group = self._group or GroupSync(sync, self._name)
             except Exception as error:
                 raise StorageError(f"{self._name}: recovery failed: {error}") from error
             gauge("resource_incarnation", "Incarnation of the resource actor", ("resource",)).set(
@@ -171,7 +178,9 @@ class ResourceHost:
             results = await self._gate.submit(calls, self._applier, self._open, _Pending)
             if self._policy.conflicts.climbs:  # the ladder runs here, not in the applier
                 results = await self._desk().settle(calls, results)
-            return pack_results(results)
+            reply = pack_results(results)  # while the commit's fsync runs
+            await self._durable()
+            return reply
         finally:
             self._exit_if_fenced()
 
@@ -195,6 +204,7 @@ class ResourceHost:
         self._open()
         try:
             await self._applier.submit(_Pending([], fence=(writer, min_epoch)))
+            await self._durable()
         finally:
             self._exit_if_fenced()
 
@@ -237,10 +247,23 @@ class ResourceHost:
         """
         positional, keyword = decode_arguments(args)
         try:
-            return self._features.read(self._open(), op, args, positional, keyword)
+            result = self._features.read(self._open(), op, args, positional, keyword)
         except FencedError:
             self._exit_if_fenced()
             raise
+        await self._durable()  # it may show a write whose fsync still runs: not before
+        return result
+
+    async def _durable(self) -> None:
+        """Return once every commit made so far is durable (``runtime.GroupSync``): the
+        one place after which a write may be acknowledged, a read answered, or anything
+        else told about a commit.
+
+        Raises:
+            StorageError: the fsync failed (``GroupSync.settled``).
+        """
+        if self._group is not None:
+            await self._group.settled()
 
     async def exit_fenced(self) -> None:
         """Leave for good (a newer incarnation serves the resource); Ray does not
@@ -260,6 +283,7 @@ class ResourceHost:
         """Version, incarnation, declared writers (None: anyone), refused attempts by
         reason and queue depth, for ``agentcast status`` and tests."""
         core = self._open()
+        await self._durable()  # the version it shows is on disk
         writers = self._authority.writers
         return {
             "name": self._name,
@@ -297,6 +321,7 @@ class ResourceHost:
         if type(recent) is not int or not 1 <= recent <= 100_000:
             raise InvalidArgumentError(f"audit takes 1 to 100,000 recent writes, not {recent!r}")
         core = self._open()
+        await self._durable()
         keys: dict[str, int] = {}
         written_by: dict[str, int] = {}
         for record in core.log.records(after=max(0, core.version - recent)):
@@ -317,8 +342,10 @@ class ResourceHost:
 
     def _apply(self, batch: list[_Pending]) -> list[tuple[bool, Any]]:
         core = self._open()
+        assert self._group is not None  # made by ``_open``
         if batch[0].fence is not None:
             core.fence_writer(*batch[0].fence)
+            self._group.committed()
             return [(True, None)]
         if batch[0].change is not None:
             return [(True, core.change_owner(batch[0].change))]
@@ -330,6 +357,8 @@ class ResourceHost:
             self._core = None
             core.close()
             raise StorageError(f"{self._name}: {error}") from error
+        finally:  # committed (perhaps, if it failed): its fsync starts now
+            self._group.committed()
         self._record_metrics(core, results, (time.perf_counter() - started) * 1000)
         outcomes, offset = [], 0
         for pending in batch:

@@ -10,7 +10,7 @@ snapshot covers, so recovery is unchanged; the keys of compacted records are kep
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from itertools import takewhile
@@ -26,6 +26,7 @@ from runtime import (
     check_name,
     connect,
     decode,
+    defer_sync,
     encode,
     transaction,
     truncate_wal,
@@ -265,6 +266,11 @@ class ResourceLog:
                 (version, state, marks),
             )
             conn.execute("DELETE FROM snapshot WHERE version < ?", (version,))
+
+    def defer_sync(self) -> Callable[[], None] | None:
+        """Commits no longer wait for the disk; the returned function syncs them
+        (``runtime.defer_sync``: for ``GroupSync``), or None if nothing is deferred."""
+        return defer_sync(self._conn, self.path)
 
     def truncate_wal(self) -> None:
         """Cut the WAL file back once its pages are in the database (``truncate_wal``)."""

@@ -248,6 +248,9 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
     names = list(dict.fromkeys(r["row"] for r in rows))
     return {
         "durable_unbatched/noop_payload": per_n("durable_unbatched", "noop_payload"),
+        "durable_unbatched_process/noop_payload": per_n(
+            "durable_unbatched_process", "noop_payload"
+        ),
         "durable_unbatched/noop_ceiling": per_n("durable_unbatched", "noop_ceiling"),
         "noop_payload/noop_ceiling": per_n("noop_payload", "noop_ceiling"),
         "durable_unbatched_process/noop_ceiling": per_n(
@@ -284,6 +287,10 @@ def targets(found: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]
         "unbatched_vs_payload_call": _at_least(
             found["durable_unbatched/noop_payload"], 0.8,
             "durable unbatched writes/s >= 0.8x plain Ray no-op calls carrying the same payload",
+        ),
+        "unbatched_process_vs_payload_call": _at_least(
+            found["durable_unbatched_process/noop_payload"], 0.8,
+            "the same with Durability.PROCESS (no fsync per commit)",
         ),
         "constraints_cost": _at_least(
             found["durable_constrained/durable_unbatched"], 0.9,
