@@ -42,6 +42,7 @@ from .._conflicts.levels import SupervisedLevels
 from .._conflicts.messages import ConflictRecord
 from .._conflicts.store import ConflictStore
 from .._events.emit import type_name
+from .._events.nudge import Nudger
 from .._events.store import trim_file
 from .calls import (
     ReadResult,
@@ -100,6 +101,7 @@ class ResourceHost:
         self._fresh = FreshContext(resource_cls, root, namespace)  # docs/context.md
         self._features = FeatureCache(resource_cls, name)  # @derived reads, computed once
         self._gate = Gate(name, self._root, resource_cls.emits, namespace=namespace)
+        self._nudger = Nudger(name, self._root, namespace)
 
     def _open(self) -> ResourceCore:
         if self._core is None:
@@ -331,6 +333,7 @@ class ResourceHost:
             core.close()
             raise StorageError(f"{self._name}: {error}") from error
         self._record_metrics(core, results, (time.perf_counter() - started) * 1000)
+        self._nudger.committed()  # wake the events dispatcher (docs/events.md)
         outcomes, offset = [], 0
         for pending in batch:
             outcomes.append((True, results[offset : offset + len(pending.calls)]))
