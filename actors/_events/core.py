@@ -201,9 +201,11 @@ class DispatchCore:
         self._moved.pop((group, resource), None)  # a later flush must not undo it
         self._positions[(group, resource)] = to
 
-    def lags(self) -> list[Lag]:
-        """Every partition's checkpoint and the newest event number, sorted."""
-        checkpoints, resources = self._positions, self.resources()
+    def lags(self, resources: list[str] | None = None) -> list[Lag]:
+        """Every partition's checkpoint and the newest event number, sorted; on
+        ``resources`` if given (the dispatcher's list), else on every resource file."""
+        checkpoints = self._positions
+        resources = self.resources() if resources is None else resources
         newest = {resource: self.last_seq(resource) for resource in resources}  # one read each
         return [
             Lag(group, resource, checkpoints.get((group, resource), 0), newest[resource])

@@ -41,6 +41,7 @@ from .subscribe import DeliveryReport
 _log = logging.getLogger(__name__)
 _SUPERVISE_S = 0.1  # how often new groups and resources are picked up
 _IDLE_WAKE_S = 1.0  # an idle partition looks again at least this often, bell or not
+_LIST_S = 1.0  # how often the resource files are listed (a nudge from a new one: at once)
 _FLUSH_S = 0.02  # checkpoint moves wait at most this long to share a transaction
 _TAGS = ("resource", "subscriber")
 
@@ -63,6 +64,7 @@ class EventsHost:
         self._handled: dict[tuple[str, str], int] = {}
         self._trimmed_at: datetime | None = None
         self._moved = asyncio.Event()  # a checkpoint moved since the last flush
+        self._listed: tuple[float, list[str]] = (float("-inf"), [])  # when, resources
         loop = asyncio.get_running_loop()
         self._main = [
             loop.create_task(self._supervise()), loop.create_task(self._watch()),
@@ -120,6 +122,9 @@ class EventsHost:
                 int >= 0.
         """
         check_nudge(resource, seq)
+        if resource not in self._listed[1]:  # a new resource: list the files now
+            self._listed = (float("-inf"), [])
+            self._start_partitions()
         self._ring(resource)
 
     async def lags(self) -> list[Lag]:
@@ -161,7 +166,7 @@ class EventsHost:
     def _start_partitions(self) -> None:
         core = self._open()
         for group in core.groups:
-            for resource in core.resources():
+            for resource in self._resources():
                 task = self._tasks.get((group, resource))
                 if task is None or task.done():
                     coro = self._drive(group, resource)
@@ -189,6 +194,14 @@ class EventsHost:
                 _log.warning("events dispatcher: %s", error)
                 self._moved.set()
             await asyncio.sleep(_FLUSH_S)
+
+    def _resources(self) -> list[str]:
+        """The resource files, listed at most every ``_LIST_S`` (a glob of the folder
+        took 8% of the dispatcher's loop when done on every supervising round)."""
+        now = asyncio.get_running_loop().time()
+        if now - self._listed[0] >= _LIST_S:
+            self._listed = (now, self._open().resources())
+        return self._listed[1]
 
     def _ring(self, resource: str) -> None:
         bell = self._bells.pop(resource, None)
@@ -274,7 +287,7 @@ class EventsHost:
 
     def _report_lag(self) -> None:
         lag_gauge = gauge("event_lag", "Events committed past a subscriber's checkpoint", _TAGS)
-        for lag in self._open().lags():
+        for lag in self._open().lags(self._resources()):
             lag_gauge.set(lag.lag, tags={"resource": lag.resource, "subscriber": lag.group})
 
     def _observe(self, group: str, resource: str, pending: Pending, report: DeliveryReport) -> None:
