@@ -31,10 +31,17 @@ def test_quick_events_bench_has_every_row_the_emit_cost_and_the_lag_curve(tmp_pa
     for (_, n), row in rows.items():
         assert row["deliveries"] == 500 * n
         assert row["events_per_s"] > 0 and row["p99_ms"] >= row["p50_ms"] > 0
+    backlog = {(r["row"], r["subscribers"]): r for r in report["backlog"]}
+    assert set(backlog) == set(rows)
+    for row in backlog.values():
+        assert row["deliveries"] == 500 * row["subscribers"] and row["events_per_s"] > 0
     cost = report["emit_cost"]
     assert cost["writes"] == 500 and cost["with_emit_per_s"] > 0 < cost["without_emit_per_s"]
     lag = report["lag"]
     assert lag["subscribers"] == QUICK_COUNTS[1] and len(lag["curve"]) >= 1
     assert report["targets"] == TARGETS
     assert set(report["results"]["delivery_vs_plain"]) == {str(n) for n in QUICK_COUNTS}
-    assert set(report["results"]["met"]) == {"emit_overhead", "delivery_vs_plain", "lag_bounded"}
+    assert set(report["results"]["backlog_vs_plain"]) == {str(n) for n in QUICK_COUNTS}
+    assert set(report["results"]["met"]) == {
+        "emit_overhead", "delivery_vs_plain", "backlog_vs_plain", "lag_bounded",
+    }  # fmt: skip

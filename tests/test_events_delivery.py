@@ -85,7 +85,7 @@ _ACTIONS = st.lists(
         st.tuples(st.just("write"), st.integers(1, 3)),
         st.tuples(st.just("deliver"), st.sampled_from(GROUPS)),
         st.tuples(st.just("crash_subscriber"), st.sampled_from(GROUPS), st.integers(0, 3)),
-        st.tuples(st.just("crash_dispatcher"), st.booleans()),
+        st.tuples(st.just("crash_dispatcher"), st.booleans(), st.booleans()),
     ),
     max_size=40,
 )
@@ -127,9 +127,10 @@ def test_random_crashes_deliver_each_event_once_per_group_in_order(
         elif action[0] == "crash_subscriber":
             subs[action[1]].die_after = action[2]
             step(action[1])
-        else:  # the dispatcher dies, maybe after a delivery whose ack it never stored
-            step(GROUPS[0], lose_ack=action[1])
-            core.close()
+        else:  # the dispatcher dies, maybe after a delivery whose ack it never stored,
+            step(GROUPS[0], lose_ack=action[1])  # maybe before it flushed its moves
+            if action[2]:
+                core.close()
             core = DispatchCore(root, policy)
     for group in GROUPS:  # no more crashes: drain
         while core.pending(group, "stock").events:
@@ -200,6 +201,51 @@ def test_checkpoints_survive_a_new_dispatcher(store_root: Location) -> None:
     again = DispatchCore(store_root)
     assert again.groups == {"all": ("Restocked",)}
     assert [lag.checkpoint for lag in again.lags()] == [1]
+
+
+def test_checkpoint_moves_are_stored_at_the_flush_and_a_crash_before_it_redelivers(
+    tmp_path: Path,
+) -> None:
+    stock = ResourceCore(Stock(), "stock", tmp_path)
+    core = DispatchCore(tmp_path)
+    core.register("all", ["Restocked"])
+    for sku in "ABC":
+        write(stock, "restock", sku, 1)
+    assert core.acked("all", "stock", core.pending("all", "stock"), 2)
+    assert [e.seq for e in core.pending("all", "stock").events] == [3]  # moved in memory
+    crashed = DispatchCore(tmp_path)  # the dispatcher died before its flush
+    assert [e.seq for e in crashed.pending("all", "stock").events] == [1, 2, 3]
+    assert core.flush() == 1
+    assert core.flush() == 0  # nothing moved since
+    assert [e.seq for e in DispatchCore(tmp_path).pending("all", "stock").events] == [3]
+
+
+def test_a_replay_is_not_undone_by_an_older_move_flushed_after_it(tmp_path: Path) -> None:
+    stock = ResourceCore(Stock(), "stock", tmp_path)
+    core = DispatchCore(tmp_path)
+    core.register("all", ["Restocked"])
+    for sku in "AB":
+        write(stock, "restock", sku, 1)
+    assert core.acked("all", "stock", core.pending("all", "stock"), 2)  # in memory only
+    core.rewind("all", "stock", 0)
+    assert core.flush() == 0
+    assert [e.seq for e in DispatchCore(tmp_path).pending("all", "stock").events] == [1, 2]
+    assert [e.seq for e in core.pending("all", "stock").events] == [1, 2]
+
+
+def test_groups_at_one_checkpoint_share_one_read_until_a_new_event(tmp_path: Path) -> None:
+    stock = ResourceCore(Stock(), "stock", tmp_path)
+    core = DispatchCore(tmp_path)
+    for group in ("a", "b", "c"):
+        core.register(group, ["Restocked"])
+    core.register("other", ["SoldOut"])
+    write(stock, "restock", "A", 1)
+    first = core.pending("a", "stock").events
+    assert core.pending("b", "stock").events is first  # the same read, not a second one
+    assert core.pending("other", "stock").events == []  # other types: a read of its own
+    write(stock, "restock", "B", 1)
+    again = core.pending("c", "stock").events
+    assert again is not first and [e.seq for e in again] == [1, 2]
 
 
 class Watcher:

@@ -102,6 +102,22 @@ class CheckpointStore:
             )
         return True
 
+    def move_many(self, moves: dict[tuple[str, str], int], now: datetime) -> None:
+        """Set each (group, resource) checkpoint of ``moves`` to its number, in one
+        transaction (the dispatcher's batched moves; it holds the checkpoints in memory
+        and is their only writer).
+
+        Raises:
+            StorageError: nothing was stored.
+        """
+        rows = [(group, resource, seq, now.isoformat()) for (group, resource), seq in moves.items()]
+        with transaction(self._conn, f"checkpoints in {self.path} failed") as conn:
+            conn.executemany(
+                "INSERT INTO checkpoints(grp, resource, seq, at) VALUES(?, ?, ?, ?) "
+                "ON CONFLICT(grp, resource) DO UPDATE SET seq=excluded.seq, at=excluded.at",
+                rows,
+            )
+
     def rewind(self, group: str, resource: str, to: int, now: datetime) -> None:
         """Set the checkpoint to ``to`` unconditionally (a replay).
 

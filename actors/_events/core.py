@@ -6,12 +6,20 @@ block the resource's writer, on SQLite or PostgreSQL) after the group's checkpoi
 checkpoint only once the group's replica reported the events done. A crash of the
 dispatcher loses only deliveries not yet acknowledged: they are delivered again, and
 the handlers' writes are deduplicated by their idempotency keys.
+
+Checkpoints live in memory (the dispatcher is their one writer) and reach the store in
+batches: ``acked`` moves a partition at once, ``flush`` writes every move since the last
+flush in one transaction (the dispatcher flushes on a short timer, and on ``close``). A
+crash between an ack and its flush only means those events are delivered again. Reads
+are shared: partitions of one resource asking for the same range while the resource's
+newest event number is unchanged get one read between them.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 from policies import EventsPolicy
 from runtime import (
@@ -71,8 +79,14 @@ class DispatchCore:
         self._store = CheckpointStore(root)
         self._logs: dict[str, EventLog] = {}
         self.groups = self._store.groups()
+        self._positions = self._store.all()
+        self._moved: dict[tuple[str, str], int] = {}  # in memory, not yet flushed
+        self._reads: dict[str, tuple[int, dict[tuple[Any, ...], list[EventRecord]]]] = {}
 
     def close(self) -> None:
+        """Flush the checkpoints moved since the last flush, then close the files."""
+        with contextlib.suppress(StorageError):  # a crash loses them the same way
+            self.flush()
         for log in self._logs.values():
             log.close()
         self._store.close()
@@ -95,6 +109,9 @@ class DispatchCore:
         """Drop ``group`` and its checkpoints (its events may then be trimmed)."""
         self._store.forget(group)
         self.groups.pop(group, None)
+        for key in [k for k in self._positions if k[0] == group]:
+            self._positions.pop(key)
+            self._moved.pop(key, None)
 
     def resources(self) -> list[str]:
         """The resources whose stores exist in this storage, by name.
@@ -137,12 +154,11 @@ class DispatchCore:
         types = self.groups.get(group)
         if types is None:
             raise ConfigurationError(f"no consumer group {group!r}")
-        after = self._store.get(group, resource)
+        after = self._positions.get((group, resource), 0)
         newest = self.last_seq(resource)  # read first: every event up to it is visible
         limit = self.policy.max_in_flight
         try:
-            read = self._log(resource).read
-            events = read(after=after, types=types, limit=limit) if newest else []
+            events = self._read(resource, newest, after, types) if newest else []
         except StorageError:
             self._drop(resource)
             raise
@@ -150,16 +166,52 @@ class DispatchCore:
         upto = last if len(events) == limit else max(newest, after, last)
         return Pending(after, events, upto)
 
+    def _read(
+        self, resource: str, newest: int, after: int, types: tuple[str, ...]
+    ) -> list[EventRecord]:
+        """The events of ``types`` after ``after``, shared by every partition asking the
+        same while ``newest`` stands (the records are frozen; nobody changes the list)."""
+        seen, cache = self._reads.get(resource, (-1, {}))
+        if seen != newest:
+            cache = {}
+            self._reads[resource] = (newest, cache)
+        key = (after, types)
+        events = cache.get(key)
+        if events is None:
+            limit = self.policy.max_in_flight
+            events = cache[key] = self._log(resource).read(after=after, types=types, limit=limit)
+        return events
+
     def acked(self, group: str, resource: str, pending: Pending, done_upto: int) -> bool:
         """Move the checkpoint past what the replica reported done: ``pending.upto`` if
         it did the whole batch, else ``done_upto``. Returns whether it moved (not if a
-        replay moved it meanwhile)."""
+        replay moved it meanwhile). The move is durable at the next ``flush``."""
         done_all = not pending.events or done_upto >= pending.events[-1].seq
         to = pending.upto if done_all else done_upto
-        if to <= pending.after:
+        key = (group, resource)
+        if to <= pending.after or self._positions.get(key, 0) != pending.after:
             return False
-        now = self._clock.now()
-        return self._store.move(group, resource, expected=pending.after, to=to, now=now)
+        self._positions[key] = self._moved[key] = to
+        return True
+
+    def flush(self) -> int:
+        """Store every checkpoint moved since the last flush, in one transaction.
+
+        Returns:
+            How many checkpoints were stored.
+
+        Raises:
+            StorageError: nothing was stored (the moves are kept for the next flush).
+        """
+        if not self._moved:
+            return 0
+        moves, self._moved = self._moved, {}
+        try:
+            self._store.move_many(moves, self._clock.now())
+        except Exception:
+            self._moved = {**moves, **self._moved}
+            raise
+        return len(moves)
 
     def rewind(self, group: str, resource: str, to: int = 0) -> None:
         """Replay: ``group`` gets ``resource``'s retained events after ``to`` again.
@@ -170,16 +222,27 @@ class DispatchCore:
         if group not in self.groups or not isinstance(to, int) or to < 0:
             raise ConfigurationError(f"cannot rewind {group!r} on {resource!r} to {to!r}")
         self._store.rewind(group, resource, to, self._clock.now())
+        self._moved.pop((group, resource), None)  # a later flush must not undo it
+        self._positions[(group, resource)] = to
 
-    def lags(self) -> list[Lag]:
-        """Every partition's checkpoint and the newest event number, sorted."""
-        checkpoints = self._store.all()
+    def lags(self, resources: list[str] | None = None) -> list[Lag]:
+        """Every partition's checkpoint and the newest event number, sorted; on
+        ``resources`` if given (the dispatcher's list), else on every resource file."""
+        checkpoints = self._positions
+        resources = self.resources() if resources is None else resources
+        newest = {resource: self.last_seq(resource) for resource in resources}  # one read each
         return [
-            Lag(group, resource, checkpoints.get((group, resource), 0), self.last_seq(resource))
+            Lag(group, resource, checkpoints.get((group, resource), 0), newest[resource])
             for group in sorted(self.groups)
-            for resource in self.resources()
+            for resource in resources
         ]
 
     def horizon(self, resource: str) -> int:
-        """Every group is done with ``resource``'s events up to this number."""
+        """Every group is done with ``resource``'s events up to this number (as stored:
+        the moves in memory are flushed first).
+
+        Raises:
+            StorageError: the moves could not be stored.
+        """
+        self.flush()
         return self._store.horizon(resource, sorted(self.groups))

@@ -51,6 +51,18 @@ class Emitted:
 _current: ContextVar[Emitted | None] = ContextVar("agentcast_emitting", default=None)
 
 
+class _Tally:
+    """How many events ``emit`` took in this process (a resource's nudger reads its
+    store only after a batch in which this moved)."""
+
+    emitted = 0
+
+
+def emitted_so_far() -> int:
+    """How many events were emitted in this process so far (refused writes' included)."""
+    return _Tally.emitted
+
+
 @functools.lru_cache(maxsize=256)
 def _allowed(emits: tuple[type[BaseModel], ...]) -> dict[str, type[BaseModel]]:
     for declared in emits:
@@ -106,6 +118,7 @@ def emit(event: BaseModel) -> None:
         raise MalformedEventError(name, f"{len(payload)} bytes > {MAX_EVENT_BYTES}")
     spoken = contract_of(event)
     emitted.events.append((name, payload, *((spoken.name, spoken.version) if spoken else ("", 0))))
+    _Tally.emitted += 1
 
 
 EventRow = tuple[str, int, str, bytes, str, str, str, str, str, int]

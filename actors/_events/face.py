@@ -14,10 +14,8 @@ from runtime import ConfigurationError, lookup, spawn
 
 from .core import Lag
 from .host import EventsHost
+from .nudge import DISPATCHER as DISPATCHER
 from .subscribe import types_of
-
-DISPATCHER = "events"
-"""The dispatcher actor's name."""
 
 
 def start_dispatcher(

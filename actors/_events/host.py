@@ -5,8 +5,10 @@ One asyncio task per partition (group x resource) delivers one batch at a time t
 replica the partition maps to, so a partition's events are handled in order and at most
 ``max_in_flight`` are outstanding (backpressure). One watcher task reads each resource's
 newest event number every ``poll_interval`` and wakes the idle partitions of that
-resource. Everything durable is in ``DispatchCore``: a restarted dispatcher (Ray restarts
-it) resumes every partition from its checkpoint.
+resource; a resource's commit also sends ``nudge`` (fire and forget), which wakes them
+at once: the poll is only the fallback for a lost nudge. Checkpoint moves are flushed in
+one transaction every ``_FLUSH_S``. Everything durable is in ``DispatchCore``: a
+restarted dispatcher (Ray restarts it) resumes every partition from its checkpoint.
 """
 
 from __future__ import annotations
@@ -33,11 +35,14 @@ from runtime import (
 
 from .._agent.group import replicas_of
 from .core import DispatchCore, Lag, Pending
+from .nudge import check_nudge
 from .subscribe import DeliveryReport
 
 _log = logging.getLogger(__name__)
 _SUPERVISE_S = 0.1  # how often new groups and resources are picked up
 _IDLE_WAKE_S = 1.0  # an idle partition looks again at least this often, bell or not
+_LIST_S = 1.0  # how often the resource files are listed (a nudge from a new one: at once)
+_FLUSH_S = 0.02  # checkpoint moves wait at most this long to share a transaction
 _TAGS = ("resource", "subscriber")
 
 
@@ -58,8 +63,13 @@ class EventsHost:
         self._errors: dict[tuple[str, str], str] = {}
         self._handled: dict[tuple[str, str], int] = {}
         self._trimmed_at: datetime | None = None
+        self._moved = asyncio.Event()  # a checkpoint moved since the last flush
+        self._listed: tuple[float, list[str]] = (float("-inf"), [])  # when, resources
         loop = asyncio.get_running_loop()
-        self._main = [loop.create_task(self._supervise()), loop.create_task(self._watch())]
+        self._main = [
+            loop.create_task(self._supervise()), loop.create_task(self._watch()),
+            loop.create_task(self._flush()),
+        ]  # fmt: skip
 
     def _open(self) -> DispatchCore:
         if self._core is None:
@@ -102,6 +112,21 @@ class EventsHost:
         self._open().rewind(group, resource, to)
         self._ring(resource)
 
+    async def nudge(self, resource: str, seq: int) -> None:
+        """``resource`` committed events up to ``seq``: wake its partitions now (the
+        resource's call after each commit that emitted). Only a hint: partitions read
+        the resource's file, so a forged or stale ``seq`` wakes them for nothing.
+
+        Raises:
+            InvalidArgumentError: ``resource`` is not a resource name or ``seq`` not an
+                int >= 0.
+        """
+        check_nudge(resource, seq)
+        if resource not in self._listed[1]:  # a new resource: list the files now
+            self._listed = (float("-inf"), [])
+            self._start_partitions()
+        self._ring(resource)
+
     async def lags(self) -> list[Lag]:
         """Every partition's checkpoint and the newest event number."""
         return self._open().lags()
@@ -141,7 +166,7 @@ class EventsHost:
     def _start_partitions(self) -> None:
         core = self._open()
         for group in core.groups:
-            for resource in core.resources():
+            for resource in self._resources():
                 task = self._tasks.get((group, resource))
                 if task is None or task.done():
                     coro = self._drive(group, resource)
@@ -159,6 +184,25 @@ class EventsHost:
                         self._ring(resource)
             await asyncio.sleep(interval)
 
+    async def _flush(self) -> None:
+        while True:
+            await self._moved.wait()
+            self._moved.clear()
+            try:
+                self._open().flush()
+            except Exception as error:  # kept in memory: flushed on a later round
+                _log.warning("events dispatcher: %s", error)
+                self._moved.set()
+            await asyncio.sleep(_FLUSH_S)
+
+    def _resources(self) -> list[str]:
+        """The resource files, listed at most every ``_LIST_S`` (a glob of the folder
+        took 8% of the dispatcher's loop when done on every supervising round)."""
+        now = asyncio.get_running_loop().time()
+        if now - self._listed[0] >= _LIST_S:
+            self._listed = (now, self._open().resources())
+        return self._listed[1]
+
     def _ring(self, resource: str) -> None:
         bell = self._bells.pop(resource, None)
         if bell is not None:
@@ -175,7 +219,8 @@ class EventsHost:
                 await asyncio.sleep(self._policy.max_backoff.total_seconds())
                 continue
             if not pending.events:
-                core.acked(group, resource, pending, pending.upto)
+                if core.acked(group, resource, pending, pending.upto):
+                    self._moved.set()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(bell.wait(), _IDLE_WAKE_S)
                 continue
@@ -198,7 +243,8 @@ class EventsHost:
             self._errors[key] = f"unreachable: {type(error).__name__}: {str(error)[:500]}"
             self._count("event_delivery_failures_total", group, resource, "unreachable")
             return True
-        self._open().acked(group, resource, pending, report.done_upto)
+        if self._open().acked(group, resource, pending, report.done_upto):
+            self._moved.set()
         self._handled[key] = self._handled.get(key, 0) + report.handled
         self._observe(group, resource, pending, report)
         if report.error is not None:
@@ -241,7 +287,7 @@ class EventsHost:
 
     def _report_lag(self) -> None:
         lag_gauge = gauge("event_lag", "Events committed past a subscriber's checkpoint", _TAGS)
-        for lag in self._open().lags():
+        for lag in self._open().lags(self._resources()):
             lag_gauge.set(lag.lag, tags={"resource": lag.resource, "subscriber": lag.group})
 
     def _observe(self, group: str, resource: str, pending: Pending, report: DeliveryReport) -> None:

@@ -46,6 +46,7 @@ from .._conflicts.levels import SupervisedLevels
 from .._conflicts.messages import ConflictRecord
 from .._conflicts.store import ConflictStore
 from .._events.emit import type_name
+from .._events.nudge import Nudger
 from .._events.store import trim_file
 from .calls import (
     ReadResult,
@@ -105,6 +106,7 @@ class ResourceHost:
         self._fresh = FreshContext(resource_cls, root, namespace)  # docs/context.md
         self._features = FeatureCache(resource_cls, name)  # @derived reads, computed once
         self._gate = Gate(name, self._root, resource_cls.emits, namespace=namespace)
+        self._nudger = Nudger(name, self._root, namespace)
 
     def _open(self) -> ResourceCore:
         if self._core is None:
@@ -360,6 +362,7 @@ class ResourceHost:
         finally:  # committed (perhaps, if it failed): its fsync starts now
             self._group.committed()
         self._record_metrics(core, results, (time.perf_counter() - started) * 1000)
+        self._nudger.committed(self._durable)  # wake the events dispatcher (docs/events.md)
         outcomes, offset = [], 0
         for pending in batch:
             outcomes.append((True, results[offset : offset + len(pending.calls)]))

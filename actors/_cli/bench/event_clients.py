@@ -119,3 +119,13 @@ class PlainPublisher:
 
     async def drain(self) -> None:
         await asyncio.gather(*self.inflight.values())
+
+    async def publish_all(self, batches: list[list[tuple[int, float]]]) -> None:
+        """Fan out batches already produced (the backlog rows): to each subscriber in
+        order, one call in flight per subscriber; returns once every one is done."""
+
+        async def feed(sub: Any) -> None:
+            for batch in batches:
+                await sub.on_events.remote(batch)
+
+        await asyncio.gather(*(feed(s) for s in self.subscribers))
