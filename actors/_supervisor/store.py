@@ -24,7 +24,6 @@ from runtime import (
     AttemptRecord,
     Connection,
     Location,
-    StorageError,
     connect,
     transaction,
     truncate_wal,
