@@ -108,7 +108,7 @@ def test_a_failed_group_fails_every_waiter_and_the_next_group_commits(tmp_path: 
 
 def _spec(system: System, job: Job, task_id: str) -> object:
     return make_spec(
-        job, to="workers", expect=Done, deadline=None, retry=None, on_failure=None,
+        job, to="held", expect=Done, deadline=None, retry=None, on_failure=None,
         envelope=Envelope(trace_id=system.trace_id, task_id=task_id),
     )  # fmt: skip
 
@@ -124,6 +124,7 @@ def test_what_the_supervisor_acknowledged_survives_a_sigkill(
     system: System, tmp_path: Path
 ) -> None:
     system.agent(Worker, name="workers", replicas=2)
+    system.agent(Worker, name="held", replicas=1)  # one runs, the others queue behind it
     actor = system.supervisor.actor
     gate = tmp_path / "gate"
     held = [
@@ -145,6 +146,8 @@ def test_what_the_supervisor_acknowledged_survives_a_sigkill(
     for spec in held:  # every acknowledged submit was stored, and is driven to its end
         outcome = ray.get(actor.wait.remote(spec.subtask_id), timeout=180)  # type: ignore[attr-defined]
         assert outcome.output.key == spec.message.key  # type: ignore[attr-defined]
-    wait_until(lambda: len(system.supervisor.handoffs(system.trace_id)) == 408, "all handed off")
+    wait_until(
+        lambda: len(system.supervisor.handoffs(system.trace_id)) == 408, "all handed off", 120
+    )
     ids = [h["subtask_id"] for h in system.supervisor.handoffs(system.trace_id)]
     assert len(ids) == len(set(ids)) == 408  # each ended once
