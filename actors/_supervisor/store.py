@@ -11,7 +11,6 @@ writer thread, off its event loop (``writer.py``).
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -249,7 +248,10 @@ class SubtaskStore:
             self._written(waiters, written)
         else:
             loop = asyncio.get_running_loop()
-            on_loop = functools.partial(loop.call_soon_threadsafe, self._written, waiters)
+
+            def on_loop(done: Future[None]) -> None:  # on the writer's thread
+                loop.call_soon_threadsafe(self._written, waiters, done)
+
             written.add_done_callback(on_loop)
 
     def _written(self, waiters: asyncio.Future[None], written: Future[None]) -> None:
