@@ -292,16 +292,15 @@ def test_a_failed_final_commit_is_retried_and_nobody_sees_storage_errors(
         core = SupervisorCore(SubtaskStore(tmp_path), agents, clock=FakeClock())
         s = spec()
         task = await started(core, s)
-        real, failures = core.store.commit_now, [2]
+        real, failures = core.store._write_group, [2]
 
-        def flaky() -> None:
+        def flaky(staged: Any) -> None:
             if failures[0] > 0:
-                failures[0] -= 1
-                core.store._staged.clear()  # the transaction and its statements are lost
+                failures[0] -= 1  # the transaction and its statements are lost
                 raise StorageError("disk full")
-            real()
+            real(staged)
 
-        monkeypatch.setattr(core.store, "commit_now", flaky)
+        monkeypatch.setattr(core.store._writer, "_commit", flaky)
         agents.calls[0].future.set_result(GOOD)
         await settle()
         assert not task.done()  # still being stored
