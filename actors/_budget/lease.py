@@ -222,7 +222,7 @@ class Lease:
             if allowance is None:
                 return None
             taken = allowance.take(prompt, completion, now)
-        if taken == TAKEN_DUE:
+        if taken == TAKEN_DUE and allowance is not None:
             self.due(allowance, (prompt, completion, cost))
         return allowance
 
