@@ -9,6 +9,12 @@ allowance it holds can cover it. A call that has to wait for a draw made ahead o
 later draws four times larger (up to ``max_lease_calls`` calls' bounds), so that a draw
 takes less time than spending half an allowance.
 
+An allowance is cut into slots of the bound it was drawn for (``Allowance``): a call takes
+one slot (more if its bound is bigger) and its usage is added up, so admitting a call is a
+comparison and a decrement, done inline by ``MeteredModel.complete``; a call's unused bound
+is not given back to its allowance, only to the budget when the allowance is settled. A
+cancelled call is counted at its bound (the endpoint may have billed it).
+
 Every allowance, a spare one included, is outstanding at the budget actor until it is
 settled or expires (and is then charged in full), so strict mode's committed + outstanding
 <= cap holds whatever happens to the process. The meter settles a lease when the handler
