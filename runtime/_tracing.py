@@ -60,7 +60,7 @@ _tracer: Any = None  # None: not decided yet; False: off; else an ``_otel_sdk.Sd
 
 def tracing_enabled() -> bool:
     """Whether this process exports spans (decided on first use, from the environment)."""
-    return _current() is not False
+    return (_tracer if _tracer is not None else _current()) is not False  # one call, not two
 
 
 def _current() -> Any:

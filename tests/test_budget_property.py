@@ -86,7 +86,7 @@ def _draw(world: World, agent: SimAgent, want: int) -> None:
 
 
 def _spend(world: World, agent: SimAgent, amount: int) -> None:
-    """Consume real tokens against an allowance still usable (as ``Allowance.fits``:
+    """Consume real tokens against an allowance still usable (as ``Allowance.need``:
     not past three quarters of its life)."""
     now = world.clock.monotonic()
     for allowance in agent.held.values():

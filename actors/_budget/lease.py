@@ -9,6 +9,12 @@ allowance it holds can cover it. A call that has to wait for a draw made ahead o
 later draws four times larger (up to ``max_lease_calls`` calls' bounds), so that a draw
 takes less time than spending half an allowance.
 
+An allowance is cut into slots of the bound it was drawn for (``Allowance``): a call takes
+one slot (more if its bound is bigger) and its usage is added up, so admitting a call is a
+comparison and a decrement, done inline by ``MeteredModel.complete``; a call's unused bound
+is not given back to its allowance, only to the budget when the allowance is settled. A
+cancelled call is counted at its bound (the endpoint may have billed it).
+
 Every allowance, a spare one included, is outstanding at the budget actor until it is
 settled or expires (and is then charged in full), so strict mode's committed + outstanding
 <= cap holds whatever happens to the process. The meter settles a lease when the handler
@@ -71,119 +77,103 @@ class Pricing:
 
 
 class Allowance:
-    """One grant drawn as a lease: what is left of it, what was used, calls in flight."""
+    """One grant drawn as a lease, cut into slots: a slot covers one call of at most the
+    bound the grant was drawn for (``max_prompt`` prompt and ``max_completion`` completion
+    tokens, so at most their cost), and a bigger call takes as many slots as cover it.
+    What a call used is added up (``used_*``); its slots are not given back, so admitting
+    a call is one comparison and one decrement (``MeteredModel`` does it inline).
+    ``slots`` is set to 0 when the allowance is retired: nothing is admitted on it again."""
 
     __slots__ = (
         "active",
-        "calls",
-        "completion",
-        "cost",
         "grant_id",
-        "low_calls",
-        "low_completion",
-        "low_cost",
-        "low_prompt",
-        "low_tokens",
-        "prompt",
-        "renew_at",
+        "low",
+        "max_completion",
+        "max_prompt",
+        "slots",
         "stop_at",
-        "tokens",
         "used_calls",
         "used_completion",
-        "used_cost",
         "used_prompt",
+        "waiter",
+        "wake_at",
     )  # fmt: skip
 
-    def __init__(self, grant: Grant, now: float) -> None:
-        amounts = grant.amounts
+    def __init__(self, grant: Grant, bound: tuple[float, float, float], now: float) -> None:
         self.grant_id = grant.id
-        self.prompt = amounts.get("prompt_tokens", 0.0)
-        self.completion = amounts.get("completion_tokens", 0.0)
-        self.calls = amounts.get("calls", 0.0)
-        self.cost = amounts.get("cost", math.inf)
-        self.tokens = amounts.get("tokens", math.inf)  # a grant logged before tokens
-        self.low_tokens = self.tokens / 2
-        self.low_prompt, self.low_completion = self.prompt / 2, self.completion / 2
-        self.low_calls, self.low_cost = self.calls / 2, self.cost / 2
-        # Draw the next one at half its life; stop using it at three quarters, well
-        # before the budget actor lets it expire.
-        self.renew_at = now + grant.expires_in / 2
+        self.max_prompt, self.max_completion = bound[0], bound[1]
+        self.slots = _slots(grant.amounts, bound)
+        self.low = self.slots / 2  # below it, the next allowance is due
+        # Draw the next one at half its life (``wake_at``, then the end of its use); stop
+        # using it at three quarters, well before the budget actor lets it expire.
+        self.wake_at = now + grant.expires_in / 2
         self.stop_at = now + grant.expires_in * 3 / 4
-        self.used_prompt = self.used_completion = self.used_calls = self.used_cost = 0.0
+        self.used_prompt = self.used_completion = self.used_calls = 0.0
         self.active = 0
+        self.waiter: asyncio.Future[None] | None = None  # ``Lease.flush`` waiting for calls
 
-    def fits(self, prompt: float, completion: float, cost: float, now: float) -> bool:
-        """Whether a call of this bound can be admitted against what is left."""
-        return (
-            self.calls >= 1.0
-            and self.prompt >= prompt
-            and self.completion >= completion
-            and self.cost >= cost
-            and self.tokens >= prompt + completion
-            and now < self.stop_at
-        )
+    def need(self, prompt: float, completion: float, now: float) -> int:
+        """How many slots a call of this bound takes, 0 if what is left cannot cover it."""
+        if now >= self.stop_at:
+            return 0
+        if prompt <= self.max_prompt and completion <= self.max_completion:
+            k = 1
+        else:
+            k = max(_per(prompt, self.max_prompt), _per(completion, self.max_completion))
+        return k if k <= self.slots else 0
 
-    def take(self, prompt: float, completion: float, cost: float, now: float) -> int:
+    def take(self, prompt: float, completion: float, now: float) -> int:
         """Admit a call of this bound if what is left covers it: ``REFUSED``, ``TAKEN``,
         or ``TAKEN_DUE`` (taken, and the next allowance is due)."""
-        if not (
-            self.calls >= 1.0
-            and self.prompt >= prompt
-            and self.completion >= completion
-            and self.cost >= cost
-            and self.tokens >= prompt + completion
-            and now < self.stop_at
-        ):
+        k = self.need(prompt, completion, now)
+        if not k:
             return REFUSED
+        self.slots -= k
         self.active += 1
-        self.prompt -= prompt
-        self.completion -= completion
-        self.tokens -= prompt + completion
-        self.calls -= 1.0
-        self.cost -= cost
-        if (
-            self.calls < self.low_calls
-            or self.prompt < self.low_prompt
-            or self.completion < self.low_completion
-            or self.tokens < self.low_tokens
-            or self.cost < self.low_cost
-            or now >= self.renew_at
-        ):
-            return TAKEN_DUE
-        return TAKEN
+        return TAKEN_DUE if self.slots < self.low or now >= self.wake_at else TAKEN
 
-    def give_back(
-        self,
-        prompt: float,
-        completion: float,
-        cost: float,
-        used_prompt: float,
-        used_completion: float,
-        used_cost: float,
-    ) -> None:
-        """Close a call admitted with bound (``prompt``, ``completion``, ``cost``) that
-        really used the ``used_*`` amounts (and one call)."""
+    def give_back(self, used_prompt: float, used_completion: float) -> None:
+        """Close a call admitted on it that really used these amounts (and one call)."""
         self.active -= 1
-        self.prompt += prompt - used_prompt
-        self.completion += completion - used_completion
-        self.tokens += prompt + completion - used_prompt - used_completion
-        self.cost += cost - used_cost
         self.used_prompt += used_prompt
         self.used_completion += used_completion
         self.used_calls += 1.0
-        self.used_cost += used_cost
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
 
-    def used(self, priced: bool) -> Amounts:
-        """What was spent against it, per dimension name."""
-        out = {
-            "prompt_tokens": self.used_prompt,
-            "completion_tokens": self.used_completion,
-            "tokens": self.used_prompt + self.used_completion,
-            "calls": self.used_calls,
-        }
-        if priced:
-            out["cost"] = self.used_cost
-        return out
+    def used(self, pricing: Pricing) -> Amounts:
+        """What was spent against it, per dimension name (the cost at the model's price:
+        it is linear, so the cost of the sums is the sum of the calls' costs)."""
+        p, c, n = self.used_prompt, self.used_completion, self.used_calls
+        return pricing.amounts(p, c, n, pricing.cost(p, c))
+
+
+def _per(amount: float, per_slot: float) -> int:
+    """Slots that cover ``amount`` at ``per_slot`` each (a huge number if none can)."""
+    if amount <= 0:
+        return 1
+    return math.ceil(amount / per_slot) if per_slot > 0 else _NEVER
+
+
+def _slots(amounts: Amounts, bound: tuple[float, float, float]) -> int:
+    """How many calls of ``bound`` (prompt, completion, cost) ``amounts`` cover in full."""
+    prompt, completion, cost = bound
+    per = (
+        ("calls", 1.0), ("prompt_tokens", prompt), ("completion_tokens", completion),
+        ("tokens", prompt + completion), ("cost", cost),
+    )  # fmt: skip
+    slots = _NEVER
+    for name, size in per:
+        left = amounts.get(name, math.inf if name in ("tokens", "cost") else 0.0)
+        if size > 0 and left < math.inf:
+            k = math.floor(left / size)
+            k += (k + 1) * size <= left  # the division rounded down: what is left
+            k -= k * size > left  # or up: never more than is left
+            slots = min(slots, k)
+    return max(0, slots)
+
+
+_NEVER = 1 << 62
 
 
 class Lease:
@@ -225,29 +215,45 @@ class Lease:
         self.drawing_ahead = False  # the draw in flight is a prefetch
         self.ahead_refused = False  # the last prefetch was refused: wait for need
         self.draws = 0
-        self.idle: asyncio.Future[None] | None = None
-        self.touched = False  # a call was admitted since the meter last looked
+        self.seen: tuple[object, float] | None = None  # what ``quiet`` saw last
         self.closed = False  # settled by the meter: a call must use a new lease
 
     def take(self, prompt: float, completion: float, cost: float, now: float) -> Allowance | None:
         """Admit a call against an allowance held, or None when none can cover it.
         Starts drawing the next allowance in the background when the current one is low."""
-        self.touched = True
         allowance = self.current
-        taken = REFUSED if allowance is None else allowance.take(prompt, completion, cost, now)
+        taken = REFUSED if allowance is None else allowance.take(prompt, completion, now)
         if taken == REFUSED:
-            allowance = self._next(prompt, completion, cost, now)
+            allowance = self._next(prompt, completion, now)
             if allowance is None:
                 return None
-            taken = allowance.take(prompt, completion, cost, now)
-        if (
-            taken == TAKEN_DUE
-            and self.drawing is None
-            and self.spare is None
-            and not self.ahead_refused
-        ):
-            self._draw(prompt, completion, cost, ahead=True)
+            taken = allowance.take(prompt, completion, now)
+        if taken == TAKEN_DUE and allowance is not None:
+            self.due(allowance, (prompt, completion, cost))
         return allowance
+
+    def due(self, allowance: Allowance, bound: tuple[float, float, float]) -> None:
+        """``allowance`` is low or half through its life: draw the next one in the
+        background (unless one is held or being drawn, or the last such draw was refused),
+        and let it run on without asking again until it is used up or stops."""
+        if self.drawing is None and self.spare is None and not self.ahead_refused:
+            self._draw(*bound, ahead=True)
+        if self.spare is not None or (self.drawing is not None and self.drawing_ahead):
+            allowance.low, allowance.wake_at = -1.0, allowance.stop_at
+
+    def close(self) -> None:
+        """Admit nothing more on it (the meter settles it): a call must use a new lease."""
+        self.closed = True
+        for allowance in (self.current, self.spare):
+            if allowance is not None:
+                allowance.slots = 0
+
+    def quiet(self) -> bool:
+        """Whether no call was admitted since the last time this was asked."""
+        current = self.current
+        seen = (current, -1.0 if current is None else current.slots)
+        quiet, self.seen = seen == self.seen, seen
+        return quiet
 
     async def admit(self, prompt: float, completion: float, cost: float) -> Allowance:
         """Admit a call, waiting for an allowance to be drawn if none can cover it.
@@ -273,22 +279,6 @@ class Lease:
             if task is mine and (task.cancelled() or task.exception() is not None):
                 task.result()  # raises the draw's error
 
-    def give_back(
-        self,
-        allowance: Allowance,
-        bound: tuple[int, int, float],
-        used_prompt: float,
-        used_completion: float,
-    ) -> None:
-        """Close a call admitted against ``allowance``: its bound back, its usage counted."""
-        pricing = self.pricing  # the cost, inline: this runs on every call
-        used_cost = (
-            used_prompt * pricing.prompt_per_1k + used_completion * pricing.completion_per_1k
-        ) / 1000.0
-        allowance.give_back(*bound, used_prompt, used_completion, used_cost)
-        if self.idle is not None and not self.idle.done():
-            self.idle.set_result(None)
-
     def busy(self) -> bool:
         """Whether a call admitted on it is in flight, or a draw is."""
         held = [a for a in (self.current, self.spare) if a is not None] + self.retired
@@ -305,22 +295,27 @@ class Lease:
         held = [a for a in (self.current, self.spare) if a is not None] + self.retired
         self.current, self.spare, self.retired = None, None, []
         for allowance in held:
+            allowance.slots = 0  # nothing more is admitted on it
             while allowance.active > 0:
-                self.idle = asyncio.get_running_loop().create_future()
-                await self.idle
-            self.idle = None
-            used = allowance.used(self.pricing.priced)
+                allowance.waiter = asyncio.get_running_loop().create_future()
+                await allowance.waiter
+            allowance.waiter = None
+            used = allowance.used(self.pricing)
             await self.link.call("settle", allowance.grant_id, self.context, used)
 
-    def _next(self, prompt: float, completion: float, cost: float, now: float) -> Allowance | None:
+    def _next(self, prompt: float, completion: float, now: float) -> Allowance | None:
         """Retire the current allowance; promote the spare if it covers the call."""
         if self.current is not None:
-            self.retired.append(self.current)
+            self._retire(self.current)
         self.current, spare, self.spare = self.spare, self.spare, None
-        if spare is not None and not spare.fits(prompt, completion, cost, now):
-            self.retired.append(spare)
+        if spare is not None and not spare.need(prompt, completion, now):
+            self._retire(spare)
             self.current = spare = None
         return spare
+
+    def _retire(self, allowance: Allowance) -> None:
+        allowance.slots = 0  # nothing more is admitted on it: settled with the next draw
+        self.retired.append(allowance)
 
     def _draw(
         self, prompt: float, completion: float, cost: float, *, ahead: bool
@@ -339,7 +334,7 @@ class Lease:
         want = self.pricing.amounts(prompt * n, completion * n, n, cost * n)
         done = [a for a in self.retired if a.active == 0]
         self.retired = [a for a in self.retired if a.active > 0]
-        settles = [(a.grant_id, a.used(self.pricing.priced)) for a in done]
+        settles = [(a.grant_id, a.used(self.pricing)) for a in done]
         args = (settles, self.context, uuid.uuid4().hex, need, want, self.holder)
         try:
             grant: Grant = await self.link.call("renew", *args)
@@ -352,7 +347,7 @@ class Lease:
             raise
         finally:
             self.drawing = None
-        allowance = Allowance(grant, self.clock.monotonic())
+        allowance = Allowance(grant, (prompt, completion, cost), self.clock.monotonic())
         if self.current is None:
             self.current = allowance
         else:

@@ -60,7 +60,7 @@ class Meter:
 
     def _close(self, key: tuple[str, str, str]) -> None:
         lease = self.leases.pop(key)
-        lease.closed = True
+        lease.close()
         self.draw_sizes[(key[1], key[2])] = lease.calls_per_draw
         task = asyncio.get_running_loop().create_task(lease.flush())
         self.closing.add(task)
@@ -77,9 +77,8 @@ class Meter:
         while True:
             await asyncio.sleep(idle)
             for key, lease in list(self.leases.items()):
-                if not lease.touched and not lease.busy():
+                if lease.quiet() and not lease.busy():
                     self._close(key)
-                lease.touched = False
 
     async def check_breaker(self, dependency: str, refresh: float) -> bool:
         """Admit a call to ``dependency``: returns whether it is a probe.
