@@ -10,7 +10,7 @@ from typing import Any
 import ray
 
 from policies import EventsPolicy
-from runtime import ConfigurationError, is_shared, lookup, spawn
+from runtime import ConfigurationError, get_or_spawn, is_shared, lookup
 
 from .core import Lag
 from .host import EventsHost
@@ -34,15 +34,10 @@ def start_dispatcher(
     """
     if is_shared(root):
         raise ConfigurationError("committed-state events need a storage folder (SQLite) for now")
-    try:
-        return lookup(DISPATCHER, namespace), False
-    except ConfigurationError:
-        pass
-    actor = spawn(
+    return get_or_spawn(
         EventsHost, root, namespace, policy or EventsPolicy(),
         name=DISPATCHER, namespace=namespace, storage=root,
     )  # fmt: skip
-    return actor, True
 
 
 def register_subscriber(
