@@ -38,6 +38,7 @@ from runtime import (
 
 from ._agent.agent import Agent, handlers
 from ._agent.group import AgentGroup, live_replicas
+from ._agent.pool_host import forget_hosts
 from ._agent.pooled import HostPool
 from ._agent.registry import AgentRegistry
 from ._agent.start import AgentSetting, Placement, start_replicas
@@ -378,6 +379,7 @@ class System:
             self._locks.stop_if_agents_started_it()
         for actor in replicas:  # replicas the supervisor restarted are detached
             ray.kill(actor, no_restart=True)
+        forget_hosts(self.namespace)  # every host of the namespace is stopped: its entries go
         self._agents.clear()
         for actor in self._spawned:
             ray.kill(actor, no_restart=True)

@@ -74,6 +74,7 @@ from ._openai_client import OpenAICompatibleClient as OpenAICompatibleClient
 from ._postgres import PgLocation as PgLocation
 from ._ray_glue import STATE_RESOURCE as STATE_RESOURCE
 from ._ray_glue import agent_actor_name as agent_actor_name
+from ._ray_glue import get_or_spawn as get_or_spawn
 from ._ray_glue import lookup as lookup
 from ._ray_glue import named_actors as named_actors
 from ._ray_glue import resource_actor_name as resource_actor_name
@@ -223,6 +224,7 @@ __all__ = [
     "fix_mmap_threshold",
     "flush_spans",
     "gauge",
+    "get_or_spawn",
     "histogram",
     "is_shared",
     "lookup",

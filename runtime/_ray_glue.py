@@ -102,6 +102,27 @@ def spawn(
     return remote(cls).options(**options).remote(*args, **kwargs)
 
 
+def get_or_spawn(
+    cls: type, *args: Any, name: str, namespace: str, **options: Any
+) -> tuple[Any, bool]:
+    """The running named actor ``name`` of ``namespace``, or ``cls`` started as it with
+    ``spawn``'s ``options``: ``(actor, started)``. Two processes starting it at once get
+    the same actor (the one that loses the race joins the other's).
+
+    Raises:
+        ConfigurationError: as ``spawn`` (a state actor away from its storage), or the
+            actor that won the race is gone already.
+    """
+    try:
+        return lookup(name, namespace), False
+    except ConfigurationError:
+        pass
+    try:
+        return spawn(cls, *args, name=name, namespace=namespace, **options), True
+    except ValueError:  # another process started it meanwhile
+        return lookup(name, namespace), False
+
+
 def lookup(name: str, namespace: str) -> Any:
     """The handle of a running named actor.
 

@@ -19,11 +19,13 @@ import ray
 from resources_for_tests import Inventory
 from supervised_agents import Done, Job, Worker
 
-from actors import ResourceHandle, System, Write
+from actors import AgentGroup, ResourceHandle, System, Write
+from policies import HostPolicy
 from runtime import resource_actor_name
 
 RESOURCES = [f"inv{i}" for i in range(6)]
 BEFORE_KILL, TOTAL = 30, 90
+ONE_PER_HOST = HostPolicy(agents_per_host=1)  # each pooled agent starts a host of its own
 
 SEEN = "SEEN "
 """What starts the line the test reads."""
@@ -60,6 +62,23 @@ def _placed(system: System, name: str, i: int) -> ResourceHandle:
         _until_it_answers(lambda: _gone(actor, system.namespace))
         handle = system.resource(Inventory, name=name, writers=["system"])
     return handle
+
+
+def _pooled_on_both_nodes(system: System) -> list[AgentGroup]:
+    """Pooled agents, one per host, the hosts spread over the nodes: four, and more (to
+    a bound) while Ray has not put one on each node."""
+    groups = [
+        system.agent(Worker, name=f"pooled{i}", placement="pooled", hosts=ONE_PER_HOST)
+        for i in range(4)
+    ]
+    while len(groups) < 8 and len(_kinds(_placement(), "agent-host:")) < 2:
+        name = f"pooled{len(groups)}"
+        groups.append(system.agent(Worker, name=name, placement="pooled", hosts=ONE_PER_HOST))
+    return groups
+
+
+def _kinds(placed: dict[str, str], prefix: str) -> set[str]:
+    return {node for name, node in placed.items() if name.startswith(prefix)}
 
 
 def _all_alive(actors: list[str]) -> bool:
@@ -115,6 +134,7 @@ def main(config: dict[str, Any]) -> dict[str, Any]:
     system = System.connect(config["address"], storage=config["url"], namespace=namespace)
     handles = {n: _placed(system, n, i) for i, n in enumerate(RESOURCES)}
     system.agent(Worker, name="workers", replicas=4)
+    pooled = _pooled_on_both_nodes(system)
     system.budget.status()  # starts the budget actor
     warm = [
         system.supervisor.submit(Job(key=f"warm{i}"), to="workers", expect=Done) for i in range(4)
@@ -132,8 +152,10 @@ def main(config: dict[str, Any]) -> dict[str, Any]:
     finished = sorted(h.result(timeout=150).key for h in jobs)
     _until_it_answers(lambda: system.budget.status())
     _until_it_answers(lambda: _nodes_are(["head"]))  # the GCS has seen the worker go
-    state = [resource_actor_name(n) for n in RESOURCES] + ["supervisor", "budget"]
+    hosts = [f"agent-host:{i}" for i in range(len(pooled))]
+    state = [resource_actor_name(n) for n in RESOURCES] + ["supervisor", "budget", *hosts]
     _until_it_answers(lambda: _all_alive(state))  # restarted by Ray, somewhere alive
+    answers = [_until_it_answers(lambda g=g: g.ask(Job(key=g.name), timeout=60)) for g in pooled]
     result = {
         "before": before,
         "after": _placement(),
@@ -141,6 +163,7 @@ def main(config: dict[str, Any]) -> dict[str, Any]:
         "values": {n: handles[n].read("available", "A").value for n in RESOURCES},
         "versions": {n: [r.version for r in system.log(n).records()] for n in RESOURCES},
         "finished": finished,
+        "pooled": [a.key for a in answers],
         "nodes": sorted(_nodes().values()),
     }
     system.shutdown()

@@ -39,7 +39,8 @@ from .mailbox import Mailbox, MailboxClosedError
 HOST_PREFIX = "agent-host:"
 """Pooled hosts are the named actors ``agent-host:<i>`` of a namespace."""
 
-_KV_NAMESPACE = "agentcast_hosts"
+KV_NAMESPACE = "agentcast_hosts"
+"""Where hosts keep their membership in Ray's key-value store, as ``<namespace>:<actor id>``."""
 _log = logging.getLogger(__name__)
 
 Recipe = tuple[type[Agent], AgentRuntime]
@@ -89,7 +90,7 @@ class PoolHost:
         try:
             from ray.experimental import internal_kv
 
-            stored = internal_kv._internal_kv_get(self._kv_key, namespace=_KV_NAMESPACE)
+            stored = internal_kv._internal_kv_get(self._kv_key, namespace=KV_NAMESPACE)
             if stored is None:
                 return False
             recipes: list[Recipe] = cloudpickle.loads(stored)
@@ -113,7 +114,7 @@ class PoolHost:
 
         recipes = list(self._recipes.values())  # one pickle: a shared class is stored once
         blob = cloudpickle.dumps(recipes)  # type: ignore[no-untyped-call]
-        internal_kv._internal_kv_put(self._kv_key, blob, namespace=_KV_NAMESPACE)
+        internal_kv._internal_kv_put(self._kv_key, blob, namespace=KV_NAMESPACE)
 
     def _start(self, cls: type[Agent], runtime: AgentRuntime) -> dict[str, Any]:
         key = agent_key(runtime.name, runtime.replica)
@@ -311,6 +312,31 @@ def _kv_key(namespace: str) -> str | None:
     with contextlib.suppress(Exception):  # no Ray here: a plain object
         actor_id = ray.get_runtime_context().get_actor_id()
     return None if actor_id is None else f"{namespace}:{actor_id}"
+
+
+def forget_hosts(namespace: str) -> int:
+    """Delete the membership of every host of ``namespace`` from Ray's key-value store,
+    once its hosts are stopped for good (nothing is left to restore); returns how many
+    entries went. Another namespace's entries stay (a key is ``<namespace>:<actor id>``)."""
+    from ray.experimental import internal_kv
+
+    gone: int = internal_kv._internal_kv_del(
+        f"{namespace}:", del_by_prefix=True, namespace=KV_NAMESPACE
+    )
+    return gone
+
+
+def host_entries(namespace: str) -> dict[str, list[str]]:
+    """The stored membership of ``namespace``'s hosts: each entry's key, and the agents
+    (``<name>:<i>``) it would bring back after a crash."""
+    from ray.experimental import internal_kv
+
+    found: dict[str, list[str]] = {}
+    for key in internal_kv._internal_kv_list(f"{namespace}:", namespace=KV_NAMESPACE):
+        stored = internal_kv._internal_kv_get(key, namespace=KV_NAMESPACE)
+        recipes: list[Recipe] = [] if stored is None else cloudpickle.loads(stored)
+        found[key.decode()] = sorted(agent_key(rt.name, rt.replica) for _, rt in recipes)
+    return found
 
 
 def _meter_as_host(host: str, runtime: AgentRuntime) -> None:

@@ -19,11 +19,13 @@ def spawn_replica(cls: type[Agent], runtime: AgentRuntime, *, detached: bool = F
 
     Ray never restarts it (``max_restarts=0``): the supervisor does, within the group's
     restart intensity. A replica the supervisor restarts is ``detached``, so it does not
-    die with the supervisor's process.
+    die with the supervisor's process. Replicas are spread over the cluster's nodes (Ray's
+    ``SPREAD``), so that one node's loss takes only its share of an agent's replicas.
     """
     return spawn(
         AgentHost, cls, runtime,
         name=agent_actor_name(runtime.name, runtime.replica), namespace=runtime.namespace,
         max_restarts=0, max_concurrency=cls.max_concurrency,
         concurrency_groups={CONTROL_GROUP: _CONTROL_CALLS}, detached=detached,
+        scheduling_strategy="SPREAD",
     )  # fmt: skip

@@ -16,9 +16,9 @@ from runtime import (
     Clock,
     ConfigurationError,
     SystemClock,
+    get_or_spawn,
     lookup,
     span,
-    spawn,
 )
 
 from .._agent.derived import note
@@ -50,18 +50,10 @@ def ensure_budget(
     Two processes starting it at once get the same actor. ``detached``: it outlives the
     process that starts it (an agent that starts it must not take it down when it dies).
     """
-    try:
-        return lookup(BUDGET_ACTOR, namespace), False
-    except ConfigurationError:
-        pass
-    try:
-        actor = spawn(
-            BudgetHost, root, policy, name=BUDGET_ACTOR, namespace=namespace, storage=root,
-            detached=detached,
-        )  # fmt: skip
-    except ValueError:  # another process started it meanwhile
-        return lookup(BUDGET_ACTOR, namespace), False
-    return actor, True
+    return get_or_spawn(
+        BudgetHost, root, policy, name=BUDGET_ACTOR, namespace=namespace, storage=root,
+        detached=detached,
+    )  # fmt: skip
 
 
 def stop_budget(namespace: str) -> None:

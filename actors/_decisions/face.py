@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from policies import Provenance, weakest
-from runtime import ConfigurationError, lookup, resource_actor_name
+from runtime import lookup, resource_actor_name
 
 from .._agent.derived import derived as derived_mark
 from .._resource.briefing import briefing, learned
@@ -158,20 +158,15 @@ def ensure_decisions(root: str, namespace: str) -> Any:
         ConfigurationError: it is not running and there is no storage to start it with.
     """
     from policies import ResourcePolicy, WriteAuthority
-    from runtime import spawn
+    from runtime import get_or_spawn
 
     from .._resource.host import ResourceHost  # the host reaches this module: no cycle
 
     name = resource_actor_name(DECISIONS)
-    try:
+    if not root:
         return lookup(name, namespace)
-    except ConfigurationError:
-        if not root:
-            raise
-    try:
-        return spawn(
-            ResourceHost, DecisionLog, DECISIONS, root, ResourcePolicy(), WriteAuthority.of(None),
-            namespace, name=name, namespace=namespace, storage=root, detached=True,
-        )  # fmt: skip
-    except ValueError:  # another process started it meanwhile
-        return lookup(name, namespace)
+    actor, _ = get_or_spawn(
+        ResourceHost, DecisionLog, DECISIONS, root, ResourcePolicy(), WriteAuthority.of(None),
+        namespace, name=name, namespace=namespace, storage=root, detached=True,
+    )  # fmt: skip
+    return actor

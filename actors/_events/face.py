@@ -10,7 +10,7 @@ from typing import Any
 import ray
 
 from policies import EventsPolicy
-from runtime import ConfigurationError, lookup, spawn
+from runtime import get_or_spawn, lookup
 
 from .core import Lag
 from .host import EventsHost
@@ -26,15 +26,10 @@ def start_dispatcher(
     Returns:
         Its handle, and whether this call started it.
     """
-    try:
-        return lookup(DISPATCHER, namespace), False
-    except ConfigurationError:
-        pass
-    actor = spawn(
+    return get_or_spawn(
         EventsHost, root, namespace, policy or EventsPolicy(),
         name=DISPATCHER, namespace=namespace, storage=root,
     )  # fmt: skip
-    return actor, True
 
 
 def register_subscriber(

@@ -10,11 +10,9 @@ from typing import Any
 from policies import LockPolicy
 from runtime import (
     Clock,
-    ConfigurationError,
     ResourceUnavailableError,
     SystemClock,
-    lookup,
-    spawn,
+    get_or_spawn,
 )
 
 from .._reconnect import Plan, Reconnect, reconnecting, run_async, run_blocking
@@ -37,18 +35,10 @@ def ensure_locks(
     get the same actor. ``detached``: it outlives the process that starts it (an agent
     that starts it must not take it down when it dies). ``clock``: a ``FakeClock`` for tests.
     """
-    try:
-        return lookup(LOCKS_ACTOR, namespace), False
-    except ConfigurationError:
-        pass
-    try:
-        actor = spawn(
-            LocksHost, root, policy or LockPolicy(), clock, name=LOCKS_ACTOR,
-            namespace=namespace, storage=root, detached=detached,
-        )  # fmt: skip
-    except ValueError:  # another process started it meanwhile
-        return lookup(LOCKS_ACTOR, namespace), False
-    return actor, True
+    return get_or_spawn(
+        LocksHost, root, policy or LockPolicy(), clock, name=LOCKS_ACTOR, namespace=namespace,
+        storage=root, detached=detached,
+    )  # fmt: skip
 
 
 class LocksCalls:

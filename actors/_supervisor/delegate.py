@@ -5,26 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, Unpack
 
 import ray
 from pydantic import BaseModel
 
-from policies import (
-    ConstraintSet,
-    Deadlines,
-    OnFailure,
-    Provenance,
-    RetryBudget,
-    RetryPolicy,
-)
+from policies import ConstraintSet, Deadlines
 from runtime import Clock, Envelope, SystemClock, new_task_id
 
 from .._agent.derived import derived, sources
 from .._reconnect import Reconnect
 from .calls import batch_specs, open_batch
 from .handle import NONE, AsyncSubtaskHandle
-from .spec import make_spec
+from .spec import SubmitOptions, make_spec
 from .validate import check_submission
 from .verify import Claim, Verdict, verify_request
 
@@ -53,16 +46,8 @@ class AsyncSupervisor:
         task: BaseModel,
         *,
         to: str,
-        expect: type[BaseModel] | None = None,
-        deadline: Deadlines | timedelta | None = None,
-        retry: RetryPolicy | None = None,
-        on_failure: OnFailure | None = None,
-        stage: str | None = None,
-        next_stage: str | None = None,
-        run: str | None = None,
-        retry_budget: RetryBudget | None = None,
         constraints: ConstraintSet | None = None,
-        requires: Provenance | None = None,
+        **options: Unpack[SubmitOptions],
     ) -> AsyncSubtaskHandle:
         """See ``Supervisor.submit``; a child of the current task, carrying its constraints
         or ``constraints`` if they are at least as strict (``Envelope.child``).
@@ -71,21 +56,15 @@ class AsyncSupervisor:
             ConfigurationError: as for ``Supervisor.submit``.
             ConstraintLoosenedError, InvalidArgumentError: see ``Envelope.child``.
         """
-        check_submission(to, expect, ray.get_runtime_context().namespace)
+        check_submission(to, options.get("expect"), ray.get_runtime_context().namespace)
         spec = make_spec(
-            task, to=to, expect=expect, deadline=deadline, retry=retry, on_failure=on_failure,
-            envelope=self._child(constraints), parent=self._parent_id, stage=stage,
-            next_stage=next_stage, run=run, retry_budget=retry_budget, requires=requires,
-        )  # fmt: skip
+            task, to=to, envelope=self._child(constraints), parent=self._parent_id, **options
+        )
         return AsyncSubtaskHandle(self._actor, spec, self._reconnect, self._clock)
 
     def submit_many(
-        self, tasks: Sequence[BaseModel], *, to: str, expect: type[BaseModel] | None = None,
-        deadline: Deadlines | timedelta | None = None, retry: RetryPolicy | None = None,
-        on_failure: OnFailure | None = None, stage: str | None = None,
-        next_stage: str | None = None, run: str | None = None,
-        retry_budget: RetryBudget | None = None, constraints: ConstraintSet | None = None,
-        requires: Provenance | None = None,
+        self, tasks: Sequence[BaseModel], *, to: str, constraints: ConstraintSet | None = None,
+        **options: Unpack[SubmitOptions],
     ) -> list[AsyncSubtaskHandle]:  # fmt: skip
         """See ``Supervisor.submit_many``; each a child of the current task, as ``submit``.
 
@@ -94,13 +73,9 @@ class AsyncSupervisor:
                 ``Supervisor.submit_many``.
             ConstraintLoosenedError: see ``Envelope.child``.
         """
-        check_submission(to, expect, ray.get_runtime_context().namespace)
-        specs = batch_specs(
-            tasks, [self._child(constraints) for _ in tasks], to=to, expect=expect,
-            deadline=deadline, retry=retry, on_failure=on_failure, parent=self._parent_id,
-            stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget,
-            requires=requires,
-        )  # fmt: skip
+        check_submission(to, options.get("expect"), ray.get_runtime_context().namespace)
+        envelopes = [self._child(constraints) for _ in tasks]
+        specs = batch_specs(tasks, envelopes, to=to, parent=self._parent_id, **options)
         stream = open_batch(self._actor, specs, self._clock)
         return [AsyncSubtaskHandle(self._actor, s, self._reconnect, self._clock, stream)
                 for s in specs]  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, Unpack
 
 import ray
 from pydantic import BaseModel
@@ -17,11 +17,9 @@ from pydantic import BaseModel
 from policies import (
     ConstraintSet,
     Deadlines,
-    OnFailure,
     Provenance,
     RestartIntensity,
     RetryBudget,
-    RetryPolicy,
     SamplingPolicy,
 )
 from runtime import (
@@ -39,7 +37,7 @@ from .calls import SubtaskCalls, batch_specs, open_batch
 from .calls import send_heartbeat as send_heartbeat
 from .calls import supervisor_actor as supervisor_actor
 from .sampling import Agree, Truth
-from .spec import DEFAULT_VERIFY, StageRule
+from .spec import DEFAULT_VERIFY, StageRule, SubmitOptions
 from .spec import make_spec as make_spec
 from .stream import OutcomeStream
 from .types import SubtaskSpec, SubtaskStatus
@@ -183,16 +181,8 @@ class Supervisor:
         task: BaseModel,
         *,
         to: str,
-        expect: type[BaseModel] | None = None,
-        deadline: Deadlines | timedelta | None = None,
-        retry: RetryPolicy | None = None,
-        on_failure: OnFailure | None = None,
-        stage: str | None = None,
-        next_stage: str | None = None,
         envelope: Envelope | None = None,
-        run: str | None = None,
-        retry_budget: RetryBudget | None = None,
-        requires: Provenance | None = None,
+        **options: Unpack[SubmitOptions],
     ) -> SubtaskHandle:
         """Run ``task`` on agent ``to`` (a name, or one replica ``"name:i"``), held to
         ``deadline`` (a ``timedelta`` bounds the running phase) and to ``expect``. Its
@@ -206,22 +196,14 @@ class Supervisor:
                 not an agent or a replica that runs; ``expect`` is not a model class.
             ProvenanceError: the input is less trusted than ``requires``; not submitted.
         """
-        check_submission(to, expect, self._namespace)
+        check_submission(to, options.get("expect"), self._namespace)
         env = envelope or Envelope(trace_id=self._trace_id, task_id=new_task_id())
-        spec = make_spec(
-            task, to=to, expect=expect, deadline=deadline, retry=retry, on_failure=on_failure,
-            envelope=env, stage=stage, next_stage=next_stage, run=run, retry_budget=retry_budget,
-            requires=requires,
-        )  # fmt: skip
+        spec = make_spec(task, to=to, envelope=env, **options)
         return SubtaskHandle(self.actor, spec, self._reconnect, self._clock)
 
     def submit_many(
-        self, tasks: Sequence[BaseModel], *, to: str, expect: type[BaseModel] | None = None,
-        deadline: Deadlines | timedelta | None = None, retry: RetryPolicy | None = None,
-        on_failure: OnFailure | None = None, stage: str | None = None,
-        next_stage: str | None = None, envelopes: list[Envelope] | None = None,
-        run: str | None = None, retry_budget: RetryBudget | None = None,
-        requires: Provenance | None = None,
+        self, tasks: Sequence[BaseModel], *, to: str, envelopes: list[Envelope] | None = None,
+        **options: Unpack[SubmitOptions],
     ) -> list[SubtaskHandle]:  # fmt: skip
         """``submit`` of every task (each its own subtask, with these options) in one call
         to the supervisor; each handle's ``result`` returns when its own subtask ends, as
@@ -235,17 +217,13 @@ class Supervisor:
                 envelope per task.
             ProvenanceError: an input is less trusted than ``requires``; none submitted.
         """
-        check_submission(to, expect, self._namespace)
+        check_submission(to, options.get("expect"), self._namespace)
         if envelopes is not None and len(envelopes) != len(tasks):
             raise InvalidArgumentError(f"{len(envelopes)} envelopes for {len(tasks)} tasks")
         envs = envelopes or [
             Envelope(trace_id=self._trace_id, task_id=new_task_id()) for _ in tasks
         ]
-        specs = batch_specs(
-            tasks, envs, to=to, expect=expect, deadline=deadline, retry=retry,
-            on_failure=on_failure, stage=stage, next_stage=next_stage, run=run,
-            retry_budget=retry_budget, requires=requires,
-        )  # fmt: skip
+        specs = batch_specs(tasks, envs, to=to, **options)
         stream = open_batch(self.actor, specs, self._clock)
         return [SubtaskHandle(self.actor, s, self._reconnect, self._clock, stream) for s in specs]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypedDict
 
 from pydantic import BaseModel
 
@@ -46,15 +47,31 @@ class StageRule:
             raise ConfigurationError(f"verify_within must be positive, not {self.verify_within}")
 
 
+class SubmitOptions(TypedDict, total=False):
+    """The options of a submission, the same on every face that submits
+    (``Supervisor.submit``/``submit_many``, ``AsyncSupervisor.submit``/``submit_many``):
+    see ``Supervisor.submit``. Each is None (the default) unless given."""
+
+    expect: type[BaseModel] | None
+    deadline: Deadlines | timedelta | None
+    retry: RetryPolicy | None
+    on_failure: OnFailure | None
+    stage: str | None
+    next_stage: str | None
+    run: str | None
+    retry_budget: RetryBudget | None
+    requires: Provenance | None
+
+
 def make_spec(
     task: BaseModel,
     *,
     to: str,
-    expect: type[BaseModel] | None,
-    deadline: Deadlines | timedelta | None,
-    retry: RetryPolicy | None,
-    on_failure: OnFailure | None,
     envelope: Envelope,
+    expect: type[BaseModel] | None = None,
+    deadline: Deadlines | timedelta | None = None,
+    retry: RetryPolicy | None = None,
+    on_failure: OnFailure | None = None,
     parent: str | None = None,
     stage: str | None = None,
     next_stage: str | None = None,

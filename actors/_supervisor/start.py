@@ -8,7 +8,7 @@ from typing import Any
 import ray
 
 from policies import Durability, RetryBudget, SupervisorRetention
-from runtime import Clock, lookup, spawn
+from runtime import Clock, get_or_spawn
 
 from .handle import Supervisor
 from .host import SUPERVISOR_ACTOR, SupervisorHost
@@ -30,16 +30,13 @@ def start_supervisor(
 ) -> tuple[Supervisor, Any]:
     """Join the namespace's ``supervisor`` actor, or start it; returns the handle and the
     actor if this call started it (else None)."""
-    try:
-        actor = lookup(SUPERVISOR_ACTOR, namespace)
-        return Supervisor(actor, trace_id, namespace), None
-    except Exception:
-        pass
-    actor = spawn(
+    actor, started = get_or_spawn(
         SupervisorHost, root, namespace, clock, durability,
         retry_budget=retry_budget, retention=retention, start_id=uuid.uuid4().hex,
         name=SUPERVISOR_ACTOR, namespace=namespace, storage=root,
         max_concurrency=_SUPERVISOR_CONCURRENCY,
     )  # fmt: skip
+    if not started:
+        return Supervisor(actor, trace_id, namespace), None
     ray.get(actor.overview.remote())
     return Supervisor(actor, trace_id, namespace), actor
