@@ -187,7 +187,9 @@ class PgConnection:
         return cursor
 
     def executescript(self, script: str) -> None:
-        for statement in script.split(";"):
+        # Line comments first: a ';' inside one must not split a statement.
+        code = "\n".join(line.split("--", 1)[0] for line in script.splitlines())
+        for statement in code.split(";"):
             if statement.strip():
                 self.execute(statement)
 

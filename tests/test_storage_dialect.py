@@ -114,3 +114,15 @@ def test_a_failing_statement_is_a_storage_error_and_the_connection_stays_usable(
     with transaction(conn, "again"):
         conn.execute("INSERT INTO kv(key, value) VALUES('k', 3)")
     assert conn.execute("SELECT value FROM kv").fetchall() == [(3,)]
+
+
+def test_a_script_with_a_semicolon_in_a_comment_runs_alike(store_root: Location) -> None:
+    conn = connect(store_root / "commented.sqlite")
+    conn.executescript(
+        "-- one table; and an index\n"
+        "CREATE TABLE IF NOT EXISTS t(a INTEGER NOT NULL); -- a trailing note; still a note\n"
+        "CREATE INDEX IF NOT EXISTS t_a ON t (a);\n"
+    )
+    with transaction(conn, "insert"):
+        conn.execute("INSERT INTO t(a) VALUES(?)", (1,))
+    assert [tuple(r) for r in conn.execute("SELECT a FROM t").fetchall()] == [(1,)]
