@@ -18,21 +18,18 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from policies import Durability
 from runtime import (
     Clock,
     Completion,
-    Connection,
     DatabaseErrors,
     Location,
     Message,
     StorageError,
     SystemClock,
-    connect,
     storage_root,
-    transaction,
 )
 
+from .._observations import ObservationLog
 from .agent import current_task
 
 _log = logging.getLogger(__name__)
@@ -63,52 +60,26 @@ COLUMNS = (
     "output_tokens", "duration_ms", "outcome",
 )  # fmt: skip
 
-_INSERT = f"INSERT INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-
 
 def calls_folder(root: Location) -> Location:
-    """Where the replicas' files are."""
+    """Where the replicas' stores are."""
     return root / "model_calls"
 
 
-class CallLog:
-    """The model calls of one agent replica: one SQLite file, written by its process."""
-
-    def __init__(self, root: Location, agent: str, replica: int, clock: Clock) -> None:
-        self._path = calls_folder(root) / f"{agent}.{replica}.sqlite"
-        self._clock = clock
-        self._conn: Connection | None = None
-        self._written = 0
-
-    def _open(self) -> Connection:
-        if self._conn is None:
-            # Observability, not state: a crash may lose the last calls, never a write.
-            conn = connect(self._path, Durability.PROCESS)
-            conn.executescript(_SCHEMA)
-            self._conn = conn
-            self._prune(conn)
-        return self._conn
-
-    def _prune(self, conn: Connection) -> None:
-        before = self._clock.now().timestamp() - KEEP.total_seconds()
-        with transaction(conn, f"pruning {self._path}"):
-            conn.execute("DELETE FROM calls WHERE at < ?", (before,))
-
-    def add(self, row: tuple[Any, ...]) -> None:
-        """Store one call (``COLUMNS``, in order)."""
-        conn = self._open()
-        with transaction(conn, f"storing a model call in {self._path}"):
-            conn.execute(_INSERT, row)
-        self._written += 1
-        if self._written % _PRUNE_EVERY == 0:
-            self._prune(conn)
+def call_log(root: Location, agent: str, replica: int, clock: Clock) -> ObservationLog:
+    """The model calls of one agent replica: one store, written by its process."""
+    path = calls_folder(root) / f"{agent}.{replica}.sqlite"
+    return ObservationLog(path, "calls", _SCHEMA, COLUMNS, clock=clock, keep=KEEP,
+                          prune_every=_PRUNE_EVERY)  # fmt: skip
 
 
 class RecordedModel:
     """A model client that stores each call it makes (see the module docstring); the
     rest of the inner client's face (``endpoint``, ``model``) passes through."""
 
-    def __init__(self, inner: Any, log: CallLog, agent: str, replica: int, clock: Clock) -> None:
+    def __init__(
+        self, inner: Any, log: ObservationLog, agent: str, replica: int, clock: Clock
+    ) -> None:
         self.inner = inner
         self._log = log
         self._who = (agent, replica)
@@ -148,7 +119,7 @@ class RecordedModel:
         )  # fmt: skip
         row = (at, trace, task_id, *self._who, str(self.inner.model), *usage, round(ms, 3), outcome)
         try:
-            self._log.add(row)
+            self._log.add([row])
         except (StorageError, *DatabaseErrors, OSError) as error:  # the call is not failed for it
             _log.warning("model call not stored for agentcast trace: %s", error)
 
@@ -165,6 +136,6 @@ def recorded_model(inner: Any, storage: str, agent: str, replica: int) -> Any:
     found = _RECORDED.get(key)
     if found is None or found.inner is not inner:
         clock = SystemClock()
-        log = CallLog(storage_root(storage), agent, replica, clock)
+        log = call_log(storage_root(storage), agent, replica, clock)
         found = _RECORDED[key] = RecordedModel(inner, log, agent, replica, clock)
     return found

@@ -47,12 +47,13 @@ from runtime import (
 
 from .._events.emit import collecting, type_name
 from .._events.validate import Veto
+from .._observations import ObservationLog
 from .asking import RayValidators
 from .batch import Refused, rejection_of
 from .calls import WriteCall, WriteResult, decode_arguments
 from .core import ResourceCore
 from .state_view import StateView
-from .verdicts import VerdictLog
+from .verdicts import verdict_log
 
 _log = logging.getLogger(__name__)
 
@@ -192,7 +193,7 @@ class Gate:
         self._ask = ask
         self._rules: dict[str, GateRule] | None = None
         self._replicas: dict[str, int] = {}
-        self._verdicts_log: VerdictLog | None = None
+        self._verdicts_log: ObservationLog | None = None
 
     def reload(self) -> None:
         """Read the stored rules again (``Visibility.enforce`` stored new ones).
@@ -241,7 +242,7 @@ class Gate:
     ) -> VisibilityError | None:  # fmt: skip
         """The error refusing the write (the first veto, else the first failure of a
         validator whose rule fails closed), or None: it may commit. Each answer is
-        stored for ``agentcast trace`` (``verdicts.VerdictLog``)."""
+        stored for ``agentcast trace`` (``verdicts.verdict_log``)."""
         asks, plan = [], []
         ask = self._ask or RayValidators(self._namespace or ray.get_runtime_context().namespace)
         self._ask = ask
@@ -273,7 +274,7 @@ class Gate:
 
     def _record(self, clock: Clock, rows: list[tuple[Any, ...]]) -> None:
         if self._verdicts_log is None:
-            self._verdicts_log = VerdictLog(self._root, self._name, clock)
+            self._verdicts_log = verdict_log(self._root, self._name, clock)
         try:
             self._verdicts_log.add(rows)
         except StorageError as error:  # observability: the write's fate does not hang on it

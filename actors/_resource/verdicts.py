@@ -2,7 +2,7 @@
 ``agentcast trace``.
 
 A veto or a fail-closed failure is also a rejection in the resource's log; an allowing
-verdict is nowhere else. ``VerdictLog`` writes one row per answer (the write's trace and
+verdict is nowhere else. ``verdict_log`` writes one row per answer (the write's trace and
 task, the event type, the agent, the outcome and how long the question took) to the store
 ``<root>/validations/<resource>.sqlite`` (a schema on PostgreSQL): observability, not
 state, so its commits do not wait for the disk (a crash may lose the last rows, never a
@@ -12,12 +12,12 @@ write). Rows older than ``KEEP`` are pruned when the store opens and every
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from policies import Durability
-from runtime import Clock, Connection, Location, connect, transaction
+from runtime import Clock, Connection, Location
+
+from .._observations import ObservationLog
 
 KEEP = timedelta(days=7)
 """How long a verdict's row is kept (docs/operations.md, "Retention")."""
@@ -45,7 +45,6 @@ COLUMNS = (
     "at", "trace_id", "idem_key", "resource", "op", "event_type", "agent", "outcome",
     "detail", "duration_ms",
 )  # fmt: skip
-_INSERT = f"INSERT INTO verdicts ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
 def verdicts_folder(root: Location) -> Location:
@@ -53,41 +52,11 @@ def verdicts_folder(root: Location) -> Location:
     return root / "validations"
 
 
-class VerdictLog:
+def verdict_log(root: Location, resource: str, clock: Clock) -> ObservationLog:
     """The verdicts one resource asked for: one store, written by its actor."""
-
-    def __init__(self, root: Location, resource: str, clock: Clock) -> None:
-        self._path = verdicts_folder(root) / f"{resource}.sqlite"
-        self._clock = clock
-        self._conn: Connection | None = None
-        self._written = 0
-
-    def _open(self) -> Connection:
-        if self._conn is None:
-            conn = connect(self._path, Durability.PROCESS)
-            conn.executescript(_SCHEMA)
-            self._conn = conn
-            self._prune(conn)
-        return self._conn
-
-    def _prune(self, conn: Connection) -> None:
-        before = self._clock.now().timestamp() - KEEP.total_seconds()
-        with transaction(conn, f"pruning {self._path}"):
-            conn.execute("DELETE FROM verdicts WHERE at < ?", (before,))
-
-    def add(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Store verdicts (``COLUMNS``, in order), in one commit.
-
-        Raises:
-            StorageError: nothing was stored.
-        """
-        conn = self._open()
-        with transaction(conn, f"storing verdicts in {self._path}"):
-            conn.executemany(_INSERT, rows)
-        self._written += len(rows)
-        if self._written >= _PRUNE_EVERY:
-            self._written = 0
-            self._prune(conn)
+    path = verdicts_folder(root) / f"{resource}.sqlite"
+    return ObservationLog(path, "verdicts", _SCHEMA, COLUMNS, clock=clock, keep=KEEP,
+                          prune_every=_PRUNE_EVERY)  # fmt: skip
 
 
 def verdicts_of(conn: Connection, trace: str) -> list[dict[str, Any]]:

@@ -276,6 +276,23 @@ def _at_least(values: dict[str, float], threshold: float, description: str) -> d
     }  # fmt: skip
 
 
+RATIO_TARGETS = (
+    ("unbatched_vs_payload_call", "durable_unbatched/noop_payload", 0.8,
+     "durable unbatched writes/s >= 0.8x plain Ray no-op calls carrying the same payload"),
+    ("unbatched_process_vs_payload_call", "durable_unbatched_process/noop_payload", 0.8,
+     "the same with Durability.PROCESS (no fsync per commit)"),
+    ("constraints_cost", "durable_constrained/durable_unbatched", 0.9,
+     "writes carrying 10 constraints/s >= 0.9x plain durable writes/s"),
+    ("provenance_vs_durable", "durable_provenance/durable_unbatched", 0.9,
+     "durable writes requiring VERIFIED provenance >= 0.9x plain durable writes/s"),
+    ("batched_vs_ceiling", "batched/noop_ceiling", 10.0, "batched writes/s >= 10x no-op calls/s"),
+    ("batched_vs_ttl_lock", "batched/ttl_lock", 10.0,
+     "batched writes/s >= 10x TTL-lock updates/s"),
+)  # fmt: skip
+"""(target, ratio, threshold, description): each passes when the ratio reaches the
+threshold at every N."""
+
+
 def targets(found: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Pass or fail of each target; a target passes only if it holds at every N."""
     growth = {n: g for n, g in found["p99_growth_1_to_32"].items() if n in AGENTCAST_ROWS}
@@ -283,29 +300,12 @@ def targets(found: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]
         name: {str(r["n"]): r["lost_updates"] for r in rows if r["row"] == name}
         for name in ("naive_rmw", "agentcast_rmw")
     }
+    ratios_met = {
+        name: _at_least(found[ratio], threshold, description)
+        for name, ratio, threshold, description in RATIO_TARGETS
+    }
     return {
-        "unbatched_vs_payload_call": _at_least(
-            found["durable_unbatched/noop_payload"], 0.8,
-            "durable unbatched writes/s >= 0.8x plain Ray no-op calls carrying the same payload",
-        ),
-        "unbatched_process_vs_payload_call": _at_least(
-            found["durable_unbatched_process/noop_payload"], 0.8,
-            "the same with Durability.PROCESS (no fsync per commit)",
-        ),
-        "constraints_cost": _at_least(
-            found["durable_constrained/durable_unbatched"], 0.9,
-            "writes carrying 10 constraints/s >= 0.9x plain durable writes/s",
-        ),
-        "provenance_vs_durable": _at_least(
-            found["durable_provenance/durable_unbatched"], 0.9,
-            "durable writes requiring VERIFIED provenance >= 0.9x plain durable writes/s",
-        ),
-        "batched_vs_ceiling": _at_least(
-            found["batched/noop_ceiling"], 10.0, "batched writes/s >= 10x no-op calls/s"
-        ),
-        "batched_vs_ttl_lock": _at_least(
-            found["batched/ttl_lock"], 10.0, "batched writes/s >= 10x TTL-lock updates/s"
-        ),
+        **ratios_met,
         "p99_growth_at_most_linear": {
             "description": "agentcast p99(32)/p99(1) <= 32", "threshold": LINEAR_BOUND,
             "values": growth, "pass": all(g <= LINEAR_BOUND for g in growth.values()),
