@@ -1,7 +1,7 @@
-"""The supervisor store's group commits on its writer thread (``threaded=True``, what the
-supervisor actor runs): a commit returns only once its statements are in the file, groups
-are applied in the order staged, many commits waiting together share one transaction, a
-failed group fails all its waiters and leaves the store usable; and on a real Ray, what
+"""The supervisor store's group commits: a commit returns only once its statements are in
+the file, groups are applied in the order staged, many commits waiting together share one
+transaction, a failed group fails all its waiters and leaves the store usable; and on a real
+Ray, what
 the supervisor acknowledged (a submit stored, an outcome streamed back) survives a
 SIGKILL of its process."""
 
@@ -41,9 +41,9 @@ def _probe(store: SubtaskStore) -> sqlite3.Connection:
 def test_a_commit_returns_once_its_rows_are_in_the_file_and_commits_waiting_together_share_one(
     tmp_path: Path,
 ) -> None:
-    store = SubtaskStore(tmp_path, threaded=True)
+    store = SubtaskStore(tmp_path)
     begins: list[str] = []
-    store._write_conn.set_trace_callback(
+    store._conn.set_trace_callback(
         lambda sql: begins.append(sql) if sql.startswith("BEGIN") else None
     )
     probe = _probe(store)
@@ -67,7 +67,7 @@ def test_a_commit_returns_once_its_rows_are_in_the_file_and_commits_waiting_toge
 def test_groups_are_applied_in_the_order_staged_while_one_is_being_written(
     tmp_path: Path,
 ) -> None:
-    store = SubtaskStore(tmp_path, threaded=True)
+    store = SubtaskStore(tmp_path)
 
     async def body() -> None:
         waits = []
@@ -87,8 +87,8 @@ def test_groups_are_applied_in_the_order_staged_while_one_is_being_written(
 
 @pytest.mark.timeout(60)
 def test_a_failed_group_fails_every_waiter_and_the_next_group_commits(tmp_path: Path) -> None:
-    store = SubtaskStore(tmp_path, threaded=True)
-    fail_commits_on(store._write_conn, "INSERT ON events")  # on the writer's connection
+    store = SubtaskStore(tmp_path)
+    fail_commits_on(store._conn, "INSERT ON events")
 
     async def event(kind: str) -> None:
         store.stage_event(1.0, kind, "agent", {})
@@ -99,7 +99,7 @@ def test_a_failed_group_fails_every_waiter_and_the_next_group_commits(tmp_path: 
 
     failed = asyncio.run(body())
     assert [type(e) for e in failed] == [StorageError] * 5
-    assert store.events() == [] and not store._write_conn.in_transaction
+    assert store.events() == [] and not store._conn.in_transaction
     store._conn.execute("DROP TRIGGER fail_at_commit")
     asyncio.run(event("after"))
     assert [e["kind"] for e in store.events()] == ["after"]

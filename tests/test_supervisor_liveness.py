@@ -300,7 +300,7 @@ def test_a_failed_final_commit_is_retried_and_nobody_sees_storage_errors(
                 raise StorageError("disk full")
             real(staged)
 
-        monkeypatch.setattr(core.store._writer, "_commit", flaky)
+        monkeypatch.setattr(core.store, "_write_group", flaky)
         agents.calls[0].future.set_result(GOOD)
         await settle()
         assert not task.done()  # still being stored

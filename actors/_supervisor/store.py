@@ -4,8 +4,7 @@ escalations, stages and an audit trail of events.
 Writes are staged and committed together: ``await store.commit()`` returns once every
 statement staged before it is in a committed transaction (group commit): one group is
 written at a time, and whatever is staged meanwhile goes in the next, so the busier the
-supervisor, the more subtasks share a transaction. The supervisor actor commits on a
-writer thread, off its event loop (``writer.py``).
+supervisor, the more subtasks share a transaction.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Sequence
-from concurrent.futures import Future
 from time import time
 from typing import Any
 
@@ -29,7 +27,6 @@ from runtime import (
 )
 
 from .settings import SettingsStore
-from .writer import InlineWriter, Staged, ThreadWriter
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS subtasks(
@@ -92,6 +89,8 @@ _PRUNE = (
     ),
 )
 
+Staged = list[tuple[str, Sequence[Any] | dict[str, Any]]]
+"""Statements waiting for the next group commit."""
 FINAL_STATES = ("done", "failed")
 
 
@@ -103,14 +102,9 @@ class SubtaskStore:
         durability: what a committed outcome survives. Default ``Durability.FULL``: an
             fsync per group commit, so a stored outcome survives a power loss;
             ``Durability.PROCESS`` survives any process's death only.
-        threaded: commit on a writer thread with a connection of its own (the supervisor
-            actor), not on the event loop. Default False: inline, at the next turn of the
-            loop (tests of the core step the loop and expect the commit there).
     """
 
-    def __init__(
-        self, root: Location, durability: Durability = Durability.FULL, *, threaded: bool = False
-    ) -> None:
+    def __init__(self, root: Location, durability: Durability = Durability.FULL) -> None:
         self.path = root / "supervisor.sqlite"
         self._conn = connect(self.path, durability)
         for statement in _SCHEMA:
@@ -125,9 +119,6 @@ class SubtaskStore:
         self.settings = SettingsStore(self._conn)
         self._staged: Staged = []
         self._flush: asyncio.Future[None] | None = None  # the next group's waiters
-        self._writing = False  # a group is being committed
-        self._write_conn = connect(self.path, durability) if threaded else self._conn
-        self._writer = (ThreadWriter if threaded else InlineWriter)(self._write_group)
 
     # -- staging ---------------------------------------------------------------------
 
@@ -213,7 +204,8 @@ class SubtaskStore:
     # -- committing ------------------------------------------------------------------
 
     async def commit(self) -> None:
-        """Return once everything staged so far is committed.
+        """Return once everything staged so far is committed: every commit awaited in
+        one turn of the loop shares the group written at the next turn.
 
         Raises:
             StorageError: the transaction failed; nothing of it was committed.
@@ -221,58 +213,41 @@ class SubtaskStore:
         if self._flush is None:
             loop = asyncio.get_running_loop()
             self._flush = loop.create_future()
-            if not self._writing:  # else the group being written starts this one
-                loop.call_soon(self._write_next)
+            loop.call_soon(self._write_next)
         await asyncio.shield(self._flush)
 
     def commit_now(self) -> None:
-        """Commit what is staged, after any group being written, and wait for it
-        (outside an event loop, at recovery, or on close).
+        """Commit what is staged and wait for it (outside an event loop, at recovery, or
+        on close).
 
         Raises:
             StorageError: the transaction failed.
         """
         staged, self._staged = self._staged, []
-        if staged:
-            self._writer.write(staged).result()
+        self._write_group(staged)
 
     def _write_next(self) -> None:
-        """Hand everything staged to the writer as one group, for the waiting commits."""
+        """Commit everything staged as one group, for the waiting commits."""
         waiters, self._flush = self._flush, None
         if waiters is None:
             return
         staged, self._staged = self._staged, []
-        self._writing = True
-        written = self._writer.write(staged)
-        if written.done():  # inline: no turn of the loop in between
-            self._written(waiters, written)
-        else:
-            loop = asyncio.get_running_loop()
-
-            def on_loop(done: Future[None]) -> None:  # on the writer's thread
-                loop.call_soon_threadsafe(self._written, waiters, done)
-
-            written.add_done_callback(on_loop)
-
-    def _written(self, waiters: asyncio.Future[None], written: Future[None]) -> None:
-        self._writing = False
-        error = written.exception()
-        if error is None:
-            waiters.set_result(None)
-        else:
+        try:
+            self._write_group(staged)
+        except Exception as error:
             waiters.set_exception(error)
-        if self._flush is not None:  # staged while the group was written: the next group
-            self._write_next()
+        else:
+            waiters.set_result(None)
 
     def _write_group(self, staged: Staged) -> None:
-        """Commit ``staged`` in one transaction (on the writer's thread).
+        """Commit ``staged`` in one transaction.
 
         Raises:
             StorageError: the transaction failed; nothing of it was committed.
         """
         if not staged:
             return
-        with transaction(self._write_conn, "supervisor store") as conn:
+        with transaction(self._conn, "supervisor store") as conn:
             for sql, params in staged:
                 conn.execute(sql, params)
 
@@ -347,10 +322,6 @@ class SubtaskStore:
         return list(self._conn.execute(sql, params).fetchall())
 
     def close(self) -> None:
-        """Commit what was handed to the writer, then close the connections."""
-        self._writer.close()
-        if self._write_conn is not self._conn:
-            self._write_conn.close()
         self._conn.close()
 
 
