@@ -233,7 +233,7 @@ class EventsHost:
         """One delivery; returns whether it failed (then it is retried after a backoff)."""
         key = (group, resource)
         try:
-            replica = self._replica(group, resource)
+            replica = await self._replica(group, resource)
             timeout = self._policy.delivery_timeout.total_seconds()
             report: DeliveryReport = await asyncio.wait_for(
                 replica.deliver.remote(pending.events), timeout
@@ -254,16 +254,18 @@ class EventsHost:
         self._errors.pop(key, None)
         return False
 
-    def _replica(self, group: str, resource: str) -> Any:
+    async def _replica(self, group: str, resource: str) -> Any:
         """The replica of ``group`` that takes ``resource``'s events: a stable pick
-        among the live replicas, so one partition is never handled by two at once.
+        among the live replicas, so one partition is never handled by two at once. The
+        look-up asks the GCS and waits for pooled hosts Ray is restarting: on a thread,
+        so the other partitions' deliveries go on meanwhile.
 
         Raises:
             ConfigurationError: the group has no live replica.
         """
         replicas = self._replicas.get(group)
         if replicas is None:
-            found = replicas_of(self._namespace, group)
+            found = await asyncio.to_thread(replicas_of, self._namespace, group)
             replicas = self._replicas[group] = [found[name] for name in sorted(found)]
         if not replicas:
             self._replicas.pop(group, None)
