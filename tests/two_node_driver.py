@@ -51,12 +51,12 @@ def _placement() -> dict[str, str]:
 
 def _placed(system: System, name: str, i: int) -> ResourceHandle:
     """Resource ``name`` as the system starts it (spread over the nodes, but Ray may put
-    all on the head); an odd one is started again until it lives on the worker node, so
-    that some surely do."""
+    all on one node); started again until an odd one lives on the worker node and an even
+    one on the head, so that both nodes surely hold some."""
     handle = system.resource(Inventory, name=name, writers=["system"])
-    actor = resource_actor_name(name)
-    for _ in range(20 if i % 2 else 0):
-        if _placement().get(actor) == "worker":
+    actor, wanted = resource_actor_name(name), "worker" if i % 2 else "head"
+    for _ in range(20):
+        if _placement().get(actor) == wanted:
             break
         ray.kill(ray.get_actor(actor, namespace=system.namespace), no_restart=True)
         _until_it_answers(lambda: _gone(actor, system.namespace))
