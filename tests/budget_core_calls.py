@@ -3,9 +3,29 @@ test's own process (for fake ``BudgetLink``s that skip Ray)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from actors.lowlevel import BudgetCore
+from policies import BudgetPolicy
+
+
+class CoreLink:
+    """A ``BudgetLink`` over a ``BudgetCore`` in this process: each call runs and commits
+    at once (after one turn of the loop, as a real call would yield), and is counted."""
+
+    def __init__(self, core: BudgetCore) -> None:
+        self.core = core
+        self.known_policy = core.policy
+        self.calls: list[str] = []
+
+    async def policy(self) -> BudgetPolicy:
+        return self.core.policy
+
+    async def call(self, method: str, *args: Any) -> Any:
+        self.calls.append(method)
+        await asyncio.sleep(0)
+        return answer_and_commit(self.core, method, *args)
 
 
 def answer_and_commit(core: BudgetCore, method: str, *args: Any) -> Any:

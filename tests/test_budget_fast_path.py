@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from budget_core_calls import answer_and_commit
+from budget_core_calls import CoreLink
 from waiting import until
 
 from actors._budget.meter import Meter
@@ -26,28 +26,12 @@ HELLO = [Message(role="user", content="hello")]
 SPENT = ("r1", "a", "scripted")
 
 
-class CountingLink:
-    """A ``BudgetLink`` over a ``BudgetCore`` in this process, counting its calls."""
-
-    def __init__(self, core: BudgetCore) -> None:
-        self.core = core
-        self.known_policy = core.policy
-        self.calls: list[str] = []
-
-    async def policy(self) -> BudgetPolicy:
-        return self.core.policy
-
-    async def call(self, method: str, *args: Any) -> Any:
-        self.calls.append(method)
-        return answer_and_commit(self.core, method, *args)
-
-
 def _metered(
     tmp_path: Path, inner: ScriptedModel | None = None, **fields: Any
-) -> tuple[MeteredModel, CountingLink, Meter]:
+) -> tuple[MeteredModel, CoreLink, Meter]:
     clock = FakeClock()
     policy = BudgetPolicy(prices=PRICES, breaker_refresh=timedelta(hours=1), **fields)
-    link = CountingLink(BudgetCore(tmp_path, policy, clock=clock))
+    link = CoreLink(BudgetCore(tmp_path, policy, clock=clock))
     meter = Meter(link, holder="a:0", clock=clock)  # type: ignore[arg-type]
     model = MeteredModel(inner or ScriptedModel(), meter, agent="a", run=lambda: "r1")
     return model, link, meter

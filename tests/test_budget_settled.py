@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from budget_core_calls import answer_and_commit
+from budget_core_calls import CoreLink
 from waiting import until
 
 from actors._budget.meter import Meter
@@ -33,23 +33,6 @@ HELLO = [Message(role="user", content="hello")]
 
 def _cap(kind: ScopeKind, dim: Dimension, cap: float) -> BudgetLimit:
     return BudgetLimit(scope=Scope(kind=kind), dimension=dim, cap=cap)
-
-
-class CoreLink:
-    """A ``BudgetLink`` over a ``BudgetCore``: each call runs and commits at once."""
-
-    def __init__(self, core: BudgetCore) -> None:
-        self.core = core
-        self.known_policy = core.policy
-        self.calls: list[str] = []
-
-    async def policy(self) -> BudgetPolicy:
-        return self.core.policy
-
-    async def call(self, method: str, *args: Any) -> Any:
-        self.calls.append(method)
-        await asyncio.sleep(0)
-        return answer_and_commit(self.core, method, *args)
 
 
 def _metered(
