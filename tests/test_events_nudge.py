@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 import ray
 from events_for_tests import Recorder, Sink, Stock
+from pydantic import BaseModel
 from waiting import wait_until
 
 from actors import Subscriptions, System
+from actors._events.emit import collecting, emit
 from actors._events.nudge import Nudger, check_nudge
 from actors.lowlevel import ResourceCore, WriteCall
 from policies import EventsPolicy
@@ -132,3 +134,26 @@ def test_a_restarted_resource_nudges_again_and_no_event_is_lost(system: System) 
     (lag,) = [lag for lag in subs.wait_caught_up() if lag.resource == "stock"]
     assert (lag.checkpoint, lag.last_seq) == (5, 5)
     assert sink_items(system, "recorder") == ["s0", "s1", "s2", "s3", "s4"]
+
+
+class Pinged(BaseModel):
+    n: int
+
+
+@pytest.mark.timeout(30)
+def test_a_batch_that_emitted_nothing_reads_nothing_and_one_that_did_is_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nudger = Nudger("stock", tmp_path, "no-dispatcher")
+    sends: list[int] = []
+    monkeypatch.setattr(nudger, "_send", lambda: sends.append(1))
+    nudger.committed()  # catches up with what earlier tests of this process emitted
+    sends.clear()
+    nudger.committed()
+    nudger.committed()
+    assert sends == []  # no event since: not even a read of the events table
+    with collecting("stock", []):
+        emit(Pinged(n=1))
+    nudger.committed()
+    nudger.committed()
+    assert sends == [1]
