@@ -44,6 +44,10 @@ class _Bound:
         )
 
 
+_KEYED = frozenset({"handle", "ping", "outcome", "deliver", "validate_event", "event_types"})
+"""The host's methods that take the agent's key first."""
+
+
 class PooledReplica:
     """One pooled agent, used where a dedicated replica's actor handle would be."""
 
@@ -55,29 +59,12 @@ class PooledReplica:
     def __repr__(self) -> str:
         return f"PooledReplica(agent:{self.key} on {self.host_name})"
 
-    @property
-    def handle(self) -> _Bound:
-        return _Bound(self.host.handle, self.key)
-
-    @property
-    def ping(self) -> _Bound:
-        return _Bound(self.host.ping, self.key)
-
-    @property
-    def outcome(self) -> _Bound:
-        return _Bound(self.host.outcome, self.key)
-
-    @property
-    def deliver(self) -> _Bound:
-        return _Bound(self.host.deliver, self.key)
-
-    @property
-    def validate_event(self) -> _Bound:
-        return _Bound(self.host.validate_event, self.key)
-
-    @property
-    def event_types(self) -> _Bound:
-        return _Bound(self.host.event_types, self.key)
+    def __getattr__(self, name: str) -> _Bound:
+        """The host's method ``name`` bound to this agent (``_KEYED``), called as the
+        dedicated replica's method of that name would be."""
+        if name not in _KEYED:
+            raise AttributeError(name)
+        return _Bound(getattr(self.host, name), self.key)
 
     @property
     def settle(self) -> _Bound:
