@@ -26,7 +26,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from runtime import Connection, InvalidArgumentError, UnknownDeadLetterError, transaction
+from runtime import (
+    Connection,
+    DatabaseErrors,
+    InvalidArgumentError,
+    StorageError,
+    UnknownDeadLetterError,
+    transaction,
+)
 
 from .checkpoints import UPSERT, CheckpointStore
 from .store import EventRecord
@@ -128,10 +135,20 @@ class DeadLetterStore:
             c.execute(_BURY, letter.row())
             c.execute(UPSERT, (letter.group, r.resource, r.seq, now))
 
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return list(self._conn.execute(sql, params).fetchall())
+        except DatabaseErrors as error:
+            raise StorageError(f"reading dead letters of {self.path} failed: {error}") from error
+
     def of(self, group: str) -> list[DeadLetter]:
-        """``group``'s dead letters, by resource and event number."""
+        """``group``'s dead letters, by resource and event number.
+
+        Raises:
+            StorageError: the store could not be read.
+        """
         sql = f"SELECT {_COLUMNS} FROM dead_letters WHERE grp=? ORDER BY resource, seq"
-        return [_letter(row) for row in self._conn.execute(sql, (group,)).fetchall()]
+        return [_letter(row) for row in self._query(sql, (group,))]
 
     def get(self, group: str, event_id: str) -> DeadLetter:
         """The letter of ``event_id`` in ``group``.
@@ -139,16 +156,17 @@ class DeadLetterStore:
         Raises:
             InvalidArgumentError: ``group`` or ``event_id`` is not a string.
             UnknownDeadLetterError: there is none.
+            StorageError: the store could not be read.
         """
         if not (isinstance(group, str) and isinstance(event_id, str)):
             raise InvalidArgumentError(
                 f"a dead letter is named by strings: {group!r}, {event_id!r}"
             )
         sql = f"SELECT {_COLUMNS} FROM dead_letters WHERE grp=? AND event_id=?"
-        row = self._conn.execute(sql, (group, event_id)).fetchone()
-        if row is None:
+        rows = self._query(sql, (group, event_id))
+        if not rows:
             raise UnknownDeadLetterError(group, event_id)
-        return _letter(row)
+        return _letter(rows[0])
 
     def settle(self, letter: DeadLetter, report: DeliveryReport, now: datetime) -> bool:
         """After a redelivery of ``letter``: delete it if it was done, else count the
@@ -173,9 +191,13 @@ class DeadLetterStore:
             return False
 
     def counts(self) -> dict[tuple[str, str], int]:
-        """How many letters each (group, resource) holds."""
+        """How many letters each (group, resource) holds.
+
+        Raises:
+            StorageError: the store could not be read.
+        """
         sql = "SELECT grp, resource, COUNT(*) FROM dead_letters GROUP BY grp, resource"
-        return {(g, r): int(n) for g, r, n in self._conn.execute(sql).fetchall()}
+        return {(g, r): int(n) for g, r, n in self._query(sql)}
 
     def forget(self, group: str) -> None:
         """Delete ``group``'s letters.

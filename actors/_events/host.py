@@ -24,6 +24,7 @@ from policies import EventsPolicy
 from runtime import (
     Clock,
     ConfigurationError,
+    StorageError,
     SystemClock,
     counter,
     gauge,
@@ -136,7 +137,10 @@ class EventsHost:
     async def status(self) -> list[dict[str, Any]]:
         """Per partition: checkpoint, newest event, lag, events handled by this
         incarnation, and the last delivery error (for ``agentcast status``)."""
-        dead = self._open().dead.counts()
+        try:
+            dead = self._open().dead.counts()
+        except StorageError:  # the lags are still worth showing
+            dead = {}
         return [
             self._row(lag, dead.get((lag.group, lag.resource), 0)) for lag in self._open().lags()
         ]
@@ -313,8 +317,6 @@ class EventsHost:
     async def _trim(self) -> dict[str, int]:
         core, trimmed = self._open(), {}
         before = (self._clock.now() - self._policy.retention).isoformat()
-        dead_before = self._clock.now() - self._policy.dead_letter_retention
-        core.dead.prune(dead_before.isoformat(), self._policy.trim_batch)
         for resource in core.resources():
             upto = core.horizon(resource)
             if upto == 0:
@@ -323,6 +325,8 @@ class EventsHost:
                 actor = lookup(resource_actor_name(resource), self._namespace)
                 ref = actor.trim_events.remote(upto, before, self._policy.trim_batch)
                 trimmed[resource] = await asyncio.wait_for(ref, 30)
+        dead_before = self._clock.now() - self._policy.dead_letter_retention
+        core.dead.prune(dead_before.isoformat(), self._policy.trim_batch)
         return trimmed
 
     # -- metrics ------------------------------------------------------------------------
