@@ -30,22 +30,31 @@ def items(system: System, group: str) -> list[str]:
     return list(system.log("sink").replay().get(group, []))
 
 
+SKUS = ["a", "b", "bad", "c", "d"]
+
+
+def poisoned(system: System, placement: str = "dedicated") -> Subscriptions:
+    """A picky subscriber that refuses ``bad`` among good skus; returns once the good ones
+    are handled and the bad one is dead-lettered."""
+    subs = Subscriptions.start(system, POLICY)
+    for cls, name in ((Stock, "stock"), (Sink, "sink"), (Gate, "gate")):
+        system.resource(cls, name=name)
+    system.get_resource("gate").refuse("bad")
+    system.agent(Picky, name="picky", placement=placement)
+    stock = system.get_resource("stock")
+    for sku in SKUS:
+        stock.restock(sku, 1)
+    wait_until(lambda: items(system, "picky-done") == ["a", "b", "c", "d"], "the good", 180)
+    subs.wait_caught_up()
+    assert items(system, "picky") == SKUS  # bad's first effect once, for 3 deliveries
+    return subs
+
+
 @pytest.mark.timeout(240)
 def test_a_poison_event_is_set_aside_and_redelivered_once_fixed(
     any_system: System, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    subs = Subscriptions.start(any_system, POLICY)
-    for cls, name in ((Stock, "stock"), (Sink, "sink"), (Gate, "gate")):
-        any_system.resource(cls, name=name)
-    any_system.get_resource("gate").refuse("bad")
-    any_system.agent(Picky, name="picky")
-    skus = ["a", "b", "bad", "c", "d"]
-    stock = any_system.get_resource("stock")
-    for sku in skus:
-        stock.restock(sku, 1)
-    wait_until(lambda: items(any_system, "picky-done") == ["a", "b", "c", "d"], "the good", 180)
-    subs.wait_caught_up()
-    assert items(any_system, "picky") == skus  # bad's first effect once, for 3 deliveries
+    subs = poisoned(any_system)
     (letter,) = subs.dead_letters("picky")
     assert (letter.record.event_id, letter.record.seq, letter.attempts) == ("stock:3:0", 3, 3)
     assert (letter.error_type, letter.error) == ("ValueError", "the gate refuses bad")
@@ -60,7 +69,7 @@ def test_a_poison_event_is_set_aside_and_redelivered_once_fixed(
     any_system.get_resource("gate").allow("bad")
     assert subs.redeliver("picky", "stock:3:0")
     assert items(any_system, "picky-done") == ["a", "b", "c", "d", "bad"]
-    assert items(any_system, "picky") == skus  # the effect made before: not applied again
+    assert items(any_system, "picky") == SKUS  # the effect made before: not applied again
     assert subs.dead_letters("picky") == []
     with pytest.raises(UnknownDeadLetterError):
         subs.redeliver("picky", "stock:3:0")
@@ -68,6 +77,16 @@ def test_a_poison_event_is_set_aside_and_redelivered_once_fixed(
     (found,) = json.loads(capfd.readouterr().out)["systems"]
     (part,) = [p for p in found["subscribers"]["partitions"] if p["resource"] == "stock"]
     assert part["dead_letters"] == 0
+
+
+@pytest.mark.timeout(300)
+def test_a_pooled_subscriber_s_poison_event_is_set_aside_and_redelivered(system: System) -> None:
+    subs = poisoned(system, placement="pooled")
+    assert [d.record.event_id for d in subs.dead_letters("picky")] == ["stock:3:0"]
+    system.get_resource("gate").allow("bad")
+    assert subs.redeliver("picky", "stock:3:0")
+    assert items(system, "picky-done") == ["a", "b", "c", "d", "bad"]
+    assert (items(system, "picky"), subs.dead_letters("picky")) == (SKUS, [])
 
 
 @pytest.mark.timeout(180)
