@@ -223,6 +223,12 @@ class DeadLetterStore:
             return deleted
 
 
+def on_the_wire(letter: DeadLetter) -> list[EventRecord]:
+    """The delivery call's argument that carries ``letter``'s event alone (the one place
+    that knows the delivery's wire form)."""
+    return [letter.record]
+
+
 def message(record: EventRecord, report: DeliveryReport) -> str:
     """The report's error without its ``<event id>: <type>: `` prefix."""
     text = report.error or ""

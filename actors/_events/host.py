@@ -36,7 +36,7 @@ from runtime import (
 
 from .._agent.group import replicas_of
 from .core import DispatchCore, Lag, Pending
-from .dead_letters import DeadLetter, PoisonWatch, after_failure
+from .dead_letters import DeadLetter, PoisonWatch, after_failure, on_the_wire
 from .nudge import check_nudge
 from .subscribe import DeliveryReport
 
@@ -170,7 +170,7 @@ class EventsHost:
         letter = dead.get(group, event_id)
         replica = await self._replica(group, letter.record.resource)
         timeout = self._policy.delivery_timeout.total_seconds()
-        report = await asyncio.wait_for(replica.deliver.remote([letter.record]), timeout)
+        report = await asyncio.wait_for(replica.deliver.remote(on_the_wire(letter)), timeout)
         return dead.settle(letter, report, self._clock.now())
 
     async def trim_now(self) -> dict[str, int]:
