@@ -13,6 +13,7 @@ from ._budget.host import BudgetHost as BudgetHost
 from ._budget.metered_model import MeteredModel as MeteredModel
 from ._decisions.log import DecisionLog as DecisionLog
 from ._events.core import DispatchCore as DispatchCore
+from ._events.dead_letters import DeadLetter as DeadLetter
 from ._events.host import EventsHost as EventsHost
 from ._events.store import EventLog as EventLog
 from ._events.store import EventRecord as EventRecord
@@ -36,6 +37,7 @@ __all__ = [
     "AuditRecord",
     "BudgetCore",
     "BudgetHost",
+    "DeadLetter",
     "DecisionLog",
     "DispatchCore",
     "EventLog",

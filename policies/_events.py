@@ -28,6 +28,13 @@ class EventsPolicy:
         trim_every: how often the dispatcher asks resources to delete events under the
             retention rule. Default 1 minute.
         trim_batch: most events one trim pass deletes per resource. Default 5,000.
+        max_delivery_attempts: an event whose handler failed this many times in a row is
+            moved to the group's dead letters and the partition goes on past it (a
+            contract-version refusal is never counted: it waits for a replica that
+            speaks the version). ``None``: retry forever, the partition stopped at the
+            event. Default 5.
+        dead_letter_retention: a dead letter is kept this long after it was dead-lettered
+            (or until redelivered, or its group forgotten). Default 7 days.
     """
 
     max_in_flight: int = 100
@@ -38,15 +45,20 @@ class EventsPolicy:
     retention: timedelta = timedelta(days=1)
     trim_every: timedelta = timedelta(minutes=1)
     trim_batch: int = 5_000
+    max_delivery_attempts: int | None = 5
+    dead_letter_retention: timedelta = timedelta(days=7)
 
     def __post_init__(self) -> None:
         for name in (
             "max_in_flight", "poll_interval", "retry_backoff", "max_backoff",
-            "delivery_timeout", "retention", "trim_every", "trim_batch",
+            "delivery_timeout", "retention", "trim_every", "trim_batch", "dead_letter_retention",
         ):  # fmt: skip
             value = getattr(self, name)
             if (value <= timedelta(0)) if isinstance(value, timedelta) else value < 1:
                 raise ValueError(f"EventsPolicy.{name} must be positive")
+        attempts = self.max_delivery_attempts
+        if attempts is not None and (type(attempts) is not int or attempts < 1):
+            raise ValueError("EventsPolicy.max_delivery_attempts must be None or an int >= 1")
 
     def backoff(self, failures: int) -> timedelta:
         """The wait after ``failures`` consecutive failed deliveries of a partition."""

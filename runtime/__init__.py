@@ -45,6 +45,7 @@ from ._envelope import checked_briefing as checked_briefing
 from ._event_errors import EmitOutsideWriteError as EmitOutsideWriteError
 from ._event_errors import EventError as EventError
 from ._event_errors import MalformedEventError as MalformedEventError
+from ._event_errors import UnknownDeadLetterError as UnknownDeadLetterError
 from ._event_errors import UnknownEventTypeError as UnknownEventTypeError
 from ._group_sync import GroupSync as GroupSync
 from ._group_sync import defer_sync as defer_sync
@@ -199,6 +200,7 @@ __all__ = [
     "SubtaskFailedError",
     "SystemClock",
     "UnauthorizedWriterError",
+    "UnknownDeadLetterError",
     "UnknownEventTypeError",
     "UnknownHandlerError",
     "UnknownOperationError",

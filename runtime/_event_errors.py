@@ -53,3 +53,18 @@ class UnknownEventTypeError(EventError):
         super().__init__(f"{where}: unknown event type {event_type!r}")
         self.event_type = event_type
         self.where = where
+
+
+class UnknownDeadLetterError(EventError):
+    """A redelivery of an event that is not among the consumer group's dead letters
+    (never dead-lettered, already redelivered, or gone under retention).
+
+    Attributes:
+        group: the consumer group.
+        event_id: the event asked for.
+    """
+
+    def __init__(self, group: str, event_id: str) -> None:
+        super().__init__(f"no dead letter {event_id!r} in consumer group {group!r}")
+        self.group = group
+        self.event_id = event_id

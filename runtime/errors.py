@@ -35,6 +35,7 @@ Every error the runtime raises on purpose is an ``AgentcastError``::
     │   ├── EmitOutsideWriteError     emit() called outside a @write being applied
     │   ├── MalformedEventError       not a pydantic event, unserializable or too large
     │   ├── UnknownEventTypeError     a type the resource or subscriber does not declare
+    │   ├── UnknownDeadLetterError    a redelivery of an event the group has not dead-lettered
     │   └── VisibilityError           refused by decision visibility
     │       ├── UnknownSubscriberError the policy names an agent that cannot hear the event
     │       ├── VetoedError           a within-transaction validator vetoed the write

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from actors import Agent, Resource, subscribe, write
+from actors import Agent, Resource, read, subscribe, write
 
 
 class Restocked(BaseModel):
@@ -90,6 +90,35 @@ class Sink(Resource):
     def append(self, state: dict[str, Any], group: str, item: str) -> int:
         state.setdefault(group, []).append(item)
         return len(state[group])
+
+
+class Gate(Resource):
+    """The skus a ``Picky`` subscriber refuses (the condition an operator fixes)."""
+
+    @write
+    def refuse(self, state: dict[str, Any], sku: str) -> None:
+        state[sku] = True
+
+    @write
+    def allow(self, state: dict[str, Any], sku: str) -> None:
+        state.pop(sku, None)
+
+    @read
+    def refused(self, state: dict[str, Any], sku: str) -> bool:
+        return sku in state
+
+
+class Picky(Agent):
+    """Notes each sku under its name (an effect made before it may fail), then raises
+    while the gate refuses the sku, else records it under ``<name>-done``."""
+
+    @subscribe(Restocked)
+    async def on_restock(self, event: Restocked) -> None:
+        sink = self.resource("sink")
+        await sink.append(self.name, event.sku)
+        if (await self.resource("gate").read("refused", event.sku)).value:
+            raise ValueError(f"the gate refuses {event.sku}")
+        await sink.append(f"{self.name}-done", event.sku)
 
 
 class Recorder(Agent):

@@ -55,6 +55,9 @@ RUNNABLE = {
 FRAGMENTS: frozenset[tuple[str, str]] = frozenset(
     {
         ("docs/coordination.md", "class InventoryAgent(Agent):"),
+        # dead letters of a running system: the runnable path is
+        # tests/test_events_dead_letters_ray.py
+        ("docs/events.md", "subs = Subscriptions(system.namespace)"),
         # an agent's handler: its messages and the agents it delegates to are the reader's
         ("docs/integrity.md", "class Research(Agent):"),
         # a resource declaration and a verify call: the runnable path is trust_collapse.py

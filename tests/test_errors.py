@@ -57,6 +57,7 @@ SAMPLES: list[errors.AgentcastError] = [
     runtime.EmitOutsideWriteError("Restocked"),
     runtime.MalformedEventError("dict", "not a pydantic model"),
     runtime.UnknownEventTypeError("Repriced", "resource inventory"),
+    runtime.UnknownDeadLetterError("pricing", "inventory:3:0"),
     runtime.VisibilityError("visibility"),
     runtime.UnknownSubscriberError("PriceChanged", "support", "is not a running agent"),
     runtime.VetoedError("promises", "PromiseMade", "pricing", "quoted 10, price is 12"),

@@ -112,10 +112,23 @@ def test_the_subscriber_refuses_another_version_and_its_partition_stops_there() 
     assert (report.done_upto, report.handled, seen) == (2, 2, ["a", "old"])
     assert report.error is not None
     assert report.error.startswith("orders:3:0: ContractMismatchError: agent rec: on_placed:")
+    assert (report.reason, report.error_type) == ("contract", "ContractMismatchError")
     assert "expects 'order_placed' version 2, got version 1" in report.error
     other = asyncio.run(deliver(specs, "agent rec", "rec", [record(5, "d", "coupon", 2)], run))
     assert (other.done_upto, other.handled) == (4, 0)
     assert other.error is not None and "got no version of it" in other.error
+    assert other.reason == "contract"
+
+    async def failing(spec: Subscription, event: BaseModel, envelope: Envelope) -> None:
+        raise ContractMismatchError("a call the handler made", "order_placed", 3, 2)
+
+    mine = asyncio.run(
+        deliver(specs, "agent rec", "rec", [record(6, "e", "order_placed", 2)], failing)
+    )
+    assert (mine.reason, mine.error_type) == (
+        "handler",
+        "ContractMismatchError",
+    )  # not the boundary
 
 
 def test_check_contracts_reports_event_types_whose_versions_route_apart() -> None:

@@ -133,7 +133,7 @@ def test_status_shows_each_subscriber_lag(
     partitions = {p["resource"]: p for p in found["subscribers"]["partitions"]}
     assert partitions["stock"] == {
         "subscriber": "recorder", "resource": "stock", "checkpoint": 3, "last_seq": 3,
-        "lag": 0, "handled": 3, "error": None,
+        "lag": 0, "handled": 3, "error": None, "dead_letters": 0,
     }  # fmt: skip
     assert main(["status", "--namespace", system.namespace]) == 0
     text = capfd.readouterr().out.splitlines()

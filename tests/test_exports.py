@@ -46,7 +46,7 @@ LOWLEVEL = {
     "ResourceHost", "SpendContext", "SubtaskSpec", "SupervisorCore", "SupervisorHost",
     "WriteCall", "DecisionLog",
     "Acquire", "KeyStatus", "LeaseGrant", "LocksCore", "LocksHost", "WaitAlert",
-    "DispatchCore", "EventLog", "EventRecord", "EventsHost",
+    "DispatchCore", "EventLog", "EventRecord", "EventsHost", "DeadLetter",
 }  # fmt: skip
 
 RUNTIME = {
@@ -66,6 +66,7 @@ RUNTIME = {
     "ConstraintLoosenedError", "ConstraintViolationError", "InvariantViolationError",
     "ContractMismatchError", "StaleContextError",
     "EventError", "EmitOutsideWriteError", "MalformedEventError", "UnknownEventTypeError",
+    "UnknownDeadLetterError",
     "VisibilityError", "UnknownSubscriberError", "VetoedError", "ValidatorFailedError",
     # envelope, ids, codec, clock
     "Envelope", "new_span_id", "new_task_id", "new_trace_id", "decode", "encode",

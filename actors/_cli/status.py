@@ -254,9 +254,10 @@ def render_subscribers(found: dict[str, Any]) -> list[str]:
     lines = [f"events: {len(found['partitions'])} partitions, restarts {found['restarts']}"]
     for p in found["partitions"]:
         error = f"; failing: {p['error']}" if p["error"] else ""
+        dead = f", dead letters {p['dead_letters']}" if p.get("dead_letters") else ""
         lines.append(
             f"  subscriber {p['subscriber']} on {p['resource']}: checkpoint {p['checkpoint']} "
-            f"of {p['last_seq']}, lag {p['lag']}{error}"
+            f"of {p['last_seq']}, lag {p['lag']}{dead}{error}"
         )
     return lines
 

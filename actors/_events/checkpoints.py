@@ -27,13 +27,19 @@ CREATE INDEX IF NOT EXISTS checkpoints_resource ON checkpoints(resource, seq);
 """
 
 
+UPSERT = (
+    "INSERT INTO checkpoints(grp, resource, seq, at) VALUES(?, ?, ?, ?) "
+    "ON CONFLICT(grp, resource) DO UPDATE SET seq=excluded.seq, at=excluded.at"
+)
+
+
 class CheckpointStore:
     """Consumer groups (name -> event type names) and checkpoints (the last sequence
     number a group is done with, per resource). Not thread-safe: one owner."""
 
     def __init__(self, root: Location) -> None:
         self.path = root / "events" / "dispatch.sqlite"
-        self._conn = connect(self.path)
+        self.conn = self._conn = connect(self.path)  # shared with the dead letters
         self._conn.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -112,11 +118,7 @@ class CheckpointStore:
         """
         rows = [(group, resource, seq, now.isoformat()) for (group, resource), seq in moves.items()]
         with transaction(self._conn, f"checkpoints in {self.path} failed") as conn:
-            conn.executemany(
-                "INSERT INTO checkpoints(grp, resource, seq, at) VALUES(?, ?, ?, ?) "
-                "ON CONFLICT(grp, resource) DO UPDATE SET seq=excluded.seq, at=excluded.at",
-                rows,
-            )
+            conn.executemany(UPSERT, rows)
 
     def rewind(self, group: str, resource: str, to: int, now: datetime) -> None:
         """Set the checkpoint to ``to`` unconditionally (a replay).

@@ -33,6 +33,7 @@ from runtime import (
 )
 
 from .checkpoints import CheckpointStore
+from .dead_letters import DeadLetter, DeadLetterStore
 from .store import EventLog, EventRecord
 
 
@@ -77,6 +78,7 @@ class DispatchCore:
         self.policy = policy or EventsPolicy()
         self._clock = clock or SystemClock()
         self._store = CheckpointStore(root)
+        self.dead = DeadLetterStore(self._store)
         self._logs: dict[str, EventLog] = {}
         self.groups = self._store.groups()
         self._positions = self._store.all()
@@ -108,6 +110,7 @@ class DispatchCore:
     def forget(self, group: str) -> None:
         """Drop ``group`` and its checkpoints (its events may then be trimmed)."""
         self._store.forget(group)
+        self.dead.forget(group)
         self.groups.pop(group, None)
         for key in [k for k in self._positions if k[0] == group]:
             self._positions.pop(key)
@@ -192,6 +195,22 @@ class DispatchCore:
         if to <= pending.after or self._positions.get(key, 0) != pending.after:
             return False
         self._positions[key] = self._moved[key] = to
+        return True
+
+    def bury(self, letter: DeadLetter, *, expected: int) -> bool:
+        """Move ``letter`` to the dead letters and its partition's checkpoint past its
+        event, in one transaction, if the checkpoint is still ``expected`` (a replay
+        meanwhile wins). Returns whether it did.
+
+        Raises:
+            StorageError: neither was stored.
+        """
+        key = (letter.group, letter.record.resource)
+        if self._positions.get(key, 0) != expected:
+            return False
+        self.dead.bury(letter)
+        self._positions[key] = letter.record.seq
+        self._moved.pop(key, None)  # older than what was just stored
         return True
 
     def flush(self) -> int:

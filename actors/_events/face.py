@@ -13,6 +13,7 @@ from policies import EventsPolicy
 from runtime import get_or_spawn, lookup
 
 from .core import Lag
+from .dead_letters import DeadLetter
 from .host import EventsHost
 from .nudge import DISPATCHER as DISPATCHER
 from .subscribe import types_of
@@ -92,8 +93,25 @@ class Subscriptions:
         """
         ray.get(self._actor().rewind.remote(group, resource, after))
 
+    def dead_letters(self, group: str) -> list[DeadLetter]:
+        """``group``'s dead letters: events its handler failed ``max_delivery_attempts``
+        times in a row, set aside so its partitions went on (docs/events.md)."""
+        return list(ray.get(self._actor().dead_letters.remote(group)))
+
+    def redeliver(self, group: str, event_id: str) -> bool:
+        """Deliver dead letter ``event_id`` to ``group`` once more, now (its handler's
+        writes are keyed from the event id: an effect that happened once is not applied
+        again). Returns whether it was handled (then the letter is deleted); if not, the
+        letter counts the attempt and keeps the new error.
+
+        Raises:
+            UnknownDeadLetterError: ``group`` has no such dead letter.
+            ConfigurationError: no replica of ``group`` is running.
+        """
+        return bool(ray.get(self._actor().redeliver.remote(group, event_id)))
+
     def forget(self, group: str) -> None:
-        """Stop delivering to ``group`` and drop its checkpoints."""
+        """Stop delivering to ``group`` and drop its checkpoints and dead letters."""
         ray.get(self._actor().forget.remote(group))
 
     def wait_caught_up(self, timeout: timedelta = timedelta(seconds=60)) -> list[Lag]:

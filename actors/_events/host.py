@@ -24,6 +24,7 @@ from policies import EventsPolicy
 from runtime import (
     Clock,
     ConfigurationError,
+    StorageError,
     SystemClock,
     counter,
     gauge,
@@ -35,6 +36,7 @@ from runtime import (
 
 from .._agent.group import replicas_of
 from .core import DispatchCore, Lag, Pending
+from .dead_letters import DeadLetter, PoisonWatch, after_failure, on_the_wire
 from .nudge import check_nudge
 from .subscribe import DeliveryReport
 
@@ -62,6 +64,7 @@ class EventsHost:
         self._newest: dict[str, int] = {}
         self._errors: dict[tuple[str, str], str] = {}
         self._handled: dict[tuple[str, str], int] = {}
+        self._poison = PoisonWatch(policy.max_delivery_attempts)
         self._trimmed_at: datetime | None = None
         self._moved = asyncio.Event()  # a checkpoint moved since the last flush
         self._listed: tuple[float, list[str]] = (float("-inf"), [])  # when, resources
@@ -134,15 +137,41 @@ class EventsHost:
     async def status(self) -> list[dict[str, Any]]:
         """Per partition: checkpoint, newest event, lag, events handled by this
         incarnation, and the last delivery error (for ``agentcast status``)."""
-        return [self._row(lag) for lag in self._open().lags()]
+        try:
+            dead = self._open().dead.counts()
+        except StorageError:  # the lags are still worth showing
+            dead = {}
+        return [
+            self._row(lag, dead.get((lag.group, lag.resource), 0)) for lag in self._open().lags()
+        ]
 
-    def _row(self, lag: Lag) -> dict[str, Any]:
+    def _row(self, lag: Lag, dead: int) -> dict[str, Any]:
         key = (lag.group, lag.resource)
         return {
             "subscriber": lag.group, "resource": lag.resource, "checkpoint": lag.checkpoint,
             "last_seq": lag.last_seq, "lag": lag.lag, "handled": self._handled.get(key, 0),
-            "error": self._errors.get(key),
+            "error": self._errors.get(key), "dead_letters": dead,
         }  # fmt: skip
+
+    async def dead_letters(self, group: str) -> list[DeadLetter]:
+        """``group``'s dead letters (docs/events.md, "Dead letters")."""
+        return self._open().dead.of(group)
+
+    async def redeliver(self, group: str, event_id: str) -> bool:
+        """Deliver dead letter ``event_id`` to ``group`` once more, now, outside its
+        partition's order; delete it if handled, else count the attempt. Returns whether
+        it was handled.
+
+        Raises:
+            InvalidArgumentError: non-string arguments. UnknownDeadLetterError: no such
+                letter. ConfigurationError: no live replica of the group.
+        """
+        dead = self._open().dead
+        letter = dead.get(group, event_id)
+        replica = await self._replica(group, letter.record.resource)
+        timeout = self._policy.delivery_timeout.total_seconds()
+        report = await asyncio.wait_for(replica.deliver.remote(on_the_wire(letter)), timeout)
+        return dead.settle(letter, report, self._clock.now())
 
     async def trim_now(self) -> dict[str, int]:
         """Ask every resource to delete the events retention lets go; count per resource."""
@@ -248,10 +277,23 @@ class EventsHost:
         self._handled[key] = self._handled.get(key, 0) + report.handled
         self._observe(group, resource, pending, report)
         if report.error is not None:
-            self._errors[key] = f"handler: {report.error}"
-            self._count("event_delivery_failures_total", group, resource, "handler")
-            return True
+            self._errors[key] = f"{report.reason}: {report.error}"
+            self._count("event_delivery_failures_total", group, resource, report.reason)
+            return not self._buried(group, resource, pending, report)
         self._errors.pop(key, None)
+        self._poison.clear(key)
+        return False
+
+    def _buried(self, group: str, resource: str, pending: Pending, report: DeliveryReport) -> bool:
+        """Whether the event the handler failed at reached ``max_delivery_attempts`` and
+        was moved to the dead letters (the partition then goes on at once)."""
+        now = self._clock.now()
+        if after_failure(self._open(), self._poison, group, resource, pending, report, now):
+            self._errors.pop((group, resource), None)
+            counter("events_dead_lettered_total", "Events moved to dead letters", _TAGS).inc(
+                1, tags={"resource": resource, "subscriber": group}
+            )
+            return True
         return False
 
     async def _replica(self, group: str, resource: str) -> Any:
@@ -283,6 +325,8 @@ class EventsHost:
                 actor = lookup(resource_actor_name(resource), self._namespace)
                 ref = actor.trim_events.remote(upto, before, self._policy.trim_batch)
                 trimmed[resource] = await asyncio.wait_for(ref, 30)
+        dead_before = self._clock.now() - self._policy.dead_letter_retention
+        core.dead.prune(dead_before.isoformat(), self._policy.trim_batch)
         return trimmed
 
     # -- metrics ------------------------------------------------------------------------

@@ -108,11 +108,17 @@ class DeliveryReport:
             order; the batch's first event's ``seq - 1`` if none was.
         handled: how many events ran a handler (the rest were filtered out).
         error: why the event after ``done_upto`` failed; None if all were done.
+        reason: who refused it: ``handler`` (the handler, its ``where`` or its model
+            raised) or ``contract`` (the event speaks another contract version than the
+            handler: it waits for a replica that speaks it, never dead-lettered).
+        error_type: the class name of the error (``""`` if none).
     """
 
     done_upto: int
     handled: int
     error: str | None = None
+    reason: str = "handler"
+    error_type: str = ""
 
 
 def event_envelope(group: str, record: EventRecord) -> Envelope:
@@ -174,15 +180,16 @@ async def deliver(
             raise UnknownEventTypeError(record.type, where)
     done, handled = (batch[0].seq - 1 if batch else 0), 0
     for record in batch:
-        spec = specs[record.type]
+        spec, reason = specs[record.type], "contract"
         try:
             check_stored(spec.event_type, spoken(record), f"{where}: {spec.name}")
+            reason = "handler"
             event = record.model(spec.event_type)
             if spec.where is None or spec.where(event):
                 await run(spec, event, event_envelope(group, record))
                 handled += 1
         except Exception as error:
             detail = f"{record.event_id}: {type(error).__name__}: {error}"
-            return DeliveryReport(done, handled, detail[:2000])
+            return DeliveryReport(done, handled, detail[:2000], reason, type(error).__name__)
         done = record.seq
     return DeliveryReport(done, handled)
