@@ -40,7 +40,9 @@ class Model:
         for group in GROUPS:
             names = [f"{group}:{i}" for i in range(len(capacities))]
             pool.add(group, [ReplicaInfo(n, c, 0) for n, c in zip(names, capacities, strict=True)])
-            self.load.update({n: [0, c, pool.generation(n) or 0] for n, c in zip(names, capacities, strict=True)})
+            self.load.update(
+                {n: [0, c, pool.generation(n) or 0] for n, c in zip(names, capacities, strict=True)}
+            )
 
     def may_run(self, subtask_id: str, replica: str) -> bool:
         members = {n for n in self.load if n.split(":")[0] == replica.split(":")[0]}
@@ -113,7 +115,9 @@ def test_many_releases_keep_the_heap_bounded_by_the_replicas() -> None:
     assert {r.busy for r in pool.replicas.values()} == {0}
 
 
-def test_a_replica_found_again_after_it_died_is_a_new_generation_the_old_one_cannot_release() -> None:
+def test_a_replica_found_again_after_it_died_is_a_new_generation_the_old_one_cannot_release() -> (
+    None
+):
     pool = Pool()
     pool.add("a", [ReplicaInfo("a:0", 2, 1)])
     avoid: Any = lambda subtask_id: frozenset()  # noqa: E731
