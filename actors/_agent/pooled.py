@@ -19,7 +19,7 @@ from policies import HostPolicy
 from runtime import ConfigurationError, named_actors, spawn
 
 from .host import CONTROL_GROUP
-from .pool_host import HOST_PREFIX, PoolHost, Recipe, agent_key
+from .pool_host import HOST_PREFIX, PoolHost, Recipe, agent_key, forget_dead_hosts
 
 _CONTROL_CALLS = 16
 _ASK_S = 30.0
@@ -154,9 +154,12 @@ def stop_replicas(agent: str, replicas: Iterable[Any]) -> None:
 class HostPool:
     """The driver's side of the hosts of one namespace: places new agents on them (by
     ``HostPolicy.place``), starting hosts as needed. Hosts started by another system in
-    the namespace are joined, with the agents they hold."""
+    the namespace are joined, with the agents they hold. A new pool (a system starting)
+    first deletes the stored membership of hosts Ray ended for good (``forget_dead_hosts``:
+    a driver that died without ``shutdown`` leaves its hosts' entries behind)."""
 
     def __init__(self, namespace: str, spawned: list[Any]) -> None:
+        forget_dead_hosts()
         self._namespace = namespace
         self._spawned = spawned
         self.policy: HostPolicy | None = None
