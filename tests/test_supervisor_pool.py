@@ -40,7 +40,9 @@ class Model:
         for group in GROUPS:
             names = [f"{group}:{i}" for i in range(len(capacities))]
             pool.add(group, [ReplicaInfo(n, c, 0) for n, c in zip(names, capacities, strict=True)])
-            self.load.update({n: [0, c, 0] for n, c in zip(names, capacities, strict=True)})
+            self.load.update(
+                {n: [0, c, pool.generation(n) or 0] for n, c in zip(names, capacities, strict=True)}
+            )
 
     def may_run(self, subtask_id: str, replica: str) -> bool:
         members = {n for n in self.load if n.split(":")[0] == replica.split(":")[0]}
@@ -108,6 +110,26 @@ def test_many_releases_keep_the_heap_bounded_by_the_replicas() -> None:
     for i in range(5_000):
         pool.enqueue("a", f"s{i}")
         [(_, replica)] = pool.next_assignments("a", avoid)
-        pool.release(replica, 0)
+        pool.release(replica, pool.generation(replica) or 0)
     assert len(pool._groups["a"].free) <= 2 * 10 + 64
     assert {r.busy for r in pool.replicas.values()} == {0}
+
+
+def test_a_replica_found_again_after_it_died_is_a_new_generation_the_old_one_cannot_release() -> (
+    None
+):
+    pool = Pool()
+    pool.add("a", [ReplicaInfo("a:0", 2, 1)])
+    avoid: Any = lambda subtask_id: frozenset()  # noqa: E731
+    old = pool.generation("a:0")
+    pool.enqueue("a", "s0")
+    pool.enqueue("a", "s1")
+    assert [r for _, r in pool.next_assignments("a", avoid)] == ["a:0", "a:0"]
+    pool.remove("a:0", old)  # its first attempt failed: agent_died (Ray restarts it)
+    pool.add("a", [ReplicaInfo("a:0", 2, 1)])  # found again, restarted
+    new = pool.generation("a:0")
+    assert new is not None and new != old
+    pool.enqueue("a", "s2")
+    assert [r for _, r in pool.next_assignments("a", avoid)] == ["a:0"]
+    pool.release("a:0", old or 0)  # the old incarnation's second attempt ends: agent_died
+    assert pool.replicas["a:0"].busy == 1  # the new incarnation's running attempt keeps its slot

@@ -83,12 +83,12 @@ def test_calls_older_than_the_window_are_pruned_and_the_trace_query_uses_an_inde
     tmp_path: Path,
 ) -> None:
     clock = FakeClock()
-    log = call_log(tmp_path, "a", 0, clock)
+    log = call_log(tmp_path, "a.0", clock)
     now = clock.now().timestamp()
     log.add([_row(now - KEEP.total_seconds() - 1)])  # already past the window
     log.add([_row(now)])
     clock.advance(timedelta(days=1).total_seconds())
-    reopened = call_log(tmp_path, "a", 0, clock)
+    reopened = call_log(tmp_path, "a.0", clock)
     reopened.add([_row(clock.now().timestamp())])
     path = calls_folder(tmp_path) / "a.0.sqlite"
     with sqlite3.connect(path) as conn:
@@ -109,14 +109,14 @@ def test_a_store_that_fails_loses_the_row_not_the_call(
     blocked.write_text("a file where the model_calls folder should be")
     clock = FakeClock()
     model = RecordedModel(
-        chatty_model(), call_log(blocked, "a", 0, clock), "a", 0, clock
+        chatty_model(), call_log(blocked, "a.0", clock), "a", 0, clock
     )  # fmt: skip
     messages = [Message(role="user", content="long")]
     completion = asyncio.run(model.complete(messages, max_tokens=20))
     assert completion.text == "a much longer answer than the others"
     assert "model call not stored for agentcast trace" in caplog.text
     # A working store keeps the call, outside a handler under the all-zero trace.
-    stored = RecordedModel(chatty_model(), call_log(tmp_path, "a", 0, clock), "a", 0, clock)
+    stored = RecordedModel(chatty_model(), call_log(tmp_path, "a.0", clock), "a", 0, clock)
     with pytest.raises(ModelUnavailableError):
         asyncio.run(stored.complete([Message(role="user", content="down")], max_tokens=5))
     with sqlite3.connect(calls_folder(tmp_path) / "a.0.sqlite") as conn:

@@ -1,7 +1,7 @@
 """Two Ray nodes on one machine, state in PostgreSQL: state actors and agents spread over
 both nodes; the worker node's raylet is killed mid-run; every acknowledged write survives,
-nothing is applied twice, the state actors and pooled agent hosts that lived there come back
-on the head, and every pooled agent answers."""
+nothing is applied twice, the state actors, dedicated agent replicas and pooled agent hosts
+that lived there come back on the head, and every agent answers."""
 
 from __future__ import annotations
 
@@ -57,10 +57,15 @@ def test_state_actors_of_a_dead_node_come_back_on_the_head_from_postgresql(
 
 def _agents_spread_and_come_back(seen: dict[str, Any]) -> None:
     """Dedicated replicas and pooled hosts were spread over both nodes (``SPREAD``); the
-    hosts of the lost worker run again on the head, and every pooled agent answers."""
-    replicas = {n: at for n, at in seen["before"].items() if n.startswith("agent:workers:")}
-    assert len(replicas) == 4 and set(replicas.values()) == {"head", "worker"}, replicas
+    replicas and hosts of the lost worker run again on the head (Ray restarts both), and
+    every agent answers."""
+    replicas = {n: at for n, at in seen["before"].items() if n.startswith("agent:")}
+    assert len(replicas) >= 4 and set(replicas.values()) == {"head", "worker"}, replicas
     hosts = {n: at for n, at in seen["before"].items() if n.startswith("agent-host:")}
     assert len(hosts) >= 4 and set(hosts.values()) == {"head", "worker"}, hosts
     assert {n: seen["after"].get(n) for n in hosts} == {n: "head" for n in hosts}
     assert seen["pooled"] == [f"pooled{i}" for i in range(len(hosts))]  # all answer
+    assert {n: seen["after"].get(n) for n in replicas} == {n: "head" for n in replicas}
+    assert sorted(seen["dedicated"]) == sorted(
+        replicas
+    )  # every dedicated replica answers, from the head

@@ -77,6 +77,15 @@ def _pooled_on_both_nodes(system: System) -> list[AgentGroup]:
     return groups
 
 
+def _dedicated_on_both_nodes(system: System) -> list[AgentGroup]:
+    """``workers`` (four dedicated replicas, spread over the nodes), and agents of one
+    replica more (to a bound) while Ray has not put a dedicated replica on each node."""
+    groups = [system.agent(Worker, name="workers", replicas=4)]
+    while len(groups) < 8 and len(_kinds(_placement(), "agent:")) < 2:
+        groups.append(system.agent(Worker, name=f"solo{len(groups)}"))
+    return groups
+
+
 def _kinds(placed: dict[str, str], prefix: str) -> set[str]:
     return {node for name, node in placed.items() if name.startswith(prefix)}
 
@@ -125,6 +134,10 @@ def _until_it_answers(call: Any, limit_s: float = 150.0) -> Any:
             time.sleep(0.5)
 
 
+def _ask(group: AgentGroup, replica: int) -> Any:
+    return ray.get(group.call(Job(key=group.name), replica=replica), timeout=60)
+
+
 def main(config: dict[str, Any]) -> dict[str, Any]:
     namespace = config["namespace"]
     ray.init(
@@ -133,7 +146,7 @@ def main(config: dict[str, Any]) -> dict[str, Any]:
     )  # fmt: skip
     system = System.connect(config["address"], storage=config["url"], namespace=namespace)
     handles = {n: _placed(system, n, i) for i, n in enumerate(RESOURCES)}
-    system.agent(Worker, name="workers", replicas=4)
+    dedicated = _dedicated_on_both_nodes(system)
     pooled = _pooled_on_both_nodes(system)
     system.budget.status()  # starts the budget actor
     warm = [
@@ -153,9 +166,15 @@ def main(config: dict[str, Any]) -> dict[str, Any]:
     _until_it_answers(lambda: system.budget.status())
     _until_it_answers(lambda: _nodes_are(["head"]))  # the GCS has seen the worker go
     hosts = [f"agent-host:{i}" for i in range(len(pooled))]
+    replicas = [f"agent:{g.name}:{i}" for g in dedicated for i in range(len(g.actors))]
     state = [resource_actor_name(n) for n in RESOURCES] + ["supervisor", "budget", *hosts]
-    _until_it_answers(lambda: _all_alive(state))  # restarted by Ray, somewhere alive
+    _until_it_answers(lambda: _all_alive(state + replicas))  # restarted by Ray, somewhere alive
     answers = [_until_it_answers(lambda g=g: g.ask(Job(key=g.name), timeout=60)) for g in pooled]
+    answered = [  # each replica, the ones that lived on the worker included
+        f"agent:{g.name}:{_until_it_answers(lambda g=g, i=i: _ask(g, i)).replica}"
+        for g in dedicated
+        for i in range(len(g.actors))
+    ]
     result = {
         "before": before,
         "after": _placement(),
@@ -164,6 +183,7 @@ def main(config: dict[str, Any]) -> dict[str, Any]:
         "versions": {n: [r.version for r in system.log(n).records()] for n in RESOURCES},
         "finished": finished,
         "pooled": [a.key for a in answers],
+        "dedicated": answered,
         "nodes": sorted(_nodes().values()),
     }
     system.shutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 from collections.abc import Iterable
@@ -12,7 +13,7 @@ from pydantic import BaseModel
 
 from runtime import ConfigurationError, Envelope, agent_actor_name, named_actors
 
-from .pooled import hosts, pooled_replicas
+from .pooled import hosts, pooled_replicas, through_restart
 
 
 class AgentGroup:
@@ -73,6 +74,19 @@ def dedicated_replicas(namespace: str, group: str) -> dict[str, Any]:
                 actor = ray.get_actor(entry["name"], namespace=namespace)
                 found[entry["name"].removeprefix("agent:")] = actor
     return found
+
+
+async def dedicated_pings(namespace: str, group: str) -> list[tuple[str, Any, dict[str, Any]]]:
+    """Each dedicated replica of ``group`` by replica name, with its actor and what its
+    ``ping`` says (for the supervisor, which awaits it). One that Ray is restarting (its
+    process or node died) is waited for, as a pooled host is; a dead one is left out."""
+    found = dedicated_replicas(namespace, group)
+    answers = await asyncio.gather(*(through_restart(a.ping.remote) for a in found.values()))
+    return [
+        (name, actor, dict(info))
+        for (name, actor), info in zip(found.items(), answers, strict=True)
+        if info is not None
+    ]
 
 
 def find_replica(namespace: str, replica: str) -> Any:

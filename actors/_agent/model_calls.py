@@ -3,9 +3,12 @@
 The budget meters model use by allowance (an agent draws ahead and settles in batches), so
 its log cannot say what one call cost. ``RecordedModel`` wraps the agent's metered model
 and writes one row per call (its task, model, input and output tokens, duration and
-outcome) to ``<root>/model_calls/<agent>.<replica>.sqlite`` (a schema of that place on
-PostgreSQL): one store per replica, so each store has one writer (its replica's process)
-and no call waits on another process's lock. Rows older than ``KEEP`` are pruned when the
+outcome) to one store per process: ``<root>/model_calls/<agent>.<replica>.sqlite`` for a
+dedicated replica, ``<root>/model_calls/@agent-host.<i>.sqlite`` for the pooled agents of
+host ``agent-host:<i>`` (a schema of that place on PostgreSQL). So each store has one writer
+(its process), no call waits on another process's lock, and a process holds one connection
+for its calls however many agents it runs (thousands of pooled agents would otherwise
+exhaust PostgreSQL's ``max_connections``). Rows older than ``KEEP`` are pruned when the
 store opens and every ``_PRUNE_EVERY`` calls.
 """
 
@@ -16,6 +19,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+import ray
 from pydantic import BaseModel
 
 from runtime import (
@@ -66,11 +70,22 @@ def calls_folder(root: Location) -> Location:
     return root / "model_calls"
 
 
-def call_log(root: Location, agent: str, replica: int, clock: Clock) -> ObservationLog:
-    """The model calls of one agent replica: one store, written by its process."""
-    path = calls_folder(root) / f"{agent}.{replica}.sqlite"
+def call_log(root: Location, store: str, clock: Clock) -> ObservationLog:
+    """The model calls made in one process: its store ``store`` (``store_name``)."""
+    path = calls_folder(root) / f"{store}.sqlite"
     return ObservationLog(path, "calls", _SCHEMA, COLUMNS, clock=clock, keep=KEEP,
                           prune_every=_PRUNE_EVERY)  # fmt: skip
+
+
+def store_name(agent: str, replica: int) -> str:
+    """The store of this process's model calls: its pool host's (``@agent-host.<i>``;
+    ``@`` is in no agent's name), else the agent replica's own (``<agent>.<replica>``)."""
+    from .pool_host import HOST_PREFIX
+
+    actor = ray.get_runtime_context().get_actor_name() if ray.is_initialized() else None
+    if actor is not None and actor.startswith(HOST_PREFIX):
+        return "@" + actor.replace(":", ".")
+    return f"{agent}.{replica}"
 
 
 class RecordedModel:
@@ -125,17 +140,22 @@ class RecordedModel:
 
 
 _RECORDED: dict[tuple[int, str], RecordedModel] = {}
+_LOGS: dict[tuple[str, str], ObservationLog] = {}
+"""The process's call stores by (storage, store name): one, whatever its agents."""
 
 
 def recorded_model(inner: Any, storage: str, agent: str, replica: int) -> Any:
-    """``inner``, its calls stored under ``storage`` (made once per client and root);
-    ``inner`` itself when the agent has no storage."""
+    """``inner``, its calls stored under ``storage`` (made once per client and root, in
+    the process's one store there); ``inner`` itself when the agent has no storage."""
     if not storage:
         return inner
     key = (id(inner), storage)
     found = _RECORDED.get(key)
     if found is None or found.inner is not inner:
         clock = SystemClock()
-        log = call_log(storage_root(storage), agent, replica, clock)
+        place = (storage, store_name(agent, replica))
+        log = _LOGS.get(place)
+        if log is None:
+            log = _LOGS[place] = call_log(storage_root(storage), place[1], clock)
         found = _RECORDED[key] = RecordedModel(inner, log, agent, replica, clock)
     return found

@@ -326,6 +326,28 @@ def forget_hosts(namespace: str) -> int:
     return gone
 
 
+def forget_dead_hosts() -> list[str]:
+    """Delete the membership of every host, of any namespace, that Ray's GCS says is dead
+    for good (its driver died without ``System.shutdown``: Ray ended its hosts with it);
+    returns the keys deleted. A host that runs, starts or restarts keeps its entry, so a
+    system starting its first host meanwhile loses nothing (a host writes its entry
+    itself, once the GCS knows it); so does a key that names no actor the GCS knows (not
+    a host's entry, or one the GCS has forgotten: never deleted on a guess)."""
+    from ray._private import state
+    from ray.experimental import internal_kv
+
+    gone = []
+    for key in internal_kv._internal_kv_list("", namespace=KV_NAMESPACE):
+        try:
+            info = state.actors(actor_id=key.decode().rpartition(":")[2])
+        except Exception:  # not an actor id: not a host's entry
+            continue
+        if info.get("State") == "DEAD":
+            internal_kv._internal_kv_del(key, namespace=KV_NAMESPACE)
+            gone.append(key.decode())
+    return gone
+
+
 def host_entries(namespace: str) -> dict[str, list[str]]:
     """The stored membership of ``namespace``'s hosts: each entry's key, and the agents
     (``<name>:<i>``) it would bring back after a crash."""

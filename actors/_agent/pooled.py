@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import ray
@@ -19,7 +19,7 @@ from policies import HostPolicy
 from runtime import ConfigurationError, named_actors, spawn
 
 from .host import CONTROL_GROUP
-from .pool_host import HOST_PREFIX, PoolHost, Recipe, agent_key
+from .pool_host import HOST_PREFIX, PoolHost, Recipe, agent_key, forget_dead_hosts
 
 _CONTROL_CALLS = 16
 _ASK_S = 30.0
@@ -118,20 +118,24 @@ async def pooled_pings(namespace: str, group: str) -> list[tuple[PooledReplica, 
 
 
 async def _members(host: Any, group: str) -> list[dict[str, Any]]:
-    """The agents of ``group`` on ``host``; a host that Ray is restarting (its process
-    died) is waited for, up to ``_RESTART_S``, since it comes back with its agents; a dead
-    or silent one has none."""
+    """The agents of ``group`` on ``host`` (a host being restarted is waited for: its
+    agents come back with it); a dead or silent one has none."""
+    infos: list[dict[str, Any]] | None = await through_restart(lambda: host.members.remote(group))
+    return infos or []
+
+
+async def through_restart(call: Callable[[], Any]) -> Any:
+    """What ``call()``'s ref answers; an actor that Ray is restarting (its process or node
+    died) is asked again, up to ``_RESTART_S``, since it comes back; None from a dead actor
+    or one silent past ``_ASK_S``."""
     for _ in range(int(_RESTART_S / _PAUSE_S)):
         try:
-            infos: list[dict[str, Any]] = await asyncio.wait_for(
-                host.members.remote(group), timeout=_ASK_S
-            )
-            return infos
-        except ActorUnavailableError:  # restarting: its agents come back with it
+            return await asyncio.wait_for(call(), timeout=_ASK_S)
+        except ActorUnavailableError:  # restarting
             await asyncio.sleep(_PAUSE_S)
-        except Exception:  # dead, or silent past _ASK_S: not a host to send work to
-            return []
-    return []
+        except Exception:  # dead, or silent past _ASK_S: not one to send work to
+            return None
+    return None
 
 
 def stop_replicas(agent: str, replicas: Iterable[Any]) -> None:
@@ -150,9 +154,12 @@ def stop_replicas(agent: str, replicas: Iterable[Any]) -> None:
 class HostPool:
     """The driver's side of the hosts of one namespace: places new agents on them (by
     ``HostPolicy.place``), starting hosts as needed. Hosts started by another system in
-    the namespace are joined, with the agents they hold."""
+    the namespace are joined, with the agents they hold. A new pool (a system starting)
+    first deletes the stored membership of hosts Ray ended for good (``forget_dead_hosts``:
+    a driver that died without ``shutdown`` leaves its hosts' entries behind)."""
 
     def __init__(self, namespace: str, spawned: list[Any]) -> None:
+        forget_dead_hosts()
         self._namespace = namespace
         self._spawned = spawned
         self.policy: HostPolicy | None = None

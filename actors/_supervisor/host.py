@@ -34,7 +34,7 @@ from runtime import (
     storage_root,
 )
 
-from .._agent.group import dedicated_replicas, find_replica
+from .._agent.group import dedicated_pings, find_replica
 from .._agent.pooled import PooledReplica, pooled_pings
 from .batch import Ended, stream_outcomes
 from .core import SupervisorCore
@@ -70,11 +70,8 @@ class RayDispatcher:
 
     async def replicas(self, group: str) -> list[ReplicaInfo]:
         infos: list[ReplicaInfo] = []
-        for replica, actor in dedicated_replicas(self._namespace, group).items():
-            try:
-                infos.append(await self._ping(replica, actor, _PING_S))
-            except Exception:  # dead or dying: not a replica to send work to
-                continue
+        for replica, actor, info in await dedicated_pings(self._namespace, group):
+            infos.append(await self._ping(replica, actor, _PING_S, info))  # restarts waited
         for pooled, info in await pooled_pings(self._namespace, group):  # on shared hosts
             infos.append(await self._ping(pooled.key, pooled, _PING_S, info))
         return infos

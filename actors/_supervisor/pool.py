@@ -73,7 +73,8 @@ class Pool:
 
     def add(self, group: str, infos: list[ReplicaInfo]) -> None:
         """Replace ``group``'s replicas with ``infos``, except fenced (killed) ones; a
-        replica seen before keeps its busy slots and generation."""
+        replica seen before keeps its busy slots and generation, a new one (or one found
+        again after it died and Ray restarted it) takes a new generation."""
         old = self._drop_group(group)
         floor = self.fenced.get(group, 0)
         for info in infos:
@@ -81,7 +82,8 @@ class Pool:
                 seen = old.get(info.name)
                 self._put(Replica(
                     info.name, group, max(1, info.capacity),
-                    0 if seen is None else seen.busy, 0 if seen is None else seen.generation,
+                    0 if seen is None else seen.busy,
+                    next(self._generations) if seen is None else seen.generation,
                 ))  # fmt: skip
 
     def renew(self, info: ReplicaInfo) -> None:
