@@ -241,12 +241,14 @@ def test_groups_at_one_checkpoint_share_one_read_until_a_new_event(tmp_path: Pat
         core.register(group, ["Restocked"])
     core.register("other", ["SoldOut"])
     write(stock, "restock", "A", 1)
-    first = core.pending("a", "stock").events
-    assert core.pending("b", "stock").events is first  # the same read, not a second one
+    first = core.pending("a", "stock")
+    shared = core.pending("b", "stock")
+    assert shared.events is first.events  # the same read, not a second one
+    assert shared.wire is first.wire  # and the same batch on the wire, built once
     assert core.pending("other", "stock").events == []  # other types: a read of its own
     write(stock, "restock", "B", 1)
     again = core.pending("c", "stock").events
-    assert again is not first and [e.seq for e in again] == [1, 2]
+    assert again is not first.events and [e.seq for e in again] == [1, 2]
 
 
 class Watcher:

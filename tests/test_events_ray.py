@@ -153,6 +153,10 @@ def test_forged_and_malformed_calls_to_the_actors_are_typed_errors(system: Syste
     report = ray.get(replica.deliver.remote(EventBatch.of("stock", [garbled]).wire()))
     assert (report.done_upto, report.handled) == (8, 0)
     assert report.error is not None and "MalformedEventError" in report.error
+    good = EventBatch.of("stock", [dataclasses.replace(garbled, payload=b'{"sku": "z"}')])
+    for bad in (ray.put({"not": "a batch"}), ("agentcast.events/0", *good.wire()[1:]), [forged]):
+        with pytest.raises(InvalidArgumentError):  # a ref to another object, a bad header
+            ray.get(replica.deliver.remote(bad))
     dispatcher = lookup("events", system.namespace)
     with pytest.raises(ConfigurationError):
         ray.get(dispatcher.rewind.remote("recorder", "stock", -1))

@@ -100,7 +100,7 @@ def _check_columns(batch: EventBatch, where: str) -> None:
     for name, column, kind in columns:
         if not (type(column) in (list, tuple) and len(column) == size):
             raise InvalidArgumentError(f"{where}: batch column {name} is not {size} long")
-        if not all(type(value) is kind for value in column):
+        if not set(map(type, column)) <= {kind}:  # exact types: a bool is no number
             raise InvalidArgumentError(f"{where}: batch column {name} holds a non-{kind.__name__}")
     seqs = batch.seqs
     if any(seqs[i] >= seqs[i + 1] for i in range(size - 1)) or (size and seqs[0] < 1):
