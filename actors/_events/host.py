@@ -134,15 +134,13 @@ class EventsHost:
         self._ring(resource)
 
     async def lags(self) -> list[Lag]:
-        """Every partition's checkpoint and the newest event number (on the resources
-        listed at most ``_LIST_S`` ago: a caller polling lags must not list the files on
-        each call, in the loop that delivers)."""
-        return self._open().lags(self._resources())
+        """Every partition's checkpoint and the newest event number."""
+        return self._open().lags()
 
     async def status(self) -> list[dict[str, Any]]:
         """Per partition: checkpoint, newest event, lag, events handled by this
         incarnation, and the last delivery error (for ``agentcast status``)."""
-        return [self._row(lag) for lag in self._open().lags(self._resources())]
+        return [self._row(lag) for lag in self._open().lags()]
 
     def _row(self, lag: Lag) -> dict[str, Any]:
         key = (lag.group, lag.resource)
