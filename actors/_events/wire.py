@@ -3,11 +3,12 @@
 A list of ``EventRecord`` dataclasses cost Ray about 6.4 us of CPU per event to serialize
 (each record pickled field by field through ``__getstate__``) and more to load on the
 agent; columns of plain strings, ints and bytes go through Ray's msgpack path at about
-0.25 us per event (``tests/event_batch_costs.py``). The dispatcher builds the columns once per shared read, so every partition asking
-the same range sends the same object. Only what the agent needs crosses: the number (how
-far it got), the id (the handler's task id), the type (routing), the payload, the trace
-and provenance (its envelope, built only if the handler needs one) and the contract the
-event was stored under (the refusal at the boundary); not the writer, version or time.
+0.25 us per event (``tests/event_batch_costs.py``). The dispatcher builds the columns
+once per shared read, so every partition asking the same range sends the same object.
+Only what the agent needs crosses: the number (how far it got), the id (the handler's
+task id), the type (routing), the payload, the trace and provenance (its envelope, built
+only if the handler needs one) and the contract the event was stored under (the refusal
+at the boundary); not the writer, version or time.
 
 The agent checks the shape before it runs anything: a forged or malformed batch is an
 ``InvalidArgumentError``, never a half-run batch.
