@@ -15,10 +15,12 @@ from contract_events_for_tests import V2, AnyOrders, Orders, PlacedV2Recorder, U
 from pydantic import BaseModel
 
 from actors import check_contracts, contract
+from actors._agent.task import TaskContext
 from actors._contracts import ContractId
 from actors._events.subscribe import Subscription, deliver, subscriptions
+from actors._events.wire import EventBatch
 from actors.lowlevel import EventLog, EventRecord, ResourceCore, WriteCall
-from runtime import ContractMismatchError, Envelope, encode
+from runtime import ContractMismatchError, encode
 
 TRACE = "c" * 32
 
@@ -94,36 +96,42 @@ def record(seq: int, sku: str, contract: str, version: int) -> EventRecord:
     )  # fmt: skip
 
 
+def wire_of(*records: EventRecord) -> tuple[object, ...]:
+    return EventBatch.of("orders", records).wire()
+
+
 def test_the_subscriber_refuses_another_version_and_its_partition_stops_there() -> None:
     seen: list[str] = []
 
-    async def run(spec: Subscription, event: BaseModel, envelope: Envelope) -> None:
+    async def run(spec: Subscription, event: BaseModel, task: TaskContext) -> None:
         assert isinstance(event, V2.Placed)
         seen.append(event.sku)
 
     specs = subscriptions(PlacedV2Recorder)
-    batch = [
+    batch = EventBatch.of("orders", [
         record(1, "a", "order_placed", 2),
         record(2, "old", "", 0),  # stored before events named a version: validated as v2
         record(3, "b", "order_placed", 1),
         record(4, "c", "order_placed", 2),
-    ]
+    ]).wire()  # fmt: skip
     report = asyncio.run(deliver(specs, "agent rec", "rec", batch, run))
     assert (report.done_upto, report.handled, seen) == (2, 2, ["a", "old"])
     assert report.error is not None
     assert report.error.startswith("orders:3:0: ContractMismatchError: agent rec: on_placed:")
     assert (report.reason, report.error_type) == ("contract", "ContractMismatchError")
     assert "expects 'order_placed' version 2, got version 1" in report.error
-    other = asyncio.run(deliver(specs, "agent rec", "rec", [record(5, "d", "coupon", 2)], run))
+    other = asyncio.run(
+        deliver(specs, "agent rec", "rec", wire_of(record(5, "d", "coupon", 2)), run)
+    )
     assert (other.done_upto, other.handled) == (4, 0)
     assert other.error is not None and "got no version of it" in other.error
     assert other.reason == "contract"
 
-    async def failing(spec: Subscription, event: BaseModel, envelope: Envelope) -> None:
+    async def failing(spec: Subscription, event: BaseModel, task: TaskContext) -> None:
         raise ContractMismatchError("a call the handler made", "order_placed", 3, 2)
 
     mine = asyncio.run(
-        deliver(specs, "agent rec", "rec", [record(6, "e", "order_placed", 2)], failing)
+        deliver(specs, "agent rec", "rec", wire_of(record(6, "e", "order_placed", 2)), failing)
     )
     assert (mine.reason, mine.error_type) == (
         "handler",

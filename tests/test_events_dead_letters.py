@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from actors._agent.task import TaskContext
 from actors._events import dead_letters
 from actors._events.core import DispatchCore, Pending
 from actors._events.dead_letters import PoisonWatch, after_failure
@@ -27,7 +28,6 @@ from actors._events.subscribe import DeliveryReport, Subscription, deliver
 from actors.lowlevel import DeadLetter, EventRecord, ResourceCore, WriteCall
 from policies import EventsPolicy
 from runtime import (
-    Envelope,
     InvalidArgumentError,
     Location,
     StorageError,
@@ -67,14 +67,14 @@ class Partition:
     async def _unused(self, event: BaseModel) -> None:  # pragma: no cover
         raise AssertionError
 
-    async def _run(self, spec: Subscription, event: BaseModel, envelope: Envelope) -> None:
+    async def _run(self, spec: Subscription, event: BaseModel, task: TaskContext) -> None:
         assert isinstance(event, Restocked)
         self.runs[event.sku] = self.runs.get(event.sku, 0) + 1
         left = self.fails.get(event.sku, 0)
         if left:
             self.fails[event.sku] = left - 1 if left > 0 else left
             raise Boom(f"cannot take {event.sku}")
-        write(self.sink, "append", "g", event.sku, key=f"{envelope.task_id}:0")
+        write(self.sink, "append", "g", event.sku, key=f"{task.envelope.task_id}:0")
         self._first("handled", event.sku)
 
     def _first(self, outcome: str, sku: str) -> None:
@@ -87,7 +87,7 @@ class Partition:
         if not pending.events:
             self.core.acked("g", "stock", pending, pending.upto)
             return False
-        report = asyncio.run(deliver(self.specs, "test", "g", pending.events, self._run))
+        report = asyncio.run(deliver(self.specs, "test", "g", pending.wire, self._run))
         self.core.acked("g", "stock", pending, report.done_upto)
         if report.error is None:
             self.watch.clear(("g", "stock"))

@@ -19,14 +19,15 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from actors import subscribe
+from actors._agent.task import TaskContext
 from actors._events.core import DispatchCore
 from actors._events.store import events_path, trim_file
 from actors._events.subscribe import Subscription, deliver, subscriptions
+from actors._events.wire import EventBatch
 from actors.lowlevel import ResourceCore, WriteCall
 from policies import EventsPolicy
 from runtime import (
     ConfigurationError,
-    Envelope,
     InvalidArgumentError,
     Location,
     StorageError,
@@ -62,17 +63,17 @@ class Subscriber:
     async def _on(self, event: BaseModel) -> None:  # pragma: no cover - run through run
         raise AssertionError
 
-    async def run(self, spec: Subscription, event: BaseModel, envelope: Envelope) -> None:
+    async def run(self, spec: Subscription, event: BaseModel, task: TaskContext) -> None:
         if self.die_after == 0:
             raise Crash
         self.die_after -= 1
         self.deliveries += 1
         assert isinstance(event, Restocked)
-        write(self.sink, "append", self.group, f"{event.sku}", key=f"{envelope.task_id}:0")
+        write(self.sink, "append", self.group, f"{event.sku}", key=f"{task.envelope.task_id}:0")
 
     def handle(self, batch: list[Any]) -> Any:
-        async def crashing(spec: Subscription, event: BaseModel, envelope: Envelope) -> None:
-            await self.run(spec, event, envelope)
+        async def crashing(spec: Subscription, event: BaseModel, task: TaskContext) -> None:
+            await self.run(spec, event, task)
 
         report = asyncio.run(deliver(self.specs, "test", self.group, batch, crashing))
         if report.error is not None and "Crash" in report.error:
@@ -110,7 +111,7 @@ def test_random_crashes_deliver_each_event_once_per_group_in_order(
     def step(group: str, lose_ack: bool = False) -> None:
         pending = core.pending(group, "stock")
         try:
-            report = subs[group].handle(pending.events)
+            report = subs[group].handle(pending.wire)
         except Crash:
             subs[group].die_after = -1  # restarted: resumes after its checkpoint
             return
@@ -240,12 +241,14 @@ def test_groups_at_one_checkpoint_share_one_read_until_a_new_event(tmp_path: Pat
         core.register(group, ["Restocked"])
     core.register("other", ["SoldOut"])
     write(stock, "restock", "A", 1)
-    first = core.pending("a", "stock").events
-    assert core.pending("b", "stock").events is first  # the same read, not a second one
+    first = core.pending("a", "stock")
+    shared = core.pending("b", "stock")
+    assert shared.events is first.events  # the same read, not a second one
+    assert shared.wire is first.wire  # and the same batch on the wire, built once
     assert core.pending("other", "stock").events == []  # other types: a read of its own
     write(stock, "restock", "B", 1)
     again = core.pending("c", "stock").events
-    assert again is not first and [e.seq for e in again] == [1, 2]
+    assert again is not first.events and [e.seq for e in again] == [1, 2]
 
 
 class Watcher:
@@ -268,13 +271,14 @@ def test_where_filters_on_the_agent_and_unknown_types_are_refused(store_root: Lo
     agent = Watcher()
     specs = subscriptions(Watcher)
 
-    async def run(spec: Subscription, event: BaseModel, envelope: Envelope) -> None:
+    async def run(spec: Subscription, event: BaseModel, task: TaskContext) -> None:
         await spec.fn(agent, event)
 
-    report = asyncio.run(deliver(specs, "agent w", "w", events[:2], run))
+    first_two = EventBatch.of("stock", events[:2]).wire()
+    report = asyncio.run(deliver(specs, "agent w", "w", first_two, run))
     assert (report.done_upto, report.handled, report.error, agent.seen) == (2, 1, None, ["B"])
     with pytest.raises(UnknownEventTypeError):
-        asyncio.run(deliver(specs, "agent w", "w", events, run))
+        asyncio.run(deliver(specs, "agent w", "w", EventBatch.of("stock", events).wire(), run))
 
 
 def test_malformed_subscriptions_are_configuration_errors() -> None:

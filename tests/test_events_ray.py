@@ -18,6 +18,7 @@ from waiting import wait_until
 from actors import Subscriptions, System
 from actors._agent.group import replicas_of
 from actors._cli.main import main
+from actors._events.wire import EventBatch
 from actors.lowlevel import EventLog, EventRecord
 from policies import EventsPolicy
 from runtime import (
@@ -147,11 +148,15 @@ def test_forged_and_malformed_calls_to_the_actors_are_typed_errors(system: Syste
     (replica,) = replicas_of(system.namespace, "recorder").values()
     forged = EventRecord("stock", 9, "stock:9:0", 9, "Nope", b"{}", "d" * 32, "system", "x", "t")
     with pytest.raises(UnknownEventTypeError):
-        ray.get(replica.deliver.remote([forged]))
+        ray.get(replica.deliver.remote(EventBatch.of("stock", [forged]).wire()))
     garbled = dataclasses.replace(forged, type="Restocked", payload=b'{"sku": 1}')
-    report = ray.get(replica.deliver.remote([garbled]))
+    report = ray.get(replica.deliver.remote(EventBatch.of("stock", [garbled]).wire()))
     assert (report.done_upto, report.handled) == (8, 0)
     assert report.error is not None and "MalformedEventError" in report.error
+    good = EventBatch.of("stock", [dataclasses.replace(garbled, payload=b'{"sku": "z"}')])
+    for bad in (ray.put({"not": "a batch"}), ("agentcast.events/0", *good.wire()[1:]), [forged]):
+        with pytest.raises(InvalidArgumentError):  # a ref to another object, a bad header
+            ray.get(replica.deliver.remote(bad))
     dispatcher = lookup("events", system.namespace)
     with pytest.raises(ConfigurationError):
         ray.get(dispatcher.rewind.remote("recorder", "stock", -1))

@@ -16,6 +16,7 @@ from waiting import wait_until
 
 from actors import Subscriptions, System, Visibility
 from actors._agent.pooled import hosts
+from actors._events.wire import EventBatch
 from actors.lowlevel import EventRecord
 from policies import Latency, VisibilityPolicy, VisibilityRule
 from runtime import (
@@ -92,5 +93,7 @@ def test_a_pooled_validator_vetoes_and_forged_host_calls_are_typed(system: Syste
             ray.get(ref, timeout=60)
     record = EventRecord("shop", 1, "shop:1:0", 1, "Nope", b"{}", "0" * 32, "s", "w", "t")
     with pytest.raises(UnknownEventTypeError):  # a type it does not subscribe to
-        ray.get(host.deliver.remote("pricing:0", [record]), timeout=60)
+        ray.get(
+            host.deliver.remote("pricing:0", EventBatch.of("shop", [record]).wire()), timeout=60
+        )
     assert ray.get(host.validate_event.remote("pricing:0", "PromiseMade", payload)) is None

@@ -20,6 +20,7 @@ from actors._agent.mailbox import Mailbox, MailboxClosedError
 from actors._agent.pool_host import PoolHost, describe
 from actors._agent.registry import AgentRegistry, TokenHolder
 from actors._agent.start import _check
+from actors._events.wire import EventBatch
 from actors.lowlevel import EventRecord
 from policies import HostPolicy
 from runtime import (
@@ -189,22 +190,26 @@ def test_the_tokens_of_many_replicas_are_issued_in_one_go(tmp_path: Path) -> Non
     registry.close()
 
 
-def _record(seq: int, sku: str) -> EventRecord:
-    payload = Restocked(sku=sku, qty=1, level=seq).model_dump_json().encode()
-    return EventRecord("stock", seq, f"stock:{seq}:0", seq, "Restocked", payload, "0" * 32,
-                       "system", "w", "t")  # fmt: skip
+def _batch(*seqs_skus: tuple[int, str]) -> tuple[object, ...]:
+    records = [
+        EventRecord("stock", seq, f"stock:{seq}:0", seq, "Restocked",
+                    Restocked(sku=sku, qty=1, level=seq).model_dump_json().encode(), "0" * 32,
+                    "system", "w", "t")
+        for seq, sku in seqs_skus
+    ]  # fmt: skip
+    return EventBatch.of("stock", records).wire()
 
 
 def test_a_pooled_agent_hears_events_in_its_mailbox_and_validates_beside_it() -> None:
     async def main() -> None:
         host = PoolHost("agent-host:0", "plain-host", persist=False)
         await host.add([(Watcher, _runtime("w", 0))])
-        report = await host.deliver("w:0", [_record(1, "a"), _record(2, "b")])
+        report = await host.deliver("w:0", _batch((1, "a"), (2, "b")))
         assert (report.done_upto, report.handled, report.error) == (2, 2, None)
         assert host._cells["w:0"]._agent.seen == ["a", "b"]  # type: ignore[attr-defined]
         wedged = asyncio.create_task(host.handle("w:0", Hang(), Envelope(trace_id="0" * 32)))
         await until(lambda: _status(host)["w:0"]["running"] == 1, "its only slot is held")
-        late = asyncio.create_task(host.deliver("w:0", [_record(3, "c")]))
+        late = asyncio.create_task(host.deliver("w:0", _batch((3, "c"))))
         await until(lambda: _status(host)["w:0"]["waiting"] == 1, "the delivery waits its turn")
         big = PromiseMade(sku="A", price=120).model_dump_json().encode()
         verdict = await host.validate_event("w:0", "PromiseMade", big, ("0" * 32, ""))
@@ -242,7 +247,7 @@ def test_forged_calls_to_a_host_s_event_methods_are_typed_errors(
         await host.add([(Watcher, _runtime("w", 0))])
         with pytest.raises(error):
             await call(host)
-        assert (await host.deliver("w:0", [_record(1, "a")])).handled == 1  # it serves on
+        assert (await host.deliver("w:0", _batch((1, "a")))).handled == 1  # it serves on
 
     asyncio.run(main())
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import inspect
-import itertools
 import typing
 import uuid
-from collections.abc import Callable, Iterator
-from contextvars import ContextVar
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -23,6 +21,9 @@ from .._resource.handle import AsyncResourceHandle, WriterIdentity
 from .._resource.owners import OwnershipCalls, run_owned
 from .._resource.ownership import OwnershipRecord
 from . import derived
+from .task import TaskContext as TaskContext
+from .task import current_run as current_run
+from .task import current_task as current_task
 
 F = TypeVar("F", bound=Callable[..., Any])
 _HANDLER_ATTR = "__agentcast_handler__"
@@ -89,23 +90,6 @@ def _spec(cls: type, name: str, fn: Callable[..., Any]) -> HandlerSpec:
             raise ConfigurationError(f"{where}: the {what} must be one pydantic model")
     assert model_in is not None and model_out is not None
     return HandlerSpec(name, fn, model_in, model_out)
-
-
-@dataclass(slots=True)
-class TaskContext:
-    """What the runtime knows about the task a handler is running."""
-
-    envelope: Envelope
-    calls: Iterator[int] = field(default_factory=itertools.count)
-
-
-current_task: ContextVar[TaskContext | None] = ContextVar("agentcast_task", default=None)
-
-
-def current_run() -> str:
-    """The run (trace id) of the task being handled; ``"driver"`` outside a handler."""
-    task = current_task.get()
-    return "driver" if task is None else task.envelope.trace_id
 
 
 class _TaskKeys:

@@ -12,7 +12,6 @@ from ray import cloudpickle
 from runtime import Envelope, HandlerOutputError, UnknownHandlerError, fix_mmap_threshold, span
 
 from .._contracts import ContractId, check_contract, contract_of
-from .._events.store import EventRecord
 from .._events.subscribe import DeliveryReport, deliver, runner, subscriptions, types_of
 from .._events.validate import Veto, run_validator, validators
 from .._resource.briefing import briefing
@@ -129,11 +128,13 @@ class AgentHost:
             "agentcast.task_id": envelope.task_id,
         }
 
-    async def deliver(self, batch: list[EventRecord]) -> DeliveryReport:
-        """Run committed events, in order, through this agent's ``@subscribe`` handlers,
-        as consumer group ``<agent name>`` (the dispatcher's call; docs/events.md).
+    async def deliver(self, batch: Any) -> DeliveryReport:
+        """Run committed events (an ``EventBatch`` on the wire), in order, through this
+        agent's ``@subscribe`` handlers, as consumer group ``<agent name>`` (the
+        dispatcher's call; docs/events.md).
 
         Raises:
+            InvalidArgumentError: ``batch`` is not an event batch.
             UnknownEventTypeError: an event type this agent does not subscribe to.
         """
         where, group = f"agent {self._runtime.name}", self._runtime.name

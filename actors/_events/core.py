@@ -35,6 +35,13 @@ from runtime import (
 from .checkpoints import CheckpointStore
 from .dead_letters import DeadLetter, DeadLetterStore
 from .store import EventLog, EventRecord
+from .wire import EventBatch
+
+_Read = tuple[list[EventRecord], tuple[Any, ...]]  # the records, and their wire form
+
+
+def _none(resource: str) -> _Read:
+    return [], EventBatch.of(resource, []).wire()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +54,14 @@ class Pending:
         upto: the checkpoint once ``events`` are done: the last of them, or, when fewer
             than a full batch matched, the newest sequence number seen (the events of
             other types in between are passed with them).
+        wire: ``events`` as the replica's ``deliver`` takes them (``EventBatch.wire()``),
+            built once per shared read.
     """
 
     after: int
     events: list[EventRecord]
     upto: int
+    wire: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +93,7 @@ class DispatchCore:
         self.groups = self._store.groups()
         self._positions = self._store.all()
         self._moved: dict[tuple[str, str], int] = {}  # in memory, not yet flushed
-        self._reads: dict[str, tuple[int, dict[tuple[Any, ...], list[EventRecord]]]] = {}
+        self._reads: dict[str, tuple[int, dict[tuple[Any, ...], _Read]]] = {}
 
     def close(self) -> None:
         """Flush the checkpoints moved since the last flush, then close the files."""
@@ -161,29 +171,29 @@ class DispatchCore:
         newest = self.last_seq(resource)  # read first: every event up to it is visible
         limit = self.policy.max_in_flight
         try:
-            events = self._read(resource, newest, after, types) if newest else []
+            events, wire = self._read(resource, newest, after, types) if newest else _none(resource)
         except StorageError:
             self._drop(resource)
             raise
         last = events[-1].seq if events else 0
         upto = last if len(events) == limit else max(newest, after, last)
-        return Pending(after, events, upto)
+        return Pending(after, events, upto, wire)
 
-    def _read(
-        self, resource: str, newest: int, after: int, types: tuple[str, ...]
-    ) -> list[EventRecord]:
-        """The events of ``types`` after ``after``, shared by every partition asking the
-        same while ``newest`` stands (the records are frozen; nobody changes the list)."""
+    def _read(self, resource: str, newest: int, after: int, types: tuple[str, ...]) -> _Read:
+        """The events of ``types`` after ``after`` and their wire form, shared by every
+        partition asking the same while ``newest`` stands (the records are frozen;
+        nobody changes the lists): one read and one wire batch between them."""
         seen, cache = self._reads.get(resource, (-1, {}))
         if seen != newest:
             cache = {}
             self._reads[resource] = (newest, cache)
         key = (after, types)
-        events = cache.get(key)
-        if events is None:
+        found = cache.get(key)
+        if found is None:
             limit = self.policy.max_in_flight
-            events = cache[key] = self._log(resource).read(after=after, types=types, limit=limit)
-        return events
+            events = self._log(resource).read(after=after, types=types, limit=limit)
+            found = cache[key] = (events, EventBatch.of(resource, events).wire())
+        return found
 
     def acked(self, group: str, resource: str, pending: Pending, done_upto: int) -> bool:
         """Move the checkpoint past what the replica reported done: ``pending.upto`` if

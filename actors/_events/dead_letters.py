@@ -38,6 +38,7 @@ from runtime import (
 from .checkpoints import UPSERT, CheckpointStore
 from .store import EventRecord
 from .subscribe import DeliveryReport
+from .wire import EventBatch
 
 if TYPE_CHECKING:
     from .core import DispatchCore, Pending
@@ -223,10 +224,9 @@ class DeadLetterStore:
             return deleted
 
 
-def on_the_wire(letter: DeadLetter) -> list[EventRecord]:
-    """The delivery call's argument that carries ``letter``'s event alone (the one place
-    that knows the delivery's wire form)."""
-    return [letter.record]
+def on_the_wire(letter: DeadLetter) -> tuple[Any, ...]:
+    """The delivery call's argument that carries ``letter``'s event alone."""
+    return EventBatch.of(letter.record.resource, [letter.record]).wire()
 
 
 def message(record: EventRecord, report: DeliveryReport) -> str:

@@ -14,6 +14,7 @@ restarted dispatcher (Ray restarts it) resumes every partition from its checkpoi
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import zlib
@@ -38,6 +39,7 @@ from .._agent.group import replicas_of
 from .core import DispatchCore, Lag, Pending
 from .dead_letters import DeadLetter, PoisonWatch, after_failure, on_the_wire
 from .nudge import check_nudge
+from .store import EventRecord
 from .subscribe import DeliveryReport
 
 _log = logging.getLogger(__name__)
@@ -46,6 +48,10 @@ _IDLE_WAKE_S = 1.0  # an idle partition looks again at least this often, bell or
 _LIST_S = 1.0  # how often the resource files are listed (a nudge from a new one: at once)
 _FLUSH_S = 0.02  # checkpoint moves wait at most this long to share a transaction
 _TAGS = ("resource", "subscriber")
+
+
+def _seq(event: EventRecord) -> int:
+    return event.seq
 
 
 class EventsHost:
@@ -265,7 +271,7 @@ class EventsHost:
             replica = await self._replica(group, resource)
             timeout = self._policy.delivery_timeout.total_seconds()
             report: DeliveryReport = await asyncio.wait_for(
-                replica.deliver.remote(pending.events), timeout
+                replica.deliver.remote(pending.wire), timeout
             )
         except Exception as error:
             self._replicas.pop(group, None)  # look the replicas up again
@@ -337,19 +343,20 @@ class EventsHost:
             lag_gauge.set(lag.lag, tags={"resource": lag.resource, "subscriber": lag.group})
 
     def _observe(self, group: str, resource: str, pending: Pending, report: DeliveryReport) -> None:
+        """Count the events done and observe the latency once per batch: its oldest
+        event's, the batch's longest (one observation per event cost the dispatcher
+        more than reading the batch)."""
         tags = {"resource": resource, "subscriber": group}
-        done = [e for e in pending.events if e.seq <= report.done_upto]
+        done = bisect.bisect_right(pending.events, report.done_upto, key=_seq)
         if done:
             counter("events_delivered_total", "Events a subscriber is done with", _TAGS).inc(
-                len(done), tags=tags
+                done, tags=tags
             )
-            now = self._clock.now()
-            latency = histogram(
-                "event_delivery_ms", "From an event's commit to its handler's end", _TAGS
-            )
-            for event in done:
-                ms = (now - datetime.fromisoformat(event.at)).total_seconds() * 1000
-                latency.observe(max(ms, 0.0), tags=tags)
+            oldest = datetime.fromisoformat(pending.events[0].at)
+            ms = (self._clock.now() - oldest).total_seconds() * 1000
+            histogram(
+                "event_delivery_ms", "From the commit of a batch's oldest event to its end", _TAGS
+            ).observe(max(ms, 0.0), tags=tags)
 
     def _count(self, name: str, group: str, resource: str, reason: str) -> None:
         tags = {"resource": resource, "subscriber": group, "reason": reason}

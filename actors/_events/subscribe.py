@@ -13,16 +13,19 @@ import inspect
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from policies import Provenance
-from runtime import ConfigurationError, Envelope, InvalidArgumentError, UnknownEventTypeError
+from policies import ConstraintSet, Provenance
+from runtime import ConfigurationError, Envelope, MalformedEventError, UnknownEventTypeError
 
+from .._agent.task import TaskContext, current_task
 from .._contracts import ContractId, check_stored, note_event_type
+from .._resource.constraints import carrying
 from .emit import type_name
-from .store import EventRecord
+from .wire import EventBatch
 
 F = TypeVar("F", bound=Callable[..., Any])
 Where = Callable[[Any], bool]
@@ -121,75 +124,95 @@ class DeliveryReport:
     error_type: str = ""
 
 
-def event_envelope(group: str, record: EventRecord) -> Envelope:
-    """The envelope a handler of ``record`` runs under: the write's trace, and a task id
-    derived from the group and the event id, so the handler's writes get the same
-    idempotency keys on every delivery of the event."""
+_NO_CONSTRAINTS = ConstraintSet()  # an event's task carries none: one shared, frozen set
+
+
+def event_envelope(group: str, batch: EventBatch, i: int) -> Envelope:
+    """The envelope a handler of ``batch``'s event ``i`` runs under: the write's trace, and
+    a task id derived from the group and the event id, so the handler's writes get the
+    same idempotency keys on every delivery of the event."""
+    event_id = batch.ids[i]
     return Envelope(
-        trace_id=record.trace_id,
-        task_id=f"event:{group}:{record.event_id}",
-        sender=f"resource:{record.resource}",
-        provenance=Provenance(record.provenance),
-        sources=(record.event_id,),
+        trace_id=batch.traces[i],
+        task_id=f"event:{group}:{event_id}",
+        sender=f"resource:{batch.resource}",
+        provenance=Provenance(batch.provenances[i]),
+        sources=(event_id,),
+        constraints=_NO_CONSTRAINTS,
     )
 
 
-def spoken(record: EventRecord) -> ContractId | None:
-    """The contract ``record`` was stored under, or None."""
-    return ContractId(record.contract, record.contract_version) if record.contract else None
+def spoken(batch: EventBatch, i: int) -> ContractId | None:
+    """The contract ``batch``'s event ``i`` was stored under, or None."""
+    name = batch.contracts[i]
+    return ContractId(name, batch.contract_versions[i]) if name else None
 
 
-Runner = Callable[[Subscription, BaseModel, Envelope], typing.Awaitable[None]]
+Runner = Callable[[Subscription, BaseModel, TaskContext], typing.Awaitable[None]]
 
 
 def runner(agent: Any) -> Runner:
-    """Run a handler of ``agent`` as a task of the envelope: its resource writes take
-    their idempotency keys and trace from it, as a ``@handler``'s do."""
-    from .._agent.agent import TaskContext, current_task
-    from .._resource.constraints import carrying
+    """Run a handler of ``agent`` as the task ``task``: its resource writes take their
+    idempotency keys and trace from the task's envelope, as a ``@handler``'s do."""
 
-    async def run(spec: Subscription, event: BaseModel, envelope: Envelope) -> None:
-        token = current_task.set(TaskContext(envelope))
+    async def run(spec: Subscription, event: BaseModel, task: TaskContext) -> None:
+        token = current_task.set(task)
         try:
-            with carrying(envelope.constraints):
-                await spec.fn(agent, event)
+            await spec.fn(agent, event)
         finally:
             current_task.reset(token)
 
     return run
 
 
-async def deliver(
-    specs: dict[str, Subscription], where: str, group: str, batch: list[EventRecord],
-    run: Runner,
-) -> DeliveryReport:  # fmt: skip
-    """Run ``batch`` in order through ``run`` (which calls the handler under the
-    envelope); stop at the first failure. An event whose stored contract version is not
-    the one the handler's model speaks is such a failure (``ContractMismatchError`` in
-    the report): the partition stops before it (docs/events.md, "Contracts").
+def _decoded(spec: Subscription, batch: EventBatch, i: int) -> BaseModel:
+    """Event ``i`` of ``batch`` as the handler's model.
 
     Raises:
-        InvalidArgumentError: ``batch`` is not a list of ``EventRecord`` (a forged call).
+        MalformedEventError: the payload is not the model.
+    """
+    try:
+        return spec.event_type.model_validate_json(batch.payloads[i])
+    except ValidationError as error:
+        cls = spec.event_type.__name__
+        raise MalformedEventError(batch.types[i], f"not a {cls}: {error}") from error
+
+
+async def deliver(
+    specs: dict[str, Subscription], where: str, group: str, wire: Any, run: Runner
+) -> DeliveryReport:
+    """Run the batch ``wire`` (an ``EventBatch`` on the wire) in order through ``run``
+    (which calls the handler as the event's task); stop at the first failure. An event
+    whose stored contract version is not the one the handler's model speaks is such a
+    failure (``ContractMismatchError`` in the report): the partition stops before it
+    (docs/events.md, "Contracts"). The envelope of an event's task is built only if its
+    handler asks for it (a write, a model call).
+
+    Raises:
+        InvalidArgumentError: ``wire`` is not an event batch (a forged or garbled call).
         UnknownEventTypeError: the batch holds a type ``specs`` has no handler for
             (nothing of the batch ran: a forged or misrouted call).
     """
-    if not (isinstance(batch, list) and all(isinstance(r, EventRecord) for r in batch)):
-        raise InvalidArgumentError(f"{where}: a delivery is a list of EventRecord"[:300])
-    for record in batch:
-        if record.type not in specs:
-            raise UnknownEventTypeError(record.type, where)
-    done, handled = (batch[0].seq - 1 if batch else 0), 0
-    for record in batch:
-        spec, reason = specs[record.type], "contract"
-        try:
-            check_stored(spec.event_type, spoken(record), f"{where}: {spec.name}")
-            reason = "handler"
-            event = record.model(spec.event_type)
-            if spec.where is None or spec.where(event):
-                await run(spec, event, event_envelope(group, record))
-                handled += 1
-        except Exception as error:
-            detail = f"{record.event_id}: {type(error).__name__}: {error}"
-            return DeliveryReport(done, handled, detail[:2000], reason, type(error).__name__)
-        done = record.seq
+    batch = EventBatch.from_wire(wire, where)
+    for event_type in set(batch.types):
+        if event_type not in specs:
+            raise UnknownEventTypeError(event_type, where)
+    seqs = batch.seqs
+    done, handled = (seqs[0] - 1 if seqs else 0), 0
+    with carrying(_NO_CONSTRAINTS):  # the same for every event: entered once a batch
+        for i, event_type in enumerate(batch.types):
+            spec, reason = specs[event_type], "contract"
+            try:
+                if batch.contracts[i]:  # an event naming no contract is plain data
+                    check_stored(spec.event_type, spoken(batch, i), f"{where}: {spec.name}")
+                reason = "handler"
+                event = _decoded(spec, batch, i)
+                if spec.where is None or spec.where(event):
+                    task = TaskContext(make=partial(event_envelope, group, batch, i))
+                    await run(spec, event, task)
+                    handled += 1
+            except Exception as error:
+                detail = f"{batch.ids[i]}: {type(error).__name__}: {error}"
+                return DeliveryReport(done, handled, detail[:2000], reason, type(error).__name__)
+            done = seqs[i]
     return DeliveryReport(done, handled)

@@ -1,0 +1,126 @@
+"""The wire form of a delivered batch (``EventBatch``): what the dispatcher sends, what a
+replica accepts (anything else is a typed error before a handler runs), and the task an
+event's handler runs as (its envelope built only if the handler asks for it)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from events_for_tests import Restocked
+
+from actors import subscribe
+from actors._agent.task import TaskContext, current_task
+from actors._events.subscribe import deliver, runner, subscriptions
+from actors._events.wire import WIRE_TAG, EventBatch
+from actors.lowlevel import EventRecord
+from policies import Provenance
+from runtime import InvalidArgumentError, MalformedEventError, UnknownEventTypeError
+
+
+def record(seq: int, sku: str, *, type_: str = "Restocked") -> EventRecord:
+    payload = Restocked(sku=sku, qty=seq, level=seq).model_dump_json().encode()
+    return EventRecord(
+        "stock", seq, f"stock:{seq}:0", seq, type_, payload, f"{seq:032x}", "verified",
+        "writer:0", "2026-01-01T00:00:00+00:00",
+    )  # fmt: skip
+
+
+def wire(*seqs: int) -> tuple[Any, ...]:
+    return EventBatch.of("stock", [record(s, f"s{s}") for s in seqs]).wire()
+
+
+class Recorder:
+    """Notes each event and whether its task's envelope existed before it asked."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, bool, str, str, Provenance]] = []
+
+    @subscribe(Restocked)
+    async def on_restock(self, event: Restocked) -> None:
+        task = current_task.get()
+        assert task is not None
+        built_before = task._envelope is not None
+        envelope = task.envelope
+        assert task.envelope is envelope  # built once
+        self.seen.append(
+            (event.sku, built_before, envelope.task_id, envelope.trace_id, envelope.provenance)
+        )
+
+
+def test_a_batch_crosses_as_columns_and_comes_back_the_same() -> None:
+    records = [record(1, "a"), record(2, "b")]
+    sent = EventBatch.of("stock", records).wire()
+    assert sent == (
+        WIRE_TAG, "stock", [1, 2], ["stock:1:0", "stock:2:0"], ["Restocked", "Restocked"],
+        [records[0].payload, records[1].payload], [f"{1:032x}", f"{2:032x}"],
+        ["verified", "verified"], ["", ""], [0, 0],
+    )  # fmt: skip
+    back = EventBatch.from_wire(sent, "test")
+    assert (back.resource, list(back.seqs), len(back)) == ("stock", [1, 2], 2)
+    assert EventBatch.from_wire(tuple(sent), "test") == back
+
+
+_BAD: list[tuple[str, Any]] = [
+    ("not a tuple", list(wire(1))),
+    ("a dict", {"seqs": [1]}),
+    ("records", [record(1, "a")]),
+    ("another tag", ("agentcast.events/0", *wire(1)[1:])),
+    ("too short", wire(1)[:9]),
+    ("no resource", (WIRE_TAG, None, *wire(1)[2:])),
+    ("a short column", (*wire(1, 2)[:3], ["stock:1:0"], *wire(1, 2)[4:])),
+    ("a column that is not a list", (*wire(1)[:5], b"{}", *wire(1)[6:])),
+    ("a text payload", (*wire(1)[:5], ["{}"], *wire(1)[6:])),
+    ("a bool number", (*wire(1)[:2], [True], *wire(1)[3:])),
+    ("numbers going down", (*wire(1, 2)[:2], [2, 1], *wire(1, 2)[3:])),
+    ("number zero", (*wire(1)[:2], [0], *wire(1)[3:])),
+    ("a str contract version", (*wire(1)[:9], ["1"])),
+]
+
+
+@pytest.mark.parametrize(("what", "bad"), _BAD, ids=[what for what, _ in _BAD])
+def test_a_malformed_batch_is_refused_before_any_handler_runs(what: str, bad: Any) -> None:
+    agent = Recorder()
+    with pytest.raises(InvalidArgumentError):
+        asyncio.run(deliver(subscriptions(Recorder), "agent r", "r", bad, runner(agent)))
+    assert agent.seen == []
+
+
+def test_an_unknown_type_anywhere_in_a_batch_runs_nothing() -> None:
+    agent = Recorder()
+    batch = EventBatch.of("stock", [record(1, "a"), record(2, "b", type_="Nope")]).wire()
+    with pytest.raises(UnknownEventTypeError):
+        asyncio.run(deliver(subscriptions(Recorder), "agent r", "r", batch, runner(agent)))
+    assert agent.seen == []
+
+
+def test_a_garbled_payload_stops_the_batch_there_with_the_events_before_done() -> None:
+    agent = Recorder()
+    good = [record(1, "a"), record(2, "b")]
+    garbled = EventRecord("stock", 3, "stock:3:0", 3, "Restocked", b'{"sku": 1}', "0" * 32,
+                          "system", "w", "t")  # fmt: skip
+    batch = EventBatch.of("stock", [*good, garbled, record(4, "d")]).wire()
+    report = asyncio.run(deliver(subscriptions(Recorder), "agent r", "r", batch, runner(agent)))
+    assert (report.done_upto, report.handled) == (2, 2)
+    assert report.error is not None
+    assert report.error.startswith(f"stock:3:0: {MalformedEventError.__name__}")
+    assert [sku for sku, *_ in agent.seen] == ["a", "b"]
+
+
+def test_a_handler_s_task_is_the_event_s_and_its_envelope_is_built_when_asked() -> None:
+    agent = Recorder()
+    report = asyncio.run(
+        deliver(subscriptions(Recorder), "agent r", "grp", wire(5, 7), runner(agent))
+    )
+    assert (report.done_upto, report.handled, report.error) == (7, 2, None)
+    assert agent.seen == [
+        ("s5", False, "event:grp:stock:5:0", f"{5:032x}", Provenance.VERIFIED),
+        ("s7", False, "event:grp:stock:7:0", f"{7:032x}", Provenance.VERIFIED),
+    ]
+    assert current_task.get() is None  # reset after each event
+
+
+def test_a_task_context_needs_an_envelope_or_a_maker() -> None:
+    with pytest.raises(TypeError):
+        TaskContext()
