@@ -73,13 +73,12 @@ async def _measure(core: BudgetCore, n: int, calls: int, rounds: int) -> dict[st
     await meter.flush()
     counted = sum(core.book.spent.get((run, f"a{i}", "scripted"), {}).get("calls", 0.0)
                   for i, run in enumerate(runs))  # fmt: skip
-    best = {mode: min(us[mode]) for mode in CPU_MODES}
-    median = {mode: statistics.median(us[mode]) for mode in CPU_MODES}
+    best = {mode: round(min(us[mode]), 3) for mode in CPU_MODES}
+    median = {mode: round(statistics.median(us[mode]), 3) for mode in CPU_MODES}
     return {
         "agents": n, "rounds": rounds, "calls_per_round": each * n,
-        "unmetered_us_best": round(best["unmetered"], 3), "lease_us_best": round(best["lease"], 3),
-        "unmetered_us_median": round(median["unmetered"], 3),
-        "lease_us_median": round(median["lease"], 3),
+        "unmetered_us_best": best["unmetered"], "lease_us_best": best["lease"],
+        "unmetered_us_median": median["unmetered"], "lease_us_median": median["lease"],
         "ratio_best": round(best["unmetered"] / best["lease"], 3),
         "ratio_median": round(median["unmetered"] / median["lease"], 3),
         "leased_calls": each * n * (rounds + 1), "counted_calls": int(counted),
