@@ -97,6 +97,7 @@ from ._storage import truncate_wal as truncate_wal
 from ._subtask import AttemptRecord as AttemptRecord
 from ._subtask import FailureReason as FailureReason
 from ._tracing import flush_spans as flush_spans
+from ._tracing import on_tracing_change as on_tracing_change
 from ._tracing import otel_environment as otel_environment
 from ._tracing import record_span as record_span
 from ._tracing import span as span
@@ -234,6 +235,7 @@ __all__ = [
     "new_span_id",
     "new_task_id",
     "new_trace_id",
+    "on_tracing_change",
     "otel_environment",
     "record_span",
     "resource_actor_name",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -93,6 +93,20 @@ def _from_environment() -> Any:
         return False
 
 
+_watchers: list[Callable[[], None]] = []
+
+
+def on_tracing_change(callback: Callable[[], None]) -> None:
+    """Call ``callback`` whenever this process's tracing is switched (``trace_into``,
+    ``reset_tracing``): what was decided while tracing was off may no longer hold."""
+    _watchers.append(callback)
+
+
+def _changed() -> None:
+    for callback in _watchers:
+        callback()
+
+
 def trace_into(exporter: Any) -> None:
     """Export every span of this process to ``exporter`` (an OpenTelemetry SDK
     ``SpanExporter``), at once and unbatched; ``None`` turns tracing off again. For tests
@@ -100,16 +114,18 @@ def trace_into(exporter: Any) -> None:
     global _tracer
     if exporter is None:
         _tracer = False
-        return
-    from ._otel_sdk import SdkTracer
+    else:
+        from ._otel_sdk import SdkTracer
 
-    _tracer = SdkTracer([exporter], batch=False)
+        _tracer = SdkTracer([exporter], batch=False)
+    _changed()
 
 
 def reset_tracing() -> None:
     """Forget this process's decision: the next span decides again from the environment."""
     global _tracer
     _tracer = None
+    _changed()
 
 
 def flush_spans() -> None:

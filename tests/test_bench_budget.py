@@ -1,5 +1,5 @@
-"""``agentcast bench budget --quick``: every row, the strict row and the ratios computed from
-the rows; never speed."""
+"""``agentcast bench budget --quick``: every row, the strict row, the CPU rows (every leased
+call counted) and the ratios computed from the rows; never speed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 from bench_runs import run_quick_bench
 
-from actors._cli.bench.budget import MODES, QUICK_AGENT_COUNTS, TARGETS
+from actors._cli.bench.budget import (
+    MODES,
+    QUICK_AGENT_COUNTS,
+    QUICK_CPU_CALLS,
+    QUICK_CPU_ROUNDS,
+    TARGETS,
+)
+from actors._cli.bench.budget_cpu import CPU_AGENT_COUNTS
 
 
 @pytest.mark.slow
@@ -37,3 +44,16 @@ def test_quick_budget_bench_has_every_row_and_spends_nothing_past_the_cap(tmp_pa
         for n in QUICK_AGENT_COUNTS
     }
     assert report["targets"] == TARGETS and results["met"]["strict_overspend"] is True
+    cpu = report["cpu"]
+    assert [r["agents"] for r in cpu] == list(CPU_AGENT_COUNTS)
+    for r in cpu:
+        assert (r["rounds"], r["calls_per_round"]) == (QUICK_CPU_ROUNDS, QUICK_CPU_CALLS)
+        assert r["unmetered_us_best"] > 0 and r["lease_us_best"] > 0
+        assert r["ratio_best"] == round(r["unmetered_us_best"] / r["lease_us_best"], 3)
+        # every leased call of every round (and the warm-up's) is in the budget's books
+        assert r["counted_calls"] == r["leased_calls"] == QUICK_CPU_CALLS * (QUICK_CPU_ROUNDS + 1)
+    assert results["lease_vs_unmetered_cpu"] == {str(r["agents"]): r["ratio_best"] for r in cpu}
+    assert results["cpu_uncounted_calls"] == 0 and results["met"]["every_call_counted"] is True
+    assert results["met"]["lease_cpu"] == (
+        min(r["ratio_best"] for r in cpu) >= TARGETS["lease_vs_unmetered_cpu_min"]
+    )

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from budget_core_calls import answer_and_commit
 from waiting import until
 
+from actors._budget.local_link import answer_and_commit
 from actors._budget.meter import Meter
 from actors.lowlevel import BudgetCore, MeteredModel
 from policies import BudgetLimit, BudgetPolicy, Dimension, ModelPrice, PriceTable, Scope, ScopeKind

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from budget_core_calls import CoreLink
 from waiting import until
 
+from actors._budget.local_link import CoreLink
 from actors._budget.meter import Meter
 from actors.lowlevel import BudgetCore, MeteredModel, SpendContext
 from policies import (

@@ -88,7 +88,8 @@ RUNTIME = {
     "start_local_ray",
     "fix_mmap_threshold", "trim_malloc",
     # OpenTelemetry spans
-    "flush_spans", "otel_environment", "record_span", "span", "tracing_enabled",
+    "flush_spans", "on_tracing_change", "otel_environment", "record_span", "span",
+    "tracing_enabled",
 }  # fmt: skip
 
 POLICIES = {

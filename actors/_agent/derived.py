@@ -15,6 +15,8 @@ from typing import Any
 from policies import Provenance, weakest
 from runtime import Envelope
 
+from .._budget import admission
+
 MAX_SOURCES = 32
 """Most source ids kept per task: the audit names the first ones, the mark counts them all."""
 
@@ -55,7 +57,8 @@ def note(mark: Provenance, source: str) -> None:
     current = _current.get()
     if current is None:
         return
-    current.mark = weakest(current.mark, mark)
+    if mark is not current.mark:  # the same mark again (every model reply) lowers nothing
+        current.mark = weakest(current.mark, mark)
     if len(current.sources) < MAX_SOURCES and source not in current.sources:
         current.sources.append(source)
 
@@ -67,6 +70,9 @@ def vouch(checked_against: tuple[str, ...]) -> bool:
     if current is None:
         return False
     current.mark = Provenance.VERIFIED
+    # A leased call under an admission token skips a note that changed nothing; after a
+    # raise it would change the mark again: every task's next call notes afresh.
+    admission.revoke_all()
     for source in checked_against:
         if len(current.sources) < MAX_SOURCES and source not in current.sources:
             current.sources.append(source)

@@ -29,9 +29,10 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
+from operator import attrgetter
 
 from policies import BudgetPolicy, UnknownModelError
-from runtime import BudgetExceededError, CircuitOpenError, Clock
+from runtime import BudgetExceededError, CircuitOpenError, Clock, Usage
 
 from .book import SpendContext
 from .client import BudgetLink
@@ -41,6 +42,8 @@ Amounts = dict[str, float]
 
 REFUSED, TAKEN, TAKEN_DUE = 0, 1, 2
 """What ``Allowance.take`` did."""
+
+_PROMPT, _COMPLETION = attrgetter("prompt_tokens"), attrgetter("completion_tokens")
 
 
 class Pricing:
@@ -81,20 +84,22 @@ class Allowance:
     bound the grant was drawn for (``max_prompt`` prompt and ``max_completion`` completion
     tokens, so at most their cost), and a bigger call takes as many slots as cover it.
     What a call used is added up (``used_*``); its slots are not given back, so admitting
-    a call is one comparison and one decrement (``MeteredModel`` does it inline).
-    ``slots`` is set to 0 when the allowance is retired: nothing is admitted on it again."""
+    a call is one comparison and one decrement (``MeteredModel`` does it inline, while
+    more than ``low`` slots are left). ``slots`` is set to 0 when the allowance is
+    retired: nothing is admitted on it again. ``admitted`` counts the calls admitted on
+    it, ``closed`` holds the usage of each one closed (``give_back``; summed only when
+    the allowance is settled, so closing a call is one append): ``active`` are in
+    flight."""
 
     __slots__ = (
-        "active",
+        "admitted",
+        "closed",
         "grant_id",
         "low",
         "max_completion",
         "max_prompt",
         "slots",
         "stop_at",
-        "used_calls",
-        "used_completion",
-        "used_prompt",
         "waiter",
         "wake_at",
     )  # fmt: skip
@@ -103,13 +108,13 @@ class Allowance:
         self.grant_id = grant.id
         self.max_prompt, self.max_completion = bound[0], bound[1]
         self.slots = _slots(grant.amounts, bound)
-        self.low = self.slots / 2  # below it, the next allowance is due
+        self.low = self.slots / 2  # below it, the next allowance is due; 0 once it is drawn
         # Draw the next one at half its life (``wake_at``, then the end of its use); stop
         # using it at three quarters, well before the budget actor lets it expire.
         self.wake_at = now + grant.expires_in / 2
         self.stop_at = now + grant.expires_in * 3 / 4
-        self.used_prompt = self.used_completion = self.used_calls = 0.0
-        self.active = 0
+        self.admitted = 0
+        self.closed: list[Usage] = []
         self.waiter: asyncio.Future[None] | None = None  # ``Lease.flush`` waiting for calls
 
     def need(self, prompt: float, completion: float, now: float) -> int:
@@ -129,22 +134,32 @@ class Allowance:
         if not k:
             return REFUSED
         self.slots -= k
-        self.active += 1
+        self.admitted += 1
         return TAKEN_DUE if self.slots < self.low or now >= self.wake_at else TAKEN
 
-    def give_back(self, used_prompt: float, used_completion: float) -> None:
-        """Close a call admitted on it that really used these amounts (and one call)."""
-        self.active -= 1
-        self.used_prompt += used_prompt
-        self.used_completion += used_completion
-        self.used_calls += 1.0
+    @property
+    def active(self) -> int:
+        """Calls admitted on it and not closed yet."""
+        return self.admitted - len(self.closed)
+
+    def give_back(self, usage: Usage) -> None:
+        """Close a call admitted on it that really used ``usage`` (and one call)."""
+        self.closed.append(usage)
+        if self.waiter is not None:
+            self.wake()
+
+    def wake(self) -> None:
+        """A call closed: ``Lease.flush`` may be waiting for the last one."""
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
     def used(self, pricing: Pricing) -> Amounts:
         """What was spent against it, per dimension name (the cost at the model's price:
         it is linear, so the cost of the sums is the sum of the calls' costs)."""
-        p, c, n = self.used_prompt, self.used_completion, self.used_calls
+        closed = self.closed
+        p = float(sum(map(_PROMPT, closed)))
+        c = float(sum(map(_COMPLETION, closed)))
+        n = float(len(closed))
         return pricing.amounts(p, c, n, pricing.cost(p, c))
 
 
@@ -239,7 +254,7 @@ class Lease:
         if self.drawing is None and self.spare is None and not self.ahead_refused:
             self._draw(*bound, ahead=True)
         if self.spare is not None or (self.drawing is not None and self.drawing_ahead):
-            allowance.low, allowance.wake_at = -1.0, allowance.stop_at
+            allowance.low, allowance.wake_at = 0.0, allowance.stop_at
 
     def close(self) -> None:
         """Admit nothing more on it (the meter settles it): a call must use a new lease."""

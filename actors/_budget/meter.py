@@ -9,6 +9,7 @@ from typing import Any
 from policies import BreakerStatus, BudgetPolicy, fingerprint
 from runtime import Clock, SystemClock
 
+from .admission import revoke_all
 from .book import SpendContext
 from .client import BudgetLink, Starter
 from .core import BreakerView
@@ -90,13 +91,13 @@ class Meter:
         view, seen = self.breakers.get(dependency, (None, float("-inf")))
         if view is None or (view.status is BreakerStatus.CLOSED and now - seen > refresh):
             view, seen = await self.link.call("breaker", dependency), now
-            self.breakers[dependency] = (view, seen)
+            self._saw(dependency, view, seen)
         if view.status is BreakerStatus.CLOSED:
             return False
         if view.retry_after is not None and now < seen + view.retry_after:
             raise view.refusal()
         admitted: BreakerView = await self.link.call("admit", dependency)
-        self.breakers[dependency] = (admitted, self.clock.monotonic())
+        self._saw(dependency, admitted, self.clock.monotonic())
         if not admitted.allowed:
             raise admitted.refusal()
         return admitted.probe
@@ -106,7 +107,13 @@ class Meter:
         this process (its agent replica)."""
         key = None if error is None else fingerprint(dependency, type(error).__name__, str(error))
         view = await self.link.call("report", dependency, error is None, key, self.holder)
-        self.breakers[dependency] = (view, self.clock.monotonic())
+        self._saw(dependency, view, self.clock.monotonic())
+
+    def _saw(self, dependency: str, view: BreakerView, at: float) -> None:
+        """Keep the breaker view of ``dependency`` seen ``at``; what every task was
+        admitted under may have changed: each one's next call is admitted afresh."""
+        self.breakers[dependency] = (view, at)
+        revoke_all()
 
     def settle_soon(self, grant_id: str, context: SpendContext, used: Amounts) -> None:
         """Settle a per-call reservation without waiting for the answer (so a metered call

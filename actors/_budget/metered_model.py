@@ -30,6 +30,7 @@ from runtime import (
     ModelResponseError,
     ModelTimeoutError,
     ModelUnavailableError,
+    Usage,
     check_max_tokens,
     estimate_prompt_tokens,
     span,
@@ -38,6 +39,7 @@ from runtime import (
 
 from .._agent.derived import note
 from .._resource.constraints import CARRIED, for_model
+from .admission import ADMITTED, admit
 from .book import SpendContext
 from .client import Starter
 from .core import Grant
@@ -93,14 +95,7 @@ class MeteredModel:
         self._refresh = 0.0
         self._lease_run: str | None = None
         self._lease: Lease | None = None
-        # The fast path (see ``complete``): the allowance the last leased call was admitted
-        # on, the run and breaker view it was admitted under, and until when both hold.
-        self._fast: Allowance | None = None
-        self._fast_run = ""
-        self._fast_seen: object = None
-        self._fast_until = 0.0
         self._monotonic = meter.clock.monotonic
-        self._breakers = meter.breakers
 
     @property
     def endpoint(self) -> str:
@@ -122,45 +117,41 @@ class MeteredModel:
         """Reserve, call the model, settle. See the module docstring. The call is a
         ``chat`` span (GenAI conventions) when tracing is on.
 
-        A leased call like the last one (same run, the allowance it used still open and
-        not due, the breaker view still fresh and closed, no constraints to prepend, no
-        span) takes one slot of that allowance and adds its usage to it, inline: no await
-        but the model's, no lock, nothing allocated. Any other call takes the full path.
+        A call under its task's admission token (``actors._budget.admission``: left by
+        the task's last call that took the full path, and still valid) takes one slot of
+        the token's allowance and adds its usage to it, inline: the prompt estimate, one
+        clock read and the slot; no await but the model's, no lock, nothing allocated.
+        Any other call takes the full path.
 
         Raises:
             BudgetExceededError: a cap cannot cover the call's upper bound; not called.
             CircuitOpenError: the endpoint's breaker is open; not called.
             ModelError: the call itself failed (it is settled and reported first).
         """
-        a = self._fast
-        if (
-            a is not None
-            and a.slots > 0
-            and type(max_tokens) is int
-            and 0 < max_tokens <= a.max_completion
-            and self._monotonic() < self._fast_until
-            and self._breakers.get(self._endpoint) is self._fast_seen
-            and self._run() == self._fast_run
-            and not CARRIED.get()  # no constraints to prepend (``for_model``)
-            and not tracing_enabled()
-        ):
-            prompt = estimate_prompt_tokens(messages)
-            if prompt <= a.max_prompt:
-                a.slots -= 1
-                a.active += 1
-                if a.slots < a.low and self._lease is not None:
-                    self._lease.due(a, self._bound(prompt, max_tokens))
-                try:
-                    completion = await self.inner.complete(
-                        messages, max_tokens=max_tokens, schema=schema
-                    )
-                except BaseException as error:
-                    await self._failed(a, error, self._bound(prompt, max_tokens), False)
-                    raise
-                usage = completion.usage
-                a.give_back(usage.prompt_tokens, usage.completion_tokens)
-                note(completion.provenance, self._source)  # derived from a reply
-                return completion
+        t = ADMITTED.get()
+        if t is not None and t.model is self and self._monotonic() < t.until:
+            a = t.allowance
+            # Past ``low`` slots, the full path takes the next call: it draws the next
+            # allowance ahead (``Lease.due``), which sets ``low`` to 0.
+            if a.slots > a.low and type(max_tokens) is int and 0 < max_tokens <= a.max_completion:
+                prompt = estimate_prompt_tokens(messages)
+                if prompt <= a.max_prompt:
+                    a.slots -= 1
+                    a.admitted += 1
+                    try:
+                        completion = await self.inner.complete(
+                            messages, max_tokens=max_tokens, schema=schema
+                        )
+                    except BaseException as error:
+                        await self._failed(a, error, self._bound(prompt, max_tokens), False)
+                        raise
+                    a.closed.append(completion.usage)  # ``a.give_back(usage)``, inline
+                    if a.waiter is not None:
+                        a.wake()
+                    if completion.provenance is not t.noted:  # else noting changes nothing
+                        note(completion.provenance, self._source)
+                        t.noted = completion.provenance
+                    return completion
         return await self._full(messages, max_tokens, schema)
 
     async def _full(
@@ -204,8 +195,7 @@ class MeteredModel:
         except BaseException as error:
             await self._failed(allowance, error, bound, probe)
             raise
-        usage = completion.usage
-        allowance.give_back(usage.prompt_tokens, usage.completion_tokens)
+        allowance.give_back(completion.usage)
         if probe:
             await self._meter.report(self._endpoint, None)
         return completion
@@ -227,7 +217,9 @@ class MeteredModel:
         """Count a leased call that failed, or was cancelled, on ``allowance``; report a
         failure of the endpoint (not a cancellation: the endpoint did not fail)."""
         used_prompt, used_completion, _, _ = self._failed_usage(error, bound)
-        allowance.give_back(used_prompt, used_completion)
+        allowance.give_back(
+            Usage(prompt_tokens=int(used_prompt), completion_tokens=int(used_completion))
+        )
         if isinstance(error, Exception):
             await self._after_failure(error, probe)
 
@@ -235,8 +227,9 @@ class MeteredModel:
         self, prompt: int, max_tokens: int, cost: float
     ) -> tuple[Allowance, bool]:
         """Admit a call on the run's lease: the breaker view refreshed when stale or not
-        closed, then an allowance taken (or waited for); what the fast path of the next
-        calls may take for granted is kept (see ``complete``).
+        closed, then an allowance taken (or waited for); unless the call is a probe or
+        carries constraints, the task's next calls are admitted on a token (see
+        ``complete``; tracing is off, or the call would not be here).
 
         Returns:
             ``(allowance, probe)``: ``probe`` if the call is a half-open breaker's probe.
@@ -259,9 +252,11 @@ class MeteredModel:
             prompt, max_tokens, cost
         )
         seen = meter.breakers.get(self._endpoint)
-        if not probe and seen is not None and seen[0].status is _CLOSED:
-            self._fast, self._fast_run, self._fast_seen = allowance, run, seen
-            self._fast_until = min(allowance.wake_at, seen[1] + self._refresh)
+        closed = not probe and seen is not None and seen[0].status is _CLOSED
+        if closed and not CARRIED.get() and not tracing_enabled():
+            assert seen is not None
+            until = min(allowance.wake_at, seen[1] + self._refresh)
+            admit(self, allowance, lease, until)
         return allowance, probe
 
     async def _learn_policy(self) -> None:

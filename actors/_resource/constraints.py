@@ -31,6 +31,7 @@ from runtime import (
     encode,
 )
 
+from .._budget import admission
 from .batch import Refused
 from .calls import WriteCall, decode_arguments
 from .declare import Operation
@@ -68,9 +69,11 @@ def carrying(constraints: ConstraintSet) -> Iterator[None]:
             f"constraints must be a ConstraintSet, not {type(constraints).__name__}"
         )
     token = CARRIED.set(wire_of(constraints))
+    hidden = admission.hide()  # a call under other constraints is admitted afresh
     try:
         yield
     finally:
+        admission.restore(hidden)
         CARRIED.reset(token)
 
 

@@ -9,6 +9,11 @@ unmetered and leased runs alternate three times and each keeps its best, since t
 the machine moves meanwhile. ``--quick`` runs 1 and 8 agents only, the counts of the target.
 A last row checks strict mode: all the agents (32) call until a cap of calls on their run
 refuses them; nothing may be spent beyond the cap.
+
+Before Ray starts, the CPU rows (``budget_cpu``): what a leased call costs the agent's own
+process against an unmetered one, at 1 and 8 agents, in interleaved rounds timed by
+``time.process_time`` (the wall-clock rows above move with the machine's load; these far
+less). The target (0.9x) is judged on them; every leased call must be counted.
 """
 
 from __future__ import annotations
@@ -30,13 +35,17 @@ from ..._budget.meter import process_meter
 from ..._budget.metered_model import MeteredModel
 from ..._system import System
 from ..output import emit, progress_bar
+from .budget_cpu import cpu_rows
 from .machine import machine
 
 AGENT_COUNTS = (1, 8, 32)
 QUICK_AGENT_COUNTS = (1, 8)  # the two counts of the target; 32 replicas take a minute to start
 MODES = ("unmetered", "per_call", "lease")
 REPEATS = 3
+CPU_CALLS, CPU_ROUNDS = 20_000, 7  # per round, all agents together; rounds per mode
+QUICK_CPU_CALLS, QUICK_CPU_ROUNDS = 2_000, 3
 TARGETS = {
+    "lease_vs_unmetered_cpu_min": 0.9,
     "lease_vs_unmetered_throughput_min": 0.9,
     "budget_calls_per_model_call_max": 1 / 50,
     "strict_overspend": 0,
@@ -159,6 +168,9 @@ def run_bench(*, as_json: bool, quick: bool, out: str | None) -> int:
     """Run every row and print a table (or one JSON document). Returns the exit code."""
     calls = 200 if quick else 2000
     counts = QUICK_AGENT_COUNTS if quick else AGENT_COUNTS
+    progress_bar(0, len(counts) + 2, "bench budget: CPU per call")
+    cpu = cpu_rows(calls=QUICK_CPU_CALLS if quick else CPU_CALLS,
+                   rounds=QUICK_CPU_ROUNDS if quick else CPU_ROUNDS)  # fmt: skip
     with tempfile.TemporaryDirectory() as storage:
         system = System.start(storage, namespace=f"bench-budget-{os.getpid()}", dashboard=False)
         try:
@@ -166,13 +178,13 @@ def run_bench(*, as_json: bool, quick: bool, out: str | None) -> int:
                                  model=ScriptedModel())  # fmt: skip
             rows = []
             for i, n in enumerate(counts):
-                progress_bar(i, len(counts) + 1, f"bench budget: {n} agents")
+                progress_bar(i + 1, len(counts) + 2, f"bench budget: {n} agents")
                 rows += _rows(system, group, n, calls)
-            progress_bar(len(counts), len(counts) + 1, "bench budget: strict caps")
+            progress_bar(len(counts) + 1, len(counts) + 2, "bench budget: strict caps")
             strict = _strict_row(system, group, cap=calls * 4, agents=max(counts))
         finally:
             system.shutdown()
-    report = _report(rows, strict, calls, counts)
+    report = _report(rows, strict, cpu, calls, counts)
     text = json.dumps(report, indent=2)
     if out:
         with open(out, "w", encoding="utf-8") as file:
@@ -182,7 +194,11 @@ def run_bench(*, as_json: bool, quick: bool, out: str | None) -> int:
 
 
 def _report(
-    rows: list[dict[str, Any]], strict: dict[str, Any], calls: int, counts: tuple[int, ...]
+    rows: list[dict[str, Any]],
+    strict: dict[str, Any],
+    cpu: list[dict[str, Any]],
+    calls: int,
+    counts: tuple[int, ...],
 ) -> dict[str, Any]:
     by = {(r["mode"], r["agents"]): r for r in rows}
     ratios = {
@@ -191,14 +207,20 @@ def _report(
         for n in counts
     }  # fmt: skip
     steady = max(by[("lease", n)]["budget_calls_per_model_call"] for n in counts)
+    cpu_ratios = {r["agents"]: r["ratio_best"] for r in cpu}
+    uncounted = sum(r["leased_calls"] - r["counted_calls"] for r in cpu)
     return {
         "benchmark": "budget", "calls_per_agent": calls, **machine(),
-        "rows": rows, "strict": strict, "targets": TARGETS,
+        "cpu": cpu, "rows": rows, "strict": strict, "targets": TARGETS,
         "results": {
+            "lease_vs_unmetered_cpu": cpu_ratios,
+            "cpu_uncounted_calls": uncounted,
             "lease_vs_unmetered_throughput": ratios,
             "lease_budget_calls_per_model_call_max": steady,
             "strict_overspend": strict["overspend"],
             "met": {
+                "lease_cpu": min(cpu_ratios.values()) >= TARGETS["lease_vs_unmetered_cpu_min"],
+                "every_call_counted": uncounted == 0,
                 "lease_throughput": min(ratios.values())
                 >= TARGETS["lease_vs_unmetered_throughput_min"],
                 "budget_calls": steady <= TARGETS["budget_calls_per_model_call_max"],
@@ -214,6 +236,11 @@ def _table(report: dict[str, Any]) -> str:
         lines.append(
             f"{r['mode']:<10}{r['agents']:>7}{r['throughput_calls_per_s']:>12,.0f}"
             f"{r['mean_call_us']:>10.1f}{r['budget_calls_per_model_call']:>14.4f}"
+        )
+    for r in report["cpu"]:
+        lines.append(
+            f"cpu, {r['agents']} agents: unmetered {r['unmetered_us_best']:.2f} us, "
+            f"lease {r['lease_us_best']:.2f} us per call ({r['ratio_best']:.3f}x)"
         )
     lines.append(f"strict: {json.dumps(report['strict'])}")
     lines.append(f"results: {json.dumps(report['results'])}")

@@ -1,13 +1,15 @@
-"""What the budget actor does with a metered model's calls, run on a ``BudgetCore`` in the
-test's own process (for fake ``BudgetLink``s that skip Ray)."""
+"""A ``BudgetLink`` over a ``BudgetCore`` in the caller's own process, skipping Ray: what the
+budget actor does with a metered model's calls, for the CPU rows of ``agentcast bench
+budget`` and for tests of the metering logic on the budget's real books."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from actors.lowlevel import BudgetCore
 from policies import BudgetPolicy
+
+from .core import BudgetCore
 
 
 class CoreLink:
@@ -20,16 +22,26 @@ class CoreLink:
         self.calls: list[str] = []
 
     async def policy(self) -> BudgetPolicy:
+        """The core's policy."""
         return self.core.policy
 
     async def call(self, method: str, *args: Any) -> Any:
+        """Run ``method`` on the core as the budget actor would, and commit.
+
+        Raises:
+            AssertionError: a method the metered path never calls.
+        """
         self.calls.append(method)
         await asyncio.sleep(0)
         return answer_and_commit(self.core, method, *args)
 
 
 def answer_and_commit(core: BudgetCore, method: str, *args: Any) -> Any:
-    """Run ``method`` on ``core`` as the budget actor would, then commit."""
+    """Run ``method`` on ``core`` as the budget actor would, then commit.
+
+    Raises:
+        AssertionError: a method the metered path never calls.
+    """
     try:
         return _answer(core, method, *args)
     finally:
@@ -47,4 +59,9 @@ def _answer(core: BudgetCore, method: str, *args: Any) -> Any:
         return core.settle(grant_id=grant_id, context=context, used=used)
     if method == "breaker":
         return core.breaker(args[0])
+    if method == "admit":
+        return core.admit(args[0])
+    if method == "report":
+        dependency, ok, key, holder = args
+        return core.report(dependency, ok=ok, fingerprint=key, agent=holder)
     raise AssertionError(f"unexpected budget call {method}")
