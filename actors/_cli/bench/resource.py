@@ -72,7 +72,8 @@ class _Bench:
             self.stores[name] = actor
         ray.get([self.stores[NOOP].noop.remote(), self.stores[LOCK_STORE].get.remote("x"),
                  self.stores[NAIVE_STORE].get.remote("x")])  # fmt: skip
-        self.group = self.system.agent(BenchClient, name="clients", replicas=max(self.config.clients))
+        replicas = max(self.config.clients)
+        self.group = self.system.agent(BenchClient, name="clients", replicas=replicas)
 
     def call_all(self, message: Run, n: int) -> list[RunOut]:
         """Clients 0..n-1 run ``message`` at once; their measurements."""
