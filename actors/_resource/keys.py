@@ -22,7 +22,6 @@ as large as what it then holds.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
@@ -46,13 +45,16 @@ class KeyFilter:
         self._bits = bytearray((self._size + 7) // 8)
 
     def _positions(self, key: str) -> list[int]:
-        digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
-        h1, h2 = int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little") | 1
-        return [(h1 + i * h2) % self._size for i in range(_PROBES)]
+        # The process's own string hash (cached on the str, salted per process): the
+        # filter lives and is rebuilt in one process, so a per-process salt is harmless.
+        h = hash(key) & 0xFFFF_FFFF_FFFF_FFFF
+        h1, h2, size = h & 0xFFFF_FFFF, (h >> 32) | 1, self._size
+        return [(h1 + i * h2) % size for i in range(_PROBES)]
 
     def add(self, key: str) -> None:
+        bits = self._bits
         for p in self._positions(key):
-            self._bits[p >> 3] |= 1 << (p & 7)
+            bits[p >> 3] |= 1 << (p & 7)
         self.count += 1
 
     def may_contain(self, key: str) -> bool:
