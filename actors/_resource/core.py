@@ -147,7 +147,7 @@ class ResourceCore:
         try:
             if self.needs_recovery:
                 self._recover()
-            batch.keys = self._keys.committed([c.idem_key for c in calls if c.malformed is None])
+            batch.keys = self._committed([c.idem_key for c in calls if c.malformed is None])
             for call in calls:
                 try:
                     results.append(self._apply_one(call, batch))
@@ -285,6 +285,10 @@ class ResourceCore:
         if (weaker := refusal(self.name, op, mark)) is not None:
             raise Refused(weaker, "provenance")
         return op
+
+    def _committed(self, keys: list[str]) -> dict[str, Seen]:
+        """Each key already committed and what it is bound to (``KnownKeys.committed``)."""
+        return self._keys.committed(keys)
 
     def _maybe_snapshot(self) -> None:
         if self.version - self._snapshot_version < self.policy.snapshot_every:
