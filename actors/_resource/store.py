@@ -138,6 +138,19 @@ _DELETE_KEYS = (
 _rejection_row = attrgetter(*_REJECTION_FIELDS)
 
 
+def _insert(conn: Any, records: list[LogRecord], rejections: list[Rejection]) -> None:
+    """No statement for an empty list: each costs a prepare and a step per commit."""
+    if records:
+        conn.executemany(
+            f"INSERT INTO log({_LOG_COLUMNS}) VALUES({_LOG_MARKS})", map(_record_row, records)
+        )
+    if rejections:
+        conn.executemany(
+            f"INSERT INTO rejected({_REJECTION_COLUMNS}) VALUES(?,?,?,?,?,?,?,?)",
+            map(_rejection_row, rejections),
+        )
+
+
 class ResourceLog:
     """The SQLite log of one resource. Not thread-safe: one owner at a time."""
 
@@ -206,16 +219,7 @@ class ResourceLog:
                 raise FencedError(
                     self.path.stem, f"incarnation {incarnation} superseded by {row and row[0]}"
                 )
-            if records:  # no statement for an empty list: each costs a prepare and a step
-                conn.executemany(
-                    f"INSERT INTO log({_LOG_COLUMNS}) VALUES({_LOG_MARKS})",
-                    map(_record_row, records),
-                )
-            if rejections:
-                conn.executemany(
-                    f"INSERT INTO rejected({_REJECTION_COLUMNS}) VALUES(?,?,?,?,?,?,?,?)",
-                    map(_rejection_row, rejections),
-                )
+            _insert(conn, records, rejections)
             for writer, epoch in (fences or {}).items():
                 conn.execute(
                     "INSERT INTO writer_fence(writer, min_epoch) VALUES(?, ?) ON CONFLICT"
