@@ -142,11 +142,10 @@ def test_quick_run_reports_every_row_and_loses_nothing(tmp_path: Path) -> None:
         assert row["throughput"] > 0
         assert 0 < row["p50_ms"] <= row["p99_ms"]
         assert row["durability"]
-    # One naive client has nobody to race; N of them meet after their first read, so all N
+    # One naive client has nobody to race; N (8) of them meet after their first read, so all N
     # first writes rest on one reading and at least N - 1 updates are lost, on every run.
     assert by["naive_rmw", 1]["lost_updates"] == 0
-    for n in (8, 32):
-        assert by["naive_rmw", n]["lost_updates"] >= n - 1, by["naive_rmw", n]
+    assert by["naive_rmw", 8]["lost_updates"] >= 8 - 1, by["naive_rmw", 8]
     for name in (
         "durable_unbatched", "durable_provenance", "durable_unbatched_process", "batched",
         "agentcast_rmw",
