@@ -7,7 +7,6 @@ every rule here is tested without Ray.
 from __future__ import annotations
 
 import contextlib
-from collections import OrderedDict
 from types import MappingProxyType
 from typing import Any
 
@@ -45,6 +44,7 @@ from .constraints import ConstraintChecks
 from .declare import Operation, Resource, operations
 from .fencing import LeaseFences
 from .invariants import check_invariants, refusal_reason
+from .keys import KnownKeys
 from .ownership import (
     OWNERSHIP_REFUSALS,
     OwnershipBook,
@@ -90,7 +90,8 @@ class ResourceCore:
         self._trust = trust_of(resource)  # whose provenance claims it believes, how far
         self._holders: dict[str, TokenHolder] = {}
         self._log = ResourceLog(root, name, self.policy.durability)
-        self._keys: OrderedDict[str, Seen] = OrderedDict()
+        cache = self.policy.idempotency_cache
+        self._keys = KnownKeys(cache, self._log.idem_keys, self._log.committed)  # keys.py
         self._fenced: FencedError | None = None
         self._compacted_at = self._clock.now()
         self._compact_more = True  # a new incarnation compacts after its first batch
@@ -102,8 +103,8 @@ class ResourceCore:
 
     def _recover(self) -> None:
         """(Re)load the committed state from snapshot + log as a new incarnation."""
-        self._keys.clear()
         recovered = self._log.open_incarnation()
+        self._keys.rebuild()  # after the bump: no older incarnation commits a key since
         self.incarnation = recovered.incarnation
         self._writer_fences = dict(recovered.writer_fences)
         self._lease_fences = LeaseFences(self.name, recovered.lease_fences, self._clock)
@@ -161,7 +162,7 @@ class ResourceCore:
         except Exception as error:
             return self._failed(error, batch, start_version, len(calls))
         self._lease_fences.committed()
-        self._remember_keys(batch.keys)
+        self._keys.remember(batch.keys)
         self._maybe_snapshot()
         self._maybe_compact()
         return results
@@ -286,17 +287,8 @@ class ResourceCore:
         return op
 
     def _committed(self, keys: list[str]) -> dict[str, Seen]:
-        """Each key already committed and what it is bound to: one look-up per batch."""
-        found = {key: self._keys[key] for key in keys if key in self._keys}
-        missing = [key for key in keys if key not in found]
-        if missing:
-            found.update((key, Seen(*seen)) for key, seen in self._log.committed(missing).items())
-        return found
-
-    def _remember_keys(self, batch_keys: dict[str, Seen]) -> None:
-        self._keys.update(batch_keys)
-        while len(self._keys) > self.policy.idempotency_cache:
-            self._keys.popitem(last=False)
+        """Each key already committed and what it is bound to (``KnownKeys.committed``)."""
+        return self._keys.committed(keys)
 
     def _maybe_snapshot(self) -> None:
         if self.version - self._snapshot_version < self.policy.snapshot_every:

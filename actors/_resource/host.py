@@ -33,10 +33,8 @@ from runtime import (
     SerialApplier,
     StorageError,
     SystemClock,
-    counter,
     fix_mmap_threshold,
     gauge,
-    histogram,
     storage_root,
 )
 
@@ -63,6 +61,7 @@ from .declare import Resource
 from .features import FeatureCache
 from .freshness import FreshContext
 from .ownership import OwnershipChange, OwnershipRecord, unpack_change
+from .tally import WriteTally
 from .validation import Gate
 
 
@@ -103,6 +102,7 @@ class ResourceHost:
         self._group: GroupSync | None = None  # FULL: each commit's fsync, off the loop
         self._applier: SerialApplier[_Pending] = SerialApplier(self._apply, fits=self._fits)
         self._tags = {"resource": name}
+        self._tally = WriteTally(name)  # metrics counted in memory, recorded each second
         self._fresh = FreshContext(resource_cls, root, namespace)  # docs/context.md
         self._features = FeatureCache(resource_cls, name)  # @derived reads, computed once
         self._gate = Gate(name, self._root, resource_cls.emits, namespace=namespace)
@@ -361,33 +361,13 @@ class ResourceHost:
             raise StorageError(f"{self._name}: {error}") from error
         finally:  # committed (perhaps, if it failed): its fsync starts now
             self._group.committed()
-        self._record_metrics(core, results, (time.perf_counter() - started) * 1000)
+        self._tally.note(results, (time.perf_counter() - started) * 1000, core.version)
         self._nudger.committed(self._durable)  # wake the events dispatcher (docs/events.md)
         outcomes, offset = [], 0
         for pending in batch:
             outcomes.append((True, results[offset : offset + len(pending.calls)]))
             offset += len(pending.calls)
         return outcomes
-
-    def _record_metrics(
-        self, core: ResourceCore, results: list[WriteResult[Any]], commit_ms: float
-    ) -> None:
-        outcomes: dict[str, int] = {}  # committed, duplicate, or the refusal's error type
-        for r in results:
-            if r.error is not None:
-                outcome = type(r.error).__name__
-            else:
-                outcome = "duplicate" if r.duplicate else "committed"
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
-        writes = counter("resource_writes_total", "Writes by outcome", ("resource", "outcome"))
-        for outcome, n in outcomes.items():
-            writes.inc(n, tags={**self._tags, "outcome": outcome})
-        histogram("resource_batch_ms", "Apply + commit time of one batch", ("resource",)).observe(
-            commit_ms, tags=self._tags
-        )
-        gauge("resource_version", "Committed version", ("resource",)).set(
-            core.version, tags=self._tags
-        )
 
 
 def _entity(entity: Any) -> str:

@@ -35,6 +35,7 @@ from runtime import (
 from .._events import store as events
 from . import fencing
 from .provenance import migrate
+from .records import AuditRecord as AuditRecord
 from .recovery import Recovered as Recovered
 from .state_view import replay
 
@@ -106,37 +107,6 @@ class LogRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class AuditRecord:
-    """One committed write as values, for reading the audit (``ResourceLog.audit``).
-
-    Attributes:
-        version: the version it committed as.
-        op: the ``@write`` method.
-        args: its positional arguments. kwargs: its keyword arguments.
-        result: what it returned.
-        writer: the writer its token was issued to. writer_epoch: that writer's epoch.
-        incarnation: the resource incarnation that committed it.
-        idem_key: its idempotency key. trace_id: its trace. at: when (ISO 8601, UTC).
-        changes: ``[key, had_before, before, has_after, after]`` per changed key.
-        provenance: the write's mark, as the resource believed it.
-    """
-
-    version: int
-    op: str
-    args: list[Any]
-    kwargs: dict[str, Any]
-    result: Any
-    writer: str
-    writer_epoch: int
-    incarnation: int
-    idem_key: str
-    trace_id: str
-    at: str
-    changes: list[list[Any]]
-    provenance: str
-
-
-@dataclass(frozen=True, slots=True)
 class Rejection:
     """One refused write attempt, kept for the audit."""
 
@@ -166,6 +136,19 @@ _DELETE_KEYS = (
     "(SELECT idem_key FROM compacted_keys WHERE at < ? ORDER BY at LIMIT ?)"
 )
 _rejection_row = attrgetter(*_REJECTION_FIELDS)
+
+
+def _insert(conn: Any, records: list[LogRecord], rejections: list[Rejection]) -> None:
+    """No statement for an empty list: each costs a prepare and a step per commit."""
+    if records:
+        conn.executemany(
+            f"INSERT INTO log({_LOG_COLUMNS}) VALUES({_LOG_MARKS})", map(_record_row, records)
+        )
+    if rejections:
+        conn.executemany(
+            f"INSERT INTO rejected({_REJECTION_COLUMNS}) VALUES(?,?,?,?,?,?,?,?)",
+            map(_rejection_row, rejections),
+        )
 
 
 class ResourceLog:
@@ -236,21 +219,15 @@ class ResourceLog:
                 raise FencedError(
                     self.path.stem, f"incarnation {incarnation} superseded by {row and row[0]}"
                 )
-            conn.executemany(
-                f"INSERT INTO log({_LOG_COLUMNS}) VALUES({_LOG_MARKS})",
-                map(_record_row, records),
-            )
-            conn.executemany(
-                f"INSERT INTO rejected({_REJECTION_COLUMNS}) VALUES(?,?,?,?,?,?,?,?)",
-                map(_rejection_row, rejections),
-            )
+            _insert(conn, records, rejections)
             for writer, epoch in (fences or {}).items():
                 conn.execute(
                     "INSERT INTO writer_fence(writer, min_epoch) VALUES(?, ?) ON CONFLICT"
                     "(writer) DO UPDATE SET min_epoch=max(min_epoch, excluded.min_epoch)",
                     (writer, epoch),
                 )
-            fencing.store(conn, lease_fences)
+            if lease_fences:
+                fencing.store(conn, lease_fences)
             events.insert(conn, emitted)
 
     def save_snapshot(self, version: int, state: bytes, marks: bytes | None = None) -> None:
@@ -301,6 +278,11 @@ class ResourceLog:
                 )
                 found.update({row[0]: row[1:] for row in rows})
         return found
+
+    def idem_keys(self) -> Iterator[str]:
+        """Every idempotency key ``committed`` may find: the log's and the kept ones."""
+        query = "SELECT idem_key FROM log UNION ALL SELECT idem_key FROM compacted_keys"
+        yield from (row[0] for row in self._conn.execute(query))
 
     def compact(self, now: datetime, retention: ResourceRetention) -> bool:
         """One bounded pass: delete the log records a snapshot covers that are older than

@@ -268,6 +268,8 @@ class BenchConfig:
             refusal (full jitter: the pause is uniform in [0, bound]).
         lock_retry_cap_s: largest backoff bound.
         start_slack_s: clients of a run start together this long after dispatch.
+        clients: the client counts N each row runs at.
+        rounds: interleaved rounds of the side-by-side rows at each N (``paired``).
     """
 
     ops: int = 300
@@ -279,9 +281,12 @@ class BenchConfig:
     lock_retry_base_s: float = 0.001
     lock_retry_cap_s: float = 0.05
     start_slack_s: float = 0.25
+    clients: tuple[int, ...] = CLIENT_COUNTS
+    rounds: int = 5
 
 
-QUICK = BenchConfig(ops=30, lock_ops=10, warmup=5)
+QUICK = BenchConfig(ops=30, lock_ops=10, warmup=5, clients=(1, 8), rounds=3)
+"""Cheap enough for CI: fewer operations, no 32-client runs, three rounds."""
 MessageFactory = Callable[[str, int, float], Run]
 
 
