@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from actors._agent import derived
 from actors._agent.agent import current_run
+from actors._agent.task import TaskContext
 from actors._budget.admission import ADMITTED
 from actors._budget.local_link import CoreLink
 from actors._budget.meter import Meter
@@ -110,8 +111,8 @@ def test_handlers_run_one_after_the_other_in_one_task_are_each_charged_to_their_
 
         spec, run = Subscription("handle", handle, Tick, None), runner(object())
         first, second = Envelope(trace_id=new_trace_id()), Envelope(trace_id=new_trace_id())
-        await run(spec, Tick(n=3), first)  # as a subscriber's batch runs: in one task
-        await run(spec, Tick(n=2), second)
+        await run(spec, Tick(n=3), TaskContext(first))  # as a batch runs: in one task
+        await run(spec, Tick(n=2), TaskContext(second))
         await meter.flush()
         spent = link.core.book.spent
         assert spent[(first.trace_id, "a", "scripted")]["calls"] == 3

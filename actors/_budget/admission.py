@@ -9,11 +9,12 @@ the slot (``MeteredModel.complete``).
 
 What ends a token:
 
-- its task: a token lives in a ``ContextVar``, so in one task's context (and the child
-  tasks it starts, which share its run and its constraints); entering ``carrying`` hides
-  the context's token until the block ends, and every handler enters ``carrying`` at its
-  start (the agent host, a subscriber's runner), so a handler never inherits the token of
-  another run, and one that tightens its constraints mid-way takes the full path again;
+- its task: a token names the handler's task it was made in (``current_task``) and is
+  good only while that task runs, so a handler never inherits the token of another run,
+  however the runtime starts handlers (a subscriber runs a batch's handlers one after the
+  other in one asyncio task); it lives in a ``ContextVar``, and entering ``carrying``
+  hides the context's token until the block ends, so a handler that tightens its
+  constraints mid-way takes the full path again;
 - its allowance: no slot left (spent, retired, or closed because the handler ended and
   the lease is being settled), or its ``until`` passed (the allowance's half-life, its
   stop, or the breaker view's age limit, whichever comes first);
@@ -33,6 +34,8 @@ from typing import TYPE_CHECKING
 
 from runtime import on_tracing_change
 
+from .._agent.task import TaskContext, current_task
+
 if TYPE_CHECKING:  # imported by ``carrying``: nothing of the budget at import time
     from .lease import Allowance, Lease
 
@@ -42,6 +45,7 @@ class Admission:
 
     Attributes:
         model: the metered model it admits calls to.
+        task: the handler's task it was made in (None outside a handler).
         allowance: the allowance its calls take slots of.
         lease: the lease that allowance belongs to (to draw the next one when it is low).
         until: the monotonic time it ends at; set to minus infinity when it is revoked.
@@ -52,11 +56,12 @@ class Admission:
     """
 
     __slots__ = (
-        "__weakref__", "allowance", "lease", "model", "noted", "until",
+        "__weakref__", "allowance", "lease", "model", "noted", "task", "until",
     )  # fmt: skip
 
     def __init__(self, model: object, allowance: Allowance, lease: Lease, until: float) -> None:
         self.model = model
+        self.task: TaskContext | None = current_task.get()
         self.allowance = allowance
         self.lease = lease
         self.until = until

@@ -38,6 +38,7 @@ from runtime import (
 )
 
 from .._agent.derived import note
+from .._agent.task import current_task
 from .._resource.constraints import CARRIED, for_model
 from .admission import ADMITTED, admit
 from .book import SpendContext
@@ -129,7 +130,12 @@ class MeteredModel:
             ModelError: the call itself failed (it is settled and reported first).
         """
         t = ADMITTED.get()
-        if t is not None and t.model is self and self._monotonic() < t.until:
+        if (
+            t is not None
+            and t.model is self
+            and t.task is current_task.get()
+            and self._monotonic() < t.until
+        ):
             a = t.allowance
             # Past ``low`` slots, the full path takes the next call: it draws the next
             # allowance ahead (``Lease.due``), which sets ``low`` to 0.
