@@ -1,0 +1,213 @@
+"""What the supervisor store writes per subtask, and its fsync off the event loop.
+
+A subtask's row is written at most once per state change: the attempt number staged at
+submit rides in the row's ``INSERT``, the replica staged at dispatch replaces it when both
+share a group, and a subtask that ends in the group of its dispatch writes no ``running``.
+With ``group_sync`` (the supervisor actor), a group's fsync runs on a thread while the
+loop goes on, and ``commit()`` still returns only once it is done; a failed fsync fails
+every commit it covered, and the next one goes through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_supervisor_core import GOOD, FakeAgents, make_core, spec
+from waiting import settle
+
+from actors._supervisor.store import Staged, SubtaskStore
+from runtime import AttemptRecord, StorageError, storage_root
+from runtime.testing import FakeClock
+
+
+def _row(i: int) -> dict[str, object]:
+    return {
+        "id": f"s{i}", "trace_id": "t" * 32, "parent": None, "target": "workers",
+        "state": "queued", "spec": b"spec", "created": float(i),
+    }  # fmt: skip
+
+
+def _written(store: SubtaskStore) -> list[str]:
+    """The statements of every group the store writes from now on, in order."""
+    seen: list[str] = []
+    real = store._write_group
+
+    def counting(staged: Staged) -> None:
+        seen.extend(_label(sql) for sql, _ in staged)
+        real(staged)
+
+    store._write_group = counting  # type: ignore[method-assign]
+    return seen
+
+
+def _label(sql: str) -> str:
+    """``insert <table>`` or ``update <table>.<first column set>``."""
+    if (found := re.match(r"INSERT .*?INTO (\w+)", sql)) is not None:
+        return f"insert {found[1]}"
+    found = re.match(r"UPDATE (\w+) SET (\w+)", sql)
+    return sql if found is None else f"update {found[1]}.{found[2]}"
+
+
+def _running(store: SubtaskStore, subtask_id: str) -> Any:
+    row = store.subtask(subtask_id)
+    return None if row["running"] is None else json.loads(row["running"])
+
+
+@pytest.mark.timeout(60)
+def test_the_attempt_staged_with_a_new_row_rides_in_its_insert(tmp_path: Path) -> None:
+    store = SubtaskStore(tmp_path)
+    seen = _written(store)
+
+    async def body() -> None:
+        store.stage_new(_row(1))
+        store.stage_running("s1", {"number": 1, "replica": None, "span_id": "a"})
+        await store.commit()
+
+    asyncio.run(body())
+    assert seen == ["insert subtasks"]
+    assert _running(store, "s1") == {"number": 1, "replica": None, "span_id": "a"}
+    store.close()
+
+
+@pytest.mark.timeout(60)
+def test_only_the_newest_attempt_of_a_group_is_written_and_none_once_finished(
+    tmp_path: Path,
+) -> None:
+    store = SubtaskStore(tmp_path)
+    for i in (1, 2):
+        store.stage_new(_row(i))
+    store.commit_now()
+    seen = _written(store)
+
+    async def body() -> None:
+        store.stage_running("s1", {"number": 1, "replica": None, "span_id": "a"})
+        store.stage_running("s1", {"number": 1, "replica": "w:0", "span_id": "a"})
+        store.stage_running("s2", {"number": 1, "replica": "w:1", "span_id": "b"})
+        record = AttemptRecord(
+            attempt_id="s2:1", number=1, replica="w:1", outcome="succeeded", detail="",
+            error_type=None, at=1.0,
+        )  # fmt: skip
+        finish = {"id": "s2", "state": "done", "reason": None, "detail": "", "output": b"o",
+                  "attempts": (record,), "at": 2.0}  # fmt: skip
+        store.stage_finish(finish, {
+            "subtask_id": "s2", "status": "done", "output_ref": None, "stage": None,
+            "next_stage": None, "trace_id": "t" * 32, "at": 2.0,
+        })  # fmt: skip
+        await store.commit()
+
+    asyncio.run(body())
+    assert seen == [
+        "update subtasks.state",  # s2 ends: no running of its own
+        "insert handoffs",
+        "update subtasks.running",  # s1: the newest of the two staged
+    ]
+    assert _running(store, "s1") == {"number": 1, "replica": "w:0", "span_id": "a"}
+    assert store.subtask("s2")["state"] == "done"
+    store.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_subtask_costs_four_row_writes_and_one_key_lookup(tmp_path: Path) -> None:
+    """Submitted, started, ended: its row inserted (with its attempt), its replica, its
+    end and its handoff; the look-up of a known id reads the key only."""
+
+    async def body() -> None:
+        agents = FakeAgents({"r": 1})
+        core = make_core(storage_root(tmp_path), agents, FakeClock())
+        seen = _written(core.store)
+        reads: list[str] = []
+        core.store._conn.set_trace_callback(
+            lambda sql: reads.append(sql) if sql.startswith("SELECT") else None
+        )
+        task = asyncio.ensure_future(core.run(spec()))
+        await settle()
+        agents.calls[0].future.set_result(GOOD)
+        await settle()
+        assert task.result().output == GOOD
+        assert seen == [
+            "insert subtasks",  # with its first attempt's number
+            "update subtasks.running",  # its replica, committed as it is sent
+            "update subtasks.state",  # its end
+            "insert handoffs",
+        ]
+        assert [r.split(" WHERE ")[0] for r in reads] == ["SELECT 1 FROM subtasks"]
+
+    asyncio.run(body())
+
+
+class _HeldSync:
+    """A sync that blocks its thread until released, or fails once when told to."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.calls = 0
+        self.fail = False
+
+    def __call__(self) -> None:
+        self.calls += 1
+        self.started.set()
+        if not self.release.wait(30):
+            raise OSError("never released")
+        if self.fail:
+            self.fail = False
+            raise OSError("EIO")
+
+
+def _deferred(tmp_path: Path) -> tuple[SubtaskStore, _HeldSync]:
+    store = SubtaskStore(tmp_path, group_sync=True)
+    assert store._group.deferred  # FULL on SQLite: the fsync is deferred
+    held = _HeldSync()
+    store._group._sync = held
+    return store, held
+
+
+@pytest.mark.timeout(60)
+def test_a_commit_waits_for_its_fsync_which_runs_off_the_loop(tmp_path: Path) -> None:
+    store, held = _deferred(tmp_path)
+
+    async def body() -> None:
+        store.stage_new(_row(1))
+        first = asyncio.ensure_future(store.commit())
+        await asyncio.to_thread(held.started.wait, 30)  # the fsync runs, the loop too
+        store.stage_new(_row(2))
+        second = asyncio.ensure_future(store.commit())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not first.done() and not second.done()  # neither is told before the disk
+        assert store.known("s2")  # the next group was written meanwhile
+        held.release.set()
+        await asyncio.wait_for(asyncio.gather(first, second), 30)
+
+    asyncio.run(body())
+    assert held.calls in (1, 2)  # the second group shares the next fsync
+    store.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_failed_fsync_fails_every_commit_it_covered_and_the_next_goes_through(
+    tmp_path: Path,
+) -> None:
+    store, held = _deferred(tmp_path)
+    held.fail = True
+    held.release.set()
+
+    async def body() -> None:
+        for i in range(3):
+            store.stage_event(1.0, f"k{i}", "agent", {})
+        failed = await asyncio.gather(
+            *(store.commit() for _ in range(3)), return_exceptions=True
+        )
+        assert [type(e) for e in failed] == [StorageError] * 3
+        store.stage_event(1.0, "after", "agent", {})
+        await asyncio.wait_for(store.commit(), 30)
+
+    asyncio.run(body())
+    assert held.calls == 2
+    store.close()
