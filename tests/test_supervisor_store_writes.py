@@ -201,9 +201,7 @@ def test_a_failed_fsync_fails_every_commit_it_covered_and_the_next_goes_through(
     async def body() -> None:
         for i in range(3):
             store.stage_event(1.0, f"k{i}", "agent", {})
-        failed = await asyncio.gather(
-            *(store.commit() for _ in range(3)), return_exceptions=True
-        )
+        failed = await asyncio.gather(*(store.commit() for _ in range(3)), return_exceptions=True)
         assert [type(e) for e in failed] == [StorageError] * 3
         store.stage_event(1.0, "after", "agent", {})
         await asyncio.wait_for(store.commit(), 30)

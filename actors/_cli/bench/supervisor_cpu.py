@@ -27,13 +27,14 @@ def _cpu_s(pid: int) -> float:
 
 
 def actor_pid(actor: Any) -> int:
-    """The process id of a dedicated actor."""
-    from ray.util.state import get_actor
+    """The process id of a dedicated actor (from the GCS's actor table: the state API
+    needs the dashboard, which the bench does not start)."""
+    from ray._private.state import actors
 
-    state = get_actor(actor._actor_id.hex())
-    if state is None or not state.pid:
+    pid = actors(actor._actor_id.hex()).get("Pid")
+    if not pid:
         raise RuntimeError("actor process not found")
-    return int(state.pid)
+    return int(pid)
 
 
 def cpu_per_subtask(
@@ -50,7 +51,7 @@ def cpu_per_subtask(
         run(n)
         spent = {name: _cpu_s(pid) - before[name] for name, pid in pids.items()}
         spent["caller"] = time.process_time() - caller
-        row = {name: round(s * 1e6 / n) for name, s in spent.items()}
+        row: dict[str, float] = {name: round(s * 1e6 / n) for name, s in spent.items()}
         row["total"] = sum(row.values())
         rows[way] = row
     return rows
