@@ -19,7 +19,7 @@ import ray
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _cpu_s(pid: int) -> float:
+def cpu_s(pid: int) -> float:
     """CPU seconds (user + system, every thread) of process ``pid`` so far."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
@@ -46,10 +46,10 @@ def cpu_per_subtask(
     if not os.path.exists("/proc/self/stat"):
         return rows
     for way, run in ways.items():
-        before = {name: _cpu_s(pid) for name, pid in pids.items()}
+        before = {name: cpu_s(pid) for name, pid in pids.items()}
         caller = time.process_time()
         run(n)
-        spent = {name: _cpu_s(pid) - before[name] for name, pid in pids.items()}
+        spent = {name: cpu_s(pid) - before[name] for name, pid in pids.items()}
         spent["caller"] = time.process_time() - caller
         row: dict[str, float] = {name: round(s * 1e6 / n) for name, s in spent.items()}
         row["total"] = sum(row.values())
