@@ -14,6 +14,7 @@ import asyncio
 import json
 import re
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from test_supervisor_core import GOOD, FakeAgents, make_core, spec
 from waiting import settle
 
 from actors._supervisor.store import Staged, SubtaskStore
+from actors.lowlevel import SupervisorCore
+from policies import Deadlines, RetryPolicy
 from runtime import AttemptRecord, StorageError, storage_root
 from runtime.testing import FakeClock
 
@@ -208,4 +211,41 @@ def test_a_failed_fsync_fails_every_commit_it_covered_and_the_next_goes_through(
 
     asyncio.run(body())
     assert held.calls == 2
+    store.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_queue_deadline_due_while_the_subtask_is_stored_fails_it_at_that_tick(
+    tmp_path: Path,
+) -> None:
+    """The fake-clock hang: the test saw ``queued`` and moved the clock while the submit's
+    fsync still ran; the deadline was armed only after, and no later tick came."""
+    store, held = _deferred(tmp_path)
+
+    async def body() -> None:
+        clock = FakeClock()
+        agents = FakeAgents({"r": 1})
+        core = SupervisorCore(store, agents, clock=clock)
+        held.release.set()
+        busy = asyncio.ensure_future(core.run(spec(retry=RetryPolicy(max_attempts=1))))
+        while not agents.calls:  # the only replica is taken
+            await asyncio.sleep(0.01)
+        held.release.clear()  # the next fsync waits
+        held.started.clear()
+        queued = Deadlines(queued=timedelta(seconds=1))
+        late = asyncio.ensure_future(
+            core.run(spec(deadline=queued, retry=RetryPolicy(max_attempts=1)))
+        )
+        await asyncio.to_thread(held.started.wait, 30)  # being stored
+        assert [s.state for s in map(core.status_of, core.live)].count("queued") == 1
+        clock.advance(1.0)
+        core.tick()
+        held.release.set()
+        outcome = await asyncio.wait_for(late, 30)
+        assert outcome.error is not None and outcome.error.reason == "queue_timeout"
+        agents.calls[0].future.set_result(GOOD)
+        assert (await asyncio.wait_for(busy, 30)).output == GOOD
+        assert len(agents.calls) == 1  # the late one never started
+
+    asyncio.run(body())
     store.close()
