@@ -1,11 +1,9 @@
-"""What the supervisor store writes per subtask, and its fsync off the event loop.
+"""What the supervisor store writes per subtask, and a deadline due while a subtask is
+being stored.
 
 A subtask's row is written at most once per state change: the attempt number staged at
 submit rides in the row's ``INSERT``, the replica staged at dispatch replaces it when both
 share a group, and a subtask that ends in the group of its dispatch writes no ``running``.
-With ``group_sync`` (the supervisor actor), a group's fsync runs on a thread while the
-loop goes on, and ``commit()`` still returns only once it is done; a failed fsync fails
-every commit it covered, and the next one goes through.
 """
 
 from __future__ import annotations
@@ -13,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +22,7 @@ from waiting import settle
 from actors._supervisor.store import Staged, SubtaskStore
 from actors.lowlevel import SupervisorCore
 from policies import Deadlines, RetryPolicy
-from runtime import AttemptRecord, StorageError, storage_root
+from runtime import AttemptRecord, storage_root
 from runtime.testing import FakeClock
 
 
@@ -144,103 +141,38 @@ def test_a_subtask_costs_four_row_writes_and_one_key_lookup(tmp_path: Path) -> N
     asyncio.run(body())
 
 
-class _HeldSync:
-    """A sync that blocks its thread until released, or fails once when told to."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.started = threading.Event()
-        self.calls = 0
-        self.fail = False
-
-    def __call__(self) -> None:
-        self.calls += 1
-        self.started.set()
-        if not self.release.wait(30):
-            raise OSError("never released")
-        if self.fail:
-            self.fail = False
-            raise OSError("EIO")
-
-
-def _deferred(tmp_path: Path) -> tuple[SubtaskStore, _HeldSync]:
-    store = SubtaskStore(tmp_path, group_sync=True)
-    assert store._group.deferred  # FULL on SQLite: the fsync is deferred
-    held = _HeldSync()
-    store._group._sync = held
-    return store, held
-
-
-@pytest.mark.timeout(60)
-def test_a_commit_waits_for_its_fsync_which_runs_off_the_loop(tmp_path: Path) -> None:
-    store, held = _deferred(tmp_path)
-
-    async def body() -> None:
-        store.stage_new(_row(1))
-        first = asyncio.ensure_future(store.commit())
-        await asyncio.to_thread(held.started.wait, 30)  # the fsync runs, the loop too
-        store.stage_new(_row(2))
-        second = asyncio.ensure_future(store.commit())
-        for _ in range(20):
-            await asyncio.sleep(0)
-        assert not first.done() and not second.done()  # neither is told before the disk
-        assert store.known("s2")  # the next group was written meanwhile
-        held.release.set()
-        await asyncio.wait_for(asyncio.gather(first, second), 30)
-
-    asyncio.run(body())
-    assert held.calls in (1, 2)  # the second group shares the next fsync
-    store.close()
-
-
-@pytest.mark.timeout(60)
-def test_a_failed_fsync_fails_every_commit_it_covered_and_the_next_goes_through(
-    tmp_path: Path,
-) -> None:
-    store, held = _deferred(tmp_path)
-    held.fail = True
-    held.release.set()
-
-    async def body() -> None:
-        for i in range(3):
-            store.stage_event(1.0, f"k{i}", "agent", {})
-        failed = await asyncio.gather(*(store.commit() for _ in range(3)), return_exceptions=True)
-        assert [type(e) for e in failed] == [StorageError] * 3
-        store.stage_event(1.0, "after", "agent", {})
-        await asyncio.wait_for(store.commit(), 30)
-
-    asyncio.run(body())
-    assert held.calls == 2
-    store.close()
-
-
 @pytest.mark.timeout(60)
 def test_a_queue_deadline_due_while_the_subtask_is_stored_fails_it_at_that_tick(
     tmp_path: Path,
 ) -> None:
     """The fake-clock hang: the test saw ``queued`` and moved the clock while the submit's
-    fsync still ran; the deadline was armed only after, and no later tick came."""
-    store, held = _deferred(tmp_path)
+    commit was still to come; the deadline was armed only after, and no later tick came."""
+    store = SubtaskStore(tmp_path)
+    real_commit = store.commit
 
     async def body() -> None:
         clock = FakeClock()
         agents = FakeAgents({"r": 1})
         core = SupervisorCore(store, agents, clock=clock)
-        held.release.set()
         busy = asyncio.ensure_future(core.run(spec(retry=RetryPolicy(max_attempts=1))))
-        while not agents.calls:  # the only replica is taken
-            await asyncio.sleep(0.01)
-        held.release.clear()  # the next fsync waits
-        held.started.clear()
+        await settle()
+        assert len(agents.calls) == 1  # the only replica is taken
+        gate = asyncio.Event()
+
+        async def held_commit() -> None:  # a slow disk: the commit comes once let through
+            await gate.wait()
+            await real_commit()
+
+        store.commit = held_commit  # type: ignore[method-assign]
         queued = Deadlines(queued=timedelta(seconds=1))
         late = asyncio.ensure_future(
             core.run(spec(deadline=queued, retry=RetryPolicy(max_attempts=1)))
         )
-        await asyncio.to_thread(held.started.wait, 30)  # being stored
+        await settle()  # being stored
         assert [s.state for s in map(core.status_of, core.live)].count("queued") == 1
         clock.advance(1.0)
         core.tick()
-        held.release.set()
+        gate.set()
         outcome = await asyncio.wait_for(late, 30)
         assert outcome.error is not None and outcome.error.reason == "queue_timeout"
         agents.calls[0].future.set_result(GOOD)

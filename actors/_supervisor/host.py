@@ -196,7 +196,7 @@ class BudgetActorRetries:
 
 def _open_store(root: Location, durability: Durability) -> SubtaskStore:
     try:
-        return SubtaskStore(root, durability, group_sync=True)  # fsyncs off the loop
+        return SubtaskStore(root, durability)
     except Exception as error:  # retried on the next call
         raise StorageError(f"supervisor: cannot open storage: {error}") from error
 

@@ -12,11 +12,9 @@ at submit and the replica staged at dispatch share one statement when they share
 (the number rides in the new row's ``INSERT``), and a subtask finished in the same group
 writes none (recovery reads ``running`` of unfinished rows only).
 
-With ``group_sync`` (the supervisor actor, ``Durability.FULL`` on SQLite), the group is
-committed on the loop without waiting for the disk and its fsync runs on a thread
-(``runtime.GroupSync``); ``commit()`` still returns only once the group is on disk, and
-the loop meanwhile writes the next group. Plain-class tests leave it off: their
-``settle()`` treats a loop waiting on a thread as idle.
+The fsync stays in the commit, on the loop: moving it to a thread (``runtime.GroupSync``)
+was measured to cost more CPU per subtask (a thread hand-off per group) than the wait it
+saves, on two busy cores (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -32,11 +30,8 @@ from policies import Durability, SupervisorRetention
 from runtime import (
     AttemptRecord,
     Connection,
-    GroupSync,
     Location,
-    StorageError,
     connect,
-    defer_sync,
     transaction,
     truncate_wal,
 )
@@ -64,13 +59,9 @@ class SubtaskStore:
         durability: what a committed outcome survives. Default ``Durability.FULL``: an
             fsync per group commit, so a stored outcome survives a power loss;
             ``Durability.PROCESS`` survives any process's death only.
-        group_sync: with ``Durability.FULL`` on SQLite, run each group's fsync on a
-            thread, off the event loop (``commit()`` still waits for it). Default False.
     """
 
-    def __init__(
-        self, root: Location, durability: Durability = Durability.FULL, *, group_sync: bool = False
-    ) -> None:
+    def __init__(self, root: Location, durability: Durability = Durability.FULL) -> None:
         self.path = root / "supervisor.sqlite"
         self._conn = connect(self.path, durability)
         for statement in SCHEMA:
@@ -87,9 +78,6 @@ class SubtaskStore:
         self._new: dict[str, dict[str, Any]] = {}  # rows to insert with the next group
         self._running: dict[str, str] = {}  # the newest attempt staged per subtask
         self._flush: asyncio.Future[None] | None = None  # the next group's waiters
-        self._sync = defer_sync(self._conn, self.path) if group_sync else None
-        self._group = GroupSync(self._sync, "supervisor store")
-        self._settling: set[asyncio.Task[None]] = set()  # held: the loop keeps weak ones
 
     # -- staging ---------------------------------------------------------------------
 
@@ -191,11 +179,6 @@ class SubtaskStore:
             StorageError: the transaction failed.
         """
         self._write_group(self._take())
-        if self._sync is not None:
-            try:
-                self._sync()
-            except OSError as error:
-                raise StorageError(f"supervisor store: sync failed: {error}") from error
 
     def _take(self) -> Staged:
         """Everything staged, as one group's statements in order: new rows (each with
@@ -211,28 +194,13 @@ class SubtaskStore:
         return staged
 
     def _write_next(self) -> None:
-        """Commit everything staged as one group, for the waiting commits; with
-        ``group_sync``, they are told once its fsync (on a thread) is done."""
+        """Commit everything staged as one group, for the waiting commits."""
         waiters, self._flush = self._flush, None
         if waiters is None:
             return
         try:
             self._write_group(self._take())
         except Exception as error:
-            waiters.set_exception(error)
-            return
-        if not self._group.deferred:
-            waiters.set_result(None)
-            return
-        self._group.committed()
-        task = asyncio.get_running_loop().create_task(self._settle(waiters))
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
-
-    async def _settle(self, waiters: asyncio.Future[None]) -> None:
-        try:
-            await self._group.settled()
-        except StorageError as error:
             waiters.set_exception(error)
         else:
             waiters.set_result(None)
