@@ -28,6 +28,11 @@ def test_quick_run_reports_both_ways_and_memory_at_a_controlled_count(tmp_path: 
     for way in memory.values():
         assert way["tracked_at_sample"] == QUICK_HELD  # sampled with exactly that many held
         assert way["live_after"] == 0
+    cpu = report["cpu_us_per_subtask"]  # Linux: every way, every process on its path
+    assert set(cpu) == {"direct", "supervised", "batched"}
+    assert set(cpu["direct"]) == {"caller", "supervisor", "agent", "total"}
+    for row in cpu.values():
+        assert row["total"] == row["caller"] + row["supervisor"] + row["agent"] > 0
     verdict = report["verdict"]
     assert verdict["memory_bounded"] is True
     assert verdict["batched_ratio_worst"] == min(r["batched_ratio"] for r in rows)

@@ -87,6 +87,11 @@ class AttemptEngine:
         self._table.started(live, attempt)
         return attempt
 
+    def watch(self, live: Live, attempt: Attempt) -> None:
+        """Arm a prepared attempt's deadlines before it is queued: one due while its subtask
+        is stored fires at that tick (a clock moved by hand may make no later one)."""
+        self._timers.arm(live.spec.subtask_id, attempt, live.spec.deadlines)
+
     def start(self, live: Live, *, prepared: bool = False) -> None:
         """Queue the subtask's next attempt for its target and start what can start;
         ``prepared``: it is ``live.current``, prepared and committed already."""

@@ -152,8 +152,9 @@ class SupervisorCore:
         self._audit(spec)
         self._stages.submitted(spec.stage)
         self._planner.first_attempt(spec)
-        self._attempts.prepare(live)  # its number is committed with the subtask
-        if await self._table.stored(live):
+        attempt = self._attempts.prepare(live)  # its number is committed with the subtask
+        self._attempts.watch(live, attempt)  # time queued counts while it is being stored
+        if await self._table.stored(live) and live.current is attempt and not attempt.over:
             self._attempts.start(live, prepared=True)
 
     def recover(self) -> int:

@@ -5,6 +5,16 @@ Writes are staged and committed together: ``await store.commit()`` returns once 
 statement staged before it is in a committed transaction (group commit): one group is
 written at a time, and whatever is staged meanwhile goes in the next, so the busier the
 supervisor, the more subtasks share a transaction.
+
+A subtask's row is written at most once per state change: the attempt about to run
+(``stage_running``) is kept per subtask until the group is written, so the number staged
+at submit and the replica staged at dispatch share one statement when they share a group
+(the number rides in the new row's ``INSERT``), and a subtask finished in the same group
+writes none (recovery reads ``running`` of unfinished rows only).
+
+The fsync stays in the commit, on the loop: moving it to a thread (``runtime.GroupSync``)
+was measured to cost more CPU per subtask (a thread hand-off per group) than the wait it
+saves, on two busy cores (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -27,67 +37,14 @@ from runtime import (
 )
 
 from .settings import SettingsStore
+from .store_schema import COUNTS, INDEXES, PRUNE, SCHEMA
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS subtasks(
-        id TEXT PRIMARY KEY, trace_id TEXT NOT NULL, parent TEXT, target TEXT NOT NULL,
-        state TEXT NOT NULL, reason TEXT, detail TEXT, spec BLOB NOT NULL, output BLOB,
-        attempts TEXT NOT NULL, created REAL NOT NULL, finished REAL)""",
-    "CREATE INDEX IF NOT EXISTS subtasks_open ON subtasks(state) WHERE finished IS NULL",
-    """CREATE TABLE IF NOT EXISTS handoffs(
-        subtask_id TEXT PRIMARY KEY, status TEXT NOT NULL, output_ref TEXT,
-        stage TEXT, next_stage TEXT, trace_id TEXT NOT NULL, at REAL NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS escalations(
-        subtask_id TEXT PRIMARY KEY, handler TEXT NOT NULL, reason TEXT NOT NULL,
-        detail TEXT NOT NULL, state TEXT NOT NULL, at REAL NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS events(
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL,
-        subject TEXT NOT NULL, detail TEXT NOT NULL)""",
+_INSERT = (
+    "INSERT OR IGNORE INTO subtasks(id, trace_id, parent, target, state, spec, attempts, "
+    "created, message, running) VALUES(:id, :trace_id, :parent, :target, :state, :spec, '[]', "
+    ":created, :message, :running)"
 )
-
-# Every query the command line and the supervisor make is served by an index (pinned by
-# tests/test_retention_supervisor.py with EXPLAIN QUERY PLAN), and so is every pruning pass.
-_INDEXES = (
-    "CREATE INDEX IF NOT EXISTS subtasks_finished ON subtasks(finished) WHERE finished IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS subtasks_trace ON subtasks(trace_id, created)",
-    "CREATE INDEX IF NOT EXISTS handoffs_trace ON handoffs(trace_id, at)",
-    "CREATE INDEX IF NOT EXISTS handoffs_at ON handoffs(at)",
-    "CREATE INDEX IF NOT EXISTS escalations_state ON escalations(state, at)",
-    "CREATE INDEX IF NOT EXISTS escalations_closed ON escalations(closed) WHERE closed IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS events_kind ON events(kind, seq)",
-    "CREATE INDEX IF NOT EXISTS events_at ON events(at)",
-    "CREATE INDEX IF NOT EXISTS events_subject ON events(subject, seq)",
-)
-
-# Subtasks by state, kept by triggers: ``status`` reads a few rows, never every subtask.
-_COUNTS = (
-    "CREATE TABLE IF NOT EXISTS subtask_counts(state TEXT PRIMARY KEY, n INTEGER NOT NULL)",
-    """CREATE TRIGGER IF NOT EXISTS subtasks_counted_in AFTER INSERT ON subtasks BEGIN
-        INSERT INTO subtask_counts(state, n) VALUES(new.state, 1)
-            ON CONFLICT(state) DO UPDATE SET n = n + 1;
-    END""",
-    """CREATE TRIGGER IF NOT EXISTS subtasks_counted_moved AFTER UPDATE OF state ON subtasks
-    WHEN old.state != new.state BEGIN
-        UPDATE subtask_counts SET n = n - 1 WHERE state = old.state;
-        INSERT INTO subtask_counts(state, n) VALUES(new.state, 1)
-            ON CONFLICT(state) DO UPDATE SET n = n + 1;
-    END""",
-    """CREATE TRIGGER IF NOT EXISTS subtasks_counted_out AFTER DELETE ON subtasks BEGIN
-        UPDATE subtask_counts SET n = n - 1 WHERE state = old.state;
-    END""",
-)
-
-# One pruning pass per table: (table, what to delete, the key it is deleted by).
-_PRUNE = (
-    ("subtasks", "SELECT id FROM subtasks WHERE finished < ? ORDER BY finished LIMIT ?", "id"),
-    ("handoffs", "SELECT subtask_id FROM handoffs WHERE at < ? ORDER BY at LIMIT ?", "subtask_id"),
-    ("events", "SELECT seq FROM events WHERE at < ? ORDER BY at LIMIT ?", "seq"),
-    (
-        "escalations",
-        "SELECT subtask_id FROM escalations WHERE closed < ? ORDER BY closed LIMIT ?",
-        "subtask_id",
-    ),
-)
+_RUNNING = "UPDATE subtasks SET running = ? WHERE id = ?"
 
 Staged = list[tuple[str, Sequence[Any] | dict[str, Any]]]
 """Statements waiting for the next group commit."""
@@ -107,29 +64,27 @@ class SubtaskStore:
     def __init__(self, root: Location, durability: Durability = Durability.FULL) -> None:
         self.path = root / "supervisor.sqlite"
         self._conn = connect(self.path, durability)
-        for statement in _SCHEMA:
+        for statement in SCHEMA:
             self._conn.execute(statement)
         for column in ("running TEXT", "message TEXT", "output_json TEXT", "provenance TEXT"):
             _add_column(self._conn, "subtasks", column)
         if _add_column(self._conn, "escalations", "closed REAL"):  # answered ones: from now
             self._conn.execute("UPDATE escalations SET closed = ? WHERE state != 'open'", (time(),))
         _create_counts(self._conn)
-        for statement in _INDEXES:
+        for statement in INDEXES:
             self._conn.execute(statement)
         self.settings = SettingsStore(self._conn)
         self._staged: Staged = []
+        self._new: dict[str, dict[str, Any]] = {}  # rows to insert with the next group
+        self._running: dict[str, str] = {}  # the newest attempt staged per subtask
         self._flush: asyncio.Future[None] | None = None  # the next group's waiters
 
     # -- staging ---------------------------------------------------------------------
 
     def stage_new(self, row: dict[str, Any]) -> None:
-        """A new subtask (``INSERT OR IGNORE``: a re-submitted id keeps its row)."""
-        self._stage(
-            "INSERT OR IGNORE INTO subtasks(id, trace_id, parent, target, state, spec, "
-            "attempts, created, message) VALUES(:id, :trace_id, :parent, :target, :state, "
-            ":spec, '[]', :created, :message)",
-            {"message": None, **row},
-        )
+        """A new subtask (``INSERT OR IGNORE``: a re-submitted id keeps its row), written
+        before the rest of its group (nothing staged can concern a row not yet there)."""
+        self._new[row["id"]] = {"message": None, "running": None, **row}
 
     def stage_progress(
         self, subtask_id: str, state: str, target: str, attempts: Sequence[AttemptRecord]
@@ -142,10 +97,9 @@ class SubtaskStore:
 
     def stage_running(self, subtask_id: str, attempt: dict[str, Any]) -> None:
         """The attempt about to start (number, replica, span id): a supervisor that
-        restarts finds it here, to keep it in the history and follow its result."""
-        self._stage(
-            "UPDATE subtasks SET running = ? WHERE id = ?", (json.dumps(attempt), subtask_id)
-        )
+        restarts finds it here, to keep it in the history and follow its result. Only the
+        newest one staged for a subtask is written with its group."""
+        self._running[subtask_id] = json.dumps(attempt)
 
     def stage_quarantine(self, subtask_id: str, why: str) -> None:
         """Set aside a subtask whose stored spec no longer loads: never re-driven."""
@@ -163,6 +117,7 @@ class SubtaskStore:
 
     def stage_finish(self, row: dict[str, Any], handoff: dict[str, Any]) -> None:
         """The final state, output or reason, history and the handoff record."""
+        self._running.pop(row["id"], None)  # read of unfinished rows only: moot now
         self._stage(
             "UPDATE subtasks SET state = :state, reason = :reason, detail = :detail, "
             "output = :output, output_json = :output_json, attempts = :attempts, "
@@ -223,17 +178,28 @@ class SubtaskStore:
         Raises:
             StorageError: the transaction failed.
         """
-        staged, self._staged = self._staged, []
-        self._write_group(staged)
+        self._write_group(self._take())
+
+    def _take(self) -> Staged:
+        """Everything staged, as one group's statements in order: new rows (each with
+        its attempt staged meanwhile), the statements, then each attempt left."""
+        new, self._new = self._new, {}
+        running, self._running = self._running, {}
+        for subtask_id, row in new.items():
+            row["running"] = running.pop(subtask_id, row["running"])
+        staged: Staged = [(_INSERT, row) for row in new.values()]
+        staged += self._staged
+        self._staged = []
+        staged += [(_RUNNING, (attempt, sid)) for sid, attempt in running.items()]
+        return staged
 
     def _write_next(self) -> None:
         """Commit everything staged as one group, for the waiting commits."""
         waiters, self._flush = self._flush, None
         if waiters is None:
             return
-        staged, self._staged = self._staged, []
         try:
-            self._write_group(staged)
+            self._write_group(self._take())
         except Exception as error:
             waiters.set_exception(error)
         else:
@@ -259,6 +225,11 @@ class SubtaskStore:
             "SELECT * FROM subtasks WHERE finished IS NULL AND state != 'quarantined' "
             "ORDER BY created"
         )
+
+    def known(self, subtask_id: str) -> bool:
+        """Whether a row of ``subtask_id`` is stored (its key only: no row is loaded)."""
+        found = self._conn.execute("SELECT 1 FROM subtasks WHERE id = ?", (subtask_id,))
+        return found.fetchone() is not None
 
     def subtask(self, subtask_id: str) -> Any:
         rows = self._rows("SELECT * FROM subtasks WHERE id = ?", (subtask_id,))
@@ -307,7 +278,7 @@ class SubtaskStore:
         }  # fmt: skip
         limit, more = retention.prune_batch, False
         with transaction(self._conn, "supervisor store: pruning") as conn:
-            for table, old, key in _PRUNE:
+            for table, old, key in PRUNE:
                 before = now - windows[table].total_seconds()
                 deleted = conn.execute(
                     f"DELETE FROM {table} WHERE {key} IN ({old})", (before, limit)
@@ -341,7 +312,7 @@ def _create_counts(conn: Connection) -> None:
         new = not txn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'subtask_counts'"
         ).fetchone()
-        for statement in _COUNTS:
+        for statement in COUNTS:
             txn.execute(statement)
         if new:
             txn.execute(

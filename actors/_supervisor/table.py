@@ -79,7 +79,7 @@ class SubtaskTable:
         """Hold a new subtask and stage its row (``stored`` commits it); None if the id is
         known, live, finishing or finished."""
         sid = spec.subtask_id
-        if sid in self.live or sid in self._finishing or self.store.subtask(sid) is not None:
+        if sid in self.live or sid in self._finishing or self.store.known(sid):
             return None
         live = Live(spec=spec, target=spec.to, history=[], created=self._wall())
         self.live[sid] = live

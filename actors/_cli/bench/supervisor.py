@@ -7,7 +7,8 @@ alone (one call to the supervisor each) and all N in one ``submit_many`` call wh
 stream back; with the actor calls each way makes per subtask. Then the latency of one call
 at a time (p50, p99) and what the supervisor adds; then the supervisor's memory per subtask
 in flight, at a controlled number in flight (``supervisor_memory``), and what a finished one
-leaves behind (its history is in storage, not memory).
+leaves behind (its history is in storage, not memory); and the CPU per subtask of each
+process on the path, each way, with one replica (``supervisor_cpu``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..._agent.agent import Agent, handler
 from ..._agent.group import AgentGroup
 from ..._system import System
 from ..output import emit, note, progress_bar
+from .supervisor_cpu import actor_pid, cpu_per_subtask, supervisor_pid
 from .supervisor_memory import HELD, QUICK_HELD, measure_memory
 
 SIZES = (1_000, 10_000)
@@ -113,6 +115,7 @@ def _pct(values: list[float], q: int) -> float:
 def _measure(system: System, sizes: tuple[int, ...], held: int) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     latency: dict[str, float] = {}
+    cpu: dict[str, dict[str, float]] = {}
     for replicas in REPLICAS:
         name = f"noop{replicas}"
         group = system.agent(NoopAgent, name=name, replicas=replicas)
@@ -121,12 +124,24 @@ def _measure(system: System, sizes: tuple[int, ...], held: int) -> dict[str, Any
         _batched(system, name, 200)
         if replicas == 1:
             latency = _latencies(system, group, name, system.trace_id)
+            cpu = _cpu(system, group, name, sizes[0])
         for n in sizes:
             progress_bar(
                 len(rows), len(REPLICAS) * len(sizes), f"bench supervisor: {replicas} agents, n={n}"
             )
             rows.append(_row(system, group, name, n))
-    return {"throughput": rows, "latency": latency, "memory": measure_memory(system, held)}
+    memory = measure_memory(system, held)
+    return {"throughput": rows, "latency": latency, "cpu_us_per_subtask": cpu, "memory": memory}
+
+
+def _cpu(system: System, group: AgentGroup, name: str, n: int) -> dict[str, dict[str, float]]:
+    """CPU per subtask of the caller, the supervisor and the agent, each way."""
+    pids = {"supervisor": supervisor_pid(system), "agent": actor_pid(group.actors[0])}
+    return cpu_per_subtask({
+        "direct": lambda k: _direct(group, k, system.trace_id),
+        "supervised": lambda k: _supervised(system, name, k),
+        "batched": lambda k: _batched(system, name, k),
+    }, pids, n)  # fmt: skip
 
 
 def _row(system: System, group: AgentGroup, name: str, n: int) -> dict[str, Any]:
@@ -197,6 +212,7 @@ def _table(document: dict[str, Any]) -> str:
             f"{row['batched_per_s']:>9} {row['batched_ratio']:>6}"
         )
     lines.append(json.dumps(document["latency"]))
+    lines.append(json.dumps(document["cpu_us_per_subtask"]))
     lines.append(json.dumps(document["memory"]))
     lines.append(json.dumps(document["verdict"]))
     return "\n".join(lines)
