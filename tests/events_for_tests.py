@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 from pydantic import BaseModel
 
-from actors import Agent, Resource, read, subscribe, write
+from actors import Agent, Resource, Write, read, subscribe, write
 
 
 class Restocked(BaseModel):
@@ -119,6 +120,18 @@ class Picky(Agent):
         if (await self.resource("gate").read("refused", event.sku)).value:
             raise ValueError(f"the gate refuses {event.sku}")
         await sink.append(f"{self.name}-done", event.sku)
+
+
+class Doomed(Agent):
+    """Notes every run of its handler under ``runs`` (a fresh idempotency key each time,
+    so no run is deduplicated), then raises for the sku ``bad``."""
+
+    @subscribe(Restocked)
+    async def on_restock(self, event: Restocked) -> None:
+        run = Write(op="append", args=["runs", event.sku], key=uuid.uuid4().hex)
+        await self.resource("sink").write(run)
+        if event.sku == "bad":
+            raise ValueError("bad is poison")
 
 
 class Recorder(Agent):

@@ -2,7 +2,9 @@
 SQLite files and a real PostgreSQL): an event a handler failed ``max_delivery_attempts``
 times in a row is set aside with its error and the partition goes on past it, in order;
 failures are counted per event and reset by a success; a contract refusal is never
-counted; a crash between the letter and the checkpoint neither loses nor doubles it."""
+counted; a crash between the letter and the checkpoint neither loses nor doubles it; the
+count is stored, so a restarted dispatcher goes on from it (a store made before it still
+opens)."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from pydantic import BaseModel
 from actors._agent.task import TaskContext
 from actors._events import dead_letters
 from actors._events.core import DispatchCore, Pending
-from actors._events.dead_letters import PoisonWatch, after_failure
+from actors._events.dead_letters import after_failure
 from actors._events.subscribe import DeliveryReport, Subscription, deliver
 from actors.lowlevel import DeadLetter, EventRecord, ResourceCore, WriteCall
 from policies import EventsPolicy
@@ -32,7 +34,9 @@ from runtime import (
     Location,
     StorageError,
     UnknownDeadLetterError,
+    connect,
     encode,
+    transaction,
 )
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -56,9 +60,8 @@ class Partition:
 
     def __init__(self, root: Location, sink: ResourceCore, limit: int | None) -> None:
         self.root, self.sink, self.limit = root, sink, limit
-        self.core = DispatchCore(root, EventsPolicy(max_in_flight=3))
+        self.core = DispatchCore(root, EventsPolicy(max_in_flight=3, max_delivery_attempts=limit))
         self.core.register("g", ["Restocked"])
-        self.watch = PoisonWatch(limit)
         self.fails: dict[str, int] = {}
         self.outcomes: list[tuple[str, str]] = []
         self.runs: dict[str, int] = {}
@@ -90,18 +93,17 @@ class Partition:
         report = asyncio.run(deliver(self.specs, "test", "g", pending.wire, self._run))
         self.core.acked("g", "stock", pending, report.done_upto)
         if report.error is None:
-            self.watch.clear(("g", "stock"))
             return True
-        letter = after_failure(self.core, self.watch, "g", "stock", pending, report, NOW)
+        letter = after_failure(self.core, "g", "stock", pending, report, NOW)
         if letter is not None:
             self._first("dead", Restocked.model_validate_json(letter.record.payload).sku)
         return True
 
     def crash(self, flushed: bool) -> None:
-        """The dispatcher dies (its failure counts with it), maybe after a flush."""
+        """The dispatcher dies (what it held in memory with it), maybe after a flush."""
         if flushed:
             self.core.close()
-        self.core, self.watch = DispatchCore(self.root, self.core.policy), PoisonWatch(self.limit)
+        self.core = DispatchCore(self.root, self.core.policy)
 
 
 _PLAN = st.lists(
@@ -148,6 +150,91 @@ def test_exactly_the_always_failing_events_are_dead_lettered_and_order_holds(
         (i + 1, "Boom", limit) for i, (kind, _) in enumerate(skus) if kind == "poison"
     ]
     assert all(lag.lag == 0 for lag in part.core.lags() if lag.resource == "stock")
+    # the bound holds across the crashes: each poison event ran exactly ``limit`` times
+    poison = [sku for kind, sku in skus if kind == "poison"]
+    assert {sku: part.runs[sku] for sku in poison} == dict.fromkeys(poison, limit)
+
+
+def test_a_restarted_dispatcher_goes_on_counting_and_buries_at_the_limit(
+    store_root: Location,
+) -> None:
+    stock, sink = (
+        ResourceCore(Stock(), "stock", store_root),
+        ResourceCore(Sink(), "sink", store_root),
+    )
+    part = Partition(store_root, sink, limit=3)
+    part.fails = {"a": -1}
+    write(stock, "restock", "a", 1)
+    write(stock, "restock", "b", 1)
+    part.step()  # the first failure
+    part.crash(flushed=False)
+    part.step()  # the second, counted on from the store
+    part.crash(flushed=True)
+    assert part.core.dead.of("g") == []
+    part.step()  # the third: buried
+    part.step()  # then b
+    assert (part.outcomes, part.runs) == ([("dead", "a"), ("handled", "b")], {"a": 3, "b": 1})
+    (letter,) = part.core.dead.of("g")
+    assert (letter.record.seq, letter.attempts) == (1, 3)
+    part.crash(flushed=False)
+    assert part.core.attempts("g", "stock", 1) == 1  # the count went with the letter
+
+
+def test_a_handled_event_s_count_goes_with_the_flush_that_passes_it(
+    store_root: Location,
+) -> None:
+    stock, sink = (
+        ResourceCore(Stock(), "stock", store_root),
+        ResourceCore(Sink(), "sink", store_root),
+    )
+    part = Partition(store_root, sink, limit=3)
+    part.fails = {"a": 2}
+    write(stock, "restock", "a", 1)
+    part.step()
+    part.step()
+    assert DispatchCore(store_root).attempts("g", "stock", 1) == 3  # two stored
+    part.step()  # handled: the count goes at the next flush, not before
+    assert DispatchCore(store_root).attempts("g", "stock", 1) == 3
+    part.core.flush()
+    assert DispatchCore(store_root).attempts("g", "stock", 1) == 1
+    assert (part.outcomes, part.core.dead.of("g")) == ([("handled", "a")], [])
+
+
+# The dispatcher's store as the releases before the failure counts made it.
+_OLD_SCHEMA = """
+CREATE TABLE IF NOT EXISTS groups(grp TEXT PRIMARY KEY, types TEXT NOT NULL, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints(
+    grp TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY(grp, resource)
+);
+CREATE INDEX IF NOT EXISTS checkpoints_resource ON checkpoints(resource, seq);
+"""
+
+
+def test_a_store_made_before_the_failure_counts_opens_and_counts(store_root: Location) -> None:
+    old = connect(store_root / "events" / "dispatch.sqlite")
+    old.executescript(_OLD_SCHEMA)
+    with transaction(old, "an old store") as conn:
+        conn.execute("INSERT INTO groups VALUES('g', '[\"Restocked\"]', 't')")
+        conn.execute("INSERT INTO checkpoints VALUES('g', 'stock', 1, 't')")
+    old.close()
+    stock, sink = (
+        ResourceCore(Stock(), "stock", store_root),
+        ResourceCore(Sink(), "sink", store_root),
+    )
+    write(stock, "restock", "a", 1)  # passed before the upgrade
+    write(stock, "restock", "b", 1)
+    part = Partition(store_root, sink, limit=2)
+    part.fails = {"b": -1}
+    assert part.core.lags(["stock"])[0].checkpoint == 1
+    part.step()
+    part.crash(flushed=False)
+    part.step()
+    assert (part.outcomes, part.runs) == ([("dead", "b")], {"b": 2})
+    assert [(d.record.seq, d.attempts) for d in part.core.dead.of("g")] == [(2, 2)]
 
 
 def test_failures_are_counted_per_event_and_reset_by_a_success(store_root: Location) -> None:
@@ -207,7 +294,6 @@ def test_none_keeps_a_failing_event_forever(tmp_path: Path) -> None:
 
 
 def test_a_contract_refusal_is_never_counted() -> None:
-    watch = PoisonWatch(1)
     refused = DeliveryReport(
         0, 0, "e: ContractMismatchError: x", "contract", "ContractMismatchError"
     )
@@ -217,9 +303,7 @@ def test_a_contract_refusal_is_never_counted() -> None:
         "stock", 1, "stock:1:0", 1, "Restocked", b"{}", "c" * 32, "system", "w", "t"
     )
     for _ in range(5):
-        assert (
-            after_failure(core, watch, "g", "stock", Pending(0, [event], 1), refused, NOW) is None
-        )
+        assert after_failure(core, "g", "stock", Pending(0, [event], 1), refused, NOW) is None
     handler = DeliveryReport(0, 0, "stock:1:0: Boom: no", "handler", "Boom")
     assert dead_letters.failing([event], handler) == event
     assert dead_letters.message(event, handler) == "no"
@@ -243,7 +327,7 @@ def test_a_crash_between_the_letter_and_the_checkpoint_neither_loses_nor_doubles
     part.crash(flushed=False)
     assert part.core.dead.of("g") == []
     assert [e.seq for e in part.core.pending("g", "stock").events] == [1, 2]  # not lost
-    for _ in range(3):  # counted again from 0: two failures, then b
+    for _ in range(2):  # the stored count (1) goes on: one more failure, then b
         part.step()
     assert part.outcomes == [("dead", "a"), ("handled", "b")]
     part.crash(flushed=False)  # right after: the letter and the checkpoint are both there

@@ -1,7 +1,8 @@
 """Dead letters on a real Ray, on both storage backends: an always-failing handler among
 good events; every good event handled once and in order, the bad one set aside with its
 error, shown by ``agentcast status``; redelivered once its condition is fixed, its effects
-applied once."""
+applied once; the dispatcher killed between failures still buries the event after exactly
+``max_delivery_attempts`` runs of the handler."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from datetime import timedelta
 import pytest
 import ray
 from backends import any_system as any_system
-from events_for_tests import Gate, Picky, Sink, Stock
+from events_for_tests import Doomed, Gate, Picky, Sink, Stock
 from waiting import wait_until
 
 from actors import Subscriptions, System
 from actors._cli.main import main
+from actors._events.checkpoints import CheckpointStore
+from actors.lowlevel import DeadLetter
 from policies import EventsPolicy
 from runtime import UnknownDeadLetterError
 
@@ -100,3 +103,47 @@ def test_forged_dead_letter_calls_are_typed_errors(system: System) -> None:
         ray.get(dispatcher.redeliver.remote("picky", {"not": "an id"}))
     assert "InvalidArgumentError" in type(caught.value).__name__ + str(caught.value)
     assert ray.get(dispatcher.dead_letters.remote("nobody")) == []
+
+
+def stored_failures(system: System) -> dict[tuple[str, str], tuple[int, int]]:
+    """The dispatcher's stored failure counts: partition -> (event, failures in a row)."""
+    store = CheckpointStore(system.root)
+    try:
+        return store.failures()
+    finally:
+        store.close()
+
+
+def letters(subs: Subscriptions, group: str) -> list[DeadLetter]:
+    """The group's dead letters; none while the dispatcher restarts."""
+    try:
+        return subs.dead_letters(group)
+    except ray.exceptions.ActorUnavailableError:
+        return []
+
+
+@pytest.mark.timeout(240)
+def test_a_dispatcher_killed_between_failures_buries_after_exactly_the_limit(
+    any_system: System,
+) -> None:
+    # A 2 s backoff between attempts: the kill lands after a failure is stored and
+    # before the next attempt.
+    slow = timedelta(seconds=2)
+    subs = Subscriptions.start(
+        any_system, EventsPolicy(max_delivery_attempts=3, retry_backoff=slow, max_backoff=slow)
+    )
+    for cls, name in ((Stock, "stock"), (Sink, "sink")):
+        any_system.resource(cls, name=name)
+    any_system.agent(Doomed, name="doomed")
+    any_system.get_resource("stock").restock("bad", 1)
+    dispatcher = ray.get_actor("events", namespace=any_system.namespace)
+    for failures in (1, 2):
+        wait_until(
+            lambda n=failures: stored_failures(any_system) == {("doomed", "stock"): (1, n)},
+            f"failure {failures} stored", 120,
+        )  # fmt: skip
+        ray.kill(dispatcher, no_restart=False)
+    (letter,) = wait_until(lambda: letters(subs, "doomed"), "the letter", 120)
+    assert (letter.record.seq, letter.attempts, letter.error) == (1, 3, "bad is poison")
+    assert items(any_system, "runs") == ["bad"] * 3
+    assert stored_failures(any_system) == {}  # deleted with the letter

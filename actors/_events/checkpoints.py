@@ -2,9 +2,17 @@
 (``<storage>/events/dispatch.sqlite``, or that schema in PostgreSQL) written by the one
 dispatcher actor.
 
+Next to each checkpoint, the handler failures in a row at the partition's head event
+(the first after the checkpoint): one row per failing partition, written once per failure
+(never on a success), so that ``EventsPolicy.max_delivery_attempts`` bounds the attempts
+across dispatcher restarts (docs/events.md, "Dead letters"). A store made before the table
+existed gets it when it is opened.
+
 Retention: a group's row and its checkpoints live while the group is registered, and are
 deleted by ``forget`` (docs/operations.md, "Retention"); a checkpoint is one row per
-(group, resource), so the table never grows with the number of events.
+(group, resource), so the table never grows with the number of events. A failure count is
+deleted with the checkpoint move that passes its event, with the dead letter that buries
+it, by a replay (``rewind``) and by ``forget``.
 """
 
 from __future__ import annotations
@@ -24,12 +32,27 @@ CREATE TABLE IF NOT EXISTS checkpoints(
     PRIMARY KEY(grp, resource)
 );
 CREATE INDEX IF NOT EXISTS checkpoints_resource ON checkpoints(resource, seq);
+CREATE TABLE IF NOT EXISTS delivery_failures(
+    grp TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY(grp, resource)
+);
 """
 
 
 UPSERT = (
     "INSERT INTO checkpoints(grp, resource, seq, at) VALUES(?, ?, ?, ?) "
     "ON CONFLICT(grp, resource) DO UPDATE SET seq=excluded.seq, at=excluded.at"
+)
+CLEAR_FAILURES = "DELETE FROM delivery_failures WHERE grp=? AND resource=?"
+_PASSED = "DELETE FROM delivery_failures WHERE grp=? AND resource=? AND seq<=?"
+_COUNT = (
+    "INSERT INTO delivery_failures(grp, resource, seq, failures, at) VALUES(?, ?, ?, ?, ?) "
+    "ON CONFLICT(grp, resource) DO UPDATE SET seq=excluded.seq, failures=excluded.failures, "
+    "at=excluded.at"
 )
 
 
@@ -71,6 +94,7 @@ class CheckpointStore:
         """
         with transaction(self._conn, f"forgetting {group} in {self.path} failed") as conn:
             conn.execute("DELETE FROM checkpoints WHERE grp=?", (group,))
+            conn.execute("DELETE FROM delivery_failures WHERE grp=?", (group,))
             conn.execute("DELETE FROM groups WHERE grp=?", (group,))
 
     def get(self, group: str, resource: str) -> int:
@@ -85,33 +109,14 @@ class CheckpointStore:
         rows = self._conn.execute("SELECT grp, resource, seq FROM checkpoints").fetchall()
         return {(group, resource): int(seq) for group, resource, seq in rows}
 
-    def move(self, group: str, resource: str, *, expected: int, to: int, now: datetime) -> bool:
-        """Set the checkpoint to ``to`` if it is still ``expected`` (a replay may have
-        moved it meanwhile: a late acknowledgement must not undo it).
-
-        Returns:
-            Whether it moved.
-
-        Raises:
-            StorageError: nothing was stored.
-        """
-        with transaction(self._conn, f"checkpoint of {group} in {self.path} failed") as conn:
-            row = conn.execute(
-                "SELECT seq FROM checkpoints WHERE grp=? AND resource=?", (group, resource)
-            ).fetchone()
-            if (int(row[0]) if row else 0) != expected:
-                return False
-            conn.execute(
-                "INSERT INTO checkpoints(grp, resource, seq, at) VALUES(?, ?, ?, ?) "
-                "ON CONFLICT(grp, resource) DO UPDATE SET seq=excluded.seq, at=excluded.at",
-                (group, resource, to, now.isoformat()),
-            )
-        return True
-
-    def move_many(self, moves: dict[tuple[str, str], int], now: datetime) -> None:
-        """Set each (group, resource) checkpoint of ``moves`` to its number, in one
-        transaction (the dispatcher's batched moves; it holds the checkpoints in memory
-        and is their only writer).
+    def move_many(
+        self, moves: dict[tuple[str, str], int], now: datetime,
+        passed: tuple[tuple[str, str], ...] = (),
+    ) -> None:  # fmt: skip
+        """Set each (group, resource) checkpoint of ``moves`` to its number, and delete
+        the failure counts of the partitions in ``passed`` whose event the move passes, in
+        one transaction (the dispatcher's batched moves; it holds the checkpoints in
+        memory and is their only writer).
 
         Raises:
             StorageError: nothing was stored.
@@ -119,14 +124,37 @@ class CheckpointStore:
         rows = [(group, resource, seq, now.isoformat()) for (group, resource), seq in moves.items()]
         with transaction(self._conn, f"checkpoints in {self.path} failed") as conn:
             conn.executemany(UPSERT, rows)
+            if passed:
+                conn.executemany(_PASSED, [(*key, moves[key]) for key in passed])
 
     def rewind(self, group: str, resource: str, to: int, now: datetime) -> None:
-        """Set the checkpoint to ``to`` unconditionally (a replay).
+        """Set the checkpoint to ``to`` unconditionally and delete the partition's failure
+        count (a replay: the events are delivered again, the count starts again).
 
         Raises:
             StorageError: nothing was stored.
         """
-        self.move(group, resource, expected=self.get(group, resource), to=to, now=now)
+        with transaction(self._conn, f"rewinding {group} in {self.path} failed") as conn:
+            conn.execute(UPSERT, (group, resource, to, now.isoformat()))
+            conn.execute(CLEAR_FAILURES, (group, resource))
+
+    def failures(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """Every failing partition's head event and its handler failures in a row."""
+        rows = self._conn.execute(
+            "SELECT grp, resource, seq, failures FROM delivery_failures"
+        ).fetchall()
+        return {(group, resource): (int(seq), int(n)) for group, resource, seq, n in rows}
+
+    def count_failure(
+        self, group: str, resource: str, seq: int, failures: int, now: datetime
+    ) -> None:
+        """Store that the handler failed ``failures`` times in a row at event ``seq``.
+
+        Raises:
+            StorageError: nothing was stored.
+        """
+        with transaction(self._conn, f"failure count of {group} in {self.path} failed") as conn:
+            conn.execute(_COUNT, (group, resource, seq, failures, now.isoformat()))
 
     def horizon(self, resource: str, groups: list[str]) -> int:
         """The lowest checkpoint of ``groups`` on ``resource``: every group is done with

@@ -13,6 +13,10 @@ flush in one transaction (the dispatcher flushes on a short timer, and on ``clos
 crash between an ack and its flush only means those events are delivered again. Reads
 are shared: partitions of one resource asking for the same range while the resource's
 newest event number is unchanged get one read between them.
+
+Handler failures in a row at each partition's head event are counted durably (one write
+per failure, none on a success; the count is deleted with the flush that passes its
+event), so a restarted dispatcher goes on counting where the last one stopped.
 """
 
 from __future__ import annotations
@@ -93,6 +97,8 @@ class DispatchCore:
         self.groups = self._store.groups()
         self._positions = self._store.all()
         self._moved: dict[tuple[str, str], int] = {}  # in memory, not yet flushed
+        self._failing = self._store.failures()  # partition: (head event, failures in a row)
+        self._passed: set[tuple[str, str]] = set()  # failing events passed, not yet flushed
         self._reads: dict[str, tuple[int, dict[tuple[Any, ...], _Read]]] = {}
 
     def close(self) -> None:
@@ -125,6 +131,9 @@ class DispatchCore:
         for key in [k for k in self._positions if k[0] == group]:
             self._positions.pop(key)
             self._moved.pop(key, None)
+        for key in [k for k in self._failing if k[0] == group]:
+            self._failing.pop(key)
+        self._passed = {key for key in self._passed if key[0] != group}
 
     def resources(self) -> list[str]:
         """The resources whose stores exist in this storage, by name.
@@ -205,7 +214,26 @@ class DispatchCore:
         if to <= pending.after or self._positions.get(key, 0) != pending.after:
             return False
         self._positions[key] = self._moved[key] = to
+        failing = self._failing.get(key)
+        if failing is not None and failing[0] <= to:  # handled at last: the count goes
+            del self._failing[key]
+            self._passed.add(key)
         return True
+
+    def attempts(self, group: str, resource: str, seq: int) -> int:
+        """How many times in a row the handler has failed at event ``seq`` of the
+        partition once one more failure is counted (1 if it was failing at another)."""
+        at, failures = self._failing.get((group, resource), (seq, 0))
+        return failures + 1 if at == seq else 1
+
+    def count_failure(self, group: str, resource: str, seq: int, failures: int) -> None:
+        """Store ``failures`` (from ``attempts``) as the partition's count at ``seq``.
+
+        Raises:
+            StorageError: nothing was stored (the failure is not counted).
+        """
+        self._store.count_failure(group, resource, seq, failures, self._clock.now())
+        self._failing[(group, resource)] = (seq, failures)
 
     def bury(self, letter: DeadLetter, *, expected: int) -> bool:
         """Move ``letter`` to the dead letters and its partition's checkpoint past its
@@ -218,9 +246,11 @@ class DispatchCore:
         key = (letter.group, letter.record.resource)
         if self._positions.get(key, 0) != expected:
             return False
-        self.dead.bury(letter)
+        self.dead.bury(letter)  # and its failure count deleted
         self._positions[key] = letter.record.seq
         self._moved.pop(key, None)  # older than what was just stored
+        self._failing.pop(key, None)
+        self._passed.discard(key)
         return True
 
     def flush(self) -> int:
@@ -235,10 +265,12 @@ class DispatchCore:
         if not self._moved:
             return 0
         moves, self._moved = self._moved, {}
+        passed, self._passed = self._passed, set()
         try:
-            self._store.move_many(moves, self._clock.now())
+            self._store.move_many(moves, self._clock.now(), tuple(passed & moves.keys()))
         except Exception:
             self._moved = {**moves, **self._moved}
+            self._passed |= passed
             raise
         return len(moves)
 
@@ -253,6 +285,8 @@ class DispatchCore:
         self._store.rewind(group, resource, to, self._clock.now())
         self._moved.pop((group, resource), None)  # a later flush must not undo it
         self._positions[(group, resource)] = to
+        self._failing.pop((group, resource), None)  # deleted with the rewind
+        self._passed.discard((group, resource))
 
     def lags(self, resources: list[str] | None = None) -> list[Lag]:
         """Every partition's checkpoint and the newest event number, sorted; on

@@ -11,7 +11,8 @@ checkpoint passed it), so a redelivery needs nothing from the resource.
 
 What is counted: a failure of the handler (its ``where``, its model validation, the
 handler itself: the report's reason ``handler``) at one event, consecutive, per partition,
-in the dispatcher's memory (a restarted dispatcher counts from 0 again). A contract
+in the dispatcher's store (``DispatchCore.count_failure``: a restarted dispatcher goes on
+from the stored count; burying the event deletes it in the same transaction). A contract
 refusal (reason ``contract``) and an unreachable replica are never counted.
 
 Retention: a letter is deleted when it is redelivered and handled, when its group is
@@ -35,7 +36,7 @@ from runtime import (
     transaction,
 )
 
-from .checkpoints import UPSERT, CheckpointStore
+from .checkpoints import CLEAR_FAILURES, UPSERT, CheckpointStore
 from .store import EventRecord
 from .subscribe import DeliveryReport
 from .wire import EventBatch
@@ -125,8 +126,9 @@ class DeadLetterStore:
         self._conn.executescript(_SCHEMA)
 
     def bury(self, letter: DeadLetter) -> None:
-        """Store ``letter`` and move its group's checkpoint on its resource to the
-        event, in one transaction (or update the letter of an event buried before).
+        """Store ``letter``, move its group's checkpoint on its resource to the event
+        and delete the partition's failure count, in one transaction (or update the
+        letter of an event buried before).
 
         Raises:
             StorageError: neither was stored.
@@ -135,6 +137,7 @@ class DeadLetterStore:
         with transaction(self._conn, f"dead-lettering {r.event_id} in {self.path} failed") as c:
             c.execute(_BURY, letter.row())
             c.execute(UPSERT, (letter.group, r.resource, r.seq, now))
+            c.execute(CLEAR_FAILURES, (letter.group, r.resource))
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         try:
@@ -236,29 +239,6 @@ def message(record: EventRecord, report: DeliveryReport) -> str:
     return text[len(prefix) :] if text.startswith(prefix) else text
 
 
-class PoisonWatch:
-    """Consecutive handler failures of each partition at one event, against the limit
-    (``EventsPolicy.max_delivery_attempts``; None: never dead-letter)."""
-
-    def __init__(self, limit: int | None) -> None:
-        self.limit = limit
-        self._at: dict[tuple[str, str], tuple[int, int]] = {}  # partition: (seq, failures)
-
-    def failed(self, key: tuple[str, str], seq: int) -> int:
-        """Count a failure at event ``seq``; how many in a row it has now."""
-        at, failures = self._at.get(key, (seq, 0))
-        failures = failures + 1 if at == seq else 1
-        self._at[key] = (seq, failures)
-        return failures
-
-    def clear(self, key: tuple[str, str]) -> None:
-        """The partition got past its failing event (delivered, dead-lettered, replayed)."""
-        self._at.pop(key, None)
-
-    def due(self, failures: int) -> bool:
-        return self.limit is not None and failures >= self.limit
-
-
 def failing(events: list[EventRecord], report: DeliveryReport) -> EventRecord | None:
     """The event a handler failure stopped at: the first after ``done_upto``; None when
     the report is not the handler's failure (a contract refusal, or no error)."""
@@ -268,28 +248,29 @@ def failing(events: list[EventRecord], report: DeliveryReport) -> EventRecord | 
 
 
 def after_failure(
-    core: DispatchCore, watch: PoisonWatch, group: str, resource: str, pending: Pending,
-    report: DeliveryReport, now: datetime,
+    core: DispatchCore, group: str, resource: str, pending: Pending, report: DeliveryReport,
+    now: datetime,
 ) -> DeadLetter | None:  # fmt: skip
     """After ``report`` (already acknowledged: the events before the failure are
-    checkpointed): count the handler's failure at its event and, at the limit, bury the
-    event and move the checkpoint past it. Returns the letter if it was buried.
+    checkpointed): count the handler's failure at its event in the store and, at
+    ``max_delivery_attempts``, bury the event and move the checkpoint past it instead.
+    Returns the letter if it was buried.
 
     Raises:
-        StorageError: the letter and the move were not stored (the event is delivered
-            and counted again).
+        StorageError: the count, or the letter and the move, were not stored (the event
+            is delivered again; that failure is not counted).
     """
     record = failing(pending.events, report)
-    if record is None:
+    limit = None if record is None else core.policy.max_delivery_attempts
+    if record is None or limit is None:  # None: never dead-letter, nothing to count
         return None
-    key = (group, resource)
-    attempts = watch.failed(key, record.seq)
-    if not watch.due(attempts):
+    attempts = core.attempts(group, resource, record.seq)
+    if attempts < limit:
+        core.count_failure(group, resource, record.seq, attempts)
         return None
     letter = DeadLetter(
         group, record, report.error_type, message(record, report), attempts, now.isoformat()
     )
     if not core.bury(letter, expected=max(report.done_upto, pending.after)):
         return None  # a replay moved the checkpoint meanwhile: it decides
-    watch.clear(key)
     return letter

@@ -37,7 +37,7 @@ from runtime import (
 
 from .._agent.group import replicas_of
 from .core import DispatchCore, Lag, Pending
-from .dead_letters import DeadLetter, PoisonWatch, after_failure, on_the_wire
+from .dead_letters import DeadLetter, after_failure, on_the_wire
 from .nudge import check_nudge
 from .store import EventRecord
 from .subscribe import DeliveryReport
@@ -70,7 +70,6 @@ class EventsHost:
         self._newest: dict[str, int] = {}
         self._errors: dict[tuple[str, str], str] = {}
         self._handled: dict[tuple[str, str], int] = {}
-        self._poison = PoisonWatch(policy.max_delivery_attempts)
         self._trimmed_at: datetime | None = None
         self._moved = asyncio.Event()  # a checkpoint moved since the last flush
         self._listed: tuple[float, list[str]] = (float("-inf"), [])  # when, resources
@@ -287,14 +286,13 @@ class EventsHost:
             self._count("event_delivery_failures_total", group, resource, report.reason)
             return not self._buried(group, resource, pending, report)
         self._errors.pop(key, None)
-        self._poison.clear(key)
         return False
 
     def _buried(self, group: str, resource: str, pending: Pending, report: DeliveryReport) -> bool:
         """Whether the event the handler failed at reached ``max_delivery_attempts`` and
         was moved to the dead letters (the partition then goes on at once)."""
         now = self._clock.now()
-        if after_failure(self._open(), self._poison, group, resource, pending, report, now):
+        if after_failure(self._open(), group, resource, pending, report, now):
             self._errors.pop((group, resource), None)
             counter("events_dead_lettered_total", "Events moved to dead letters", _TAGS).inc(
                 1, tags={"resource": resource, "subscriber": group}
