@@ -12,12 +12,14 @@ import threading
 from datetime import timedelta
 
 import ray
+from contract_events_for_tests import AnyOrders, Ledger, PlacedV2Recorder
+from events_for_tests import Gate, Picky, Sink, Stock
 from metrics_agents_for_tests import Broken, Chore, Done, Greedy, Worker
 from ownership_for_tests import Drafts
 from resources_for_tests import Inventory
 from waiting import wait_until
 
-from actors import System, Write
+from actors import Subscriptions, System, Write
 from actors._cli.bench.lock_checks import detection_samples
 from actors._locks.client import LocksCalls
 from actors._locks.lease import lease_request
@@ -30,6 +32,7 @@ from policies import (
     ConflictRule,
     Deadlines,
     Dimension,
+    EventsPolicy,
     LockPolicy,
     ModelPrice,
     PriceTable,
@@ -41,6 +44,8 @@ from policies import (
 from runtime.testing import ScriptedModel
 
 NAMESPACE = "metrics-workload"
+# What the events part leaves, as tests/test_prometheus.py reads it back from Prometheus.
+EVENT_ATTEMPTS = 2  # max_delivery_attempts: the poison event's handler failures
 
 
 def _policy() -> BudgetPolicy:
@@ -118,11 +123,42 @@ def _leases_and_conflicts(system: System) -> None:
     drafts.write(Write(op="revise", args=["d1", "second"], expected_version=0))
 
 
+def _events(system: System) -> None:
+    """A subscriber whose handler always fails at one event among good ones (that event
+    dead-lettered after ``EVENT_ATTEMPTS`` failures, the others delivered: 2), and one
+    stopped by a contract refusal at the second of three events (1 delivered, lag 2,
+    refused with backoff until the system ends)."""
+    policy = EventsPolicy(
+        max_delivery_attempts=EVENT_ATTEMPTS, retry_backoff=timedelta(milliseconds=20),
+        max_backoff=timedelta(seconds=2),
+    )  # fmt: skip
+    subs = Subscriptions.start(system, policy)
+    for cls, name in ((Stock, "stock"), (Sink, "sink"), (Gate, "gate"), (AnyOrders, "orders"),
+                      (Ledger, "ledger")):  # fmt: skip
+        system.resource(cls, name=name)
+    system.get_resource("gate").refuse("bad")
+    system.agent(Picky, name="picky")
+    system.agent(PlacedV2Recorder, name="rec")
+    for sku in ("a", "bad", "c"):
+        system.get_resource("stock").restock(sku, 1)
+    for sku, version in (("a", 2), ("b", 1), ("c", 2)):
+        system.get_resource("orders").place(sku, version)
+    wait_until(
+        lambda: system.log("sink").replay().get("picky-done") == ["a", "c"], "the good events", 120
+    )
+    wait_until(lambda: subs.dead_letters("picky"), "the poison event dead-lettered", 120)
+    wait_until(
+        lambda: any(str(row["error"]).startswith("contract:") for row in subs.status()),
+        "the contract refusal", 120,
+    )  # fmt: skip
+
+
 def main() -> int:
     with System.start(None if len(sys.argv) < 2 else sys.argv[1], namespace=NAMESPACE,
                       budgets=_policy()) as system:  # fmt: skip
         _work(system)
         _leases_and_conflicts(system)
+        _events(system)
         node = ray._private.worker.global_worker.node
         print(json.dumps({"session_dir": node.get_session_dir_path(), "namespace": NAMESPACE}))
         sys.stdout.flush()

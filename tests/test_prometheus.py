@@ -1,6 +1,7 @@
 """The Grafana board against a real Prometheus: a running agentcast system (its own Ray,
 in a subprocess) is scraped through Ray's service-discovery file, and every panel's query
-returns series. Gauges stay in Prometheus while the system idles."""
+returns series, and the events metrics (a poison event dead-lettered, a contract refusal)
+read back by value. Gauges stay in Prometheus while the system idles."""
 
 from __future__ import annotations
 
@@ -16,12 +17,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from metrics_workload import EVENT_ATTEMPTS
 from prometheus_server import Prometheus, prometheus, prometheus_binary
 from waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 BOARD = ROOT / "grafana" / "agentcast.json"
 IDLE_S = 30  # Ray drops a gauge not set again within 2 report intervals (2 x 10 s)
+_PICKY = 'resource="stock",subscriber="picky"'
+_REC = 'resource="orders",subscriber="rec"'
+# What tests/metrics_workload.py's events part leaves, exactly.
+EVENT_VALUES = {
+    f"sum(ray_agentcast_events_dead_lettered_total{{{_PICKY}}})": 1.0,
+    f'sum(ray_agentcast_event_delivery_failures_total{{{_PICKY},reason="handler"}})': float(
+        EVENT_ATTEMPTS
+    ),
+    f"sum(ray_agentcast_events_delivered_total{{{_PICKY}}})": 2.0,  # the two good events
+    f"sum(ray_agentcast_events_delivered_total{{{_REC}}})": 1.0,  # the one before the refusal
+    f"max(ray_agentcast_event_lag{{{_PICKY}}})": 0.0,
+    f"max(ray_agentcast_event_lag{{{_REC}}})": 2.0,  # stopped at the second of three
+}
 
 
 def panel_queries(board: dict[str, Any]) -> dict[str, str]:
@@ -91,7 +106,25 @@ def test_every_panel_of_the_board_returns_series_from_a_real_prometheus(
         with prometheus(tmp_path / "prometheus", discovery) as server:
             for title, expr in queries.items():
                 wait_until(lambda e=expr: server.query(e), f"series for {title}: {expr}", 180)
+            _events_by_value(server)
             _gauges_stay_while_idle(server, idle_since)
+
+
+def _value(server: Prometheus, expr: str) -> float | None:
+    """The value of a query that returns one series; None otherwise."""
+    found = server.query(expr)
+    return float(found[0]["value"][1]) if len(found) == 1 else None
+
+
+def _events_by_value(server: Prometheus) -> None:
+    """The events metrics read back from Prometheus equal what the workload did; the
+    refused partition's contract failures go on growing (retried with backoff)."""
+    for expr, value in EVENT_VALUES.items():
+        wait_until(lambda e=expr, v=value: _value(server, e) == v, f"{expr} == {value}", 60)
+    refused = f'sum(ray_agentcast_event_delivery_failures_total{{{_REC},reason="contract"}})'
+    wait_until(lambda: (_value(server, refused) or 0) >= 1, f"{refused} >= 1", 60)
+    stray = 'sum(ray_agentcast_event_delivery_failures_total{reason="handler"})'
+    assert _value(server, stray) == EVENT_ATTEMPTS  # no handler failure but the poison's
 
 
 def _gauges_stay_while_idle(server: Prometheus, idle_since: float) -> None:
