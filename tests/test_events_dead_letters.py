@@ -23,11 +23,11 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from actors._agent.task import TaskContext
-from actors._events import dead_letters
+from actors._events import checkpoints, dead_letters
 from actors._events.core import DispatchCore, Pending
 from actors._events.dead_letters import after_failure
 from actors._events.subscribe import DeliveryReport, Subscription, deliver
-from actors.lowlevel import DeadLetter, EventRecord, ResourceCore, WriteCall
+from actors.lowlevel import DeadLetter, EventRecord, EventsHost, ResourceCore, WriteCall
 from policies import EventsPolicy
 from runtime import (
     InvalidArgumentError,
@@ -393,3 +393,38 @@ def test_every_query_of_the_dead_letters_uses_an_index(tmp_path: Path, query: st
     plan = " ".join(row[3] for row in probe.execute(f"EXPLAIN QUERY PLAN {query}"))
     # The count per partition reads the whole key index (a covering scan): never the rows.
     assert "USING" in plan and not re.search(r"SCAN dead_letters(?! USING)", plan), plan
+
+
+class _FailingReplica:
+    """A subscriber replica whose handler fails at every event it is sent."""
+
+    class _Deliver:
+        async def remote(self, wire: tuple[Any, ...]) -> DeliveryReport:
+            return DeliveryReport(0, 0, "stock:1:0: Boom: no", "handler", "Boom")
+
+    deliver = _Deliver()
+
+
+@pytest.mark.parametrize(
+    ("limit", "module", "statement"),
+    [(1, dead_letters, "UPSERT"), (3, checkpoints, "_COUNT")],  # the letter, the count
+)
+@pytest.mark.timeout(60)
+def test_a_failure_that_cannot_be_stored_is_retried_after_the_backoff(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int, module: Any, statement: str
+) -> None:
+    write(ResourceCore(Stock(), "stock", tmp_path), "restock", "a", 1)
+
+    async def deliver_once() -> tuple[bool, DispatchCore]:
+        host = EventsHost(str(tmp_path), "ns", EventsPolicy(max_delivery_attempts=limit))
+        for task in host._main:  # the test drives the one delivery itself
+            task.cancel()
+        core = host._open()
+        core.register("g", ["Restocked"])
+        host._replicas["g"] = [_FailingReplica()]
+        monkeypatch.setattr(module, statement, "INSERT INTO no_such_table VALUES(?)")
+        return await host._deliver("g", "stock", core.pending("g", "stock")), core
+
+    failed, core = asyncio.run(deliver_once())
+    assert failed  # the partition backs off and delivers again: not a task that died
+    assert (core.dead.of("g"), core.attempts("g", "stock", 1)) == ([], 1)  # not counted

@@ -292,7 +292,12 @@ class EventsHost:
         """Whether the event the handler failed at reached ``max_delivery_attempts`` and
         was moved to the dead letters (the partition then goes on at once)."""
         now = self._clock.now()
-        if after_failure(self._open(), group, resource, pending, report, now):
+        try:
+            letter = after_failure(self._open(), group, resource, pending, report, now)
+        except StorageError as error:  # not counted: tried again after the backoff
+            _log.warning("events dispatcher: %s", error)
+            return False
+        if letter is not None:
             self._errors.pop((group, resource), None)
             counter("events_dead_lettered_total", "Events moved to dead letters", _TAGS).inc(
                 1, tags={"resource": resource, "subscriber": group}
