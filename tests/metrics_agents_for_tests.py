@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
+from contract_events_for_tests import V2
 from pydantic import BaseModel
 
-from actors import Agent, handler
+from actors import Agent, handler, subscribe
 from runtime import BudgetExceededError, Message
 
 
@@ -63,3 +64,13 @@ class Greedy(Agent):
         except BudgetExceededError as error:
             return Done(kind="refused", note=str(error))
         return Done(kind="allowed")
+
+
+class Taker(Agent):
+    """Speaks ``order_placed`` v2 (a v1 event is refused by contract); its handler always
+    fails at the sku ``bad`` (a poison event) and takes every other."""
+
+    @subscribe(V2.Placed)
+    async def on_placed(self, event: V2.Placed) -> None:
+        if event.sku == "bad":
+            raise ValueError("bad is poison")

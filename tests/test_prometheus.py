@@ -24,18 +24,15 @@ from waiting import wait_until
 ROOT = Path(__file__).resolve().parent.parent
 BOARD = ROOT / "grafana" / "agentcast.json"
 IDLE_S = 30  # Ray drops a gauge not set again within 2 report intervals (2 x 10 s)
-_PICKY = 'resource="stock",subscriber="picky"'
-_REC = 'resource="orders",subscriber="rec"'
+_TAKER = 'resource="orders",subscriber="taker"'
 # What tests/metrics_workload.py's events part leaves, exactly.
 EVENT_VALUES = {
-    f"sum(ray_agentcast_events_dead_lettered_total{{{_PICKY}}})": 1.0,
-    f'sum(ray_agentcast_event_delivery_failures_total{{{_PICKY},reason="handler"}})': float(
+    f"sum(ray_agentcast_events_dead_lettered_total{{{_TAKER}}})": 1.0,
+    f'sum(ray_agentcast_event_delivery_failures_total{{{_TAKER},reason="handler"}})': float(
         EVENT_ATTEMPTS
     ),
-    f"sum(ray_agentcast_events_delivered_total{{{_PICKY}}})": 2.0,  # the two good events
-    f"sum(ray_agentcast_events_delivered_total{{{_REC}}})": 1.0,  # the one before the refusal
-    f"max(ray_agentcast_event_lag{{{_PICKY}}})": 0.0,
-    f"max(ray_agentcast_event_lag{{{_REC}}})": 2.0,  # stopped at the second of three
+    f"sum(ray_agentcast_events_delivered_total{{{_TAKER}}})": 1.0,  # a, before the poison
+    f"max(ray_agentcast_event_lag{{{_TAKER}}})": 2.0,  # stopped at b, c behind it
 }
 
 
@@ -121,7 +118,7 @@ def _events_by_value(server: Prometheus) -> None:
     refused partition's contract failures go on growing (retried with backoff)."""
     for expr, value in EVENT_VALUES.items():
         wait_until(lambda e=expr, v=value: _value(server, e) == v, f"{expr} == {value}", 60)
-    refused = f'sum(ray_agentcast_event_delivery_failures_total{{{_REC},reason="contract"}})'
+    refused = f'sum(ray_agentcast_event_delivery_failures_total{{{_TAKER},reason="contract"}})'
     wait_until(lambda: (_value(server, refused) or 0) >= 1, f"{refused} >= 1", 60)
     stray = 'sum(ray_agentcast_event_delivery_failures_total{reason="handler"})'
     assert _value(server, stray) == EVENT_ATTEMPTS  # no handler failure but the poison's
