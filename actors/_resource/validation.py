@@ -6,12 +6,17 @@ it waits for their verdicts before it commits. The writer stays single:
 - The host holds its applier (``SerialApplier.held``) for the whole check: no other
   write applies until the checked write is applied or refused, so the validators judge
   exactly the state the write then commits onto; writes that arrive meanwhile queue.
-- Reads are not held: they run on the committed state (the checked write is only
-  dry-run, on a journaled view that is undone before anything awaits), so a validator
-  that reads the resource it validates is served, never deadlocked.
-- The write method runs twice: dry (to learn its events) and for real, on the same
-  state. A write must be a function of its state and arguments, as replay already
-  assumes.
+- The write method runs once: ``ResourceCore.stage`` runs it on a journaled view to
+  learn its events, keeps what it did (result, events, changes) and takes the changes
+  back out before anything awaits; once allowed, the applier commits that kept outcome
+  without running the method again (``staging.py``). What the validators judged is
+  exactly what commits, even for a method that reads the clock or draws a random id.
+- Reads are not held: they run on the committed state (the checked write's changes are
+  out of it while the validators deliberate), so a validator that reads the resource it
+  validates is served, never deadlocked.
+- A refused write leaves nothing behind: not its changes, version, idempotency key,
+  provenance marks or lease fences (only its rejection, in the log), so the same key
+  may be sent again.
 
 Authority, idempotency and every other refusal are checked before any validator is
 asked: a forged or duplicate call never reaches one. A veto, or a validator failure
@@ -45,14 +50,13 @@ from runtime import (
     transaction,
 )
 
-from .._events.emit import collecting, type_name
+from .._events.emit import type_name
 from .._events.validate import Veto
 from .._observations import ObservationLog
 from .asking import RayValidators
 from .batch import Refused, rejection_of
-from .calls import WriteCall, WriteResult, decode_arguments
+from .calls import WriteCall, WriteResult
 from .core import ResourceCore
-from .state_view import StateView
 from .verdicts import verdict_log
 
 _log = logging.getLogger(__name__)
@@ -145,32 +149,6 @@ Ask = Callable[[str, int, str, bytes, float, Trace], Awaitable[Veto | None]]
 ``ValidatorFailedError`` (its resource left empty) for no verdict."""
 
 
-def dry_run(core: ResourceCore, call: WriteCall, gated: Sequence[str]) -> list[tuple[str, bytes]]:
-    """The gated events ``call`` would emit on the committed state, which it leaves as
-    it was; none for a call the applier will refuse or answer as a duplicate."""
-    if call.malformed is not None or core.needs_recovery or core.fenced:
-        return []
-    try:
-        writer, _ = core._identify(call)
-        if core._committed([call.idem_key]):
-            return []
-        op = core._admit(call, writer, core._trust.believed(writer, call.provenance))
-    except Exception:
-        return []  # refused: the applier refuses it the same way, and logs it
-    finally:
-        core._lease_fences.discard()  # _admit noted the call's lease tokens
-    view = StateView(core.state)
-    try:
-        args, kwargs = decode_arguments(call.args)
-        with collecting(core.name, core._resource.emits) as emitted:
-            op.call(core._resource, view, args, kwargs)
-    except Exception:
-        return []  # it raises: the applier refuses it with its error
-    finally:
-        view.undo()
-    return [(name, payload) for name, payload, *_ in emitted.events if name in gated]
-
-
 class Gate:
     """Holds a resource's writes to the verdicts of their within-transaction validators.
 
@@ -226,9 +204,11 @@ class Gate:
             return list(await applier.submit(pending(calls)))
         results: list[WriteResult[Any]] = []
         async with applier.held() as apply_alone:
-            core = open_core()
             for call in calls:  # each judged on the state the one before it left
-                events = dry_run(core, call, list(rules))
+                core = open_core()  # a failed batch may have dropped the last one
+                events = [
+                    (name, payload) for name, payload, *_ in core.stage(call) if name in rules
+                ]
                 refusal = await self._verdicts(rules, events, call, core._clock) if events else None
                 if refusal is None:
                     results.extend(apply_alone(pending([call])))
