@@ -31,6 +31,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -66,6 +67,11 @@ VISIBILITY_STORE = "visibility.sqlite"
 (a store under the system's storage root: a SQLite file or a PostgreSQL schema), so a
 restarted resource applies them too. Retention: one row, replaced by each ``enforce``."""
 
+LEGACY_RULES = "visibility.json"
+"""Where ``Visibility.enforce`` left the rules before they moved to ``VISIBILITY_STORE``
+(the same JSON document, in a SQLite storage folder). A root that holds only this file
+keeps its rules: the first load copies them into the store (docs/visibility.md)."""
+
 _RULES_SCHEMA = "CREATE TABLE IF NOT EXISTS rules(id INTEGER PRIMARY KEY, doc TEXT NOT NULL)"
 
 
@@ -94,41 +100,28 @@ def save_rules(root: Location, policy: VisibilityPolicy, replicas: dict[str, int
         for name, rule in policy.gated().items()
     }
     doc = json.dumps({"rules": rules, "replicas": replicas}, sort_keys=True)
-    path = root / VISIBILITY_STORE
-    try:
-        conn = connect(path)
-    except DatabaseErrors as error:
-        raise StorageError(f"opening {path} failed: {error}") from error
-    try:
-        conn.executescript(_RULES_SCHEMA)
-        with transaction(conn, f"storing the visibility rules in {path} failed"):
-            conn.execute("INSERT OR REPLACE INTO rules(id, doc) VALUES(1, ?)", (doc,))
-    finally:
-        conn.close()
+    _store(root / VISIBILITY_STORE, doc, "INSERT OR REPLACE")
 
 
 def load_rules(root: Location) -> tuple[dict[str, GateRule], dict[str, int]]:
-    """The stored rules and replica counts; none if nothing was stored.
+    """The stored rules and replica counts; none if nothing was stored. Where the store
+    holds none but the storage folder holds rules in the old form (``LEGACY_RULES``),
+    those are copied into the store and applied.
 
     Raises:
-        StorageError: the store exists and cannot be read: writes are refused rather
-            than let through unchecked.
+        StorageError: the store (or the old file) exists and cannot be read: writes are
+            refused rather than let through unchecked.
     """
     path = root / VISIBILITY_STORE
+    doc = _stored(path)
+    if doc is None:
+        doc = _legacy(root)
+    return ({}, {}) if doc is None else _parsed(doc, path)
+
+
+def _parsed(doc: str, where: Location) -> tuple[dict[str, GateRule], dict[str, int]]:
     try:
-        if not path.exists():
-            return {}, {}
-        conn = connect_read_only(path)
-        try:
-            row = conn.execute("SELECT doc FROM rules WHERE id = 1").fetchone()
-        finally:
-            conn.close()
-    except DatabaseErrors as error:
-        raise StorageError(f"unreadable visibility rules {path}: {error}") from error
-    if row is None:
-        return {}, {}
-    try:
-        stored = json.loads(row[0])
+        stored = json.loads(doc)
         rules = {
             str(name): GateRule(
                 tuple(r["notify"]), float(r["deadline_s"]), bool(r["allow_on_failure"])
@@ -137,7 +130,61 @@ def load_rules(root: Location) -> tuple[dict[str, GateRule], dict[str, int]]:
         }
         return rules, {str(k): int(v) for k, v in stored["replicas"].items()}
     except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise StorageError(f"unreadable visibility rules {where}: {error}") from error
+
+
+def _store(path: Location, doc: str, insert: str) -> None:
+    try:
+        conn = connect(path)
+    except DatabaseErrors as error:
+        raise StorageError(f"opening {path} failed: {error}") from error
+    try:
+        conn.executescript(_RULES_SCHEMA)
+        with transaction(conn, f"storing the visibility rules in {path} failed"):
+            conn.execute(f"{insert} INTO rules(id, doc) VALUES(1, ?)", (doc,))
+    except DatabaseErrors as error:  # the schema statement
+        raise StorageError(f"storing the visibility rules in {path} failed: {error}") from error
+    finally:
+        conn.close()
+
+
+def _stored(path: Location) -> str | None:
+    """The stored rules document; None if nothing was stored."""
+    try:
+        if not path.exists():
+            return None
+        conn = connect_read_only(path)
+        try:
+            row = conn.execute("SELECT doc FROM rules WHERE id = 1").fetchone()
+        finally:
+            conn.close()
+    except DatabaseErrors as error:
         raise StorageError(f"unreadable visibility rules {path}: {error}") from error
+    return None if row is None else str(row[0])
+
+
+def _legacy(root: Location) -> str | None:
+    """The rules document of the old file, copied into the store unless rules got there
+    first (a concurrent ``enforce`` or another resource's copy: the store's then win);
+    None without the old file. The old file is left as it is: every resource loading at
+    once finds the rules in one place or the other, never in neither."""
+    if not isinstance(root, Path):
+        return None  # the old file only ever lived in a storage folder
+    old = root / LEGACY_RULES
+    try:
+        doc = old.read_text()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        raise StorageError(f"unreadable visibility rules {old}: {error}") from error
+    _parsed(doc, old)  # refused here: garbage is never copied into the store
+    path = root / VISIBILITY_STORE
+    try:
+        _store(path, doc, "INSERT OR IGNORE")
+    except StorageError as error:  # the old file's rules still apply, from the file
+        _log.warning("visibility rules of %s not copied into %s: %s", old, path, error)
+        return doc
+    return _stored(path)
 
 
 Trace = tuple[str, str]
