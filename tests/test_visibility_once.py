@@ -4,6 +4,7 @@ commits (plain classes; a fake ``ask`` stands in for the validator agents)."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 import uuid
 from datetime import timedelta
@@ -45,6 +46,7 @@ class Quotes(Resource):
         quote_id = f"q{next(self._ids)}"
         state["last"] = quote_id
         state["quotes"] = state.get("quotes", 0) + 1
+        state.setdefault("history", []).append(quote_id)  # nested data changed in place
         self.emit(Quoted(quote_id=quote_id, price=price))
         return quote_id
 
@@ -124,7 +126,8 @@ def test_an_allowed_write_runs_once_and_commits_what_its_validator_saw(tmp_path:
     assert committed_events(tmp_path) == ask.shown  # the payloads judged, as judged
     assert quotes.runs == {"quote": 2}  # once per call
     assert (first.value, first.version, second.value, second.version) == ("q1", 1, "q2", 2)
-    assert core.state == {"last": "q2", "quotes": 2}
+    assert core.state == {"last": "q2", "quotes": 2, "history": ["q1", "q2"]}
+    assert ResourceCore(Quotes(), "quotes", tmp_path).state == core.state  # as logged
     # read while the validator deliberated: the committed state, never the judged write
     assert ask.read_meanwhile == [("", 0), ("q1", 1)]
     [record_1, record_2] = core.log.records()
@@ -138,7 +141,7 @@ def test_a_vetoed_write_runs_once_leaves_no_trace_and_its_key_may_be_sent_again(
     quotes = Quotes()
     core = ResourceCore(quotes, "quotes", tmp_path)
     [[kept]] = submit(core, Validator(core), tmp_path, [[call("quote", 10, key="k0")]])
-    before = (core.version, dict(core.state), core.marks.saved())
+    before = (core.version, copy.deepcopy(core.state), core.marks.saved())
     vetoed = call("quote", 99, key="k1", leases=(("quotes:A", 5),),
                   provenance=Provenance.SYSTEM)  # fmt: skip
     [[refused]] = submit(core, Validator(core, vetoed=(99,)), tmp_path, [[vetoed]])
@@ -154,6 +157,7 @@ def test_a_vetoed_write_runs_once_leaves_no_trace_and_its_key_may_be_sent_again(
     assert not isinstance(noted.error, StaleLeaseError) and noted.error is None
     assert (retried.error, retried.value, retried.duplicate) == (None, "q3", False)
     assert quotes.runs == {"quote": 3, "note": 1}
+    assert ResourceCore(Quotes(), "quotes", tmp_path).state == core.state  # as logged
 
 
 def test_a_batch_mixing_gated_and_ungated_calls_keeps_its_order_each_run_once(
@@ -168,7 +172,8 @@ def test_a_batch_mixing_gated_and_ungated_calls_keeps_its_order_each_run_once(
     assert [r.version for r in results] == [1, 2, 3, 3, 4, 5]
     assert [type(r.error) for r in results].count(VetoedError) == 1
     assert [r.op for r in core.log.records()] == ["note", "quote", "note", "quote", "note"]
-    assert core.state == {"notes": ["a", "b", "c"], "last": "q3", "quotes": 2}
+    assert core.state == {"notes": ["a", "b", "c"], "last": "q3", "quotes": 2,
+                          "history": ["q1", "q3"]}  # fmt: skip
     assert quotes.runs == {"note": 3, "quote": 3}
 
 
