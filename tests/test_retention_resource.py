@@ -126,7 +126,7 @@ def test_the_heap_is_trimmed_once_a_compaction_pass_is_complete(
     what the deleted rows and the replay freed), then once per ``compact_every``."""
     clock = FakeClock()
     trims: list[float] = []
-    monkeypatch.setattr("actors._resource.core.trim_malloc", lambda: trims.append(clock.now()))
+    monkeypatch.setattr("actors._resource.upkeep.trim_malloc", lambda: trims.append(clock.now()))
     small = ResourceRetention(
         audit=timedelta(hours=1), idempotency_keys=timedelta(minutes=30),
         compact_every=timedelta(minutes=1), compact_batch=8,

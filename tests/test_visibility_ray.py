@@ -47,6 +47,10 @@ def test_a_validator_reading_the_same_resource_vetoes_a_stale_promise(any_system
     assert shop.promises() == 1
     [rejection] = any_system.log("shop").rejections()
     assert (rejection.reason, rejection.trace_id) == ("vetoed", any_system.trace_id)
+    # the write method runs once per call, allowed or vetoed, in the actor too
+    with pytest.raises(VetoedError):
+        shop.counted_promise("A", 10)
+    assert shop.counted_promise("A", 12) == 2
 
 
 @pytest.mark.parametrize(

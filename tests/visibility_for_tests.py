@@ -37,6 +37,16 @@ class Shop(Resource):
         self.emit(PromiseMade(sku=sku, price=price))
         return int(state["promises"])
 
+    runs = 0  # how many times ``counted_promise`` ran in this resource instance
+
+    @write
+    def counted_promise(self, state: dict[str, Any], sku: str, price: int) -> int:
+        """A promise that counts its method's runs (each call must run it once)."""
+        self.runs += 1
+        state["runs"] = self.runs
+        self.emit(PromiseMade(sku=sku, price=price))
+        return self.runs
+
     @write
     def note(self, state: dict[str, Any], text: str) -> str:
         state["note"] = text

@@ -25,25 +25,21 @@ from runtime import (
     UnknownOperationError,
     decode,
     encode,
-    trim_malloc,
 )
 
 from .._agent.registry import TokenHolder, Tokens
-from .._events.emit import collecting, event_rows
+from .._events.emit import Collected, event_rows
 from .batch import Batch, Refused, Seen, log_record, rejection_of
 from .calls import (
     ReadResult,
     WriteCall,
     WriteResult,
     check_fence,
-    decode_arguments,
     describe_error,
-    error_payload,
 )
 from .constraints import ConstraintChecks
 from .declare import Operation, Resource, operations
 from .fencing import LeaseFences
-from .invariants import check_invariants, refusal_reason
 from .keys import KnownKeys
 from .ownership import (
     OWNERSHIP_REFUSALS,
@@ -53,8 +49,10 @@ from .ownership import (
 )
 from .ownership import refusal_reason as ownership_refusal
 from .provenance import StateMarks, refusal, trust_of
-from .state_view import StateView, apply_changes, replay
+from .staging import Staging, run_write
+from .state_view import apply_changes, replay
 from .store import ResourceLog, args_digest
+from .upkeep import Upkeep
 
 
 class ResourceCore:
@@ -93,8 +91,8 @@ class ResourceCore:
         cache = self.policy.idempotency_cache
         self._keys = KnownKeys(cache, self._log.idem_keys, self._log.committed)  # keys.py
         self._fenced: FencedError | None = None
-        self._compacted_at = self._clock.now()
-        self._compact_more = True  # a new incarnation compacts after its first batch
+        self._upkeep = Upkeep(self._log, self.policy, self._clock)  # snapshots, compaction
+        self._staging = Staging()  # a gated call run ahead of its commit (staging.py)
         self._recover()
         self.owners = OwnershipBook(
             self._log.path, name, self.authority.admits, self.policy.durability,
@@ -114,7 +112,7 @@ class ResourceCore:
         tail = ((decode(r.diff), r.provenance) for r in recovered.tail)
         self.marks = StateMarks.recovered(self.state, recovered, tail)
         self.version = replayed[-1] if replayed else recovered.snapshot_version
-        self._snapshot_version = recovered.snapshot_version
+        self._upkeep.recovered(recovered.snapshot_version)
         self.needs_recovery = False
 
     @property
@@ -163,8 +161,7 @@ class ResourceCore:
             return self._failed(error, batch, start_version, len(calls))
         self._lease_fences.committed()
         self._keys.remember(batch.keys)
-        self._maybe_snapshot()
-        self._maybe_compact()
+        self._upkeep.after_batch(self.version, self.state, self.marks)
         return results
 
     def _failed(
@@ -198,33 +195,50 @@ class ResourceCore:
             return WriteResult(seen.version, decode(seen.result), duplicate=True)
         mark = self._trust.believed(writer, call.provenance)
         op = self._admit(call, writer, mark)
-        view = StateView(self.state)
+        run = self._staging.take(call, self.version, self.state)  # run by ``stage``
+        if run is None:
+            run = run_write(self._resource, self.name, op, call, self.state)
         try:
-            args, kwargs = decode_arguments(call.args)
-            with collecting(self.name, self._resource.emits) as emitted:
-                value = op.call(self._resource, view, args, kwargs)
-            result, changes = encode(value), view.changes()
-            diff = encode(changes)
-            check_invariants(self._resource, self.name, call.op, self.state)  # before it commits
-        except BaseException as error:
-            view.undo()
-            if isinstance(error, (KeyboardInterrupt, SystemExit)):
-                raise
-            reason = refusal_reason(error)
-            raise Refused(error_payload(error, self.name, call.op), reason) from error
-        try:
-            record = log_record(
-                call, (writer, epoch, self.incarnation), self.version, result, diff, batch.at, mark
-            )
+            identity = (writer, epoch, self.incarnation)
+            record = log_record(call, identity, self.version, run.result, run.diff, batch.at, mark)
         except BaseException:
-            view.undo()  # not yet among the batch's records
+            run.undo(self.state)  # not yet among the batch's records
             raise
         self.version = record.version
-        self.marks.note(changes, mark)
+        self.marks.note(run.changes, mark)
         batch.records.append(record)
-        batch.events.extend(event_rows(record, emitted))
-        batch.keys[call.idem_key] = Seen(record.version, result, call.op, digest)
-        return WriteResult(record.version, value)
+        batch.events.extend(event_rows(record, run.emitted))
+        batch.keys[call.idem_key] = Seen(record.version, run.result, call.op, digest)
+        return WriteResult(record.version, run.value)
+
+    def stage(self, call: WriteCall) -> list[Collected]:
+        """Run ``call``'s write method ahead of its commit, on the committed state, and
+        keep the outcome for the next ``apply_batch`` of ``call`` (``staging.py``): the
+        method is not run again. The state is left as committed (reads during a
+        validation see it). The events the call would emit; none for a call refused
+        before its method runs or answered as a duplicate (nothing is kept: the applier
+        refuses or answers it the same way, and logs it)."""
+        if call.malformed is not None or self._fenced is not None:
+            return []
+        try:
+            if self.needs_recovery:
+                self._recover()  # else a write after a failed batch would go unchecked
+            writer, _ = self._identify(call)
+            if self._committed([call.idem_key]):
+                return []
+            op = self._admit(call, writer, self._trust.believed(writer, call.provenance))
+        except Exception:
+            return []
+        finally:
+            self._lease_fences.discard()  # ``_admit`` noted the call's lease tokens
+        try:
+            run = run_write(self._resource, self.name, op, call, self.state)
+        except Refused as refused:
+            self._staging.keep(call, self.version, refused)
+            return []
+        run.undo(self.state)
+        self._staging.keep(call, self.version, run)
+        return run.emitted.events
 
     def _identify(self, call: WriteCall) -> tuple[str, int]:
         """The writer and epoch the call may write as, or ``Refused``: a malformed call,
@@ -289,32 +303,6 @@ class ResourceCore:
     def _committed(self, keys: list[str]) -> dict[str, Seen]:
         """Each key already committed and what it is bound to (``KnownKeys.committed``)."""
         return self._keys.committed(keys)
-
-    def _maybe_snapshot(self) -> None:
-        if self.version - self._snapshot_version < self.policy.snapshot_every:
-            return
-        try:
-            self._log.save_snapshot(self.version, encode(self.state), self.marks.saved())
-        except StorageError:
-            return  # a snapshot only shortens recovery; the log alone is the truth
-        self._snapshot_version = self.version
-
-    def _maybe_compact(self) -> None:
-        """One bounded compaction pass when due (``ResourceRetention``): every
-        ``compact_every`` while writes arrive, and after each batch while a pass left more
-        to delete."""
-        retention = self.policy.retention
-        now = self._clock.now()
-        if not self._compact_more and now < self._compacted_at + retention.compact_every:
-            return
-        self._compacted_at = now
-        try:
-            self._compact_more = self._log.compact(now, retention)
-        except StorageError:
-            self._compact_more = False  # compaction only saves space; tried again later
-        if not self._compact_more:  # the pass is complete: give back disk and heap
-            self._log.truncate_wal()
-            trim_malloc()
 
     # -- fencing writers ------------------------------------------------------------
 

@@ -6,12 +6,17 @@ it waits for their verdicts before it commits. The writer stays single:
 - The host holds its applier (``SerialApplier.held``) for the whole check: no other
   write applies until the checked write is applied or refused, so the validators judge
   exactly the state the write then commits onto; writes that arrive meanwhile queue.
-- Reads are not held: they run on the committed state (the checked write is only
-  dry-run, on a journaled view that is undone before anything awaits), so a validator
-  that reads the resource it validates is served, never deadlocked.
-- The write method runs twice: dry (to learn its events) and for real, on the same
-  state. A write must be a function of its state and arguments, as replay already
-  assumes.
+- The write method runs once: ``ResourceCore.stage`` runs it on a journaled view to
+  learn its events, keeps what it did (result, events, changes) and takes the changes
+  back out before anything awaits; once allowed, the applier commits that kept outcome
+  without running the method again (``staging.py``). What the validators judged is
+  exactly what commits, even for a method that reads the clock or draws a random id.
+- Reads are not held: they run on the committed state (the checked write's changes are
+  out of it while the validators deliberate), so a validator that reads the resource it
+  validates is served, never deadlocked.
+- A refused write leaves nothing behind: not its changes, version, idempotency key,
+  provenance marks or lease fences (only its rejection, in the log), so the same key
+  may be sent again.
 
 Authority, idempotency and every other refusal are checked before any validator is
 asked: a forged or duplicate call never reaches one. A veto, or a validator failure
@@ -26,6 +31,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -45,14 +51,13 @@ from runtime import (
     transaction,
 )
 
-from .._events.emit import collecting, type_name
+from .._events.emit import type_name
 from .._events.validate import Veto
 from .._observations import ObservationLog
 from .asking import RayValidators
 from .batch import Refused, rejection_of
-from .calls import WriteCall, WriteResult, decode_arguments
+from .calls import WriteCall, WriteResult
 from .core import ResourceCore
-from .state_view import StateView
 from .verdicts import verdict_log
 
 _log = logging.getLogger(__name__)
@@ -61,6 +66,11 @@ VISIBILITY_STORE = "visibility.sqlite"
 """Where ``Visibility.enforce`` leaves the within-transaction rules for every resource
 (a store under the system's storage root: a SQLite file or a PostgreSQL schema), so a
 restarted resource applies them too. Retention: one row, replaced by each ``enforce``."""
+
+LEGACY_RULES = "visibility.json"
+"""Where ``Visibility.enforce`` left the rules before they moved to ``VISIBILITY_STORE``
+(the same JSON document, in a SQLite storage folder). A root that holds only this file
+keeps its rules: the first load copies them into the store (docs/visibility.md)."""
 
 _RULES_SCHEMA = "CREATE TABLE IF NOT EXISTS rules(id INTEGER PRIMARY KEY, doc TEXT NOT NULL)"
 
@@ -90,41 +100,28 @@ def save_rules(root: Location, policy: VisibilityPolicy, replicas: dict[str, int
         for name, rule in policy.gated().items()
     }
     doc = json.dumps({"rules": rules, "replicas": replicas}, sort_keys=True)
-    path = root / VISIBILITY_STORE
-    try:
-        conn = connect(path)
-    except DatabaseErrors as error:
-        raise StorageError(f"opening {path} failed: {error}") from error
-    try:
-        conn.executescript(_RULES_SCHEMA)
-        with transaction(conn, f"storing the visibility rules in {path} failed"):
-            conn.execute("INSERT OR REPLACE INTO rules(id, doc) VALUES(1, ?)", (doc,))
-    finally:
-        conn.close()
+    _store(root / VISIBILITY_STORE, doc, "INSERT OR REPLACE")
 
 
 def load_rules(root: Location) -> tuple[dict[str, GateRule], dict[str, int]]:
-    """The stored rules and replica counts; none if nothing was stored.
+    """The stored rules and replica counts; none if nothing was stored. Where the store
+    holds none but the storage folder holds rules in the old form (``LEGACY_RULES``),
+    those are copied into the store and applied.
 
     Raises:
-        StorageError: the store exists and cannot be read: writes are refused rather
-            than let through unchecked.
+        StorageError: the store (or the old file) exists and cannot be read: writes are
+            refused rather than let through unchecked.
     """
     path = root / VISIBILITY_STORE
+    doc = _stored(path)
+    if doc is None:
+        doc = _legacy(root)
+    return ({}, {}) if doc is None else _parsed(doc, path)
+
+
+def _parsed(doc: str, where: Location) -> tuple[dict[str, GateRule], dict[str, int]]:
     try:
-        if not path.exists():
-            return {}, {}
-        conn = connect_read_only(path)
-        try:
-            row = conn.execute("SELECT doc FROM rules WHERE id = 1").fetchone()
-        finally:
-            conn.close()
-    except DatabaseErrors as error:
-        raise StorageError(f"unreadable visibility rules {path}: {error}") from error
-    if row is None:
-        return {}, {}
-    try:
-        stored = json.loads(row[0])
+        stored = json.loads(doc)
         rules = {
             str(name): GateRule(
                 tuple(r["notify"]), float(r["deadline_s"]), bool(r["allow_on_failure"])
@@ -133,7 +130,61 @@ def load_rules(root: Location) -> tuple[dict[str, GateRule], dict[str, int]]:
         }
         return rules, {str(k): int(v) for k, v in stored["replicas"].items()}
     except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise StorageError(f"unreadable visibility rules {where}: {error}") from error
+
+
+def _store(path: Location, doc: str, insert: str) -> None:
+    try:
+        conn = connect(path)
+    except DatabaseErrors as error:
+        raise StorageError(f"opening {path} failed: {error}") from error
+    try:
+        conn.executescript(_RULES_SCHEMA)
+        with transaction(conn, f"storing the visibility rules in {path} failed"):
+            conn.execute(f"{insert} INTO rules(id, doc) VALUES(1, ?)", (doc,))
+    except DatabaseErrors as error:  # the schema statement
+        raise StorageError(f"storing the visibility rules in {path} failed: {error}") from error
+    finally:
+        conn.close()
+
+
+def _stored(path: Location) -> str | None:
+    """The stored rules document; None if nothing was stored."""
+    try:
+        if not path.exists():
+            return None
+        conn = connect_read_only(path)
+        try:
+            row = conn.execute("SELECT doc FROM rules WHERE id = 1").fetchone()
+        finally:
+            conn.close()
+    except DatabaseErrors as error:
         raise StorageError(f"unreadable visibility rules {path}: {error}") from error
+    return None if row is None else str(row[0])
+
+
+def _legacy(root: Location) -> str | None:
+    """The rules document of the old file, copied into the store unless rules got there
+    first (a concurrent ``enforce`` or another resource's copy: the store's then win);
+    None without the old file. The old file is left as it is: every resource loading at
+    once finds the rules in one place or the other, never in neither."""
+    if not isinstance(root, Path):
+        return None  # the old file only ever lived in a storage folder
+    old = root / LEGACY_RULES
+    try:
+        doc = old.read_text()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        raise StorageError(f"unreadable visibility rules {old}: {error}") from error
+    _parsed(doc, old)  # refused here: garbage is never copied into the store
+    path = root / VISIBILITY_STORE
+    try:
+        _store(path, doc, "INSERT OR IGNORE")
+    except StorageError as error:  # the old file's rules still apply, from the file
+        _log.warning("visibility rules of %s not copied into %s: %s", old, path, error)
+        return doc
+    return _stored(path)
 
 
 Trace = tuple[str, str]
@@ -143,32 +194,6 @@ validator's run is a child of that span."""
 Ask = Callable[[str, int, str, bytes, float, Trace], Awaitable[Veto | None]]
 """``(agent, replicas, event_type, payload, deadline_s, trace) -> Veto | None``; raises
 ``ValidatorFailedError`` (its resource left empty) for no verdict."""
-
-
-def dry_run(core: ResourceCore, call: WriteCall, gated: Sequence[str]) -> list[tuple[str, bytes]]:
-    """The gated events ``call`` would emit on the committed state, which it leaves as
-    it was; none for a call the applier will refuse or answer as a duplicate."""
-    if call.malformed is not None or core.needs_recovery or core.fenced:
-        return []
-    try:
-        writer, _ = core._identify(call)
-        if core._committed([call.idem_key]):
-            return []
-        op = core._admit(call, writer, core._trust.believed(writer, call.provenance))
-    except Exception:
-        return []  # refused: the applier refuses it the same way, and logs it
-    finally:
-        core._lease_fences.discard()  # _admit noted the call's lease tokens
-    view = StateView(core.state)
-    try:
-        args, kwargs = decode_arguments(call.args)
-        with collecting(core.name, core._resource.emits) as emitted:
-            op.call(core._resource, view, args, kwargs)
-    except Exception:
-        return []  # it raises: the applier refuses it with its error
-    finally:
-        view.undo()
-    return [(name, payload) for name, payload, *_ in emitted.events if name in gated]
 
 
 class Gate:
@@ -226,9 +251,11 @@ class Gate:
             return list(await applier.submit(pending(calls)))
         results: list[WriteResult[Any]] = []
         async with applier.held() as apply_alone:
-            core = open_core()
             for call in calls:  # each judged on the state the one before it left
-                events = dry_run(core, call, list(rules))
+                core = open_core()  # a failed batch may have dropped the last one
+                events = [
+                    (name, payload) for name, payload, *_ in core.stage(call) if name in rules
+                ]
                 refusal = await self._verdicts(rules, events, call, core._clock) if events else None
                 if refusal is None:
                     results.extend(apply_alone(pending([call])))
