@@ -90,6 +90,7 @@ def main(batches: int = 60, rounds: int = 6) -> None:
             feed = Feed(system)
             print("no dispatcher:", setting(feed, batches, rounds, None))
             subs = Subscriptions.start(system)
+            subs.lags()  # answered once it runs: then it is in the actor table
             dispatcher = pids()["events"]
             print("dispatcher, no group:", setting(feed, batches, rounds, dispatcher))
             system.agent(TickCounter, name="ticks")  # subscribes to Tick; the feed writes Mark
