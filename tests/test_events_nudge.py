@@ -4,6 +4,7 @@ and loses none; a forged nudge is refused or harmless."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -61,9 +62,7 @@ def test_a_commit_that_emitted_nudges_once_with_the_newest_event_number(
     namespace = f"nudge-{uuid.uuid4().hex[:8]}"
     stock = ResourceCore(Stock(), "stock", tmp_path)
     nudger = Nudger("stock", tmp_path, namespace)
-    nudger.committed()  # nobody listens yet and no event: nothing, no error
-    recorder = ray.remote(NudgeRecorder).options(name="events", namespace=namespace).remote()
-    ray.get(recorder.seen.remote())
+    recorder = ray.remote(NudgeRecorder).options(name="events", namespace=namespace)
 
     def restock_and_commit(*skus: str) -> None:
         calls = [
@@ -73,13 +72,22 @@ def test_a_commit_that_emitted_nudges_once_with_the_newest_event_number(
         assert all(r.error is None for r in stock.apply_batch(calls))
         nudger.committed()
 
-    restock_and_commit("A", "B")
-    nudger.committed()  # no new event since: no second nudge
-    wait_until(lambda: ray.get(recorder.seen.remote()) == [("stock", 2)], "one nudge", 60)
-    restock_and_commit("C")
-    wait_until(lambda: len(ray.get(recorder.seen.remote())) == 2, "the second nudge", 60)
-    assert ray.get(recorder.seen.remote()) == [("stock", 2), ("stock", 3)]
-    ray.kill(recorder)
+    async def scenario() -> list[tuple[str, int]]:  # the nudger runs on an event loop
+        nudger.committed()  # nobody listens yet and no event: nothing, no error
+        seen = recorder.remote()
+        await seen.seen.remote()
+        restock_and_commit("A", "B")
+        nudger.committed()  # no new event since: no second nudge
+        while await seen.seen.remote() != [("stock", 2)]:  # bounded by the timeout
+            await asyncio.sleep(0.01)
+        restock_and_commit("C")
+        while len(await seen.seen.remote()) < 2:
+            await asyncio.sleep(0.01)
+        nudges: list[tuple[str, int]] = await seen.seen.remote()
+        ray.kill(seen)
+        return nudges
+
+    assert asyncio.run(scenario()) == [("stock", 2), ("stock", 3)]
     nudger.close()
 
 
@@ -121,6 +129,24 @@ def test_nudges_lost_to_a_killed_dispatcher_delay_and_lose_no_event(system: Syst
     wait_until(lambda: len(sink_items(system, "recorder")) >= 30, "all 30 handled", 180)
     subs.wait_caught_up(timedelta(minutes=2))
     assert sink_items(system, "recorder") == ["s0", "s1", *skus]
+
+
+@pytest.mark.timeout(240)
+def test_with_a_long_poll_events_arrive_before_and_after_the_dispatcher_restarts(
+    system: System,
+) -> None:
+    # The poll (a minute) never fires here: the nudge (and the partitions' idle look,
+    # every second) is what wakes them, before the kill and after the restart.
+    subs = start(system, EventsPolicy(poll_interval=timedelta(minutes=1)))
+    restock(system, ["s0"])
+    wait_until(lambda: sink_items(system, "recorder") == ["s0"], "the first event", 60)
+    ray.kill(lookup("events", system.namespace), no_restart=False)  # Ray restarts it
+    restock(system, ["s1", "s2"])  # the nudge in flight may be lost
+    wait_until(lambda: len(sink_items(system, "recorder")) >= 3, "events after the kill", 120)
+    restock(system, ["s3"])  # the resource nudges the restarted dispatcher again
+    wait_until(lambda: len(sink_items(system, "recorder")) >= 4, "the last event", 120)
+    subs.wait_caught_up(timedelta(minutes=2))
+    assert sink_items(system, "recorder") == ["s0", "s1", "s2", "s3"]
 
 
 @pytest.mark.timeout(240)

@@ -5,10 +5,11 @@ One asyncio task per partition (group x resource) delivers one batch at a time t
 replica the partition maps to, so a partition's events are handled in order and at most
 ``max_in_flight`` are outstanding (backpressure). One watcher task reads each resource's
 newest event number every ``poll_interval`` and wakes the idle partitions of that
-resource; a resource's commit also sends ``nudge`` (fire and forget), which wakes them
-at once: the poll is only the fallback for a lost nudge. Checkpoint moves are flushed in
-one transaction every ``_FLUSH_S``. Everything durable is in ``DispatchCore``: a
-restarted dispatcher (Ray restarts it) resumes every partition from its checkpoint.
+resource; a resource's commits also send ``nudge`` (one call in flight per resource),
+which wakes them at once: the poll is only the fallback for a lost nudge. Checkpoint
+moves are flushed in one transaction every ``_FLUSH_S``. Everything durable is in
+``DispatchCore``: a restarted dispatcher (Ray restarts it) resumes every partition from
+its checkpoint.
 """
 
 from __future__ import annotations
@@ -120,10 +121,12 @@ class EventsHost:
         self._open().rewind(group, resource, to)
         self._ring(resource)
 
-    async def nudge(self, resource: str, seq: int) -> None:
+    async def nudge(self, resource: str, seq: int) -> bool:
         """``resource`` committed events up to ``seq``: wake its partitions now (the
-        resource's call after each commit that emitted). Only a hint: partitions read
-        the resource's file, so a forged or stale ``seq`` wakes them for nothing.
+        resource's call after commits that emitted). Only a hint: partitions read the
+        resource's file, so a forged or stale ``seq`` wakes them for nothing. Returns
+        whether any consumer group is registered (none: the resource stops nudging for
+        a while, the poll serves a group registered meanwhile).
 
         Raises:
             InvalidArgumentError: ``resource`` is not a resource name or ``seq`` not an
@@ -134,6 +137,7 @@ class EventsHost:
             self._listed = (float("-inf"), [])
             self._start_partitions()
         self._ring(resource)
+        return bool(self._open().groups)
 
     async def lags(self) -> list[Lag]:
         """Every partition's checkpoint and the newest event number."""

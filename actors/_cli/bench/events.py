@@ -14,7 +14,8 @@ Ray pub/sub (a publisher actor fanning out calls to subscriber actors), side by 
   The ``delivery`` rows also pay for producing: each agentcast event is a durable write,
   which caps them at the resource's write rate (``emit_cost``) whatever the delivery.
 - ``emit_cost``: writes per second of the same ``write_many`` batches with and without an
-  event per write, nobody subscribed to either (what emitting adds to a write).
+  event per write, nobody subscribed to either, the dispatcher running (what emitting adds
+  to a write, the nudge to the dispatcher included).
 - ``lag``: writes at a steady rate for a few seconds to 8 subscribers; the largest lag
   (events committed past a checkpoint), sampled every 0.2 s, is the curve; then how long
   the lag takes to drain.
@@ -78,7 +79,7 @@ class _Bench:
         self.groups: list[Any] = []
         self.publisher = _plain(PlainPublisher, system.namespace)
         self.plain: list[Any] = []
-        self.subs = Subscriptions(system.namespace)
+        self.subs = Subscriptions.start(system)  # running, as where events are used
         self.n = 0
 
     def grow(self, count: int) -> None:

@@ -1,0 +1,143 @@
+"""The nudger's rules as a plain class, no Ray: at most one nudge in flight per
+resource, a burst's newest number sent when the call in flight returns, a lost or
+unanswered call does not silence later nudges, and nothing is sent for a while once the
+dispatcher said no consumer group could be woken."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors._events import nudge
+from actors._events.nudge import Nudger
+
+
+class FakeDispatcher:
+    """Records each nudge; the test answers each call (or never does)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.answers: list[asyncio.Future[Any]] = []
+
+    @property
+    def nudge(self) -> FakeDispatcher:
+        return self  # ``dispatcher.nudge.remote(...)``
+
+    def remote(self, resource: str, seq: int) -> asyncio.Future[Any]:
+        self.calls.append((resource, seq))
+        self.answers.append(asyncio.get_running_loop().create_future())
+        return self.answers[-1]
+
+
+class Committing:
+    """A resource's commits as its nudger sees them: each one emitted and moved the
+    newest event number by one."""
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.seq = 0
+        self.dispatcher = FakeDispatcher()
+        self.nudger = Nudger("stock", tmp_path, "no-ray")
+        monkeypatch.setattr(nudge, "emitted_so_far", lambda: self.seq)
+        monkeypatch.setattr(self.nudger, "_last_seq", lambda: self.seq)
+        monkeypatch.setattr(self.nudger, "_find", lambda: self.dispatcher)
+
+    def commit(self, count: int = 1) -> None:
+        for _ in range(count):
+            self.seq += 1
+            self.nudger.committed()
+
+    async def answer(self, value: Any) -> None:
+        """Answer the newest call (``value`` an exception: the call failed)."""
+        answer = self.dispatcher.answers[-1]
+        if isinstance(value, BaseException):
+            answer.set_exception(value)
+        else:
+            answer.set_result(value)
+        await settle()
+
+
+async def settle() -> None:
+    """Let the nudger's tasks run to their next wait."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.timeout(10)
+def test_a_burst_gives_one_call_then_one_with_its_newest_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario() -> list[tuple[str, int]]:
+        feed = Committing(tmp_path, monkeypatch)
+        feed.commit()
+        feed.commit(20)  # while the first call is in flight: coalesced
+        await settle()
+        assert feed.dispatcher.calls == [("stock", 1)]
+        await feed.answer(True)
+        await feed.answer(True)
+        feed.nudger.committed()  # no event since: nothing more
+        await settle()
+        return feed.dispatcher.calls
+
+    assert asyncio.run(scenario()) == [("stock", 1), ("stock", 21)]
+
+
+@pytest.mark.timeout(10)
+def test_a_failed_call_does_not_silence_later_nudges(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario() -> list[tuple[str, int]]:
+        feed = Committing(tmp_path, monkeypatch)
+        feed.commit()
+        await settle()
+        feed.commit(2)
+        await feed.answer(RuntimeError("the dispatcher died"))  # the burst still goes
+        await feed.answer(True)
+        feed.commit()
+        await settle()
+        return feed.dispatcher.calls
+
+    assert asyncio.run(scenario()) == [("stock", 1), ("stock", 3), ("stock", 4)]
+
+
+@pytest.mark.timeout(10)
+def test_a_call_never_answered_counts_as_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(nudge, "_ANSWER_S", 0.05)
+
+    async def scenario() -> list[tuple[str, int]]:
+        feed = Committing(tmp_path, monkeypatch)
+        feed.commit()
+        feed.commit()
+        await settle()
+        assert feed.dispatcher.calls == [("stock", 1)]
+        while len(feed.dispatcher.calls) < 2:  # bounded by the test's timeout
+            await asyncio.sleep(0.01)
+        return feed.dispatcher.calls
+
+    assert asyncio.run(scenario()) == [("stock", 1), ("stock", 2)]
+
+
+@pytest.mark.timeout(10)
+def test_no_group_to_wake_quiets_the_nudger_for_a_while(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(nudge, "_QUIET_S", 0.2)
+
+    async def scenario() -> list[tuple[str, int]]:
+        feed = Committing(tmp_path, monkeypatch)
+        feed.commit()
+        await settle()
+        await feed.answer(False)  # nobody to wake
+        feed.commit(5)
+        await settle()
+        assert feed.dispatcher.calls == [("stock", 1)]
+        await asyncio.sleep(0.25)  # past the quiet's known end
+        feed.commit()
+        await settle()
+        return feed.dispatcher.calls
+
+    assert asyncio.run(scenario()) == [("stock", 1), ("stock", 7)]
