@@ -29,7 +29,6 @@ from runtime import (
     SystemClock,
     counter,
     gauge,
-    histogram,
     lookup,
     resource_actor_name,
     storage_root,
@@ -41,11 +40,13 @@ from .dead_letters import DeadLetter, PoisonWatch, after_failure, on_the_wire
 from .nudge import check_nudge
 from .store import EventRecord
 from .subscribe import DeliveryReport
+from .tally import DeliveryTally
 
 _log = logging.getLogger(__name__)
 _SUPERVISE_S = 0.1  # how often new groups and resources are picked up
 _IDLE_WAKE_S = 1.0  # an idle partition looks again at least this often, bell or not
 _LIST_S = 1.0  # how often the resource files are listed (a nudge from a new one: at once)
+_LAG_S = 1.0  # how often the lag gauge is set
 _FLUSH_S = 0.02  # checkpoint moves wait at most this long to share a transaction
 _TAGS = ("resource", "subscriber")
 
@@ -71,6 +72,9 @@ class EventsHost:
         self._errors: dict[tuple[str, str], str] = {}
         self._handled: dict[tuple[str, str], int] = {}
         self._poison = PoisonWatch(policy.max_delivery_attempts)
+        self._timeout_s = policy.delivery_timeout.total_seconds()
+        self._tally = DeliveryTally()
+        self._lag_at = float("-inf")  # when the lag gauge was last set
         self._trimmed_at: datetime | None = None
         self._moved = asyncio.Event()  # a checkpoint moved since the last flush
         self._listed: tuple[float, list[str]] = (float("-inf"), [])  # when, resources
@@ -175,8 +179,8 @@ class EventsHost:
         dead = self._open().dead
         letter = dead.get(group, event_id)
         replica = await self._replica(group, letter.record.resource)
-        timeout = self._policy.delivery_timeout.total_seconds()
-        report = await asyncio.wait_for(replica.deliver.remote(on_the_wire(letter)), timeout)
+        sent = replica.deliver.remote(on_the_wire(letter))
+        report = await asyncio.wait_for(sent.as_future(), self._timeout_s)
         return dead.settle(letter, report, self._clock.now())
 
     async def trim_now(self) -> dict[str, int]:
@@ -245,39 +249,47 @@ class EventsHost:
 
     async def _drive(self, group: str, resource: str) -> None:
         core, failures = self._open(), 0
+        ahead: Pending | None = None  # the next batch, read while the last one was out
         while group in core.groups:
-            bell = self._bells.setdefault(resource, asyncio.Event())  # before reading
-            try:
-                pending = core.pending(group, resource)
-            except Exception as error:
-                self._errors[(group, resource)] = f"reading events: {error}"
-                await asyncio.sleep(self._policy.max_backoff.total_seconds())
-                continue
-            if not pending.events:
-                if core.acked(group, resource, pending, pending.upto):
-                    self._moved.set()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(bell.wait(), _IDLE_WAKE_S)
-                continue
-            failed = await self._deliver(group, resource, pending)
+            if core.is_next(group, resource, ahead):
+                assert ahead is not None
+                pending = ahead
+            else:
+                bell = self._bells.setdefault(resource, asyncio.Event())  # before reading
+                try:
+                    pending = core.pending(group, resource)
+                except Exception as error:
+                    self._errors[(group, resource)] = f"reading events: {error}"
+                    await asyncio.sleep(self._policy.max_backoff.total_seconds())
+                    continue
+                if not pending.events:
+                    if core.acked(group, resource, pending, pending.upto):
+                        self._moved.set()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(bell.wait(), _IDLE_WAKE_S)
+                    continue
+            failed, ahead = await self._deliver(group, resource, pending)
             failures = failures + 1 if failed else 0
             if failed:
                 await asyncio.sleep(self._policy.backoff(failures).total_seconds())
 
-    async def _deliver(self, group: str, resource: str, pending: Pending) -> bool:
-        """One delivery; returns whether it failed (then it is retried after a backoff)."""
-        key = (group, resource)
+    async def _deliver(
+        self, group: str, resource: str, pending: Pending
+    ) -> tuple[bool, Pending | None]:
+        """One delivery; returns whether it failed (then it is retried after a backoff)
+        and, if a full batch went out, the batch after it, read while it was out."""
+        key, ahead = (group, resource), None
         try:
             replica = await self._replica(group, resource)
-            timeout = self._policy.delivery_timeout.total_seconds()
-            report: DeliveryReport = await asyncio.wait_for(
-                replica.deliver.remote(pending.wire), timeout
-            )
+            sent = replica.deliver.remote(pending.wire)
+            ahead = self._read_ahead(group, resource, pending)
+            # A future, not the ref: ``wait_for`` would wrap the ref in a task per call.
+            report: DeliveryReport = await asyncio.wait_for(sent.as_future(), self._timeout_s)
         except Exception as error:
             self._replicas.pop(group, None)  # look the replicas up again
             self._errors[key] = f"unreachable: {type(error).__name__}: {str(error)[:500]}"
             self._count("event_delivery_failures_total", group, resource, "unreachable")
-            return True
+            return True, None
         if self._open().acked(group, resource, pending, report.done_upto):
             self._moved.set()
         self._handled[key] = self._handled.get(key, 0) + report.handled
@@ -285,10 +297,21 @@ class EventsHost:
         if report.error is not None:
             self._errors[key] = f"{report.reason}: {report.error}"
             self._count("event_delivery_failures_total", group, resource, report.reason)
-            return not self._buried(group, resource, pending, report)
+            return not self._buried(group, resource, pending, report), None
         self._errors.pop(key, None)
         self._poison.clear(key)
-        return False
+        return False, ahead
+
+    def _read_ahead(self, group: str, resource: str, pending: Pending) -> Pending | None:
+        """The batch after ``pending`` if it is a full one (a backlog: the next read
+        then costs the partition no wait once the report is in); None when caught up
+        (a read then would find nothing new) or if the read failed (retried in turn)."""
+        if len(pending.events) < self._policy.max_in_flight:
+            return None
+        try:
+            return self._open().pending(group, resource, after=pending.upto)
+        except Exception:
+            return None
 
     def _buried(self, group: str, resource: str, pending: Pending, report: DeliveryReport) -> bool:
         """Whether the event the handler failed at reached ``max_delivery_attempts`` and
@@ -338,6 +361,13 @@ class EventsHost:
     # -- metrics ------------------------------------------------------------------------
 
     def _report_lag(self) -> None:
+        """The lag gauge, at most every ``_LAG_S`` (each round reads every resource's
+        newest number and sets a gauge per partition: every 0.1 s that was 2 % of the
+        dispatcher's CPU at 32 subscribers; Prometheus scrapes far less often)."""
+        now = asyncio.get_running_loop().time()
+        if now - self._lag_at < _LAG_S:
+            return
+        self._lag_at = now
         lag_gauge = gauge("event_lag", "Events committed past a subscriber's checkpoint", _TAGS)
         for lag in self._open().lags(self._resources()):
             lag_gauge.set(lag.lag, tags={"resource": lag.resource, "subscriber": lag.group})
@@ -346,17 +376,11 @@ class EventsHost:
         """Count the events done and observe the latency once per batch: its oldest
         event's, the batch's longest (one observation per event cost the dispatcher
         more than reading the batch)."""
-        tags = {"resource": resource, "subscriber": group}
         done = bisect.bisect_right(pending.events, report.done_upto, key=_seq)
         if done:
-            counter("events_delivered_total", "Events a subscriber is done with", _TAGS).inc(
-                done, tags=tags
-            )
             oldest = datetime.fromisoformat(pending.events[0].at)
             ms = (self._clock.now() - oldest).total_seconds() * 1000
-            histogram(
-                "event_delivery_ms", "From the commit of a batch's oldest event to its end", _TAGS
-            ).observe(max(ms, 0.0), tags=tags)
+            self._tally.note(group, resource, done, max(ms, 0.0))
 
     def _count(self, name: str, group: str, resource: str, reason: str) -> None:
         tags = {"resource": resource, "subscriber": group, "reason": reason}
