@@ -18,8 +18,8 @@ newest event number is unchanged get one read between them.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from policies import EventsPolicy
@@ -162,10 +162,14 @@ class DispatchCore:
         """``group``'s checkpoint on ``resource`` (in memory: moved, maybe not flushed)."""
         return self._positions.get((group, resource), 0)
 
-    def pending(self, group: str, resource: str, *, after: int | None = None) -> Pending:
+    def pending(
+        self, group: str, resource: str, *, after: int | None = None, newest: int | None = None
+    ) -> Pending:
         """The next batch of ``group`` on ``resource``; with ``after``, the batch that
         follows once the checkpoint is there (a read ahead, while a batch is out: it is
-        the next batch only if ``is_next`` still says so when that batch is done).
+        the next batch only if ``is_next`` still says so when that batch is done). With
+        ``newest``, the resource's newest event number as read before (by whoever calls,
+        knowing no event was committed since): no read of it now.
 
         Raises:
             ConfigurationError: ``group`` is not registered.
@@ -176,7 +180,8 @@ class DispatchCore:
             raise ConfigurationError(f"no consumer group {group!r}")
         if after is None:
             after = self.position(group, resource)
-        newest = self.last_seq(resource)  # read first: every event up to it is visible
+        if newest is None:
+            newest = self.last_seq(resource)  # read first: every event up to it is visible
         limit = self.policy.max_in_flight
         try:
             events, wire = self._read(resource, newest, after, types) if newest else _none(resource)

@@ -3,7 +3,10 @@ and delivers them to consumer groups (agents with ``@subscribe`` handlers).
 
 One asyncio task per partition (group x resource) delivers one batch at a time to the
 replica the partition maps to, so a partition's events are handled in order and at most
-``max_in_flight`` are outstanding (backpressure). One watcher task reads each resource's
+``max_in_flight`` are outstanding (backpressure). While a full batch is out (a
+backlog), the partition reads the batch after it, so it sends that one the moment the
+report comes, if the report leaves the checkpoint where that read started
+(``DispatchCore.is_next``); else it reads again. One watcher task reads each resource's
 newest event number every ``poll_interval`` and wakes the idle partitions of that
 resource; a resource's commit also sends ``nudge`` (fire and forget), which wakes them
 at once: the poll is only the fallback for a lost nudge. Checkpoint moves are flushed in
@@ -14,7 +17,6 @@ restarted dispatcher (Ray restarts it) resumes every partition from its checkpoi
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import logging
 import zlib
@@ -27,8 +29,6 @@ from runtime import (
     ConfigurationError,
     StorageError,
     SystemClock,
-    counter,
-    gauge,
     lookup,
     resource_actor_name,
     storage_root,
@@ -38,7 +38,6 @@ from .._agent.group import replicas_of
 from .core import DispatchCore, Lag, Pending
 from .dead_letters import DeadLetter, PoisonWatch, after_failure, on_the_wire
 from .nudge import check_nudge
-from .store import EventRecord
 from .subscribe import DeliveryReport
 from .tally import DeliveryTally
 
@@ -46,13 +45,7 @@ _log = logging.getLogger(__name__)
 _SUPERVISE_S = 0.1  # how often new groups and resources are picked up
 _IDLE_WAKE_S = 1.0  # an idle partition looks again at least this often, bell or not
 _LIST_S = 1.0  # how often the resource files are listed (a nudge from a new one: at once)
-_LAG_S = 1.0  # how often the lag gauge is set
 _FLUSH_S = 0.02  # checkpoint moves wait at most this long to share a transaction
-_TAGS = ("resource", "subscriber")
-
-
-def _seq(event: EventRecord) -> int:
-    return event.seq
 
 
 class EventsHost:
@@ -69,12 +62,12 @@ class EventsHost:
         self._replicas: dict[str, list[Any]] = {}
         self._bells: dict[str, asyncio.Event] = {}
         self._newest: dict[str, int] = {}
+        self._read_newest: dict[str, int] = {}  # per resource, since its last ring
         self._errors: dict[tuple[str, str], str] = {}
         self._handled: dict[tuple[str, str], int] = {}
         self._poison = PoisonWatch(policy.max_delivery_attempts)
         self._timeout_s = policy.delivery_timeout.total_seconds()
-        self._tally = DeliveryTally()
-        self._lag_at = float("-inf")  # when the lag gauge was last set
+        self._tally = DeliveryTally(self._clock)
         self._trimmed_at: datetime | None = None
         self._moved = asyncio.Event()  # a checkpoint moved since the last flush
         self._listed: tuple[float, list[str]] = (float("-inf"), [])  # when, resources
@@ -197,7 +190,7 @@ class EventsHost:
                 if self._trimmed_at is None or now - self._trimmed_at >= self._policy.trim_every:
                     self._trimmed_at = now
                     await self._trim()
-                self._report_lag()
+                self._tally.lag(self._open().lags, self._resources)
             except Exception as error:  # the store may be down: try again next round
                 _log.warning("events dispatcher: %s", error)
             await asyncio.sleep(_SUPERVISE_S)
@@ -243,9 +236,25 @@ class EventsHost:
         return self._listed[1]
 
     def _ring(self, resource: str) -> None:
+        """Wake ``resource``'s idle partitions, and forget its newest event number: a
+        ring follows every commit (its nudge, or the watcher's poll that saw it), so
+        until the next ring the number read is still the newest."""
+        self._read_newest.pop(resource, None)
         bell = self._bells.pop(resource, None)
         if bell is not None:
             bell.set()
+
+    def _newest_read(self, resource: str) -> int:
+        """``resource``'s newest event number, read once between two rings (one read per
+        ring, not one per batch of every partition: 6 % of the dispatcher's CPU at 32
+        subscribers). A 0 is not kept: it may be a failed read, and no ring would
+        follow when the resource's number stands."""
+        newest = self._read_newest.get(resource)
+        if newest is None:
+            newest = self._open().last_seq(resource)
+            if newest:
+                self._read_newest[resource] = newest
+        return newest
 
     async def _drive(self, group: str, resource: str) -> None:
         core, failures = self._open(), 0
@@ -257,7 +266,7 @@ class EventsHost:
             else:
                 bell = self._bells.setdefault(resource, asyncio.Event())  # before reading
                 try:
-                    pending = core.pending(group, resource)
+                    pending = core.pending(group, resource, newest=self._newest_read(resource))
                 except Exception as error:
                     self._errors[(group, resource)] = f"reading events: {error}"
                     await asyncio.sleep(self._policy.max_backoff.total_seconds())
@@ -288,15 +297,15 @@ class EventsHost:
         except Exception as error:
             self._replicas.pop(group, None)  # look the replicas up again
             self._errors[key] = f"unreachable: {type(error).__name__}: {str(error)[:500]}"
-            self._count("event_delivery_failures_total", group, resource, "unreachable")
+            self._tally.failed(group, resource, "unreachable")
             return True, None
         if self._open().acked(group, resource, pending, report.done_upto):
             self._moved.set()
         self._handled[key] = self._handled.get(key, 0) + report.handled
-        self._observe(group, resource, pending, report)
+        self._tally.delivered(group, resource, pending.events, report.done_upto)
         if report.error is not None:
             self._errors[key] = f"{report.reason}: {report.error}"
-            self._count("event_delivery_failures_total", group, resource, report.reason)
+            self._tally.failed(group, resource, report.reason)
             return not self._buried(group, resource, pending, report), None
         self._errors.pop(key, None)
         self._poison.clear(key)
@@ -309,7 +318,8 @@ class EventsHost:
         if len(pending.events) < self._policy.max_in_flight:
             return None
         try:
-            return self._open().pending(group, resource, after=pending.upto)
+            newest = self._newest_read(resource)
+            return self._open().pending(group, resource, after=pending.upto, newest=newest)
         except Exception:
             return None
 
@@ -319,9 +329,7 @@ class EventsHost:
         now = self._clock.now()
         if after_failure(self._open(), self._poison, group, resource, pending, report, now):
             self._errors.pop((group, resource), None)
-            counter("events_dead_lettered_total", "Events moved to dead letters", _TAGS).inc(
-                1, tags={"resource": resource, "subscriber": group}
-            )
+            self._tally.buried(group, resource)
             return True
         return False
 
@@ -357,31 +365,3 @@ class EventsHost:
         dead_before = self._clock.now() - self._policy.dead_letter_retention
         core.dead.prune(dead_before.isoformat(), self._policy.trim_batch)
         return trimmed
-
-    # -- metrics ------------------------------------------------------------------------
-
-    def _report_lag(self) -> None:
-        """The lag gauge, at most every ``_LAG_S`` (each round reads every resource's
-        newest number and sets a gauge per partition: every 0.1 s that was 2 % of the
-        dispatcher's CPU at 32 subscribers; Prometheus scrapes far less often)."""
-        now = asyncio.get_running_loop().time()
-        if now - self._lag_at < _LAG_S:
-            return
-        self._lag_at = now
-        lag_gauge = gauge("event_lag", "Events committed past a subscriber's checkpoint", _TAGS)
-        for lag in self._open().lags(self._resources()):
-            lag_gauge.set(lag.lag, tags={"resource": lag.resource, "subscriber": lag.group})
-
-    def _observe(self, group: str, resource: str, pending: Pending, report: DeliveryReport) -> None:
-        """Count the events done and observe the latency once per batch: its oldest
-        event's, the batch's longest (one observation per event cost the dispatcher
-        more than reading the batch)."""
-        done = bisect.bisect_right(pending.events, report.done_upto, key=_seq)
-        if done:
-            oldest = datetime.fromisoformat(pending.events[0].at)
-            ms = (self._clock.now() - oldest).total_seconds() * 1000
-            self._tally.note(group, resource, done, max(ms, 0.0))
-
-    def _count(self, name: str, group: str, resource: str, reason: str) -> None:
-        tags = {"resource": resource, "subscriber": group, "reason": reason}
-        counter(name, "Failed deliveries, by reason", (*_TAGS, "reason")).inc(1, tags=tags)

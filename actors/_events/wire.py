@@ -5,8 +5,9 @@ A list of ``EventRecord`` dataclasses cost Ray about 6.4 us of CPU per event to 
 agent; columns of plain strings, ints and bytes go through Ray's msgpack path at about
 0.25 us per event (``tests/event_batch_costs.py``). The outer container is a list, not
 a tuple: Ray's msgpack path takes a list as it is, but hands a tuple to pickle whole
-(a fifth more CPU to send a batch of 100, and pickle again to load it). The dispatcher builds the columns
-once per shared read, so every partition asking the same range sends the same object.
+(a fifth more CPU to send a batch of 100, and pickle again to load it). The dispatcher
+builds the columns once per shared read, so every partition asking the same range sends
+the same object.
 Only what the agent needs crosses: the number (how far it got), the id (the handler's
 task id), the type (routing), the payload, the trace and provenance (its envelope, built
 only if the handler needs one) and the contract the event was stored under (the refusal
