@@ -45,7 +45,18 @@ _log = logging.getLogger(__name__)
 _SUPERVISE_S = 0.1  # how often new groups and resources are picked up
 _IDLE_WAKE_S = 1.0  # an idle partition looks again at least this often, bell or not
 _LIST_S = 1.0  # how often the resource files are listed (a nudge from a new one: at once)
-_FLUSH_S = 0.02  # checkpoint moves wait at most this long to share a transaction
+# Checkpoint moves wait at most this long to share a transaction. A flush is a commit
+# with an fsync on the event loop (0.3 ms on a quiet disk, milliseconds under load): every
+# 20 ms it held the loop for 11 % of the time at one subscriber. A crash redelivers at
+# most this long of acknowledged batches (their effects are deduplicated).
+_FLUSH_S = 0.1
+
+
+def _future(ref: Any) -> asyncio.Future[Any]:
+    """The result of ``ref`` as a future: ``wait_for`` on the ref itself wraps it in a
+    task (about 40 us more CPU per call, measured side by side); ``ref.as_future()``
+    logs a deprecation warning on every call."""
+    return asyncio.wrap_future(ref.future())
 
 
 class EventsHost:
@@ -173,7 +184,7 @@ class EventsHost:
         letter = dead.get(group, event_id)
         replica = await self._replica(group, letter.record.resource)
         sent = replica.deliver.remote(on_the_wire(letter))
-        report = await asyncio.wait_for(sent.as_future(), self._timeout_s)
+        report = await asyncio.wait_for(_future(sent), self._timeout_s)
         return dead.settle(letter, report, self._clock.now())
 
     async def trim_now(self) -> dict[str, int]:
@@ -292,8 +303,7 @@ class EventsHost:
             replica = await self._replica(group, resource)
             sent = replica.deliver.remote(pending.wire)
             ahead = self._read_ahead(group, resource, pending)
-            # A future, not the ref: ``wait_for`` would wrap the ref in a task per call.
-            report: DeliveryReport = await asyncio.wait_for(sent.as_future(), self._timeout_s)
+            report: DeliveryReport = await asyncio.wait_for(_future(sent), self._timeout_s)
         except Exception as error:
             self._replicas.pop(group, None)  # look the replicas up again
             self._errors[key] = f"unreachable: {type(error).__name__}: {str(error)[:500]}"
