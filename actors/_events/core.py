@@ -208,18 +208,14 @@ class DispatchCore:
             found = cache[key] = (events, EventBatch.of(resource, events).wire())
         return found
 
-    def is_next(self, group: str, resource: str, ahead: Pending | None) -> bool:
+    def is_next(self, group: str, resource: str, ahead: Pending) -> bool:
         """Whether ``ahead``, read ahead after a batch, is the partition's next batch
         now: it has events and the checkpoint is where it was read after (not if the
         batch before it failed part way, was reported done only in part, or a replay or
         a dead letter moved the checkpoint meanwhile). Events are never changed once
         committed, so a batch read a little early is the batch a read now would give,
         or an older and shorter one (the events committed since are the next read's)."""
-        return (
-            ahead is not None
-            and bool(ahead.events)
-            and (self.position(group, resource) == ahead.after)
-        )
+        return bool(ahead.events) and self.position(group, resource) == ahead.after
 
     def acked(self, group: str, resource: str, pending: Pending, done_upto: int) -> bool:
         """Move the checkpoint past what the replica reported done: ``pending.upto`` if

@@ -271,8 +271,7 @@ class EventsHost:
         core, failures = self._open(), 0
         ahead: Pending | None = None  # the next batch, read while the last one was out
         while group in core.groups:
-            if core.is_next(group, resource, ahead):
-                assert ahead is not None
+            if ahead is not None and core.is_next(group, resource, ahead):
                 pending = ahead
             else:
                 bell = self._bells.setdefault(resource, asyncio.Event())  # before reading
