@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from actors import subscribe
 from actors._agent.task import TaskContext
-from actors._events.core import DispatchCore
+from actors._events.core import DispatchCore, Pending
 from actors._events.store import events_path, trim_file
 from actors._events.subscribe import Subscription, deliver, subscriptions
 from actors._events.wire import EventBatch
@@ -85,20 +85,25 @@ _ACTIONS = st.lists(
     st.one_of(
         st.tuples(st.just("write"), st.integers(1, 3)),
         st.tuples(st.just("deliver"), st.sampled_from(GROUPS)),
+        st.tuples(st.just("read_ahead"), st.sampled_from(GROUPS), st.integers(0, 2)),
         st.tuples(st.just("crash_subscriber"), st.sampled_from(GROUPS), st.integers(0, 3)),
         st.tuples(st.just("crash_dispatcher"), st.booleans(), st.booleans()),
+        st.tuples(st.just("rewind"), st.sampled_from(GROUPS), st.integers(0, 6)),
     ),
     max_size=40,
 )
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(actions=_ACTIONS)
 def test_random_crashes_deliver_each_event_once_per_group_in_order(
     tmp_path_factory: pytest.TempPathFactory, actions: list[tuple[Any, ...]]
 ) -> None:
+    # As the dispatcher drives a partition: the next batch is the one read ahead while
+    # the last was out if ``is_next`` says so, else a read; a read ahead may be followed
+    # by new writes before its batch is done, a crash, a rewind or a new dispatcher.
     root = tmp_path_factory.mktemp("delivery")
     stock, sink = ResourceCore(Stock(), "stock", root), ResourceCore(Sink(), "sink", root)
     policy = EventsPolicy(max_in_flight=3)
@@ -106,10 +111,25 @@ def test_random_crashes_deliver_each_event_once_per_group_in_order(
     for group in GROUPS:
         core.register(group, ["Restocked"])
     subs = {group: Subscriber(group, sink) for group in GROUPS}
+    aheads: dict[str, Pending | None] = {}
     skus: list[str] = []
 
-    def step(group: str, lose_ack: bool = False) -> None:
-        pending = core.pending(group, "stock")
+    def add(count: int) -> None:
+        for _ in range(count):
+            skus.append(f"s{len(skus)}")
+            write(stock, "restock", skus[-1], 1)
+
+    def step(group: str, lose_ack: bool = False, ahead_then_writes: int = -1) -> None:
+        ahead = aheads.pop(group, None)
+        if ahead is not None and core.is_next(group, "stock", ahead):
+            pending = ahead
+        else:
+            pending = core.pending(group, "stock")
+        if ahead_then_writes >= 0:
+            # The next batch, read while this one is out, is kept whatever happens to
+            # this one (a crash, a failure, a lost ack): ``is_next`` must tell.
+            aheads[group] = core.pending(group, "stock", after=pending.upto)
+            add(ahead_then_writes)
         try:
             report = subs[group].handle(pending.wire)
         except Crash:
@@ -120,25 +140,51 @@ def test_random_crashes_deliver_each_event_once_per_group_in_order(
 
     for action in actions:
         if action[0] == "write":
-            for _ in range(action[1]):
-                skus.append(f"s{len(skus)}")
-                write(stock, "restock", skus[-1], 1)
+            add(action[1])
         elif action[0] == "deliver":
             step(action[1])
+        elif action[0] == "read_ahead":
+            step(action[1], ahead_then_writes=action[2])
         elif action[0] == "crash_subscriber":
             subs[action[1]].die_after = action[2]
-            step(action[1])
+            step(action[1], ahead_then_writes=0)
+        elif action[0] == "rewind":
+            # a replay goes back (forward, it would skip events on purpose)
+            core.rewind(action[1], "stock", min(action[2], core.position(action[1], "stock")))
         else:  # the dispatcher dies, maybe after a delivery whose ack it never stored,
             step(GROUPS[0], lose_ack=action[1])  # maybe before it flushed its moves
             if action[2]:
                 core.close()
-            core = DispatchCore(root, policy)
+            core, aheads = DispatchCore(root, policy), {}
     for group in GROUPS:  # no more crashes: drain
         while core.pending(group, "stock").events:
-            step(group)
+            step(group, ahead_then_writes=0)
     for group in GROUPS:
         assert sink.state.get(group, []) == skus
     assert all(lag.lag == 0 for lag in core.lags() if lag.resource == "stock")
+
+
+def test_a_batch_read_ahead_is_next_only_while_the_checkpoint_is_where_it_was_read_after(
+    tmp_path: Path,
+) -> None:
+    stock = ResourceCore(Stock(), "stock", tmp_path)
+    core = DispatchCore(tmp_path, EventsPolicy(max_in_flight=2))
+    core.register("all", ["Restocked"])
+    for sku in "ABCDE":
+        write(stock, "restock", sku, 1)
+    first = core.pending("all", "stock")
+    ahead = core.pending("all", "stock", after=first.upto)
+    assert ([e.seq for e in ahead.events], ahead.after) == ([3, 4], 2)
+    assert core.position("all", "stock") == 0 and not core.is_next("all", "stock", ahead)
+    core.acked("all", "stock", first, 1)  # the handler failed at seq 2
+    assert not core.is_next("all", "stock", ahead)  # never past the failure
+    core.acked("all", "stock", core.pending("all", "stock"), 3)
+    core.rewind("all", "stock", 2)
+    assert core.is_next("all", "stock", ahead)  # a replay to where it was read after
+    core.rewind("all", "stock", 1)
+    assert not core.is_next("all", "stock", ahead)
+    core.acked("all", "stock", core.pending("all", "stock"), 5)
+    assert not core.is_next("all", "stock", core.pending("all", "stock", after=5))  # empty
 
 
 def test_a_group_passes_events_of_other_types_and_lag_counts_every_event(

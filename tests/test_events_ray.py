@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 import ray
 from backends import any_system as any_system
-from events_for_tests import Recorder, Sink, SlowRecorder, Stock
+from events_for_tests import Recorder, Restocked, Sink, SlowRecorder, Stock
+from pydantic import BaseModel
 from waiting import wait_until
 
-from actors import Subscriptions, System
+from actors import Agent, Subscriptions, System, handler, subscribe
 from actors._agent.group import replicas_of
 from actors._cli.main import main
 from actors._events.wire import EventBatch
@@ -219,3 +220,43 @@ def test_the_trace_shows_each_event_under_the_write_that_emitted_it(any_system: 
     ]
     lines = [describe(i) for i in timeline if i["kind"] in ("write", "emitted")]
     assert lines[1] == 'emitted Restocked from stock v1: {"level": 1, "qty": 1, "sku": "a"}'
+
+
+class AttemptsQuery(BaseModel):
+    pass
+
+
+class Attempts(BaseModel):
+    skus: list[str]
+
+
+class FailsOnceAtS15(Agent):
+    """Notes every event its handler starts on, in order; fails the first time on s15."""
+
+    def __init__(self) -> None:
+        self.attempts: list[str] = []
+
+    @subscribe(Restocked)
+    async def on_restock(self, event: Restocked) -> None:
+        self.attempts.append(event.sku)
+        if event.sku == "s15" and self.attempts.count("s15") == 1:
+            raise RuntimeError("fails once")
+
+    @handler
+    async def seen(self, query: AttemptsQuery) -> Attempts:
+        return Attempts(skus=self.attempts)
+
+
+@pytest.mark.timeout(180)
+def test_after_a_failure_in_a_backlog_nothing_past_it_is_handled_before_it(
+    system: System,
+) -> None:
+    # Full batches of 10: while one is out the next is read ahead, and the failure at
+    # s15 (second batch) must not let that read-ahead batch (s20-s29) go out before it.
+    subs = Subscriptions.start(system, EventsPolicy(max_in_flight=10))
+    system.resource(Stock, name="stock")
+    skus = [f"s{i}" for i in range(60)]
+    restock(system, skus)  # a backlog: committed before the group exists
+    group = system.agent(FailsOnceAtS15, name="fails")
+    subs.wait_caught_up(timedelta(seconds=120))
+    assert group.ask(AttemptsQuery(), timeout=60).skus == skus[:16] + skus[15:]

@@ -22,6 +22,7 @@ event), so a restarted dispatcher goes on counting where the last one stopped.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,7 @@ from .dead_letters import DeadLetter, DeadLetterStore
 from .store import EventLog, EventRecord
 from .wire import EventBatch
 
-_Read = tuple[list[EventRecord], tuple[Any, ...]]  # the records, and their wire form
+_Read = tuple[list[EventRecord], list[Any]]  # the records, and their wire form
 
 
 def _none(resource: str) -> _Read:
@@ -65,7 +66,7 @@ class Pending:
     after: int
     events: list[EventRecord]
     upto: int
-    wire: tuple[Any, ...] = ()
+    wire: Sequence[Any] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +167,18 @@ class DispatchCore:
             self._drop(resource)
             return 0
 
-    def pending(self, group: str, resource: str) -> Pending:
-        """The next batch of ``group`` on ``resource``.
+    def position(self, group: str, resource: str) -> int:
+        """``group``'s checkpoint on ``resource`` (in memory: moved, maybe not flushed)."""
+        return self._positions.get((group, resource), 0)
+
+    def pending(
+        self, group: str, resource: str, *, after: int | None = None, newest: int | None = None
+    ) -> Pending:
+        """The next batch of ``group`` on ``resource``; with ``after``, the batch that
+        follows once the checkpoint is there (a read ahead, while a batch is out: it is
+        the next batch only if ``is_next`` still says so when that batch is done). With
+        ``newest``, the resource's newest event number as read before (by whoever calls,
+        knowing no event was committed since): no read of it now.
 
         Raises:
             ConfigurationError: ``group`` is not registered.
@@ -176,8 +187,10 @@ class DispatchCore:
         types = self.groups.get(group)
         if types is None:
             raise ConfigurationError(f"no consumer group {group!r}")
-        after = self._positions.get((group, resource), 0)
-        newest = self.last_seq(resource)  # read first: every event up to it is visible
+        if after is None:
+            after = self.position(group, resource)
+        if newest is None:
+            newest = self.last_seq(resource)  # read first: every event up to it is visible
         limit = self.policy.max_in_flight
         try:
             events, wire = self._read(resource, newest, after, types) if newest else _none(resource)
@@ -203,6 +216,15 @@ class DispatchCore:
             events = self._log(resource).read(after=after, types=types, limit=limit)
             found = cache[key] = (events, EventBatch.of(resource, events).wire())
         return found
+
+    def is_next(self, group: str, resource: str, ahead: Pending) -> bool:
+        """Whether ``ahead``, read ahead after a batch, is the partition's next batch
+        now: it has events and the checkpoint is where it was read after (not if the
+        batch before it failed part way, was reported done only in part, or a replay or
+        a dead letter moved the checkpoint meanwhile). Events are never changed once
+        committed, so a batch read a little early is the batch a read now would give,
+        or an older and shorter one (the events committed since are the next read's)."""
+        return bool(ahead.events) and self.position(group, resource) == ahead.after
 
     def acked(self, group: str, resource: str, pending: Pending, done_upto: int) -> bool:
         """Move the checkpoint past what the replica reported done: ``pending.upto`` if

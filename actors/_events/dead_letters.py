@@ -227,7 +227,7 @@ class DeadLetterStore:
             return deleted
 
 
-def on_the_wire(letter: DeadLetter) -> tuple[Any, ...]:
+def on_the_wire(letter: DeadLetter) -> list[Any]:
     """The delivery call's argument that carries ``letter``'s event alone."""
     return EventBatch.of(letter.record.resource, [letter.record]).wire()
 
