@@ -12,11 +12,14 @@ import pytest
 from events_for_tests import Open, Restocked, SoldOut, Stock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from actors import Resource, write
 from actors.lowlevel import EventLog, ResourceCore, WriteCall
 from runtime import (
     EmitOutsideWriteError,
     FencedError,
+    Location,
     MalformedEventError,
     UnknownEventTypeError,
     connect,
@@ -158,3 +161,71 @@ def test_events_are_exactly_those_of_committed_writes_in_order(
     assert [(event_id, version) for _, event_id, version, _ in found] == expected
     committed = {r.version for r in core.log.records()}
     assert {version for _, version in expected} <= committed
+
+
+@pytest.mark.timeout(120)
+def test_a_batch_of_many_events_is_stored_in_order_with_every_field(
+    store_root: Location,
+) -> None:
+    # 240 events in one commit: more than one insert statement holds (99 rows each).
+    core = ResourceCore(Stock(), "stock", store_root)
+    results = core.apply_batch([call("restock_twice", "A", 1) for _ in range(120)])
+    records = {r.version: r for r in core.log.records()}
+    log = EventLog(store_root, "stock")
+    try:
+        found = log.read(limit=1000)
+        last = log.last_seq()
+    finally:
+        log.close()
+    writes = [(k, r.version, i) for k, r in enumerate(results) for i in (0, 1)]
+    assert [(e.seq, e.event_id, e.version, e.type, e.model(Restocked).level) for e in found] == [
+        (n, f"stock:{version}:{i}", version, "Restocked", 2 * k + i + 1)
+        for n, (k, version, i) in enumerate(writes, start=1)
+    ]
+    assert last == 240
+    assert {
+        (e.trace_id, e.provenance, e.writer, e.at, e.contract, e.contract_version) for e in found
+    } == {(TRACE, "unverified_agent", "w", records[1].at, "", 0)}
+
+
+class _Inner(BaseModel):
+    when: datetime
+
+
+class _Shaped(BaseModel):
+    """Serialization settings an event's stored JSON must follow, as ``model_dump_json``."""
+
+    model_config = ConfigDict(serialize_by_alias=True)
+    sku: str = Field(alias="SKU")
+    inner: _Inner
+    skipped: int | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def label(self) -> str:
+        return f"{self.sku}!"
+
+
+class _Shaper(Resource):
+    @write
+    def shape(self, state: dict[str, Any], sku: str) -> None:
+        state["sku"] = sku
+        self.emit(_Shaped(SKU=sku, inner=_Inner(when=datetime(2026, 1, 2, tzinfo=UTC))))
+
+
+def test_an_events_payload_is_the_json_its_model_dumps(tmp_path: Path) -> None:
+    core = ResourceCore(_Shaper(), "shaper", tmp_path)
+    core.apply_batch([call("shape", "é-1")])
+    log = EventLog(tmp_path, "shaper")
+    try:
+        (event,) = log.read()
+    finally:
+        log.close()
+    when = _Inner(when=datetime(2026, 1, 2, tzinfo=UTC))
+    assert event.payload == _Shaped(SKU="é-1", inner=when).model_dump_json().encode()
+    assert (
+        event.payload
+        == (
+            '{"SKU":"é-1","inner":{"when":"2026-01-02T00:00:00Z"},"skipped":null,"label":"é-1!"}'
+        ).encode()
+    )

@@ -88,6 +88,14 @@ class collecting:
         _current.reset(self._token)
 
 
+@functools.lru_cache(maxsize=1024)
+def _stored_as(event_type: type[BaseModel]) -> tuple[str, str, int]:
+    """The type name and contract (name, version; ``("", 0)``: none) events of
+    ``event_type`` are stored under: looked up once per type, not per event."""
+    spoken = contract_of(event_type)
+    return type_name(event_type), *((spoken.name, spoken.version) if spoken else ("", 0))
+
+
 def emit(event: BaseModel) -> None:
     """Add ``event`` to the write being applied.
 
@@ -100,24 +108,26 @@ def emit(event: BaseModel) -> None:
             ``event`` speaks another version of it (or none): a model that fails its
             contract is never stored under it.
     """
-    name = type_name(type(event)) if isinstance(event, BaseModel) else type(event).__name__
     emitted = _current.get()
+    if not isinstance(event, BaseModel):
+        name = type(event).__name__
+        if emitted is None:
+            raise EmitOutsideWriteError(name)
+        raise MalformedEventError(name, "an event is a pydantic model instance")
+    name, contract, contract_version = _stored_as(type(event))
     if emitted is None:
         raise EmitOutsideWriteError(name)
-    if not isinstance(event, BaseModel):
-        raise MalformedEventError(name, "an event is a pydantic model instance")
-    if emitted.allowed and name not in emitted.allowed:
-        raise UnknownEventTypeError(name, f"resource {emitted.resource}")
     if emitted.allowed:
+        if name not in emitted.allowed:
+            raise UnknownEventTypeError(name, f"resource {emitted.resource}")
         check_contract(emitted.allowed[name], event, f"resource {emitted.resource}: emit {name}")
-    try:
-        payload = event.model_dump_json().encode()
+    try:  # JSON bytes straight from pydantic-core: what ``model_dump_json`` returns, encoded
+        payload = event.__pydantic_serializer__.to_json(event)
     except Exception as error:  # pydantic raises several kinds for unserializable fields
         raise MalformedEventError(name, f"does not serialize: {error}") from error
     if len(payload) > MAX_EVENT_BYTES:
         raise MalformedEventError(name, f"{len(payload)} bytes > {MAX_EVENT_BYTES}")
-    spoken = contract_of(event)
-    emitted.events.append((name, payload, *((spoken.name, spoken.version) if spoken else ("", 0))))
+    emitted.events.append((name, payload, contract, contract_version))
     _Tally.emitted += 1
 
 

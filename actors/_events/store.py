@@ -7,6 +7,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -60,8 +61,12 @@ _BASE = "seq, event_id, version, type, payload, trace_id, provenance, writer, at
 _COLUMNS = f"{_BASE}, contract, contract_version"
 _INSERT = (
     "INSERT INTO events(event_id, version, type, payload, trace_id, provenance, writer, at, "
-    "contract, contract_version) VALUES(?,?,?,?,?,?,?,?,?,?)"
+    "contract, contract_version) VALUES"
 )
+_ROW_MARKS = "(?,?,?,?,?,?,?,?,?,?)"
+_ROWS_PER_STATEMENT = 99
+"""990 bound values: under SQLite's default limit before 3.32 (999). A statement's text
+names its row count, so at most this many texts are prepared and cached."""
 
 
 def migrate(conn: Connection) -> None:
@@ -75,9 +80,17 @@ def migrate(conn: Connection) -> None:
 
 
 def insert(conn: Connection, rows: Sequence[EventRow]) -> None:
-    """Store ``rows`` inside the caller's (the commit's) transaction."""
-    if rows:
-        conn.executemany(_INSERT, rows)
+    """Store ``rows``, in order, inside the caller's (the commit's) transaction.
+
+    One multi-row statement per up to ``_ROWS_PER_STATEMENT`` rows, not one execution
+    per row: SQLite reads and rewrites the ``AUTOINCREMENT`` counter once per statement
+    executed, and those per-row steps were about 3 of the 18 us of CPU an event added to
+    a write (``tests/event_write_costs.py``). Both backends number the rows of one
+    ``VALUES`` list in its order."""
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start : start + _ROWS_PER_STATEMENT]
+        marks = ",".join((_ROW_MARKS,) * len(chunk))
+        conn.execute(f"{_INSERT}{marks}", list(chain.from_iterable(chunk)))
 
 
 @dataclass(frozen=True, slots=True)
