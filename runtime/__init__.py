@@ -61,6 +61,7 @@ from ._lock_errors import StaleLeaseError as StaleLeaseError
 from ._memory import fix_mmap_threshold as fix_mmap_threshold
 from ._memory import trim_malloc as trim_malloc
 from ._metrics import KeptGauge as KeptGauge
+from ._metrics import RecordTimer as RecordTimer
 from ._metrics import counter as counter
 from ._metrics import gauge as gauge
 from ._metrics import histogram as histogram
@@ -190,6 +191,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PgLocation",
     "ProvenanceError",
+    "RecordTimer",
     "ResourceError",
     "ResourceUnavailableError",
     "ScriptedModel",

@@ -83,7 +83,7 @@ RUNTIME = {
     "FailureReason",
     # what the actor families are built from: the applier, metrics, the Ray glue, malloc
     "SerialApplier", "apply_each", "GroupSync", "defer_sync", "counter", "gauge", "histogram",
-    "KeptGauge", "STATE_RESOURCE",
+    "KeptGauge", "RecordTimer", "STATE_RESOURCE",
     "agent_actor_name", "get_or_spawn", "lookup", "named_actors", "resource_actor_name", "spawn",
     "start_local_ray",
     "fix_mmap_threshold", "trim_malloc",

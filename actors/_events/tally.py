@@ -17,7 +17,7 @@ import bisect
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from runtime import Clock, counter, gauge, histogram
+from runtime import Clock, RecordTimer, counter, gauge, histogram
 
 from .core import Lag
 from .store import EventRecord
@@ -41,10 +41,9 @@ class DeliveryTally:
 
     def __init__(self, clock: Clock, every_s: float = RECORD_EVERY_S) -> None:
         self._clock = clock
-        self._every_s = every_s
         self._done: dict[tuple[str, str], int] = {}
         self._latency_ms: dict[tuple[str, str], list[float]] = {}
-        self._armed = False
+        self._timer = RecordTimer(self.record, every_s)
         self._lag_at = float("-inf")
 
     def delivered(
@@ -62,19 +61,10 @@ class DeliveryTally:
         key = (group, resource)
         self._done[key] = self._done.get(key, 0) + done
         self._latency_ms.setdefault(key, []).append(ms)
-        if self._armed:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.record()
-            return
-        self._armed = True
-        loop.call_later(self._every_s, self.record)
+        self._timer.due()
 
     def record(self) -> None:
         """Hand what was counted to Ray's metrics, and start counting afresh."""
-        self._armed = False
         done, latency_ms = self._done, self._latency_ms
         self._done, self._latency_ms = {}, {}
         delivered = counter("events_delivered_total", "Events a subscriber is done with", _TAGS)

@@ -11,11 +11,10 @@ delay is not visible; what a crash loses is at most that last second of counts.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from runtime import counter, gauge, histogram
+from runtime import RecordTimer, counter, gauge, histogram
 
 RECORD_EVERY_S = 1.0
 
@@ -30,11 +29,10 @@ class WriteTally:
 
     def __init__(self, resource: str, every_s: float = RECORD_EVERY_S) -> None:
         self._tags = {"resource": resource}
-        self._every_s = every_s
         self._outcomes: dict[str, int] = {}
         self._batch_ms: list[float] = []
         self._version: int | None = None
-        self._armed = False
+        self._timer = RecordTimer(self.record, every_s)
 
     def note(self, results: Sequence[Any], batch_ms: float, version: int) -> None:
         """Count one batch: each result's outcome (committed, duplicate, or the refusal's
@@ -49,19 +47,10 @@ class WriteTally:
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
         self._batch_ms.append(batch_ms)
         self._version = version
-        if self._armed:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.record()
-            return
-        self._armed = True
-        loop.call_later(self._every_s, self.record)
+        self._timer.due()
 
     def record(self) -> None:
         """Hand what was counted to Ray's metrics, and start counting afresh."""
-        self._armed = False
         outcomes, batch_ms, version = self._outcomes, self._batch_ms, self._version
         self._outcomes, self._batch_ms, self._version = {}, [], None
         writes = counter("resource_writes_total", "Writes by outcome", ("resource", "outcome"))
