@@ -8,9 +8,10 @@ Ray pub/sub (a publisher actor fanning out calls to subscriber actors), side by 
   over that wall time; latency is from the write's (or publish's) sending to the handler,
   p50 and p99. Each row keeps the best of 3 runs (1 with ``--quick``).
 - ``backlog`` rows: delivery alone. The same ``events`` already committed (agentcast:
-  one call replays them to every group, one more waits until every group is done) or already produced
-  (plain: the publisher holds them) are delivered in batches of ``max_in_flight`` to N
-  subscribers; the clock runs from the start until every subscriber has all of them.
+  one call replays them to every group, one more returns when every group is done) or
+  already produced (plain: one call, the publisher holds them) are delivered in batches
+  of ``max_in_flight`` to N subscribers; the clock runs from the start until every
+  subscriber has all of them.
   The ``delivery`` rows also pay for producing: each agentcast event is a durable write,
   which caps them at the resource's write rate (``emit_cost``) whatever the delivery.
 - ``emit_cost``: writes per second of the same ``write_many`` batches with and without an
