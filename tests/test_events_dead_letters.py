@@ -413,7 +413,7 @@ class _FailingReplica:
 
     class _Deliver:
         def remote(self, wire: Any) -> Any:
-            return _Ready(DeliveryReport(0, 0, "stock:1:0: Boom: no", "handler", "Boom"))
+            return _Ready(DeliveryReport(0, 0, "stock:1:0: Boom: no", "handler", "Boom").wire())
 
     deliver = _Deliver()
 

@@ -208,7 +208,7 @@ class EventsHost:
         replica = await self._replica(group, letter.record.resource)
         sent = replica.deliver.remote(on_the_wire(letter))
         report = await asyncio.wait_for(_future(sent), self._timeout_s)
-        return dead.settle(letter, report, self._clock.now())
+        return dead.settle(letter, DeliveryReport.from_wire(report), self._clock.now())
 
     async def trim_now(self) -> dict[str, int]:
         """Ask every resource to delete the events retention lets go; count per resource."""
@@ -329,7 +329,8 @@ class EventsHost:
             replica = await self._replica(group, resource)
             sent = replica.deliver.remote(pending.wire)
             ahead = self._read_ahead(group, resource, pending)
-            report: DeliveryReport = await asyncio.wait_for(_future(sent), self._timeout_s)
+            answer = await asyncio.wait_for(_future(sent), self._timeout_s)
+            report = DeliveryReport.from_wire(answer)  # a malformed one: a broken replica
         except Exception as error:
             self._replicas.pop(group, None)  # look the replicas up again
             self._errors[key] = f"unreachable: {type(error).__name__}: {str(error)[:500]}"
