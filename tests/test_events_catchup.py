@@ -126,8 +126,9 @@ def test_a_replay_of_several_groups_is_one_stored_move(tmp_path: Path) -> None:
     core.flush()
     core.rewind(["a", "b"], "stock", 1)
     assert [(lag.group, lag.checkpoint) for lag in core.lags()] == [("a", 1), ("b", 1)]
-    with pytest.raises(ConfigurationError):
-        core.rewind(["a", "nobody"], "stock", 0)  # refused before anything is stored
+    for groups in (["a", "nobody"], ["a", ["b"]], "a", None):
+        with pytest.raises(ConfigurationError):  # refused before anything is stored
+            core.rewind(groups, "stock", 0)  # type: ignore[arg-type]
     core.close()
     again = DispatchCore(tmp_path)
     assert [(lag.group, lag.checkpoint) for lag in again.lags()] == [("a", 1), ("b", 1)]

@@ -301,10 +301,13 @@ class DispatchCore:
         again (one transaction for them all).
 
         Raises:
-            ConfigurationError: a group is not registered, or ``to`` is negative.
+            ConfigurationError: ``groups`` is not a list of registered groups, or ``to``
+                is not an int >= 0.
         """
+        if not isinstance(groups, list | tuple):
+            raise ConfigurationError(f"a replay names a list of groups, not {groups!r}")
         for group in groups:
-            if group not in self.groups or type(to) is not int or to < 0:
+            if type(group) is not str or group not in self.groups or type(to) is not int or to < 0:
                 raise ConfigurationError(f"cannot rewind {group!r} on {resource!r} to {to!r}")
         self._store.rewind(groups, resource, to, self._clock.now())
         for key in [(group, resource) for group in groups]:

@@ -129,7 +129,7 @@ class EventsHost:
         Raises:
             ConfigurationError: no such group, or ``to`` is not an int >= 0.
         """
-        self._open().rewind([groups] if isinstance(groups, str) else list(groups), resource, to)
+        self._open().rewind([groups] if isinstance(groups, str) else groups, resource, to)
         self._watch_moves.moved()
         self._ring(resource)
 
