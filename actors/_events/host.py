@@ -10,7 +10,8 @@ report comes, if the report leaves the checkpoint where that read started
 newest event number every ``poll_interval`` and wakes the idle partitions of that
 resource; a resource's commits also send ``nudge`` (one call in flight per resource),
 which wakes them at once: the poll is only the fallback for a lost nudge. Checkpoint
-moves are flushed in one transaction every ``_FLUSH_S``. Everything durable is in
+moves are flushed in one transaction every ``_FLUSH_S``, and wake the callers of
+``wait_caught_up`` (answered when the checkpoints get there, not polled). Everything durable is in
 ``DispatchCore``: a restarted dispatcher (Ray restarts it) resumes every partition from
 its checkpoint.
 """
