@@ -276,7 +276,7 @@ def test_a_success_resets_the_count(tmp_path: Path) -> None:
     write(stock, "restock", "a", 1)
     for _ in range(3):  # two failures, then handled
         part.step()
-    part.core.rewind("g", "stock", 0)
+    part.core.rewind(["g"], "stock", 0)
     part.fails = {"a": 1}
     part.step()  # a third failure of a, but not in a row: the success came between
     part.step()
@@ -333,7 +333,7 @@ def test_a_crash_between_the_letter_and_the_checkpoint_neither_loses_nor_doubles
     assert part.outcomes == [("dead", "a"), ("handled", "b")]
     part.crash(flushed=False)  # right after: the letter and the checkpoint are both there
     assert [d.record.seq for d in part.core.dead.of("g")] == [1]
-    part.core.rewind("g", "stock", 0)  # a replay: a fails twice again, one letter still
+    part.core.rewind(["g"], "stock", 0)  # a replay: a fails twice again, one letter still
     for _ in range(3):
         part.step()
     assert [(d.record.seq, d.attempts) for d in part.core.dead.of("g")] == [(1, 2)]
@@ -413,7 +413,7 @@ class _FailingReplica:
 
     class _Deliver:
         def remote(self, wire: Any) -> Any:
-            return _Ready(DeliveryReport(0, 0, "stock:1:0: Boom: no", "handler", "Boom"))
+            return _Ready(DeliveryReport(0, 0, "stock:1:0: Boom: no", "handler", "Boom").wire())
 
     deliver = _Deliver()
 

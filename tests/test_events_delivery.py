@@ -150,7 +150,7 @@ def test_random_crashes_deliver_each_event_once_per_group_in_order(
             step(action[1], ahead_then_writes=0)
         elif action[0] == "rewind":
             # a replay goes back (forward, it would skip events on purpose)
-            core.rewind(action[1], "stock", min(action[2], core.position(action[1], "stock")))
+            core.rewind([action[1]], "stock", min(action[2], core.position(action[1], "stock")))
         else:  # the dispatcher dies, maybe after a delivery whose ack it never stored,
             step(GROUPS[0], lose_ack=action[1])  # maybe before it flushed its moves
             if action[2]:
@@ -179,9 +179,9 @@ def test_a_batch_read_ahead_is_next_only_while_the_checkpoint_is_where_it_was_re
     core.acked("all", "stock", first, 1)  # the handler failed at seq 2
     assert not core.is_next("all", "stock", ahead)  # never past the failure
     core.acked("all", "stock", core.pending("all", "stock"), 3)
-    core.rewind("all", "stock", 2)
+    core.rewind(["all"], "stock", 2)
     assert core.is_next("all", "stock", ahead)  # a replay to where it was read after
-    core.rewind("all", "stock", 1)
+    core.rewind(["all"], "stock", 1)
     assert not core.is_next("all", "stock", ahead)
     core.acked("all", "stock", core.pending("all", "stock"), 5)
     assert not core.is_next("all", "stock", core.pending("all", "stock", after=5))  # empty
@@ -228,14 +228,14 @@ def test_replay_from_the_start_and_a_late_ack_does_not_undo_it(store_root: Locat
     write(stock, "restock", "A", 1)
     write(stock, "restock", "B", 1)
     pending = core.pending("all", "stock")
-    core.rewind("all", "stock", 0)
+    core.rewind(["all"], "stock", 0)
     assert core.acked("all", "stock", pending, 2)  # checkpoint was 0: the same as read
     late = core.pending("all", "stock")
-    core.rewind("all", "stock", 1)
+    core.rewind(["all"], "stock", 1)
     assert not core.acked("all", "stock", late, 2)  # read after 2, rewound to 1 meanwhile
     assert [e.seq for e in core.pending("all", "stock").events] == [2]
     with pytest.raises(ConfigurationError):
-        core.rewind("nobody", "stock", 0)
+        core.rewind(["nobody"], "stock", 0)
 
 
 def test_checkpoints_survive_a_new_dispatcher(store_root: Location) -> None:
@@ -274,7 +274,7 @@ def test_a_replay_is_not_undone_by_an_older_move_flushed_after_it(tmp_path: Path
     for sku in "AB":
         write(stock, "restock", sku, 1)
     assert core.acked("all", "stock", core.pending("all", "stock"), 2)  # in memory only
-    core.rewind("all", "stock", 0)
+    core.rewind(["all"], "stock", 0)
     assert core.flush() == 0
     assert [e.seq for e in DispatchCore(tmp_path).pending("all", "stock").events] == [1, 2]
     assert [e.seq for e in core.pending("all", "stock").events] == [1, 2]

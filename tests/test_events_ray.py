@@ -19,6 +19,7 @@ from waiting import wait_until
 from actors import Agent, Subscriptions, System, handler, subscribe
 from actors._agent.group import replicas_of
 from actors._cli.main import main
+from actors._events.subscribe import DeliveryReport
 from actors._events.wire import EventBatch
 from actors.lowlevel import EventLog, EventRecord
 from policies import EventsPolicy
@@ -151,7 +152,9 @@ def test_forged_and_malformed_calls_to_the_actors_are_typed_errors(system: Syste
     with pytest.raises(UnknownEventTypeError):
         ray.get(replica.deliver.remote(EventBatch.of("stock", [forged]).wire()))
     garbled = dataclasses.replace(forged, type="Restocked", payload=b'{"sku": 1}')
-    report = ray.get(replica.deliver.remote(EventBatch.of("stock", [garbled]).wire()))
+    report = DeliveryReport.from_wire(
+        ray.get(replica.deliver.remote(EventBatch.of("stock", [garbled]).wire()))
+    )
     assert (report.done_upto, report.handled) == (8, 0)
     assert report.error is not None and "MalformedEventError" in report.error
     good = EventBatch.of("stock", [dataclasses.replace(garbled, payload=b'{"sku": "z"}')])

@@ -12,7 +12,7 @@ from events_for_tests import Restocked
 
 from actors import subscribe
 from actors._agent.task import TaskContext, current_task
-from actors._events.subscribe import deliver, runner, subscriptions
+from actors._events.subscribe import DeliveryReport, deliver, runner, subscriptions
 from actors._events.wire import WIRE_TAG, EventBatch
 from actors.lowlevel import EventRecord
 from policies import Provenance
@@ -68,6 +68,31 @@ def test_the_batch_goes_through_rays_msgpack_path_without_pickle() -> None:
     pickled: list[Any] = []
     MessagePackSerializer.dumps(wire(1, 2), lambda o: pickled.append(o) or len(pickled) - 1)
     assert pickled == []
+
+
+@pytest.mark.parametrize(
+    "report", [DeliveryReport(7, 3), DeliveryReport(6, 2, "stock:7:0: Boom: no", "contract", "B")]
+)
+def test_a_delivery_report_crosses_as_a_plain_list_through_msgpack(report: DeliveryReport) -> None:
+    from ray._raylet import MessagePackSerializer
+
+    pickled: list[Any] = []
+    sent = MessagePackSerializer.dumps(report.wire(), lambda o: pickled.append(o) or 0)
+    assert pickled == []
+    assert DeliveryReport.from_wire(MessagePackSerializer.loads(sent, None)) == report
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        None, (7, 3, None, "handler", ""), [7, 3, None, "handler"], [7.0, 3, None, "handler", ""],
+        [7, True, None, "handler", ""], [7, 3, b"x", "handler", ""], [7, 3, None, None, ""],
+        [7, 3, None, "handler", 0], DeliveryReport(7, 3),
+    ],
+)  # fmt: skip
+def test_a_malformed_delivery_report_is_refused(bad: Any) -> None:
+    with pytest.raises(InvalidArgumentError):
+        DeliveryReport.from_wire(bad)
 
 
 _BAD: list[tuple[str, Any]] = [

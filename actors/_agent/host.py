@@ -12,7 +12,7 @@ from ray import cloudpickle
 from runtime import Envelope, HandlerOutputError, UnknownHandlerError, fix_mmap_threshold, span
 
 from .._contracts import ContractId, check_contract, contract_of
-from .._events.subscribe import DeliveryReport, deliver, runner, subscriptions, types_of
+from .._events.subscribe import deliver, runner, subscriptions, types_of
 from .._events.validate import Veto, run_validator, validators
 from .._resource.briefing import briefing
 from .._resource.constraints import carrying
@@ -128,17 +128,18 @@ class AgentHost:
             "agentcast.task_id": envelope.task_id,
         }
 
-    async def deliver(self, batch: Any) -> DeliveryReport:
+    async def deliver(self, batch: Any) -> list[Any]:
         """Run committed events (an ``EventBatch`` on the wire), in order, through this
         agent's ``@subscribe`` handlers, as consumer group ``<agent name>`` (the
-        dispatcher's call; docs/events.md).
+        dispatcher's call; docs/events.md). Returns the ``DeliveryReport``'s ``wire()``.
 
         Raises:
             InvalidArgumentError: ``batch`` is not an event batch.
             UnknownEventTypeError: an event type this agent does not subscribe to.
         """
         where, group = f"agent {self._runtime.name}", self._runtime.name
-        return await deliver(self._subscriptions, where, group, batch, runner(self._agent))
+        report = await deliver(self._subscriptions, where, group, batch, runner(self._agent))
+        return report.wire()
 
     async def settle(self) -> None:
         """Settle every model allowance and reservation of this replica now (it is about

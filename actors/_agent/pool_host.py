@@ -28,7 +28,6 @@ from ray import cloudpickle
 
 from runtime import AgentGoneError, Envelope, fix_mmap_threshold
 
-from .._events.subscribe import DeliveryReport
 from .._events.validate import Veto
 from .agent import Agent, AgentRuntime
 from .derived import Produced
@@ -156,10 +155,10 @@ class PoolHost:
         except MailboxClosedError:
             raise AgentGoneError(f"agent:{key}", self._name) from None
 
-    async def deliver(self, key: str, batch: Any) -> DeliveryReport:
+    async def deliver(self, key: str, batch: Any) -> list[Any]:
         """Run committed events through agent ``key``'s ``@subscribe`` handlers, in its
         mailbox (they are its work: a slot each delivery, in arrival order), as a
-        dedicated replica's ``deliver`` (the dispatcher's call).
+        dedicated replica's ``deliver`` (the dispatcher's call), with the same answer.
 
         Raises:
             AgentGoneError: the agent is not (or no longer) on this host.

@@ -127,16 +127,18 @@ class CheckpointStore:
             if passed:
                 conn.executemany(_PASSED, [(*key, moves[key]) for key in passed])
 
-    def rewind(self, group: str, resource: str, to: int, now: datetime) -> None:
-        """Set the checkpoint to ``to`` unconditionally and delete the partition's failure
-        count (a replay: the events are delivered again, the count starts again).
+    def rewind(self, groups: list[str], resource: str, to: int, now: datetime) -> None:
+        """Set each group's checkpoint on ``resource`` to ``to`` unconditionally and
+        delete its failure count (a replay: the events are delivered again, the count
+        starts again), in one transaction.
 
         Raises:
             StorageError: nothing was stored.
         """
-        with transaction(self._conn, f"rewinding {group} in {self.path} failed") as conn:
-            conn.execute(UPSERT, (group, resource, to, now.isoformat()))
-            conn.execute(CLEAR_FAILURES, (group, resource))
+        with transaction(self._conn, f"rewinding {groups} in {self.path} failed") as conn:
+            for group in groups:
+                conn.execute(UPSERT, (group, resource, to, now.isoformat()))
+                conn.execute(CLEAR_FAILURES, (group, resource))
 
     def failures(self) -> dict[tuple[str, str], tuple[int, int]]:
         """Every failing partition's head event and its handler failures in a row."""

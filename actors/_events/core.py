@@ -296,19 +296,36 @@ class DispatchCore:
             raise
         return len(moves)
 
-    def rewind(self, group: str, resource: str, to: int = 0) -> None:
-        """Replay: ``group`` gets ``resource``'s retained events after ``to`` again.
+    def rewind(self, groups: list[str], resource: str, to: int = 0) -> None:
+        """Replay: each of ``groups`` gets ``resource``'s retained events after ``to``
+        again (one transaction for them all).
 
         Raises:
-            ConfigurationError: ``group`` is not registered, or ``to`` is negative.
+            ConfigurationError: ``groups`` is not a list of registered groups, or ``to``
+                is not an int >= 0.
         """
-        if group not in self.groups or not isinstance(to, int) or to < 0:
-            raise ConfigurationError(f"cannot rewind {group!r} on {resource!r} to {to!r}")
-        self._store.rewind(group, resource, to, self._clock.now())
-        self._moved.pop((group, resource), None)  # a later flush must not undo it
-        self._positions[(group, resource)] = to
-        self._failing.pop((group, resource), None)  # deleted with the rewind
-        self._passed.discard((group, resource))
+        if not isinstance(groups, list | tuple):
+            raise ConfigurationError(f"a replay names a list of groups, not {groups!r}")
+        for group in groups:
+            if type(group) is not str or group not in self.groups or type(to) is not int or to < 0:
+                raise ConfigurationError(f"cannot rewind {group!r} on {resource!r} to {to!r}")
+        self._store.rewind(groups, resource, to, self._clock.now())
+        for key in [(group, resource) for group in groups]:
+            self._moved.pop(key, None)  # a later flush must not undo it
+            self._positions[key] = to
+            self._failing.pop(key, None)  # deleted with the rewind
+            self._passed.discard(key)
+
+    def behind(self, targets: dict[str, int], groups: list[str]) -> list[Lag]:
+        """The partitions of ``groups`` (those still registered) whose checkpoint has
+        not reached ``targets[resource]``, each with that number as its ``last_seq``."""
+        return [
+            Lag(group, resource, self.position(group, resource), upto)
+            for group in groups
+            if group in self.groups
+            for resource, upto in targets.items()
+            if self.position(group, resource) < upto
+        ]
 
     def lags(self, resources: list[str] | None = None) -> list[Lag]:
         """Every partition's checkpoint and the newest event number, sorted; on

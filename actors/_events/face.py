@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import ray
+from ray.exceptions import RayActorError
 
 from policies import EventsPolicy
 from runtime import get_or_spawn, lookup
@@ -17,6 +18,8 @@ from .dead_letters import DeadLetter
 from .host import EventsHost
 from .nudge import DISPATCHER as DISPATCHER
 from .subscribe import types_of
+
+_RETRY_S = 0.2  # between calls to a dispatcher Ray is restarting
 
 
 def start_dispatcher(
@@ -84,9 +87,10 @@ class Subscriptions:
         """Per partition: checkpoint, newest event, lag, handled, last error."""
         return list(ray.get(self._actor().status.remote()))
 
-    def replay(self, group: str, resource: str, *, after: int = 0) -> None:
+    def replay(self, group: str | list[str], resource: str, *, after: int = 0) -> None:
         """Deliver ``resource``'s retained events after ``after`` (default: from the
-        start) to ``group`` again; handlers see them again, their writes deduplicate.
+        start) to ``group`` (a name, or a list of them: one transaction) again;
+        handlers see them again, their writes deduplicate.
 
         Raises:
             ConfigurationError: no such group, or a bad ``after``.
@@ -114,17 +118,28 @@ class Subscriptions:
         """Stop delivering to ``group`` and drop its checkpoints and dead letters."""
         ray.get(self._actor().forget.remote(group))
 
-    def wait_caught_up(self, timeout: timedelta = timedelta(seconds=60)) -> list[Lag]:
-        """Wait until every partition's lag is 0; the lags at the end.
+    def wait_caught_up(
+        self, timeout: timedelta = timedelta(seconds=60), *,
+        upto: dict[str, int] | None = None, groups: list[str] | None = None,
+    ) -> list[Lag]:  # fmt: skip
+        """Wait until each partition of ``groups`` (default: every group) has its
+        checkpoint at ``upto[resource]`` or past it (default: each resource's newest
+        event number now); every partition's lag at the end. One call, answered by the
+        dispatcher when the checkpoints move there. If the dispatcher dies meanwhile,
+        the call is made again to its next incarnation within ``timeout``.
 
         Raises:
-            TimeoutError: a partition still lags after ``timeout``.
+            TimeoutError: a partition is still behind after ``timeout``.
+            InvalidArgumentError: malformed ``upto`` or ``groups``.
+            ConfigurationError: no dispatcher runs, or no such group.
         """
         deadline = time.monotonic() + timeout.total_seconds()
         while True:
-            lags = self.lags()
-            if all(lag.lag == 0 for lag in lags):
-                return lags
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"still lagging: {[lag for lag in lags if lag.lag]}")
-            time.sleep(0.05)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"the dispatcher of {self.namespace!r} did not answer")
+            try:
+                ref = self._actor().wait_caught_up.remote(upto, groups, left)
+                return list(ray.get(ref))
+            except RayActorError:  # died or restarting: asked again, within the deadline
+                time.sleep(min(_RETRY_S, max(left, 0.0)))

@@ -10,7 +10,8 @@ report comes, if the report leaves the checkpoint where that read started
 newest event number every ``poll_interval`` and wakes the idle partitions of that
 resource; a resource's commits also send ``nudge`` (one call in flight per resource),
 which wakes them at once: the poll is only the fallback for a lost nudge. Checkpoint
-moves are flushed in one transaction every ``_FLUSH_S``. Everything durable is in
+moves are flushed in one transaction every ``_FLUSH_S``, and wake the callers of
+``wait_caught_up`` (answered when the checkpoints get there, not polled). Everything durable is in
 ``DispatchCore``: a restarted dispatcher (Ray restarts it) resumes every partition from
 its checkpoint.
 """
@@ -30,17 +31,17 @@ from runtime import (
     ConfigurationError,
     StorageError,
     SystemClock,
-    lookup,
-    resource_actor_name,
     storage_root,
 )
 
 from .._agent.group import replicas_of
+from .catchup import CheckpointWatch, check_wait
 from .core import DispatchCore, Lag, Pending
 from .dead_letters import DeadLetter, after_failure, on_the_wire
 from .nudge import check_nudge
 from .subscribe import DeliveryReport
 from .tally import DeliveryTally
+from .trim import trim_retained
 
 _log = logging.getLogger(__name__)
 _SUPERVISE_S = 0.1  # how often new groups and resources are picked up
@@ -81,6 +82,7 @@ class EventsHost:
         self._tally = DeliveryTally(self._clock)
         self._trimmed_at: datetime | None = None
         self._moved = asyncio.Event()  # a checkpoint moved since the last flush
+        self._watch_moves = CheckpointWatch()  # wakes ``wait_caught_up``
         self._listed: tuple[float, list[str]] = (float("-inf"), [])  # when, resources
         loop = asyncio.get_running_loop()
         self._main = [
@@ -117,17 +119,36 @@ class EventsHost:
     async def forget(self, group: str) -> None:
         """Stop delivering to ``group`` and drop its checkpoints."""
         self._open().forget(group)
+        self._watch_moves.moved()
         for key in [k for k in self._tasks if k[0] == group]:
             self._tasks.pop(key).cancel()
 
-    async def rewind(self, group: str, resource: str, to: int = 0) -> None:
-        """Replay ``resource``'s retained events after ``to`` to ``group``.
+    async def rewind(self, groups: str | list[str], resource: str, to: int = 0) -> None:
+        """Replay ``resource``'s retained events after ``to`` to ``groups`` (a name or
+        a list), in one transaction.
 
         Raises:
             ConfigurationError: no such group, or ``to`` is not an int >= 0.
         """
-        self._open().rewind(group, resource, to)
+        self._open().rewind([groups] if isinstance(groups, str) else groups, resource, to)
+        self._watch_moves.moved()
         self._ring(resource)
+
+    async def wait_caught_up(
+        self, upto: dict[str, int] | None = None, groups: list[str] | None = None,
+        timeout_s: float = 60.0,
+    ) -> list[Lag]:  # fmt: skip
+        """Return every partition's lag once each partition of ``groups`` (default: all)
+        has its checkpoint at ``upto[resource]`` or past it (default: each resource's
+        newest event number when called), woken by the checkpoint moves.
+
+        Raises:
+            InvalidArgumentError: malformed arguments. ConfigurationError: no such group.
+            TimeoutError: a partition still behind after ``timeout_s``.
+        """
+        targets, names = check_wait(self._open(), upto, groups, timeout_s)
+        await self._watch_moves.until_caught_up(self._open(), targets, names, timeout_s)
+        return self._open().lags()
 
     async def nudge(self, resource: str, seq: int) -> bool:
         """``resource`` committed events up to ``seq``: wake its partitions now (the
@@ -188,7 +209,7 @@ class EventsHost:
         replica = await self._replica(group, letter.record.resource)
         sent = replica.deliver.remote(on_the_wire(letter))
         report = await asyncio.wait_for(_future(sent), self._timeout_s)
-        return dead.settle(letter, report, self._clock.now())
+        return dead.settle(letter, DeliveryReport.from_wire(report), self._clock.now())
 
     async def trim_now(self) -> dict[str, int]:
         """Ask every resource to delete the events retention lets go; count per resource."""
@@ -249,6 +270,10 @@ class EventsHost:
             self._listed = (now, self._open().resources())
         return self._listed[1]
 
+    def _checkpoint_moved(self) -> None:
+        self._moved.set()
+        self._watch_moves.moved()
+
     def _ring(self, resource: str) -> None:
         """Wake ``resource``'s idle partitions, and forget its newest event number: a
         ring follows every commit (its nudge, or the watcher's poll that saw it), so
@@ -286,7 +311,7 @@ class EventsHost:
                     continue
                 if not pending.events:
                     if core.acked(group, resource, pending, pending.upto):
-                        self._moved.set()
+                        self._checkpoint_moved()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(bell.wait(), _IDLE_WAKE_S)
                     continue
@@ -305,14 +330,15 @@ class EventsHost:
             replica = await self._replica(group, resource)
             sent = replica.deliver.remote(pending.wire)
             ahead = self._read_ahead(group, resource, pending)
-            report: DeliveryReport = await asyncio.wait_for(_future(sent), self._timeout_s)
+            answer = await asyncio.wait_for(_future(sent), self._timeout_s)
+            report = DeliveryReport.from_wire(answer)  # a malformed one: a broken replica
         except Exception as error:
             self._replicas.pop(group, None)  # look the replicas up again
             self._errors[key] = f"unreachable: {type(error).__name__}: {str(error)[:500]}"
             self._tally.failed(group, resource, "unreachable")
             return True, None
         if self._open().acked(group, resource, pending, report.done_upto):
-            self._moved.set()
+            self._checkpoint_moved()
         self._handled[key] = self._handled.get(key, 0) + report.handled
         self._tally.delivered(group, resource, pending.events, report.done_upto)
         if report.error is not None:
@@ -344,6 +370,7 @@ class EventsHost:
             _log.warning("events dispatcher: %s", error)
             return False
         if letter is not None:
+            self._watch_moves.moved()  # stored with the letter: nothing to flush
             self._errors.pop((group, resource), None)
             self._tally.buried(group, resource)
             return True
@@ -368,16 +395,4 @@ class EventsHost:
         return replicas[zlib.crc32(resource.encode()) % len(replicas)]
 
     async def _trim(self) -> dict[str, int]:
-        core, trimmed = self._open(), {}
-        before = (self._clock.now() - self._policy.retention).isoformat()
-        for resource in core.resources():
-            upto = core.horizon(resource)
-            if upto == 0:
-                continue
-            with contextlib.suppress(Exception):  # not running: trimmed on a later round
-                actor = lookup(resource_actor_name(resource), self._namespace)
-                ref = actor.trim_events.remote(upto, before, self._policy.trim_batch)
-                trimmed[resource] = await asyncio.wait_for(ref, 30)
-        dead_before = self._clock.now() - self._policy.dead_letter_retention
-        core.dead.prune(dead_before.isoformat(), self._policy.trim_batch)
-        return trimmed
+        return await trim_retained(self._open(), self._policy, self._clock, self._namespace)

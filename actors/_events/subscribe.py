@@ -19,7 +19,13 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from policies import ConstraintSet, Provenance
-from runtime import ConfigurationError, Envelope, MalformedEventError, UnknownEventTypeError
+from runtime import (
+    ConfigurationError,
+    Envelope,
+    InvalidArgumentError,
+    MalformedEventError,
+    UnknownEventTypeError,
+)
 
 from .._agent.task import TaskContext, current_task
 from .._contracts import ContractId, check_stored, note_event_type
@@ -122,6 +128,27 @@ class DeliveryReport:
     error: str | None = None
     reason: str = "handler"
     error_type: str = ""
+
+    def wire(self) -> list[Any]:
+        """The list a replica's ``deliver`` returns: Ray sends a list of plain values
+        through msgpack (about 4 us of CPU to serialize), this dataclass through pickle
+        (about 88 us, and more to load in the dispatcher: measured side by side)."""
+        return [self.done_upto, self.handled, self.error, self.reason, self.error_type]
+
+    @classmethod
+    def from_wire(cls, wire: Any) -> DeliveryReport:
+        """The report a replica returned (``wire()``), checked.
+
+        Raises:
+            InvalidArgumentError: ``wire`` is not a report of this form.
+        """
+        if not (
+            type(wire) is list and len(wire) == 5 and type(wire[0]) is int
+            and type(wire[1]) is int and (wire[2] is None or type(wire[2]) is str)
+            and type(wire[3]) is str and type(wire[4]) is str
+        ):  # fmt: skip
+            raise InvalidArgumentError(f"a delivery report, not {str(wire)[:200]}")
+        return cls(*wire)
 
 
 _NO_CONSTRAINTS = ConstraintSet()  # an event's task carries none: one shared, frozen set

@@ -8,9 +8,10 @@ Ray pub/sub (a publisher actor fanning out calls to subscriber actors), side by 
   over that wall time; latency is from the write's (or publish's) sending to the handler,
   p50 and p99. Each row keeps the best of 3 runs (1 with ``--quick``).
 - ``backlog`` rows: delivery alone. The same ``events`` already committed (agentcast:
-  every group replays them from its checkpoint before the run) or already produced
-  (plain: the publisher holds them) are delivered in batches of ``max_in_flight`` to N
-  subscribers; the clock runs from the start until every subscriber has all of them.
+  one call replays them to every group, one more returns when every group is done) or
+  already produced (plain: one call, the publisher holds them) are delivered in batches
+  of ``max_in_flight`` to N subscribers; the clock runs from the start until every
+  subscriber has all of them.
   The ``delivery`` rows also pay for producing: each agentcast event is a durable write,
   which caps them at the resource's write rate (``emit_cost``) whatever the delivery.
 - ``emit_cost``: writes per second of the same ``write_many`` batches with and without an
@@ -58,15 +59,6 @@ def _plain(cls: type, namespace: str) -> Any:
     return ray.remote(cls).options(namespace=namespace, num_cpus=0).remote()
 
 
-def _wait(condition: Any, limit_s: float) -> bool:
-    ends = time.monotonic() + limit_s
-    while not condition():
-        if time.monotonic() > ends:
-            return False
-        time.sleep(0.005)
-    return True
-
-
 class _Bench:
     def __init__(self, system: System, quick: bool) -> None:
         self.system, self.quick = system, quick
@@ -104,12 +96,12 @@ class _Bench:
         started = time.perf_counter()
         for _ in range(self.events // self.batch):
             self.feed.write_many(self._writes("tick", self.batch))
-        # Asking the dispatcher, not the agents: a question to an agent would queue
-        # between its deliveries and slow what is measured.
-        done = _wait(lambda: all(lag.lag == 0 for lag in self.subs.lags()), 600)
+        # One call the dispatcher answers when the checkpoints are there (as the plain
+        # side's one ``drain``): asking the agents would queue between their deliveries.
+        self.subs.wait_caught_up(timedelta(minutes=10))
         wall = time.perf_counter() - started
         stats = self._agent_stats(reset=True)
-        assert done and all(s.count >= self.events for s in stats), "an event never arrived"
+        assert all(s.count >= self.events for s in stats), "an event never arrived"
         return wall, [ms for s in stats for ms in s.latencies_ms]
 
     def plain_run(self, count: int) -> tuple[float, list[float]]:
@@ -124,14 +116,17 @@ class _Bench:
         return wall, [ms for _, lat in stats for ms in lat]
 
     def agentcast_backlog(self, count: int) -> float:
-        after = self.subs_checkpoint() - self.events
+        newest = self.subs_checkpoint()
+        groups = [f"bench-sub-{group}" for group in range(count)]
         started = time.perf_counter()
-        for group in range(count):
-            self.subs.replay(f"bench-sub-{group}", "bench-events", after=after)
-        done = _wait(lambda: all(lag.lag == 0 for lag in self.subs.lags()), 600)
+        # One call each way, as the plain side's one ``publish_all``: every group's
+        # replay in one transaction, then a wait the dispatcher answers when done.
+        self.subs.replay(groups, "bench-events", after=newest - self.events)
+        upto = {"bench-events": newest}
+        self.subs.wait_caught_up(timedelta(minutes=10), upto=upto, groups=groups)
         wall = time.perf_counter() - started
         stats = self._agent_stats(reset=True)
-        assert done and all(s.count >= self.events for s in stats), "an event never arrived"
+        assert all(s.count >= self.events for s in stats), "an event never arrived"
         return wall
 
     def subs_checkpoint(self) -> int:
