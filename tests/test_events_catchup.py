@@ -5,6 +5,8 @@ a real Ray across a dispatcher restart); replaying several groups in one call.""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 import uuid
 from datetime import timedelta
@@ -160,3 +162,22 @@ def test_the_wait_outlives_a_dispatcher_restart_and_times_out_typed(system: Syst
         ("stock", 80, 0)
     ]
     assert sink_items(system, "recorder") == skus
+
+
+@pytest.mark.timeout(120)
+def test_a_wait_on_a_paused_dispatcher_ends_typed_after_its_timeout(system: System) -> None:
+    # The dispatcher's own timer cannot end a wait while its process is stopped: the
+    # caller's bound does.
+    system.resource(Stock, name="stock").restock("A", 1)
+    system.agent(SlowRecorder, name="recorder")
+    subs = Subscriptions(system.namespace)
+    subs.wait_caught_up(timedelta(seconds=60))
+    dispatcher = lookup("events", system.namespace)
+    pid = ray.get(dispatcher.__ray_call__.remote(lambda self: os.getpid()))
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(TimeoutError, match="did not answer"):  # not the test's timeout
+            subs.wait_caught_up(timedelta(seconds=1))
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert [lag.lag for lag in subs.wait_caught_up(timedelta(seconds=60))] == [0]

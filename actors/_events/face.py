@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError
+from ray.exceptions import GetTimeoutError, RayActorError
 
 from policies import EventsPolicy
 from runtime import get_or_spawn, lookup
@@ -20,6 +20,7 @@ from .nudge import DISPATCHER as DISPATCHER
 from .subscribe import types_of
 
 _RETRY_S = 0.2  # between calls to a dispatcher Ray is restarting
+_ANSWER_S = 5.0  # past the wait's own end: a paused or wedged dispatcher never answers
 
 
 def start_dispatcher(
@@ -129,7 +130,8 @@ class Subscriptions:
         the call is made again to its next incarnation within ``timeout``.
 
         Raises:
-            TimeoutError: a partition is still behind after ``timeout``.
+            TimeoutError: a partition is still behind after ``timeout``, or the
+                dispatcher gave no answer a few seconds past it (paused or wedged).
             InvalidArgumentError: malformed ``upto`` or ``groups``.
             ConfigurationError: no dispatcher runs, or no such group.
         """
@@ -140,6 +142,10 @@ class Subscriptions:
                 raise TimeoutError(f"the dispatcher of {self.namespace!r} did not answer")
             try:
                 ref = self._actor().wait_caught_up.remote(upto, groups, left)
-                return list(ray.get(ref))
+                return list(ray.get(ref, timeout=left + _ANSWER_S))
+            except GetTimeoutError as error:
+                raise TimeoutError(
+                    f"the dispatcher of {self.namespace!r} did not answer"
+                ) from error
             except RayActorError:  # died or restarting: asked again, within the deadline
                 time.sleep(min(_RETRY_S, max(left, 0.0)))
