@@ -312,8 +312,10 @@ class EventsHost:
                 if not pending.events:
                     if core.acked(group, resource, pending, pending.upto):
                         self._checkpoint_moved()
-                    with contextlib.suppress(TimeoutError):
+                    try:
                         await asyncio.wait_for(bell.wait(), _IDLE_WAKE_S)
+                    except TimeoutError:  # no ring: a nudge may be lost, read the file
+                        self._read_newest.pop(resource, None)
                     continue
             failed, ahead = await self._deliver(group, resource, pending)
             failures = failures + 1 if failed else 0
