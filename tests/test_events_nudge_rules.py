@@ -38,11 +38,16 @@ class Committing:
 
     def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.seq = 0
+        self.reads = 0  # of the resource's newest event number
         self.dispatcher = FakeDispatcher()
         self.nudger = Nudger("stock", tmp_path, "no-ray")
         monkeypatch.setattr(nudge, "emitted_so_far", lambda: self.seq)
-        monkeypatch.setattr(self.nudger, "_last_seq", lambda: self.seq)
+        monkeypatch.setattr(self.nudger, "_last_seq", self.read)
         monkeypatch.setattr(self.nudger, "_find", lambda: self.dispatcher)
+
+    def read(self) -> int:
+        self.reads += 1
+        return self.seq
 
     def commit(self, count: int = 1) -> None:
         for _ in range(count):
@@ -69,19 +74,19 @@ async def settle() -> None:
 def test_a_burst_gives_one_call_then_one_with_its_newest_number(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def scenario() -> list[tuple[str, int]]:
+    async def scenario() -> tuple[list[tuple[str, int]], int]:
         feed = Committing(tmp_path, monkeypatch)
         feed.commit()
         feed.commit(20)  # while the first call is in flight: coalesced
         await settle()
-        assert feed.dispatcher.calls == [("stock", 1)]
+        assert (feed.dispatcher.calls, feed.reads) == ([("stock", 1)], 1)  # no read per commit
         await feed.answer(True)
         await feed.answer(True)
         feed.nudger.committed()  # no event since: nothing more
         await settle()
-        return feed.dispatcher.calls
+        return feed.dispatcher.calls, feed.reads
 
-    assert asyncio.run(scenario()) == [("stock", 1), ("stock", 21)]
+    assert asyncio.run(scenario()) == ([("stock", 1), ("stock", 21)], 2)
 
 
 @pytest.mark.timeout(10)

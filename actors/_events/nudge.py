@@ -63,7 +63,7 @@ class Nudger:
         self._resource, self._namespace = resource, namespace
         self._root = root
         self._log: EventLog | None = None
-        self._newest = 0  # the newest event number committed and durable
+        self._unsent = False  # a durable commit emitted since the last call was sent
         self._sent = 0  # the newest number a call carried
         self._tally = 0  # ``emitted_so_far()`` when last looked at
         self._waiting: set[asyncio.Future[None]] = set()
@@ -99,10 +99,7 @@ class Nudger:
         self._send()
 
     def _send(self) -> None:
-        try:
-            self._newest = max(self._newest, self._last_seq())
-        except StorageError:
-            return
+        self._unsent = True
         self._pump()
 
     def _last_seq(self) -> int:
@@ -112,17 +109,24 @@ class Nudger:
         return self._log.last_seq()
 
     def _pump(self) -> None:
-        """Send the newest number unless a call is in flight, it was sent, or the
-        dispatcher said nobody could be woken."""
-        if self._in_flight or self._newest <= self._sent:
-            return
-        if time.monotonic() < self._quiet_until:
+        """Send the newest number unless a call is in flight, nothing was committed
+        since the last one, or the dispatcher said nobody could be woken. The number is
+        read only here, when a call goes: a burst of commits behind a call in flight
+        costs one read, not one per commit."""
+        if self._in_flight or not self._unsent or time.monotonic() < self._quiet_until:
             return
         dispatcher = self._find()
         if dispatcher is None:
             return
-        self._sent, self._in_flight = self._newest, True
-        self._keep(self._answer(dispatcher.nudge.remote(self._resource, self._newest)))
+        try:
+            newest = self._last_seq()
+        except StorageError:
+            return  # tried again at the next commit; the poll covers it meanwhile
+        self._unsent = False
+        if newest <= self._sent:
+            return
+        self._sent, self._in_flight = newest, True
+        self._keep(self._answer(dispatcher.nudge.remote(self._resource, newest)))
 
     async def _answer(self, call: Awaitable[Any]) -> None:
         """Wait for the call in flight (bounded: a call never answered must not silence
