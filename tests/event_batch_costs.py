@@ -15,7 +15,7 @@ import ray
 from ray._private.worker import global_worker
 
 from actors._cli.bench.event_clients import Tick, TickCounter
-from actors._events.subscribe import deliver, runner, subscriptions
+from actors._events.subscribe import calling, deliver, subscriptions
 from actors._events.wire import EventBatch
 from actors.lowlevel import EventRecord
 
@@ -43,7 +43,7 @@ def main() -> None:
     try:
         context = global_worker.get_serialization_context()
         agent, loop = TickCounter(), asyncio.new_event_loop()
-        specs, run = subscriptions(TickCounter), runner(agent)
+        specs, run = subscriptions(TickCounter), calling(agent)
         print(f"serialize 100 records: {cpu_us(lambda: context.serialize(records)):.0f} us")
         print(f"serialize the wire batch: {cpu_us(lambda: context.serialize(wire)):.0f} us")
         handled = cpu_us(lambda: loop.run_until_complete(deliver(specs, "w", "g", wire, run)))

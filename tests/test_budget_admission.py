@@ -16,12 +16,12 @@ from pydantic import BaseModel
 
 from actors._agent import derived
 from actors._agent.agent import current_run
-from actors._agent.task import TaskContext
 from actors._budget.admission import ADMITTED
 from actors._budget.local_link import CoreLink
 from actors._budget.meter import Meter
-from actors._events.subscribe import Subscription, runner
-from actors.lowlevel import BudgetCore, MeteredModel
+from actors._events.subscribe import Subscription, calling, deliver
+from actors._events.wire import EventBatch
+from actors.lowlevel import BudgetCore, EventRecord, MeteredModel
 from policies import BreakerPolicy, BudgetPolicy, Provenance
 from runtime import (
     CircuitOpenError,
@@ -109,14 +109,20 @@ def test_handlers_run_one_after_the_other_in_one_task_are_each_charged_to_their_
             for _ in range(event.n):
                 await model.complete(HELLO, max_tokens=8)
 
-        spec, run = Subscription("handle", handle, Tick, None), runner(object())
-        first, second = Envelope(trace_id=new_trace_id()), Envelope(trace_id=new_trace_id())
-        await run(spec, Tick(n=3), TaskContext(first))  # as a batch runs: in one task
-        await run(spec, Tick(n=2), TaskContext(second))
+        first, second = new_trace_id(), new_trace_id()
+        events = [
+            EventRecord("feed", seq, f"feed:{seq}:0", seq, "Tick", Tick(n=n).model_dump_json()
+                        .encode(), trace, "system", "w", "2026-01-01T00:00:00+00:00")
+            for seq, n, trace in ((1, 3, first), (2, 2, second))
+        ]  # fmt: skip
+        specs = {"Tick": Subscription("handle", handle, Tick, None)}
+        batch = EventBatch.of("feed", events).wire()  # as a batch runs: in one task
+        report = await deliver(specs, "agent a", "a", batch, calling(object()))
+        assert (report.done_upto, report.handled, report.error) == (2, 2, None)
         await meter.flush()
         spent = link.core.book.spent
-        assert spent[(first.trace_id, "a", "scripted")]["calls"] == 3
-        assert spent[(second.trace_id, "a", "scripted")]["calls"] == 2
+        assert spent[(first, "a", "scripted")]["calls"] == 3
+        assert spent[(second, "a", "scripted")]["calls"] == 2
 
     asyncio.run(scenario())
 

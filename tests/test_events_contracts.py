@@ -15,7 +15,6 @@ from contract_events_for_tests import V2, AnyOrders, Orders, PlacedV2Recorder, U
 from pydantic import BaseModel
 
 from actors import check_contracts, contract
-from actors._agent.task import TaskContext
 from actors._contracts import ContractId
 from actors._events.subscribe import Subscription, deliver, subscriptions
 from actors._events.wire import EventBatch
@@ -103,7 +102,7 @@ def wire_of(*records: EventRecord) -> tuple[object, ...]:
 def test_the_subscriber_refuses_another_version_and_its_partition_stops_there() -> None:
     seen: list[str] = []
 
-    async def run(spec: Subscription, event: BaseModel, task: TaskContext) -> None:
+    async def run(spec: Subscription, event: BaseModel) -> None:
         assert isinstance(event, V2.Placed)
         seen.append(event.sku)
 
@@ -127,7 +126,7 @@ def test_the_subscriber_refuses_another_version_and_its_partition_stops_there() 
     assert other.error is not None and "got no version of it" in other.error
     assert other.reason == "contract"
 
-    async def failing(spec: Subscription, event: BaseModel, task: TaskContext) -> None:
+    async def failing(spec: Subscription, event: BaseModel) -> None:
         raise ContractMismatchError("a call the handler made", "order_placed", 3, 2)
 
     mine = asyncio.run(

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from actors._agent.task import TaskContext
+from actors._agent.task import current_task
 from actors._events import checkpoints, dead_letters
 from actors._events.core import DispatchCore, Pending
 from actors._events.dead_letters import after_failure
@@ -41,6 +41,14 @@ from runtime import (
 )
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def running_task_id() -> str:
+    """The task id of the event ``deliver`` is running (its handlers' writes derive their
+    idempotency keys from it, as the runtime's do)."""
+    task = current_task.get()
+    assert task is not None, "a handler runs as its event's task"
+    return task.envelope.task_id
 
 
 def write(core: ResourceCore, op: str, *args: Any, key: str | None = None) -> None:
@@ -71,14 +79,14 @@ class Partition:
     async def _unused(self, event: BaseModel) -> None:  # pragma: no cover
         raise AssertionError
 
-    async def _run(self, spec: Subscription, event: BaseModel, task: TaskContext) -> None:
+    async def _run(self, spec: Subscription, event: BaseModel) -> None:
         assert isinstance(event, Restocked)
         self.runs[event.sku] = self.runs.get(event.sku, 0) + 1
         left = self.fails.get(event.sku, 0)
         if left:
             self.fails[event.sku] = left - 1 if left > 0 else left
             raise Boom(f"cannot take {event.sku}")
-        write(self.sink, "append", "g", event.sku, key=f"{task.envelope.task_id}:0")
+        write(self.sink, "append", "g", event.sku, key=f"{running_task_id()}:0")
         self._first("handled", event.sku)
 
     def _first(self, outcome: str, sku: str) -> None:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from actors import subscribe
-from actors._agent.task import TaskContext
+from actors._agent.task import current_task
 from actors._events.core import DispatchCore, Pending
 from actors._events.store import events_path, trim_file
 from actors._events.subscribe import Subscription, deliver, subscriptions
@@ -38,6 +38,14 @@ from runtime import (
 )
 
 GROUPS = ("audit", "billing")
+
+
+def running_task_id() -> str:
+    """The task id of the event ``deliver`` is running (its handlers' writes derive their
+    idempotency keys from it, as the runtime's do)."""
+    task = current_task.get()
+    assert task is not None, "a handler runs as its event's task"
+    return task.envelope.task_id
 
 
 def write(core: ResourceCore, op: str, *args: Any, key: str | None = None) -> Any:
@@ -63,17 +71,17 @@ class Subscriber:
     async def _on(self, event: BaseModel) -> None:  # pragma: no cover - run through run
         raise AssertionError
 
-    async def run(self, spec: Subscription, event: BaseModel, task: TaskContext) -> None:
+    async def run(self, spec: Subscription, event: BaseModel) -> None:
         if self.die_after == 0:
             raise Crash
         self.die_after -= 1
         self.deliveries += 1
         assert isinstance(event, Restocked)
-        write(self.sink, "append", self.group, f"{event.sku}", key=f"{task.envelope.task_id}:0")
+        write(self.sink, "append", self.group, f"{event.sku}", key=f"{running_task_id()}:0")
 
     def handle(self, batch: list[Any]) -> Any:
-        async def crashing(spec: Subscription, event: BaseModel, task: TaskContext) -> None:
-            await self.run(spec, event, task)
+        async def crashing(spec: Subscription, event: BaseModel) -> None:
+            await self.run(spec, event)
 
         report = asyncio.run(deliver(self.specs, "test", self.group, batch, crashing))
         if report.error is not None and "Crash" in report.error:
@@ -317,7 +325,7 @@ def test_where_filters_on_the_agent_and_unknown_types_are_refused(store_root: Lo
     agent = Watcher()
     specs = subscriptions(Watcher)
 
-    async def run(spec: Subscription, event: BaseModel, task: TaskContext) -> None:
+    async def run(spec: Subscription, event: BaseModel) -> None:
         await spec.fn(agent, event)
 
     first_two = EventBatch.of("stock", events[:2]).wire()

@@ -8,11 +8,11 @@ import asyncio
 from typing import Any
 
 import pytest
-from events_for_tests import Restocked
+from events_for_tests import Restocked, SoldOut
 
 from actors import subscribe
 from actors._agent.task import TaskContext, current_task
-from actors._events.subscribe import DeliveryReport, deliver, runner, subscriptions
+from actors._events.subscribe import DeliveryReport, calling, deliver, subscriptions
 from actors._events.wire import WIRE_TAG, EventBatch
 from actors.lowlevel import EventRecord
 from policies import Provenance
@@ -116,7 +116,7 @@ _BAD: list[tuple[str, Any]] = [
 def test_a_malformed_batch_is_refused_before_any_handler_runs(what: str, bad: Any) -> None:
     agent = Recorder()
     with pytest.raises(InvalidArgumentError):
-        asyncio.run(deliver(subscriptions(Recorder), "agent r", "r", bad, runner(agent)))
+        asyncio.run(deliver(subscriptions(Recorder), "agent r", "r", bad, calling(agent)))
     assert agent.seen == []
 
 
@@ -124,7 +124,7 @@ def test_an_unknown_type_anywhere_in_a_batch_runs_nothing() -> None:
     agent = Recorder()
     batch = EventBatch.of("stock", [record(1, "a"), record(2, "b", type_="Nope")]).wire()
     with pytest.raises(UnknownEventTypeError):
-        asyncio.run(deliver(subscriptions(Recorder), "agent r", "r", batch, runner(agent)))
+        asyncio.run(deliver(subscriptions(Recorder), "agent r", "r", batch, calling(agent)))
     assert agent.seen == []
 
 
@@ -134,7 +134,7 @@ def test_a_garbled_payload_stops_the_batch_there_with_the_events_before_done() -
     garbled = EventRecord("stock", 3, "stock:3:0", 3, "Restocked", b'{"sku": 1}', "0" * 32,
                           "system", "w", "t")  # fmt: skip
     batch = EventBatch.of("stock", [*good, garbled, record(4, "d")]).wire()
-    report = asyncio.run(deliver(subscriptions(Recorder), "agent r", "r", batch, runner(agent)))
+    report = asyncio.run(deliver(subscriptions(Recorder), "agent r", "r", batch, calling(agent)))
     assert (report.done_upto, report.handled) == (2, 2)
     assert report.error is not None
     assert report.error.startswith(f"stock:3:0: {MalformedEventError.__name__}")
@@ -144,7 +144,7 @@ def test_a_garbled_payload_stops_the_batch_there_with_the_events_before_done() -
 def test_a_handler_s_task_is_the_event_s_and_its_envelope_is_built_when_asked() -> None:
     agent = Recorder()
     report = asyncio.run(
-        deliver(subscriptions(Recorder), "agent r", "grp", wire(5, 7), runner(agent))
+        deliver(subscriptions(Recorder), "agent r", "grp", wire(5, 7), calling(agent))
     )
     assert (report.done_upto, report.handled, report.error) == (7, 2, None)
     assert agent.seen == [
@@ -157,3 +157,98 @@ def test_a_handler_s_task_is_the_event_s_and_its_envelope_is_built_when_asked() 
 def test_a_task_context_needs_an_envelope_or_a_maker() -> None:
     with pytest.raises(TypeError):
         TaskContext()
+
+
+def _raw(seq: int, payload: bytes, type_: str = "Restocked") -> EventRecord:
+    return EventRecord("stock", seq, f"stock:{seq}:0", seq, type_, payload, "0" * 32,
+                       "system", "w", "t")  # fmt: skip
+
+
+def test_each_payload_is_decoded_on_its_own_never_as_part_of_its_neighbours() -> None:
+    # Two fragments that are one JSON list of two events only when joined: a replica
+    # that decoded a batch's payloads as one document would run both.
+    first = b'{"sku": "x", "qty": 1, "level": 1}, {"sku": "y", "qty": 2'
+    second = b'"level": 2}'
+    batch = EventBatch.of("stock", [record(1, "a"), _raw(2, first), _raw(3, second)]).wire()
+    agent = Recorder()
+    report = asyncio.run(deliver(subscriptions(Recorder), "agent r", "r", batch, calling(agent)))
+    assert (report.done_upto, report.handled) == (1, 1)
+    assert report.error is not None
+    assert report.error.startswith(f"stock:2:0: {MalformedEventError.__name__}")
+    assert [sku for sku, *_ in agent.seen] == ["a"]
+
+
+class TwoKinds:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    @subscribe(Restocked, where=lambda event: event.sku != "skip")
+    async def on_restock(self, event: Restocked) -> None:
+        self.seen.append(f"restocked {event.sku}")
+
+    @subscribe(SoldOut)
+    async def on_sold_out(self, event: SoldOut) -> None:
+        self.seen.append(f"sold out {event.sku}")
+
+
+def _sold_out(seq: int, sku: str) -> EventRecord:
+    return _raw(seq, SoldOut(sku=sku).model_dump_json().encode(), "SoldOut")
+
+
+def test_a_batch_of_two_types_runs_in_order_and_a_bad_one_stops_it_in_its_place() -> None:
+    events = [
+        record(1, "a"), _sold_out(2, "b"), record(3, "skip"), _sold_out(4, "c"),
+        _raw(5, b'{"sku": 5}', "SoldOut"), record(6, "d"),
+    ]  # fmt: skip
+    agent = TwoKinds()
+    batch = EventBatch.of("stock", events).wire()
+    report = asyncio.run(deliver(subscriptions(TwoKinds), "agent t", "t", batch, calling(agent)))
+    assert (report.done_upto, report.handled) == (4, 3)
+    assert report.error is not None and report.error.startswith("stock:5:0: MalformedEventError")
+    assert agent.seen == ["restocked a", "sold out b", "sold out c"]
+    whole = EventBatch.of("stock", [*events[:4], record(6, "d")]).wire()
+    agent.seen.clear()
+    report = asyncio.run(deliver(subscriptions(TwoKinds), "agent t", "t", whole, calling(agent)))
+    assert (report.done_upto, report.handled, report.error) == (6, 4, None)
+    assert agent.seen == ["restocked a", "sold out b", "sold out c", "restocked d"]
+
+
+def test_the_task_before_a_batch_is_the_task_after_it_whether_it_failed_or_not() -> None:
+    outer = TaskContext(None, lambda: None)  # type: ignore[arg-type, return-value]
+
+    async def run(batch: list[Any]) -> tuple[DeliveryReport, TaskContext | None]:
+        current_task.set(outer)
+        report = await deliver(subscriptions(Recorder), "agent r", "r", batch, calling(Recorder()))
+        return report, current_task.get()
+
+    garbled = EventBatch.of("stock", [record(1, "a"), _raw(2, b"{")]).wire()
+    for batch, error in ((wire(1, 2), False), (garbled, True)):
+        report, after = asyncio.run(run(batch))
+        assert (report.error is not None, after) == (error, outer)
+
+
+class Picky:
+    """A subscriber whose ``where`` notes the task it ran as."""
+
+    @subscribe(Restocked, where=lambda event: _note_task(event))
+    async def on_restock(self, event: Restocked) -> None:
+        pass
+
+
+_WHERE_TASKS: list[str] = []
+
+
+def _note_task(event: Restocked) -> bool:
+    task = current_task.get()
+    _WHERE_TASKS.append("none" if task is None else task.envelope.task_id)
+    return event.sku != "s2"
+
+
+def test_where_runs_as_the_event_s_task_as_its_handler_does() -> None:
+    _WHERE_TASKS.clear()
+    report = asyncio.run(
+        deliver(subscriptions(Picky), "agent p", "p", wire(1, 2, 3), calling(Picky()))
+    )
+    assert (report.done_upto, report.handled, report.error) == (3, 2, None)
+    assert _WHERE_TASKS == [f"event:p:stock:{seq}:0" for seq in (1, 2, 3)]
+    assert current_task.get() is None

@@ -106,7 +106,7 @@ class _TaskKeys:
         task = current_task.get()
         if task is None:  # outside a handler: no task to derive from
             return "0" * 32, f"{self._agent}:{uuid.uuid4().hex}"
-        return task.envelope.trace_id, f"{task.envelope.task_id}:{next(task.calls)}"
+        return task.envelope.trace_id, f"{task.envelope.task_id}:{task.next_call()}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,7 +12,7 @@ from ray import cloudpickle
 from runtime import Envelope, HandlerOutputError, UnknownHandlerError, fix_mmap_threshold, span
 
 from .._contracts import ContractId, check_contract, contract_of
-from .._events.subscribe import deliver, runner, subscriptions, types_of
+from .._events.subscribe import calling, deliver, subscriptions, types_of
 from .._events.validate import Veto, run_validator, validators
 from .._resource.briefing import briefing
 from .._resource.constraints import carrying
@@ -63,6 +63,7 @@ class AgentHost:
         self._ledger = AttemptLedger()
         self._running: dict[str, int] = {}
         self._subscriptions = subscriptions(agent_cls)
+        self._calling = calling(self._agent)
 
     def __repr__(self) -> str:
         # The dashboard's Actors page shows this: the user's class, agent and replica. Ray
@@ -138,7 +139,7 @@ class AgentHost:
             UnknownEventTypeError: an event type this agent does not subscribe to.
         """
         where, group = f"agent {self._runtime.name}", self._runtime.name
-        report = await deliver(self._subscriptions, where, group, batch, runner(self._agent))
+        report = await deliver(self._subscriptions, where, group, batch, self._calling)
         return report.wire()
 
     async def settle(self) -> None:

@@ -19,6 +19,7 @@ The agent checks the shape before it runs anything: a forged or malformed batch 
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -107,5 +108,5 @@ def _check_columns(batch: EventBatch, where: str) -> None:
         if not set(map(type, column)) <= {kind}:  # exact types: a bool is no number
             raise InvalidArgumentError(f"{where}: batch column {name} holds a non-{kind.__name__}")
     seqs = batch.seqs
-    if any(seqs[i] >= seqs[i + 1] for i in range(size - 1)) or (size and seqs[0] < 1):
+    if not all(map(operator.lt, seqs, seqs[1:])) or (size and seqs[0] < 1):
         raise InvalidArgumentError(f"{where}: batch numbers do not increase from 1 up")
