@@ -250,5 +250,5 @@ def test_where_runs_as_the_event_s_task_as_its_handler_does() -> None:
         deliver(subscriptions(Picky), "agent p", "p", wire(1, 2, 3), calling(Picky()))
     )
     assert (report.done_upto, report.handled, report.error) == (3, 2, None)
-    assert _WHERE_TASKS == [f"event:p:stock:{seq}:0" for seq in (1, 2, 3)]
+    assert [f"event:p:stock:{seq}:0" for seq in (1, 2, 3)] == _WHERE_TASKS
     assert current_task.get() is None
