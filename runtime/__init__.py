@@ -58,7 +58,9 @@ from ._lock_errors import LockError as LockError
 from ._lock_errors import LockOrderError as LockOrderError
 from ._lock_errors import LockTimeoutError as LockTimeoutError
 from ._lock_errors import StaleLeaseError as StaleLeaseError
+from ._memory import CallTrim as CallTrim
 from ._memory import fix_mmap_threshold as fix_mmap_threshold
+from ._memory import trim_after_call as trim_after_call
 from ._memory import trim_malloc as trim_malloc
 from ._metrics import KeptGauge as KeptGauge
 from ._metrics import RecordTimer as RecordTimer
@@ -147,6 +149,7 @@ __all__ = [
     "AgentcastError",
     "AttemptRecord",
     "BudgetExceededError",
+    "CallTrim",
     "CircuitOpenError",
     "Clock",
     "Completion",
@@ -248,6 +251,7 @@ __all__ = [
     "stores_in",
     "tracing_enabled",
     "transaction",
+    "trim_after_call",
     "trim_malloc",
     "truncate_wal",
 ]

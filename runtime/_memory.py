@@ -9,14 +9,22 @@ by N stacks, which stay there once freed, and later stacks dirty ever more of it
 (the supervisor's memory crept up by tens of MB per 10,000 subtasks). Fixing the threshold
 at glibc's default keeps every such block mapped on its own. What freed memory the arenas
 still keep, ``trim_malloc`` hands back (an actor calls it after each retention pass).
+
+A fixed threshold has a price per call: the fiber's stack is mapped, faulted in and
+unmapped on every call, about 100 us of CPU, a tenth of an agent's delivery call. Agent
+processes, whose calls are the delivery path, keep the dynamic threshold and trim instead:
+``trim_after_call`` at the end of each call trims the arenas ``TRIM_AFTER_S`` later, at
+most once in that time, so a burst's stacks go back within seconds of it.
 Figures: docs/operations.md, "Memory".
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import logging
 import sys
+from collections.abc import Callable
 
 # mallopt's parameter numbers, from <malloc.h>
 _M_TRIM_THRESHOLD = -1
@@ -70,3 +78,36 @@ def trim_malloc() -> bool:
     except (OSError, AttributeError) as error:
         _log.warning("cannot trim malloc's arenas: %s", error)
         return False
+
+
+TRIM_AFTER_S = 2.0
+"""How long after a call ends an agent process trims its arenas (and at most how often)."""
+
+
+class CallTrim:
+    """Trims the arenas ``after_s`` after a call ends, once for all the calls that end in
+    that time: a walk of the arenas (about a millisecond) every ``after_s`` at most, and
+    never while the process is idle."""
+
+    def __init__(self, trim: Callable[[], object] = trim_malloc, after_s: float = TRIM_AFTER_S):
+        self._trim, self._after_s, self._due = trim, after_s, False
+
+    def ended(self) -> None:
+        """A call ended (on the running event loop): trim soon unless a trim is due."""
+        if not self._due:
+            self._due = True
+            asyncio.get_running_loop().call_later(self._after_s, self._run)
+
+    def _run(self) -> None:
+        self._due = False
+        self._trim()
+
+
+_AFTER_CALLS = CallTrim()
+
+
+def trim_after_call() -> None:
+    """Note that a call of this process ended: its arenas are trimmed ``TRIM_AFTER_S``
+    later (one trim for every call ending meanwhile). For a process that keeps glibc's
+    dynamic threshold (an agent's); never raises."""
+    _AFTER_CALLS.ended()

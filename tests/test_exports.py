@@ -86,7 +86,7 @@ RUNTIME = {
     "KeptGauge", "RecordTimer", "STATE_RESOURCE",
     "agent_actor_name", "get_or_spawn", "lookup", "named_actors", "resource_actor_name", "spawn",
     "start_local_ray",
-    "fix_mmap_threshold", "trim_malloc",
+    "fix_mmap_threshold", "trim_after_call", "trim_malloc", "CallTrim",
     # OpenTelemetry spans
     "flush_spans", "on_tracing_change", "otel_environment", "record_span", "span",
     "tracing_enabled",

@@ -10,18 +10,21 @@ how many bytes its arenas hold.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import ray
+from pydantic import BaseModel
 from supervised_agents import Done, Job, Worker
 
-from actors import System
-from runtime import lookup, resource_actor_name
+from actors import Agent, System, handler
+from runtime import CallTrim, lookup, resource_actor_name
 
 STACK = 256 * 1024  # a fiber's stack: larger than glibc's default threshold (128 KiB)
 PROBE = 24 * 2**20
@@ -130,6 +133,11 @@ def freed_but_kept(trim: bool) -> int:
     return _resident_kib()
 
 
+def resident_kib(_instance: Any = None) -> int:
+    """This process's resident memory, KiB (usable as ``actor.__ray_call__``)."""
+    return _resident_kib()
+
+
 def _resident_kib() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -169,14 +177,98 @@ def _actors(system: System) -> dict[str, Any]:
 
 
 @pytest.mark.timeout(180)
-def test_every_actor_process_maps_large_blocks_anew(system: System) -> None:
-    """The supervisor, a resource, the budget actor and an agent replica each fixed the
-    threshold when they started."""
+def test_state_actors_map_large_blocks_anew_and_an_agent_keeps_the_dynamic_threshold(
+    system: System,
+) -> None:
+    """The supervisor, a resource and the budget actor each fixed the threshold when they
+    started; an agent replica did not (it trims after its calls instead)."""
     found = {
         which: ray.get(actor.__ray_call__.remote(mapped_anew), timeout=60)
         for which, actor in _actors(system).items()
     }
-    assert found == {"supervisor": 1, "resource": 1, "budget": 1, "agent": 1}
+    assert found == {"supervisor": 1, "resource": 1, "budget": 1, "agent": 0}
+
+
+@pytest.mark.timeout(30)
+def test_calls_ending_together_are_trimmed_once_and_an_idle_process_never() -> None:
+    trims: list[float] = []
+    after_s = 0.05
+
+    async def scenario() -> None:
+        calls = CallTrim(lambda: trims.append(time.monotonic()), after_s)
+        await asyncio.sleep(3 * after_s)
+        assert trims == []  # no call, no trim
+        for _ in range(5):
+            calls.ended()
+        started = time.monotonic()
+        while not trims and time.monotonic() - started < 5:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(3 * after_s)  # what no second trim looks like: none came
+        assert len(trims) == 1 and trims[0] - started >= after_s * 0.9
+        calls.ended()  # a call after the trim: trimmed again
+        while len(trims) < 2 and time.monotonic() - started < 5:
+            await asyncio.sleep(0.01)
+        assert len(trims) == 2
+
+    asyncio.run(scenario())
+
+
+class Hold(BaseModel):
+    kib: int
+    hold_s: float
+    pin_after_s: float | None = None
+
+
+class Held(BaseModel):
+    resident_kib: int
+
+
+_PINS: list[int] = []
+
+
+class Hog(Agent):
+    """Holds a large touched block across an await, as many calls at once; one may also
+    leave a block (kept for good) above the others, so freeing them gives nothing back by
+    itself (glibc returns only the free memory at the top of a heap)."""
+
+    max_concurrency = 64
+
+    @handler
+    async def hold(self, message: Hold) -> Held:
+        libc = _libc()
+        block = libc.malloc(message.kib * 1024)
+        ctypes.memset(block, 1, message.kib * 1024)
+        if message.pin_after_s is not None:
+            await asyncio.sleep(message.pin_after_s)
+            _PINS.append(libc.malloc(256 * 1024))  # below the threshold: from the top
+            await asyncio.sleep(message.hold_s - message.pin_after_s)
+        else:
+            await asyncio.sleep(message.hold_s)
+        libc.free(block)
+        return Held(resident_kib=_resident_kib())
+
+
+@pytest.mark.timeout(120)
+def test_a_burst_of_calls_to_an_agent_gives_its_memory_back(system: System) -> None:
+    """48 calls at once each hold a touched MiB (carved from an arena once the dynamic
+    threshold rose), and a block kept for good lands above them; within seconds of the
+    burst the replica's resident memory is back within 16 MiB of where it was (without a
+    trim the freed MiBs below the kept block would stay resident)."""
+    group = system.agent(Hog, name="hog")
+    # The first call also raises a dynamic threshold past 1 MiB.
+    resident = group.ask(Hold(kib=1024, hold_s=0.0), timeout=60).resident_kib
+    answers = [group.call(Hold(kib=1024, hold_s=1.0)) for _ in range(48)]
+    answers.append(group.call(Hold(kib=1024, hold_s=1.0, pin_after_s=0.5)))
+    peak = max(a.resident_kib for a in ray.get(answers, timeout=90))
+    assert peak - resident >= 32 * 1024, (resident, peak)  # the burst was resident
+    deadline = time.monotonic() + 30
+    now = peak
+    while time.monotonic() < deadline:
+        now = ray.get(group.actors[0].__ray_call__.remote(resident_kib), timeout=30)
+        if now - resident <= 16 * 1024:
+            break
+        time.sleep(0.2)
+    assert now - resident <= 16 * 1024, (resident, peak, now)
 
 
 @pytest.mark.timeout(240)

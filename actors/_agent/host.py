@@ -9,7 +9,7 @@ import ray
 from pydantic import BaseModel, ValidationError
 from ray import cloudpickle
 
-from runtime import Envelope, HandlerOutputError, UnknownHandlerError, fix_mmap_threshold, span
+from runtime import Envelope, HandlerOutputError, UnknownHandlerError, span, trim_after_call
 
 from .._contracts import ContractId, check_contract, contract_of
 from .._events.subscribe import calling, deliver, subscriptions, types_of
@@ -52,9 +52,8 @@ class AgentHost:
     def __init__(
         self, agent_cls: type[Agent], runtime: AgentRuntime, *, pooled: bool = False
     ) -> None:
-        # A pooled agent's host fixes its process once, and restarts it from its own list.
-        if not pooled:
-            fix_mmap_threshold()  # a burst of calls must not leave an arena of fiber stacks
+        # An agent process keeps glibc's dynamic mmap threshold (a fixed one costs every
+        # call a mapped fiber stack) and trims after calls instead (runtime._memory).
         self._handlers = handlers(agent_cls)
         self._agent = agent_cls()
         self._agent._bind(runtime)
@@ -95,6 +94,8 @@ class AgentHost:
         except BaseException as error:
             self._ledger.end(envelope.span_id, error=error)
             raise
+        finally:
+            trim_after_call()  # the fiber stacks of a burst of calls go back
         self._ledger.end(envelope.span_id, produced)  # the supervisor follows it marked
         return produced if marked else produced.output
 
@@ -139,7 +140,10 @@ class AgentHost:
             UnknownEventTypeError: an event type this agent does not subscribe to.
         """
         where, group = f"agent {self._runtime.name}", self._runtime.name
-        report = await deliver(self._subscriptions, where, group, batch, self._calling)
+        try:
+            report = await deliver(self._subscriptions, where, group, batch, self._calling)
+        finally:
+            trim_after_call()
         return report.wire()
 
     async def settle(self) -> None:

@@ -26,7 +26,7 @@ import ray
 from pydantic import BaseModel
 from ray import cloudpickle
 
-from runtime import AgentGoneError, Envelope, fix_mmap_threshold
+from runtime import AgentGoneError, Envelope
 
 from .._events.validate import Veto
 from .agent import Agent, AgentRuntime
@@ -63,7 +63,6 @@ class PoolHost:
     def __init__(
         self, name: str, namespace: str, first: list[Recipe] | None = None, *, persist: bool = True
     ) -> None:
-        fix_mmap_threshold()  # a burst of calls must not leave an arena of fiber stacks
         self._name = name
         self._namespace = namespace
         self._cells: dict[str, AgentHost] = {}
