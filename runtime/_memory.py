@@ -109,5 +109,9 @@ _AFTER_CALLS = CallTrim()
 def trim_after_call() -> None:
     """Note that a call of this process ended: its arenas are trimmed ``TRIM_AFTER_S``
     later (one trim for every call ending meanwhile). For a process that keeps glibc's
-    dynamic threshold (an agent's); never raises."""
+    dynamic threshold (an agent's); call it on the process's event loop.
+
+    Raises:
+        RuntimeError: no event loop is running in this thread.
+    """
     _AFTER_CALLS.ended()

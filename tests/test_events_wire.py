@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from events_for_tests import Restocked, SoldOut
+from pydantic import BaseModel, field_validator
 
 from actors import subscribe
 from actors._agent.task import TaskContext, current_task
@@ -252,3 +253,39 @@ def test_where_runs_as_the_event_s_task_as_its_handler_does() -> None:
     assert (report.done_upto, report.handled, report.error) == (3, 2, None)
     assert [f"event:p:stock:{seq}:0" for seq in (1, 2, 3)] == _WHERE_TASKS
     assert current_task.get() is None
+
+
+class Fussy(BaseModel):
+    """A model whose validator raises something pydantic does not wrap."""
+
+    sku: str
+
+    @field_validator("sku")
+    @classmethod
+    def _no_bombs(cls, sku: str) -> str:
+        if sku == "bomb":
+            raise RuntimeError("a validator that raises its own error")
+        return sku
+
+
+class FussyRecorder:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    @subscribe(Fussy)
+    async def on_fussy(self, event: Fussy) -> None:
+        self.seen.append(event.sku)
+
+
+def test_a_validator_raising_its_own_error_stops_the_batch_at_its_event() -> None:
+    events = [
+        _raw(seq, Fussy.model_construct(sku=sku).model_dump_json().encode(), "Fussy")
+        for seq, sku in ((1, "a"), (2, "b"), (3, "bomb"), (4, "c"))
+    ]
+    agent = FussyRecorder()
+    batch = EventBatch.of("stock", events).wire()
+    specs = subscriptions(FussyRecorder)
+    report = asyncio.run(deliver(specs, "agent f", "f", batch, calling(agent)))
+    assert (report.done_upto, report.handled, report.error_type) == (2, 2, "RuntimeError")
+    assert report.error is not None and report.error.startswith("stock:3:0: RuntimeError")
+    assert agent.seen == ["a", "b"]
