@@ -95,8 +95,8 @@ class CallTrim:
     def ended(self) -> None:
         """A call ended (on the running event loop): trim soon unless a trim is due."""
         if not self._due:
-            self._due = True
             asyncio.get_running_loop().call_later(self._after_s, self._run)
+            self._due = True  # only once one is scheduled: a refusal must not stop trims
 
     def _run(self) -> None:
         self._due = False
