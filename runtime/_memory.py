@@ -86,7 +86,7 @@ TRIM_AFTER_S = 2.0
 
 class CallTrim:
     """Trims the arenas ``after_s`` after a call ends, once for all the calls that end in
-    that time: a walk of the arenas (about a millisecond) every ``after_s`` at most, and
+    that time: a walk of the arenas (``trim_malloc``) every ``after_s`` at most, and
     never while the process is idle."""
 
     def __init__(self, trim: Callable[[], object] = trim_malloc, after_s: float = TRIM_AFTER_S):
