@@ -37,6 +37,8 @@ def test_quick_events_bench_has_every_row_the_emit_cost_and_the_lag_curve(tmp_pa
         assert row["deliveries"] == 500 * row["subscribers"] and row["events_per_s"] > 0
     cost = report["emit_cost"]
     assert cost["writes"] == 500 and cost["with_emit_per_s"] > 0 < cost["without_emit_per_s"]
+    slower = cost["without_emit_per_s"] / cost["with_emit_per_s"] - 1  # time per write, over
+    assert cost["overhead"] == pytest.approx(slower, abs=1e-3)
     lag = report["lag"]
     assert lag["subscribers"] == QUICK_COUNTS[1] and len(lag["curve"]) >= 1
     assert report["targets"] == TARGETS

@@ -11,12 +11,14 @@ Ray pub/sub (a publisher actor fanning out calls to subscriber actors), side by 
   one call replays them to every group, one more returns when every group is done) or
   already produced (plain: one call, the publisher holds them) are delivered in batches
   of ``max_in_flight`` to N subscribers; the clock runs from the start until every
-  subscriber has all of them. The sides' runs alternate; each keeps its best of 3.
+  subscriber has all of them. The sides' runs alternate; each keeps its best of 5.
   The ``delivery`` rows also pay for producing: each agentcast event is a durable write,
   which caps them at the resource's write rate (``emit_cost``) whatever the delivery.
 - ``emit_cost``: writes per second of the same ``write_many`` batches with and without an
   event per write, nobody subscribed to either, the dispatcher running (what emitting adds
-  to a write, the nudge to the dispatcher included).
+  to a write, the nudge to the dispatcher included): 400 batches of 50 of each kind, the
+  kinds alternating batch by batch; the overhead is the time a write takes with an event
+  over the time without, less one.
 - ``lag``: writes at a steady rate for a few seconds to 8 subscribers; the largest lag
   (events committed past a checkpoint), sampled every 0.2 s, is the curve; then how long
   the lag takes to drain.
@@ -65,6 +67,9 @@ class _Bench:
         self.events = 500 if quick else 2_000
         self.batch = 50
         self.repeats = 1 if quick else 3
+        # The backlog rows last 0.03-3 s each: a moment's load moves one run by a tenth
+        # or more, so each side keeps its best of more runs than the longer rows.
+        self.backlog_repeats = 1 if quick else 5
         policy = ResourcePolicy(durability=Durability.PROCESS)
         self.feed = system.resource(TickFeed, name="bench-events", policy=policy)
         self.silent = system.resource(TickFeed, name="bench-silent", policy=policy)
@@ -147,7 +152,7 @@ class _Bench:
         The two sides' runs alternate, so a load that drifts meanwhile weighs on both."""
         runs = {"plain_ray_fanout": self.plain_backlog, "agentcast": self.agentcast_backlog}
         walls: dict[str, list[float]] = {name: [] for name in runs}
-        for _ in range(self.repeats):
+        for _ in range(self.backlog_repeats):
             for name, run in runs.items():
                 walls[name].append(run(count))
         return [
@@ -173,20 +178,29 @@ class _Bench:
         return found
 
     def emit_cost(self) -> dict[str, Any]:
-        """Writes/s with and without an event, on resources nobody is behind on."""
-        writes = 500 if self.quick else 5_000
-        for op in ("tick_silent", "mark"):  # warm-up: the first batches pay for imports
+        """Writes/s with and without an event, on resources nobody is behind on. The two
+        kinds of batch alternate one by one (in pairs, the order flipped each pair), and
+        only the time inside each ``write_many`` counts: a load that comes and goes
+        meanwhile lands on both alike (rounds of thousands of writes each, as this
+        measured before, drifted by up to 30 % between neighbours on this machine). The
+        overhead is the time a write takes with an event over without, less one."""
+        pairs = 10 if self.quick else 400
+        ops = ("tick_silent", "mark")
+        for op in ops:  # warm-up: the first batches pay for imports
             self.silent.write_many(self._writes(op, self.batch))
-        rates = {"tick_silent": 0.0, "mark": 0.0}
-        for _ in range(self.repeats + 1):  # alternated, so the load of the moment hits both
-            for op in rates:
+        spent = dict.fromkeys(ops, 0.0)
+        for pair in range(pairs):
+            for op in ops if pair % 2 else ops[::-1]:
+                writes = self._writes(op, self.batch)
                 started = time.perf_counter()
-                for _ in range(writes // self.batch):
-                    self.silent.write_many(self._writes(op, self.batch))
-                rates[op] = max(rates[op], round(writes / (time.perf_counter() - started), 1))
-        overhead = round(1 - rates["mark"] / rates["tick_silent"], 4)
-        return {"writes": writes, "without_emit_per_s": rates["tick_silent"],
-                "with_emit_per_s": rates["mark"], "overhead": overhead}  # fmt: skip
+                self.silent.write_many(writes)
+                spent[op] += time.perf_counter() - started
+        writes = pairs * self.batch  # of each kind
+        return {
+            "writes": writes, "without_emit_per_s": round(writes / spent["tick_silent"], 1),
+            "with_emit_per_s": round(writes / spent["mark"], 1),
+            "overhead": round(spent["mark"] / spent["tick_silent"] - 1, 4),
+        }  # fmt: skip
 
     def lag_curve(self, count: int) -> dict[str, Any]:
         """Steady writes for a few seconds to ``count`` subscribers; lag sampled."""
