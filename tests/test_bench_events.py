@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from bench_runs import run_quick_bench
 
-from actors._cli.bench.events import QUICK_COUNTS, TARGETS, ratios
+from actors._cli.bench.events import COUNTS, QUICK_COUNTS, TARGETS, backlog_size, ratios
 
 
 def test_ratios_divide_agentcast_by_plain_fanout_per_subscriber_count() -> None:
@@ -18,6 +18,11 @@ def test_ratios_divide_agentcast_by_plain_fanout_per_subscriber_count() -> None:
         for n in QUICK_COUNTS
     ]
     assert ratios(rows, QUICK_COUNTS) == {str(n): 2.0 for n in QUICK_COUNTS}
+
+
+def test_backlog_rows_deliver_three_times_the_events_below_32_subscribers() -> None:
+    assert [backlog_size(2_000, n, quick=False) for n in COUNTS] == [6_000, 6_000, 2_000]
+    assert [backlog_size(500, n, quick=True) for n in QUICK_COUNTS] == [500, 500, 500]
 
 
 @pytest.mark.slow

@@ -58,6 +58,13 @@ def _percentile(values: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3) if ordered else 0.0
 
 
+def backlog_size(events: int, subscribers: int, quick: bool) -> int:
+    """How many events a backlog row delivers: three times ``events`` (what the delivery
+    rows committed) below 32 subscribers, where ``events`` took 0.03-0.3 s and one stall
+    of a few milliseconds moved a run by a tenth; ``events`` with ``--quick``."""
+    return events if quick or subscribers >= 32 else 3 * events
+
+
 def _plain(cls: type, namespace: str) -> Any:
     return ray.remote(cls).options(namespace=namespace, num_cpus=0).remote()
 
@@ -148,18 +155,12 @@ class _Bench:
         assert all(c >= events for c, _ in ray.get([s.stats.remote(True) for s in self.plain]))
         return wall
 
-    def backlog_size(self, count: int) -> int:
-        """How many events a backlog row delivers: three times ``events`` (what the
-        delivery rows committed) below 32 subscribers, where ``events`` took 0.03-0.3 s
-        and one stall of a few milliseconds moved a run by a tenth."""
-        return self.events if self.quick or count >= 32 else 3 * self.events
-
     def backlog(self, count: int) -> list[dict[str, Any]]:
         """Delivery alone (``rows`` first: it grows the subscribers and commits the events).
         The two sides' runs alternate, so a load that drifts meanwhile weighs on both."""
         runs = {"plain_ray_fanout": self.plain_backlog, "agentcast": self.agentcast_backlog}
         walls: dict[str, list[float]] = {name: [] for name in runs}
-        events = self.backlog_size(count)
+        events = backlog_size(self.events, count, self.quick)
         for _ in range(self.backlog_repeats):
             for name, run in runs.items():
                 walls[name].append(run(count, events))
@@ -189,9 +190,9 @@ class _Bench:
         """Writes/s with and without an event, on resources nobody is behind on. The two
         kinds of batch alternate one by one (in pairs, the order flipped each pair), and
         only the time inside each ``write_many`` counts: a load that comes and goes
-        meanwhile lands on both alike (rounds of thousands of writes each, as this
-        measured before, drifted by up to 30 % between neighbours on this machine). The
-        overhead is the time a write takes with an event over without, less one."""
+        meanwhile lands on both alike (rounds of 2,500 writes of each kind, side by side,
+        differed by up to 30 % either way on a shared 2-core machine). The overhead is
+        the time a write takes with an event over the time without, less one."""
         pairs = 10 if self.quick else 400
         ops = ("tick_silent", "mark")
         # The publisher's and the dispatcher's processes start in the background (a few
