@@ -130,15 +130,11 @@ def freed_but_kept(trim: bool) -> int:
         libc.free(block)
     if trim:
         assert trim_malloc()
-    return _resident_kib()
+    return resident_kib()
 
 
 def resident_kib(_instance: Any = None) -> int:
     """This process's resident memory, KiB (usable as ``actor.__ray_call__``)."""
-    return _resident_kib()
-
-
-def _resident_kib() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
@@ -245,7 +241,7 @@ class Hog(Agent):
         else:
             await asyncio.sleep(message.hold_s)
         libc.free(block)
-        return Held(resident_kib=_resident_kib())
+        return Held(resident_kib=resident_kib())
 
 
 @pytest.mark.timeout(120)

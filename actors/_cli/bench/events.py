@@ -75,8 +75,8 @@ class _Bench:
         self.events = 500 if quick else 2_000
         self.batch = 50
         self.repeats = 1 if quick else 3
-        # The backlog rows last 0.03-3 s each: a moment's load moves one run by a tenth
-        # or more, so each side keeps its best of more runs than the longer rows.
+        # The backlog rows last 0.1-2 s each: a moment's load moves one run by a tenth
+        # or more, so each side keeps its best of more runs than the delivery rows.
         self.backlog_repeats = 1 if quick else 5
         policy = ResourcePolicy(durability=Durability.PROCESS)
         self.feed = system.resource(TickFeed, name="bench-events", policy=policy)
@@ -197,8 +197,8 @@ class _Bench:
         ops = ("tick_silent", "mark")
         # The publisher's and the dispatcher's processes start in the background (a few
         # seconds of imports on this machine's two cores): not while this is measured.
-        ray.get(self.publisher.__ray_ready__.remote())
-        self.subs.lags()  # answered once the dispatcher runs
+        ray.get(self.publisher.drain.remote())  # answered once the publisher runs
+        self.subs.lags()  # and once the dispatcher does
         for _ in range(10):  # warm-up: the first batches pay for imports
             for op in ops:
                 self.silent.write_many(self._writes(op, self.batch))
