@@ -3,6 +3,8 @@ breakers and the error registry, on a real SQLite file and a fake clock."""
 
 from __future__ import annotations
 
+import math
+import random
 from datetime import timedelta
 
 import pytest
@@ -105,6 +107,62 @@ def test_a_settle_after_expiry_is_charged_and_counted_late(store_root: Location)
     assert core.settle(grant_id="g", context=RUN, used={"calls": 1}) == "late"
     assert core.book.late_settles == 1
     assert core.remaining(RUN, "calls") == 0
+
+
+def _drain(core: BudgetCore, agents: int) -> float:
+    """Agents drawing leases of up to 64 calls in turn, each spending all of its lease and
+    settling it before its next draw, until every one is refused: the calls they made."""
+    spent, refused, n = 0.0, set(), 0
+    held: dict[int, tuple[str, float]] = {}
+    while len(refused) < agents:
+        for agent in range(agents):
+            if agent in refused:
+                continue
+            if agent in held:
+                grant_id, used = held.pop(agent)
+                core.settle(grant_id=grant_id, context=RUN, used={"calls": used})
+            n += 1
+            try:
+                grant = core.reserve(
+                    grant_id=f"g{n}", context=RUN, need={"calls": 1}, want={"calls": 64}
+                )
+            except BudgetExceededError:
+                refused.add(agent)
+                continue
+            used = float(math.floor(grant.amounts["calls"]))  # whole calls only
+            held[agent], spent = (grant.id, used), spent + used
+    return spent
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("agents", [2, 8, 32])
+def test_leases_under_a_calls_cap_spend_it_to_the_last_call(
+    store_root: Location, agents: int
+) -> None:
+    # A share of what remains is fractional (0.1 of 25 calls); grants of fractional calls
+    # left a residue in ``outstanding`` once all were settled, refusing the last call.
+    limits = (_cap(ScopeKind.RUN, Dimension.CALLS, 800),)
+    core = _core(store_root, FakeClock(), limits=limits, lease_share=0.1)
+    assert _drain(core, agents) == 800
+    ledger = core.book.ledger(("run", "*", RUN.run, "calls"))
+    assert (ledger.committed, ledger.outstanding) == (800.0, 0.0)
+
+
+@pytest.mark.timeout(60)
+def test_cost_leases_settled_unused_give_back_the_whole_cap(store_root: Location) -> None:
+    limits = (_cap(ScopeKind.RUN, Dimension.COST, 1.0),)
+    core = _core(store_root, FakeClock(), limits=limits, lease_share=0.1)
+    open_ids = []
+    for n in range(40):  # each a tenth of what remains, with a price's inexact cost
+        grant = core.reserve(
+            grant_id=f"c{n}", context=RUN, need={"cost": 0.0013}, want={"cost": 1.0}
+        )
+        open_ids.append(grant.id)
+    random.Random(198).shuffle(open_ids)  # an order that left a residue of 1.8e-16
+    for grant_id in open_ids:
+        core.settle(grant_id=grant_id, context=RUN, used={"cost": 0.0})
+    ledger = core.book.ledger(("run", "*", RUN.run, "cost"))
+    assert (ledger.committed, ledger.outstanding, core.remaining(RUN, "cost")) == (0.0, 0.0, 1.0)
 
 
 _OPS = st.lists(

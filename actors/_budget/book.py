@@ -12,6 +12,7 @@ spent, so the books still reconcile with the agents' own records to the token.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,18 @@ LedgerKey = tuple[str, str, str, str]
 
 LimitKey = tuple[str, str, str]
 """(scope kind, scope key, dimension)."""
+
+_COST_UNIT = 2.0**-20  # under a millionth of the currency: a power of two, so sums are exact
+
+
+def _grant_unit(dim: str) -> float:
+    """What a grant on ``dim`` is a whole number of: one call, token or retry, or
+    ``_COST_UNIT`` of cost. Sums of whole units are exact in floating point (below 2**53
+    units), so a ledger's ``outstanding`` is exactly the sum of its open grants and comes
+    back to 0 when they are settled; a fraction of a unit (a tenth of what remains can be
+    2.5 calls) left a residue that refused the last call under a cap, and could not be
+    spent anyway."""
+    return _COST_UNIT if dim == Dimension.COST.value else 1.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,25 +171,28 @@ class LedgerBook:
     ) -> float:
         """What every ledger of ``keys`` can grant on ``dim``: at least ``needed``, at most
         ``wanted`` and at most ``share`` of the tightest ledger's remaining (not below
-        ``needed``).
+        ``needed``), in whole units of ``dim`` (``_grant_unit``: ``needed`` and
+        ``wanted`` rounded up to them).
 
         Raises:
             BudgetExceededError: a ledger cannot cover ``needed``.
         """
-        asked = max(wanted, needed)
+        unit = _grant_unit(dim)
+        least = math.ceil(needed / unit) * unit
+        granted = max(math.ceil(wanted / unit) * unit, least)
         if keys:
             remaining = min(self.ledger(k).remaining for k in keys)
-            asked = min(asked, max(needed, share * remaining))
-        granted = asked
+            granted = min(granted, max(least, math.floor(share * remaining / unit) * unit))
         for key in keys:
             ledger = self.ledger(key)
-            got, _ = ledger.grant(asked, mode)
-            if got < needed:
+            got, _ = ledger.grant(granted, mode)
+            got = math.floor(got / unit) * unit
+            if got < least:
                 raise BudgetExceededError(
                     scope=f"{key[0]}:{key[2]}", dimension=dim, cap=ledger.cap,
                     requested=needed, available=ledger.remaining,
                 )  # fmt: skip
-            granted = min(granted, got)
+            granted = got
         return granted
 
     def plan_charge(self, context: SpendContext, amounts: dict[str, float]) -> list[LedgerKey]:
