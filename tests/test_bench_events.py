@@ -38,8 +38,16 @@ def test_quick_events_bench_has_every_row_the_emit_cost_and_the_lag_curve(tmp_pa
         assert row["events_per_s"] > 0 and row["p99_ms"] >= row["p50_ms"] > 0
     backlog = {(r["row"], r["subscribers"]): r for r in report["backlog"]}
     assert set(backlog) == set(rows)
-    for row in backlog.values():
+    pooled = {(r["row"], r["subscribers"]): r for r in report["pooled_backlog"]}
+    assert set(pooled) == {
+        (row, n) for row in ("plain_ray_fanout", "agentcast_pooled") for n in QUICK_COUNTS
+    }
+    for row in [*backlog.values(), *pooled.values()]:
         assert row["deliveries"] == 500 * row["subscribers"] and row["events_per_s"] > 0
+    # Dedicated replicas and plain subscribers run one process each; pooled ones share
+    # one host while 16 or fewer.
+    assert [backlog[("agentcast", n)]["processes"] for n in QUICK_COUNTS] == list(QUICK_COUNTS)
+    assert [pooled[("agentcast_pooled", n)]["processes"] for n in QUICK_COUNTS] == [1, 1, 1]
     cost = report["emit_cost"]
     assert cost["writes"] == 500 and cost["with_emit_per_s"] > 0 < cost["without_emit_per_s"]
     slower = cost["without_emit_per_s"] / cost["with_emit_per_s"] - 1  # time per write, over
@@ -49,6 +57,10 @@ def test_quick_events_bench_has_every_row_the_emit_cost_and_the_lag_curve(tmp_pa
     assert report["targets"] == TARGETS
     assert set(report["results"]["delivery_vs_plain"]) == {str(n) for n in QUICK_COUNTS}
     assert set(report["results"]["backlog_vs_plain"]) == {str(n) for n in QUICK_COUNTS}
+    assert report["results"]["pooled_backlog_vs_plain"] == ratios(
+        report["pooled_backlog"], QUICK_COUNTS, "agentcast_pooled"
+    )
     assert set(report["results"]["met"]) == {
-        "emit_overhead", "delivery_vs_plain", "backlog_vs_plain", "lag_bounded",
+        "emit_overhead", "delivery_vs_plain", "backlog_vs_plain", "pooled_backlog_vs_plain",
+        "lag_bounded",
     }  # fmt: skip

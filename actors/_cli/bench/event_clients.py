@@ -4,6 +4,7 @@ and the plain-Ray pub/sub it is measured against (an actor fanning out calls).""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -56,6 +57,7 @@ class StatsQuery(BaseModel):
 class Stats(BaseModel):
     count: int
     latencies_ms: list[float]
+    pid: int  # the subscriber's process: pooled ones share theirs
 
 
 class TickCounter(Agent):
@@ -72,7 +74,7 @@ class TickCounter(Agent):
 
     @handler
     async def stats(self, query: StatsQuery) -> Stats:
-        out = Stats(count=self.count, latencies_ms=self.latencies)
+        out = Stats(count=self.count, latencies_ms=self.latencies, pid=os.getpid())
         if query.reset:
             self.count, self.latencies = 0, []
         return out

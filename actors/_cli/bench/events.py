@@ -15,6 +15,10 @@ Ray pub/sub (a publisher actor fanning out calls to subscriber actors), side by 
   subscriber has all of them. The sides' runs alternate; each keeps its best of 5.
   The ``delivery`` rows also pay for producing: each agentcast event is a durable write,
   which caps them at the resource's write rate (``emit_cost``) whatever the delivery.
+- ``pooled_backlog`` rows: the same, once every other row ran, to N more consumer groups
+  placed in shared host processes (``placement="pooled"``, ``POOL_HOSTS``: 16 to a host,
+  so two at 32) against N plain subscriber actors of their own (one process each, as
+  above). Each agentcast row reports how many processes its subscribers ran in.
 - ``emit_cost``: writes per second of the same ``write_many`` batches with and without an
   event per write, nobody subscribed to either, the dispatcher running (what emitting adds
   to a write, the nudge to the dispatcher included): 400 batches of 50 of each kind, the
@@ -39,7 +43,7 @@ from typing import Any
 
 import ray
 
-from policies import Durability, EventsPolicy, ResourcePolicy
+from policies import Durability, EventsPolicy, HostPolicy, ResourcePolicy
 
 from ..._events.face import Subscriptions
 from ..._resource.handle import Write
@@ -51,6 +55,7 @@ from .machine import machine
 COUNTS = (1, 8, 32)
 QUICK_COUNTS = (1, 2, 4)
 TARGETS = {"emit_overhead_max": 0.10, "delivery_vs_plain_min": 0.8}
+POOL_HOSTS = HostPolicy(agents_per_host=16)  # 32 subscribers in two processes: one per core
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -70,8 +75,11 @@ def _plain(cls: type, namespace: str) -> Any:
 
 
 class _Bench:
-    def __init__(self, system: System, quick: bool) -> None:
-        self.system, self.quick = system, quick
+    def __init__(self, system: System, quick: bool, *, pooled: bool = False) -> None:
+        self.system, self.quick, self.pooled = system, quick, pooled
+        self.side, self.prefix = (
+            ("agentcast_pooled", "bench-pool") if pooled else ("agentcast", "bench-sub")
+        )
         self.events = 500 if quick else 2_000
         self.batch = 50
         self.repeats = 1 if quick else 3
@@ -86,11 +94,19 @@ class _Bench:
         self.plain: list[Any] = []
         self.subs = Subscriptions.start(system)  # running, as where events are used
         self.n = 0
+        self.processes = 0  # those the subscribers of the last agentcast backlog run ran in
 
     def grow(self, count: int) -> None:
         """Up to ``count`` subscribers on each side; new groups catch up first."""
         while len(self.groups) < count:
-            self.groups.append(self.system.agent(TickCounter, name=f"bench-sub-{len(self.groups)}"))
+            name = f"{self.prefix}-{len(self.groups)}"
+            if self.pooled:
+                group = self.system.agent(
+                    TickCounter, name=name, placement="pooled", hosts=POOL_HOSTS
+                )
+            else:
+                group = self.system.agent(TickCounter, name=name)
+            self.groups.append(group)
             sub = _plain(PlainSubscriber, self.system.namespace)
             ray.get(self.publisher.add.remote(sub))
             self.plain.append(sub)
@@ -130,7 +146,7 @@ class _Bench:
 
     def agentcast_backlog(self, count: int, events: int) -> float:
         newest = self.subs_checkpoint()
-        groups = [f"bench-sub-{group}" for group in range(count)]
+        groups = [f"{self.prefix}-{group}" for group in range(count)]
         started = time.perf_counter()
         # One call each way, as the plain side's one ``publish_all``: every group's
         # replay in one transaction, then a wait the dispatcher answers when done.
@@ -140,6 +156,7 @@ class _Bench:
         wall = time.perf_counter() - started
         stats = self._agent_stats(reset=True)
         assert all(s.count >= events for s in stats), "an event never arrived"
+        self.processes = len({s.pid for s in stats})
         return wall
 
     def subs_checkpoint(self) -> int:
@@ -158,7 +175,7 @@ class _Bench:
     def backlog(self, count: int) -> list[dict[str, Any]]:
         """Delivery alone (``rows`` first: it grows the subscribers and commits the events).
         The two sides' runs alternate, so a load that drifts meanwhile weighs on both."""
-        runs = {"plain_ray_fanout": self.plain_backlog, "agentcast": self.agentcast_backlog}
+        runs = {"plain_ray_fanout": self.plain_backlog, self.side: self.agentcast_backlog}
         walls: dict[str, list[float]] = {name: [] for name in runs}
         events = backlog_size(self.events, count, self.quick)
         for _ in range(self.backlog_repeats):
@@ -169,6 +186,7 @@ class _Bench:
                 "row": name, "subscribers": count, "events": events,
                 "deliveries": events * count, "wall_s": round(min(walls[name]), 4),
                 "events_per_s": round(events * count / min(walls[name]), 1),
+                "processes": count if name == "plain_ray_fanout" else self.processes,
             }
             for name in runs
         ]  # fmt: skip
@@ -249,9 +267,15 @@ def run_bench(*, as_json: bool, quick: bool, out: str | None) -> int:
                 rows.extend(bench.rows(n))
                 backlog.extend(bench.backlog(n))
             lag = bench.lag_curve(counts[1])
+            # Last: the pooled groups are new (they catch up on what was committed, then
+            # take replays only) and their plain subscribers are fanned out to alone.
+            pooled, pooled_backlog = _Bench(system, quick, pooled=True), []
+            for n in counts:
+                pooled.grow(n)
+                pooled_backlog.extend(pooled.backlog(n))
         finally:
             system.shutdown()
-    report = _report(rows, backlog, emit_cost, lag, counts, quick)
+    report = _report(rows, backlog, pooled_backlog, emit_cost, lag, counts, quick)
     text = json.dumps(report, indent=2)
     if out:
         with open(out, "w", encoding="utf-8") as file:
@@ -260,29 +284,38 @@ def run_bench(*, as_json: bool, quick: bool, out: str | None) -> int:
     return 0
 
 
-def ratios(rows: list[dict[str, Any]], counts: tuple[int, ...]) -> dict[str, float]:
-    """agentcast's delivery throughput over plain Ray fan-out's, per subscriber count."""
+def ratios(
+    rows: list[dict[str, Any]], counts: tuple[int, ...], side: str = "agentcast"
+) -> dict[str, float]:
+    """``side``'s delivery throughput over plain Ray fan-out's, per subscriber count."""
     by = {(r["row"], r["subscribers"]): r["events_per_s"] for r in rows}
-    return {str(n): round(by[("agentcast", n)] / by[("plain_ray_fanout", n)], 3) for n in counts}
+    return {str(n): round(by[(side, n)] / by[("plain_ray_fanout", n)], 3) for n in counts}
 
 
 def _report(
-    rows: list[dict[str, Any]], backlog: list[dict[str, Any]], emit_cost: dict[str, Any],
-    lag: dict[str, Any], counts: tuple[int, ...], quick: bool,
+    rows: list[dict[str, Any]], backlog: list[dict[str, Any]],
+    pooled_backlog: list[dict[str, Any]], emit_cost: dict[str, Any], lag: dict[str, Any],
+    counts: tuple[int, ...], quick: bool,
 ) -> dict[str, Any]:  # fmt: skip
     found, alone = ratios(rows, counts), ratios(backlog, counts)
+    pooled = ratios(pooled_backlog, counts, "agentcast_pooled")
     least = TARGETS["delivery_vs_plain_min"]
     met = {
         "emit_overhead": emit_cost["overhead"] <= TARGETS["emit_overhead_max"],
         "delivery_vs_plain": min(found.values()) >= least,
         "backlog_vs_plain": min(alone.values()) >= least,
+        "pooled_backlog_vs_plain": min(pooled.values()) >= least,
         "lag_bounded": lag["drained_s"] < lag["seconds"],
     }
     return {
         "benchmark": "events", "quick": quick, **machine(),
         "subscriber_counts": list(counts), "rows": rows, "backlog": backlog,
-        "emit_cost": emit_cost, "lag": lag, "targets": TARGETS,
-        "results": {"delivery_vs_plain": found, "backlog_vs_plain": alone, "met": met},
+        "pooled_backlog": pooled_backlog, "emit_cost": emit_cost, "lag": lag,
+        "targets": TARGETS,
+        "results": {
+            "delivery_vs_plain": found, "backlog_vs_plain": alone,
+            "pooled_backlog_vs_plain": pooled, "met": met,
+        },
     }  # fmt: skip
 
 
@@ -293,8 +326,11 @@ def _table(report: dict[str, Any]) -> str:
             f"{r['row']:<18}{r['subscribers']:>6}{r['events_per_s']:>12,.0f}"
             f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
         )
-    for r in report["backlog"]:
-        lines.append(f"{r['row'] + ' backlog':<26}{r['subscribers']:>6}{r['events_per_s']:>12,.0f}")
+    for r in report["backlog"] + report["pooled_backlog"]:
+        lines.append(
+            f"{r['row'] + ' backlog':<26}{r['subscribers']:>6}{r['events_per_s']:>12,.0f}"
+            f"  in {r['processes']} processes"
+        )
     lines.append(f"emit cost: {json.dumps(report['emit_cost'])}")
     lag = {k: v for k, v in report["lag"].items() if k != "curve"}
     lines.append(f"lag: {json.dumps(lag)}; curve {report['lag']['curve']}")
