@@ -76,9 +76,12 @@ def _plain(cls: type, namespace: str) -> Any:
 
 class _Bench:
     def __init__(self, system: System, quick: bool, *, pooled: bool = False) -> None:
-        self.system, self.quick, self.pooled = system, quick, pooled
+        self.system, self.quick = system, quick
         self.side, self.prefix = (
             ("agentcast_pooled", "bench-pool") if pooled else ("agentcast", "bench-sub")
+        )
+        self.placement: dict[str, Any] = (
+            {"placement": "pooled", "hosts": POOL_HOSTS} if pooled else {}
         )
         self.events = 500 if quick else 2_000
         self.batch = 50
@@ -94,19 +97,12 @@ class _Bench:
         self.plain: list[Any] = []
         self.subs = Subscriptions.start(system)  # running, as where events are used
         self.n = 0
-        self.processes = 0  # those the subscribers of the last agentcast backlog run ran in
 
     def grow(self, count: int) -> None:
         """Up to ``count`` subscribers on each side; new groups catch up first."""
         while len(self.groups) < count:
             name = f"{self.prefix}-{len(self.groups)}"
-            if self.pooled:
-                group = self.system.agent(
-                    TickCounter, name=name, placement="pooled", hosts=POOL_HOSTS
-                )
-            else:
-                group = self.system.agent(TickCounter, name=name)
-            self.groups.append(group)
+            self.groups.append(self.system.agent(TickCounter, name=name, **self.placement))
             sub = _plain(PlainSubscriber, self.system.namespace)
             ray.get(self.publisher.add.remote(sub))
             self.plain.append(sub)
@@ -156,7 +152,6 @@ class _Bench:
         wall = time.perf_counter() - started
         stats = self._agent_stats(reset=True)
         assert all(s.count >= events for s in stats), "an event never arrived"
-        self.processes = len({s.pid for s in stats})
         return wall
 
     def subs_checkpoint(self) -> int:
@@ -181,12 +176,13 @@ class _Bench:
         for _ in range(self.backlog_repeats):
             for name, run in runs.items():
                 walls[name].append(run(count, events))
+        processes = len({s.pid for s in self._agent_stats(reset=False)})
         return [
             {
                 "row": name, "subscribers": count, "events": events,
                 "deliveries": events * count, "wall_s": round(min(walls[name]), 4),
                 "events_per_s": round(events * count / min(walls[name]), 1),
-                "processes": count if name == "plain_ray_fanout" else self.processes,
+                "processes": count if name == "plain_ray_fanout" else processes,
             }
             for name in runs
         ]  # fmt: skip
