@@ -66,9 +66,10 @@ class Simulation:
     """Subtasks whose attempts behave as planned, one supervisor incarnation at a time."""
 
     def __init__(
-        self, plans: list[list[str]], targets: list[str], agents: Replicas, rng: random.Random
-    ) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="liveness-"))
+        self, root: Path, plans: list[list[str]], targets: list[str], agents: Replicas,
+        rng: random.Random,
+    ) -> None:  # fmt: skip
+        self.root = root
         self.clock = FakeClock()
         self.agents = agents
         self.rng = rng
@@ -158,12 +159,13 @@ async def simulate(
     capacity: int,
     kill_at: int | None,
     seed: int,
+    root: Path,
 ) -> Simulation:
     """Run ``plans`` (a target, ``-1`` for the group or a replica index that may not
     exist, and the behaviours of its attempts) to their end, or past every bound."""
     targets = ["r" if index < 0 else f"r:{index}" for index, _ in plans]
     agents = Replicas({"r": replicas}, capacity)
-    sim = Simulation([p for _, p in plans], targets, agents, random.Random(seed))
+    sim = Simulation(root, [p for _, p in plans], targets, agents, random.Random(seed))
     sim.start_clients()
     await settle()
     steps = int(bound_s(1) / TICK_S) + 5
@@ -207,7 +209,14 @@ def test_every_subtask_ends_once_within_its_deadlines(
     kill_at: int | None,
     seed: int,
 ) -> None:
-    sim = asyncio.run(simulate(plans, replicas, capacity, kill_at, seed))
+    # One store per example, removed with it (200 examples a run).
+    with tempfile.TemporaryDirectory(prefix="liveness-") as root:
+        sim = asyncio.run(simulate(plans, replicas, capacity, kill_at, seed, Path(root)))
+        check_endings(sim, kill_at)
+
+
+def check_endings(sim: Simulation, kill_at: int | None) -> None:
+    """Each subtask ended once, within its bound, as its stored history says."""
     kills = 0 if kill_at is None else 1
     for sid, seen in sim.outcomes.items():
         assert len(seen) == 1, (sid, seen, sim.core.status_of(sid))  # exactly one ending
