@@ -40,16 +40,20 @@ class Replicas:
         self.dead: set[str] = set()
         self.restarted: list[str] = []
         self.sent: list[str] = []  # the task id of every send, refused ones included
+        # Set: a restart waits for it, the old incarnation gone and the new one not up
+        # (neither listed nor taking calls), as a Ray actor killed and started anew.
+        self.restart_gate: asyncio.Event | None = None
+        self.down: set[str] = set()
 
     async def replicas(self, group: str) -> list[ReplicaInfo]:
-        names = [n for n in self.groups.get(group, []) if n not in self.dead]
+        names = [n for n in self.groups.get(group, []) if n not in self.dead | self.down]
         return [ReplicaInfo(n, self.capacity, 1) for n in names]
 
     def send(
         self, replica: str, message: BaseModel, envelope: Envelope
     ) -> tuple[Awaitable[Any], Callable[[], None]]:
         self.sent.append(envelope.task_id)
-        if replica in self.dead:
+        if replica in self.dead | self.down:
             raise AgentDiedError(f"{replica} is dead")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         call = Call(replica, message, envelope, future, stubborn=replica in self.stubborn)
@@ -61,6 +65,12 @@ class Replicas:
             raise AgentDiedError(f"{replica} is dead")
         self.kill_calls(replica, "restarted")
         self.stubborn.discard(replica)
+        if self.restart_gate is not None:
+            self.down.add(replica)
+            await self.restart_gate.wait()
+            self.down.discard(replica)
+            if replica in self.dead:  # it could not be started again
+                raise AgentDiedError(f"{replica} did not start again")
         self.restarted.append(replica)
         return ReplicaInfo(replica, self.capacity, 1)
 

@@ -70,7 +70,7 @@ class AttemptEngine:
         self._discovering: set[str] = set()
         self.restarts = ReplicaRestarts(
             pool, planner, dispatcher, table.store, clock=clock, background=background,
-            on_back=self._back, on_lost=self._drop,
+            on_back=self._back, on_lost=self._lost,
         )  # fmt: skip
 
     # -- starting --------------------------------------------------------------------
@@ -112,10 +112,13 @@ class AttemptEngine:
             self._dispatch(self._table.live[subtask_id], replica)
 
     def _reachable(self, target: str) -> bool:
-        """Whether ``target`` has a replica to wait for: alive, or being restarted."""
+        """Whether ``target`` has a replica to wait for: alive, or being restarted (a
+        group whose replicas are all being restarted waits for them: its attempts are
+        not failed no_agent meanwhile, and the restart's end pumps its queue)."""
+        restarting = self.restarts.restarting
         if ":" in target:
-            return target in self._pool.replicas or target in self.restarts.restarting
-        return self._pool.known(target)
+            return target in self._pool.replicas or target in restarting
+        return self._pool.known(target) or any(group_of(r) == target for r in restarting)
 
     def _avoided(self, subtask_id: str) -> frozenset[str]:
         return frozenset(self._table.live[subtask_id].failed_on)
@@ -248,6 +251,13 @@ class AttemptEngine:
         self._pool.remove(replica, generation)
         if replica not in self._pool.replicas:
             self._fail_queue(replica, f"replica {replica} is gone: {why}")
+
+    def _lost(self, replica: str, generation: int, why: str) -> None:
+        """A wedged replica that is not coming back: forget it, and look its group up
+        again (the group's queue waited for the restart: it is failed no_agent now if
+        no replica is left)."""
+        self._drop(replica, generation, why)
+        self._pump(group_of(replica))
 
     def _back(self, replica: str) -> None:
         self._pump(replica)
