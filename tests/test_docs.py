@@ -2,7 +2,9 @@
 
 A block is run as a script in a fresh interpreter: its working directory is a temporary one,
 ``AGENTCAST_STORAGE`` points at a temporary folder, and no ``RAY_*`` variable leaks in, so a
-block starts its own local Ray and never joins another cluster. The output a page states is
+block starts its own local Ray and never joins another cluster. Two blocks run at a time
+(``_Runs``): a block keeps about one core busy while its Ray starts and stops, and the
+machines this runs on have two. The output a page states is
 the ```text block right after the Python block; a block followed by none must print nothing.
 
 Every ```yaml block is a policy file, loaded with ``load_policies``.
@@ -18,6 +20,8 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,17 +198,71 @@ def test_the_first_program_is_the_readme_s_first_block() -> None:
     assert "System.start" in FIRST_PROGRAM.code
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(2 * BLOCK_TIMEOUT_S + 60)
-def test_the_first_program_prints_the_same_on_a_second_run(tmp_path: Path) -> None:
-    first = _run(FIRST_PROGRAM, tmp_path)
-    _check(FIRST_PROGRAM, first)
-    second = _run(FIRST_PROGRAM, tmp_path)  # same folder, same storage: nothing carries over
-    _check(FIRST_PROGRAM, second)
+Done = list[subprocess.CompletedProcess[str]]
+
+
+class _Runs:
+    """The selected slow tests' runs, all started at once on two workers in the order the
+    tests come, each test waiting for its own. A run is bounded (``BLOCK_TIMEOUT_S``), so
+    the whole set ends within ``WAIT_S`` whichever test waits first."""
+
+    WAIT_S = BLOCK_TIMEOUT_S * (len(RUNNABLE_BLOCKS) + 1) + 60  # the first program runs twice
+
+    def __init__(self, jobs: list[tuple[str, Callable[[], Done]]]) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="docs-block")
+        self._started = {key: self._pool.submit(job) for key, job in jobs}
+
+    def result(self, key: str) -> Done:
+        return self._started[key].result(timeout=self.WAIT_S)
+
+    def close(self) -> None:
+        for future in self._started.values():
+            future.cancel()
+        self._pool.shutdown(wait=True)
+
+
+def _runs_of(block: Block, cwd: Path, times: int) -> Callable[[], Done]:
+    # Run again in the same folder, the same storage: nothing of a run may carry over.
+    return lambda: [_run(block, cwd) for _ in range(times)]
+
+
+_FIRST_TEST = "test_the_first_program_prints_the_same_on_a_second_run"
+_BLOCK_TEST = "test_block_runs_and_prints_what_the_page_says"
+
+
+def _planned() -> list[tuple[str, Block, int]]:
+    """Each slow test by its node name, with its block and how many runs it takes."""
+    return [(_FIRST_TEST, FIRST_PROGRAM, 2)] + [
+        (f"{_BLOCK_TEST}[{block.id}]", block, 1) for block in RUNNABLE_BLOCKS[1:]
+    ]
+
+
+@pytest.fixture(scope="module")
+def runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[_Runs]:
+    selected = {item.name for item in request.session.items}
+    started = _Runs([
+        (key, _runs_of(block, tmp_path_factory.mktemp(re.sub(r"\W", "-", block.id)), times))
+        for key, block, times in _planned()
+        if key in selected
+    ])  # fmt: skip
+    yield started
+    started.close()
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(BLOCK_TIMEOUT_S + 60)
+@pytest.mark.timeout(_Runs.WAIT_S)
+def test_the_first_program_prints_the_same_on_a_second_run(runs: _Runs) -> None:
+    for done in runs.result(_FIRST_TEST):
+        _check(FIRST_PROGRAM, done)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(_Runs.WAIT_S)
 @pytest.mark.parametrize("block", RUNNABLE_BLOCKS[1:], ids=lambda block: block.id)
-def test_block_runs_and_prints_what_the_page_says(block: Block, tmp_path: Path) -> None:
-    _check(block, _run(block, tmp_path))
+def test_block_runs_and_prints_what_the_page_says(
+    block: Block, runs: _Runs, request: pytest.FixtureRequest
+) -> None:
+    (done,) = runs.result(request.node.name)
+    _check(block, done)
