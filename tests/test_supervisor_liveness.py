@@ -145,24 +145,36 @@ def test_a_replica_wedged_past_the_grace_is_restarted_and_reported(tmp_path: Pat
     run(body)
 
 
+Restarting = tuple[FakeClock, Replicas, SupervisorCore, "asyncio.Task[Outcome]"]
+
+
+async def restarting(tmp_path: Path) -> Restarting:
+    """A subtask for group ``r``, whose one replica it wedged past its grace: the replica
+    is being restarted (killed, not up again) until ``agents.restart_gate`` is set."""
+    clock, agents = FakeClock(), Replicas({"r": 1})
+    agents.stubborn.add("r:0")
+    agents.restart_gate = asyncio.Event()
+    core = SupervisorCore(SubtaskStore(tmp_path), agents, clock=clock)
+    hung = await started(core, spec(deadline=FIVE))
+    await advance(core, clock, 5)  # the deadline: the retry queues behind the busy slot
+    await advance(core, clock, 10)  # the grace
+    assert agents.down == {"r:0"} and agents.calls[0].future.done()
+    return clock, agents, core, hung
+
+
 def test_a_group_waits_for_its_one_replica_s_restart_without_spending_attempts(
     tmp_path: Path,
 ) -> None:
-    """The retry of a wedged attempt, queued for the group, waits while the group's only
-    replica is being restarted (killed, not yet up again): it is not failed no_agent."""
+    """The retry, queued for the group, waits while the group's only replica is being
+    restarted: it is not failed no_agent (a retry policy with no backoff would spend
+    every attempt at once)."""
 
     async def body() -> None:
-        clock, agents = FakeClock(), Replicas({"r": 1})
-        agents.stubborn.add("r:0")
-        agents.restart_gate = asyncio.Event()
-        core = SupervisorCore(SubtaskStore(tmp_path), agents, clock=clock)
-        hung = await started(core, spec(deadline=FIVE))
-        await advance(core, clock, 5)  # the deadline: the retry queues behind the busy slot
-        await advance(core, clock, 10)  # the grace: the replica is restarting
-        assert agents.down == {"r:0"} and agents.calls[0].future.done()
-        for _ in range(3):  # nothing spends the retries meanwhile
+        clock, agents, core, hung = await restarting(tmp_path)
+        for _ in range(3):
             await advance(core, clock, 1)
         assert not hung.done() and len(agents.calls) == 1, hung.done() and hung.result()
+        assert agents.restart_gate is not None
         agents.restart_gate.set()
         await settle()
         agents.calls[1].future.set_result(GOOD)  # the retry runs on the new incarnation
@@ -179,14 +191,9 @@ def test_a_group_whose_one_replica_fails_to_restart_fails_its_queue_no_agent(
     tmp_path: Path,
 ) -> None:
     async def body() -> None:
-        clock, agents = FakeClock(), Replicas({"r": 1})
-        agents.stubborn.add("r:0")
-        agents.restart_gate = asyncio.Event()
-        core = SupervisorCore(SubtaskStore(tmp_path), agents, clock=clock)
-        hung = await started(core, spec(deadline=FIVE))
-        await advance(core, clock, 5)
-        await advance(core, clock, 10)  # restarting
+        _, agents, core, hung = await restarting(tmp_path)
         agents.dead.add("r:0")
+        assert agents.restart_gate is not None
         agents.restart_gate.set()  # and it does not come back
         await settle()
         assert failure(hung).reason == "no_agent"  # at once, not at the queue's deadline
