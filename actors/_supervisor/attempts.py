@@ -9,7 +9,6 @@ instants and fire on the next ``tick`` at or after them (``timers.py``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable
 from dataclasses import replace
@@ -20,7 +19,7 @@ from pydantic import BaseModel
 from policies import AbandonTask, EscalateTo, FailureAction, Provenance, RerouteTo
 from runtime import Clock, ConfigurationError, FailureReason, new_span_id
 
-from .background import Background
+from .background import Background, shutting_down
 from .metrics import Metrics
 from .planner import FailurePlanner
 from .pool import Pool, group_of
@@ -33,13 +32,6 @@ from .verification import OutputGate
 
 _PHASES = (FailureReason.QUEUE_TIMEOUT, FailureReason.DEADLINE, FailureReason.HEARTBEAT_TIMEOUT)
 _log = logging.getLogger(__name__)
-
-
-def _shutting_down() -> bool:
-    """Whether the running task itself is being cancelled (the event loop is closing), as
-    opposed to the attempt it awaits."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 class AttemptEngine:
@@ -112,13 +104,9 @@ class AttemptEngine:
             self._dispatch(self._table.live[subtask_id], replica)
 
     def _reachable(self, target: str) -> bool:
-        """Whether ``target`` has a replica to wait for: alive, or being restarted (a
-        group whose replicas are all being restarted waits for them: its attempts are
-        not failed no_agent meanwhile, and the restart's end pumps its queue)."""
-        restarting = self.restarts.restarting
-        if ":" in target:
-            return target in self._pool.replicas or target in restarting
-        return self._pool.known(target) or any(group_of(r) == target for r in restarting)
+        """Whether ``target`` has a replica to wait for: alive, or being restarted."""
+        alive = target in self._pool.replicas if ":" in target else self._pool.known(target)
+        return alive or self.restarts.waited_for(target)
 
     def _avoided(self, subtask_id: str) -> frozenset[str]:
         return frozenset(self._table.live[subtask_id].failed_on)
@@ -219,7 +207,7 @@ class AttemptEngine:
         try:
             output = await result
         except BaseException as raised:  # the agent's error, its death or a cancellation
-            if _shutting_down():
+            if shutting_down():
                 raise
             error = raised
         assert attempt.replica is not None
@@ -253,9 +241,8 @@ class AttemptEngine:
             self._fail_queue(replica, f"replica {replica} is gone: {why}")
 
     def _lost(self, replica: str, generation: int, why: str) -> None:
-        """A wedged replica that is not coming back: forget it, and look its group up
-        again (the group's queue waited for the restart: it is failed no_agent now if
-        no replica is left)."""
+        """A wedged replica not coming back: its group's queue, which waited for it, is
+        failed no_agent now if no other replica takes it."""
         self._drop(replica, generation, why)
         self._pump(group_of(replica))
 

@@ -10,6 +10,13 @@ from typing import Any
 _log = logging.getLogger(__name__)
 
 
+def shutting_down() -> bool:
+    """Whether the running task itself is being cancelled (the event loop is closing), as
+    opposed to what it awaits."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class Background:
     """Runs coroutines as tasks of the running loop and keeps a reference to each until it
     ends (the loop keeps only weak ones); a task that fails is logged, not lost."""

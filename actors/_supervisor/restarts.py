@@ -65,6 +65,12 @@ class ReplicaRestarts:
         self.restarting: set[str] = set()
         self.restarts: dict[str, int] = {}
 
+    def waited_for(self, target: str) -> bool:
+        """Whether ``target`` (a group, or one replica ``name:i``) has a replica being
+        restarted: its attempts wait for it (the restart's end pumps their queue), they
+        are not failed no_agent as if it were dead."""
+        return target in self.restarting or any(group_of(r) == target for r in self.restarting)
+
     def watch(self, attempt: Attempt, grace: float) -> None:
         """``attempt`` was asked to stop: it must return within ``grace`` seconds."""
         if attempt.replica is not None and not attempt.returned:
