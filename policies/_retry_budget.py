@@ -89,6 +89,9 @@ class RetryBudgetState:
         """
         if count < 0:
             raise ValueError(f"count must be at least 0, got {count}")
+        if count == 0:  # no deposit: the same state as making none (its time still checked)
+            self._live(now)
+            return self
         return self._add(now, deposits=count, withdrawals=0)
 
     def try_withdraw(self, now: float) -> tuple[bool, RetryBudgetState]:
