@@ -31,13 +31,18 @@ def cpu_us(fn: Callable[[], Any], rounds: int = 7, calls: int = 50) -> float:
     return least
 
 
-def main() -> None:
-    payloads = [Tick(n=n, sent_at=0.0).model_dump_json().encode() for n in range(100)]
-    records = [
+def hundred_ticks(sent_at: float = 0.0) -> list[EventRecord]:
+    """100 stored ``Tick`` events of resource ``feed``, numbered from 1."""
+    payloads = [Tick(n=n, sent_at=sent_at).model_dump_json().encode() for n in range(100)]
+    return [
         EventRecord("feed", n + 1, f"feed:{n + 1}:0", n + 1, "Tick", payload, "a" * 32,
                     "system", "writer:0", "2026-01-01T00:00:00+00:00")
         for n, payload in enumerate(payloads)
     ]  # fmt: skip
+
+
+def main() -> None:
+    records = hundred_ticks()
     wire = EventBatch.of("feed", records).wire()
     ray.init(address="local", include_dashboard=False, num_cpus=1, log_to_driver=False)
     try:

@@ -14,14 +14,14 @@ import time
 from typing import Any
 
 import ray
+from event_batch_costs import hundred_ticks
 
 from actors import System
 from actors._agent.group import replicas_of
 from actors._agent.host import CONTROL_GROUP
-from actors._cli.bench.event_clients import PlainSubscriber, Tick, TickCounter
+from actors._cli.bench.event_clients import PlainSubscriber, TickCounter
 from actors._events.subscribe import calling, deliver, subscriptions
 from actors._events.wire import EventBatch
-from actors.lowlevel import EventRecord
 
 
 def cpu_s(pid: int) -> float:
@@ -47,13 +47,7 @@ def pid_of(actor: Any) -> int:
 
 
 def main(calls: int, rounds: int) -> None:
-    payloads = [Tick(n=n, sent_at=time.time()).model_dump_json().encode() for n in range(100)]
-    records = [
-        EventRecord("feed", n + 1, f"feed:{n + 1}:0", n + 1, "Tick", payload, "a" * 32,
-                    "system", "writer:0", "2026-01-01T00:00:00+00:00")
-        for n, payload in enumerate(payloads)
-    ]  # fmt: skip
-    wire = EventBatch.of("feed", records).wire()
+    wire = EventBatch.of("feed", hundred_ticks(time.time())).wire()
     tuples = [(n, time.time()) for n in range(100)]
     with tempfile.TemporaryDirectory() as storage:
         system = System.start(storage, namespace="event-call-costs", dashboard=False)
