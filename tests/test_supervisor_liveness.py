@@ -121,13 +121,37 @@ def test_a_missed_deadline_cancels_the_attempt_and_frees_the_slot(tmp_path: Path
     run(body)
 
 
+Hung = tuple[FakeClock, Replicas, SupervisorCore, "asyncio.Task[Outcome]"]
+
+
+async def past_its_deadline(tmp_path: Path, *, gated: bool = False) -> Hung:
+    """A subtask for group ``r`` past its deadline, on the group's one replica, whose
+    handler blocks (a cancel does not interrupt it); ``gated``: a restart of the replica
+    waits for ``agents.restart_gate``, the replica killed and not up again meanwhile."""
+    clock, agents = FakeClock(), Replicas({"r": 1})
+    agents.stubborn.add("r:0")
+    agents.restart_gate = asyncio.Event() if gated else None
+    core = SupervisorCore(SubtaskStore(tmp_path), agents, clock=clock)
+    hung = await started(core, spec(deadline=FIVE))
+    await advance(core, clock, 5)  # the retry queues behind the busy slot
+    return clock, agents, core, hung
+
+
+async def succeeds_on_the_new_incarnation(
+    agents: Replicas, core: SupervisorCore, hung: asyncio.Task[Outcome]
+) -> None:
+    """The retry runs on the restarted replica and succeeds: the wedged attempt is late."""
+    agents.calls[1].future.set_result(GOOD)
+    await settle()
+    assert hung.result().output == GOOD
+    assert outcomes(core, hung.result().subtask_id) == [
+        ("deadline", "r:0"), ("late:agent_died", "r:0"), ("succeeded", "r:0"),
+    ]  # fmt: skip
+
+
 def test_a_replica_wedged_past_the_grace_is_restarted_and_reported(tmp_path: Path) -> None:
     async def body() -> None:
-        clock, agents = FakeClock(), Replicas({"r": 1})
-        agents.stubborn.add("r:0")  # its handler blocks: a cancel does not interrupt it
-        core = SupervisorCore(SubtaskStore(tmp_path), agents, clock=clock)
-        hung = await started(core, spec(deadline=FIVE))
-        await advance(core, clock, 5)
+        clock, agents, core, hung = await past_its_deadline(tmp_path)
         assert len(agents.calls) == 1 and core.overview()["replicas"] == {"r:0": "1/1"}
         await advance(core, clock, 9.9)
         assert agents.restarted == []  # within its grace
@@ -135,28 +159,15 @@ def test_a_replica_wedged_past_the_grace_is_restarted_and_reported(tmp_path: Pat
         assert agents.restarted == ["r:0"]
         assert [e["kind"] for e in core.store.events()][:1] == ["wedged"]
         assert core.overview()["restarts"] == {"r:0": 1}
-        agents.calls[1].future.set_result(GOOD)  # the retry runs on the new incarnation
-        await settle()
-        assert hung.result().output == GOOD
-        assert outcomes(core, hung.result().subtask_id) == [
-            ("deadline", "r:0"), ("late:agent_died", "r:0"), ("succeeded", "r:0"),
-        ]  # fmt: skip
+        await succeeds_on_the_new_incarnation(agents, core, hung)
 
     run(body)
 
 
-Restarting = tuple[FakeClock, Replicas, SupervisorCore, "asyncio.Task[Outcome]"]
-
-
-async def restarting(tmp_path: Path) -> Restarting:
-    """A subtask for group ``r``, whose one replica it wedged past its grace: the replica
-    is being restarted (killed, not up again) until ``agents.restart_gate`` is set."""
-    clock, agents = FakeClock(), Replicas({"r": 1})
-    agents.stubborn.add("r:0")
-    agents.restart_gate = asyncio.Event()
-    core = SupervisorCore(SubtaskStore(tmp_path), agents, clock=clock)
-    hung = await started(core, spec(deadline=FIVE))
-    await advance(core, clock, 5)  # the deadline: the retry queues behind the busy slot
+async def restarting(tmp_path: Path) -> Hung:
+    """``past_its_deadline``, gated, and past its grace: the wedged replica is being
+    restarted until ``agents.restart_gate`` is set."""
+    clock, agents, core, hung = await past_its_deadline(tmp_path, gated=True)
     await advance(core, clock, 10)  # the grace
     assert agents.down == {"r:0"} and agents.calls[0].future.done()
     return clock, agents, core, hung
@@ -177,12 +188,7 @@ def test_a_group_waits_for_its_one_replica_s_restart_without_spending_attempts(
         assert agents.restart_gate is not None
         agents.restart_gate.set()
         await settle()
-        agents.calls[1].future.set_result(GOOD)  # the retry runs on the new incarnation
-        await settle()
-        assert hung.result().output == GOOD
-        assert outcomes(core, hung.result().subtask_id) == [
-            ("deadline", "r:0"), ("late:agent_died", "r:0"), ("succeeded", "r:0"),
-        ]  # fmt: skip
+        await succeeds_on_the_new_incarnation(agents, core, hung)
 
     run(body)
 
