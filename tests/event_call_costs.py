@@ -20,7 +20,8 @@ from actors import System
 from actors._agent.group import replicas_of
 from actors._agent.host import CONTROL_GROUP
 from actors._cli.bench.event_clients import PlainSubscriber, TickCounter
-from actors._events.subscribe import calling, deliver, subscriptions
+from actors._events.delivery import deliver
+from actors._events.subscribe import calling, subscriptions
 from actors._events.wire import EventBatch
 
 

@@ -19,7 +19,7 @@ from waiting import wait_until
 from actors import Agent, Subscriptions, System, handler, subscribe
 from actors._agent.group import replicas_of
 from actors._cli.main import main
-from actors._events.subscribe import DeliveryReport
+from actors._events.delivery import DeliveryReport
 from actors._events.wire import EventBatch
 from actors.lowlevel import EventLog, EventRecord
 from policies import EventsPolicy
