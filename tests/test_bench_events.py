@@ -42,16 +42,23 @@ def test_quick_events_bench_has_every_row_the_emit_cost_and_the_lag_curve(tmp_pa
     assert set(pooled) == {
         (row, n) for row in ("plain_ray_fanout", "agentcast_pooled") for n in QUICK_COUNTS
     }
-    for row in [*backlog.values(), *pooled.values()]:
+    batch = {(r["row"], r["subscribers"]): r for r in report["batch_backlog"]}
+    assert set(batch) == {
+        (row, n) for row in ("plain_ray_fanout", "agentcast_batch") for n in QUICK_COUNTS
+    }
+    for row in [*backlog.values(), *pooled.values(), *batch.values()]:
         assert row["deliveries"] == 500 * row["subscribers"] and row["events_per_s"] > 0
     # Dedicated replicas and plain subscribers run one process each; pooled ones share
     # one host while 16 or fewer.
     assert [backlog[("agentcast", n)]["processes"] for n in QUICK_COUNTS] == list(QUICK_COUNTS)
     assert [pooled[("agentcast_pooled", n)]["processes"] for n in QUICK_COUNTS] == [1, 1, 1]
+    assert [batch[("agentcast_batch", n)]["processes"] for n in QUICK_COUNTS] == list(QUICK_COUNTS)
     cost = report["emit_cost"]
     assert cost["writes"] == 500 and cost["with_emit_per_s"] > 0 < cost["without_emit_per_s"]
     slower = cost["without_emit_per_s"] / cost["with_emit_per_s"] - 1  # time per write, over
-    assert cost["overhead"] == pytest.approx(slower, abs=1e-3)
+    assert cost["overhead_of_totals"] == pytest.approx(slower, abs=1e-3)
+    low, median, high = cost["overhead_quartiles"]
+    assert low <= median <= high and cost["overhead"] == median
     lag = report["lag"]
     assert lag["subscribers"] == QUICK_COUNTS[1] and len(lag["curve"]) >= 1
     assert report["targets"] == TARGETS
@@ -60,7 +67,10 @@ def test_quick_events_bench_has_every_row_the_emit_cost_and_the_lag_curve(tmp_pa
     assert report["results"]["pooled_backlog_vs_plain"] == ratios(
         report["pooled_backlog"], QUICK_COUNTS, "agentcast_pooled"
     )
+    assert report["results"]["batch_backlog_vs_plain"] == ratios(
+        report["batch_backlog"], QUICK_COUNTS, "agentcast_batch"
+    )
     assert set(report["results"]["met"]) == {
         "emit_overhead", "delivery_vs_plain", "backlog_vs_plain", "pooled_backlog_vs_plain",
-        "lag_bounded",
+        "batch_backlog_vs_plain", "lag_bounded",
     }  # fmt: skip

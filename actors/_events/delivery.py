@@ -97,23 +97,25 @@ def spoken(batch: EventBatch, i: int) -> ContractId | None:
 
 def _decoded_at_once(
     specs: dict[str, Subscription], batch: EventBatch, kinds: set[str]
-) -> list[BaseModel | None]:
+) -> tuple[list[BaseModel | None], set[str]]:
     """The batch's events as their handlers' models, each type's payloads decoded in one
-    call (a call per payload cost twice the CPU: measured in tests/event_batch_costs.py).
-    A type whose payloads do not all decode is left as Nones: its events are then decoded
-    one by one in their turn, so a malformed one fails in its place, after the events
-    before it ran."""
+    call (a call per payload cost twice the CPU: measured in tests/event_batch_costs.py),
+    and the types left undecoded. A type whose payloads do not all decode is left as
+    Nones: its events are then decoded one by one in their turn, so a malformed one fails
+    in its place, after the events before it ran."""
     types, payloads = batch.types, batch.payloads
     events: list[BaseModel | None] = [None] * len(types)
+    undecoded: set[str] = set()
     for kind in kinds:
         at = range(len(types)) if len(kinds) == 1 else [i for i, t in enumerate(types) if t == kind]
         try:
             decoded = specs[kind].many.validate_python([payloads[i] for i in at])
         except Exception:  # a validator may raise anything: found again in its place
+            undecoded.add(kind)
             continue
         for i, event in zip(at, decoded, strict=True):
             events[i] = event
-    return events
+    return events, undecoded
 
 
 def _decoded(spec: Subscription, batch: EventBatch, i: int) -> BaseModel:
@@ -149,20 +151,18 @@ def _stretches(
 ) -> Iterator[tuple[Subscription | None, int, int]]:
     """``(spec, start, end)`` over the batch in order: a batch handler's ``spec`` for each
     longest stretch of its type's events, None for the stretches between (one event a
-    call). A batch with no batch handler's type is one stretch."""
-    if not any(specs[kind].batch for kind in kinds):
-        yield None, 0, len(types)
+    call). A batch of one type is one stretch."""
+    batched = {kind for kind in kinds if specs[kind].batch}
+    if len(kinds) == 1 or not batched:
+        yield (specs[types[0]] if batched else None), 0, len(types)
         return
     start = 0
     for i in range(1, len(types) + 1):
-        if i == len(types) or _spec_of(specs, types[i]) is not _spec_of(specs, types[start]):
-            yield _spec_of(specs, types[start]), start, i
+        if i == len(types) or (
+            types[i] != types[i - 1] and (types[i] in batched or types[i - 1] in batched)
+        ):
+            yield (specs[types[start]] if types[start] in batched else None), start, i
             start = i
-
-
-def _spec_of(specs: dict[str, Subscription], kind: str) -> Subscription | None:
-    spec = specs[kind]
-    return spec if spec.batch else None
 
 
 class _Delivery:
@@ -170,18 +170,25 @@ class _Delivery:
     filtered out in order) and how many events ran a handler."""
 
     def __init__(
-        self, batch: EventBatch, events: list[BaseModel | None], where: str, group: str,
-        call: HandlerCall,
+        self, specs: dict[str, Subscription], batch: EventBatch, kinds: set[str], where: str,
+        group: str, call: HandlerCall,
     ) -> None:  # fmt: skip
-        self.batch, self.events, self.where, self.group, self.call = (
-            batch, events, where, group, call
-        )  # fmt: skip
+        self.events, self.undecoded = _decoded_at_once(specs, batch, kinds)
+        self.batch, self.where, self.group, self.call = batch, where, group, call
         seqs = batch.seqs
         self.done, self.handled = (seqs[0] - 1 if seqs else 0), 0
 
     def task(self, i: int) -> TaskContext:
         """Event ``i``'s task (its envelope built only if the handler asks for it)."""
         return TaskContext(None, event_envelope, self.group, self.batch, i)
+
+    def plain(self, spec: Subscription, start: int, end: int) -> bool:
+        """Whether events ``start`` to ``end`` all go to ``spec``'s handler with nothing to
+        look at one by one: decoded, naming no contract, no ``where``."""
+        return (
+            spec.where is None and self.batch.types[start] not in self.undecoded
+            and not any(self.batch.contracts[start:end])
+        )  # fmt: skip
 
     def failed(self, i: int, error: Exception, reason: str) -> DeliveryReport:
         detail = f"{self.batch.ids[i]}: {type(error).__name__}: {error}"
@@ -220,6 +227,8 @@ class _Delivery:
     async def together(self, spec: Subscription, start: int, end: int) -> DeliveryReport | None:
         """Events ``start`` to ``end`` (all of ``spec``'s type) in one call of the batch
         handler ``spec``, those its ``where`` keeps; the report if one fails."""
+        if self.plain(spec, start, end):  # no look at each event: the common case
+            return await self._run(spec, range(start, end), end)
         batch, events, members = self.batch, self.events, []
         for i in range(start, end):
             reason = "contract"
@@ -239,7 +248,7 @@ class _Delivery:
         return await self._run(spec, members, end)
 
     async def _run(
-        self, spec: Subscription, members: list[int], upto: int
+        self, spec: Subscription, members: Sequence[int], upto: int
     ) -> DeliveryReport | None:
         """Call the batch handler ``spec`` with events ``members``; every event before
         ``upto`` is then done. If the call raises, one event a call (see the module)."""
@@ -255,7 +264,9 @@ class _Delivery:
             self.done = self.batch.seqs[upto - 1]
         return None
 
-    async def _one_by_one(self, spec: Subscription, members: list[int]) -> DeliveryReport | None:
+    async def _one_by_one(
+        self, spec: Subscription, members: Sequence[int]
+    ) -> DeliveryReport | None:
         seqs = self.batch.seqs
         for i in members:
             if i:
@@ -267,10 +278,14 @@ class _Delivery:
             self.handled += 1
         return None
 
-    def _run_of(self, spec: Subscription, members: list[int]) -> EventRun[Any]:
+    def _run_of(self, spec: Subscription, members: Sequence[int]) -> EventRun[Any]:
         outside = outside_events(f"{self.where}: {spec.name}")
         current_task.set(outside)  # the handler's code before its loop has no event
-        return EventRun([self.events[i] for i in members], members, self.task, outside)
+        if type(members) is range:
+            events = self.events[members.start : members.stop]
+        else:
+            events = [self.events[i] for i in members]
+        return EventRun(events, members, (event_envelope, self.group, self.batch), outside)
 
 
 async def deliver(
@@ -291,7 +306,7 @@ async def deliver(
             (nothing of the batch ran: a forged or misrouted call).
     """
     batch, kinds = _checked(specs, wire, where)
-    run = _Delivery(batch, _decoded_at_once(specs, batch, kinds), where, group, call)
+    run = _Delivery(specs, batch, kinds, where, group, call)
     # Each event's task is set before its ``where`` runs, and the task from before the
     # batch is set back once at its end (a set and a reset per event cost 15 % of it).
     before = current_task.set(current_task.get())

@@ -13,7 +13,7 @@ write, a model call or a delegation there is a ``ConfigurationError``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import TypeVar, overload
+from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
 
@@ -49,12 +49,14 @@ class EventRun(Sequence[E]):
     __slots__ = ("_events", "_outside", "_positions", "_task", "_tasks")
 
     def __init__(
-        self, events: list[E], positions: list[int], task: Callable[[int], TaskContext],
-        outside: TaskContext,
+        self, events: list[E], positions: Sequence[int],
+        task: tuple[Callable[..., Envelope], Any, Any], outside: TaskContext,
     ) -> None:  # fmt: skip
+        """``events`` are the batch's events at ``positions``; event ``i``'s task makes its
+        envelope with ``make(group, batch, i)``, ``task`` being ``(make, group, batch)``."""
         self._events, self._positions = events, positions
         self._task, self._outside = task, outside
-        self._tasks: list[TaskContext | None] = [None] * len(events)
+        self._tasks: list[TaskContext] = []  # made as a loop first reaches each event
 
     def __len__(self) -> int:
         return len(self._events)
@@ -69,12 +71,11 @@ class EventRun(Sequence[E]):
         return self._events[index]
 
     def __iter__(self) -> Iterator[E]:
-        tasks = self._tasks
+        tasks, (make, group, batch), positions = self._tasks, self._task, self._positions
         for k, event in enumerate(self._events):
-            task = tasks[k]
-            if task is None:
-                task = tasks[k] = self._task(self._positions[k])
-            current_task.set(task)
+            if k == len(tasks):
+                tasks.append(TaskContext(None, make, group, batch, positions[k]))
+            current_task.set(tasks[k])
             yield event
         current_task.set(self._outside)
 

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..._agent.agent import Agent, handler
+from ..._events.runs import EventRun
 from ..._events.subscribe import subscribe
 from ..._resource.declare import Resource, write
 
@@ -60,17 +61,12 @@ class Stats(BaseModel):
     pid: int  # the subscriber's process: pooled ones share theirs
 
 
-class TickCounter(Agent):
-    """A subscriber that counts and times each event (from its write's sending)."""
+class _TickStats(Agent):
+    """What a subscriber counts and times (each event from its write's sending)."""
 
     def __init__(self) -> None:
         self.count = 0
         self.latencies: list[float] = []
-
-    @subscribe(Tick)
-    async def on_tick(self, event: Tick) -> None:
-        self.count += 1
-        self.latencies.append((time.time() - event.sent_at) * 1000)
 
     @handler
     async def stats(self, query: StatsQuery) -> Stats:
@@ -78,6 +74,26 @@ class TickCounter(Agent):
         if query.reset:
             self.count, self.latencies = 0, []
         return out
+
+
+class TickCounter(_TickStats):
+    """A subscriber that counts and times each event, one handler call an event."""
+
+    @subscribe(Tick)
+    async def on_tick(self, event: Tick) -> None:
+        self.count += 1
+        self.latencies.append((time.time() - event.sent_at) * 1000)
+
+
+class TickBatchCounter(_TickStats):
+    """The same with a batch handler: one call a run of events, as the plain subscriber
+    takes one call a batch."""
+
+    @subscribe(Tick, batch=True)
+    async def on_ticks(self, events: EventRun[Tick]) -> None:
+        now = time.time()
+        self.count += len(events)
+        self.latencies.extend((now - event.sent_at) * 1000 for event in events)
 
 
 class PlainSubscriber:
@@ -122,12 +138,13 @@ class PlainPublisher:
     async def drain(self) -> None:
         await asyncio.gather(*self.inflight.values())
 
-    async def publish_all(self, batches: list[list[tuple[int, float]]]) -> None:
-        """Fan out batches already produced (the backlog rows): to each subscriber in
-        order, one call in flight per subscriber; returns once every one is done."""
+    async def publish_all(self, batches: list[list[tuple[int, float]]], count: int) -> None:
+        """Fan out batches already produced (the backlog rows) to the first ``count``
+        subscribers: to each in order, one call in flight per subscriber; returns once
+        every one is done."""
 
         async def feed(sub: Any) -> None:
             for batch in batches:
                 await sub.on_events.remote(batch)
 
-        await asyncio.gather(*(feed(s) for s in self.subscribers))
+        await asyncio.gather(*(feed(s) for s in self.subscribers[:count]))

@@ -17,13 +17,17 @@ Ray pub/sub (a publisher actor fanning out calls to subscriber actors), side by 
   which caps them at the resource's write rate (``emit_cost``) whatever the delivery.
 - ``pooled_backlog`` rows: the same, once every other row ran, to N more consumer groups
   placed in shared host processes (``placement="pooled"``, ``POOL_HOSTS``: 16 to a host,
-  so two at 32) against N plain subscriber actors of their own (one process each, as
-  above). Each agentcast row reports how many processes its subscribers ran in.
+  so two at 32) against the same N plain subscriber actors (one process each). Each
+  agentcast row reports how many processes its subscribers ran in.
+- ``batch_backlog`` rows: the same again, to N more consumer groups of dedicated replicas
+  whose handler is a batch handler (``@subscribe(Tick, batch=True)``: one call a run of
+  events, as the plain subscriber takes one call a batch).
 - ``emit_cost``: writes per second of the same ``write_many`` batches with and without an
   event per write, nobody subscribed to either, the dispatcher running (what emitting adds
   to a write, the nudge to the dispatcher included): 400 batches of 50 of each kind, the
-  kinds alternating batch by batch; the overhead is the time a write takes with an event
-  over the time without, less one.
+  kinds alternating batch by batch; the overhead is the median over the pairs of a
+  batch's time with an event over its partner's without, less one (and, as before, the
+  same of the totals: ``overhead_of_totals``).
 - ``lag``: writes at a steady rate for a few seconds to 8 subscribers; the largest lag
   (events committed past a checkpoint), sampled every 0.2 s, is the curve; then how long
   the lag takes to drain.
@@ -49,13 +53,28 @@ from ..._events.face import Subscriptions
 from ..._resource.handle import Write
 from ..._system import System
 from ..output import emit
-from .event_clients import PlainPublisher, PlainSubscriber, StatsQuery, TickCounter, TickFeed
+from .event_clients import (
+    PlainPublisher,
+    PlainSubscriber,
+    StatsQuery,
+    TickBatchCounter,
+    TickCounter,
+    TickFeed,
+)
 from .machine import machine
 
 COUNTS = (1, 8, 32)
 QUICK_COUNTS = (1, 2, 4)
 TARGETS = {"emit_overhead_max": 0.10, "delivery_vs_plain_min": 0.8}
 POOL_HOSTS = HostPolicy(agents_per_host=16)  # 32 subscribers in two processes: one per core
+SUBSCRIBERS: dict[str, tuple[str, str, type, dict[str, Any]]] = {
+    # kind: (the rows' side, the groups' name prefix, the agent class, its placement)
+    "dedicated": ("agentcast", "bench-sub", TickCounter, {}),
+    "pooled": (
+        "agentcast_pooled", "bench-pool", TickCounter, {"placement": "pooled", "hosts": POOL_HOSTS}
+    ),
+    "batch": ("agentcast_batch", "bench-batch", TickBatchCounter, {}),
+}  # fmt: skip
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -75,14 +94,16 @@ def _plain(cls: type, namespace: str) -> Any:
 
 
 class _Bench:
-    def __init__(self, system: System, quick: bool, *, pooled: bool = False) -> None:
+    publisher: Any  # the plain side's publisher actor
+    plain: list[Any]  # and its subscriber actors
+
+    def __init__(
+        self, system: System, quick: bool, *, kind: str = "dedicated", plain: _Bench | None = None
+    ) -> None:
+        """``plain``: a bench whose plain publisher and subscribers this one shares (the
+        later kinds' rows fan out to the same actors: 32 fewer processes each)."""
         self.system, self.quick = system, quick
-        self.side, self.prefix = (
-            ("agentcast_pooled", "bench-pool") if pooled else ("agentcast", "bench-sub")
-        )
-        self.placement: dict[str, Any] = (
-            {"placement": "pooled", "hosts": POOL_HOSTS} if pooled else {}
-        )
+        self.side, self.prefix, self.agent_class, self.placement = SUBSCRIBERS[kind]
         self.events = 500 if quick else 2_000
         self.batch = 50
         self.repeats = 1 if quick else 3
@@ -93,8 +114,10 @@ class _Bench:
         self.feed = system.resource(TickFeed, name="bench-events", policy=policy)
         self.silent = system.resource(TickFeed, name="bench-silent", policy=policy)
         self.groups: list[Any] = []
-        self.publisher = _plain(PlainPublisher, system.namespace)
-        self.plain: list[Any] = []
+        self.publisher = (
+            _plain(PlainPublisher, system.namespace) if plain is None else plain.publisher
+        )
+        self.plain: list[Any] = [] if plain is None else plain.plain
         self.subs = Subscriptions.start(system)  # running, as where events are used
         self.n = 0
 
@@ -102,7 +125,8 @@ class _Bench:
         """Up to ``count`` subscribers on each side; new groups catch up first."""
         while len(self.groups) < count:
             name = f"{self.prefix}-{len(self.groups)}"
-            self.groups.append(self.system.agent(TickCounter, name=name, **self.placement))
+            self.groups.append(self.system.agent(self.agent_class, name=name, **self.placement))
+        while len(self.plain) < count:
             sub = _plain(PlainSubscriber, self.system.namespace)
             ray.get(self.publisher.add.remote(sub))
             self.plain.append(sub)
@@ -162,9 +186,10 @@ class _Bench:
         produced = [(n, time.time()) for n in range(events)]
         batches = [produced[i : i + size] for i in range(0, events, size)]
         started = time.perf_counter()
-        ray.get(self.publisher.publish_all.remote(batches))
+        ray.get(self.publisher.publish_all.remote(batches, count))
         wall = time.perf_counter() - started
-        assert all(c >= events for c, _ in ray.get([s.stats.remote(True) for s in self.plain]))
+        fed = ray.get([s.stats.remote(True) for s in self.plain[:count]])
+        assert all(c >= events for c, _ in fed)
         return wall
 
     def backlog(self, count: int) -> list[dict[str, Any]]:
@@ -203,10 +228,11 @@ class _Bench:
     def emit_cost(self) -> dict[str, Any]:
         """Writes/s with and without an event, on resources nobody is behind on. The two
         kinds of batch alternate one by one (in pairs, the order flipped each pair), and
-        only the time inside each ``write_many`` counts: a load that comes and goes
-        meanwhile lands on both alike (rounds of 2,500 writes of each kind, side by side,
-        differed by up to 30 % either way on a shared 2-core machine). The overhead is
-        the time a write takes with an event over the time without, less one."""
+        only the time inside each ``write_many`` counts. The overhead is the median over
+        the pairs of a pair's time with an event over its time without, less one: a stall
+        of the shared machine (tens of milliseconds, against 10 ms a batch) lands on one
+        batch of one pair, and in a sum of times it moved the figure by up to ten points
+        either way from run to run; ``overhead_of_totals`` is that sum's figure."""
         pairs = 10 if self.quick else 400
         ops = ("tick_silent", "mark")
         # The publisher's and the dispatcher's processes start in the background (a few
@@ -216,18 +242,21 @@ class _Bench:
         for _ in range(10):  # warm-up: the first batches pay for imports
             for op in ops:
                 self.silent.write_many(self._writes(op, self.batch))
-        spent = dict.fromkeys(ops, 0.0)
+        spent: dict[str, list[float]] = {op: [] for op in ops}
         for pair in range(pairs):
             for op in ops if pair % 2 else ops[::-1]:
                 batch = self._writes(op, self.batch)
                 started = time.perf_counter()
                 self.silent.write_many(batch)
-                spent[op] += time.perf_counter() - started
+                spent[op].append(time.perf_counter() - started)
         writes = pairs * self.batch  # of each kind
+        silent, marked = sum(spent["tick_silent"]), sum(spent["mark"])
+        ratios = sorted(m / s for m, s in zip(spent["mark"], spent["tick_silent"], strict=True))
+        quartiles = [round(_percentile(ratios, q) - 1, 4) for q in (0.25, 0.5, 0.75)]
         return {
-            "writes": writes, "without_emit_per_s": round(writes / spent["tick_silent"], 1),
-            "with_emit_per_s": round(writes / spent["mark"], 1),
-            "overhead": round(spent["mark"] / spent["tick_silent"] - 1, 4),
+            "writes": writes, "without_emit_per_s": round(writes / silent, 1),
+            "with_emit_per_s": round(writes / marked, 1), "overhead": quartiles[1],
+            "overhead_quartiles": quartiles, "overhead_of_totals": round(marked / silent - 1, 4),
         }  # fmt: skip
 
     def lag_curve(self, count: int) -> dict[str, Any]:
@@ -263,21 +292,30 @@ def run_bench(*, as_json: bool, quick: bool, out: str | None) -> int:
                 rows.extend(bench.rows(n))
                 backlog.extend(bench.backlog(n))
             lag = bench.lag_curve(counts[1])
-            # Last: the pooled groups are new (they catch up on what was committed, then
-            # take replays only) and their plain subscribers are fanned out to alone.
-            pooled, pooled_backlog = _Bench(system, quick, pooled=True), []
-            for n in counts:
-                pooled.grow(n)
-                pooled_backlog.extend(pooled.backlog(n))
+            # Last: the pooled and batch-handler groups are new (they catch up on what
+            # was committed, then take replays only); the plain side is the same actors.
+            more = {
+                kind: _more_backlog(_Bench(system, quick, kind=kind, plain=bench), counts)
+                for kind in ("pooled", "batch")
+            }
         finally:
             system.shutdown()
-    report = _report(rows, backlog, pooled_backlog, emit_cost, lag, counts, quick)
+    report = _report(rows, backlog, more, emit_cost, lag, counts, quick)
     text = json.dumps(report, indent=2)
     if out:
         with open(out, "w", encoding="utf-8") as file:
             file.write(text + "\n")
     emit(text if as_json else _table(report))
     return 0
+
+
+def _more_backlog(bench: _Bench, counts: tuple[int, ...]) -> list[dict[str, Any]]:
+    """The backlog rows again, to ``bench``'s new consumer groups."""
+    rows: list[dict[str, Any]] = []
+    for n in counts:
+        bench.grow(n)
+        rows.extend(bench.backlog(n))
+    return rows
 
 
 def ratios(
@@ -290,27 +328,29 @@ def ratios(
 
 def _report(
     rows: list[dict[str, Any]], backlog: list[dict[str, Any]],
-    pooled_backlog: list[dict[str, Any]], emit_cost: dict[str, Any], lag: dict[str, Any],
+    more: dict[str, list[dict[str, Any]]], emit_cost: dict[str, Any], lag: dict[str, Any],
     counts: tuple[int, ...], quick: bool,
 ) -> dict[str, Any]:  # fmt: skip
     found, alone = ratios(rows, counts), ratios(backlog, counts)
-    pooled = ratios(pooled_backlog, counts, "agentcast_pooled")
+    pooled = ratios(more["pooled"], counts, SUBSCRIBERS["pooled"][0])
+    batch = ratios(more["batch"], counts, SUBSCRIBERS["batch"][0])
     least = TARGETS["delivery_vs_plain_min"]
     met = {
         "emit_overhead": emit_cost["overhead"] <= TARGETS["emit_overhead_max"],
         "delivery_vs_plain": min(found.values()) >= least,
         "backlog_vs_plain": min(alone.values()) >= least,
         "pooled_backlog_vs_plain": min(pooled.values()) >= least,
+        "batch_backlog_vs_plain": min(batch.values()) >= least,
         "lag_bounded": lag["drained_s"] < lag["seconds"],
     }
     return {
         "benchmark": "events", "quick": quick, **machine(),
         "subscriber_counts": list(counts), "rows": rows, "backlog": backlog,
-        "pooled_backlog": pooled_backlog, "emit_cost": emit_cost, "lag": lag,
-        "targets": TARGETS,
+        "pooled_backlog": more["pooled"], "batch_backlog": more["batch"],
+        "emit_cost": emit_cost, "lag": lag, "targets": TARGETS,
         "results": {
             "delivery_vs_plain": found, "backlog_vs_plain": alone,
-            "pooled_backlog_vs_plain": pooled, "met": met,
+            "pooled_backlog_vs_plain": pooled, "batch_backlog_vs_plain": batch, "met": met,
         },
     }  # fmt: skip
 
@@ -322,7 +362,7 @@ def _table(report: dict[str, Any]) -> str:
             f"{r['row']:<18}{r['subscribers']:>6}{r['events_per_s']:>12,.0f}"
             f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
         )
-    for r in report["backlog"] + report["pooled_backlog"]:
+    for r in report["backlog"] + report["pooled_backlog"] + report["batch_backlog"]:
         lines.append(
             f"{r['row'] + ' backlog':<26}{r['subscribers']:>6}{r['events_per_s']:>12,.0f}"
             f"  in {r['processes']} processes"
