@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from actors import Agent, Resource, Write, read, subscribe, write
+from actors import Agent, EventRun, Resource, Write, handler, read, subscribe, write
 from actors.lowlevel import EventRecord
 
 
@@ -151,6 +151,31 @@ class SlowRecorder(Recorder):
     async def on_restock(self, event: Restocked) -> None:
         await asyncio.sleep(0.02)
         await self.resource("sink").append(self.name, event.sku)
+
+
+class Sizes(BaseModel):
+    """Asks a ``SlowBatchRecorder`` how many events each of its calls took (the answer)."""
+
+    sizes: list[int] = []
+
+
+class SlowBatchRecorder(Agent):
+    """``SlowRecorder`` with a batch handler: a delivery's events in one call, each
+    appended in the loop over them (so its write is keyed by its event)."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    @subscribe(Restocked, batch=True)
+    async def on_restocks(self, events: EventRun[Restocked]) -> None:
+        self.sizes.append(len(events))
+        for event in events:
+            await asyncio.sleep(0.02)
+            await self.resource("sink").append(self.name, event.sku)
+
+    @handler
+    async def call_sizes(self, query: Sizes) -> Sizes:
+        return Sizes(sizes=self.sizes)
 
 
 def record(seq: int, sku: str, *, type_: str = "Restocked") -> EventRecord:
