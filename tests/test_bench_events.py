@@ -37,22 +37,24 @@ def test_quick_events_bench_has_every_row_the_emit_cost_and_the_lag_curve(tmp_pa
         assert row["deliveries"] == 500 * n
         assert row["events_per_s"] > 0 and row["p99_ms"] >= row["p50_ms"] > 0
     backlog = {(r["row"], r["subscribers"]): r for r in report["backlog"]}
-    assert set(backlog) == set(rows)
+    assert set(backlog) == {
+        (row, n)
+        for row in ("plain_ray_fanout", "agentcast", "agentcast_batch")
+        for n in QUICK_COUNTS
+    }
     pooled = {(r["row"], r["subscribers"]): r for r in report["pooled_backlog"]}
     assert set(pooled) == {
         (row, n) for row in ("plain_ray_fanout", "agentcast_pooled") for n in QUICK_COUNTS
     }
-    batch = {(r["row"], r["subscribers"]): r for r in report["batch_backlog"]}
-    assert set(batch) == {
-        (row, n) for row in ("plain_ray_fanout", "agentcast_batch") for n in QUICK_COUNTS
-    }
-    for row in [*backlog.values(), *pooled.values(), *batch.values()]:
+    for row in [*backlog.values(), *pooled.values()]:
         assert row["deliveries"] == 500 * row["subscribers"] and row["events_per_s"] > 0
     # Dedicated replicas and plain subscribers run one process each; pooled ones share
     # one host while 16 or fewer.
     assert [backlog[("agentcast", n)]["processes"] for n in QUICK_COUNTS] == list(QUICK_COUNTS)
     assert [pooled[("agentcast_pooled", n)]["processes"] for n in QUICK_COUNTS] == [1, 1, 1]
-    assert [batch[("agentcast_batch", n)]["processes"] for n in QUICK_COUNTS] == list(QUICK_COUNTS)
+    assert [backlog[("agentcast_batch", n)]["processes"] for n in QUICK_COUNTS] == list(
+        QUICK_COUNTS
+    )
     cost = report["emit_cost"]
     assert cost["writes"] == 500 and cost["with_emit_per_s"] > 0 < cost["without_emit_per_s"]
     slower = cost["without_emit_per_s"] / cost["with_emit_per_s"] - 1  # time per write, over
@@ -68,7 +70,7 @@ def test_quick_events_bench_has_every_row_the_emit_cost_and_the_lag_curve(tmp_pa
         report["pooled_backlog"], QUICK_COUNTS, "agentcast_pooled"
     )
     assert report["results"]["batch_backlog_vs_plain"] == ratios(
-        report["batch_backlog"], QUICK_COUNTS, "agentcast_batch"
+        report["backlog"], QUICK_COUNTS, "agentcast_batch"
     )
     assert set(report["results"]["met"]) == {
         "emit_overhead", "delivery_vs_plain", "backlog_vs_plain", "pooled_backlog_vs_plain",

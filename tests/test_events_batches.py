@@ -183,6 +183,21 @@ def test_a_second_loop_over_the_events_continues_their_tasks_so_no_key_repeats()
     ]  # fmt: skip
 
 
+def test_after_an_inner_loop_the_outer_loop_s_event_is_current_again() -> None:
+    keys: list[str] = []
+
+    class Nested:
+        @subscribe(Restocked, batch=True)
+        async def on_restocks(self, events: EventRun[Restocked]) -> None:
+            for _outer in events:
+                for _inner in events:
+                    pass
+                keys.append(_TaskKeys("b").next_key()[1])
+
+    assert run(Nested(), restocks(1, 2)).error is None
+    assert keys == [f"{stock_event(1)}:0", f"{stock_event(2)}:0"]
+
+
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_a_write_outside_the_loop_over_the_events_is_refused(where: str) -> None:
     agent = Keyed(outside=where)

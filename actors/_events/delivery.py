@@ -279,13 +279,13 @@ class _Delivery:
         return None
 
     def _run_of(self, spec: Subscription, members: Sequence[int]) -> EventRun[Any]:
-        outside = outside_events(f"{self.where}: {spec.name}")
-        current_task.set(outside)  # the handler's code before its loop has no event
+        # The handler's code outside its loop over the events has no event, so no task.
+        current_task.set(outside_events(f"{self.where}: {spec.name}"))
         if type(members) is range:
             events = self.events[members.start : members.stop]
         else:
             events = [self.events[i] for i in members]
-        return EventRun(events, members, (event_envelope, self.group, self.batch), outside)
+        return EventRun(events, members, (event_envelope, self.group, self.batch))
 
 
 async def deliver(

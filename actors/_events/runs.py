@@ -42,20 +42,21 @@ class EventRun(Sequence[E]):
     """The events a batch handler takes, in order: a read-only sequence.
 
     Iterating it (``for event in events:``) makes each event's task current while the
-    loop is at that event (a second loop over the run continues the same tasks, so their
-    writes' keys never repeat); indexing does not.
+    loop is at that event, and the task from before the loop current again once it ends (a
+    second loop over the run continues the same tasks, so their writes' keys never
+    repeat); indexing does not.
     """
 
-    __slots__ = ("_events", "_outside", "_positions", "_task", "_tasks")
+    __slots__ = ("_events", "_positions", "_task", "_tasks")
 
     def __init__(
         self, events: list[E], positions: Sequence[int],
-        task: tuple[Callable[..., Envelope], Any, Any], outside: TaskContext,
+        task: tuple[Callable[..., Envelope], Any, Any],
     ) -> None:  # fmt: skip
         """``events`` are the batch's events at ``positions``; event ``i``'s task makes its
         envelope with ``make(group, batch, i)``, ``task`` being ``(make, group, batch)``."""
         self._events, self._positions = events, positions
-        self._task, self._outside = task, outside
+        self._task = task
         self._tasks: list[TaskContext] = []  # made as a loop first reaches each event
 
     def __len__(self) -> int:
@@ -72,12 +73,13 @@ class EventRun(Sequence[E]):
 
     def __iter__(self) -> Iterator[E]:
         tasks, (make, group, batch), positions = self._tasks, self._task, self._positions
+        before = current_task.get()  # outside the loop, or an outer loop's event
         for k, event in enumerate(self._events):
             if k == len(tasks):
                 tasks.append(TaskContext(None, make, group, batch, positions[k]))
             current_task.set(tasks[k])
             yield event
-        current_task.set(self._outside)
+        current_task.set(before)
 
     def __repr__(self) -> str:
         return f"EventRun({self._events!r})"

@@ -19,9 +19,10 @@ Ray pub/sub (a publisher actor fanning out calls to subscriber actors), side by 
   placed in shared host processes (``placement="pooled"``, ``POOL_HOSTS``: 16 to a host,
   so two at 32) against the same N plain subscriber actors (one process each). Each
   agentcast row reports how many processes its subscribers ran in.
-- ``batch_backlog`` rows: the same again, to N more consumer groups of dedicated replicas
-  whose handler is a batch handler (``@subscribe(Tick, batch=True)``: one call a run of
-  events, as the plain subscriber takes one call a batch).
+- ``agentcast_batch`` rows of ``backlog``: in the same rounds, to N more consumer groups of
+  dedicated replicas whose handler is a batch handler (``@subscribe(Tick, batch=True)``:
+  one call a run of events, as the plain subscriber takes one call a batch), started once
+  the ``delivery`` rows are done.
 - ``emit_cost``: writes per second of the same ``write_many`` batches with and without an
   event per write, nobody subscribed to either, the dispatcher running (what emitting adds
   to a write, the nudge to the dispatcher included): 400 batches of 50 of each kind, the
@@ -134,8 +135,9 @@ class _Bench:
         self._agent_stats(reset=True)
         ray.get([s.stats.remote(True) for s in self.plain])
 
-    def _agent_stats(self, reset: bool) -> list[Any]:
-        return [g.ask(StatsQuery(reset=reset), timeout=120) for g in self.groups]
+    def _agent_stats(self, reset: bool, count: int | None = None) -> list[Any]:
+        """The stats of the first ``count`` groups (all by default)."""
+        return [g.ask(StatsQuery(reset=reset), timeout=120) for g in self.groups[:count]]
 
     def _writes(self, op: str, count: int) -> list[Write]:
         start, self.n = self.n, self.n + count
@@ -174,7 +176,7 @@ class _Bench:
         upto = {"bench-events": newest}
         self.subs.wait_caught_up(timedelta(minutes=10), upto=upto, groups=groups)
         wall = time.perf_counter() - started
-        stats = self._agent_stats(reset=True)
+        stats = self._agent_stats(reset=True, count=count)
         assert all(s.count >= events for s in stats), "an event never arrived"
         return wall
 
@@ -192,22 +194,30 @@ class _Bench:
         assert all(c >= events for c, _ in fed)
         return wall
 
-    def backlog(self, count: int) -> list[dict[str, Any]]:
-        """Delivery alone (``rows`` first: it grows the subscribers and commits the events).
-        The two sides' runs alternate, so a load that drifts meanwhile weighs on both."""
-        runs = {"plain_ray_fanout": self.plain_backlog, self.side: self.agentcast_backlog}
+    def backlog(self, count: int, *others: _Bench) -> list[dict[str, Any]]:
+        """Delivery alone (``rows`` first: it grows the subscribers and commits the events),
+        to this bench's groups and to ``others``' (benches sharing its plain side). The
+        sides' runs alternate, so a load that drifts meanwhile weighs on all of them."""
+        benches = {bench.side: bench for bench in (self, *others)}
+        runs = {
+            "plain_ray_fanout": self.plain_backlog,
+            **{side: bench.agentcast_backlog for side, bench in benches.items()},
+        }
         walls: dict[str, list[float]] = {name: [] for name in runs}
         events = backlog_size(self.events, count, self.quick)
         for _ in range(self.backlog_repeats):
             for name, run in runs.items():
                 walls[name].append(run(count, events))
-        processes = len({s.pid for s in self._agent_stats(reset=False)})
+        processes = {
+            side: len({s.pid for s in bench._agent_stats(reset=False, count=count)})
+            for side, bench in benches.items()
+        }
         return [
             {
                 "row": name, "subscribers": count, "events": events,
                 "deliveries": events * count, "wall_s": round(min(walls[name]), 4),
                 "events_per_s": round(events * count / min(walls[name]), 1),
-                "processes": count if name == "plain_ray_fanout" else processes,
+                "processes": processes.get(name, count),
             }
             for name in runs
         ]  # fmt: skip
@@ -274,6 +284,7 @@ class _Bench:
             time.sleep(max(0.0, 0.05 - (time.perf_counter() - started - elapsed)))
         stop = time.perf_counter()
         self.subs.wait_caught_up(timedelta(minutes=10))
+        self._agent_stats(reset=True)  # the backlog rows count from nothing
         return {"subscribers": count, "rate_per_s": rate, "seconds": seconds,
                 "curve": curve, "max_lag": max(lag for _, lag in curve),
                 "drained_s": round(time.perf_counter() - stop, 3)}  # fmt: skip
@@ -287,35 +298,29 @@ def run_bench(*, as_json: bool, quick: bool, out: str | None) -> int:
         try:
             bench = _Bench(system, quick)
             emit_cost = bench.emit_cost()
-            rows, backlog = [], []
-            for n in counts:
-                rows.extend(bench.rows(n))
-                backlog.extend(bench.backlog(n))
+            rows = [row for n in counts for row in bench.rows(n)]
             lag = bench.lag_curve(counts[1])
-            # Last: the pooled and batch-handler groups are new (they catch up on what
-            # was committed, then take replays only); the plain side is the same actors.
-            more = {
-                kind: _more_backlog(_Bench(system, quick, kind=kind, plain=bench), counts)
-                for kind in ("pooled", "batch")
-            }
+            # The batch-handler groups start once the live rows are done (they would
+            # take those events too), and share the backlog rows' phase and plain side.
+            batch, backlog = _Bench(system, quick, kind="batch", plain=bench), []
+            for n in counts:
+                batch.grow(n)
+                backlog.extend(bench.backlog(n, batch))
+            # Last: the pooled groups are new (they catch up on what was committed, then
+            # take replays only); the plain side is the same actors.
+            pooled, pooled_backlog = _Bench(system, quick, kind="pooled", plain=bench), []
+            for n in counts:
+                pooled.grow(n)
+                pooled_backlog.extend(pooled.backlog(n))
         finally:
             system.shutdown()
-    report = _report(rows, backlog, more, emit_cost, lag, counts, quick)
+    report = _report(rows, backlog, pooled_backlog, emit_cost, lag, counts, quick)
     text = json.dumps(report, indent=2)
     if out:
         with open(out, "w", encoding="utf-8") as file:
             file.write(text + "\n")
     emit(text if as_json else _table(report))
     return 0
-
-
-def _more_backlog(bench: _Bench, counts: tuple[int, ...]) -> list[dict[str, Any]]:
-    """The backlog rows again, to ``bench``'s new consumer groups."""
-    rows: list[dict[str, Any]] = []
-    for n in counts:
-        bench.grow(n)
-        rows.extend(bench.backlog(n))
-    return rows
 
 
 def ratios(
@@ -328,12 +333,12 @@ def ratios(
 
 def _report(
     rows: list[dict[str, Any]], backlog: list[dict[str, Any]],
-    more: dict[str, list[dict[str, Any]]], emit_cost: dict[str, Any], lag: dict[str, Any],
+    pooled_backlog: list[dict[str, Any]], emit_cost: dict[str, Any], lag: dict[str, Any],
     counts: tuple[int, ...], quick: bool,
 ) -> dict[str, Any]:  # fmt: skip
     found, alone = ratios(rows, counts), ratios(backlog, counts)
-    pooled = ratios(more["pooled"], counts, SUBSCRIBERS["pooled"][0])
-    batch = ratios(more["batch"], counts, SUBSCRIBERS["batch"][0])
+    pooled = ratios(pooled_backlog, counts, SUBSCRIBERS["pooled"][0])
+    batch = ratios(backlog, counts, SUBSCRIBERS["batch"][0])
     least = TARGETS["delivery_vs_plain_min"]
     met = {
         "emit_overhead": emit_cost["overhead"] <= TARGETS["emit_overhead_max"],
@@ -346,8 +351,8 @@ def _report(
     return {
         "benchmark": "events", "quick": quick, **machine(),
         "subscriber_counts": list(counts), "rows": rows, "backlog": backlog,
-        "pooled_backlog": more["pooled"], "batch_backlog": more["batch"],
-        "emit_cost": emit_cost, "lag": lag, "targets": TARGETS,
+        "pooled_backlog": pooled_backlog, "emit_cost": emit_cost, "lag": lag,
+        "targets": TARGETS,
         "results": {
             "delivery_vs_plain": found, "backlog_vs_plain": alone,
             "pooled_backlog_vs_plain": pooled, "batch_backlog_vs_plain": batch, "met": met,
@@ -362,7 +367,7 @@ def _table(report: dict[str, Any]) -> str:
             f"{r['row']:<18}{r['subscribers']:>6}{r['events_per_s']:>12,.0f}"
             f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
         )
-    for r in report["backlog"] + report["pooled_backlog"] + report["batch_backlog"]:
+    for r in report["backlog"] + report["pooled_backlog"]:
         lines.append(
             f"{r['row'] + ' backlog':<26}{r['subscribers']:>6}{r['events_per_s']:>12,.0f}"
             f"  in {r['processes']} processes"
