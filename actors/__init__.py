@@ -50,7 +50,6 @@ from ._decisions.face import AsyncDecisions as AsyncDecisions
 from ._decisions.face import Decisions as Decisions
 from ._decisions.log import DecisionEntry as DecisionEntry
 from ._events.face import Subscriptions as Subscriptions
-from ._events.runs import EventRun as EventRun
 from ._events.subscribe import subscribe as subscribe
 from ._events.validate import Veto as Veto
 from ._events.validate import validate as validate
@@ -105,7 +104,6 @@ __all__ = [
     "ConflictSummary",
     "DecisionEntry",
     "Decisions",
-    "EventRun",
     "Lease",
     "LockEvent",
     "LocksHandle",

@@ -15,8 +15,7 @@ import ray
 from ray._private.worker import global_worker
 
 from actors._cli.bench.event_clients import Tick, TickCounter
-from actors._events.delivery import deliver
-from actors._events.subscribe import calling, subscriptions
+from actors._events.subscribe import calling, deliver, subscriptions
 from actors._events.wire import EventBatch
 from actors.lowlevel import EventRecord
 

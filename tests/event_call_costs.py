@@ -1,10 +1,9 @@
 """CPU of the receiving process per delivery call of a batch of 100 events (docs/benchmarks.md,
 "Where the dedicated replicas' time goes"): a plain Ray subscriber taking tuples, a plain actor
 running the agent's ``deliver`` on the wire batch (with and without the replica's concurrency
-groups, and with a batch handler), and a real agent replica. Each actor takes ``CALLS`` calls
-one after the other per round, the kinds in turns (the order flipped each round), its CPU
-read from ``/proc`` around them. Run it by hand:
-``PYTHONPATH=$PWD python tests/event_call_costs.py [calls] [rounds]``."""
+groups), and a real agent replica. Each actor takes ``CALLS`` calls one after the other per
+round, the kinds in turns (the order flipped each round), its CPU read from ``/proc`` around
+them. Run it by hand: ``PYTHONPATH=$PWD python tests/event_call_costs.py [calls] [rounds]``."""
 
 from __future__ import annotations
 
@@ -20,9 +19,8 @@ from event_batch_costs import hundred_ticks
 from actors import System
 from actors._agent.group import replicas_of
 from actors._agent.host import CONTROL_GROUP
-from actors._cli.bench.event_clients import PlainSubscriber, TickBatchCounter, TickCounter
-from actors._events.delivery import deliver
-from actors._events.subscribe import calling, subscriptions
+from actors._cli.bench.event_clients import PlainSubscriber, TickCounter
+from actors._events.subscribe import calling, deliver, subscriptions
 from actors._events.wire import EventBatch
 
 
@@ -34,12 +32,11 @@ def cpu_s(pid: int) -> float:
 
 
 class PlainDeliver:
-    """A plain actor running what a replica of ``agent`` runs for a delivery, and nothing
-    else."""
+    """A plain actor running what a replica runs for a delivery, and nothing else."""
 
-    def __init__(self, agent: type = TickCounter) -> None:
-        self.run = calling(agent())
-        self.specs = subscriptions(agent)
+    def __init__(self) -> None:
+        self.run = calling(TickCounter())
+        self.specs = subscriptions(TickCounter)
 
     async def on_events(self, wire: list[Any]) -> list[Any]:
         return (await deliver(self.specs, "plain", "plain", wire, self.run)).wire()
@@ -59,16 +56,13 @@ def main(calls: int, rounds: int) -> None:
             options = {"num_cpus": 0, "namespace": "event-call-costs"}
             grouped = ray.remote(concurrency_groups={CONTROL_GROUP: 16})(PlainDeliver)
             kinds = {
-                "plain subscriber": (ray.remote(PlainSubscriber), tuples, ()),
-                "plain actor running deliver": (ray.remote(PlainDeliver), wire, ()),
-                "the same with the replica's groups": (grouped, wire, ()),
-                "the same, a batch handler": (grouped, wire, (TickBatchCounter,)),
+                "plain subscriber": (ray.remote(PlainSubscriber), tuples),
+                "plain actor running deliver": (ray.remote(PlainDeliver), wire),
+                "the same with the replica's groups": (grouped, wire),
             }
-            actors = {
-                name: cls.options(**options).remote(*init) for name, (cls, _, init) in kinds.items()
-            }
+            actors = {name: cls.options(**options).remote() for name, (cls, _) in kinds.items()}
             methods = {name: actor.on_events for name, actor in actors.items()}
-            args = {name: arg for name, (_, arg, _) in kinds.items()}
+            args = {name: arg for name, (_, arg) in kinds.items()}
             actors["agent replica"] = next(iter(replicas_of("event-call-costs", "sub").values()))
             methods["agent replica"], args["agent replica"] = actors["agent replica"].deliver, wire
             pids = {name: pid_of(actor) for name, actor in actors.items()}

@@ -8,8 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from actors import Agent, EventRun, Resource, Write, handler, read, subscribe, write
-from actors.lowlevel import EventRecord
+from actors import Agent, Resource, Write, read, subscribe, write
 
 
 class Restocked(BaseModel):
@@ -151,46 +150,3 @@ class SlowRecorder(Recorder):
     async def on_restock(self, event: Restocked) -> None:
         await asyncio.sleep(0.02)
         await self.resource("sink").append(self.name, event.sku)
-
-
-class Sizes(BaseModel):
-    """Asks a ``SlowBatchRecorder`` how many events each of its calls took (the answer)."""
-
-    sizes: list[int] = []
-
-
-class SlowBatchRecorder(Agent):
-    """``SlowRecorder`` with a batch handler: a delivery's events in one call, each
-    appended in the loop over them (so its write is keyed by its event)."""
-
-    def __init__(self) -> None:
-        self.sizes: list[int] = []
-
-    @subscribe(Restocked, batch=True)
-    async def on_restocks(self, events: EventRun[Restocked]) -> None:
-        self.sizes.append(len(events))
-        for event in events:
-            await asyncio.sleep(0.02)
-            await self.resource("sink").append(self.name, event.sku)
-
-    @handler
-    async def call_sizes(self, query: Sizes) -> Sizes:
-        return Sizes(sizes=self.sizes)
-
-
-def record(seq: int, sku: str, *, type_: str = "Restocked") -> EventRecord:
-    """Event ``seq`` of resource ``stock`` as stored: a ``Restocked`` of ``sku``."""
-    payload = Restocked(sku=sku, qty=seq, level=seq).model_dump_json().encode()
-    return EventRecord(
-        "stock", seq, f"stock:{seq}:0", seq, type_, payload, f"{seq:032x}", "verified",
-        "writer:0", "2026-01-01T00:00:00+00:00",
-    )  # fmt: skip
-
-
-def raw_record(seq: int, payload: bytes, type_: str = "Restocked") -> EventRecord:
-    return EventRecord("stock", seq, f"stock:{seq}:0", seq, type_, payload, "0" * 32,
-                       "system", "w", "t")  # fmt: skip
-
-
-def sold_out_record(seq: int, sku: str) -> EventRecord:
-    return raw_record(seq, SoldOut(sku=sku).model_dump_json().encode(), "SoldOut")

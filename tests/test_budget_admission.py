@@ -19,8 +19,7 @@ from actors._agent.agent import current_run
 from actors._budget.admission import ADMITTED
 from actors._budget.local_link import CoreLink
 from actors._budget.meter import Meter
-from actors._events.delivery import deliver
-from actors._events.subscribe import Subscription, calling
+from actors._events.subscribe import Subscription, calling, deliver
 from actors._events.wire import EventBatch
 from actors.lowlevel import BudgetCore, EventRecord, MeteredModel
 from policies import BreakerPolicy, BudgetPolicy, Provenance

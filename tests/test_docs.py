@@ -43,7 +43,7 @@ RUNNABLE = {
     "docs/budgets.md": 3,
     "docs/context.md": 4,
     "docs/coordination.md": 1,
-    "docs/events.md": 2,
+    "docs/events.md": 1,
     "docs/integrity.md": 2,
     "docs/metrics.md": 0,
     "docs/observability.md": 0,

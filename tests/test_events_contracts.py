@@ -16,8 +16,7 @@ from pydantic import BaseModel
 
 from actors import check_contracts, contract
 from actors._contracts import ContractId
-from actors._events.delivery import deliver
-from actors._events.subscribe import Subscription, subscriptions
+from actors._events.subscribe import Subscription, deliver, subscriptions
 from actors._events.wire import EventBatch
 from actors.lowlevel import EventLog, EventRecord, ResourceCore, WriteCall
 from runtime import ContractMismatchError, encode

@@ -27,8 +27,7 @@ from actors._agent.task import current_task
 from actors._events import checkpoints, dead_letters
 from actors._events.core import DispatchCore, Pending
 from actors._events.dead_letters import after_failure
-from actors._events.delivery import DeliveryReport, deliver
-from actors._events.subscribe import Subscription
+from actors._events.subscribe import DeliveryReport, Subscription, deliver
 from actors.lowlevel import DeadLetter, EventRecord, EventsHost, ResourceCore, WriteCall
 from policies import EventsPolicy
 from runtime import (

@@ -21,9 +21,8 @@ from pydantic import BaseModel
 from actors import subscribe
 from actors._agent.task import current_task
 from actors._events.core import DispatchCore, Pending
-from actors._events.delivery import deliver
 from actors._events.store import events_path, trim_file
-from actors._events.subscribe import Subscription, subscriptions
+from actors._events.subscribe import Subscription, deliver, subscriptions
 from actors._events.wire import EventBatch
 from actors.lowlevel import ResourceCore, WriteCall
 from policies import EventsPolicy
@@ -62,25 +61,23 @@ class Crash(Exception):
 
 class Subscriber:
     """A replica of ``group``: handles ``Restocked`` by writing to the sink with the
-    key the runtime derives (``<task id>:<call index>``), one event a call or (``batch``)
-    a run of them a call; may die after ``die_after`` events."""
+    key the runtime derives (``<task id>:<call index>``); may die after ``die_after``."""
 
-    def __init__(self, group: str, sink: ResourceCore, batch: bool = False) -> None:
+    def __init__(self, group: str, sink: ResourceCore) -> None:
         self.group, self.sink, self.die_after = group, sink, -1
-        self.specs = {"Restocked": Subscription("on", self._on, Restocked, None, batch)}
+        self.specs = {"Restocked": Subscription("on", self._on, Restocked, None)}
         self.deliveries = 0
 
     async def _on(self, event: BaseModel) -> None:  # pragma: no cover - run through run
         raise AssertionError
 
-    async def run(self, spec: Subscription, event: Any) -> None:
-        for one in event if spec.batch else [event]:
-            if self.die_after == 0:
-                raise Crash
-            self.die_after -= 1
-            self.deliveries += 1
-            assert isinstance(one, Restocked)
-            write(self.sink, "append", self.group, f"{one.sku}", key=f"{running_task_id()}:0")
+    async def run(self, spec: Subscription, event: BaseModel) -> None:
+        if self.die_after == 0:
+            raise Crash
+        self.die_after -= 1
+        self.deliveries += 1
+        assert isinstance(event, Restocked)
+        write(self.sink, "append", self.group, f"{event.sku}", key=f"{running_task_id()}:0")
 
     def handle(self, batch: list[Any]) -> Any:
         async def crashing(spec: Subscription, event: BaseModel) -> None:
@@ -109,9 +106,8 @@ _ACTIONS = st.lists(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(actions=_ACTIONS)
-@pytest.mark.parametrize("batch", [False, True], ids=["per_event", "batch_handlers"])
 def test_random_crashes_deliver_each_event_once_per_group_in_order(
-    tmp_path_factory: pytest.TempPathFactory, actions: list[tuple[Any, ...]], batch: bool
+    tmp_path_factory: pytest.TempPathFactory, actions: list[tuple[Any, ...]]
 ) -> None:
     # As the dispatcher drives a partition: the next batch is the one read ahead while
     # the last was out if ``is_next`` says so, else a read; a read ahead may be followed
@@ -122,7 +118,7 @@ def test_random_crashes_deliver_each_event_once_per_group_in_order(
     core = DispatchCore(root, policy)
     for group in GROUPS:
         core.register(group, ["Restocked"])
-    subs = {group: Subscriber(group, sink, batch) for group in GROUPS}
+    subs = {group: Subscriber(group, sink) for group in GROUPS}
     aheads: dict[str, Pending | None] = {}
     skus: list[str] = []
 

@@ -12,22 +12,14 @@ from typing import Any
 import pytest
 import ray
 from backends import any_system as any_system
-from events_for_tests import (
-    Recorder,
-    Restocked,
-    Sink,
-    Sizes,
-    SlowBatchRecorder,
-    SlowRecorder,
-    Stock,
-)
+from events_for_tests import Recorder, Restocked, Sink, SlowRecorder, Stock
 from pydantic import BaseModel
 from waiting import wait_until
 
 from actors import Agent, Subscriptions, System, handler, subscribe
 from actors._agent.group import replicas_of
 from actors._cli.main import main
-from actors._events.delivery import DeliveryReport
+from actors._events.subscribe import DeliveryReport
 from actors._events.wire import EventBatch
 from actors.lowlevel import EventLog, EventRecord
 from policies import EventsPolicy
@@ -82,21 +74,6 @@ def test_a_killed_subscriber_resumes_after_its_checkpoint(any_system: System) ->
     wait_until(lambda: len(sink_items(any_system, "recorder")) >= 60, "all 60 handled", 180)
     subs.wait_caught_up()
     assert sink_items(any_system, "recorder") == skus
-
-
-@pytest.mark.timeout(240)
-def test_a_killed_batch_subscriber_resumes_after_its_checkpoint(system: System) -> None:
-    subs = start(system, SlowBatchRecorder)
-    skus = [f"s{i}" for i in range(60)]
-    restock(system, skus[:40])
-    wait_until(lambda: len(sink_items(system, "recorder")) >= 5, "some handled", 120)
-    system.kill("recorder")  # mid-run: the events of its call after the kill come again
-    restock(system, skus[40:])
-    group = system.agent(SlowBatchRecorder, name="recorder")
-    wait_until(lambda: len(sink_items(system, "recorder")) >= 60, "all 60 handled", 180)
-    subs.wait_caught_up()
-    assert sink_items(system, "recorder") == skus
-    assert max(group.ask(Sizes(), timeout=30).sizes) > 1  # the new one took runs of events
 
 
 @pytest.mark.timeout(240)

@@ -8,16 +8,24 @@ import asyncio
 from typing import Any
 
 import pytest
-from events_for_tests import Restocked, SoldOut, raw_record, record, sold_out_record
+from events_for_tests import Restocked, SoldOut
 from pydantic import BaseModel, field_validator
 
 from actors import subscribe
 from actors._agent.task import TaskContext, current_task
-from actors._events.delivery import DeliveryReport, deliver
-from actors._events.subscribe import calling, subscriptions
+from actors._events.subscribe import DeliveryReport, calling, deliver, subscriptions
 from actors._events.wire import WIRE_TAG, EventBatch
+from actors.lowlevel import EventRecord
 from policies import Provenance
 from runtime import InvalidArgumentError, MalformedEventError, UnknownEventTypeError
+
+
+def record(seq: int, sku: str, *, type_: str = "Restocked") -> EventRecord:
+    payload = Restocked(sku=sku, qty=seq, level=seq).model_dump_json().encode()
+    return EventRecord(
+        "stock", seq, f"stock:{seq}:0", seq, type_, payload, f"{seq:032x}", "verified",
+        "writer:0", "2026-01-01T00:00:00+00:00",
+    )  # fmt: skip
 
 
 def wire(*seqs: int) -> list[Any]:
@@ -124,7 +132,8 @@ def test_an_unknown_type_anywhere_in_a_batch_runs_nothing() -> None:
 def test_a_garbled_payload_stops_the_batch_there_with_the_events_before_done() -> None:
     agent = Recorder()
     good = [record(1, "a"), record(2, "b")]
-    garbled = raw_record(3, b'{"sku": 1}')
+    garbled = EventRecord("stock", 3, "stock:3:0", 3, "Restocked", b'{"sku": 1}', "0" * 32,
+                          "system", "w", "t")  # fmt: skip
     batch = EventBatch.of("stock", [*good, garbled, record(4, "d")]).wire()
     report = asyncio.run(deliver(subscriptions(Recorder), "agent r", "r", batch, calling(agent)))
     assert (report.done_upto, report.handled) == (2, 2)
@@ -151,14 +160,17 @@ def test_a_task_context_needs_an_envelope_or_a_maker() -> None:
         TaskContext()
 
 
+def _raw(seq: int, payload: bytes, type_: str = "Restocked") -> EventRecord:
+    return EventRecord("stock", seq, f"stock:{seq}:0", seq, type_, payload, "0" * 32,
+                       "system", "w", "t")  # fmt: skip
+
+
 def test_each_payload_is_decoded_on_its_own_never_as_part_of_its_neighbours() -> None:
     # Two fragments that are one JSON list of two events only when joined: a replica
     # that decoded a batch's payloads as one document would run both.
     first = b'{"sku": "x", "qty": 1, "level": 1}, {"sku": "y", "qty": 2'
     second = b'"level": 2}'
-    batch = EventBatch.of(
-        "stock", [record(1, "a"), raw_record(2, first), raw_record(3, second)]
-    ).wire()
+    batch = EventBatch.of("stock", [record(1, "a"), _raw(2, first), _raw(3, second)]).wire()
     agent = Recorder()
     report = asyncio.run(deliver(subscriptions(Recorder), "agent r", "r", batch, calling(agent)))
     assert (report.done_upto, report.handled) == (1, 1)
@@ -176,14 +188,18 @@ class TwoKinds:
         self.seen.append(f"restocked {event.sku}")
 
     @subscribe(SoldOut)
-    async def onsold_out_record(self, event: SoldOut) -> None:
+    async def on_sold_out(self, event: SoldOut) -> None:
         self.seen.append(f"sold out {event.sku}")
+
+
+def _sold_out(seq: int, sku: str) -> EventRecord:
+    return _raw(seq, SoldOut(sku=sku).model_dump_json().encode(), "SoldOut")
 
 
 def test_a_batch_of_two_types_runs_in_order_and_a_bad_one_stops_it_in_its_place() -> None:
     events = [
-        record(1, "a"), sold_out_record(2, "b"), record(3, "skip"), sold_out_record(4, "c"),
-        raw_record(5, b'{"sku": 5}', "SoldOut"), record(6, "d"),
+        record(1, "a"), _sold_out(2, "b"), record(3, "skip"), _sold_out(4, "c"),
+        _raw(5, b'{"sku": 5}', "SoldOut"), record(6, "d"),
     ]  # fmt: skip
     agent = TwoKinds()
     batch = EventBatch.of("stock", events).wire()
@@ -206,7 +222,7 @@ def test_the_task_before_a_batch_is_the_task_after_it_whether_it_failed_or_not()
         report = await deliver(subscriptions(Recorder), "agent r", "r", batch, calling(Recorder()))
         return report, current_task.get()
 
-    garbled = EventBatch.of("stock", [record(1, "a"), raw_record(2, b"{")]).wire()
+    garbled = EventBatch.of("stock", [record(1, "a"), _raw(2, b"{")]).wire()
     for batch, error in ((wire(1, 2), False), (garbled, True)):
         report, after = asyncio.run(run(batch))
         assert (report.error is not None, after) == (error, outer)
@@ -263,7 +279,7 @@ class FussyRecorder:
 
 def test_a_validator_raising_its_own_error_stops_the_batch_at_its_event() -> None:
     events = [
-        raw_record(seq, Fussy.model_construct(sku=sku).model_dump_json().encode(), "Fussy")
+        _raw(seq, Fussy.model_construct(sku=sku).model_dump_json().encode(), "Fussy")
         for seq, sku in ((1, "a"), (2, "b"), (3, "bomb"), (4, "c"))
     ]
     agent = FussyRecorder()

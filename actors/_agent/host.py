@@ -12,8 +12,7 @@ from ray import cloudpickle
 from runtime import Envelope, HandlerOutputError, UnknownHandlerError, span, trim_after_call
 
 from .._contracts import ContractId, check_contract, contract_of
-from .._events.delivery import deliver
-from .._events.subscribe import calling, subscriptions, types_of
+from .._events.subscribe import calling, deliver, subscriptions, types_of
 from .._events.validate import Veto, run_validator, validators
 from .._resource.briefing import briefing
 from .._resource.constraints import carrying

@@ -37,8 +37,8 @@ from runtime import (
 )
 
 from .checkpoints import CLEAR_FAILURES, UPSERT, CheckpointStore
-from .delivery import DeliveryReport
 from .store import EventRecord
+from .subscribe import DeliveryReport
 from .wire import EventBatch
 
 if TYPE_CHECKING:

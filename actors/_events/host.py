@@ -38,8 +38,8 @@ from .._agent.group import replicas_of
 from .catchup import CheckpointWatch, check_wait
 from .core import DispatchCore, Lag, Pending
 from .dead_letters import DeadLetter, after_failure, on_the_wire
-from .delivery import DeliveryReport
 from .nudge import check_nudge
+from .subscribe import DeliveryReport
 from .tally import DeliveryTally
 from .trim import trim_retained
 

@@ -11,7 +11,6 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..._agent.agent import Agent, handler
-from ..._events.runs import EventRun
 from ..._events.subscribe import subscribe
 from ..._resource.declare import Resource, write
 
@@ -61,12 +60,17 @@ class Stats(BaseModel):
     pid: int  # the subscriber's process: pooled ones share theirs
 
 
-class _TickStats(Agent):
-    """What a subscriber counts and times (each event from its write's sending)."""
+class TickCounter(Agent):
+    """A subscriber that counts and times each event (from its write's sending)."""
 
     def __init__(self) -> None:
         self.count = 0
         self.latencies: list[float] = []
+
+    @subscribe(Tick)
+    async def on_tick(self, event: Tick) -> None:
+        self.count += 1
+        self.latencies.append((time.time() - event.sent_at) * 1000)
 
     @handler
     async def stats(self, query: StatsQuery) -> Stats:
@@ -74,26 +78,6 @@ class _TickStats(Agent):
         if query.reset:
             self.count, self.latencies = 0, []
         return out
-
-
-class TickCounter(_TickStats):
-    """A subscriber that counts and times each event, one handler call an event."""
-
-    @subscribe(Tick)
-    async def on_tick(self, event: Tick) -> None:
-        self.count += 1
-        self.latencies.append((time.time() - event.sent_at) * 1000)
-
-
-class TickBatchCounter(_TickStats):
-    """The same with a batch handler: one call a run of events, as the plain subscriber
-    takes one call a batch."""
-
-    @subscribe(Tick, batch=True)
-    async def on_ticks(self, events: EventRun[Tick]) -> None:
-        now = time.time()
-        self.count += len(events)
-        self.latencies.extend((now - event.sent_at) * 1000 for event in events)
 
 
 class PlainSubscriber:
