@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 from bench_runs import run_quick_bench
 
-from actors._cli.bench.events import COUNTS, QUICK_COUNTS, TARGETS, backlog_size, ratios
+from actors._cli.bench.events import (
+    COUNTS,
+    QUICK_COUNTS,
+    TARGETS,
+    backlog_size,
+    emit_figures,
+    ratios,
+)
 
 
 def test_ratios_divide_agentcast_by_plain_fanout_per_subscriber_count() -> None:
@@ -18,6 +25,16 @@ def test_ratios_divide_agentcast_by_plain_fanout_per_subscriber_count() -> None:
         for n in QUICK_COUNTS
     ]
     assert ratios(rows, QUICK_COUNTS) == {str(n): 2.0 for n in QUICK_COUNTS}
+
+
+def test_emit_figures_take_the_totals_for_the_overhead_and_the_pairs_for_quartiles() -> None:
+    # Four pairs of 10-write batches: one stall (the 3.0 s batch) weighs on the totals,
+    # only on its pair's figure among the quartiles.
+    marked, silent = [1.1, 1.2, 3.0, 0.9], [1.0, 1.0, 1.0, 1.0]
+    assert emit_figures(marked, silent, 10) == {
+        "writes": 40, "without_emit_per_s": 10.0, "with_emit_per_s": 6.5,
+        "overhead": 0.55, "pair_quartiles": [0.1, 0.2, 2.0],
+    }  # fmt: skip
 
 
 def test_backlog_rows_deliver_three_times_the_events_below_32_subscribers() -> None:
