@@ -16,6 +16,7 @@ never skipped by accident (a misspelled fence, a parse slip).
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -266,3 +267,25 @@ def test_block_runs_and_prints_what_the_page_says(
 ) -> None:
     (done,) = runs.result(request.node.name)
     _check(block, done)
+
+
+def _commands_table() -> dict[str, str]:
+    """docs/operations.md's command table: each row's command text, by subcommand."""
+    rows = re.findall(
+        r"^\| `agentcast (\w+)(.*?) \| ", (REPO / "docs/operations.md").read_text(), re.M
+    )
+    return {name: rest for name, rest in rows}
+
+
+def test_the_command_table_names_every_command_and_bench_target() -> None:
+    from actors._cli.main import _parser
+
+    commands = next(
+        action for action in _parser()._actions if isinstance(action, argparse._SubParsersAction)
+    )
+    table = _commands_table()
+    assert set(table) == set(commands.choices)
+    bench_targets = next(a for a in commands.choices["bench"]._actions if a.dest == "target")
+    listed = re.match(r"\s*([\w\\|]+)", table["bench"])
+    assert listed is not None
+    assert listed.group(1).split("\\|") == list(bench_targets.choices or ())
