@@ -3,10 +3,10 @@ that can be judged (positive, and the pooled memory per agent below a dedicated 
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import pytest
-from bench_runs import run_quick_bench
+from bench_runs import TEST_TIMEOUT_S
 
 from actors._cli.bench.agents import QUICK_DEDICATED, QUICK_POOLED, TARGETS
 
@@ -18,9 +18,12 @@ ROW_KEYS = {
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)  # its own Ray; the quick run takes one to three minutes
-def test_quick_agents_bench_reports_every_row_and_a_verdict(tmp_path: Path) -> None:
-    report = run_quick_bench("agents", tmp_path / "agents.json", timeout=540)
+@pytest.mark.quick_bench("agents")
+@pytest.mark.timeout(TEST_TIMEOUT_S)  # run in the background, one bench at a time
+def test_quick_agents_bench_reports_every_row_and_a_verdict(
+    quick_bench_report: dict[str, Any],
+) -> None:
+    report = quick_bench_report
     rows = report["rows"]
     assert [(r["placement"], r["agents"]) for r in rows] == [
         *(("dedicated", n) for n in QUICK_DEDICATED), *(("pooled", n) for n in QUICK_POOLED),

@@ -3,10 +3,10 @@ call counted) and the ratios computed from the rows; never speed."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import pytest
-from bench_runs import run_quick_bench
+from bench_runs import TEST_TIMEOUT_S
 
 from actors._cli.bench.budget import (
     MODES,
@@ -19,9 +19,12 @@ from actors._cli.bench.budget_cpu import CPU_AGENT_COUNTS
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)  # its own Ray with 8 client agents
-def test_quick_budget_bench_has_every_row_and_spends_nothing_past_the_cap(tmp_path: Path) -> None:
-    report = run_quick_bench("budget", tmp_path / "budget.json", timeout=540)
+@pytest.mark.quick_bench("budget")
+@pytest.mark.timeout(TEST_TIMEOUT_S)  # run in the background, one bench at a time
+def test_quick_budget_bench_has_every_row_and_spends_nothing_past_the_cap(
+    quick_bench_report: dict[str, Any],
+) -> None:
+    report = quick_bench_report
     calls = report["calls_per_agent"]
     rows = {(r["mode"], r["agents"]): r for r in report["rows"]}
     assert list(rows) == [(m, n) for n in QUICK_AGENT_COUNTS for m in MODES]

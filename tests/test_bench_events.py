@@ -3,10 +3,10 @@ ratios computed from the rows; never speed."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import pytest
-from bench_runs import run_quick_bench
+from bench_runs import TEST_TIMEOUT_S
 
 from actors._cli.bench.events import (
     COUNTS,
@@ -43,9 +43,12 @@ def test_backlog_rows_deliver_three_times_the_events_below_32_subscribers() -> N
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # its own Ray
-def test_quick_events_bench_has_every_row_the_emit_cost_and_the_lag_curve(tmp_path: Path) -> None:
-    report = run_quick_bench("events", tmp_path / "events.json", timeout=840)
+@pytest.mark.quick_bench("events")
+@pytest.mark.timeout(TEST_TIMEOUT_S)  # run in the background, one bench at a time
+def test_quick_events_bench_has_every_row_the_emit_cost_and_the_lag_curve(
+    quick_bench_report: dict[str, Any],
+) -> None:
+    report = quick_bench_report
     rows = {(r["row"], r["subscribers"]): r for r in report["rows"]}
     assert set(rows) == {
         (row, n) for row in ("plain_ray_fanout", "agentcast") for n in QUICK_COUNTS

@@ -3,10 +3,10 @@ the ratios computed from the rows; never speed."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import pytest
-from bench_runs import run_quick_bench
+from bench_runs import TEST_TIMEOUT_S
 
 from actors._cli.bench.locks import CLIENT_COUNTS, PATTERNS, TARGETS, ratios
 
@@ -23,9 +23,12 @@ def test_ratios_divide_each_lease_row_by_the_plain_pattern() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)  # its own Ray; the quick run takes about a minute
-def test_quick_locks_bench_has_every_row_and_no_stale_write(tmp_path: Path) -> None:
-    report = run_quick_bench("locks", tmp_path / "locks.json", timeout=540)
+@pytest.mark.quick_bench("locks")
+@pytest.mark.timeout(TEST_TIMEOUT_S)  # run in the background, one bench at a time
+def test_quick_locks_bench_has_every_row_and_no_stale_write(
+    quick_bench_report: dict[str, Any],
+) -> None:
+    report = quick_bench_report
     rows = {(r["row"], r["clients"]): r for r in report["rows"]}
     assert set(rows) == {(p, n) for p in PATTERNS for n in CLIENT_COUNTS}
     for (pattern, n), row in rows.items():

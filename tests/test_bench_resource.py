@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-from bench_runs import run_quick_bench
+from bench_runs import TEST_TIMEOUT_S
 
 from actors._cli.bench.clients import CLIENT_COUNTS, QUICK, RESOURCES, RowSpec, Run
 from actors._cli.bench.paired import PAIRED, measure_paired, median_rows, side_by_side
@@ -121,9 +120,10 @@ def test_table_names_every_row_and_target() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # its own Ray and 24 measured rows: longer than the default
-def test_quick_run_reports_every_row_and_loses_nothing(tmp_path: Path) -> None:
-    report = run_quick_bench("resource", tmp_path / "bench.json", timeout=600)
+@pytest.mark.quick_bench("resource")
+@pytest.mark.timeout(TEST_TIMEOUT_S)  # run in the background, one bench at a time
+def test_quick_run_reports_every_row_and_loses_nothing(quick_bench_report: dict[str, Any]) -> None:
+    report = quick_bench_report
     by = {(r["row"], r["n"]): r for r in report["rows"]}
     assert set(by) == {(name, n) for name in ROWS for n in (1, 8)}
     assert report["clients"] == [1, 8]

@@ -3,10 +3,10 @@ stays flat once retention (a 2-second window) keeps up with the load."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import pytest
-from bench_runs import run_quick_bench
+from bench_runs import TEST_TIMEOUT_S
 
 from actors._cli.bench.soak import QUICK, SLACK_MB, TOLERANCE
 
@@ -14,9 +14,12 @@ ACTORS = {"resource", "supervisor", "budget"}
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)  # its own Ray; the run itself takes under a minute
-def test_quick_soak_reports_positive_figures_and_flat_storage(tmp_path: Path) -> None:
-    report = run_quick_bench("soak", tmp_path / "soak.json", timeout=240)
+@pytest.mark.quick_bench("soak")
+@pytest.mark.timeout(TEST_TIMEOUT_S)  # run in the background, one bench at a time
+def test_quick_soak_reports_positive_figures_and_flat_storage(
+    quick_bench_report: dict[str, Any],
+) -> None:
+    report = quick_bench_report
     samples = report["samples"]
     assert [s["round"] for s in samples] == list(range(1, QUICK.rounds + 1))
     last = samples[-1]

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import pytest
-from bench_runs import run_quick_bench
+from bench_runs import TEST_TIMEOUT_S
 
 from actors._cli.bench.supervisor import QUICK_SIZES, REPLICAS
 from actors._cli.bench.supervisor_memory import QUICK_HELD
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_quick_run_reports_both_ways_and_memory_at_a_controlled_count(tmp_path: Path) -> None:
-    report = run_quick_bench("supervisor", tmp_path / "supervisor.json", timeout=840)
+@pytest.mark.quick_bench("supervisor")
+@pytest.mark.timeout(TEST_TIMEOUT_S)  # run in the background, one bench at a time
+def test_quick_run_reports_both_ways_and_memory_at_a_controlled_count(
+    quick_bench_report: dict[str, Any],
+) -> None:
+    report = quick_bench_report
     rows = report["throughput"]
     assert [(r["n"], r["agents"]) for r in rows] == [(n, a) for a in REPLICAS for n in QUICK_SIZES]
     for row in rows:
