@@ -10,8 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import ray
+from pydantic import BaseModel
+from ray._private import auto_init_hook
 
 from actors._events import nudge
+from actors._events.emit import collecting, emit
 from actors._events.nudge import Nudger
 
 
@@ -41,7 +45,7 @@ class Committing:
         self.reads = 0  # of the resource's newest event number
         self.dispatcher = FakeDispatcher()
         self.nudger = Nudger("stock", tmp_path, "no-ray")
-        monkeypatch.setattr(nudge, "emitted_so_far", lambda: self.seq)
+        monkeypatch.setattr(nudge, "emitted_so_far", lambda resource: self.seq)
         monkeypatch.setattr(self.nudger, "_last_seq", self.read)
         monkeypatch.setattr(self.nudger, "_find", lambda: self.dispatcher)
 
@@ -146,3 +150,43 @@ def test_no_group_to_wake_quiets_the_nudger_for_a_while(
         return feed.dispatcher.calls
 
     assert asyncio.run(scenario()) == [("stock", 1), ("stock", 7)]
+
+
+class Priced(BaseModel):
+    sku: str
+
+
+@pytest.mark.timeout(10)
+def test_only_the_resource_s_own_events_nudge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two resources in one process (as plain objects in a test, or a process that holds
+    more than one): a batch of one that emitted nothing sends no nudge, however many the
+    other emitted."""
+    looked_up: list[str] = []
+    stock = Nudger("stock", tmp_path, "no-ray")
+    monkeypatch.setattr(stock, "_find", lambda: looked_up.append("stock"))
+    with collecting("prices", ()):
+        emit(Priced(sku="A"))
+    stock.committed()
+    assert looked_up == []
+    with collecting("stock", ()):
+        emit(Priced(sku="A"))
+    stock.committed()
+    assert looked_up == ["stock"]
+
+
+@pytest.mark.timeout(60)
+def test_a_nudger_outside_ray_finds_no_dispatcher_and_starts_no_ray(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resource run as a plain object (no Ray in the process, Ray's start on first use
+    on, as in a user's process): looking for the dispatcher must not start a Ray."""
+    assert not ray.is_initialized()  # the tests that take no Ray run before the session's
+    monkeypatch.setattr(auto_init_hook, "enable_auto_connect", True)
+    try:
+        assert Nudger("stock", tmp_path, "")._find() is None
+        assert not ray.is_initialized()
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()

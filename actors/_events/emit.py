@@ -51,16 +51,16 @@ class Emitted:
 _current: ContextVar[Emitted | None] = ContextVar("agentcast_emitting", default=None)
 
 
-class _Tally:
-    """How many events ``emit`` took in this process (a resource's nudger reads its
-    store only after a batch in which this moved)."""
+_EMITTED: dict[str, int] = {}
+"""How many events ``emit`` took in this process, per resource (a resource's nudger reads
+its store only after a batch in which its own count moved: not another resource's, when
+more than one lives in the process)."""
 
-    emitted = 0
 
-
-def emitted_so_far() -> int:
-    """How many events were emitted in this process so far (refused writes' included)."""
-    return _Tally.emitted
+def emitted_so_far(resource: str) -> int:
+    """How many events ``resource``'s writes emitted in this process so far (refused
+    writes' included)."""
+    return _EMITTED.get(resource, 0)
 
 
 @functools.lru_cache(maxsize=256)
@@ -128,7 +128,7 @@ def emit(event: BaseModel) -> None:
     if len(payload) > MAX_EVENT_BYTES:
         raise MalformedEventError(name, f"{len(payload)} bytes > {MAX_EVENT_BYTES}")
     emitted.events.append((name, payload, contract, contract_version))
-    _Tally.emitted += 1
+    _EMITTED[emitted.resource] = _EMITTED.get(emitted.resource, 0) + 1
 
 
 EventRow = tuple[str, int, str, bytes, str, str, str, str, str, int]

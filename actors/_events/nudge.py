@@ -65,7 +65,7 @@ class Nudger:
         self._log: EventLog | None = None
         self._unsent = False  # a durable commit emitted since the last call was sent
         self._sent = 0  # the newest number a call carried
-        self._tally = 0  # ``emitted_so_far()`` when last looked at
+        self._tally = emitted_so_far(resource)  # when last looked at
         self._waiting: set[asyncio.Future[None]] = set()
         self._in_flight = False
         self._quiet_until = float("-inf")  # the dispatcher said no group could be woken
@@ -73,11 +73,11 @@ class Nudger:
         self._looked_at = float("-inf")
 
     def committed(self, durable: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Called after each applied batch. If events were emitted since the last call,
-        nudge once ``durable()`` returned (the batch's fsync: no subscriber is woken for
-        a commit that is not on disk yet), at once without it. A batch that emitted
-        nothing costs one comparison."""
-        tally = emitted_so_far()
+        """Called after each applied batch. If the resource emitted events since the last
+        call, nudge once ``durable()`` returned (the batch's fsync: no subscriber is woken
+        for a commit that is not on disk yet), at once without it. A batch that emitted
+        nothing costs a look-up and a comparison."""
+        tally = emitted_so_far(self._resource)
         if tally == self._tally:
             return
         self._tally = tally
@@ -144,6 +144,11 @@ class Nudger:
         self._pump()
 
     def _find(self) -> Any:
+        """The dispatcher's handle, looked up at most every ``_LOOKUP_EVERY_S``; None
+        outside Ray (a resource run as a plain object): asking Ray for the namespace
+        there would start a Ray instance of its own."""
+        if not ray.is_initialized():
+            return None
         since = time.monotonic() - self._looked_at
         if since >= _REFRESH_S or (self._dispatcher is None and since >= _LOOKUP_EVERY_S):
             self._looked_at, self._dispatcher = time.monotonic(), None
