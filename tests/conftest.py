@@ -21,6 +21,7 @@ from hypothesis import settings
 # PostgreSQL for the tests that run on it (started once, on first use).
 from postgres_server import postgres_url as postgres_url
 from postgres_server import store_root as store_root
+from ray._private import auto_init_hook
 
 from actors import System
 
@@ -48,19 +49,26 @@ def _worker_path() -> str:
     return os.pathsep.join(paths)
 
 
+# A test reaches Ray through ``ray_session`` only: Ray's start on first use (a default
+# cluster, without the tests' import path for its workers) is off in this process, so a
+# test that touches Ray without the fixture fails where it does so.
+auto_init_hook.enable_auto_connect = False
+
+
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
-    if not ray.is_initialized():
-        ray.init(
-            address="local",
-            num_cpus=2,
-            resources={"agentcast_state": 1_000_000},
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-            log_to_driver=False,
-            # Workers import the tests' own resources and agents by reference.
-            runtime_env={"env_vars": {"PYTHONPATH": _worker_path()}},
-        )
+    if ray.is_initialized():
+        raise RuntimeError("Ray was started in this process before the session's Ray")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        resources={"agentcast_state": 1_000_000},
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+        # Workers import the tests' own resources and agents by reference.
+        runtime_env={"env_vars": {"PYTHONPATH": _worker_path()}},
+    )
     yield
     ray.shutdown()
 

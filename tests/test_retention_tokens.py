@@ -60,8 +60,10 @@ def test_a_registry_from_before_the_window_counts_its_revoked_tokens_from_now(
     AgentRegistry(tmp_path).close()  # opening again is a no-op
 
 
-def test_a_driver_revokes_its_token_when_its_system_shuts_down(tmp_path: Path) -> None:
-    system = System(root=tmp_path, namespace="tokens", owns_ray=False)
+def test_a_driver_revokes_its_token_when_its_system_shuts_down(
+    ray_session: None, tmp_path: Path
+) -> None:
+    system = System(root=tmp_path, namespace="tokens", owns_ray=False)  # asks Ray's GCS
     token = system._driver_identity.token
     system.shutdown()
     registry = AgentRegistry(tmp_path)
