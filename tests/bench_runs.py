@@ -23,7 +23,7 @@ RUN_TIMEOUT_S = {
     "agents": 300, "budget": 300, "events": 420, "locks": 300, "resource": 420, "soak": 240,
     "supervisor": 420,
 }  # fmt: skip
-"""The bound of each quick run (each takes 10-60 s on this two-core machine)."""
+"""The bound of each quick run (each takes 10-60 s on a two-core machine)."""
 
 WAIT_S = sum(RUN_TIMEOUT_S.values()) + 60
 """How long a test may wait for its report: the runs are sequential and each bounded, so
