@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import ray
-from bench_runs import QuickBenches
+from bench_runs import TEST_TIMEOUT_S, QuickBenches
 from hypothesis import settings
 
 # PostgreSQL for the tests that run on it (started once, on first use).
@@ -90,12 +90,16 @@ def _runs_without_ray(item: pytest.Item) -> bool:
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` selects on the markers
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``ray`` every test on the session's Ray (the marker follows the fixture, so
-    ``-m "not ray"`` never starts one). Order: the tests that take no Ray first (one
-    core), while the quick benches run on the other (``quick_benches``); then the quick
-    benches' tests; then the rest, each group in the order collected."""
+    ``-m "not ray"`` never starts one), and ``slow`` every ``quick_bench`` test. Order:
+    the tests that take no Ray first (one core), while the quick benches run on the other
+    (``quick_benches``); then the quick benches' tests; then the rest, each group in the
+    order collected."""
     for item in items:
         if "ray_session" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.ray)
+        if _quick(item):  # a wait for its run, bounded by every run before it
+            item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.timeout(TEST_TIMEOUT_S))
     items.sort(key=lambda item: 0 if _runs_without_ray(item) else 1 if _quick(item) else 2)
 
 

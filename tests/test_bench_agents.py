@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from bench_runs import TEST_TIMEOUT_S
 
 from actors._cli.bench.agents import QUICK_DEDICATED, QUICK_POOLED, TARGETS
 
@@ -17,9 +16,7 @@ ROW_KEYS = {
 }  # fmt: skip
 
 
-@pytest.mark.slow
-@pytest.mark.quick_bench("agents")
-@pytest.mark.timeout(TEST_TIMEOUT_S)  # run in the background, one bench at a time
+@pytest.mark.quick_bench("agents")  # slow, run in the background (tests/bench_runs.py)
 def test_quick_agents_bench_reports_every_row_and_a_verdict(
     quick_bench_report: dict[str, Any],
 ) -> None:

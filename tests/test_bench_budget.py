@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from bench_runs import TEST_TIMEOUT_S
 
 from actors._cli.bench.budget import (
     MODES,
@@ -18,9 +17,7 @@ from actors._cli.bench.budget import (
 from actors._cli.bench.budget_cpu import CPU_AGENT_COUNTS
 
 
-@pytest.mark.slow
-@pytest.mark.quick_bench("budget")
-@pytest.mark.timeout(TEST_TIMEOUT_S)  # run in the background, one bench at a time
+@pytest.mark.quick_bench("budget")  # slow, run in the background (tests/bench_runs.py)
 def test_quick_budget_bench_has_every_row_and_spends_nothing_past_the_cap(
     quick_bench_report: dict[str, Any],
 ) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from bench_runs import TEST_TIMEOUT_S
 
 from actors._cli.bench.events import (
     COUNTS,
@@ -42,9 +41,7 @@ def test_backlog_rows_deliver_three_times_the_events_below_32_subscribers() -> N
     assert [backlog_size(500, n, quick=True) for n in QUICK_COUNTS] == [500, 500, 500]
 
 
-@pytest.mark.slow
-@pytest.mark.quick_bench("events")
-@pytest.mark.timeout(TEST_TIMEOUT_S)  # run in the background, one bench at a time
+@pytest.mark.quick_bench("events")  # slow, run in the background (tests/bench_runs.py)
 def test_quick_events_bench_has_every_row_the_emit_cost_and_the_lag_curve(
     quick_bench_report: dict[str, Any],
 ) -> None:

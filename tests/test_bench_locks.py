@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from bench_runs import TEST_TIMEOUT_S
 
 from actors._cli.bench.locks import CLIENT_COUNTS, PATTERNS, TARGETS, ratios
 
@@ -22,9 +21,7 @@ def test_ratios_divide_each_lease_row_by_the_plain_pattern() -> None:
     assert set(found) == {f"{p}/plain_ttl_lock" for p in PATTERNS[1:]}
 
 
-@pytest.mark.slow
-@pytest.mark.quick_bench("locks")
-@pytest.mark.timeout(TEST_TIMEOUT_S)  # run in the background, one bench at a time
+@pytest.mark.quick_bench("locks")  # slow, run in the background (tests/bench_runs.py)
 def test_quick_locks_bench_has_every_row_and_no_stale_write(
     quick_bench_report: dict[str, Any],
 ) -> None:

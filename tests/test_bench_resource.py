@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from bench_runs import TEST_TIMEOUT_S
 
 from actors._cli.bench.clients import CLIENT_COUNTS, QUICK, RESOURCES, RowSpec, Run
 from actors._cli.bench.paired import PAIRED, measure_paired, median_rows, side_by_side
@@ -119,9 +118,7 @@ def test_table_names_every_row_and_target() -> None:
         assert name in text
 
 
-@pytest.mark.slow
-@pytest.mark.quick_bench("resource")
-@pytest.mark.timeout(TEST_TIMEOUT_S)  # run in the background, one bench at a time
+@pytest.mark.quick_bench("resource")  # slow, run in the background (tests/bench_runs.py)
 def test_quick_run_reports_every_row_and_loses_nothing(quick_bench_report: dict[str, Any]) -> None:
     report = quick_bench_report
     by = {(r["row"], r["n"]): r for r in report["rows"]}

@@ -6,16 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from bench_runs import TEST_TIMEOUT_S
 
 from actors._cli.bench.soak import QUICK, SLACK_MB, TOLERANCE
 
 ACTORS = {"resource", "supervisor", "budget"}
 
 
-@pytest.mark.slow
-@pytest.mark.quick_bench("soak")
-@pytest.mark.timeout(TEST_TIMEOUT_S)  # run in the background, one bench at a time
+@pytest.mark.quick_bench("soak")  # slow, run in the background (tests/bench_runs.py)
 def test_quick_soak_reports_positive_figures_and_flat_storage(
     quick_bench_report: dict[str, Any],
 ) -> None:

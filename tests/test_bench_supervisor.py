@@ -5,15 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from bench_runs import TEST_TIMEOUT_S
 
 from actors._cli.bench.supervisor import QUICK_SIZES, REPLICAS
 from actors._cli.bench.supervisor_memory import QUICK_HELD
 
 
-@pytest.mark.slow
-@pytest.mark.quick_bench("supervisor")
-@pytest.mark.timeout(TEST_TIMEOUT_S)  # run in the background, one bench at a time
+@pytest.mark.quick_bench("supervisor")  # slow, run in the background (tests/bench_runs.py)
 def test_quick_run_reports_both_ways_and_memory_at_a_controlled_count(
     quick_bench_report: dict[str, Any],
 ) -> None:

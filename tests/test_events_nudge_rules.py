@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 import ray
-from pydantic import BaseModel
 from ray._private import auto_init_hook
 
+from actors._cli.bench.event_clients import Tick
 from actors._events import nudge
 from actors._events.emit import collecting, emit
 from actors._events.nudge import Nudger
@@ -152,10 +152,6 @@ def test_no_group_to_wake_quiets_the_nudger_for_a_while(
     assert asyncio.run(scenario()) == [("stock", 1), ("stock", 7)]
 
 
-class Priced(BaseModel):
-    sku: str
-
-
 @pytest.mark.timeout(10)
 def test_only_the_resource_s_own_events_nudge(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -167,11 +163,11 @@ def test_only_the_resource_s_own_events_nudge(
     stock = Nudger("stock", tmp_path, "no-ray")
     monkeypatch.setattr(stock, "_find", lambda: looked_up.append("stock"))
     with collecting("prices", ()):
-        emit(Priced(sku="A"))
+        emit(Tick(n=1, sent_at=0.0))
     stock.committed()
     assert looked_up == []
     with collecting("stock", ()):
-        emit(Priced(sku="A"))
+        emit(Tick(n=1, sent_at=0.0))
     stock.committed()
     assert looked_up == ["stock"]
 
