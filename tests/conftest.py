@@ -84,7 +84,7 @@ def system(ray_session: None, tmp_path: Path) -> Iterator[System]:
 
 
 def _runs_without_ray(item: pytest.Item) -> bool:
-    return not any(item.get_closest_marker(name) for name in ("ray", "slow", "quick_bench"))
+    return not any(item.get_closest_marker(name) for name in ("ray", "slow"))
 
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` selects on the markers

@@ -35,6 +35,7 @@ class LockTableMachine(RuleBasedStateMachine):
         self.core = LocksCore(self.root, self.policy, clock=self.clock)
         self.ids = itertools.count()
         self.last_token: dict[str, int] = {}
+        self.last_exclusive: dict[str, int] = {}
         self.known: list[str] = []
 
     def teardown(self) -> None:
@@ -48,15 +49,19 @@ class LockTableMachine(RuleBasedStateMachine):
 
     def _granted(self, grant: LeaseGrant) -> None:
         """An exclusive grant's tokens are newer than every token of its keys granted
-        before it. A shared lease takes its keys as they free up, each with a token drawn
-        then, and is granted once it holds them all, so a shared lease granted meanwhile
-        on one of those keys may show a newer token first: readers hold a key together,
-        and their tokens stamp no write (docs/coordination.md, "Fencing tokens")."""
+        before it; a shared grant's, newer than the last exclusive grant's. A shared lease
+        takes its keys as they free up, each with a token drawn then, and is granted once
+        it holds them all, so a shared lease granted meanwhile on one of those keys may
+        show a newer token first: readers hold a key together, and their tokens stamp no
+        write (docs/coordination.md, "Fencing tokens")."""
         for key, token in grant.tokens.items():
             newest = self.last_token.get(key, 0)
-            if not grant.shared and token != newest:  # a lease resumed repeats its tokens
-                assert token > newest, (key, token, self.last_token)
+            floor = self.last_exclusive.get(key, 0) if grant.shared else newest
+            if token != newest and token != floor:  # a lease resumed repeats its tokens
+                assert token > floor, (key, token, grant.shared, self.last_token)
             self.last_token[key] = max(token, newest)
+            if not grant.shared:
+                self.last_exclusive[key] = token
 
     def _settle(self) -> None:
         self.core.commit()
