@@ -125,10 +125,10 @@ class EventsHost:
 
     async def rewind(self, groups: str | list[str], resource: str, to: int = 0) -> None:
         """Replay ``resource``'s retained events after ``to`` to ``groups`` (a name or
-        a list), in one transaction.
+        a list), in one transaction; a batch out meanwhile is delivered again.
 
         Raises:
-            ConfigurationError: no such group, or ``to`` is not an int >= 0.
+            ConfigurationError, StorageError: as ``DispatchCore.rewind``.
         """
         self._open().rewind([groups] if isinstance(groups, str) else groups, resource, to)
         self._watch_moves.moved()
