@@ -476,3 +476,12 @@ def test_a_reader_whose_connection_was_cut_reads_again_on_a_new_one(
     pending = core.pending("all", "stock")  # nothing read and nothing passed meanwhile
     assert ([e.seq for e in pending.events], pending.upto) == ([], 0)
     assert [e.seq for e in core.pending("all", "stock").events] == [1, 2]
+
+
+@pytest.mark.timeout(60)
+def test_a_group_registered_with_a_string_of_types_is_refused(tmp_path: Path) -> None:
+    core = DispatchCore(tmp_path)
+    for types in ("Restocked", {"Restocked": 1}, ["Restocked", 1]):
+        with pytest.raises(ConfigurationError):  # a string is not its letters
+            core.register("all", types)  # type: ignore[arg-type]
+    assert (core.groups, DispatchCore(tmp_path).groups) == ({}, {})

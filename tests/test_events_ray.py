@@ -166,6 +166,8 @@ def test_forged_and_malformed_calls_to_the_actors_are_typed_errors(system: Syste
         with pytest.raises(ConfigurationError):
             ray.get(dispatcher.rewind.remote("recorder", resource, to))
     with pytest.raises(ConfigurationError):
+        ray.get(dispatcher.register.remote("recorder", "Restocked"))
+    with pytest.raises(ConfigurationError):
         ray.get(dispatcher.register.remote("no such/group", ["Restocked"]))
     stock = lookup(resource_actor_name("stock"), system.namespace)
     with pytest.raises(InvalidArgumentError):

@@ -121,11 +121,16 @@ class DispatchCore:
         resource (from the first retained event if it has none).
 
         Raises:
-            ConfigurationError: a bad group name, or no types.
+            ConfigurationError: a bad group name, or ``types`` is not a non-empty list
+                of type names.
             StorageError: nothing was stored.
         """
         check_name("agent", group)
-        if not types or not all(isinstance(t, str) and t for t in types):
+        if (
+            not isinstance(types, list | tuple)
+            or not types
+            or not all(isinstance(t, str) and t for t in types)
+        ):  # a string would pass as its letters
             raise ConfigurationError(f"group {group!r} must take at least one event type")
         self._store.register(group, tuple(sorted(types)), self._clock.now())
         self.groups[group] = tuple(sorted(types))
