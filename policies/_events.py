@@ -21,8 +21,11 @@ class EventsPolicy:
             unreachable) is tried again, doubled per failure up to ``max_backoff``.
             Default 100 ms.
         max_backoff: the longest wait between retries of one partition. Default 5 s.
-        delivery_timeout: how long one delivery call may run before it counts as
-            failed and is retried (the handlers' writes are idempotent). Default 60 s.
+        delivery_timeout: how long a delivery call is waited for before the group's
+            replicas are looked up again: the call is waited for again while the
+            partition still maps to its replica (sent again, it would queue behind
+            itself and run the handlers twice), else the batch goes to the new pick.
+            Default 60 s.
         retention: events are kept at least this long after their write committed,
             and until every consumer group's checkpoint passed them. Default 1 day.
         trim_every: how often the dispatcher asks resources to delete events under the

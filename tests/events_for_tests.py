@@ -150,3 +150,16 @@ class SlowRecorder(Recorder):
     async def on_restock(self, event: Restocked) -> None:
         await asyncio.sleep(0.02)
         await self.resource("sink").append(self.name, event.sku)
+
+
+class Plodder(Agent):
+    """Notes every run of its handler under ``runs`` (a fresh key each time, so no run is
+    deduplicated), then takes 0.4 s: a batch of a few events outlasts a short
+    ``delivery_timeout``."""
+
+    @subscribe(Restocked)
+    async def on_restock(self, event: Restocked) -> None:
+        run = Write(op="append", args=["runs", event.sku], key=uuid.uuid4().hex)
+        await self.resource("sink").write(run)
+        await asyncio.sleep(0.4)
+        await self.resource("sink").append(self.name, event.sku)

@@ -188,7 +188,7 @@ def test_a_batch_read_ahead_is_next_only_while_the_checkpoint_is_where_it_was_re
     assert not core.is_next("all", "stock", ahead)  # never past the failure
     core.acked("all", "stock", core.pending("all", "stock"), 3)
     core.rewind(["all"], "stock", 2)
-    assert core.is_next("all", "stock", ahead)  # a replay to where it was read after
+    assert not core.is_next("all", "stock", ahead)  # read before a replay, even to there
     core.rewind(["all"], "stock", 1)
     assert not core.is_next("all", "stock", ahead)
     core.acked("all", "stock", core.pending("all", "stock"), 5)
@@ -237,7 +237,8 @@ def test_replay_from_the_start_and_a_late_ack_does_not_undo_it(store_root: Locat
     write(stock, "restock", "B", 1)
     pending = core.pending("all", "stock")
     core.rewind(["all"], "stock", 0)
-    assert core.acked("all", "stock", pending, 2)  # checkpoint was 0: the same as read
+    assert not core.acked("all", "stock", pending, 2)  # out before the replay: sent again
+    assert core.acked("all", "stock", core.pending("all", "stock"), 2)
     late = core.pending("all", "stock")
     core.rewind(["all"], "stock", 1)
     assert not core.acked("all", "stock", late, 2)  # read after 2, rewound to 1 meanwhile
@@ -475,3 +476,12 @@ def test_a_reader_whose_connection_was_cut_reads_again_on_a_new_one(
     pending = core.pending("all", "stock")  # nothing read and nothing passed meanwhile
     assert ([e.seq for e in pending.events], pending.upto) == ([], 0)
     assert [e.seq for e in core.pending("all", "stock").events] == [1, 2]
+
+
+@pytest.mark.timeout(60)
+def test_a_group_registered_with_a_string_of_types_is_refused(tmp_path: Path) -> None:
+    core = DispatchCore(tmp_path)
+    for types in ("Restocked", {"Restocked": 1}, ["Restocked", 1]):
+        with pytest.raises(ConfigurationError):  # a string is not its letters
+            core.register("all", types)  # type: ignore[arg-type]
+    assert (core.groups, DispatchCore(tmp_path).groups) == ({}, {})

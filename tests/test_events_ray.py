@@ -162,8 +162,11 @@ def test_forged_and_malformed_calls_to_the_actors_are_typed_errors(system: Syste
         with pytest.raises(InvalidArgumentError):  # a ref to another object, a bad header
             ray.get(replica.deliver.remote(bad))
     dispatcher = lookup("events", system.namespace)
+    for resource, to in (("stock", -1), ("stock", 2), ("stokc", 0)):  # newest is 1
+        with pytest.raises(ConfigurationError):
+            ray.get(dispatcher.rewind.remote("recorder", resource, to))
     with pytest.raises(ConfigurationError):
-        ray.get(dispatcher.rewind.remote("recorder", "stock", -1))
+        ray.get(dispatcher.register.remote("recorder", "Restocked"))
     with pytest.raises(ConfigurationError):
         ray.get(dispatcher.register.remote("no such/group", ["Restocked"]))
     stock = lookup(resource_actor_name("stock"), system.namespace)

@@ -61,12 +61,15 @@ class Pending:
             other types in between are passed with them).
         wire: ``events`` as the replica's ``deliver`` takes them (``EventBatch.wire()``),
             built once per shared read.
+        replays: how many replays of the partition came before the read: a report on a
+            batch read before the latest replay moves nothing (``acked``).
     """
 
     after: int
     events: list[EventRecord]
     upto: int
     wire: Sequence[Any] = ()
+    replays: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,9 @@ class DispatchCore:
         self._failing = self._store.failures()  # partition: (head event, failures in a row)
         self._passed: set[tuple[str, str]] = set()  # failing events passed, not yet flushed
         self._reads: dict[str, tuple[int, dict[tuple[Any, ...], _Read]]] = {}
+        # Replays per partition by this incarnation (a batch of an earlier one is gone):
+        # a checkpoint alone cannot tell a batch read before a replay to that very number.
+        self._replays: dict[tuple[str, str], int] = {}
 
     def close(self) -> None:
         """Flush the checkpoints moved since the last flush, then close the files."""
@@ -115,11 +121,16 @@ class DispatchCore:
         resource (from the first retained event if it has none).
 
         Raises:
-            ConfigurationError: a bad group name, or no types.
+            ConfigurationError: a bad group name, or ``types`` is not a non-empty list
+                of type names.
             StorageError: nothing was stored.
         """
         check_name("agent", group)
-        if not types or not all(isinstance(t, str) and t for t in types):
+        if (
+            not isinstance(types, list | tuple)
+            or not types
+            or not all(isinstance(t, str) and t for t in types)
+        ):  # a string would pass as its letters
             raise ConfigurationError(f"group {group!r} must take at least one event type")
         self._store.register(group, tuple(sorted(types)), self._clock.now())
         self.groups[group] = tuple(sorted(types))
@@ -134,6 +145,8 @@ class DispatchCore:
             self._moved.pop(key, None)
         for key in [k for k in self._failing if k[0] == group]:
             self._failing.pop(key)
+        for key in [k for k in self._replays if k[0] == group]:
+            self._replays.pop(key)
         self._passed = {key for key in self._passed if key[0] != group}
 
     def resources(self) -> list[str]:
@@ -199,7 +212,7 @@ class DispatchCore:
             raise
         last = events[-1].seq if events else 0
         upto = last if len(events) == limit else max(newest, after, last)
-        return Pending(after, events, upto, wire)
+        return Pending(after, events, upto, wire, self._replays.get((group, resource), 0))
 
     def _read(self, resource: str, newest: int, after: int, types: tuple[str, ...]) -> _Read:
         """The events of ``types`` after ``after`` and their wire form, shared by every
@@ -220,11 +233,25 @@ class DispatchCore:
     def is_next(self, group: str, resource: str, ahead: Pending) -> bool:
         """Whether ``ahead``, read ahead after a batch, is the partition's next batch
         now: it has events and the checkpoint is where it was read after (not if the
-        batch before it failed part way, was reported done only in part, or a replay or
-        a dead letter moved the checkpoint meanwhile). Events are never changed once
-        committed, so a batch read a little early is the batch a read now would give,
-        or an older and shorter one (the events committed since are the next read's)."""
-        return bool(ahead.events) and self.position(group, resource) == ahead.after
+        batch before it failed part way, was reported done only in part, a dead letter
+        moved the checkpoint, or a replay came meanwhile, even to the same number).
+        Events are never changed once committed, so a batch read a little early is the
+        batch a read now would give, or an older and shorter one (the events committed
+        since are the next read's)."""
+        return bool(ahead.events) and self.current(group, resource, ahead)
+
+    def current(self, group: str, resource: str, pending: Pending) -> bool:
+        """Whether the checkpoint is where ``pending`` was read after, with no replay of
+        the partition since (a replay to that very number included: the batch's
+        handlers may have run before the replay, which asked for them to run again)."""
+        return self._positions.get((group, resource), 0) == pending.after and not self.replayed(
+            group, resource, pending
+        )
+
+    def replayed(self, group: str, resource: str, pending: Pending) -> bool:
+        """Whether the partition was replayed since ``pending`` was read (its report is
+        then no news: the replay delivers those events again)."""
+        return self._replays.get((group, resource), 0) != pending.replays
 
     def acked(self, group: str, resource: str, pending: Pending, done_upto: int) -> bool:
         """Move the checkpoint past what the replica reported done: ``pending.upto`` if
@@ -233,7 +260,7 @@ class DispatchCore:
         done_all = not pending.events or done_upto >= pending.events[-1].seq
         to = pending.upto if done_all else done_upto
         key = (group, resource)
-        if to <= pending.after or self._positions.get(key, 0) != pending.after:
+        if to <= pending.after or not self.current(group, resource, pending):
             return False
         self._positions[key] = self._moved[key] = to
         failing = self._failing.get(key)
@@ -298,23 +325,43 @@ class DispatchCore:
 
     def rewind(self, groups: list[str], resource: str, to: int = 0) -> None:
         """Replay: each of ``groups`` gets ``resource``'s retained events after ``to``
-        again (one transaction for them all).
+        again (one transaction for them all). A batch out meanwhile moves nothing when
+        its report comes (``acked``): it is delivered again, after ``to``.
 
         Raises:
-            ConfigurationError: ``groups`` is not a list of registered groups, or ``to``
-                is not an int >= 0.
+            ConfigurationError: ``groups`` is not a list of registered groups, ``resource``
+                no resource of this storage, or ``to`` not an int from 0 to the
+                resource's newest event number (past it, events not yet committed would
+                be passed unseen).
+            StorageError: the resource's events could not be read, or nothing was stored.
         """
+        self._check_rewind(groups, resource, to)
+        self._store.rewind(groups, resource, to, self._clock.now())
+        for key in [(group, resource) for group in groups]:
+            self._moved.pop(key, None)  # a later flush must not undo it
+            self._positions[key] = to
+            self._replays[key] = self._replays.get(key, 0) + 1
+            self._failing.pop(key, None)  # deleted with the rewind
+            self._passed.discard(key)
+
+    def _check_rewind(self, groups: list[str], resource: str, to: int) -> None:
         if not isinstance(groups, list | tuple):
             raise ConfigurationError(f"a replay names a list of groups, not {groups!r}")
         for group in groups:
             if type(group) is not str or group not in self.groups or type(to) is not int or to < 0:
                 raise ConfigurationError(f"cannot rewind {group!r} on {resource!r} to {to!r}")
-        self._store.rewind(groups, resource, to, self._clock.now())
-        for key in [(group, resource) for group in groups]:
-            self._moved.pop(key, None)  # a later flush must not undo it
-            self._positions[key] = to
-            self._failing.pop(key, None)  # deleted with the rewind
-            self._passed.discard(key)
+        if type(resource) is not str or resource not in self.resources():
+            raise ConfigurationError(f"cannot replay {resource!r}: no such resource")
+        try:
+            newest = self._log(resource).last_seq()
+        except StorageError:
+            self._drop(resource)
+            raise
+        if to > newest:
+            raise ConfigurationError(
+                f"cannot replay {resource!r} after {to}: the newest event of {resource!r} is "
+                f"{newest}, and a checkpoint past it would pass the events committed next"
+            )
 
     def behind(self, targets: dict[str, int], groups: list[str]) -> list[Lag]:
         """The partitions of ``groups`` (those still registered) whose checkpoint has

@@ -253,8 +253,9 @@ def after_failure(
 ) -> DeadLetter | None:  # fmt: skip
     """After ``report`` (already acknowledged: the events before the failure are
     checkpointed): count the handler's failure at its event in the store and, at
-    ``max_delivery_attempts``, bury the event and move the checkpoint past it instead.
-    Returns the letter if it was buried.
+    ``max_delivery_attempts``, bury the event and move the checkpoint past it instead;
+    nothing if the partition was replayed while the batch was out. Returns the letter if
+    it was buried.
 
     Raises:
         StorageError: the count, or the letter and the move, were not stored (the event
@@ -264,6 +265,8 @@ def after_failure(
     limit = None if record is None else core.policy.max_delivery_attempts
     if record is None or limit is None:  # None: never dead-letter, nothing to count
         return None
+    if core.replayed(group, resource, pending):
+        return None  # a replay came while the batch was out: it is delivered again
     attempts = core.attempts(group, resource, record.seq)
     if attempts < limit:
         core.count_failure(group, resource, record.seq, attempts)

@@ -91,10 +91,13 @@ class Subscriptions:
     def replay(self, group: str | list[str], resource: str, *, after: int = 0) -> None:
         """Deliver ``resource``'s retained events after ``after`` (default: from the
         start) to ``group`` (a name, or a list of them: one transaction) again;
-        handlers see them again, their writes deduplicate.
+        handlers see them again, their writes deduplicate. A batch out at the time is
+        delivered again after the replay, whatever its report says.
 
         Raises:
-            ConfigurationError: no such group, or a bad ``after``.
+            ConfigurationError: no such group or resource, or ``after`` is not an int
+                from 0 to the resource's newest event number.
+            StorageError: the resource's events could not be read.
         """
         ray.get(self._actor().rewind.remote(group, resource, after))
 

@@ -21,24 +21,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import zlib
 from datetime import datetime
 from typing import Any
 
 from policies import EventsPolicy
 from runtime import (
     Clock,
-    ConfigurationError,
     StorageError,
     SystemClock,
     storage_root,
 )
 
-from .._agent.group import replicas_of
 from .catchup import CheckpointWatch, check_wait
 from .core import DispatchCore, Lag, Pending
 from .dead_letters import DeadLetter, after_failure, on_the_wire
 from .nudge import check_nudge
+from .routing import ReplicaRoutes, future_of
 from .subscribe import DeliveryReport
 from .tally import DeliveryTally
 from .trim import trim_retained
@@ -54,13 +52,6 @@ _LIST_S = 1.0  # how often the resource files are listed (a nudge from a new one
 _FLUSH_S = 0.1
 
 
-def _future(ref: Any) -> asyncio.Future[Any]:
-    """The result of ``ref`` as a future: ``wait_for`` on the ref itself wraps it in a
-    task (about 40 us more CPU per call, measured side by side); ``ref.as_future()``
-    logs a deprecation warning on every call."""
-    return asyncio.wrap_future(ref.future())
-
-
 class EventsHost:
     """The ``events`` actor (async). Nothing in ``__init__`` may raise: the store is
     opened by the supervising task, which retries."""
@@ -72,13 +63,13 @@ class EventsHost:
         self._clock = clock or SystemClock()
         self._core: DispatchCore | None = None
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self._replicas: dict[str, list[Any]] = {}
         self._bells: dict[str, asyncio.Event] = {}
         self._newest: dict[str, int] = {}
         self._read_newest: dict[str, int] = {}  # per resource, since its last ring
         self._errors: dict[tuple[str, str], str] = {}
         self._handled: dict[tuple[str, str], int] = {}
         self._timeout_s = policy.delivery_timeout.total_seconds()
+        self._routes = ReplicaRoutes(namespace, self._timeout_s)
         self._tally = DeliveryTally(self._clock)
         self._trimmed_at: datetime | None = None
         self._moved = asyncio.Event()  # a checkpoint moved since the last flush
@@ -104,7 +95,7 @@ class EventsHost:
             ConfigurationError: a bad group name or no types. StorageError: not stored.
         """
         self._open().register(group, types)
-        self._replicas.pop(group, None)
+        self._routes.forget(group)
         self._start_partitions()
 
     async def describe(self) -> dict[str, Any]:
@@ -125,10 +116,10 @@ class EventsHost:
 
     async def rewind(self, groups: str | list[str], resource: str, to: int = 0) -> None:
         """Replay ``resource``'s retained events after ``to`` to ``groups`` (a name or
-        a list), in one transaction.
+        a list), in one transaction; a batch out meanwhile is delivered again.
 
         Raises:
-            ConfigurationError: no such group, or ``to`` is not an int >= 0.
+            ConfigurationError, StorageError: as ``DispatchCore.rewind``.
         """
         self._open().rewind([groups] if isinstance(groups, str) else groups, resource, to)
         self._watch_moves.moved()
@@ -206,9 +197,9 @@ class EventsHost:
         """
         dead = self._open().dead
         letter = dead.get(group, event_id)
-        replica = await self._replica(group, letter.record.resource)
+        _, replica = await self._routes.pick(group, letter.record.resource)
         sent = replica.deliver.remote(on_the_wire(letter))
-        report = await asyncio.wait_for(_future(sent), self._timeout_s)
+        report = await asyncio.wait_for(future_of(sent), self._timeout_s)
         return dead.settle(letter, DeliveryReport.from_wire(report), self._clock.now())
 
     async def trim_now(self) -> dict[str, int]:
@@ -329,13 +320,13 @@ class EventsHost:
         and, if a full batch went out, the batch after it, read while it was out."""
         key, ahead = (group, resource), None
         try:
-            replica = await self._replica(group, resource)
+            name, replica = await self._routes.pick(group, resource)
             sent = replica.deliver.remote(pending.wire)
             ahead = self._read_ahead(group, resource, pending)
-            answer = await asyncio.wait_for(_future(sent), self._timeout_s)
+            answer = await self._routes.answer(group, resource, name, sent, lambda: self._slow(key))
             report = DeliveryReport.from_wire(answer)  # a malformed one: a broken replica
         except Exception as error:
-            self._replicas.pop(group, None)  # look the replicas up again
+            self._routes.forget(group)  # look the replicas up again
             self._errors[key] = f"unreachable: {type(error).__name__}: {str(error)[:500]}"
             self._tally.failed(group, resource, "unreachable")
             return True, None
@@ -378,23 +369,11 @@ class EventsHost:
             return True
         return False
 
-    async def _replica(self, group: str, resource: str) -> Any:
-        """The replica of ``group`` that takes ``resource``'s events: a stable pick
-        among the live replicas, so one partition is never handled by two at once. The
-        look-up asks the GCS and waits for pooled hosts Ray is restarting: on a thread,
-        so the other partitions' deliveries go on meanwhile.
-
-        Raises:
-            ConfigurationError: the group has no live replica.
-        """
-        replicas = self._replicas.get(group)
-        if replicas is None:
-            found = await asyncio.to_thread(replicas_of, self._namespace, group)
-            replicas = self._replicas[group] = [found[name] for name in sorted(found)]
-        if not replicas:
-            self._replicas.pop(group, None)
-            raise ConfigurationError(f"no live replica of {group!r}")
-        return replicas[zlib.crc32(resource.encode()) % len(replicas)]
+    def _slow(self, key: tuple[str, str]) -> None:
+        """A delivery call of partition ``key`` outlasted ``delivery_timeout`` on the
+        replica it still maps to: shown, counted, and waited for (``ReplicaRoutes``)."""
+        self._errors[key] = f"slow: a batch out for more than {self._timeout_s:g} s"
+        self._tally.failed(*key, "slow")
 
     async def _trim(self) -> dict[str, int]:
         return await trim_retained(self._open(), self._policy, self._clock, self._namespace)

@@ -45,6 +45,7 @@ class DeliveryTally:
         self._latency_ms: dict[tuple[str, str], list[float]] = {}
         self._timer = RecordTimer(self.record, every_s)
         self._lag_at = float("-inf")
+        self._lag_series: set[tuple[str, str]] = set()  # (resource, group) set last round
 
     def delivered(
         self, group: str, resource: str, events: Sequence[EventRecord], done_upto: int
@@ -82,14 +83,20 @@ class DeliveryTally:
     ) -> None:
         """Set the lag gauge of every partition from ``lags(resources())``, unless it was
         set less than ``LAG_EVERY_S`` ago (each time reads every resource's newest
-        number)."""
+        number). The series of a partition gone since the last time (its group
+        forgotten) is no longer kept alive: it would show its last lag for good."""
         now = asyncio.get_running_loop().time()
         if now - self._lag_at < LAG_EVERY_S:
             return
         self._lag_at = now
         lag_gauge = gauge("event_lag", "Events committed past a subscriber's checkpoint", _TAGS)
+        series = set()
         for lag in lags(resources()):
+            series.add((lag.resource, lag.group))
             lag_gauge.set(lag.lag, tags={"resource": lag.resource, "subscriber": lag.group})
+        for resource, group in self._lag_series - series:
+            lag_gauge.forget({"resource": resource, "subscriber": group})
+        self._lag_series = series
 
     def failed(self, group: str, resource: str, reason: str) -> None:
         """Count a failed delivery of ``group`` on ``resource``, now."""
