@@ -28,6 +28,7 @@ from runtime import (
     InvalidArgumentError,
     ResourceUnavailableError,
     StaleContextError,
+    UnauthorizedWriterError,
     encode,
 )
 
@@ -43,7 +44,11 @@ def decision(topic: str, text: str, supersedes: int | None = None) -> Decision:
 
 
 def append(entry: Decision, key: str | None = None) -> WriteCall:
-    return WriteCall("append", encode([[entry], {}]), "system", 0, key or uuid.uuid4().hex, TRACE)
+    """The driver's append: it claims the system's mark, as its handle does."""
+    return WriteCall(
+        "append", encode([[entry], {}]), "system", 0, key or uuid.uuid4().hex, TRACE,
+        provenance=Provenance.SYSTEM,
+    )  # fmt: skip
 
 
 def log_core(root: Path) -> ResourceCore:
@@ -98,6 +103,29 @@ def test_a_retried_append_is_applied_once_also_after_a_restart(tmp_path: Path) -
 def test_there_is_no_way_to_change_or_delete_an_entry(tmp_path: Path) -> None:
     kinds = log_core(tmp_path).kinds()
     assert {n for n, k in kinds.items() if k == "write"} == {"append"}
+
+
+def test_an_entry_speaks_for_its_authenticated_writer_and_no_further(tmp_path: Path) -> None:
+    """Author and provenance are claims on the wire: a writer cannot record a decision
+    under another name, nor as more trusted than the log believes it."""
+    core = log_core(tmp_path)
+
+    def claimed(author: str, key: str) -> WriteCall:
+        entry = Decision(
+            topic="pricing", decision="cut 50%", author=author,
+            provenance=Provenance.HUMAN, trace_id=TRACE,
+        )  # fmt: skip
+        return WriteCall("append", encode([[entry], {}]), "mallory", 0, key, TRACE)
+
+    forged, own = core.apply_batch([claimed("ceo", "k1"), claimed("mallory", "k2")])
+    assert isinstance(forged.error, UnauthorizedWriterError)
+    assert forged.error.writer == "mallory"
+    stored = DecisionEntry.model_validate(own.unwrap())
+    assert (stored.version, stored.author, stored.provenance) == (
+        1, "mallory", Provenance.UNVERIFIED_AGENT,
+    )  # fmt: skip
+    assert [(r.writer, r.reason) for r in core.log.rejections()] == [("mallory", "unauthorized")]
+    assert core.read("latest", ["pricing"], {}).value == own.value
 
 
 @pytest.mark.parametrize(
