@@ -3,6 +3,7 @@ supersedes chains, staleness, the briefing on the wire and on the envelope."""
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 import uuid
 from dataclasses import replace
@@ -297,3 +298,34 @@ def test_the_envelope_carries_a_validated_bounded_briefing() -> None:
                 {f"t{i}": 1 for i in range(MAX_BRIEFED_TOPICS + 1)}):  # fmt: skip
         with pytest.raises(InvalidArgumentError):
             Envelope(briefed=bad)  # type: ignore[arg-type]
+
+
+def test_an_event_s_task_is_briefed_by_what_it_reads_and_starts_on_nothing() -> None:
+    """An event carries no briefing: each event's task starts briefed on nothing, and
+    reading a decision in its handler briefs it, as in a ``@handler``'s task."""
+    from contract_events_for_tests import PlacedV2Recorder
+
+    from actors._events.subscribe import Subscription, deliver, subscriptions
+    from actors._events.wire import EventBatch
+    from actors.lowlevel import EventRecord
+
+    seen: list[tuple[tuple[str, int], ...]] = []
+
+    async def run(spec: Subscription, event: Any) -> None:
+        seen.append(briefed_now())
+        learned("pricing", len(seen))  # what ``self.decisions.latest`` does
+        seen.append(briefed_now())
+
+    def record(seq: int) -> EventRecord:
+        return EventRecord(
+            "orders", seq, f"orders:{seq}:0", seq, "Placed", b'{"sku":"a"}', TRACE, "system",
+            "w", "t", "order_placed", 2,
+        )  # fmt: skip
+
+    records = [record(1), record(2)]
+    wire = EventBatch.of("orders", records).wire()
+    specs = subscriptions(PlacedV2Recorder)
+    report = asyncio.run(deliver(specs, "agent rec", "rec", wire, run))
+    assert (report.done_upto, report.handled, report.error) == (2, 2, None)
+    assert seen == [(), (("pricing", 1),), (), (("pricing", 3),)]
+    assert briefed_now() == ()
