@@ -19,7 +19,7 @@ from actors import (
     write,
 )
 from actors._decisions.log import Decision
-from policies import Provenance
+from policies import Provenance, RetryPolicy
 
 COMPUTED: list[int] = []  # one entry per computation of Catalog.total, in this process
 
@@ -111,6 +111,20 @@ class Decider(Agent):
             decide.topic, decide.decision, rationale="test", supersedes=decide.supersedes
         )
         return Decided(version=entry.version, author=entry.author, trace_id=entry.trace_id)
+
+
+class Coordinator(Agent):
+    """Decides a new price policy, then delegates the repricing it decided to ``pricer``."""
+
+    @handler
+    async def decide(self, decide: Decide) -> Repriced:
+        await self.decisions.record(decide.topic, decide.decision, supersedes=decide.supersedes)
+        handle = self.supervisor.submit(
+            Reprice(sku="A", price=11), to="pricer", expect=Repriced,
+            retry=RetryPolicy(max_attempts=1),
+        )  # fmt: skip
+        done: Repriced = await handle.result()  # type: ignore[assignment]
+        return done
 
 
 class Forge(BaseModel):

@@ -329,3 +329,19 @@ def test_an_event_s_task_is_briefed_by_what_it_reads_and_starts_on_nothing() -> 
     assert (report.done_upto, report.handled, report.error) == (2, 2, None)
     assert seen == [(), (("pricing", 1),), (), (("pricing", 3),)]
     assert briefed_now() == ()
+
+
+def test_a_subtask_is_briefed_on_what_its_parent_task_read_or_decided() -> None:
+    """A task that read (or recorded) version 2 delegates on version 2: its child's write
+    is judged on it, not on the older briefing the parent's envelope arrived with."""
+    from actors._supervisor.delegate import AsyncSupervisor
+
+    parent = Envelope(briefed={"pricing": 1, "shipping": 4})  # type: ignore[arg-type]
+    supervisor = AsyncSupervisor(None, "coordinator", parent)
+    with briefing(parent.briefed):
+        learned("pricing", 2)  # ``self.decisions.record(...)`` made version 2
+        learned("returns", 1)
+        child = supervisor._child(None)
+    assert child.briefed == (("pricing", 2), ("returns", 1), ("shipping", 4))
+    assert supervisor._child(None).briefed == parent.briefed  # outside the task: as sent
+    assert AsyncSupervisor(None, "driver", None)._child(None).briefed == ()

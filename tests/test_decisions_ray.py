@@ -9,6 +9,7 @@ import pytest
 import ray
 from context_for_tests import (
     Catalog,
+    Coordinator,
     Decide,
     Decider,
     Forge,
@@ -17,6 +18,7 @@ from context_for_tests import (
     Pricer,
     Reader,
     Reprice,
+    Repriced,
 )
 from waiting import wait_until
 
@@ -116,6 +118,18 @@ def test_forged_calls_straight_to_the_actors_are_refused_typed(system: System) -
     with pytest.raises(InvalidArgumentError):
         ray.get(log.submit.remote(b"\x01not a batch"))
     assert system.decisions.versions("pricing", "x") == {"pricing": 1, "x": 0}
+
+
+def test_a_subtask_writes_on_the_decision_its_parent_task_made(system: System) -> None:
+    system.decisions.record("pricing", "hold prices")
+    catalog = system.resource(Catalog, name="catalog")
+    system.agent(Pricer, name="pricer")
+    coordinator = system.agent(Coordinator, name="coordinator")
+    assert system.supervisor is not None  # started: the coordinator delegates through it
+    decide = Decide(topic="pricing", decision="raise 10%", supersedes=1)
+    assert ray.get(coordinator.call(decide), timeout=120) == Repriced(version=1)
+    assert (catalog.price("A"), system.decisions.versions("pricing")) == (11, {"pricing": 2})
+    assert system.log("catalog").rejections() == []
 
 
 def test_an_agent_cannot_record_a_decision_as_someone_else(system: System) -> None:
