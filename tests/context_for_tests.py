@@ -7,7 +7,19 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from actors import Agent, Resource, contract, derived, handler, read, write
+from actors import (
+    Agent,
+    DecisionEntry,
+    Resource,
+    Write,
+    contract,
+    derived,
+    handler,
+    read,
+    write,
+)
+from actors._decisions.log import Decision
+from policies import Provenance, RetryPolicy
 
 COMPUTED: list[int] = []  # one entry per computation of Catalog.total, in this process
 
@@ -99,6 +111,37 @@ class Decider(Agent):
             decide.topic, decide.decision, rationale="test", supersedes=decide.supersedes
         )
         return Decided(version=entry.version, author=entry.author, trace_id=entry.trace_id)
+
+
+class Coordinator(Agent):
+    """Decides a new price policy, then delegates the repricing it decided to ``pricer``."""
+
+    @handler
+    async def decide(self, decide: Decide) -> Repriced:
+        await self.decisions.record(decide.topic, decide.decision, supersedes=decide.supersedes)
+        handle = self.supervisor.submit(
+            Reprice(sku="A", price=11), to="pricer", expect=Repriced,
+            retry=RetryPolicy(max_attempts=1),
+        )  # fmt: skip
+        done: Repriced = await handle.result()  # type: ignore[assignment]
+        return done
+
+
+class Forge(BaseModel):
+    author: str
+
+
+class Forger(Agent):
+    """Appends to the decision log past its face, claiming ``author`` and a human's mark."""
+
+    @handler
+    async def forge(self, forge: Forge) -> Decided:
+        entry = Decision(
+            topic="pricing", decision="cut 50%", author=forge.author, provenance=Provenance.HUMAN
+        )
+        result = await self.resource("decisions").write(Write(op="append", args=(entry,)))
+        stored = DecisionEntry.model_validate(result.unwrap())
+        return Decided(version=stored.version, author=stored.author, trace_id=stored.provenance)
 
 
 class FeatureReader(Agent):

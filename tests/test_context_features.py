@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import context_for_tests
 import pytest
 from context_for_tests import Catalog
 
+from actors import Resource, derived, write
 from actors._resource.features import FeatureCache
 from actors.lowlevel import ResourceCore, WriteCall
-from runtime import FencedError, encode
+from runtime import FencedError, InvalidArgumentError, encode
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -63,3 +65,35 @@ def test_a_fenced_incarnation_serves_nothing_from_its_cache(tmp_path: Path) -> N
     ResourceCore(Catalog(), "catalog", tmp_path)  # a newer incarnation opens the log
     with pytest.raises(FencedError):
         total(cache, old)
+
+
+class Shelf(Resource):
+    """Nested state a write mutates in place before it refuses."""
+
+    def initial_state(self) -> dict[str, Any]:
+        return {"items": ["a"]}
+
+    @write
+    def put_or_fail(self, state: dict[str, Any], item: str, fail: bool) -> int:
+        state["items"].append(item)  # in place, then perhaps refused
+        if fail:
+            raise InvalidArgumentError("refused after the change")
+        return len(state["items"])
+
+    @derived
+    def items(self, state: dict[str, Any]) -> list[str]:
+        found: list[str] = state["items"]  # the live nested value, no copy
+        return found
+
+
+def test_a_refused_write_leaves_no_trace_in_a_cached_value(tmp_path: Path) -> None:
+    core = ResourceCore(Shelf(), "shelf", tmp_path)
+    cache = FeatureCache(Shelf, "shelf")
+    blob = encode([[], {}])
+    assert cache.read(core, "items", blob, [], {}).value == ["a"]
+    put = WriteCall("put_or_fail", encode([["b", True], {}]), "w", 1, uuid.uuid4().hex, "e" * 32)
+    (refused,) = core.apply_batch([put])
+    assert isinstance(refused.error, InvalidArgumentError) and core.version == 0
+    assert cache.read(core, "items", blob, [], {}).value == ["a"]
+    assert core.read("items", [], {}).value == ["a"]
+    assert cache.counts() == {"computed": 1, "cached": 1}

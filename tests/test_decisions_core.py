@@ -3,6 +3,7 @@ supersedes chains, staleness, the briefing on the wire and on the envelope."""
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 import uuid
 from dataclasses import replace
@@ -28,6 +29,7 @@ from runtime import (
     InvalidArgumentError,
     ResourceUnavailableError,
     StaleContextError,
+    UnauthorizedWriterError,
     encode,
 )
 
@@ -43,7 +45,11 @@ def decision(topic: str, text: str, supersedes: int | None = None) -> Decision:
 
 
 def append(entry: Decision, key: str | None = None) -> WriteCall:
-    return WriteCall("append", encode([[entry], {}]), "system", 0, key or uuid.uuid4().hex, TRACE)
+    """The driver's append: it claims the system's mark, as its handle does."""
+    return WriteCall(
+        "append", encode([[entry], {}]), "system", 0, key or uuid.uuid4().hex, TRACE,
+        provenance=Provenance.SYSTEM,
+    )  # fmt: skip
 
 
 def log_core(root: Path) -> ResourceCore:
@@ -98,6 +104,29 @@ def test_a_retried_append_is_applied_once_also_after_a_restart(tmp_path: Path) -
 def test_there_is_no_way_to_change_or_delete_an_entry(tmp_path: Path) -> None:
     kinds = log_core(tmp_path).kinds()
     assert {n for n, k in kinds.items() if k == "write"} == {"append"}
+
+
+def test_an_entry_speaks_for_its_authenticated_writer_and_no_further(tmp_path: Path) -> None:
+    """Author and provenance are claims on the wire: a writer cannot record a decision
+    under another name, nor as more trusted than the log believes it."""
+    core = log_core(tmp_path)
+
+    def claimed(author: str, key: str) -> WriteCall:
+        entry = Decision(
+            topic="pricing", decision="cut 50%", author=author,
+            provenance=Provenance.HUMAN, trace_id=TRACE,
+        )  # fmt: skip
+        return WriteCall("append", encode([[entry], {}]), "mallory", 0, key, TRACE)
+
+    forged, own = core.apply_batch([claimed("ceo", "k1"), claimed("mallory", "k2")])
+    assert isinstance(forged.error, UnauthorizedWriterError)
+    assert forged.error.writer == "mallory"
+    stored = DecisionEntry.model_validate(own.unwrap())
+    assert (stored.version, stored.author, stored.provenance) == (
+        1, "mallory", Provenance.UNVERIFIED_AGENT,
+    )  # fmt: skip
+    assert [(r.writer, r.reason) for r in core.log.rejections()] == [("mallory", "unauthorized")]
+    assert core.read("latest", ["pricing"], {}).value == own.value
 
 
 @pytest.mark.parametrize(
@@ -269,3 +298,50 @@ def test_the_envelope_carries_a_validated_bounded_briefing() -> None:
                 {f"t{i}": 1 for i in range(MAX_BRIEFED_TOPICS + 1)}):  # fmt: skip
         with pytest.raises(InvalidArgumentError):
             Envelope(briefed=bad)  # type: ignore[arg-type]
+
+
+def test_an_event_s_task_is_briefed_by_what_it_reads_and_starts_on_nothing() -> None:
+    """An event carries no briefing: each event's task starts briefed on nothing, and
+    reading a decision in its handler briefs it, as in a ``@handler``'s task."""
+    from contract_events_for_tests import PlacedV2Recorder
+
+    from actors._events.subscribe import Subscription, deliver, subscriptions
+    from actors._events.wire import EventBatch
+    from actors.lowlevel import EventRecord
+
+    seen: list[tuple[tuple[str, int], ...]] = []
+
+    async def run(spec: Subscription, event: Any) -> None:
+        seen.append(briefed_now())
+        learned("pricing", len(seen))  # what ``self.decisions.latest`` does
+        seen.append(briefed_now())
+
+    def record(seq: int) -> EventRecord:
+        return EventRecord(
+            "orders", seq, f"orders:{seq}:0", seq, "Placed", b'{"sku":"a"}', TRACE, "system",
+            "w", "t", "order_placed", 2,
+        )  # fmt: skip
+
+    records = [record(1), record(2)]
+    wire = EventBatch.of("orders", records).wire()
+    specs = subscriptions(PlacedV2Recorder)
+    report = asyncio.run(deliver(specs, "agent rec", "rec", wire, run))
+    assert (report.done_upto, report.handled, report.error) == (2, 2, None)
+    assert seen == [(), (("pricing", 1),), (), (("pricing", 3),)]
+    assert briefed_now() == ()
+
+
+def test_a_subtask_is_briefed_on_what_its_parent_task_read_or_decided() -> None:
+    """A task that read (or recorded) version 2 delegates on version 2: its child's write
+    is judged on it, not on the older briefing the parent's envelope arrived with."""
+    from actors._supervisor.delegate import AsyncSupervisor
+
+    parent = Envelope(briefed={"pricing": 1, "shipping": 4})  # type: ignore[arg-type]
+    supervisor = AsyncSupervisor(None, "coordinator", parent)
+    with briefing(parent.briefed):
+        learned("pricing", 2)  # ``self.decisions.record(...)`` made version 2
+        learned("returns", 1)
+        child = supervisor._child(None)
+    assert child.briefed == (("pricing", 2), ("returns", 1), ("shipping", 4))
+    assert supervisor._child(None).briefed == parent.briefed  # outside the task: as sent
+    assert AsyncSupervisor(None, "driver", None)._child(None).briefed == ()

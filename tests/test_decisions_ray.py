@@ -7,7 +7,19 @@ import threading
 
 import pytest
 import ray
-from context_for_tests import Catalog, Decide, Decider, Look, Pricer, Reader, Reprice
+from context_for_tests import (
+    Catalog,
+    Coordinator,
+    Decide,
+    Decider,
+    Forge,
+    Forger,
+    Look,
+    Pricer,
+    Reader,
+    Reprice,
+    Repriced,
+)
 from waiting import wait_until
 
 from actors import System, Write
@@ -18,6 +30,7 @@ from runtime import (
     Envelope,
     InvalidArgumentError,
     StaleContextError,
+    UnauthorizedWriterError,
     decode,
     encode,
     resource_actor_name,
@@ -105,6 +118,32 @@ def test_forged_calls_straight_to_the_actors_are_refused_typed(system: System) -
     with pytest.raises(InvalidArgumentError):
         ray.get(log.submit.remote(b"\x01not a batch"))
     assert system.decisions.versions("pricing", "x") == {"pricing": 1, "x": 0}
+
+
+def test_a_subtask_writes_on_the_decision_its_parent_task_made(system: System) -> None:
+    system.decisions.record("pricing", "hold prices")
+    catalog = system.resource(Catalog, name="catalog")
+    system.agent(Pricer, name="pricer")
+    coordinator = system.agent(Coordinator, name="coordinator")
+    assert system.supervisor is not None  # started: the coordinator delegates through it
+    decide = Decide(topic="pricing", decision="raise 10%", supersedes=1)
+    assert ray.get(coordinator.call(decide), timeout=120) == Repriced(version=1)
+    assert (catalog.price("A"), system.decisions.versions("pricing")) == (11, {"pricing": 2})
+    assert system.log("catalog").rejections() == []
+
+
+def test_an_agent_cannot_record_a_decision_as_someone_else(system: System) -> None:
+    assert system.decisions.versions("pricing") == {"pricing": 0}  # the log is started
+    forger = system.agent(Forger, name="forger")
+    with pytest.raises(UnauthorizedWriterError, match="as 'system'"):
+        ray.get(forger.call(Forge(author="system")), timeout=120)
+    own = ray.get(forger.call(Forge(author="forger")), timeout=120)
+    assert (own.version, own.author, own.trace_id) == (1, "forger", "unverified_agent")
+    assert [(r.writer, r.reason) for r in system.log("decisions").rejections()] == [
+        ("forger", "unauthorized")
+    ]
+    latest = system.decisions.latest("pricing")
+    assert latest is not None and latest.provenance == Provenance.UNVERIFIED_AGENT
 
 
 @pytest.mark.timeout(400)

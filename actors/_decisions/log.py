@@ -7,6 +7,9 @@ latest; None for a first decision): an append made on a stale reading of the top
 refused with ``StaleContextError``, one that names a version that does not exist with
 ``InvalidArgumentError``. There is no update and no delete: an entry, once appended,
 never changes (a retried append with the same idempotency key returns the stored entry).
+An entry speaks for its authenticated writer only: another ``author`` is refused with
+``UnauthorizedWriterError``, and its provenance is capped at what the log believes of
+the writer.
 
 The state holds flat keys, so a write touches (and audits) only its own entry:
 ``latest:<topic>`` -> the topic's newest version; ``entry:<topic>#<version>`` -> the
@@ -20,10 +23,16 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from policies import Provenance
-from runtime import ConfigurationError, InvalidArgumentError, StaleContextError
+from policies import Provenance, weakest
+from runtime import (
+    ConfigurationError,
+    InvalidArgumentError,
+    StaleContextError,
+    UnauthorizedWriterError,
+)
 
 from .._resource.declare import Resource, read, write
+from .._resource.staging import current_writer
 
 DECISIONS = "decisions"
 """The decision log's resource name (its actor is ``resource:decisions``)."""
@@ -73,6 +82,23 @@ class DecisionEntry(Decision):
     version: Annotated[int, Field(ge=1)]
 
 
+def _vouched(entry: Decision) -> Decision:
+    """``entry`` as its writer may record it: under the writer's own name, and no more
+    trusted than the resource believes that writer (``entry`` as it is when the method
+    is called outside a resource, as in a unit test of the class).
+
+    Raises:
+        UnauthorizedWriterError: the entry names another author than its writer.
+    """
+    writer = current_writer()
+    if writer is None:
+        return entry
+    if entry.author != writer.name:
+        why = f"writer {writer.name!r} may not record a decision as {entry.author!r}"
+        raise UnauthorizedWriterError(DECISIONS, writer.name, why=why)
+    return entry.model_copy(update={"provenance": weakest(entry.provenance, writer.mark)})
+
+
 def _latest_key(topic: str) -> str:
     return f"latest:{topic}"
 
@@ -92,11 +118,14 @@ class DecisionLog(Resource):
         """Append ``entry`` as the next version of its topic; return the stored entry.
 
         Raises:
+            UnauthorizedWriterError: ``entry.author`` is not the write's authenticated
+                writer.
             StaleContextError: ``entry.supersedes`` is not the topic's latest version
                 (another decision came first; read it and decide again).
             InvalidArgumentError: ``entry.supersedes`` names a version that does not exist.
             ConfigurationError: a new topic past ``MAX_TOPICS``.
         """
+        entry = _vouched(entry)
         latest: int = state.get(_latest_key(entry.topic), 0)
         named = entry.supersedes or 0
         if named > latest:

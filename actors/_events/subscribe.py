@@ -28,6 +28,7 @@ from runtime import (
 
 from .._agent.task import TaskContext, current_task
 from .._contracts import ContractId, check_stored, note_event_type
+from .._resource.briefing import briefing, unbriefed
 from .._resource.constraints import carrying
 from .emit import type_name
 from .wire import EventBatch
@@ -261,7 +262,9 @@ async def deliver(
     # batch is set back once at its end (a set and a reset per event cost 15 % of it).
     before = current_task.set(current_task.get())
     try:
-        with carrying(_NO_CONSTRAINTS):  # the same for every event: entered once a batch
+        # The same for every event: entered once a batch. Each event's task then starts
+        # briefed on nothing, so that a decision its handler reads briefs it.
+        with carrying(_NO_CONSTRAINTS), briefing(()):
             for i, event_type in enumerate(batch.types):
                 spec, reason = specs[event_type], "contract"
                 try:
@@ -272,6 +275,7 @@ async def deliver(
                     if event is None:
                         event = _decoded(spec, batch, i)
                     current_task.set(TaskContext(None, event_envelope, group, batch, i))
+                    unbriefed()
                     if spec.where is None or spec.where(event):
                         await call(spec, event)
                         handled += 1

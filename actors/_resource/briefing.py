@@ -1,10 +1,11 @@
 """The decision-log versions a task was briefed with, stamped on every write it makes.
 
 The agent host enters ``briefing`` with the task's ``Envelope.briefed``; a driver enters it
-itself (``Decisions.briefed``). Each write made inside carries the pairs on the wire (like
-its constraints), and a resource checks a ``fresh_context`` write against the decision
-log's newest version of its topic (``freshness.py``). Reading a decision inside a task
-briefs the task on it (``learned``): the agent now knows that version.
+itself (``Decisions.briefed``); an event's task starts briefed on nothing (``unbriefed``).
+Each write made inside carries the pairs on the wire (like its constraints), and a
+resource checks a ``fresh_context`` write against the decision log's newest version of
+its topic (``freshness.py``). Reading a decision inside a task briefs the task on it
+(``learned``): the agent now knows that version.
 """
 
 from __future__ import annotations
@@ -50,6 +51,13 @@ def briefing(
         yield
     finally:
         _BRIEFED.reset(token)
+
+
+def unbriefed() -> None:
+    """A new task briefed on nothing starts here: an event's, since an event carries no
+    briefing (what its handler reads briefs it). Only inside ``briefing``, which sets the
+    briefing from before back when it ends."""
+    _BRIEFED.set({})
 
 
 def learned(topic: str, version: int) -> None:

@@ -49,7 +49,7 @@ from .ownership import (
 )
 from .ownership import refusal_reason as ownership_refusal
 from .provenance import StateMarks, refusal, trust_of
-from .staging import Staging, run_write
+from .staging import Staging, Writer, run_write
 from .state_view import apply_changes, replay
 from .store import ResourceLog, args_digest
 from .upkeep import Upkeep
@@ -197,7 +197,7 @@ class ResourceCore:
         op = self._admit(call, writer, mark)
         run = self._staging.take(call, self.version, self.state)  # run by ``stage``
         if run is None:
-            run = run_write(self._resource, self.name, op, call, self.state)
+            run = run_write(self._resource, self.name, op, call, self.state, Writer(writer, mark))
         try:
             identity = (writer, epoch, self.incarnation)
             record = log_record(call, identity, self.version, run.result, run.diff, batch.at, mark)
@@ -226,13 +226,14 @@ class ResourceCore:
             writer, _ = self._identify(call)
             if self._committed([call.idem_key]):
                 return []
-            op = self._admit(call, writer, self._trust.believed(writer, call.provenance))
+            mark = self._trust.believed(writer, call.provenance)
+            op = self._admit(call, writer, mark)
         except Exception:
             return []
         finally:
             self._lease_fences.discard()  # ``_admit`` noted the call's lease tokens
         try:
-            run = run_write(self._resource, self.name, op, call, self.state)
+            run = run_write(self._resource, self.name, op, call, self.state, Writer(writer, mark))
         except Refused as refused:
             self._staging.keep(call, self.version, refused)
             return []

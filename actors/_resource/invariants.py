@@ -16,7 +16,12 @@ from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from runtime import InvalidArgumentError, InvariantViolationError, StaleContextError
+from runtime import (
+    InvalidArgumentError,
+    InvariantViolationError,
+    StaleContextError,
+    UnauthorizedWriterError,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 _INVARIANT_ATTR = "__agentcast_invariant__"
@@ -65,4 +70,6 @@ def refusal_reason(error: BaseException) -> str:
         return "invariant"
     if isinstance(error, StaleContextError):  # an append to the decision log on a stale reading
         return "stale_context"
+    if isinstance(error, UnauthorizedWriterError):  # a decision recorded under another name
+        return "unauthorized"
     return "invalid" if isinstance(error, InvalidArgumentError) else "raised"

@@ -16,9 +16,11 @@ path, through an overlay, for the one case of a gated write.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from policies import Provenance
 from runtime import encode
 
 from .._events.emit import Emitted, collecting
@@ -49,17 +51,38 @@ class Run:
         apply_changes(state, self.changes)
 
 
+@dataclass(frozen=True, slots=True)
+class Writer:
+    """Who a write runs as: the writer its token was issued to (the call's claim without
+    tokens, in plain-class use) and its mark as the resource believes it."""
+
+    name: str
+    mark: Provenance
+
+
+_WRITER: ContextVar[Writer | None] = ContextVar("agentcast_writer", default=None)
+
+
+def current_writer() -> Writer | None:
+    """The writer of the write method running now; None outside one. For a resource
+    whose state records who wrote (the decision log's entries): a claim in the
+    arguments is the caller's word, this is the resource's."""
+    return _WRITER.get()
+
+
 def run_write(
-    resource: Resource, name: str, op: Operation, call: WriteCall, state: dict[Any, Any]
-) -> Run:
-    """Run ``call``'s write method on a journaled view of ``state`` and check the
-    resource's invariants; ``state`` is left changed.
+    resource: Resource, name: str, op: Operation, call: WriteCall, state: dict[Any, Any],
+    writer: Writer,
+) -> Run:  # fmt: skip
+    """Run ``call``'s write method as ``writer`` on a journaled view of ``state`` and
+    check the resource's invariants; ``state`` is left changed.
 
     Raises:
         Refused: the method raised, changed something into what is not plain data, or
             broke an invariant; ``state`` is as it was.
     """
     view = StateView(state)
+    running = _WRITER.set(writer)
     try:
         args, kwargs = decode_arguments(call.args)
         with collecting(name, resource.emits) as emitted:
@@ -72,6 +95,8 @@ def run_write(
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             raise
         raise Refused(error_payload(error, name, call.op), refusal_reason(error)) from error
+    finally:
+        _WRITER.reset(running)
     return Run(value, result, changes, diff, emitted)
 
 

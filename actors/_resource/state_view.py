@@ -1,10 +1,13 @@
 """A journaled view of a resource's state, so a write costs O(what it touches).
 
 A write method gets a ``StateView`` instead of the state dict. The view remembers the
-value each key had before the write first touched it (a copy for mutable values, taken
-on first read, because the method may mutate nested data in place). That journal gives
-both the undo for a write that raises and the before/after audit record of what changed,
-without ever copying the whole state.
+value each key had before the write first touched it. A mutable value is copied on first
+read and the method is handed the copy (it may mutate nested data in place): the
+original object is kept, unchanged, as the before-value. So no object of the state is
+ever changed in place, and a value a read returned (a cached ``@derived`` value, a reply
+not yet sent) never shows a change that did not commit. That journal gives both the undo
+for a write that raises and the before/after audit record of what changed, without ever
+copying the whole state.
 
 What a write leaves in the live state is what recovery would rebuild: each changed value
 is stored as its codec round trip (tuples become lists, models dicts), and a change is
@@ -39,23 +42,25 @@ class StateView(MutableMapping[Any, Any]):
         self._data = data
         self._before: dict[Any, Any] = {}
 
-    def _remember(self, key: Any, copy: bool) -> None:
+    def _remember(self, key: Any) -> None:
         if key not in self._before:
-            value = self._data.get(key, _ABSENT)
-            self._before[key] = _copy(value) if copy and value is not _ABSENT else value
+            self._before[key] = self._data.get(key, _ABSENT)
 
     def __getitem__(self, key: Any) -> Any:
         value = self._data[key]
-        if not isinstance(value, _IMMUTABLE):
-            self._remember(key, copy=True)
+        if not isinstance(value, _IMMUTABLE) and key not in self._before:
+            # The method changes a copy; the original, which a read may have returned,
+            # stays as committed and is the before-value.
+            self._before[key] = value
+            value = self._data[key] = _copy(value)
         return value
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self._remember(key, copy=False)  # the old object is replaced, never mutated
+        self._remember(key)  # the old object is replaced, never mutated
         self._data[key] = value
 
     def __delitem__(self, key: Any) -> None:
-        self._remember(key, copy=False)
+        self._remember(key)
         del self._data[key]
 
     def __contains__(self, key: object) -> bool:

@@ -1,9 +1,11 @@
 """The supervisor as an agent sees it (``self.supervisor``): what it submits are children
-of the task it handles, carrying its constraints and the provenance it derived."""
+of the task it handles, carrying its constraints, the provenance it derived and the
+decision-log versions it is briefed on."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Unpack
 
@@ -11,10 +13,11 @@ import ray
 from pydantic import BaseModel
 
 from policies import ConstraintSet, Deadlines
-from runtime import Clock, Envelope, SystemClock, new_task_id
+from runtime import MAX_BRIEFED_TOPICS, Clock, Envelope, SystemClock, new_task_id
 
 from .._agent.derived import derived, sources
 from .._reconnect import Reconnect
+from .._resource.briefing import briefed_now
 from .calls import batch_specs, open_batch
 from .handle import NONE, AsyncSubtaskHandle
 from .spec import SubmitOptions, make_spec
@@ -101,6 +104,18 @@ class AsyncSupervisor:
         if self._parent is None:
             return Envelope(sender=self._sender, task_id=new_task_id(),
                             constraints=constraints or NONE)  # fmt: skip
-        return self._parent.child(sender=self._sender, task_id=new_task_id(),
-                                  constraints=constraints, provenance=derived(),
-                                  sources=sources())  # fmt: skip
+        child = self._parent.child(sender=self._sender, task_id=new_task_id(),
+                                   constraints=constraints, provenance=derived(),
+                                   sources=sources())  # fmt: skip
+        return replace(child, briefed=_briefed(self._parent))
+
+
+def _briefed(parent: Envelope) -> tuple[tuple[str, int], ...]:
+    """A child's briefing: its parent task's as it is now, a decision the task read or
+    recorded included (the child works on what the parent decided with), and never
+    lower than the parent's envelope; at most ``MAX_BRIEFED_TOPICS`` topics."""
+    carried = dict(parent.briefed)
+    for topic, version in briefed_now():  # none outside the parent's task
+        if topic in carried or len(carried) < MAX_BRIEFED_TOPICS:
+            carried[topic] = max(carried.get(topic, 0), version)
+    return tuple(sorted(carried.items()))
