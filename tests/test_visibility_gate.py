@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from visibility_for_tests import PriceChanged, Pricing, PromiseMade, Shop
+from visibility_for_tests import PriceChanged, Pricing, PromiseMade, Shop, Stuck
 from waiting import until
 
 from actors import Veto
@@ -295,3 +295,15 @@ def test_a_validator_given_a_forged_trace_refuses_it_typed() -> None:
     for forged in ("t" * 32, ("t" * 32, "x"), ("T" * 32, ""), ["a" * 32, "b" * 16, "c"]):
         with pytest.raises(InvalidArgumentError):
             asyncio.run(run_validator(agent, "agent p", "PromiseMade", payload, forged))
+
+
+def test_a_validator_run_past_its_deadline_is_cancelled_and_a_typed_timeout() -> None:
+    stuck = PromiseMade(sku="stuck", price=1).model_dump_json().encode()
+    with pytest.raises(ValidatorFailedError) as failed:  # not left running: it is cancelled
+        asyncio.run(run_validator(Stuck(), "agent judge", "PromiseMade", stuck, None, 0.05))
+    assert (failed.value.failure, failed.value.detail) == ("timeout", "no verdict within 0.05s")
+    other = PromiseMade(sku="A", price=1).model_dump_json().encode()
+    assert asyncio.run(run_validator(Stuck(), "agent judge", "PromiseMade", other, None, 5)) is None
+    for forged in (0, -1.0, float("nan"), float("inf"), True, "1s", [1]):
+        with pytest.raises(InvalidArgumentError):
+            asyncio.run(run_validator(Stuck(), "agent judge", "PromiseMade", other, None, forged))
