@@ -4,7 +4,7 @@ runs the validator in its control group, beside the agent's mailbox, never behin
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 import ray
 
@@ -40,10 +40,10 @@ class RayValidators:
                     continue
                 except Exception as error:
                     raise _failed(event_type, agent, error) from error
-                if verdict is not None and not isinstance(verdict, Veto):
-                    bad = type(verdict).__name__
-                    raise ValidatorFailedError("", event_type, agent, "bad_verdict", bad)
-                return verdict
+                if verdict is None or _a_veto(verdict):
+                    return verdict
+                bad = type(verdict).__name__
+                raise ValidatorFailedError("", event_type, agent, "bad_verdict", bad)
         raise ValidatorFailedError("", event_type, agent, *failure)
 
     async def _actor(self, agent: str, replica: int, fresh: bool) -> Any:
@@ -56,6 +56,12 @@ class RayValidators:
                 return None
             self._actors[key] = found
         return self._actors[key]
+
+
+def _a_veto(verdict: Any) -> TypeGuard[Veto]:
+    """A ``Veto`` with a reason: one built without validation (``model_construct``)
+    may lack it, and the gate, reading it, would fail the whole submit untyped."""
+    return isinstance(verdict, Veto) and isinstance(getattr(verdict, "reason", None), str)
 
 
 def _failed(event_type: str, agent: str, error: Exception) -> ValidatorFailedError:
