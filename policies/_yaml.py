@@ -41,8 +41,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
-import yaml
-
 from ._breaker import BreakerPolicy
 from ._budget import BudgetLimit, Dimension, LeaseMode, ModelPrice, PriceTable, Scope, ScopeKind
 from ._conflict import ConflictAction, ConflictPolicy, ConflictRule
@@ -51,6 +49,7 @@ from ._restart_intensity import RestartIntensity
 from ._retry import RetryPolicy
 from ._retry_budget import RetryBudget
 from ._visibility import VisibilityPolicy, visibility_section
+from ._yaml_text import parse_yaml
 
 
 class PolicyFileError(ValueError):
@@ -147,12 +146,10 @@ def load_policies(text: str) -> PolicySet:
     Raises:
         PolicyFileError: the text is not YAML, or (as its subclasses) holds an unknown key
             (``UnknownPolicyKeyError``), a value of the wrong type (``PolicyTypeError``) or
-            an out-of-range value (``PolicyValueError``).
+            an out-of-range value or a key given twice in one mapping
+            (``PolicyValueError``).
     """
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PolicyFileError("", f"not valid YAML: {exc}") from exc
+    document = parse_yaml(text)  # a key given twice is refused, not silently dropped
     if document is None:
         return PolicySet()
     top = _mapping(document, "")

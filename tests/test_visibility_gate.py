@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from visibility_for_tests import PriceChanged, Pricing, PromiseMade, Shop
+from visibility_for_tests import PriceChanged, Pricing, PromiseMade, Shop, Stuck
 from waiting import until
 
 from actors import Veto
 from actors._cli.stores import read_only
 from actors._events.validate import run_validator
+from actors._resource.asking import RayValidators
 from actors._resource.calls import pack_calls, unpack_calls
 from actors._resource.validation import Gate, save_rules
 from actors._resource.verdicts import verdicts_folder, verdicts_of
@@ -295,3 +296,45 @@ def test_a_validator_given_a_forged_trace_refuses_it_typed() -> None:
     for forged in ("t" * 32, ("t" * 32, "x"), ("T" * 32, ""), ["a" * 32, "b" * 16, "c"]):
         with pytest.raises(InvalidArgumentError):
             asyncio.run(run_validator(agent, "agent p", "PromiseMade", payload, forged))
+
+
+def test_a_validator_run_past_its_deadline_is_cancelled_and_a_typed_timeout() -> None:
+    stuck = PromiseMade(sku="stuck", price=1).model_dump_json().encode()
+    with pytest.raises(ValidatorFailedError) as failed:  # not left running: it is cancelled
+        asyncio.run(run_validator(Stuck(), "agent judge", "PromiseMade", stuck, None, 0.05))
+    assert (failed.value.failure, failed.value.detail) == ("timeout", "no verdict within 0.05s")
+    other = PromiseMade(sku="A", price=1).model_dump_json().encode()
+    assert asyncio.run(run_validator(Stuck(), "agent judge", "PromiseMade", other, None, 5)) is None
+    for forged in (0, -1.0, float("nan"), float("inf"), True, "1s", [1]):
+        with pytest.raises(InvalidArgumentError):
+            asyncio.run(run_validator(Stuck(), "agent judge", "PromiseMade", other, None, forged))
+
+
+class _Replica:
+    """Stands in for a replica's actor handle: ``validate_event`` answers ``verdict``."""
+
+    def __init__(self, verdict: Any) -> None:
+        self.validate_event = self
+        self.verdict = verdict
+
+    async def remote(self, *args: Any) -> Any:
+        return self.verdict
+
+
+def test_a_veto_that_is_not_a_veto_inside_is_a_bad_verdict() -> None:
+    forged = [
+        Veto.model_construct(reason=None),
+        Veto.model_construct(),
+        Veto.model_construct(reason=7),
+    ]
+    for verdict in forged:  # built without validation, in the validator or on the way
+        ask = RayValidators("ns")
+        ask._actors[("judge", 0)] = _Replica(verdict)
+        with pytest.raises(ValidatorFailedError) as failed:
+            asyncio.run(ask("judge", 1, "PromiseMade", b"{}", 1.0, ("t" * 32, "")))
+        assert (failed.value.failure, failed.value.validator) == ("bad_verdict", "judge")
+    ask = RayValidators("ns")
+    ask._actors[("judge", 0)] = _Replica(Veto(reason="no"))
+    assert asyncio.run(ask("judge", 1, "PromiseMade", b"{}", 1.0, ("t" * 32, ""))) == Veto(
+        reason="no"
+    )

@@ -208,3 +208,26 @@ def test_a_gated_write_after_a_failed_batch_is_still_validated(
     [[vetoed]] = submit(core, ask, tmp_path, [[call("quote", 99)]])
     assert isinstance(vetoed.error, VetoedError) and [e.price for e in ask.shown] == [99]
     assert core.version == 0 and committed_events(tmp_path) == []
+
+
+def test_a_gated_write_whose_check_fails_once_is_refused_not_let_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate_quotes(tmp_path)
+    core = ResourceCore(Quotes(), "quotes", tmp_path)
+    core.needs_recovery = True  # as after a failed batch
+    recover, failures = core.log.open_incarnation, [StorageError("store busy")]
+
+    def once_down(*args: Any, **kwargs: Any) -> Any:  # a blip: down once, then back
+        if failures:
+            raise failures.pop()
+        return recover(*args, **kwargs)
+
+    monkeypatch.setattr(core.log, "open_incarnation", once_down)
+    ask = Validator(core, vetoed=(99,))
+    [[refused]] = submit(core, ask, tmp_path, [[call("quote", 99, key="k")]])
+    assert isinstance(refused.error, StorageError) and failures == []
+    assert core.version == 0 and committed_events(tmp_path) == [] and ask.shown == []
+    [[vetoed]] = submit(core, ask, tmp_path, [[call("quote", 99, key="k")]])  # sent again
+    assert isinstance(vetoed.error, VetoedError) and [e.price for e in ask.shown] == [99]
+    assert core.version == 0 and committed_events(tmp_path) == []

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from policies import (
     Latency,
     OnTimeout,
+    PolicyFileError,
     PolicyTypeError,
     PolicyValueError,
     UnknownPolicyKeyError,
@@ -69,6 +70,43 @@ def test_a_bad_rule_is_a_typed_error_naming_where(rule: str, error: type, where:
     with pytest.raises(error) as raised:
         load_policies(f"visibility:\n  X: {rule}\n")
     assert raised.value.path == f"visibility.{where}"
+
+
+GIVEN_TWICE = """
+visibility:
+  PromiseMade: {notify: [pricing], latency: within_transaction, deadline: 1s}
+  PromiseMade: {notify: [support], latency: immediate}
+"""
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("text", "where", "line"),
+    [
+        (GIVEN_TWICE, "visibility.PromiseMade", 4),  # else the gated rule is silently lost
+        ("visibility:\n  X: {notify: [a], latency: immediate, latency: within_transaction}\n",
+         "visibility.X.latency", 2),
+        ("visibility: {}\nretry: {max_attempts: 2}\nvisibility: {}\n", "visibility", 3),
+        ("budgets:\n  - {scope: run, cap: 1, cap: 2}\n", "budgets[0].cap", 2),
+    ],
+)  # fmt: skip
+def test_a_key_given_twice_is_refused_naming_where(text: str, where: str, line: int) -> None:
+    with pytest.raises(PolicyValueError) as raised:
+        load_policies(text)
+    problem = f"given twice (again on line {line})"
+    assert (raised.value.path, raised.value.problem) == (where, problem)
+
+
+@pytest.mark.timeout(30)
+def test_a_huge_or_deeply_nested_file_is_a_typed_error() -> None:
+    with pytest.raises(PolicyFileError) as deep:
+        load_policies("visibility: " + "[" * 5000 + "]" * 5000)
+    assert (type(deep.value), deep.value.path) == (PolicyFileError, "")
+    laughs = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]  # 10**30 names, once expanded
+    laughs += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 30)]
+    with pytest.raises(PolicyTypeError) as bomb:  # checked once per node, not per alias
+        load_policies("visibility:\n  " + "\n  ".join(laughs))
+    assert bomb.value.path == "visibility.a0"
 
 
 def test_an_event_type_must_be_a_class_name() -> None:

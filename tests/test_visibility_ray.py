@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import ray
 from backends import any_system as any_system
-from visibility_for_tests import Crashy, Deaf, Liar, Listener, Pricing, Shop, Slow
+from visibility_for_tests import Crashy, Deaf, Liar, Listener, Pricing, Shop, Slow, Stuck
 
 from actors import Subscriptions, System, Visibility
 from policies import Latency, OnTimeout, VisibilityPolicy, VisibilityRule
@@ -68,6 +68,25 @@ def test_a_validator_without_a_verdict_follows_each_rule(
     Visibility.enforce(system, gated("judge", on_timeout=OnTimeout.ALLOW))
     assert shop.promise("A", 10) == 1
     assert [r.reason for r in system.log("shop").rejections()] == ["validator_failed"]
+
+
+@pytest.mark.parametrize("placement", ["dedicated", "pooled"])
+def test_validator_runs_past_their_deadline_end_and_leave_the_agent_answering(
+    system: System, placement: str
+) -> None:
+    shop = system.resource(Shop, name="shop")
+    system.agent(Stuck, name="judge", placement=placement)
+    rule = VisibilityRule(
+        notify=("judge",), latency=Latency.WITHIN_TRANSACTION,
+        deadline=timedelta(milliseconds=300),
+    )  # fmt: skip
+    Visibility.enforce(system, VisibilityPolicy(rules={"PromiseMade": rule}))
+    for _ in range(20):  # more runs than a replica has control calls (16)
+        with pytest.raises(ValidatorFailedError) as failed:
+            shop.promise("stuck", 1)
+        assert (failed.value.failure, failed.value.validator) == ("timeout", "judge")
+    assert shop.promise("A", 1) == 1  # its verdicts on other writes still come in time
+    assert shop.promises() == 1
 
 
 def test_a_killed_validator_is_a_typed_failure_and_the_rules_survive_a_restart(

@@ -120,3 +120,13 @@ class Listener(Agent):
     @subscribe(PriceChanged)
     async def heard(self, event: PriceChanged) -> None:
         await self.resource("shop").note(f"{event.sku} now {event.price}")
+
+
+class Stuck(Agent):
+    """Never answers on the sku ``stuck`` (a validator wedged by one input); allows the rest."""
+
+    @validate(PromiseMade)
+    async def check(self, event: PromiseMade) -> Veto | None:
+        if event.sku == "stuck":
+            await asyncio.Event().wait()
+        return None

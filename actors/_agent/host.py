@@ -198,19 +198,22 @@ class AgentHost:
 
     @ray.method(concurrency_group=CONTROL_GROUP)
     async def validate_event(
-        self, event_type: str, payload: bytes, trace: Any = None
+        self, event_type: str, payload: bytes, trace: Any = None, deadline_s: Any = None
     ) -> Veto | None:
         """This agent's ``@validate`` answer (a ``Veto``, or None) on an event a write would
         emit (a resource's call, before the write commits, with the write's trace id and
-        span id; docs/visibility.md).
+        span id, and the rule's deadline, past which the run is cancelled;
+        docs/visibility.md).
 
         Raises:
             UnknownEventTypeError: no validator of ``event_type``.
             MalformedEventError: ``payload`` is not that event as JSON.
-            InvalidArgumentError: ``trace`` is not a (trace id, span id) pair.
+            InvalidArgumentError: ``trace`` is not a (trace id, span id) pair, or
+                ``deadline_s`` is not a positive number of seconds.
+            ValidatorFailedError: no verdict within ``deadline_s`` (``timeout``).
         """
         where = f"agent {self._runtime.name}"
-        return await run_validator(self._agent, where, event_type, payload, trace)
+        return await run_validator(self._agent, where, event_type, payload, trace, deadline_s)
 
     @ray.method(concurrency_group=CONTROL_GROUP)
     async def event_types(self) -> dict[str, list[str]]:

@@ -173,19 +173,22 @@ class PoolHost:
 
     @ray.method(concurrency_group=CONTROL_GROUP)
     async def validate_event(
-        self, key: str, event_type: str, payload: bytes, trace: Any = None
-    ) -> Veto | None:
+        self, key: str, event_type: str, payload: bytes, trace: Any = None,
+        deadline_s: Any = None,
+    ) -> Veto | None:  # fmt: skip
         """Agent ``key``'s ``@validate`` answer, in the control group and outside its
         mailbox: a validator never waits behind the agent's own calls (one of which may be
-        the write it validates).
+        the write it validates). It is cancelled past ``deadline_s``: the host's control
+        calls are shared by all its agents, and one agent's wedged validator must not
+        hold them.
 
         Raises:
             AgentGoneError: the agent is not on this host.
-            UnknownEventTypeError, MalformedEventError, InvalidArgumentError: as a
-                dedicated replica's ``validate_event``.
+            UnknownEventTypeError, MalformedEventError, InvalidArgumentError,
+                ValidatorFailedError: as a dedicated replica's ``validate_event``.
         """
         validate: Any = self._cell(key).validate_event  # a plain method here, not a remote one
-        verdict: Veto | None = await validate(event_type, payload, trace)
+        verdict: Veto | None = await validate(event_type, payload, trace, deadline_s)
         return verdict
 
     @ray.method(concurrency_group=CONTROL_GROUP)

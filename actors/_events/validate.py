@@ -12,9 +12,11 @@ one it validates, and the validator would miss its deadline).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import math
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -26,6 +28,7 @@ from runtime import (
     InvalidArgumentError,
     MalformedEventError,
     UnknownEventTypeError,
+    ValidatorFailedError,
     new_span_id,
     span,
 )
@@ -109,17 +112,23 @@ def validators(cls: type) -> dict[str, Validator]:
 
 
 async def run_validator(
-    agent: Any, where: str, event_type: str, payload: bytes, trace: Any = None
-) -> Veto | None:
+    agent: Any, where: str, event_type: str, payload: bytes, trace: Any = None,
+    deadline_s: Any = None,
+) -> Veto | None:  # fmt: skip
     """Run ``agent``'s validator of ``event_type`` on the JSON ``payload``: its
     ``Veto``, or None (it allows). ``trace`` is the write's (trace id, span id): the run
     is a span ``agentcast.validate <type>``, a child of the write's span, with the verdict.
+    ``deadline_s`` is the rule's deadline: the run is cancelled once it is past (None:
+    not bounded), so a validator the resource gave up on does not run on, holding one
+    of the replica's few control calls, until none is left for its next verdicts.
 
     Raises:
         UnknownEventTypeError: the agent has no validator of that type (a forged or
             misrouted call).
         MalformedEventError: the payload does not validate as the validator's model.
-        InvalidArgumentError: ``trace`` is not a (trace id, span id or "") pair.
+        InvalidArgumentError: ``trace`` is not a (trace id, span id or "") pair, or
+            ``deadline_s`` is not a positive number of seconds.
+        ValidatorFailedError: the run was cancelled at ``deadline_s`` (``timeout``).
         Exception: whatever the validator raised; the resource applies ``on_timeout``.
     """
     spec = validators(type(agent)).get(event_type) if isinstance(event_type, str) else None
@@ -133,10 +142,30 @@ async def run_validator(
         raise MalformedEventError(event_type, str(error)[:500]) from error
     attributes = {"agentcast.event_type": event_type, "agentcast.validator": where}
     name = f"agentcast.validate {event_type}"
+    bound = _deadline(deadline_s)
     with span(name, envelope=_parent(trace), attributes=attributes) as run:
-        verdict: Veto | None = await spec.fn(agent, event)
+        verdict = await _bounded(spec.fn(agent, event), bound, event_type, where)
         run.set_attribute("agentcast.verdict", _verdict_text(verdict))
     return verdict  # anything else is the resource's to judge: a ``bad_verdict`` failure
+
+
+async def _bounded(
+    run: Awaitable[Veto | None], bound: float | None, event_type: str, where: str
+) -> Veto | None:
+    """What ``run`` answers, cancelling it at ``bound`` seconds (None: not bounded).
+
+    Raises:
+        ValidatorFailedError: cancelled at ``bound`` (``timeout``).
+        Exception: whatever the validator raised, its own ``TimeoutError`` included.
+    """
+    try:
+        async with asyncio.timeout(bound) as within:
+            return await run
+    except TimeoutError:
+        if not within.expired():
+            raise  # the validator's own: it raised
+        past = f"no verdict within {bound}s"
+        raise ValidatorFailedError("", event_type, where, "timeout", past) from None
 
 
 def _parent(trace: Any) -> Envelope | None:
@@ -155,6 +184,19 @@ def _parent(trace: Any) -> Envelope | None:
     if not (isinstance(span_id, str) and _SPAN_ID.match(span_id)):
         raise InvalidArgumentError(f"a span id is 16 hex digits or '', not {span_id!r}"[:300])
     return Envelope(trace_id=trace_id, span_id=span_id or new_span_id())
+
+
+def _deadline(deadline_s: Any) -> float | None:
+    """The run's bound in seconds (None: not bounded).
+
+    Raises:
+        InvalidArgumentError: not None or a positive, finite number.
+    """
+    if deadline_s is None:
+        return None
+    if type(deadline_s) not in (int, float) or not 0 < deadline_s < math.inf:
+        raise InvalidArgumentError(f"a deadline is seconds > 0, not {deadline_s!r}"[:300])
+    return float(deadline_s)
 
 
 def _verdict_text(verdict: Any) -> str:

@@ -4,7 +4,7 @@ runs the validator in its control group, beside the agent's mailbox, never behin
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 import ray
 
@@ -32,18 +32,18 @@ class RayValidators:
                 actor = await self._actor(agent, i, fresh)
                 if actor is None:
                     break
-                try:  # the gate bounds the whole question by the rule's deadline
-                    verdict = await actor.validate_event.remote(event_type, payload, trace)
+                try:  # the gate bounds the question, the replica its run: both by the deadline
+                    asked = actor.validate_event.remote(event_type, payload, trace, deadline_s)
+                    verdict = await asked
                 except ray.exceptions.RayActorError as error:
                     failure = ("died", str(error).splitlines()[0][:300])
                     continue
                 except Exception as error:
-                    detail = f"{type(error).__name__}: {str(error).splitlines()[-1][:300]}"
-                    raise ValidatorFailedError("", event_type, agent, "raised", detail) from error
-                if verdict is not None and not isinstance(verdict, Veto):
-                    bad = type(verdict).__name__
-                    raise ValidatorFailedError("", event_type, agent, "bad_verdict", bad)
-                return verdict
+                    raise _failed(event_type, agent, error) from error
+                if verdict is None or _a_veto(verdict):
+                    return verdict
+                bad = type(verdict).__name__
+                raise ValidatorFailedError("", event_type, agent, "bad_verdict", bad)
         raise ValidatorFailedError("", event_type, agent, *failure)
 
     async def _actor(self, agent: str, replica: int, fresh: bool) -> Any:
@@ -56,6 +56,23 @@ class RayValidators:
                 return None
             self._actors[key] = found
         return self._actors[key]
+
+
+def _a_veto(verdict: Any) -> TypeGuard[Veto]:
+    """A ``Veto`` with a reason: one built without validation (``model_construct``)
+    may lack it, and the gate, reading it, would fail the whole submit untyped."""
+    return isinstance(verdict, Veto) and isinstance(getattr(verdict, "reason", None), str)
+
+
+def _failed(event_type: str, agent: str, error: Exception) -> ValidatorFailedError:
+    """The failure of a validator's run that ended in ``error``: ``timeout`` if the
+    replica cancelled it at the deadline (the gate's own bound is usually first),
+    else ``raised``."""
+    cause = getattr(error, "cause", error)  # a ``RayTaskError`` carries the run's error
+    if isinstance(cause, ValidatorFailedError) and cause.failure == "timeout":
+        return ValidatorFailedError("", event_type, agent, "timeout", cause.detail)
+    detail = f"{type(error).__name__}: {str(error).splitlines()[-1][:300]}"
+    return ValidatorFailedError("", event_type, agent, "raised", detail)
 
 
 async def _replica(namespace: str, agent: str, replica: int) -> Any:

@@ -217,7 +217,13 @@ class ResourceCore:
         method is not run again. The state is left as committed (reads during a
         validation see it). The events the call would emit; none for a call refused
         before its method runs or answered as a duplicate (nothing is kept: the applier
-        refuses or answers it the same way, and logs it)."""
+        refuses or answers it the same way, and logs it).
+
+        Raises:
+            StorageError, FencedError: the checks before the method could not be made
+                (a store failed): the call must not apply, since the applier, on a
+                retry that succeeds, would run it with no validator asked.
+        """
         if call.malformed is not None or self._fenced is not None:
             return []
         try:
@@ -228,8 +234,13 @@ class ResourceCore:
                 return []
             mark = self._trust.believed(writer, call.provenance)
             op = self._admit(call, writer, mark)
-        except Exception:
+        except Refused:  # the applier refuses it the same way, on the same state
             return []
+        except (StorageError, FencedError):
+            raise
+        except Exception as error:
+            why = f"{self.name}: checking a gated write failed: {describe_error(error)}"
+            raise StorageError(why) from error
         finally:
             self._lease_fences.discard()  # ``_admit`` noted the call's lease tokens
         try:

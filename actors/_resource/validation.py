@@ -40,6 +40,7 @@ from policies import OnTimeout, VisibilityPolicy
 from runtime import (
     Clock,
     DatabaseErrors,
+    FencedError,
     Location,
     StorageError,
     ValidatorFailedError,
@@ -241,7 +242,9 @@ class Gate:
         pending: Callable[[list[WriteCall]], Any],
     ) -> list[WriteResult[Any]]:  # fmt: skip
         """Apply ``calls`` through ``applier``; those that would emit a gated event one
-        at a time under the held applier, each after its validators' verdicts.
+        at a time under the held applier, each after its validators' verdicts. A call
+        whose checks could not be made (``ResourceCore.stage`` raised) gets that error
+        and is not applied: the applier would otherwise run it unvalidated.
 
         Raises:
             StorageError: unreadable rules, or a refusal that could not be logged.
@@ -253,9 +256,12 @@ class Gate:
         async with applier.held() as apply_alone:
             for call in calls:  # each judged on the state the one before it left
                 core = open_core()  # a failed batch may have dropped the last one
-                events = [
-                    (name, payload) for name, payload, *_ in core.stage(call) if name in rules
-                ]
+                try:
+                    staged = core.stage(call)
+                except (StorageError, FencedError) as error:  # unchecked: not applied
+                    results.append(WriteResult(core.version, error=error))
+                    continue
+                events = [(name, payload) for name, payload, *_ in staged if name in rules]
                 refusal = await self._verdicts(rules, events, call, core._clock) if events else None
                 if refusal is None:
                     results.extend(apply_alone(pending([call])))
