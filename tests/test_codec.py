@@ -9,9 +9,11 @@ import pytest
 from pydantic import BaseModel
 
 from runtime import InvalidArgumentError, decode, encode
-from runtime._memory import LARGE_BLOCK
 
 pytestmark = pytest.mark.timeout(60)
+
+MAPPED_ON_ITS_OWN = 128 * 1024
+"""The blocks a state actor maps on their own (``runtime.fix_mmap_threshold``)."""
 
 
 class Order(BaseModel):
@@ -35,9 +37,9 @@ def _largest_block_while(call: Callable[[], object]) -> int:
     "value", [7, "sku-1", {"mug": 3}, [1, [2, {"k": b"v"}]], Order(sku="a", qty=1)]
 )
 def test_encoding_a_small_value_takes_no_block_a_state_actor_would_map(value: object) -> None:
-    # State actors map every block of LARGE_BLOCK or more on its own (fix_mmap_threshold):
+    # State actors map every block of MAPPED_ON_ITS_OWN or more on its own:
     # a packer that starts that large maps and unmaps it on every write's encodings.
-    assert _largest_block_while(lambda: encode(value)) < LARGE_BLOCK // 8
+    assert _largest_block_while(lambda: encode(value)) < MAPPED_ON_ITS_OWN // 8
 
 
 def test_values_larger_than_the_first_buffer_round_trip_exactly() -> None:
