@@ -21,11 +21,10 @@ class EventsPolicy:
             unreachable) is tried again, doubled per failure up to ``max_backoff``.
             Default 100 ms.
         max_backoff: the longest wait between retries of one partition. Default 5 s.
-        delivery_timeout: how long a delivery call is waited for before the group's
-            replicas are looked up again: the call is waited for again while the
-            partition still maps to its replica (sent again, it would queue behind
-            itself and run the handlers twice), else the batch goes to the new pick.
-            Default 60 s.
+        delivery_timeout: how long a delivery call runs before it is shown and
+            counted as slow; it is never sent again while it may still run (it would
+            run the batch's handlers twice, or on two replicas at once), only once it
+            fails. Default 60 s.
         retention: events are kept at least this long after their write committed,
             and until every consumer group's checkpoint passed them. Default 1 day.
         trim_every: how often the dispatcher asks resources to delete events under the

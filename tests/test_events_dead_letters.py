@@ -442,7 +442,7 @@ def test_a_failure_that_cannot_be_stored_is_retried_after_the_backoff(
             task.cancel()
         core = host._open()
         core.register("g", ["Restocked"])
-        host._routes._replicas["g"] = [("agent:g:0", _FailingReplica())]
+        host._routes._replicas["g"] = [_FailingReplica()]
         monkeypatch.setattr(module, statement, "INSERT INTO no_such_table VALUES(?)")
         return await host._deliver("g", "stock", core.pending("g", "stock")), core
 

@@ -197,7 +197,7 @@ class EventsHost:
         """
         dead = self._open().dead
         letter = dead.get(group, event_id)
-        _, replica = await self._routes.pick(group, letter.record.resource)
+        replica = await self._routes.pick(group, letter.record.resource)
         sent = replica.deliver.remote(on_the_wire(letter))
         report = await asyncio.wait_for(future_of(sent), self._timeout_s)
         return dead.settle(letter, DeliveryReport.from_wire(report), self._clock.now())
@@ -320,10 +320,10 @@ class EventsHost:
         and, if a full batch went out, the batch after it, read while it was out."""
         key, ahead = (group, resource), None
         try:
-            name, replica = await self._routes.pick(group, resource)
+            replica = await self._routes.pick(group, resource)
             sent = replica.deliver.remote(pending.wire)
             ahead = self._read_ahead(group, resource, pending)
-            answer = await self._routes.answer(group, resource, name, sent, lambda: self._slow(key))
+            answer = await self._routes.answer(group, sent, lambda: self._slow(key))
             report = DeliveryReport.from_wire(answer)  # a malformed one: a broken replica
         except Exception as error:
             self._routes.forget(group)  # look the replicas up again
@@ -370,8 +370,8 @@ class EventsHost:
         return False
 
     def _slow(self, key: tuple[str, str]) -> None:
-        """A delivery call of partition ``key`` outlasted ``delivery_timeout`` on the
-        replica it still maps to: shown, counted, and waited for (``ReplicaRoutes``)."""
+        """A delivery call of partition ``key`` outlasted ``delivery_timeout``: shown,
+        counted, and waited for (``ReplicaRoutes``)."""
         self._errors[key] = f"slow: a batch out for more than {self._timeout_s:g} s"
         self._tally.failed(*key, "slow")
 

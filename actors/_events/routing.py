@@ -1,13 +1,15 @@
 """Which replica of a consumer group takes a resource's events, and waiting for the
 answer to a delivery call.
 
-A partition maps to one live replica (a stable pick by the resource's name), so one
-partition is never handled by two at once. A call not answered within
-``delivery_timeout`` is not sent again to the replica it is still running on: a second
-call would queue behind the first (a replica runs its calls in turn), run the batch's
-handlers twice, and a batch that takes longer than the timeout would never be done. The
-replicas are looked up again instead; the call is waited for while the partition still
-maps to its replica, and the batch goes to the new pick only once it maps elsewhere.
+A partition maps to one live replica (a stable pick by the resource's name), and it has
+one delivery call out at a time: it is never handled by two replicas at once, nor twice
+by one. So a call not answered within ``delivery_timeout`` is not sent again, to the
+replica it runs on (the second call would queue behind the first, run the batch's
+handlers twice, and a batch longer than the timeout would never be done) nor to another
+(a scaled group may map the partition elsewhere now: two replicas would run its events at
+once, out of order). It is waited for until it answers or fails, shown as slow
+meanwhile; a replica that dies fails its calls (Ray resolves them with an actor error),
+and the batch then goes to whichever replica the partition maps to.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from runtime import ConfigurationError
 
 from .._agent.group import replicas_of
 
-_Replicas = list[tuple[str, Any]]  # (actor name, replica), sorted by name
+_Replicas = list[Any]  # the replicas' actors, sorted by their names
 
 
 def future_of(ref: Any) -> asyncio.Future[Any]:
@@ -49,8 +51,8 @@ class ReplicaRoutes:
         """Look ``group``'s replicas up again at the next pick."""
         self._replicas.pop(group, None)
 
-    async def pick(self, group: str, resource: str) -> tuple[str, Any]:
-        """The replica of ``group`` that takes ``resource``'s events, and its name. The
+    async def pick(self, group: str, resource: str) -> Any:
+        """The replica of ``group`` that takes ``resource``'s events. The
         look-up asks the GCS and waits for pooled hosts Ray is restarting: on a thread,
         so the other partitions' deliveries go on meanwhile.
 
@@ -60,23 +62,18 @@ class ReplicaRoutes:
         replicas = self._replicas.get(group)
         if replicas is None:
             found = await asyncio.to_thread(replicas_of, self._namespace, group)
-            replicas = self._replicas[group] = [(name, found[name]) for name in sorted(found)]
+            replicas = self._replicas[group] = [found[name] for name in sorted(found)]
         if not replicas:
             self._replicas.pop(group, None)
             raise ConfigurationError(f"no live replica of {group!r}")
         return replicas[zlib.crc32(resource.encode()) % len(replicas)]
 
-    async def answer(
-        self, group: str, resource: str, name: str, sent: Any, slow: Callable[[], None]
-    ) -> Any:
-        """The answer to ``sent``, a delivery call to replica ``name``; past each
-        timeout ``slow()`` is called and the call is waited for again while the
-        partition still maps to ``name``.
+    async def answer(self, group: str, sent: Any, slow: Callable[[], None]) -> Any:
+        """The answer to ``sent``, a delivery call of a partition of ``group``; past each
+        timeout ``slow()`` is called, the group's replicas are looked up afresh for the
+        next pick, and the call is waited for again.
 
         Raises:
-            TimeoutError: no answer in time, and the partition maps to another replica
-                now (the batch goes there).
-            ConfigurationError: no answer in time, and no replica of the group is left.
             Exception: whatever the call raised (the replica died, a Ray error).
         """
         while True:
@@ -84,6 +81,4 @@ class ReplicaRoutes:
                 return await asyncio.wait_for(future_of(sent), self._timeout_s)
             except TimeoutError:
                 self.forget(group)
-                if (await self.pick(group, resource))[0] != name:
-                    raise
                 slow()
