@@ -485,3 +485,19 @@ def test_a_group_registered_with_a_string_of_types_is_refused(tmp_path: Path) ->
         with pytest.raises(ConfigurationError):  # a string is not its letters
             core.register("all", types)  # type: ignore[arg-type]
     assert (core.groups, DispatchCore(tmp_path).groups) == ({}, {})
+
+
+@pytest.mark.timeout(60)
+def test_the_lag_of_a_resource_that_cannot_be_read_now_is_the_last_one_read(
+    store_root: Location,
+) -> None:
+    stock = ResourceCore(Stock(), "stock", store_root)
+    write(stock, "restock", "A", 1)
+    write(stock, "restock", "B", 1)
+    core = DispatchCore(store_root)
+    core.register("all", ["Restocked"])
+    assert [(lag.resource, lag.lag) for lag in core.lags(["stock"])] == [("stock", 2)]
+    core._logs["stock"]._conn.close()  # as a server restart or a cut session leaves it
+    assert [(lag.resource, lag.lag) for lag in core.lags(["stock"])] == [("stock", 2)]
+    write(stock, "restock", "C", 1)  # read again on a new connection
+    assert [(lag.resource, lag.lag) for lag in core.lags(["stock"])] == [("stock", 3)]

@@ -107,6 +107,7 @@ class DispatchCore:
         # Replays per partition by this incarnation (a batch of an earlier one is gone):
         # a checkpoint alone cannot tell a batch read before a replay to that very number.
         self._replays: dict[tuple[str, str], int] = {}
+        self._newest_seen: dict[str, int] = {}  # per resource, for the lags (``lags``)
 
     def close(self) -> None:
         """Flush the checkpoints moved since the last flush, then close the files."""
@@ -179,6 +180,17 @@ class DispatchCore:
         except StorageError:
             self._drop(resource)
             return 0
+
+    def _lag_newest(self, resource: str) -> int:
+        """``last_seq`` for a lag: while the store cannot be read, the newest number read
+        before (0 would show every group caught up on a resource nobody can read)."""
+        try:
+            newest = self._log(resource).last_seq()
+        except StorageError:
+            self._drop(resource)
+            return self._newest_seen.get(resource, 0)
+        self._newest_seen[resource] = newest
+        return newest
 
     def position(self, group: str, resource: str) -> int:
         """``group``'s checkpoint on ``resource`` (in memory: moved, maybe not flushed)."""
@@ -379,7 +391,7 @@ class DispatchCore:
         ``resources`` if given (the dispatcher's list), else on every resource file."""
         checkpoints = self._positions
         resources = self.resources() if resources is None else resources
-        newest = {resource: self.last_seq(resource) for resource in resources}  # one read each
+        newest = {resource: self._lag_newest(resource) for resource in resources}  # one read each
         return [
             Lag(group, resource, checkpoints.get((group, resource), 0), newest[resource])
             for group in sorted(self.groups)
