@@ -20,7 +20,8 @@ from waiting import wait_until
 
 from actors import Subscriptions, System
 from actors._events.catchup import CheckpointWatch, check_wait
-from actors._events.core import DispatchCore, Lag
+from actors._events.core import DispatchCore
+from actors._events.partition import Lag
 from actors.lowlevel import ResourceCore, WriteCall
 from runtime import ConfigurationError, InvalidArgumentError, encode, lookup
 

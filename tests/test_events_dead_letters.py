@@ -25,8 +25,9 @@ from pydantic import BaseModel
 
 from actors._agent.task import current_task
 from actors._events import checkpoints, dead_letters
-from actors._events.core import DispatchCore, Pending
+from actors._events.core import DispatchCore
 from actors._events.dead_letters import after_failure
+from actors._events.partition import Pending
 from actors._events.subscribe import DeliveryReport, Subscription, deliver
 from actors.lowlevel import DeadLetter, EventRecord, EventsHost, ResourceCore, WriteCall
 from policies import EventsPolicy

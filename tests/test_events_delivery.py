@@ -20,7 +20,8 @@ from pydantic import BaseModel
 
 from actors import subscribe
 from actors._agent.task import current_task
-from actors._events.core import DispatchCore, Pending
+from actors._events.core import DispatchCore
+from actors._events.partition import Pending
 from actors._events.store import events_path, trim_file
 from actors._events.subscribe import Subscription, deliver, subscriptions
 from actors._events.wire import EventBatch

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from actors._events import tally
-from actors._events.core import Lag
+from actors._events.partition import Lag
 from runtime import KeptGauge
 from runtime.testing import FakeClock
 

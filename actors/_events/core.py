@@ -22,8 +22,6 @@ event), so a restarted dispatcher goes on counting where the last one stopped.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from policies import EventsPolicy
@@ -39,6 +37,7 @@ from runtime import (
 
 from .checkpoints import CheckpointStore
 from .dead_letters import DeadLetter, DeadLetterStore
+from .partition import Lag, Pending
 from .store import EventLog, EventRecord
 from .wire import EventBatch
 
@@ -47,43 +46,6 @@ _Read = tuple[list[EventRecord], list[Any]]  # the records, and their wire form
 
 def _none(resource: str) -> _Read:
     return [], EventBatch.of(resource, []).wire()
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """What one partition has to deliver now.
-
-    Attributes:
-        after: the checkpoint the events were read after.
-        events: up to ``max_in_flight`` events of the group's types, in order.
-        upto: the checkpoint once ``events`` are done: the last of them, or, when fewer
-            than a full batch matched, the newest sequence number seen (the events of
-            other types in between are passed with them).
-        wire: ``events`` as the replica's ``deliver`` takes them (``EventBatch.wire()``),
-            built once per shared read.
-        replays: how many replays of the partition came before the read: a report on a
-            batch read before the latest replay moves nothing (``acked``).
-    """
-
-    after: int
-    events: list[EventRecord]
-    upto: int
-    wire: Sequence[Any] = ()
-    replays: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Lag:
-    """One partition's position: ``lag`` events committed past ``checkpoint``."""
-
-    group: str
-    resource: str
-    checkpoint: int
-    last_seq: int
-
-    @property
-    def lag(self) -> int:
-        return max(self.last_seq - self.checkpoint, 0)
 
 
 class DispatchCore:
@@ -172,25 +134,27 @@ class DispatchCore:
             with contextlib.suppress(Exception):
                 log.close()
 
-    def last_seq(self, resource: str) -> int:
-        """The newest event number of ``resource`` (0 if it has none, no store yet, or
-        cannot be read now: nothing then moves past what was read before)."""
-        try:
-            return self._log(resource).last_seq()
-        except StorageError:
-            self._drop(resource)
-            return 0
+    def newest(self, resource: str) -> int:
+        """The newest event number of ``resource``, read now (0 if it has none).
 
-    def _lag_newest(self, resource: str) -> int:
-        """``last_seq`` for a lag: while the store cannot be read, the newest number read
-        before (0 would show every group caught up on a resource nobody can read)."""
+        Raises:
+            StorageError: it cannot be read now (the next read opens a new connection:
+                a PostgreSQL session may have been cut).
+        """
         try:
-            newest = self._log(resource).last_seq()
+            self._newest_seen[resource] = self._log(resource).last_seq()
         except StorageError:
             self._drop(resource)
-            return self._newest_seen.get(resource, 0)
-        self._newest_seen[resource] = newest
-        return newest
+            raise
+        return self._newest_seen[resource]
+
+    def last_seq(self, resource: str) -> int:
+        """``newest``, or 0 if it cannot be read now: nothing then moves past what was
+        read before. For a lag, the newest number read before (``lags``): 0 there would
+        show every group caught up on a resource nobody can read."""
+        with contextlib.suppress(StorageError):
+            return self.newest(resource)
+        return 0
 
     def position(self, group: str, resource: str) -> int:
         """``group``'s checkpoint on ``resource`` (in memory: moved, maybe not flushed)."""
@@ -364,12 +328,7 @@ class DispatchCore:
                 raise ConfigurationError(f"cannot rewind {group!r} on {resource!r} to {to!r}")
         if type(resource) is not str or resource not in self.resources():
             raise ConfigurationError(f"cannot replay {resource!r}: no such resource")
-        try:
-            newest = self._log(resource).last_seq()
-        except StorageError:
-            self._drop(resource)
-            raise
-        if to > newest:
+        if to > (newest := self.newest(resource)):
             raise ConfigurationError(
                 f"cannot replay {resource!r} after {to}: the newest event of {resource!r} is "
                 f"{newest}, and a checkpoint past it would pass the events committed next"
@@ -391,7 +350,8 @@ class DispatchCore:
         ``resources`` if given (the dispatcher's list), else on every resource file."""
         checkpoints = self._positions
         resources = self.resources() if resources is None else resources
-        newest = {resource: self._lag_newest(resource) for resource in resources}  # one read each
+        # One read each; a resource that cannot be read now: the newest read before.
+        newest = {r: self.last_seq(r) or self._newest_seen.get(r, 0) for r in resources}
         return [
             Lag(group, resource, checkpoints.get((group, resource), 0), newest[resource])
             for group in sorted(self.groups)

@@ -42,7 +42,8 @@ from .subscribe import DeliveryReport
 from .wire import EventBatch
 
 if TYPE_CHECKING:
-    from .core import DispatchCore, Pending
+    from .core import DispatchCore
+    from .partition import Pending
 
 # The key orders a group's letters by resource and event (the listing); the unique index
 # finds one by its event id (redelivery); the time index serves retention.

@@ -13,10 +13,10 @@ from ray.exceptions import GetTimeoutError, RayActorError
 from policies import EventsPolicy
 from runtime import get_or_spawn, lookup
 
-from .core import Lag
 from .dead_letters import DeadLetter
 from .host import EventsHost
 from .nudge import DISPATCHER as DISPATCHER
+from .partition import Lag
 from .subscribe import types_of
 
 _RETRY_S = 0.2  # between calls to a dispatcher Ray is restarting

@@ -33,9 +33,10 @@ from runtime import (
 )
 
 from .catchup import CheckpointWatch, check_wait
-from .core import DispatchCore, Lag, Pending
+from .core import DispatchCore
 from .dead_letters import DeadLetter, after_failure, on_the_wire
 from .nudge import check_nudge
+from .partition import Lag, Pending
 from .routing import ReplicaRoutes, future_of
 from .subscribe import DeliveryReport
 from .tally import DeliveryTally

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from runtime import Clock, RecordTimer, counter, gauge, histogram
 
-from .core import Lag
+from .partition import Lag
 from .store import EventRecord
 
 RECORD_EVERY_S = 1.0
