@@ -25,17 +25,22 @@ def parse_yaml(text: str) -> Any:
     """
     from ._yaml import PolicyFileError, PolicyValueError
 
+    loader = yaml.SafeLoader(text)  # as ``yaml.safe_load``, with a look at the nodes
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        repeated = None if root is None else _repeated_key(root, "", set())
+        root = loader.get_single_node()
+        if root is None:
+            return None
+        repeated = _repeated_key(root, "", set())
         if repeated is not None:
             path, line = repeated
             raise PolicyValueError(path, f"given twice (again on line {line})")
-        return yaml.safe_load(text)
+        return loader.construct_document(root)
     except yaml.YAMLError as exc:
         raise PolicyFileError("", f"not valid YAML: {exc}") from exc
     except RecursionError:  # the parser recurses once per level of nesting
         raise PolicyFileError("", "not a policy file: nested too deeply") from None
+    finally:
+        loader.dispose()
 
 
 def _repeated_key(node: yaml.Node, path: str, seen: set[int]) -> tuple[str, int] | None:
